@@ -1,0 +1,26 @@
+//! Timberline: a log store that speaks PostgreSQL.
+//!
+//! # Brief overview
+//! The modules follow the data flow of one log line:
+//!
+//! ```text
+//! ingest (HTTP, files) → wal (durable, group commit) → buffer (hot Arrow batches)
+//!   → segment (Parquet per tenant and hour) → catalog (one row per segment)
+//!   → query (`logs` TableProvider) → pgwire (PostgreSQL front end)
+//! ```
+//!
+//! [`server::Server`] wires them together; [`config::Config`] is the one configuration.
+
+pub mod bench;
+pub mod buffer;
+pub mod catalog;
+pub mod config;
+pub mod generate;
+pub mod ingest;
+pub mod model;
+pub mod pgwire;
+pub mod query;
+pub mod segment;
+pub mod server;
+pub mod store;
+pub mod wal;
