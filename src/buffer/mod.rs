@@ -1,0 +1,163 @@
+//! Hot buffer: the Arrow batches that are durable in the WAL but not yet in a segment.
+//!
+//! Every query reads it, so a row is visible the moment its ingest request is acknowledged. The
+//! WAL writer publishes into it in sequence order, which makes "everything up to sequence S" a
+//! prefix of the buffer: the flush takes such a prefix and retires exactly it.
+
+use std::sync::RwLock;
+use std::time::Instant;
+
+use datafusion::arrow::record_batch::RecordBatch;
+use tokio::sync::Notify;
+
+use crate::wal::WalSink;
+
+/// One durable batch waiting for its flush.
+#[derive(Debug, Clone)]
+pub struct HotBatch {
+    pub seq: u64,
+    pub batch: RecordBatch,
+    pub bytes: usize,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    batches: Vec<HotBatch>,
+    bytes: usize,
+    rows: usize,
+    oldest: Option<Instant>,
+}
+
+/// How full the buffer is, as told to shippers in `lag_hint`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pressure {
+    Normal,
+    Elevated,
+    Critical,
+}
+
+impl Pressure {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Pressure::Normal => "normal",
+            Pressure::Elevated => "elevated",
+            Pressure::Critical => "critical",
+        }
+    }
+}
+
+/// The hot buffer with its flush thresholds.
+#[derive(Debug)]
+pub struct HotBuffer {
+    inner: RwLock<Inner>,
+    /// Flush when this many bytes are buffered.
+    pub flush_bytes: usize,
+    /// Never hold more than this: reaching it forces a flush at once.
+    pub max_bytes: usize,
+    /// Woken whenever a threshold is crossed.
+    pub flush_wanted: Notify,
+}
+
+impl HotBuffer {
+    pub fn new(flush_bytes: usize, max_bytes: usize) -> HotBuffer {
+        HotBuffer {
+            inner: RwLock::new(Inner::default()),
+            flush_bytes: flush_bytes.min(max_bytes),
+            max_bytes,
+            flush_wanted: Notify::new(),
+        }
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Inner> {
+        self.inner.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Inner> {
+        self.inner.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Adds a durable batch.
+    pub fn push(&self, seq: u64, batch: RecordBatch) {
+        let bytes = batch.get_array_memory_size();
+        let rows = batch.num_rows();
+        let total = {
+            let mut g = self.write();
+            g.batches.push(HotBatch { seq, batch, bytes });
+            g.bytes += bytes;
+            g.rows += rows;
+            g.oldest.get_or_insert_with(Instant::now);
+            g.bytes
+        };
+        if total >= self.flush_bytes {
+            self.flush_wanted.notify_one();
+        }
+    }
+
+    /// Every buffered batch, for a query.
+    pub fn batches(&self) -> Vec<RecordBatch> {
+        self.read()
+            .batches
+            .iter()
+            .map(|b| b.batch.clone())
+            .collect()
+    }
+
+    /// The batches a flush takes now, with the highest sequence number among them.
+    pub fn freeze(&self) -> Option<(u64, Vec<RecordBatch>)> {
+        let g = self.read();
+        let last = g.batches.last()?.seq;
+        Some((last, g.batches.iter().map(|b| b.batch.clone()).collect()))
+    }
+
+    /// Drops every batch with sequence number ≤ `seq` (they now live in segments).
+    pub fn retire_through(&self, seq: u64) {
+        let mut g = self.write();
+        let keep = g.batches.partition_point(|b| b.seq <= seq);
+        let gone: Vec<HotBatch> = g.batches.drain(..keep).collect();
+        g.bytes -= gone.iter().map(|b| b.bytes).sum::<usize>();
+        g.rows -= gone.iter().map(|b| b.batch.num_rows()).sum::<usize>();
+        g.oldest = if g.batches.is_empty() {
+            None
+        } else {
+            Some(Instant::now())
+        };
+    }
+
+    /// Buffered bytes.
+    pub fn bytes(&self) -> usize {
+        self.read().bytes
+    }
+
+    /// Buffered rows.
+    pub fn rows(&self) -> usize {
+        self.read().rows
+    }
+
+    /// How long the oldest buffered batch has waited.
+    pub fn age(&self) -> std::time::Duration {
+        self.read().oldest.map(|t| t.elapsed()).unwrap_or_default()
+    }
+
+    /// How full the buffer is relative to its cap.
+    pub fn pressure(&self) -> Pressure {
+        let bytes = self.bytes();
+        if bytes >= self.max_bytes {
+            Pressure::Critical
+        } else if bytes >= self.max_bytes / 2 {
+            Pressure::Elevated
+        } else {
+            Pressure::Normal
+        }
+    }
+
+    /// True when new batches must wait: twice the cap means flushing cannot keep up.
+    pub fn is_full(&self) -> bool {
+        self.bytes() >= self.max_bytes.saturating_mul(2)
+    }
+}
+
+impl WalSink for HotBuffer {
+    fn publish(&self, seq: u64, batch: RecordBatch) {
+        self.push(seq, batch);
+    }
+}

@@ -1,0 +1,28 @@
+//! Segments: immutable Parquet files, one per tenant and hour of a flush, sorted by `ts`.
+
+mod paths;
+mod writer;
+
+use std::path::PathBuf;
+
+pub use paths::{segment_rel_path, SEGMENTS_DIR};
+pub use writer::{write_segments, writer_properties};
+
+/// Errors of writing or reading a segment.
+#[derive(Debug, thiserror::Error)]
+pub enum SegmentError {
+    #[error("segment I/O on {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("encoding segment {path}: {source}")]
+    Parquet {
+        path: PathBuf,
+        #[source]
+        source: datafusion::parquet::errors::ParquetError,
+    },
+    #[error("arranging rows for a segment: {0}")]
+    Arrow(#[from] datafusion::arrow::error::ArrowError),
+}

@@ -1,0 +1,138 @@
+//! Writes a flush's batches as one sorted, fsynced Parquet file per tenant and hour.
+
+use std::fs::File;
+use std::path::Path;
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, AsArray};
+use datafusion::arrow::compute::{
+    concat_batches, lexsort_to_indices, take_record_batch, SortColumn,
+};
+use datafusion::arrow::datatypes::TimestampMicrosecondType;
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::parquet::arrow::ArrowWriter;
+use datafusion::parquet::basic::{Compression, ZstdLevel};
+use datafusion::parquet::file::metadata::SortingColumn;
+use datafusion::parquet::file::properties::{EnabledStatistics, WriterProperties};
+use datafusion::parquet::schema::types::ColumnPath;
+
+use super::{segment_rel_path, SegmentError};
+use crate::catalog::SegmentMeta;
+use crate::model::{logs_schema, now_micros, ts_column};
+
+const HOUR: i64 = 3_600_000_000;
+
+/// Parquet settings of every segment: zstd, dictionaries on the label columns, page statistics
+/// and index, a bloom filter on `trace_id`, sorted by `ts`, small pages for fine page pruning.
+pub fn writer_properties() -> WriterProperties {
+    WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).unwrap_or_default()))
+        .set_dictionary_enabled(false)
+        .set_column_dictionary_enabled(ColumnPath::from("tenant"), true)
+        .set_column_dictionary_enabled(ColumnPath::from("service"), true)
+        .set_column_dictionary_enabled(ColumnPath::from("host"), true)
+        .set_column_dictionary_enabled(ColumnPath::from("level"), true)
+        .set_statistics_enabled(EnabledStatistics::Page)
+        .set_column_bloom_filter_enabled(ColumnPath::from("trace_id"), true)
+        .set_column_bloom_filter_fpp(ColumnPath::from("trace_id"), 0.01)
+        .set_sorting_columns(Some(vec![SortingColumn {
+            column_idx: ts_column() as i32,
+            descending: false,
+            nulls_first: false,
+        }]))
+        .set_max_row_group_row_count(Some(128 * 1024))
+        .set_data_page_row_count_limit(8 * 1024)
+        .build()
+}
+
+/// Writes `batches` (schema `logs`) as segments under `data_dir`, ids from `first_id` upward.
+/// Every file is fsynced and renamed into place before this returns.
+pub fn write_segments(
+    data_dir: &Path,
+    batches: &[RecordBatch],
+    first_id: u64,
+) -> Result<Vec<SegmentMeta>, SegmentError> {
+    if batches.is_empty() {
+        return Ok(Vec::new());
+    }
+    let all = concat_batches(&logs_schema(), batches)?;
+    if all.num_rows() == 0 {
+        return Ok(Vec::new());
+    }
+    let tenant_col = all.column_by_name("tenant").cloned();
+    let ts_col = all.column(ts_column()).clone();
+    let sort = vec![
+        SortColumn {
+            values: tenant_col.clone().unwrap_or_else(|| ts_col.clone()),
+            options: None,
+        },
+        SortColumn {
+            values: ts_col,
+            options: None,
+        },
+    ];
+    let order = lexsort_to_indices(&sort, None)?;
+    let sorted = take_record_batch(&all, &order)?;
+
+    let ts = sorted
+        .column(ts_column())
+        .as_primitive::<TimestampMicrosecondType>()
+        .clone();
+    let tenants = sorted.column(2).as_string::<i32>().clone();
+    let mut out = Vec::new();
+    let mut start = 0;
+    let mut id = first_id;
+    let n = sorted.num_rows();
+    for i in 1..=n {
+        let boundary = i == n
+            || tenants.value(i) != tenants.value(start)
+            || ts.value(i).div_euclid(HOUR) != ts.value(start).div_euclid(HOUR);
+        if boundary {
+            let part = sorted.slice(start, i - start);
+            let tenant = tenants.value(start).to_string();
+            let (min_ts, max_ts) = (ts.value(start), ts.value(i - 1));
+            let rel = segment_rel_path(&tenant, min_ts, id);
+            let bytes = write_file(&data_dir.join(&rel), &part)?;
+            out.push(SegmentMeta {
+                id,
+                tenant,
+                min_ts,
+                max_ts,
+                rows: part.num_rows() as u64,
+                bytes,
+                path: rel,
+                created_at: now_micros(),
+            });
+            id += 1;
+            start = i;
+        }
+    }
+    debug_assert!(ts.null_count() == 0);
+    Ok(out)
+}
+
+fn write_file(path: &Path, batch: &RecordBatch) -> Result<u64, SegmentError> {
+    let io = |source| SegmentError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(io)?;
+    let tmp = path.with_extension("parquet.tmp");
+    let file = File::create(&tmp).map_err(io)?;
+    let parquet = |source| SegmentError::Parquet {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut writer =
+        ArrowWriter::try_new(file, Arc::clone(&batch.schema()), Some(writer_properties()))
+            .map_err(parquet)?;
+    writer.write(batch).map_err(parquet)?;
+    let file = writer.into_inner().map_err(parquet)?;
+    file.sync_all().map_err(io)?;
+    let bytes = file.metadata().map_err(io)?.len();
+    drop(file);
+    std::fs::rename(&tmp, path).map_err(io)?;
+    crate::wal::sync_dir(dir).map_err(io)?;
+    Ok(bytes)
+}

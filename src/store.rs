@@ -1,0 +1,149 @@
+//! The live view of the data: cataloged segments plus the hot buffer, switched atomically.
+//!
+//! A query takes a [`Snapshot`] under the view lock's read side; a flush installs its new segments
+//! and retires the matching hot rows under the write side. So every query sees each row exactly
+//! once, before, during and after a flush.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+use datafusion::arrow::record_batch::RecordBatch;
+
+use crate::buffer::HotBuffer;
+use crate::catalog::{CatalogError, FileCatalog, SegmentMeta};
+use crate::segment::{write_segments, SegmentError, SEGMENTS_DIR};
+use crate::wal::{Wal, WalError};
+
+/// Errors of a flush.
+#[derive(Debug, thiserror::Error)]
+pub enum FlushError {
+    #[error(transparent)]
+    Segment(#[from] SegmentError),
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+    #[error(transparent)]
+    Wal(#[from] WalError),
+    #[error("flush task failed: {0}")]
+    Join(String),
+}
+
+/// What a query reads.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    pub segments: Arc<Vec<SegmentMeta>>,
+    pub hot: Vec<RecordBatch>,
+}
+
+/// Segments, hot buffer and the lock that keeps them consistent for readers.
+#[derive(Debug)]
+pub struct Store {
+    pub data_dir: PathBuf,
+    pub buffer: Arc<HotBuffer>,
+    pub catalog: Arc<FileCatalog>,
+    view: RwLock<()>,
+    /// Serialises flushes.
+    flushing: tokio::sync::Mutex<()>,
+}
+
+/// What one flush did.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct FlushReport {
+    pub segments: usize,
+    pub rows: u64,
+    pub bytes: u64,
+    pub flushed_through: u64,
+    pub wal_files_removed: usize,
+}
+
+impl Store {
+    pub fn new(data_dir: &Path, buffer: Arc<HotBuffer>, catalog: Arc<FileCatalog>) -> Store {
+        Store {
+            data_dir: data_dir.to_path_buf(),
+            buffer,
+            catalog,
+            view: RwLock::new(()),
+            flushing: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// A consistent view for one query.
+    pub fn snapshot(&self) -> Snapshot {
+        let _g = self.view.read().unwrap_or_else(|p| p.into_inner());
+        Snapshot {
+            segments: self.catalog.segments(),
+            hot: self.buffer.batches(),
+        }
+    }
+
+    /// Moves everything in the hot buffer into segments, then truncates the WAL.
+    pub async fn flush(self: &Arc<Self>, wal: &Wal) -> Result<FlushReport, FlushError> {
+        let _one_at_a_time = self.flushing.lock().await;
+        // Later appends go to a fresh WAL file, so the current ones can be deleted after this flush.
+        wal.rotate().await?;
+        let Some((through, batches)) = self.buffer.freeze() else {
+            return Ok(FlushReport::default());
+        };
+        let store = self.clone();
+        let first_id = self.catalog.next_segment_id();
+        let segments = tokio::task::spawn_blocking(move || {
+            write_segments(&store.data_dir, &batches, first_id)
+        })
+        .await
+        .map_err(|e| FlushError::Join(e.to_string()))??;
+        let mut report = FlushReport {
+            segments: segments.len(),
+            rows: segments.iter().map(|s| s.rows).sum(),
+            bytes: segments.iter().map(|s| s.bytes).sum(),
+            flushed_through: through,
+            wal_files_removed: 0,
+        };
+        let state = self.catalog.with_flush(segments, through);
+        let catalog = self.catalog.clone();
+        let durable = state.clone();
+        tokio::task::spawn_blocking(move || catalog.persist(&durable))
+            .await
+            .map_err(|e| FlushError::Join(e.to_string()))??;
+        {
+            let _g = self.view.write().unwrap_or_else(|p| p.into_inner());
+            self.catalog.install(state);
+            self.buffer.retire_through(through);
+        }
+        report.wal_files_removed = wal.remove_through(through)?;
+        tracing::info!(
+            segments = report.segments,
+            rows = report.rows,
+            bytes = report.bytes,
+            through,
+            "flushed hot buffer"
+        );
+        Ok(report)
+    }
+
+    /// Deletes segment files that no catalog entry names: leftovers of a crash between writing a
+    /// segment and cataloging it (their rows are still in the WAL and will be flushed again).
+    pub fn remove_orphan_segments(&self) -> std::io::Result<usize> {
+        let known: std::collections::HashSet<PathBuf> = self
+            .catalog
+            .segments()
+            .iter()
+            .map(|s| self.data_dir.join(&s.path))
+            .collect();
+        let mut removed = 0;
+        let mut stack = vec![self.data_dir.join(SEGMENTS_DIR)];
+        while let Some(dir) = stack.pop() {
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    stack.push(path);
+                } else if !known.contains(&path) {
+                    std::fs::remove_file(&path)?;
+                    removed += 1;
+                }
+            }
+        }
+        Ok(removed)
+    }
+}
