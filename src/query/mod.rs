@@ -1,0 +1,48 @@
+//! SQL over the store: the DataFusion session, the `logs` and `segments` tables.
+
+mod prune;
+mod scan;
+mod segments_table;
+mod table;
+
+use std::sync::Arc;
+
+use datafusion::error::DataFusionError;
+use datafusion::execution::SessionStateBuilder;
+use datafusion::prelude::{SessionConfig, SessionContext};
+use datafusion_pg_catalog::pg_catalog::context::EmptyContextProvider;
+
+pub use prune::SegmentStats;
+pub use scan::LogScanExec;
+pub use segments_table::SegmentsTable;
+pub use table::LogTable;
+
+use crate::store::Store;
+
+/// The database (catalog) name clients connect to.
+pub const DATABASE: &str = "timberline";
+/// The schema our tables live in.
+pub const SCHEMA: &str = "public";
+
+/// Builds the session every query runs in: `logs`, `segments`, pg_catalog, information_schema
+/// and Timberline's SQL functions.
+pub fn new_context(store: Arc<Store>) -> Result<SessionContext, DataFusionError> {
+    let config = SessionConfig::new()
+        .with_default_catalog_and_schema(DATABASE, SCHEMA)
+        .with_create_default_catalog_and_schema(true)
+        .with_information_schema(true)
+        .set_bool("datafusion.execution.parquet.pushdown_filters", true)
+        .set_bool("datafusion.execution.parquet.reorder_filters", true);
+    let state = SessionStateBuilder::new()
+        .with_config(config)
+        .with_default_features()
+        .build();
+    let mut ctx = SessionContext::new_with_state(state);
+    ctx.register_table("logs", Arc::new(LogTable::new(store.clone())))?;
+    ctx.register_table("segments", Arc::new(SegmentsTable::new(store)))?;
+    datafusion_pg_catalog::setup_pg_catalog(&ctx, DATABASE, EmptyContextProvider)
+        .map_err(|e| *e)?;
+    datafusion_functions_json::register_all(&mut ctx)?;
+    timberline_udfs::register(&ctx);
+    Ok(ctx)
+}

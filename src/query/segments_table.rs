@@ -1,0 +1,96 @@
+//! The `segments` system table: the catalog, one row per segment.
+
+use std::sync::{Arc, LazyLock};
+
+use async_trait::async_trait;
+use datafusion::arrow::array::{ArrayRef, Int64Array, StringArray, TimestampMicrosecondArray};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::catalog::{Session, TableProvider};
+use datafusion::datasource::MemTable;
+use datafusion::error::Result;
+use datafusion::logical_expr::{Expr, TableType};
+use datafusion::physical_plan::ExecutionPlan;
+
+use crate::store::Store;
+
+static SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+    let ts = DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()));
+    Arc::new(Schema::new(vec![
+        Field::new("segment_id", DataType::Int64, false),
+        Field::new("tenant", DataType::Utf8, false),
+        Field::new("tier", DataType::Utf8, false),
+        Field::new("min_ts", ts.clone(), false),
+        Field::new("max_ts", ts.clone(), false),
+        Field::new("rows", DataType::Int64, false),
+        Field::new("bytes", DataType::Int64, false),
+        Field::new("path", DataType::Utf8, false),
+        Field::new("created_at", ts, false),
+    ]))
+});
+
+/// The `segments` table.
+#[derive(Debug)]
+pub struct SegmentsTable {
+    store: Arc<Store>,
+}
+
+impl SegmentsTable {
+    pub fn new(store: Arc<Store>) -> SegmentsTable {
+        SegmentsTable { store }
+    }
+
+    fn batch(&self) -> Result<RecordBatch> {
+        let segs = self.store.catalog.segments();
+        let ts = |f: fn(&crate::catalog::SegmentMeta) -> i64| -> ArrayRef {
+            Arc::new(
+                TimestampMicrosecondArray::from(segs.iter().map(f).collect::<Vec<_>>())
+                    .with_timezone("UTC"),
+            )
+        };
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(Int64Array::from(
+                segs.iter().map(|s| s.id as i64).collect::<Vec<_>>(),
+            )),
+            Arc::new(StringArray::from_iter_values(
+                segs.iter().map(|s| s.tenant.as_str()),
+            )),
+            Arc::new(StringArray::from_iter_values(segs.iter().map(|_| "hot"))),
+            ts(|s| s.min_ts),
+            ts(|s| s.max_ts),
+            Arc::new(Int64Array::from(
+                segs.iter().map(|s| s.rows as i64).collect::<Vec<_>>(),
+            )),
+            Arc::new(Int64Array::from(
+                segs.iter().map(|s| s.bytes as i64).collect::<Vec<_>>(),
+            )),
+            Arc::new(StringArray::from_iter_values(
+                segs.iter().map(|s| s.path.as_str()),
+            )),
+            ts(|s| s.created_at),
+        ];
+        Ok(RecordBatch::try_new(SCHEMA.clone(), columns)?)
+    }
+}
+
+#[async_trait]
+impl TableProvider for SegmentsTable {
+    fn schema(&self) -> SchemaRef {
+        SCHEMA.clone()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let table = MemTable::try_new(SCHEMA.clone(), vec![vec![self.batch()?]])?;
+        table.scan(state, projection, filters, limit).await
+    }
+}

@@ -1,0 +1,16 @@
+//! Timberline's SQL functions for DataFusion.
+//!
+//! # Brief overview
+//! [`register`] installs every function into a `SessionContext`:
+//! - [`pg_compat`]: `version()` and `current_setting(name)`, answered as PostgreSQL 16.6 would, so
+//!   that drivers and Grafana's version auto-detection work.
+
+pub mod pg_compat;
+
+use datafusion::prelude::SessionContext;
+
+/// Registers every Timberline function (replacing DataFusion's `version()`).
+pub fn register(ctx: &SessionContext) {
+    ctx.register_udf(pg_compat::version_udf());
+    ctx.register_udf(pg_compat::current_setting_udf());
+}
