@@ -1,0 +1,338 @@
+//! The query path shared by the simple and the extended protocol: parse with the
+//! PostgreSQL-compatibility parser, answer fixtures, plan read-only SQL, stream Arrow as pg rows.
+
+use std::fmt::Debug;
+use std::sync::Arc;
+
+use arrow_pg::datatypes::df::{deserialize_parameters, encode_dataframe};
+use arrow_pg::datatypes::{arrow_schema_to_pg_fields, into_pg_type};
+use async_trait::async_trait;
+use datafusion::execution::context::SQLOptions;
+use datafusion::logical_expr::LogicalPlan;
+use datafusion::prelude::SessionContext;
+use datafusion::sql::parser::Statement as DfStatement;
+use datafusion::sql::sqlparser::ast::Statement;
+use datafusion_pg_catalog::sql::PostgresCompatibilityParser;
+use futures::sink::Sink;
+use futures::StreamExt;
+use pgwire::api::portal::{Format, Portal};
+use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
+use pgwire::api::results::{
+    DescribePortalResponse, DescribeStatementResponse, FieldInfo, QueryResponse, Response,
+};
+use pgwire::api::stmt::{QueryParser, StoredStatement};
+use pgwire::api::store::PortalStore;
+use pgwire::api::{ClientInfo, ClientPortalStore, Type};
+use pgwire::error::{PgWireError, PgWireResult};
+use pgwire::messages::PgWireBackendMessage;
+
+use super::error::{df_error, user_error};
+use super::fixtures::{self, Fixture};
+
+/// A parsed statement, ready to bind and run.
+#[derive(Debug, Clone)]
+pub enum Prepared {
+    Fixture(Fixture),
+    Plan(Box<LogicalPlan>),
+}
+
+/// Plans statements against the shared session.
+pub struct Planner {
+    ctx: SessionContext,
+    parser: PostgresCompatibilityParser,
+    options: SQLOptions,
+}
+
+impl Planner {
+    /// Parses SQL text into statements (none for a comment-only text).
+    fn parse(&self, sql: &str) -> PgWireResult<Vec<Statement>> {
+        self.parser
+            .parse(sql)
+            .map_err(|e| user_error("42601", format!("syntax error: {e}")))
+    }
+
+    async fn prepare(&self, stmt: Statement) -> PgWireResult<Prepared> {
+        if let Some(f) = fixtures::classify(&stmt.to_string()) {
+            return Ok(Prepared::Fixture(f));
+        }
+        let state = self.ctx.state();
+        let plan = state
+            .statement_to_plan(DfStatement::Statement(Box::new(stmt)))
+            .await
+            .map_err(df_error)?;
+        self.options
+            .verify_plan(&plan)
+            .map_err(|e| user_error("25006", format!("read-only database: {}", e.message())))?;
+        Ok(Prepared::Plan(Box::new(plan)))
+    }
+
+    async fn run(
+        &self,
+        prepared: &Prepared,
+        plan: Option<LogicalPlan>,
+        format: &Format,
+    ) -> PgWireResult<Response> {
+        match prepared {
+            Prepared::Fixture(f) => fixtures::answer(f, format.format_for(0)),
+            Prepared::Plan(p) => {
+                let plan = plan.unwrap_or_else(|| (**p).clone());
+                let df = self
+                    .ctx
+                    .execute_logical_plan(plan)
+                    .await
+                    .map_err(df_error)?;
+                let resp = encode_dataframe(df, format, None)
+                    .await
+                    .map_err(with_sqlstate)?;
+                // Errors raised while rows stream (casts, division by zero, …) get SQLSTATEs too.
+                let QueryResponse {
+                    command_tag,
+                    row_schema,
+                    data_rows,
+                    ..
+                } = resp;
+                let mut resp =
+                    QueryResponse::new(row_schema, data_rows.map(|r| r.map_err(with_sqlstate)));
+                resp.set_command_tag(&command_tag);
+                Ok(Response::Query(resp))
+            }
+        }
+    }
+}
+
+/// Gives a DataFusion error carried inside a pgwire error its SQLSTATE.
+fn with_sqlstate(e: PgWireError) -> PgWireError {
+    match e {
+        PgWireError::ApiError(inner) => {
+            match inner.downcast::<datafusion::error::DataFusionError>() {
+                Ok(dfe) => df_error(*dfe),
+                Err(other) => PgWireError::ApiError(other),
+            }
+        }
+        other => other,
+    }
+}
+
+/// Simple and extended query handler.
+pub struct QueryEngine {
+    planner: Arc<Planner>,
+}
+
+impl QueryEngine {
+    pub fn new(ctx: SessionContext) -> QueryEngine {
+        let options = SQLOptions::new()
+            .with_allow_ddl(false)
+            .with_allow_dml(false)
+            .with_allow_statements(false);
+        QueryEngine {
+            planner: Arc::new(Planner {
+                ctx,
+                parser: PostgresCompatibilityParser::new(),
+                options,
+            }),
+        }
+    }
+}
+
+#[async_trait]
+impl SimpleQueryHandler for QueryEngine {
+    async fn do_query<C>(&self, _client: &mut C, query: &str) -> PgWireResult<Vec<Response>>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let statements = self.planner.parse(query)?;
+        if statements.is_empty() {
+            return Ok(vec![Response::EmptyQuery]);
+        }
+        let mut out = Vec::with_capacity(statements.len());
+        for stmt in statements {
+            // PostgreSQL stops a multi-statement query at its first error.
+            let step = async {
+                let prepared = self.planner.prepare(stmt).await?;
+                self.planner
+                    .run(&prepared, None, &Format::UnifiedText)
+                    .await
+            };
+            match step.await {
+                Ok(r) => out.push(r),
+                Err(PgWireError::UserError(info)) => {
+                    out.push(Response::Error(info));
+                    break;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[async_trait]
+impl QueryParser for Planner {
+    type Statement = Prepared;
+
+    async fn parse_sql<C>(
+        &self,
+        _client: &C,
+        sql: &str,
+        _types: &[Option<Type>],
+    ) -> PgWireResult<Option<Prepared>>
+    where
+        C: ClientInfo + Unpin + Send + Sync,
+    {
+        let mut statements = self.parse(sql)?;
+        match statements.len() {
+            0 => Ok(None),
+            1 => Ok(Some(self.prepare(statements.remove(0)).await?)),
+            _ => Err(user_error(
+                "42601",
+                "cannot insert multiple commands into a prepared statement",
+            )),
+        }
+    }
+
+    fn get_parameter_types(&self, stmt: &Prepared) -> PgWireResult<Vec<Type>> {
+        let Prepared::Plan(plan) = stmt else {
+            return Ok(Vec::new());
+        };
+        let types = plan.get_parameter_types().map_err(df_error)?;
+        let mut ordered: Vec<(usize, Option<_>)> = types
+            .into_iter()
+            .filter_map(|(name, t)| {
+                name.trim_start_matches('$')
+                    .parse::<usize>()
+                    .ok()
+                    .map(|i| (i, t))
+            })
+            .collect();
+        ordered.sort_by_key(|(i, _)| *i);
+        let n = ordered.last().map_or(0, |(i, _)| *i);
+        let mut out = vec![Type::UNKNOWN; n];
+        for (i, t) in ordered {
+            if let (Some(slot), Some(t)) = (out.get_mut(i.saturating_sub(1)), t) {
+                *slot = into_pg_type(&t).unwrap_or(Type::UNKNOWN);
+            }
+        }
+        Ok(out)
+    }
+
+    fn get_result_schema(
+        &self,
+        stmt: &Prepared,
+        format: Option<&Format>,
+    ) -> PgWireResult<Vec<FieldInfo>> {
+        let format = format.cloned().unwrap_or(Format::UnifiedText);
+        match stmt {
+            Prepared::Fixture(f) => Ok(fixtures::fields(f)
+                .into_iter()
+                .enumerate()
+                .map(|(i, fi)| {
+                    FieldInfo::new(
+                        fi.name().into(),
+                        None,
+                        None,
+                        fi.datatype().clone(),
+                        format.format_for(i),
+                    )
+                })
+                .collect()),
+            Prepared::Plan(plan) => {
+                arrow_schema_to_pg_fields(plan.schema().as_arrow(), &format, None)
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl ExtendedQueryHandler for QueryEngine {
+    type Statement = Prepared;
+    type QueryParser = Planner;
+
+    fn query_parser(&self) -> Arc<Planner> {
+        self.planner.clone()
+    }
+
+    async fn do_describe_statement<C>(
+        &self,
+        _client: &mut C,
+        target: &StoredStatement<Prepared>,
+    ) -> PgWireResult<DescribeStatementResponse>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Prepared>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let inferred = self.planner.get_parameter_types(&target.statement)?;
+        let n = inferred.len().max(target.parameter_types.len());
+        let params = (0..n)
+            .map(|i| {
+                target
+                    .parameter_types
+                    .get(i)
+                    .cloned()
+                    .flatten()
+                    .filter(|t| *t != Type::UNKNOWN)
+                    .or_else(|| inferred.get(i).cloned())
+                    .unwrap_or(Type::UNKNOWN)
+            })
+            .collect();
+        let fields = self.planner.get_result_schema(&target.statement, None)?;
+        Ok(DescribeStatementResponse::new(params, fields))
+    }
+
+    async fn do_describe_portal<C>(
+        &self,
+        _client: &mut C,
+        portal: &Portal<Prepared>,
+    ) -> PgWireResult<DescribePortalResponse>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Prepared>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let fields = self.planner.get_result_schema(
+            &portal.statement.statement,
+            Some(&portal.result_column_format),
+        )?;
+        Ok(DescribePortalResponse::new(fields))
+    }
+
+    async fn do_query<C>(
+        &self,
+        _client: &mut C,
+        portal: &Portal<Prepared>,
+        _max_rows: usize,
+    ) -> PgWireResult<Response>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Prepared>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let prepared = &portal.statement.statement;
+        let bound = match prepared {
+            Prepared::Plan(plan) if portal.parameter_len() > 0 => {
+                let types = plan.get_parameter_types().map_err(df_error)?;
+                let inferred: Vec<Option<&datafusion::arrow::datatypes::DataType>> = (1..=portal
+                    .parameter_len())
+                    .map(|i| types.get(&format!("${i}")).and_then(|t| t.as_ref()))
+                    .collect();
+                let params = deserialize_parameters(portal, &inferred)?;
+                Some(
+                    (**plan)
+                        .clone()
+                        .with_param_values(params)
+                        .map_err(df_error)?,
+                )
+            }
+            _ => None,
+        };
+        self.planner
+            .run(prepared, bound, &portal.result_column_format)
+            .await
+    }
+}
