@@ -1,0 +1,187 @@
+//! `timberline bench …`: end-to-end measurements against a running server.
+//!
+//! - `ingest`: durable HTTP ingest of ~500-byte JSON events in 1,000-event batches from several
+//!   concurrent clients for a fixed time; prints events/s and request latency percentiles.
+//! - `visibility`: posts one uniquely tagged event, then queries it over pgwire until it is seen;
+//!   prints the ingest → visible latency percentiles.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use crate::generate::Generator;
+use crate::model::now_micros;
+
+/// What to measure.
+#[derive(Debug, clap::Subcommand)]
+pub enum BenchCommand {
+    /// Sustained durable ingest over HTTP.
+    Ingest {
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        server: String,
+        #[arg(long, default_value_t = 60)]
+        seconds: u64,
+        #[arg(long, default_value_t = 1000)]
+        batch: usize,
+        /// Target size of one raw JSON event.
+        #[arg(long, default_value_t = 500)]
+        event_bytes: usize,
+        /// Requests in flight.
+        #[arg(long, default_value_t = 16)]
+        concurrency: usize,
+    },
+    /// Ingest → visible-over-pgwire latency.
+    Visibility {
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        server: String,
+        #[arg(long, default_value = "host=127.0.0.1 port=5433 user=timberline")]
+        pg: String,
+        #[arg(long, default_value_t = 50)]
+        samples: usize,
+    },
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+/// Runs one benchmark and prints its figures.
+pub async fn run(cmd: BenchCommand) -> Result<(), Box<dyn std::error::Error>> {
+    match cmd {
+        BenchCommand::Ingest {
+            server,
+            seconds,
+            batch,
+            event_bytes,
+            concurrency,
+        } => {
+            let url = format!("{}/v1/ingest", server.trim_end_matches('/'));
+            let mut gen = Generator::new(7, now_micros(), 1000);
+            let bodies: Vec<Vec<u8>> = (0..32)
+                .map(|_| {
+                    let logs: Vec<_> = (0..batch)
+                        .map(|_| {
+                            let mut ev = gen.next_event();
+                            let len = ev.to_string().len();
+                            if len < event_bytes {
+                                let pad = "x".repeat(event_bytes - len - 12);
+                                ev["meta"]["pad"] = json!(pad);
+                            }
+                            ev
+                        })
+                        .collect();
+                    serde_json::to_vec(
+                        &json!({"source": {"service": "bench", "host": "bench-1"}, "logs": logs}),
+                    )
+                    .unwrap_or_default()
+                })
+                .collect();
+            let avg_event =
+                bodies.iter().map(Vec::len).sum::<usize>() / (bodies.len() * batch).max(1);
+            let bodies = Arc::new(bodies);
+            let client = reqwest::Client::new();
+            let accepted = Arc::new(AtomicU64::new(0));
+            let deadline = Instant::now() + Duration::from_secs(seconds);
+            let started = Instant::now();
+            let mut tasks = Vec::new();
+            for w in 0..concurrency {
+                let (client, url, bodies, accepted) = (
+                    client.clone(),
+                    url.clone(),
+                    bodies.clone(),
+                    accepted.clone(),
+                );
+                tasks.push(tokio::spawn(async move {
+                    let mut lat = Vec::new();
+                    let mut i = w;
+                    while Instant::now() < deadline {
+                        let t = Instant::now();
+                        let body = bodies[i % bodies.len()].clone();
+                        i += concurrency;
+                        let Ok(resp) = client
+                            .post(&url)
+                            .header("content-type", "application/json")
+                            .body(body)
+                            .send()
+                            .await
+                        else {
+                            continue;
+                        };
+                        if resp.status().as_u16() == 202 {
+                            let v: serde_json::Value = resp.json().await.unwrap_or_default();
+                            accepted
+                                .fetch_add(v["accepted"].as_u64().unwrap_or(0), Ordering::Relaxed);
+                            lat.push(t.elapsed());
+                        } else {
+                            tokio::time::sleep(Duration::from_millis(20)).await;
+                        }
+                    }
+                    lat
+                }));
+            }
+            let mut lat = Vec::new();
+            for t in tasks {
+                lat.extend(t.await.unwrap_or_default());
+            }
+            lat.sort();
+            let secs = started.elapsed().as_secs_f64();
+            let n = accepted.load(Ordering::Relaxed);
+            println!(
+                "durable ingest: {n} events in {secs:.1}s = {:.0} events/s ({:.1} MB/s raw JSON, ~{avg_event} B/event, batch {batch}, {concurrency} in flight); request p50 {:?} p99 {:?}",
+                n as f64 / secs,
+                n as f64 * avg_event as f64 / secs / 1e6,
+                percentile(&lat, 0.5),
+                percentile(&lat, 0.99)
+            );
+            Ok(())
+        }
+        BenchCommand::Visibility {
+            server,
+            pg,
+            samples,
+        } => {
+            let url = format!("{}/v1/ingest", server.trim_end_matches('/'));
+            let client = reqwest::Client::new();
+            let (pg, conn) = tokio_postgres::connect(&pg, tokio_postgres::NoTls).await?;
+            tokio::spawn(conn);
+            let stmt = pg
+                .prepare("SELECT count(*) FROM logs WHERE service = 'visibility' AND msg = $1")
+                .await?;
+            let mut lat = Vec::with_capacity(samples);
+            for i in 0..samples {
+                let token = format!("visibility-probe-{}-{i}", now_micros());
+                let body = json!({"source": {"service": "visibility"}, "logs": [{"msg": token}]});
+                let t = Instant::now();
+                client
+                    .post(&url)
+                    .json(&body)
+                    .send()
+                    .await?
+                    .error_for_status()?;
+                loop {
+                    let row = pg.query_one(&stmt, &[&token]).await?;
+                    if row.get::<_, i64>(0) > 0 {
+                        break;
+                    }
+                    if t.elapsed() > Duration::from_secs(30) {
+                        return Err(format!("event {token} not visible after 30 s").into());
+                    }
+                }
+                lat.push(t.elapsed());
+            }
+            lat.sort();
+            println!(
+                "ingest → visible in pg: n={samples} p50 {:?} p95 {:?} max {:?}",
+                percentile(&lat, 0.5),
+                percentile(&lat, 0.95),
+                lat.last().copied().unwrap_or_default()
+            );
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,130 @@
+//! One `Config`: defaults, overridden by a TOML file, then by `TIMBERLINE_*` environment
+//! variables, then by command-line flags.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// Errors of loading the configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("reading config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {source}")]
+    Parse {
+        path: PathBuf,
+        #[source]
+        source: toml::de::Error,
+    },
+}
+
+/// Every setting of a server.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub data_dir: PathBuf,
+    pub http_addr: SocketAddr,
+    pub pg_addr: SocketAddr,
+    /// Flush when the hot buffer holds this many bytes.
+    pub flush_bytes: usize,
+    /// Flush when the oldest buffered row is this old.
+    pub flush_interval_secs: u64,
+    /// Hard cap of the hot buffer: reaching it forces a flush.
+    pub max_buffer_bytes: usize,
+    /// Rotate WAL files at this size.
+    pub wal_file_bytes: u64,
+    /// Largest ingest body, compressed or decompressed.
+    pub max_body_bytes: usize,
+    /// Users allowed to connect over pgwire.
+    pub users: Vec<String>,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            data_dir: PathBuf::from("./timberline-data"),
+            http_addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            pg_addr: SocketAddr::from(([127, 0, 0, 1], 5433)),
+            flush_bytes: 64 << 20,
+            flush_interval_secs: 30,
+            max_buffer_bytes: 512 << 20,
+            wal_file_bytes: 64 << 20,
+            max_body_bytes: 64 << 20,
+            users: vec!["timberline".into()],
+        }
+    }
+}
+
+/// The optional settings a file or the command line may give.
+#[derive(Debug, Clone, Default, Deserialize, clap::Args)]
+#[serde(deny_unknown_fields)]
+pub struct Overrides {
+    /// Data directory (WAL, segments, catalog).
+    #[arg(long, env = "TIMBERLINE_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// HTTP listen address.
+    #[arg(long, env = "TIMBERLINE_HTTP_ADDR")]
+    pub http_addr: Option<SocketAddr>,
+    /// PostgreSQL wire listen address.
+    #[arg(long, env = "TIMBERLINE_PG_ADDR")]
+    pub pg_addr: Option<SocketAddr>,
+    /// Flush the hot buffer at this many bytes.
+    #[arg(long, env = "TIMBERLINE_FLUSH_BYTES")]
+    pub flush_bytes: Option<usize>,
+    /// Flush the hot buffer when its oldest row is this many seconds old.
+    #[arg(long, env = "TIMBERLINE_FLUSH_INTERVAL_SECS")]
+    pub flush_interval_secs: Option<u64>,
+    /// Memory cap of the hot buffer; reaching it forces an early flush.
+    #[arg(long, env = "TIMBERLINE_MAX_BUFFER_BYTES")]
+    pub max_buffer_bytes: Option<usize>,
+    /// Rotate WAL files at this many bytes.
+    #[arg(long, env = "TIMBERLINE_WAL_FILE_BYTES")]
+    pub wal_file_bytes: Option<u64>,
+    /// Largest accepted ingest body in bytes.
+    #[arg(long, env = "TIMBERLINE_MAX_BODY_BYTES")]
+    pub max_body_bytes: Option<usize>,
+    /// pgwire users (trust authentication), comma-separated.
+    #[arg(long, env = "TIMBERLINE_USERS", value_delimiter = ',')]
+    #[serde(default)]
+    pub users: Option<Vec<String>>,
+}
+
+impl Config {
+    /// Defaults ← `file` ← `cli` (which clap already merged with the environment).
+    pub fn load(file: Option<&Path>, cli: &Overrides) -> Result<Config, ConfigError> {
+        let from_file = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.to_path_buf(),
+                    source,
+                })?;
+                toml::from_str::<Overrides>(&text).map_err(|source| ConfigError::Parse {
+                    path: path.to_path_buf(),
+                    source,
+                })?
+            }
+            None => Overrides::default(),
+        };
+        let d = Config::default();
+        macro_rules! pick {
+            ($f:ident) => {
+                cli.$f.clone().or(from_file.$f.clone()).unwrap_or(d.$f)
+            };
+        }
+        Ok(Config {
+            data_dir: pick!(data_dir),
+            http_addr: pick!(http_addr),
+            pg_addr: pick!(pg_addr),
+            flush_bytes: pick!(flush_bytes),
+            flush_interval_secs: pick!(flush_interval_secs),
+            max_buffer_bytes: pick!(max_buffer_bytes),
+            wal_file_bytes: pick!(wal_file_bytes),
+            max_body_bytes: pick!(max_body_bytes),
+            users: pick!(users),
+        })
+    }
+}

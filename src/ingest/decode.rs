@@ -1,0 +1,223 @@
+//! Decoders: the JSON batch `{"source":{…},"logs":[…]}` and NDJSON, to [`LogRecord`]s.
+//!
+//! Decoding never drops an event that can be stored: a wrong type is coerced to text, a bad
+//! timestamp falls back to the receive time with `parse_failed`, a line that is not JSON is stored
+//! raw with `parse_failed`, invalid UTF-8 is replaced (U+FFFD) and kept.
+
+use serde_json::{Map, Value};
+
+use crate::model::format::parse_rfc3339_micros;
+use crate::model::level::normalize;
+use crate::model::{LogRecord, Micros, DEFAULT_TENANT};
+
+/// Most events one request may carry.
+pub const MAX_EVENTS: usize = 10_000;
+
+/// An event that could not be stored, with its position in the request.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct EventError {
+    pub index: usize,
+    pub reason: String,
+}
+
+/// The result of decoding one request.
+#[derive(Debug, Default)]
+pub struct Decoded {
+    pub records: Vec<LogRecord>,
+    pub errors: Vec<EventError>,
+}
+
+/// Why a whole request is refused.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum DecodeError {
+    #[error("body is not a JSON batch: {0}")]
+    Malformed(String),
+    #[error("batch has {0} events; at most {MAX_EVENTS} are accepted per request")]
+    TooManyEvents(usize),
+}
+
+/// Defaults every event of a request starts from (the batch's `source`).
+#[derive(Debug, Clone)]
+struct Source {
+    service: String,
+    host: String,
+    attrs: Map<String, Value>,
+}
+
+impl Source {
+    fn from_value(v: Option<&Value>) -> Source {
+        let mut s = Source {
+            service: "unknown".into(),
+            host: "unknown".into(),
+            attrs: Map::new(),
+        };
+        if let Some(Value::Object(m)) = v {
+            for (k, v) in m {
+                match k.as_str() {
+                    "service" => s.service = text(v),
+                    "host" => s.host = text(v),
+                    _ => {
+                        s.attrs.insert(k.clone(), v.clone());
+                    }
+                }
+            }
+        }
+        s
+    }
+}
+
+fn text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Null => String::new(),
+        other => other.to_string(),
+    }
+}
+
+/// Decodes a JSON batch body (already decompressed).
+pub fn decode_batch(body: &[u8], now: Micros) -> Result<Decoded, DecodeError> {
+    let text = String::from_utf8_lossy(body);
+    let value: Value =
+        serde_json::from_str(&text).map_err(|e| DecodeError::Malformed(e.to_string()))?;
+    let Value::Object(mut top) = value else {
+        return Err(DecodeError::Malformed(
+            "expected a JSON object with a \"logs\" array".into(),
+        ));
+    };
+    let source = Source::from_value(top.get("source"));
+    let logs = match top.remove("logs") {
+        Some(Value::Array(a)) => a,
+        Some(_) => return Err(DecodeError::Malformed("\"logs\" must be an array".into())),
+        None => return Err(DecodeError::Malformed("missing \"logs\" array".into())),
+    };
+    if logs.len() > MAX_EVENTS {
+        return Err(DecodeError::TooManyEvents(logs.len()));
+    }
+    let mut out = Decoded {
+        records: Vec::with_capacity(logs.len()),
+        ..Decoded::default()
+    };
+    for event in logs {
+        out.records.push(event_to_record(event, &source, now));
+    }
+    Ok(out)
+}
+
+/// Decodes an NDJSON body: one event per line; a line that is not JSON is stored raw.
+pub fn decode_ndjson(body: &[u8], now: Micros) -> Result<Decoded, DecodeError> {
+    let text = String::from_utf8_lossy(body);
+    let source = Source::from_value(None);
+    let mut out = Decoded::default();
+    for line in text.split('\n') {
+        let line = line.strip_suffix('\r').unwrap_or(line);
+        if line.trim().is_empty() {
+            continue;
+        }
+        if out.records.len() == MAX_EVENTS {
+            return Err(DecodeError::TooManyEvents(
+                text.split('\n').filter(|l| !l.trim().is_empty()).count(),
+            ));
+        }
+        let record = match serde_json::from_str::<Value>(line) {
+            Ok(v @ Value::Object(_)) => event_to_record(v, &source, now),
+            _ => raw_record(line.to_string(), &source, now),
+        };
+        out.records.push(record);
+    }
+    Ok(out)
+}
+
+fn base(source: &Source, now: Micros) -> LogRecord {
+    LogRecord {
+        ts: now,
+        ingest_ts: now,
+        tenant: DEFAULT_TENANT.into(),
+        service: source.service.clone(),
+        host: source.host.clone(),
+        level: "UNKNOWN".into(),
+        ..LogRecord::default()
+    }
+}
+
+/// A line or value that is not an event object: kept whole, flagged.
+fn raw_record(raw: String, source: &Source, now: Micros) -> LogRecord {
+    let mut r = base(source, now);
+    r.msg = raw;
+    r.parse_failed = true;
+    r.attrs = Value::Object(source.attrs.clone()).to_string();
+    r.enforce_msg_limit();
+    r
+}
+
+/// Reads `ts` as RFC 3339 text or an epoch number (s, ms, µs or ns by magnitude).
+pub fn parse_ts(v: &Value) -> Option<Micros> {
+    match v {
+        Value::String(s) => {
+            parse_rfc3339_micros(s).or_else(|| s.trim().parse::<f64>().ok().and_then(epoch_micros))
+        }
+        Value::Number(n) => n.as_f64().and_then(epoch_micros),
+        _ => None,
+    }
+}
+
+fn epoch_micros(x: f64) -> Option<Micros> {
+    if !x.is_finite() || x < 0.0 {
+        return None;
+    }
+    let us = if x < 1e11 {
+        x * 1e6
+    } else if x < 1e14 {
+        x * 1e3
+    } else if x < 1e17 {
+        x
+    } else {
+        x / 1e3
+    };
+    (us < 2.5e17).then_some(us as Micros)
+}
+
+fn event_to_record(event: Value, source: &Source, now: Micros) -> LogRecord {
+    let Value::Object(fields) = event else {
+        return raw_record(text(&event), source, now);
+    };
+    let mut r = base(source, now);
+    let mut attrs = source.attrs.clone();
+    for (k, v) in fields {
+        match k.as_str() {
+            "ts" | "timestamp" | "time" | "@timestamp" => match parse_ts(&v) {
+                Some(ts) => r.ts = ts,
+                None => {
+                    r.parse_failed = true;
+                    attrs.insert("_invalid_ts".into(), v);
+                }
+            },
+            "level" | "severity" | "tag" => r.level = normalize(&text(&v)),
+            "msg" | "message" | "body" => r.msg = text(&v),
+            "service" => r.service = text(&v),
+            "host" => r.host = text(&v),
+            "trace_id" => r.trace_id = Some(text(&v)).filter(|t| !t.is_empty()),
+            "parse_failed" => r.parse_failed |= v.as_bool().unwrap_or(false),
+            "meta" => match v {
+                Value::Object(meta) => {
+                    for (mk, mv) in meta {
+                        if mk == "trace_id" || mk == "traceId" {
+                            r.trace_id = Some(text(&mv)).filter(|t| !t.is_empty());
+                        } else {
+                            attrs.insert(mk, mv);
+                        }
+                    }
+                }
+                Value::Null => {}
+                other => {
+                    attrs.insert("meta".into(), other);
+                }
+            },
+            _ => {
+                attrs.insert(k, v);
+            }
+        }
+    }
+    r.attrs = Value::Object(attrs).to_string();
+    r.enforce_msg_limit();
+    r
+}

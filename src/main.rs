@@ -1,0 +1,223 @@
+//! The `timberline` command: serve, ingest, generate, bench.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use timberline::config::{Config, Overrides};
+use timberline::generate::Generator;
+use timberline::ingest::file::{load, LoadOptions};
+use timberline::model::now_micros;
+use timberline::server::{run_demo, Server};
+
+#[derive(Parser)]
+#[command(
+    name = "timberline",
+    version,
+    about = "A log store that speaks PostgreSQL"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (HTTP ingest + PostgreSQL wire).
+    Serve {
+        /// Fill an empty store with generated logs and keep a live trickle going.
+        #[arg(long)]
+        demo: bool,
+        /// TOML config file (keys as the flags, with underscores).
+        #[arg(long, env = "TIMBERLINE_CONFIG")]
+        config: Option<PathBuf>,
+        #[command(flatten)]
+        overrides: Overrides,
+    },
+    /// Load log files (or `-` for stdin) into a running server.
+    Ingest {
+        files: Vec<PathBuf>,
+        /// auto, triage, ndjson or loghub:<HDFS|Zookeeper|Spark|Linux|OpenSSH|Apache>.
+        #[arg(long, default_value = "auto")]
+        format: String,
+        /// The server's HTTP address.
+        #[arg(
+            long,
+            default_value = "http://127.0.0.1:8080",
+            env = "TIMBERLINE_SERVER"
+        )]
+        server: String,
+        /// Service name for every line (default: the loghub system or the file name).
+        #[arg(long)]
+        service: Option<String>,
+        /// Host name for lines whose format has none.
+        #[arg(long)]
+        host: Option<String>,
+        /// Year for year-less timestamps (default: the file's modification year).
+        #[arg(long)]
+        year: Option<i32>,
+        /// Lines per request.
+        #[arg(long, default_value_t = 2000)]
+        batch: usize,
+        /// No progress bar.
+        #[arg(long)]
+        quiet: bool,
+    },
+    /// Write generated logs (deterministic for a seed).
+    Generate {
+        #[arg(long, default_value_t = 10_000)]
+        rows: u64,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// ndjson or triage.
+        #[arg(long, default_value = "ndjson")]
+        format: String,
+        /// Output file (default stdout).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Measure a running server (see benches/RESULTS.md).
+    Bench {
+        #[command(subcommand)]
+        what: timberline::bench::BenchCommand,
+    },
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("timberline: cannot start the async runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("timberline: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
+    match cli.command {
+        Command::Serve {
+            demo,
+            config,
+            overrides,
+        } => {
+            let config = Config::load(config.as_deref(), &overrides)?;
+            let server = Server::start(&config).await?;
+            println!(
+                "timberline ready http={} pg={}",
+                server.http_addr, server.pg_addr
+            );
+            std::io::stdout().flush()?;
+            if demo {
+                let empty =
+                    server.store.catalog.segments().is_empty() && server.store.buffer.rows() == 0;
+                tokio::spawn(run_demo(server.ingestor.clone(), empty));
+            }
+            shutdown_signal().await;
+            tracing::info!("shutting down: flushing the hot buffer");
+            server.store.flush(&server.wal).await?;
+            Ok(())
+        }
+        Command::Ingest {
+            files,
+            format,
+            server,
+            service,
+            host,
+            year,
+            batch,
+            quiet,
+        } => {
+            if files.is_empty() {
+                return Err("name at least one file (or - for stdin)".into());
+            }
+            let started = std::time::Instant::now();
+            let report = load(LoadOptions {
+                files,
+                format,
+                server,
+                service,
+                host,
+                year,
+                batch_lines: batch,
+                progress: !quiet,
+            })
+            .await?;
+            let secs = started.elapsed().as_secs_f64();
+            println!(
+                "ingested {} lines ({} bytes) in {:.2}s: {:.0} lines/s; accepted {}, failed {}, unparsed (stored raw) {}",
+                report.lines,
+                report.bytes,
+                secs,
+                report.lines as f64 / secs.max(1e-9),
+                report.accepted,
+                report.failed,
+                report.parse_failed
+            );
+            Ok(())
+        }
+        Command::Generate {
+            rows,
+            seed,
+            format,
+            out,
+        } => {
+            let mut sink: Box<dyn Write> = match out {
+                Some(p) => Box::new(std::io::BufWriter::new(std::fs::File::create(p)?)),
+                None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+            };
+            let start = now_micros() - rows as i64 * 10_000;
+            let mut gen = Generator::new(seed, start, 10_000);
+            for _ in 0..rows {
+                match format.as_str() {
+                    "triage" => writeln!(sink, "{}", gen.next_triage_line())?,
+                    "ndjson" => writeln!(sink, "{}", gen.next_event())?,
+                    other => {
+                        return Err(format!("unknown format {other:?}: use ndjson or triage").into())
+                    }
+                }
+            }
+            sink.flush()?;
+            Ok(())
+        }
+        Command::Bench { what } => timberline::bench::run(what).await,
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

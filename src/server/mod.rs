@@ -1,0 +1,187 @@
+//! The server: replay the WAL, then open the HTTP and pg ports, flush in the background.
+
+mod demo;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+
+pub use demo::run_demo;
+
+use crate::buffer::HotBuffer;
+use crate::catalog::{CatalogError, FileCatalog};
+use crate::config::Config;
+use crate::ingest::http::{router, HttpState};
+use crate::ingest::Ingestor;
+use crate::model::records_to_batch;
+use crate::pgwire::{serve, PgHandlers};
+use crate::query::new_context;
+use crate::store::Store;
+use crate::wal::{replay_dir, Wal, WalError};
+
+/// Errors of starting the server.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("data directory {path}: {source}")]
+    DataDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+    #[error(transparent)]
+    Wal(#[from] WalError),
+    #[error("binding {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("building the query engine: {0}")]
+    Query(#[from] datafusion::error::DataFusionError),
+    #[error("rebuilding replayed batches: {0}")]
+    Arrow(#[from] datafusion::arrow::error::ArrowError),
+}
+
+/// A started server.
+pub struct Server {
+    pub http_addr: SocketAddr,
+    pub pg_addr: SocketAddr,
+    pub store: Arc<Store>,
+    pub wal: Wal,
+    pub ingestor: Ingestor,
+    pub replayed_rows: usize,
+}
+
+impl Server {
+    /// Replays the WAL into the hot buffer, then binds and serves both ports.
+    pub async fn start(config: &Config) -> Result<Server, StartError> {
+        let data_dir = std::fs::create_dir_all(&config.data_dir)
+            .and_then(|_| std::fs::canonicalize(&config.data_dir))
+            .map_err(|source| StartError::DataDir {
+                path: config.data_dir.clone(),
+                source,
+            })?;
+        let wal_dir = data_dir.join("wal");
+        std::fs::create_dir_all(&wal_dir).map_err(|source| StartError::DataDir {
+            path: wal_dir.clone(),
+            source,
+        })?;
+
+        let catalog = Arc::new(FileCatalog::open(&data_dir)?);
+        let buffer = Arc::new(HotBuffer::new(config.flush_bytes, config.max_buffer_bytes));
+        let store = Arc::new(Store::new(&data_dir, buffer.clone(), catalog.clone()));
+        let orphans = store
+            .remove_orphan_segments()
+            .map_err(|source| StartError::DataDir {
+                path: data_dir.clone(),
+                source,
+            })?;
+        if orphans > 0 {
+            tracing::warn!(orphans, "removed segment files that no catalog entry names");
+        }
+
+        // Replay before any port opens: rows not yet in a segment go back to the hot buffer.
+        let flushed = catalog.flushed_through();
+        let replayed = replay_dir(&wal_dir)?;
+        let mut replayed_rows = 0;
+        for (seq, records) in &replayed.batches {
+            if *seq > flushed && !records.is_empty() {
+                replayed_rows += records.len();
+                buffer.push(*seq, records_to_batch(records)?);
+            }
+        }
+        tracing::info!(
+            replayed_rows,
+            cut = replayed.cut.len(),
+            flushed,
+            "WAL replayed"
+        );
+        let next_seq = replayed.max_seq.max(flushed) + 1;
+        let wal = Wal::start(
+            &wal_dir,
+            next_seq,
+            config.wal_file_bytes,
+            replayed.files,
+            buffer.clone(),
+        )?;
+        wal.remove_through(flushed)?;
+        let ingestor = Ingestor::new(wal.clone(), buffer.clone());
+
+        let ctx = new_context(store.clone())?;
+        let http = TcpListener::bind(config.http_addr)
+            .await
+            .map_err(|source| StartError::Bind {
+                addr: config.http_addr,
+                source,
+            })?;
+        let pg = TcpListener::bind(config.pg_addr)
+            .await
+            .map_err(|source| StartError::Bind {
+                addr: config.pg_addr,
+                source,
+            })?;
+        let (http_addr, pg_addr) = (
+            http.local_addr().map_err(|source| StartError::Bind {
+                addr: config.http_addr,
+                source,
+            })?,
+            pg.local_addr().map_err(|source| StartError::Bind {
+                addr: config.pg_addr,
+                source,
+            })?,
+        );
+
+        let state = HttpState {
+            ingestor: ingestor.clone(),
+            store: store.clone(),
+            wal: wal.clone(),
+            max_body_bytes: config.max_body_bytes,
+        };
+        tokio::spawn(async move {
+            if let Err(e) = axum::serve(http, router(state)).await {
+                tracing::error!(error = %e, "HTTP server stopped");
+            }
+        });
+        tokio::spawn(serve(
+            pg,
+            Arc::new(PgHandlers::new(ctx, config.users.clone())),
+        ));
+        tokio::spawn(flush_loop(
+            store.clone(),
+            wal.clone(),
+            Duration::from_secs(config.flush_interval_secs.max(1)),
+        ));
+
+        Ok(Server {
+            http_addr,
+            pg_addr,
+            store,
+            wal,
+            ingestor,
+            replayed_rows,
+        })
+    }
+}
+
+/// Flushes when the buffer reaches its byte threshold (woken at once) or its age limit.
+async fn flush_loop(store: Arc<Store>, wal: Wal, interval: Duration) {
+    let buffer = store.buffer.clone();
+    loop {
+        tokio::select! {
+            _ = buffer.flush_wanted.notified() => {}
+            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+        }
+        let due =
+            buffer.bytes() >= buffer.flush_bytes || (buffer.rows() > 0 && buffer.age() >= interval);
+        if due {
+            if let Err(e) = store.flush(&wal).await {
+                tracing::error!(error = %e, "flush failed; rows stay in the hot buffer and WAL");
+            }
+        }
+    }
+}
