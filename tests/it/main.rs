@@ -1,0 +1,13 @@
+//! Timberline's integration tests: one binary, one module per area. Each test starts the real
+//! `timberline` binary on ephemeral ports with its own data directory.
+
+mod bad_input;
+mod crash;
+mod e2e;
+mod file_ingest;
+mod parsers;
+mod pg;
+mod slt;
+mod support;
+mod units;
+mod wal;

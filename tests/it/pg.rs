@@ -1,0 +1,187 @@
+//! The pg front end with a real client: startup parameters, simple and extended protocol, text and
+//! binary results with standard type OIDs, empty queries, SQLSTATEs, recovery after errors.
+
+use tokio_postgres::types::Type;
+use tokio_postgres::SimpleQueryMessage;
+
+use crate::support::{batch, pg_connect, TestServer};
+
+fn sqlstate(e: &tokio_postgres::Error) -> String {
+    e.code()
+        .map(|c| c.code().to_string())
+        .unwrap_or_else(|| format!("no SQLSTATE: {e}"))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn startup_parameters_and_types() {
+    let server = TestServer::start();
+    assert_eq!(server.ingest(&batch("pg", 10)).await.0, 202);
+    let pg = server.pg().await;
+    // tokio-postgres keeps nothing of ParameterStatus we can read, so ask the way drivers do.
+    let row = pg
+        .query_one(
+            "SELECT current_setting('server_version_num')::int / 100 AS version",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(row.columns()[0].name(), "version");
+    assert_eq!(row.get::<_, i64>(0), 1600);
+    let v: String = pg.query_one("SELECT version()", &[]).await.unwrap().get(0);
+    assert!(v.starts_with("PostgreSQL 16.6 (Timberline"), "{v}");
+
+    // Binary results with standard OIDs (extended protocol).
+    let stmt = pg
+        .prepare("SELECT ts, msg, count(*) OVER () AS n, 1.5::double precision AS f, parse_failed FROM logs LIMIT 1")
+        .await
+        .unwrap();
+    let types: Vec<Type> = stmt.columns().iter().map(|c| c.type_().clone()).collect();
+    assert_eq!(
+        types,
+        vec![
+            Type::TIMESTAMPTZ,
+            Type::TEXT,
+            Type::INT8,
+            Type::FLOAT8,
+            Type::BOOL
+        ]
+    );
+    assert_eq!(
+        [
+            Type::TIMESTAMPTZ.oid(),
+            Type::TEXT.oid(),
+            Type::INT8.oid(),
+            Type::FLOAT8.oid(),
+            Type::BOOL.oid()
+        ],
+        [1184, 25, 20, 701, 16]
+    );
+    let row = pg.query_one(&stmt, &[]).await.unwrap();
+    assert_eq!(row.get::<_, i64>(2), 10);
+    assert_eq!(row.get::<_, f64>(3), 1.5);
+
+    // Parameters, inferred from the plan.
+    let n: i64 = pg
+        .query_one(
+            "SELECT count(*) FROM logs WHERE level = $1 AND msg <> $2",
+            &[&"ERROR", &"x"],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 3);
+
+    // Text results (simple protocol) of the same values.
+    let msgs = pg
+        .simple_query("SELECT ts, level FROM logs WHERE msg = 'pg-1'")
+        .await
+        .unwrap();
+    let row = msgs.iter().find_map(|m| match m {
+        SimpleQueryMessage::Row(r) => Some(r),
+        _ => None,
+    });
+    let row = row.expect("one row");
+    assert!(
+        row.get(0).unwrap().starts_with("2024-01-15 10:00:01"),
+        "{:?}",
+        row.get(0)
+    );
+    assert_eq!(row.get(1), Some("ERROR"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn errors_carry_sqlstates_and_the_connection_stays_usable() {
+    let server = TestServer::start();
+    let pg = server.pg().await;
+    let cases = [
+        ("SELECT * FROM no_such_table", "42P01"),
+        ("SELECT no_such_column FROM logs", "42703"),
+        ("SELEC 1", "42601"),
+        ("SELECT no_such_function(1)", "42883"),
+        ("INSERT INTO logs (msg) VALUES ('x')", "25006"),
+        ("CREATE TABLE t (a int)", "25006"),
+        ("SELECT current_setting('no.such')", "42704"),
+    ];
+    for (sql, code) in cases {
+        // Simple protocol.
+        let e = pg.simple_query(sql).await.expect_err(sql);
+        assert_eq!(sqlstate(&e), code, "simple: {sql}");
+        // Extended protocol (Parse fails; recovery at Sync).
+        let e = pg.query(sql, &[]).await.expect_err(sql);
+        assert_eq!(sqlstate(&e), code, "extended: {sql}");
+        let one: i64 = pg.query_one("SELECT 1::bigint", &[]).await.unwrap().get(0);
+        assert_eq!(one, 1, "connection usable after {sql}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn empty_and_comment_only_queries_and_session_statements() {
+    let server = TestServer::start();
+    let pg = server.pg().await;
+    for q in ["", ";", "-- ping", "/* nothing */"] {
+        let msgs = pg
+            .simple_query(q)
+            .await
+            .unwrap_or_else(|e| panic!("{q:?}: {e}"));
+        assert!(
+            msgs.iter()
+                .all(|m| !matches!(m, SimpleQueryMessage::Row(_))),
+            "{q:?}"
+        );
+    }
+    pg.batch_execute("BEGIN; SET application_name = 'x'; COMMIT")
+        .await
+        .unwrap();
+    let msgs = pg
+        .simple_query("SHOW transaction isolation level")
+        .await
+        .unwrap();
+    let v = msgs.iter().find_map(|m| match m {
+        SimpleQueryMessage::Row(r) => r.get(0).map(str::to_string),
+        _ => None,
+    });
+    assert_eq!(v.as_deref(), Some("read committed"));
+    // Multi-statement simple query returns each result.
+    let msgs = pg.simple_query("SELECT 1; SELECT 2").await.unwrap();
+    let rows = msgs
+        .iter()
+        .filter(|m| matches!(m, SimpleQueryMessage::Row(_)))
+        .count();
+    assert_eq!(rows, 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn unknown_user_is_refused_with_28000() {
+    let server = TestServer::start();
+    let e = pg_connect(server.pg_port, "mallory")
+        .await
+        .err()
+        .expect("refused");
+    assert_eq!(sqlstate(&e), "28000");
+    // The server still accepts the right user.
+    assert!(pg_connect(server.pg_port, "timberline").await.is_ok());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn garbage_on_the_wire_closes_only_that_connection() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = TestServer::start();
+    let addr = format!("127.0.0.1:{}", server.pg_port);
+    for junk in [
+        b"GET / HTTP/1.1\r\n\r\n".to_vec(),
+        vec![0xff; 64],
+        [&(1u32 << 30).to_be_bytes()[..], &[0u8; 8]].concat(),
+        // A protocol 2 startup packet.
+        [&8u32.to_be_bytes()[..], &0x0002_0000u32.to_be_bytes()].concat(),
+    ] {
+        let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        let _ = s.write_all(&junk).await;
+        let mut buf = Vec::new();
+        // The server answers (an error or nothing) and closes; read until EOF.
+        let _ =
+            tokio::time::timeout(std::time::Duration::from_secs(10), s.read_to_end(&mut buf)).await;
+    }
+    let pg = server.pg().await;
+    let one: i64 = pg.query_one("SELECT 1::bigint", &[]).await.unwrap().get(0);
+    assert_eq!(one, 1);
+}

@@ -1,0 +1,139 @@
+//! Runs `sql/*.slt` (the executable spec of the SQL surface) over pgwire against a server with
+//! fixed data: `sql/fixtures/logs.ndjson`, the first half flushed to segments, the rest hot.
+
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+use sqllogictest::{DBOutput, DefaultColumnType};
+use tokio_postgres::types::Type;
+use tokio_postgres::Client;
+
+use crate::support::{repo_path, TestServer};
+
+struct PgDb {
+    client: Client,
+}
+
+#[derive(Debug)]
+struct SltError(String);
+
+impl std::fmt::Display for SltError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+impl std::error::Error for SltError {}
+
+fn cell(row: &tokio_postgres::Row, i: usize) -> String {
+    let t = row.columns()[i].type_().clone();
+    let s = match t {
+        Type::BOOL => row.get::<_, Option<bool>>(i).map(|v| v.to_string()),
+        Type::INT2 => row.get::<_, Option<i16>>(i).map(|v| v.to_string()),
+        Type::INT4 => row.get::<_, Option<i32>>(i).map(|v| v.to_string()),
+        Type::INT8 => row.get::<_, Option<i64>>(i).map(|v| v.to_string()),
+        Type::FLOAT4 => row.get::<_, Option<f32>>(i).map(|v| v.to_string()),
+        Type::FLOAT8 => row.get::<_, Option<f64>>(i).map(|v| v.to_string()),
+        Type::TIMESTAMPTZ | Type::TIMESTAMP => row.get::<_, Option<SystemTime>>(i).map(|v| {
+            chrono::DateTime::<chrono::Utc>::from(v)
+                .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+        }),
+        _ => row.get::<_, Option<String>>(i),
+    };
+    match s {
+        None => "NULL".into(),
+        Some(v) if v.is_empty() => "(empty)".into(),
+        Some(v) => v,
+    }
+}
+
+#[async_trait]
+impl sqllogictest::AsyncDB for PgDb {
+    type Error = SltError;
+    type ColumnType = DefaultColumnType;
+
+    async fn run(&mut self, sql: &str) -> Result<DBOutput<DefaultColumnType>, SltError> {
+        let stmt = self.client.prepare(sql).await.map_err(err)?;
+        let rows = self.client.query(&stmt, &[]).await.map_err(err)?;
+        if stmt.columns().is_empty() {
+            return Ok(DBOutput::StatementComplete(rows.len() as u64));
+        }
+        let types = stmt
+            .columns()
+            .iter()
+            .map(|c| match *c.type_() {
+                Type::INT2 | Type::INT4 | Type::INT8 => DefaultColumnType::Integer,
+                Type::FLOAT4 | Type::FLOAT8 | Type::NUMERIC => DefaultColumnType::FloatingPoint,
+                _ => DefaultColumnType::Text,
+            })
+            .collect();
+        let rows = rows
+            .iter()
+            .map(|r| (0..r.len()).map(|i| cell(r, i)).collect())
+            .collect();
+        Ok(DBOutput::Rows { types, rows })
+    }
+
+    async fn shutdown(&mut self) {}
+
+    fn engine_name(&self) -> &str {
+        "timberline"
+    }
+
+    async fn sleep(dur: Duration) {
+        tokio::time::sleep(dur).await;
+    }
+}
+
+/// Errors read `SQLSTATE: message`, so `.slt` files can pin the code.
+fn err(e: tokio_postgres::Error) -> SltError {
+    match e.as_db_error() {
+        Some(db) => SltError(format!("{}: {}", db.code().code(), db.message())),
+        None => SltError(e.to_string()),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sql_spec_files() {
+    let server = TestServer::start();
+    let fixture = std::fs::read(repo_path("sql/fixtures/logs.ndjson")).unwrap();
+    let lines: Vec<&[u8]> = fixture
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .collect();
+    let half = lines.len() / 2;
+    for (i, part) in [&lines[..half], &lines[half..]].into_iter().enumerate() {
+        let (s, b) = server
+            .post_raw(
+                "/v1/ingest",
+                &[("content-type", "application/x-ndjson")],
+                part.join(&b'\n'),
+            )
+            .await;
+        assert_eq!(s, 202, "{b}");
+        assert_eq!(b["failed"], 0);
+        if i == 0 {
+            server.flush().await;
+        }
+    }
+    let mut files: Vec<_> = std::fs::read_dir(repo_path("sql"))
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "slt"))
+        .collect();
+    files.sort();
+    assert!(!files.is_empty());
+    for file in files {
+        let port = server.pg_port;
+        let mut runner = sqllogictest::Runner::new(move || async move {
+            let client = crate::support::pg_connect(port, "timberline")
+                .await
+                .map_err(err)?;
+            Ok(PgDb { client })
+        });
+        runner.with_column_validator(|a, b| a == b);
+        runner
+            .run_file_async(&file)
+            .await
+            .unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+    }
+}

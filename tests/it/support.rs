@@ -1,0 +1,223 @@
+//! Starting and stopping real servers, and small clients for them.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use serde_json::Value;
+use tokio_postgres::{Client, NoTls};
+
+/// A `timberline serve` child process.
+pub struct TestServer {
+    pub child: Child,
+    pub dir: Arc<tempfile::TempDir>,
+    pub http: String,
+    pub pg_port: u16,
+    pub extra: Vec<String>,
+}
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_timberline")
+}
+
+impl TestServer {
+    /// Starts a server on a fresh data directory.
+    pub fn start() -> TestServer {
+        Self::start_with(&[])
+    }
+
+    /// Starts a server with extra `serve` flags.
+    pub fn start_with(extra: &[&str]) -> TestServer {
+        let dir = Arc::new(tempfile::tempdir().expect("tempdir"));
+        Self::spawn(dir, extra.iter().map(|s| s.to_string()).collect())
+    }
+
+    fn spawn(dir: Arc<tempfile::TempDir>, extra: Vec<String>) -> TestServer {
+        let mut child = Command::new(bin())
+            .args([
+                "serve",
+                "--http-addr",
+                "127.0.0.1:0",
+                "--pg-addr",
+                "127.0.0.1:0",
+                "--data-dir",
+            ])
+            .arg(dir.path())
+            .args(&extra)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn timberline");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("ready line");
+        // "timberline ready http=127.0.0.1:P pg=127.0.0.1:Q"
+        let field = |k: &str| {
+            line.split_whitespace()
+                .find_map(|w| w.strip_prefix(k))
+                .unwrap_or_else(|| panic!("no {k} in ready line {line:?}"))
+                .to_string()
+        };
+        let http = format!("http://{}", field("http="));
+        let pg_port = field("pg=")
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .expect("pg port");
+        TestServer {
+            child,
+            dir,
+            http,
+            pg_port,
+            extra,
+        }
+    }
+
+    /// SIGKILL: no flush, no clean shutdown.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Kills the process and starts a new one on the same data directory.
+    pub fn restart(mut self) -> TestServer {
+        self.kill();
+        let (dir, extra) = (self.dir.clone(), self.extra.clone());
+        drop(self);
+        TestServer::spawn(dir, extra)
+    }
+
+    pub async fn pg(&self) -> Client {
+        pg_connect(self.pg_port, "timberline")
+            .await
+            .expect("pg connect")
+    }
+
+    /// POSTs a JSON batch; returns (status, body).
+    pub async fn ingest(&self, body: &Value) -> (u16, Value) {
+        let resp = reqwest::Client::new()
+            .post(format!("{}/v1/ingest", self.http))
+            .json(body)
+            .send()
+            .await
+            .expect("POST /v1/ingest");
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Raw POST with headers; returns (status, JSON body or Null).
+    pub async fn post_raw(
+        &self,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+    ) -> (u16, Value) {
+        let mut req = reqwest::Client::new()
+            .post(format!("{}{path}", self.http))
+            .body(body);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let resp = req.send().await.expect("POST");
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap_or_default();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    /// Forces a flush of the hot buffer into segments.
+    pub async fn flush(&self) -> Value {
+        let (status, body) = self.post_raw("/v1/flush", &[], Vec::new()).await;
+        assert_eq!(status, 200, "flush: {body}");
+        body
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub async fn pg_connect(port: u16, user: &str) -> Result<Client, tokio_postgres::Error> {
+    let (client, conn) =
+        tokio_postgres::connect(&format!("host=127.0.0.1 port={port} user={user}"), NoTls).await?;
+    tokio::spawn(conn);
+    Ok(client)
+}
+
+/// One row of `logs` as the tests compare them.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Row {
+    pub msg: String,
+    pub ts: SystemTime,
+    pub service: String,
+    pub host: String,
+    pub level: String,
+    pub trace_id: Option<String>,
+    pub attrs: String,
+    pub parse_failed: bool,
+    pub truncated: bool,
+}
+
+/// Every row of `logs` matching `filter`, sorted.
+pub async fn rows(client: &Client, filter: &str) -> Vec<Row> {
+    let sql = format!(
+        "SELECT msg, ts, service, host, level, trace_id, attrs, parse_failed, truncated FROM logs {filter}"
+    );
+    let mut out: Vec<Row> = client
+        .query(&sql, &[])
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        .iter()
+        .map(|r| Row {
+            msg: r.get(0),
+            ts: r.get(1),
+            service: r.get(2),
+            host: r.get(3),
+            level: r.get(4),
+            trace_id: r.get(5),
+            attrs: r.get(6),
+            parse_failed: r.get(7),
+            truncated: r.get(8),
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+pub async fn count(client: &Client, filter: &str) -> i64 {
+    client
+        .query_one(&format!("SELECT count(*) FROM logs {filter}"), &[])
+        .await
+        .expect("count")
+        .get(0)
+}
+
+pub fn repo_path(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
+}
+
+/// A JSON batch of `n` events with messages `"{prefix}-{i}"`.
+pub fn batch(prefix: &str, n: usize) -> Value {
+    let logs: Vec<Value> = (0..n)
+        .map(|i| {
+            let level = ["INFO", "ERROR", "warn", "debug"][i % 4];
+            serde_json::json!({
+                "ts": format!("2024-01-15T10:{:02}:{:02}.{:03}Z", (i / 60) % 60, i % 60, i % 1000),
+                "level": level,
+                "msg": format!("{prefix}-{i}"),
+                "meta": {"trace_id": format!("trace-{prefix}-{}", i / 3), "user_id": i}
+            })
+        })
+        .collect();
+    serde_json::json!({"source": {"service": "payments", "host": "pay-1", "region": "eu-west-1"}, "logs": logs})
+}

@@ -1,0 +1,103 @@
+//! Small pure functions: level normalisation, the triage format, the JSON batch decoder, the
+//! generator's determinism, PostgreSQL settings.
+
+use serde_json::Value;
+use timberline::generate::Generator;
+use timberline::ingest::decode::{decode_batch, decode_ndjson, parse_ts, DecodeError};
+use timberline::model::level::normalize;
+
+#[test]
+fn levels_normalise() {
+    for (given, want) in [
+        ("warning", "WARN"),
+        ("E", "ERROR"),
+        ("notice", "INFO"),
+        ("crit", "FATAL"),
+        ("trace", "TRACE"),
+        (" debug ", "DEBUG"),
+        ("audit", "audit"),
+    ] {
+        assert_eq!(normalize(given), want, "{given}");
+    }
+}
+
+#[test]
+fn batch_maps_source_meta_and_trace() {
+    let body = br#"{"source":{"service":"payments","host":"h1","region":"eu","environment":"prod"},
+        "logs":[{"ts":"2024-01-15T10:30:45.123Z","level":"warning","msg":"x","meta":{"trace_id":"t1","user_id":7}}]}"#;
+    let d = decode_batch(body, 5).unwrap();
+    let r = &d.records[0];
+    assert_eq!(
+        (r.service.as_str(), r.host.as_str(), r.level.as_str()),
+        ("payments", "h1", "WARN")
+    );
+    assert_eq!(r.trace_id.as_deref(), Some("t1"));
+    assert_eq!(r.ts, 1_705_314_645_123_000);
+    assert_eq!(r.ingest_ts, 5);
+    let attrs: Value = serde_json::from_str(&r.attrs).unwrap();
+    assert_eq!(attrs["region"], "eu");
+    assert_eq!(attrs["environment"], "prod");
+    assert_eq!(attrs["user_id"], 7);
+    assert!(attrs.get("trace_id").is_none());
+}
+
+#[test]
+fn timestamps_in_every_unit() {
+    let want = 1_705_314_645_123_000;
+    for v in [
+        serde_json::json!("2024-01-15T10:30:45.123Z"),
+        serde_json::json!("2024-01-15T11:30:45.123+01:00"),
+        serde_json::json!("2024-01-15 10:30:45.123"),
+        serde_json::json!(1_705_314_645.123),
+        serde_json::json!(1_705_314_645_123i64),
+        serde_json::json!(1_705_314_645_123_000i64),
+        serde_json::json!(1_705_314_645_123_000_000i64),
+    ] {
+        assert_eq!(parse_ts(&v), Some(want), "{v}");
+    }
+    assert_eq!(parse_ts(&serde_json::json!("soon")), None);
+    assert_eq!(parse_ts(&serde_json::json!(-5)), None);
+}
+
+#[test]
+fn ndjson_limits_and_raw_lines() {
+    let body = "{\"msg\":\"a\"}\n\n[1]\n{\"msg\":\"b\"}\r\n";
+    let d = decode_ndjson(body.as_bytes(), 1).unwrap();
+    assert_eq!(d.records.len(), 3);
+    assert!(d.records[1].parse_failed);
+    assert_eq!(d.records[1].msg, "[1]");
+    let many = "{}\n".repeat(10_001);
+    assert!(matches!(
+        decode_ndjson(many.as_bytes(), 1),
+        Err(DecodeError::TooManyEvents(_))
+    ));
+}
+
+#[test]
+fn generator_is_deterministic_and_realistic() {
+    let a: Vec<_> = {
+        let mut g = Generator::new(9, 0, 1000);
+        (0..500).map(|_| g.next_record()).collect()
+    };
+    let b: Vec<_> = {
+        let mut g = Generator::new(9, 0, 1000);
+        (0..500).map(|_| g.next_record()).collect()
+    };
+    assert_eq!(a, b);
+    let services: std::collections::HashSet<_> = a.iter().map(|r| r.service.as_str()).collect();
+    assert!(services.len() > 10, "{}", services.len());
+    let errors = a.iter().filter(|r| r.level == "ERROR").count();
+    assert!((10..70).contains(&errors), "{errors} errors in 500");
+    assert!(a.iter().all(|r| !r.msg.contains("<*>")));
+    let traced = a.iter().filter(|r| r.trace_id.is_some()).count();
+    assert!(traced > 250);
+}
+
+#[test]
+fn pg_settings_match_postgres() {
+    use timberline_udfs::pg_compat::{setting, version_string};
+    assert_eq!(setting("server_version_num"), Some("160006"));
+    assert_eq!(setting("TimeZone"), Some("UTC"));
+    assert_eq!(setting("no.such"), None);
+    assert!(version_string().starts_with("PostgreSQL 16.6 (Timberline "));
+}
