@@ -91,13 +91,40 @@ impl Planner {
                     data_rows,
                     ..
                 } = resp;
+                let fields = Arc::new(pg_names(row_schema.iter().cloned().collect()));
                 let mut resp =
-                    QueryResponse::new(row_schema, data_rows.map(|r| r.map_err(with_sqlstate)));
+                    QueryResponse::new(fields, data_rows.map(|r| r.map_err(with_sqlstate)));
                 resp.set_command_tag(&command_tag);
                 Ok(Response::Query(resp))
             }
         }
     }
+}
+
+/// PostgreSQL names an unaliased function-call column after the function (`count(*)` → `count`,
+/// `date_trunc('hour', ts)` → `date_trunc`); DataFusion names it after the whole expression.
+fn pg_names(fields: Vec<FieldInfo>) -> Vec<FieldInfo> {
+    fields
+        .into_iter()
+        .map(|f| match function_name(f.name()) {
+            Some(name) => FieldInfo::new(
+                name,
+                f.table_id(),
+                f.column_id(),
+                f.datatype().clone(),
+                f.format(),
+            )
+            .with_format_options(f.format_options().clone()),
+            None => f,
+        })
+        .collect()
+}
+
+fn function_name(column: &str) -> Option<String> {
+    let open = column.find('(')?;
+    let func = &column[..open];
+    let simple = !func.is_empty() && func.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    (simple && column.ends_with(')')).then(|| func.to_ascii_lowercase())
 }
 
 /// Gives a DataFusion error carried inside a pgwire error its SQLSTATE.
@@ -238,9 +265,11 @@ impl QueryParser for Planner {
                     )
                 })
                 .collect()),
-            Prepared::Plan(plan) => {
-                arrow_schema_to_pg_fields(plan.schema().as_arrow(), &format, None)
-            }
+            Prepared::Plan(plan) => Ok(pg_names(arrow_schema_to_pg_fields(
+                plan.schema().as_arrow(),
+                &format,
+                None,
+            )?)),
         }
     }
 }

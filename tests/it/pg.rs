@@ -57,6 +57,21 @@ async fn startup_parameters_and_types() {
         [1184, 25, 20, 701, 16]
     );
     let row = pg.query_one(&stmt, &[]).await.unwrap();
+    let names: Vec<&str> = stmt.columns().iter().map(|c| c.name()).collect();
+    assert_eq!(names, ["ts", "msg", "n", "f", "parse_failed"]);
+    // Unaliased function calls are named after the function, as PostgreSQL does.
+    let s = pg
+        .prepare("SELECT count(*), max(ts), date_trunc('hour', ts) FROM logs GROUP BY 3")
+        .await
+        .unwrap();
+    let names: Vec<&str> = s.columns().iter().map(|c| c.name()).collect();
+    assert_eq!(names, ["count", "max", "date_trunc"]);
+    let simple = pg.simple_query("SELECT count(*) FROM logs").await.unwrap();
+    let col = simple.iter().find_map(|m| match m {
+        SimpleQueryMessage::RowDescription(cols) => Some(cols[0].name().to_string()),
+        _ => None,
+    });
+    assert_eq!(col.as_deref(), Some("count"));
     assert_eq!(row.get::<_, i64>(2), 10);
     assert_eq!(row.get::<_, f64>(3), 1.5);
 
