@@ -68,8 +68,9 @@ pub async fn run(cmd: BenchCommand) -> Result<(), Box<dyn std::error::Error>> {
                         .map(|_| {
                             let mut ev = gen.next_event();
                             let len = ev.to_string().len();
-                            if len < event_bytes {
-                                let pad = "x".repeat(event_bytes - len - 12);
+                            // `,"pad":""` adds 10 bytes around the padding itself.
+                            if len + 10 < event_bytes {
+                                let pad = "x".repeat(event_bytes - len - 10);
                                 ev["meta"]["pad"] = json!(pad);
                             }
                             ev

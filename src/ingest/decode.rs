@@ -4,7 +4,12 @@
 //! timestamp falls back to the receive time with `parse_failed`, a line that is not JSON is stored
 //! raw with `parse_failed`, invalid UTF-8 is replaced (U+FFFD) and kept.
 
+use std::borrow::Cow;
+
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
+
+use super::fast_event::{self, FastSource};
 
 use crate::model::format::parse_rfc3339_micros;
 use crate::model::level::normalize;
@@ -74,11 +79,74 @@ fn text(v: &Value) -> String {
     }
 }
 
+/// Valid UTF-8 is borrowed as is; anything else has its bad bytes replaced (U+FFFD).
+fn utf8(body: &[u8]) -> Cow<'_, str> {
+    match std::str::from_utf8(body) {
+        Ok(s) => Cow::Borrowed(s),
+        Err(_) => String::from_utf8_lossy(body),
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct BatchIn<'a> {
+    #[serde(default)]
+    source: Option<Value>,
+    #[serde(borrow)]
+    logs: Vec<&'a RawValue>,
+}
+
+impl Source {
+    fn fast(&self) -> FastSource {
+        FastSource {
+            service: self.service.clone(),
+            host: self.host.clone(),
+            attrs: self
+                .attrs
+                .iter()
+                .map(|(k, v)| (k.clone(), v.to_string()))
+                .collect(),
+        }
+    }
+}
+
+/// Decodes one event: the zero-copy path when it is well-formed, else the lenient one.
+fn decode_event(text: &str, source: &Source, fast: &FastSource, now: Micros) -> LogRecord {
+    if let Some(r) = fast_event::decode(text, fast, now) {
+        return r;
+    }
+    match serde_json::from_str::<Value>(text) {
+        Ok(v) => event_to_record(v, source, now),
+        Err(_) => raw_record(text.to_string(), source, now),
+    }
+}
+
 /// Decodes a JSON batch body (already decompressed).
 pub fn decode_batch(body: &[u8], now: Micros) -> Result<Decoded, DecodeError> {
-    let text = String::from_utf8_lossy(body);
+    let text = utf8(body);
+    if let Ok(batch) = serde_json::from_str::<BatchIn>(&text) {
+        if batch.logs.len() > MAX_EVENTS {
+            return Err(DecodeError::TooManyEvents(batch.logs.len()));
+        }
+        let source = Source::from_value(batch.source.as_ref());
+        let fast = source.fast();
+        let records = batch
+            .logs
+            .iter()
+            .map(|raw| decode_event(raw.get(), &source, &fast, now))
+            .collect();
+        return Ok(Decoded {
+            records,
+            errors: Vec::new(),
+        });
+    }
+    // Not the usual shape: decode generically for a precise error (or an odd but valid body).
+    decode_batch_reference(&text, now)
+}
+
+/// The lenient decoder alone (no fast path): the reference the fast path is tested against.
+pub fn decode_batch_reference(text: &str, now: Micros) -> Result<Decoded, DecodeError> {
     let value: Value =
-        serde_json::from_str(&text).map_err(|e| DecodeError::Malformed(e.to_string()))?;
+        serde_json::from_str(text).map_err(|e| DecodeError::Malformed(e.to_string()))?;
     let Value::Object(mut top) = value else {
         return Err(DecodeError::Malformed(
             "expected a JSON object with a \"logs\" array".into(),
@@ -105,8 +173,9 @@ pub fn decode_batch(body: &[u8], now: Micros) -> Result<Decoded, DecodeError> {
 
 /// Decodes an NDJSON body: one event per line; a line that is not JSON is stored raw.
 pub fn decode_ndjson(body: &[u8], now: Micros) -> Result<Decoded, DecodeError> {
-    let text = String::from_utf8_lossy(body);
+    let text = utf8(body);
     let source = Source::from_value(None);
+    let fast = source.fast();
     let mut out = Decoded::default();
     for line in text.split('\n') {
         let line = line.strip_suffix('\r').unwrap_or(line);
@@ -118,9 +187,10 @@ pub fn decode_ndjson(body: &[u8], now: Micros) -> Result<Decoded, DecodeError> {
                 text.split('\n').filter(|l| !l.trim().is_empty()).count(),
             ));
         }
-        let record = match serde_json::from_str::<Value>(line) {
-            Ok(v @ Value::Object(_)) => event_to_record(v, &source, now),
-            _ => raw_record(line.to_string(), &source, now),
+        let record = if line.trim_start().starts_with('{') {
+            decode_event(line, &source, &fast, now)
+        } else {
+            raw_record(line.to_string(), &source, now)
         };
         out.records.push(record);
     }
@@ -147,6 +217,19 @@ fn raw_record(raw: String, source: &Source, now: Micros) -> LogRecord {
     r.attrs = Value::Object(source.attrs.clone()).to_string();
     r.enforce_msg_limit();
     r
+}
+
+/// Reads the raw JSON text of a `ts` value (a string or a number).
+pub fn parse_ts_text(raw: &str) -> Option<Micros> {
+    let raw = raw.trim();
+    if raw.starts_with('"') {
+        let s: Cow<str> = serde_json::from_str(raw).ok()?;
+        parse_ts(&Value::String(s.into_owned()))
+    } else if raw.starts_with(|c: char| c.is_ascii_digit()) {
+        raw.parse::<f64>().ok().and_then(epoch_micros)
+    } else {
+        None
+    }
 }
 
 /// Reads `ts` as RFC 3339 text or an epoch number (s, ms, µs or ns by magnitude).
@@ -183,6 +266,10 @@ fn event_to_record(event: Value, source: &Source, now: Micros) -> LogRecord {
     let mut r = base(source, now);
     let mut attrs = source.attrs.clone();
     for (k, v) in fields {
+        // A null is an absent key (a null `ts` means "use the receive time").
+        if v.is_null() {
+            continue;
+        }
         match k.as_str() {
             "ts" | "timestamp" | "time" | "@timestamp" => match parse_ts(&v) {
                 Some(ts) => r.ts = ts,

@@ -35,16 +35,36 @@ pub enum LoadError {
     },
 }
 
-/// What to load and where to send it.
-#[derive(Debug, Clone)]
+/// What to load and where to send it (the flags of `timberline ingest`).
+#[derive(Debug, Clone, clap::Args)]
 pub struct LoadOptions {
+    /// Files to load; `-` reads stdin.
+    #[arg(required = true)]
     pub files: Vec<PathBuf>,
+    /// auto, triage, ndjson or loghub:<HDFS|Zookeeper|Spark|Linux|OpenSSH|Apache>.
+    #[arg(long, default_value = "auto")]
     pub format: String,
+    /// The server's HTTP address.
+    #[arg(
+        long,
+        default_value = "http://127.0.0.1:8080",
+        env = "TIMBERLINE_SERVER"
+    )]
     pub server: String,
+    /// Service name for every line (default: the loghub system or the file name).
+    #[arg(long)]
     pub service: Option<String>,
+    /// Host name for lines whose format has none.
+    #[arg(long)]
     pub host: Option<String>,
+    /// Year for year-less timestamps (default: the file's modification year).
+    #[arg(long)]
     pub year: Option<i32>,
+    /// Lines per request.
+    #[arg(long = "batch", default_value_t = 2000)]
     pub batch_lines: usize,
+    /// No progress bar.
+    #[arg(long = "quiet", action = clap::ArgAction::SetFalse)]
     pub progress: bool,
 }
 

@@ -93,7 +93,7 @@ async fn flush(State(s): State<HttpState>) -> Result<Json<serde_json::Value>, Ap
 }
 
 /// Decompresses by `Content-Encoding`, refusing output larger than `max`.
-fn decompress(headers: &HeaderMap, body: Bytes, max: usize) -> Result<Vec<u8>, ApiError> {
+fn decompress(headers: &HeaderMap, body: Bytes, max: usize) -> Result<Bytes, ApiError> {
     let encoding = headers
         .get(header::CONTENT_ENCODING)
         .and_then(|v| v.to_str().ok())
@@ -123,8 +123,10 @@ fn decompress(headers: &HeaderMap, body: Bytes, max: usize) -> Result<Vec<u8>, A
         Ok(out)
     };
     match encoding.as_str() {
-        "identity" | "" => Ok(body.to_vec()),
-        "gzip" | "x-gzip" => read_capped(Box::new(flate2::read::MultiGzDecoder::new(&body[..]))),
+        "identity" | "" => Ok(body),
+        "gzip" | "x-gzip" => {
+            read_capped(Box::new(flate2::read::MultiGzDecoder::new(&body[..]))).map(Bytes::from)
+        }
         "zstd" => {
             let dec = zstd::stream::read::Decoder::new(&body[..]).map_err(|e| {
                 ApiError::new(
@@ -132,7 +134,7 @@ fn decompress(headers: &HeaderMap, body: Bytes, max: usize) -> Result<Vec<u8>, A
                     format!("cannot decompress body (zstd): {e}"),
                 )
             })?;
-            read_capped(Box::new(dec))
+            read_capped(Box::new(dec)).map(Bytes::from)
         }
         other => Err(ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,

@@ -2,6 +2,7 @@
 //! API, and the file loader behind `timberline ingest`.
 
 pub mod decode;
+mod fast_event;
 pub mod file;
 pub mod http;
 

@@ -132,3 +132,34 @@ async fn buffer_cap_forces_an_early_flush() {
         "no segment was flushed although the buffer passed its cap"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_segment_left_by_a_crash_before_cataloging_is_removed_and_rows_come_from_the_wal() {
+    let server = TestServer::start();
+    assert_eq!(server.ingest(&batch("orphan", 40)).await.0, 202);
+    // What a crash between writing a segment and cataloging it leaves: a Parquet file no catalog
+    // entry names, while the rows are still in the WAL.
+    let dir = server
+        .dir
+        .path()
+        .join("segments/tenant=default/date=2024-01-15/hour=10");
+    std::fs::create_dir_all(&dir).unwrap();
+    let orphan = dir.join("seg-000000000999.parquet");
+    std::fs::write(&orphan, b"PAR1 not really").unwrap();
+    let server = server.restart();
+    assert!(!orphan.exists(), "orphan segment removed at startup");
+    let pg = server.pg().await;
+    assert_eq!(count(&pg, "").await, 40);
+    server.flush().await;
+    assert_eq!(count(&pg, "").await, 40);
+    let wal_files = std::fs::read_dir(server.dir.path().join("wal"))
+        .unwrap()
+        .count();
+    let server = server.restart();
+    let pg = server.pg().await;
+    assert_eq!(
+        count(&pg, "").await,
+        40,
+        "after flush + restart ({wal_files} WAL files before)"
+    );
+}

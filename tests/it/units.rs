@@ -101,3 +101,30 @@ fn pg_settings_match_postgres() {
     assert_eq!(setting("no.such"), None);
     assert!(version_string().starts_with("PostgreSQL 16.6 (Timberline "));
 }
+
+#[test]
+fn fast_path_and_reference_decoder_store_the_same_rows() {
+    use timberline::ingest::decode::decode_batch_reference;
+    let events = [
+        r#"{"ts":"2024-01-15T10:30:45.123Z","level":"warning","msg":"a","meta":{"trace_id":"t1","user_id":7,"z":{"n":[1,2]}}}"#,
+        r#"{"ts":1705314645123,"msg":"b \"quoted\" \u00e9","service":"other","host":"h9"}"#,
+        r#"{"msg":"no ts, no level","meta":{"region":"us","traceId":"t2"}}"#,
+        r#"{"ts":null,"level":null,"msg":null,"meta":null}"#,
+        r#"{"ts":"2024-01-15 10:30:45","level":"E","msg":"c","meta":{"region":"override"}}"#,
+    ];
+    for e in events {
+        let body = format!(
+            r#"{{"source":{{"service":"s","host":"h","region":"eu","environment":"prod"}},"logs":[{e}]}}"#
+        );
+        let fast = decode_batch(body.as_bytes(), 42).unwrap().records;
+        let reference = decode_batch_reference(&body, 42).unwrap().records;
+        assert_eq!(fast.len(), 1);
+        let (mut f, r) = (fast[0].clone(), reference[0].clone());
+        // attrs must be the same JSON object (text may differ in whitespace only).
+        let fa: Value = serde_json::from_str(&f.attrs).unwrap();
+        let ra: Value = serde_json::from_str(&r.attrs).unwrap();
+        assert_eq!(fa, ra, "{e}");
+        f.attrs = r.attrs.clone();
+        assert_eq!(f, r, "{e}");
+    }
+}
