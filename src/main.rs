@@ -102,6 +102,17 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                 server.http_addr, server.pg_addr
             );
             std::io::stdout().flush()?;
+            tracing::info!(
+                "connect with: psql -h {} -p {} -U {}   |   send logs: POST http://{}/v1/ingest",
+                server.pg_addr.ip(),
+                server.pg_addr.port(),
+                config
+                    .users
+                    .first()
+                    .map(String::as_str)
+                    .unwrap_or("timberline"),
+                server.http_addr
+            );
             if demo {
                 let empty =
                     server.store.catalog.segments().is_empty() && server.store.buffer.rows() == 0;

@@ -138,21 +138,22 @@ impl HotBuffer {
         self.read().oldest.map(|t| t.elapsed()).unwrap_or_default()
     }
 
-    /// How full the buffer is relative to its cap.
+    /// How full the buffer is relative to its cap: shippers are told to slow down well before
+    /// the cap refuses them.
     pub fn pressure(&self) -> Pressure {
         let bytes = self.bytes();
-        if bytes >= self.max_bytes {
+        if bytes >= self.max_bytes / 2 {
             Pressure::Critical
-        } else if bytes >= self.max_bytes / 2 {
+        } else if bytes >= self.max_bytes / 4 {
             Pressure::Elevated
         } else {
             Pressure::Normal
         }
     }
 
-    /// True when new batches must wait: twice the cap means flushing cannot keep up.
+    /// True when new batches must wait: the buffer is at its cap, flushing cannot keep up.
     pub fn is_full(&self) -> bool {
-        self.bytes() >= self.max_bytes.saturating_mul(2)
+        self.bytes() >= self.max_bytes
     }
 }
 
