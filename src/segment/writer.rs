@@ -73,6 +73,9 @@ pub fn write_segments(
     ];
     let order = lexsort_to_indices(&sort, None)?;
     let sorted = take_record_batch(&all, &order)?;
+    // The unsorted copy is dead weight from here on; free it before encoding.
+    drop(sort);
+    drop(all);
 
     let ts = sorted
         .column(ts_column())
