@@ -10,7 +10,7 @@ use clap::{Parser, Subcommand};
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use timberline::config::{Config, Overrides};
-use timberline::generate::Generator;
+use timberline::generate::{parse_level_mix, Generator};
 use timberline::ingest::file::{load, LoadOptions};
 use timberline::model::now_micros;
 use timberline::server::{run_demo, Server};
@@ -53,6 +53,9 @@ enum Command {
         /// Output file (default stdout).
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Level mix as weights.
+        #[arg(long, default_value = "DEBUG=30,INFO=50,WARN=12,ERROR=7,FATAL=1")]
+        levels: String,
     },
     /// Measure a running server (see benches/RESULTS.md).
     Bench {
@@ -144,13 +147,17 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             seed,
             format,
             out,
+            levels,
         } => {
+            let levels = parse_level_mix(&levels).ok_or_else(|| {
+                format!("bad --levels {levels:?}: use NAME=WEIGHT,… e.g. INFO=90,ERROR=10")
+            })?;
             let mut sink: Box<dyn Write> = match out {
                 Some(p) => Box::new(std::io::BufWriter::new(std::fs::File::create(p)?)),
                 None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
             };
             let start = now_micros() - rows as i64 * 10_000;
-            let mut gen = Generator::new(seed, start, 10_000);
+            let mut gen = Generator::new(seed, start, 10_000).with_levels(levels);
             for _ in 0..rows {
                 match format.as_str() {
                     "triage" => writeln!(sink, "{}", gen.next_triage_line())?,

@@ -74,8 +74,36 @@ pub const LEVEL_MIX: [(&str, u32); 5] = [
     ("FATAL", 10),
 ];
 
+const METHODS: [&str; 5] = ["GET", "GET", "GET", "POST", "PUT"];
+const PATHS: [&str; 8] = [
+    "/api/v1/orders",
+    "/api/v1/payments",
+    "/api/v1/users/{id}",
+    "/api/v1/cart",
+    "/healthz",
+    "/api/v1/search",
+    "/api/v2/checkout",
+    "/internal/metrics",
+];
+
+/// Parses a level mix such as `DEBUG=30,INFO=50,WARN=12,ERROR=7,FATAL=1` (weights, any scale).
+pub fn parse_level_mix(text: &str) -> Option<Vec<(String, u32)>> {
+    let mix: Option<Vec<(String, u32)>> = text
+        .split(',')
+        .map(|part| {
+            let (name, weight) = part.split_once('=')?;
+            Some((
+                name.trim().to_ascii_uppercase(),
+                weight.trim().parse().ok()?,
+            ))
+        })
+        .collect();
+    mix.filter(|m| !m.is_empty() && m.iter().map(|(_, w)| *w as u64).sum::<u64>() > 0)
+}
+
 /// A seeded stream of log records.
 pub struct Generator {
+    levels: Vec<(String, u32)>,
     rng: SmallRng,
     ts: Micros,
     step: Micros,
@@ -97,12 +125,19 @@ impl Generator {
             acc
         });
         Generator {
+            levels: LEVEL_MIX.iter().map(|(n, w)| (n.to_string(), *w)).collect(),
             rng: SmallRng::seed_from_u64(seed),
             ts: start,
             step: step.max(1),
             service_weights: cumulative.collect(),
             trace: None,
         }
+    }
+
+    /// Uses another level mix (see [`parse_level_mix`]).
+    pub fn with_levels(mut self, levels: Vec<(String, u32)>) -> Generator {
+        self.levels = levels;
+        self
     }
 
     fn service(&mut self) -> usize {
@@ -112,16 +147,17 @@ impl Generator {
             .min(SERVICES.len() - 1)
     }
 
-    fn level(&mut self) -> &'static str {
-        let x = self.rng.gen_range(0..1000);
+    fn level(&mut self) -> String {
+        let total: u64 = self.levels.iter().map(|(_, w)| *w as u64).sum();
+        let x = self.rng.gen_range(0..total.max(1));
         let mut acc = 0;
-        for (name, share) in LEVEL_MIX {
-            acc += share;
+        for (name, weight) in &self.levels {
+            acc += *weight as u64;
             if x < acc {
-                return name;
+                return name.clone();
             }
         }
-        "INFO"
+        "INFO".into()
     }
 
     fn trace_id(&mut self) -> String {
@@ -157,11 +193,24 @@ impl Generator {
         let msg = fill(template, &mut self.rng);
         let trace_id = self.rng.gen_ratio(7, 10).then(|| self.trace_id());
         let user = (self.rng.gen::<f64>().powi(3) * 1_000_000.0) as u64;
+        let status = match level.as_str() {
+            "ERROR" | "FATAL" => [500, 502, 503, 504][self.rng.gen_range(0..4)],
+            "WARN" => [400, 404, 409, 429][self.rng.gen_range(0..4)],
+            _ => [200, 200, 200, 201, 204][self.rng.gen_range(0..5)],
+        };
         let attrs = json!({
             "region": REGIONS[s % REGIONS.len()],
             "user_id": format!("u{user}"),
             "duration_ms": self.rng.gen_range(1..5000),
             "event": template.id,
+            "request_id": format!("req-{:016x}", self.rng.gen::<u64>()),
+            "span_id": format!("{:016x}", self.rng.gen::<u64>()),
+            "http_method": METHODS[self.rng.gen_range(0..METHODS.len())],
+            "http_path": PATHS[self.rng.gen_range(0..PATHS.len())],
+            "http_status": status,
+            "client_ip": format!("10.{}.{}.{}", self.rng.gen_range(0..64), self.rng.gen_range(0..255), self.rng.gen_range(1..255)),
+            "pod": format!("{service}-{:05x}", self.rng.gen_range(0..0xfffff)),
+            "version": format!("v1.{}.{}", s % 7, self.rng.gen_range(0..3)),
         });
         LogRecord {
             ts,
@@ -169,7 +218,7 @@ impl Generator {
             tenant: DEFAULT_TENANT.into(),
             service: service.into(),
             host,
-            level: level.into(),
+            level,
             msg,
             trace_id,
             attrs: attrs.to_string(),

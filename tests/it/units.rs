@@ -128,3 +128,24 @@ fn fast_path_and_reference_decoder_store_the_same_rows() {
         assert_eq!(f, r, "{e}");
     }
 }
+
+#[test]
+fn generator_level_mix_is_configurable() {
+    use timberline::generate::parse_level_mix;
+    let mix = parse_level_mix("info=90, error=10").unwrap();
+    assert_eq!(
+        mix,
+        vec![("INFO".to_string(), 90), ("ERROR".to_string(), 10)]
+    );
+    assert!(parse_level_mix("INFO").is_none());
+    assert!(parse_level_mix("INFO=0").is_none());
+    let mut g = Generator::new(1, 0, 1000).with_levels(mix);
+    let recs: Vec<_> = (0..2000).map(|_| g.next_record()).collect();
+    assert!(recs.iter().all(|r| r.level == "INFO" || r.level == "ERROR"));
+    let errors = recs.iter().filter(|r| r.level == "ERROR").count();
+    assert!((120..280).contains(&errors), "{errors} of 2000 at 10%");
+    // Errors carry 5xx statuses, like real services.
+    let e = recs.iter().find(|r| r.level == "ERROR").unwrap();
+    let attrs: Value = serde_json::from_str(&e.attrs).unwrap();
+    assert!(attrs["http_status"].as_u64().unwrap() >= 500);
+}
