@@ -65,13 +65,18 @@ fn put_str(out: &mut Vec<u8>, s: &str) {
 /// Builds a whole frame (header and body) for `seq` and an encoded payload.
 pub fn frame(seq: u64, payload: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(FRAME_HEADER + 8 + payload.len());
+    frame_into(&mut out, seq, payload);
+    out
+}
+
+/// Appends a whole frame for `seq` and `payload` to `out`.
+pub fn frame_into(out: &mut Vec<u8>, seq: u64, payload: &[u8]) {
     let len = (8 + payload.len()) as u32;
     let crc = crc32c::crc32c_append(crc32c::crc32c(&seq.to_le_bytes()), payload);
     out.extend_from_slice(&len.to_le_bytes());
     out.extend_from_slice(&crc.to_le_bytes());
     out.extend_from_slice(&seq.to_le_bytes());
     out.extend_from_slice(payload);
-    out
 }
 
 /// Decodes a frame body into its sequence number and records.

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use datafusion::arrow::record_batch::RecordBatch;
 use tokio::sync::oneshot;
 
-use super::format::{frame, MAGIC};
+use super::format::{frame_into, MAGIC};
 use super::{file_name, sync_dir, WalError};
 
 /// Receives each batch once it is durable, in sequence order, before the request is acked.
@@ -221,7 +221,7 @@ impl WriterThread {
         let mut buf = Vec::with_capacity(appends.iter().map(|a| a.0.len() + 16).sum());
         let mut seq = self.next_seq;
         for (payload, _, _) in appends {
-            buf.extend_from_slice(&frame(seq, payload));
+            frame_into(&mut buf, seq, payload);
             seq += 1;
         }
         cur.file
