@@ -113,28 +113,8 @@ impl Server {
         let ingestor = Ingestor::new(wal.clone(), buffer.clone());
 
         let ctx = new_context(store.clone())?;
-        let http = TcpListener::bind(config.http_addr)
-            .await
-            .map_err(|source| StartError::Bind {
-                addr: config.http_addr,
-                source,
-            })?;
-        let pg = TcpListener::bind(config.pg_addr)
-            .await
-            .map_err(|source| StartError::Bind {
-                addr: config.pg_addr,
-                source,
-            })?;
-        let (http_addr, pg_addr) = (
-            http.local_addr().map_err(|source| StartError::Bind {
-                addr: config.http_addr,
-                source,
-            })?,
-            pg.local_addr().map_err(|source| StartError::Bind {
-                addr: config.pg_addr,
-                source,
-            })?,
-        );
+        let (http, http_addr) = bind(config.http_addr).await?;
+        let (pg, pg_addr) = bind(config.pg_addr).await?;
 
         let state = HttpState {
             ingestor: ingestor.clone(),
@@ -166,6 +146,14 @@ impl Server {
             replayed_rows,
         })
     }
+}
+
+/// Binds a listener and reads back its address (port 0 picks a free one).
+async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), StartError> {
+    let bind_err = |source| StartError::Bind { addr, source };
+    let listener = TcpListener::bind(addr).await.map_err(bind_err)?;
+    let local = listener.local_addr().map_err(bind_err)?;
+    Ok((listener, local))
 }
 
 /// Flushes when the buffer reaches its byte threshold (woken at once) or its age limit.
