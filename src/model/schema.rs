@@ -53,9 +53,14 @@ pub fn ts_column() -> usize {
     0
 }
 
-/// Builds one Arrow batch (schema [`logs_schema`]) from records.
+/// Builds one Arrow batch (schema [`logs_schema`]) from records, in `ts` order (stable), so that
+/// every hot-buffer batch is a sorted run that time lookups can binary-search.
 pub fn records_to_batch(records: &[LogRecord]) -> Result<RecordBatch, ArrowError> {
     let n = records.len();
+    let mut order: Vec<&LogRecord> = records.iter().collect();
+    if !records.windows(2).all(|w| w[0].ts <= w[1].ts) {
+        order.sort_by_key(|r| r.ts);
+    }
     let mut ts = TimestampMicrosecondBuilder::with_capacity(n).with_timezone("UTC");
     let mut ingest_ts = TimestampMicrosecondBuilder::with_capacity(n).with_timezone("UTC");
     let text = |f: &dyn Fn(&LogRecord) -> usize| {
@@ -70,7 +75,7 @@ pub fn records_to_batch(records: &[LogRecord]) -> Result<RecordBatch, ArrowError
     let mut attrs = text(&|r| r.attrs.len());
     let mut parse_failed = BooleanBuilder::with_capacity(n);
     let mut truncated = BooleanBuilder::with_capacity(n);
-    for r in records {
+    for r in order {
         ts.append_value(r.ts);
         ingest_ts.append_value(r.ingest_ts);
         tenant.append_value(&r.tenant);

@@ -19,6 +19,7 @@ pub fn sqlstate_of(e: &DataFusionError) -> (&'static str, String) {
             SchemaError::DuplicateQualifiedField { .. }
             | SchemaError::DuplicateUnqualifiedField { .. } => "42701",
         },
+        DataFusionError::Plan(m) if m.starts_with("invalid argument:") => "22023",
         DataFusionError::Plan(m) if m.contains("table") && m.contains("not found") => "42P01",
         DataFusionError::Plan(m)
             if m.contains("Invalid function") || m.contains("No function matches") =>

@@ -1,8 +1,10 @@
-//! SQL over the store: the DataFusion session, the `logs` and `segments` tables.
+//! SQL over the store: the DataFusion session, the `logs` and `segments` tables, `nearest`.
 
+pub mod nearest;
 mod prune;
 mod scan;
 mod segments_table;
+mod source;
 mod table;
 
 use std::sync::Arc;
@@ -39,7 +41,8 @@ pub fn new_context(store: Arc<Store>) -> Result<SessionContext, DataFusionError>
         .build();
     let mut ctx = SessionContext::new_with_state(state);
     ctx.register_table("logs", Arc::new(LogTable::new(store.clone())))?;
-    ctx.register_table("segments", Arc::new(SegmentsTable::new(store)))?;
+    ctx.register_table("segments", Arc::new(SegmentsTable::new(store.clone())))?;
+    ctx.register_udtf("log_context", Arc::new(nearest::LogContextFn::new(store)));
     datafusion_pg_catalog::setup_pg_catalog(&ctx, DATABASE, EmptyContextProvider)
         .map_err(|e| *e)?;
     datafusion_functions_json::register_all(&mut ctx)?;

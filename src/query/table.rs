@@ -10,30 +10,29 @@
 //!                               LogScanExec (counts)  ──► FilterExec added by DataFusion
 //! ```
 //! Every filter is `Inexact`: pruning may keep extra rows, DataFusion re-applies the filter.
+//! Except with `nearest(ts, T [, k])` among them: then the scan is a [`NearestExec`], which applies
+//! every filter itself and returns only the selected rows.
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::catalog::{Session, TableProvider};
-use datafusion::common::stats::Precision;
-use datafusion::common::{ColumnStatistics, DFSchema, ScalarValue, Statistics};
-use datafusion::datasource::listing::PartitionedFile;
 use datafusion::datasource::memory::MemorySourceConfig;
-use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder, ParquetSource};
-use datafusion::datasource::source::DataSourceExec;
+use datafusion::common::DFSchema;
 use datafusion::error::Result;
-use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::logical_expr::utils::conjunction;
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown, TableType};
 use datafusion::physical_plan::empty::EmptyExec;
 use datafusion::physical_plan::union::UnionExec;
 use datafusion::physical_plan::ExecutionPlan;
 
+use super::nearest::{is_nearest, NearestExec, NearestSpec};
 use super::prune::keep_by_time;
 use super::scan::{LogScanExec, ScanCounts};
+use super::source::parquet_exec;
 use crate::catalog::SegmentMeta;
-use crate::model::{logs_schema, ts_column};
+use crate::model::logs_schema;
 use crate::store::Store;
 
 /// The `logs` table.
@@ -49,28 +48,6 @@ impl LogTable {
             store,
             schema: logs_schema(),
         }
-    }
-
-    fn file_of(&self, seg: &SegmentMeta) -> PartitionedFile {
-        let ts = |v| {
-            Precision::Exact(ScalarValue::TimestampMicrosecond(
-                Some(v),
-                Some("UTC".into()),
-            ))
-        };
-        let mut columns = vec![ColumnStatistics::new_unknown(); self.schema.fields().len()];
-        columns[ts_column()] = ColumnStatistics::new_unknown()
-            .with_min_value(ts(seg.min_ts))
-            .with_max_value(ts(seg.max_ts))
-            .with_null_count(Precision::Exact(0));
-        let stats = Statistics {
-            num_rows: Precision::Exact(seg.rows as usize),
-            total_byte_size: Precision::Absent,
-            column_statistics: columns,
-        };
-        let path = self.store.data_dir.join(&seg.path);
-        PartitionedFile::new(path.to_string_lossy().to_string(), seg.bytes)
-            .with_statistics(Arc::new(stats))
     }
 }
 
@@ -88,7 +65,14 @@ impl TableProvider for LogTable {
         &self,
         filters: &[&Expr],
     ) -> Result<Vec<TableProviderFilterPushDown>> {
-        Ok(vec![TableProviderFilterPushDown::Inexact; filters.len()])
+        // `nearest` selects among the rows that pass every other filter, so when it is present
+        // the scan applies them all itself, exactly.
+        let kind = if filters.iter().any(|f| is_nearest(f)) {
+            TableProviderFilterPushDown::Exact
+        } else {
+            TableProviderFilterPushDown::Inexact
+        };
+        Ok(vec![kind; filters.len()])
     }
 
     async fn scan(
@@ -98,6 +82,14 @@ impl TableProvider for LogTable {
         filters: &[Expr],
         _limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
+        if filters.iter().any(|f| is_nearest(&f)) {
+            let spec = NearestSpec::from_filters(filters, state)?;
+            return Ok(Arc::new(NearestExec::new(
+                self.store.clone(),
+                spec,
+                projection.cloned(),
+            )?));
+        }
         let snap = self.store.snapshot();
         let df_schema = DFSchema::try_from(self.schema.clone())?;
         let predicate = conjunction(filters.to_vec())
@@ -119,26 +111,15 @@ impl TableProvider for LogTable {
 
         let mut inputs: Vec<Arc<dyn ExecutionPlan>> = Vec::new();
         if !kept.is_empty() {
-            let partitions = state.config().target_partitions().max(1);
-            let mut groups: Vec<Vec<PartitionedFile>> =
-                vec![Vec::new(); partitions.min(kept.len())];
-            let n = groups.len();
-            for (i, seg) in kept.iter().enumerate() {
-                groups[i % n].push(self.file_of(seg));
-            }
-            let mut source = ParquetSource::new(self.schema.clone())
-                .with_enable_page_index(true)
-                .with_bloom_filter_on_read(true)
-                .with_pushdown_filters(true);
-            if let Some(p) = &predicate {
-                source = source.with_predicate(p.clone());
-            }
-            let config =
-                FileScanConfigBuilder::new(ObjectStoreUrl::local_filesystem(), Arc::new(source))
-                    .with_file_groups(groups.into_iter().map(FileGroup::new).collect())
-                    .with_projection_indices(projection.cloned())?
-                    .build();
-            inputs.push(DataSourceExec::from_data_source(config));
+            inputs.push(parquet_exec(
+                &self.store.data_dir,
+                &self.schema,
+                &kept,
+                projection.cloned(),
+                predicate.clone(),
+                state.config().target_partitions(),
+                state.runtime_env(),
+            )?);
         }
         if !snap.hot.is_empty() {
             let parts = state

@@ -5,6 +5,7 @@
 //! - [`pg_compat`]: `version()` and `current_setting(name)`, answered as PostgreSQL 16.6 would, so
 //!   that drivers and Grafana's version auto-detection work.
 
+pub mod nearest;
 pub mod pg_compat;
 
 use datafusion::prelude::SessionContext;
@@ -13,4 +14,6 @@ use datafusion::prelude::SessionContext;
 pub fn register(ctx: &SessionContext) {
     ctx.register_udf(pg_compat::version_udf());
     ctx.register_udf(pg_compat::current_setting_udf());
+    ctx.register_udf(nearest::nearest_udf());
+    ctx.register_udf(nearest::ts_distance_udf());
 }

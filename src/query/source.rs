@@ -1,0 +1,81 @@
+//! The physical sources of a `logs` scan: Parquet segments (through the footer cache) and hot batches.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::common::stats::Precision;
+use datafusion::common::{ColumnStatistics, ScalarValue, Statistics};
+use datafusion::datasource::listing::PartitionedFile;
+use datafusion::datasource::physical_plan::parquet::CachedParquetFileReaderFactory;
+use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder, ParquetSource};
+use datafusion::datasource::source::DataSourceExec;
+use datafusion::error::Result;
+use datafusion::execution::object_store::ObjectStoreUrl;
+use datafusion::execution::runtime_env::RuntimeEnv;
+use datafusion::physical_plan::{ExecutionPlan, PhysicalExpr};
+
+use crate::catalog::SegmentMeta;
+use crate::model::ts_column;
+
+/// One segment as a file for DataFusion, with the catalog's exact statistics (row count, ts range)
+/// so that file-level pruning needs no footer read.
+pub fn file_of(data_dir: &Path, schema: &SchemaRef, seg: &SegmentMeta) -> PartitionedFile {
+    let ts = |v| {
+        Precision::Exact(ScalarValue::TimestampMicrosecond(
+            Some(v),
+            Some("UTC".into()),
+        ))
+    };
+    let mut columns = vec![ColumnStatistics::new_unknown(); schema.fields().len()];
+    columns[ts_column()] = ColumnStatistics::new_unknown()
+        .with_min_value(ts(seg.min_ts))
+        .with_max_value(ts(seg.max_ts))
+        .with_null_count(Precision::Exact(0));
+    let stats = Statistics {
+        num_rows: Precision::Exact(seg.rows as usize),
+        total_byte_size: Precision::Absent,
+        column_statistics: columns,
+    };
+    let path = data_dir.join(&seg.path);
+    PartitionedFile::new(path.to_string_lossy().to_string(), seg.bytes)
+        .with_statistics(Arc::new(stats))
+}
+
+/// A Parquet scan of `segments` spread over up to `partitions` partitions: row groups, pages
+/// (page index) and bloom filters pruned by `predicate`, which is also applied row by row while
+/// decoding. Footers and page indexes come from the runtime's metadata cache after the first read.
+pub fn parquet_exec(
+    data_dir: &Path,
+    schema: &SchemaRef,
+    segments: &[&SegmentMeta],
+    projection: Option<Vec<usize>>,
+    predicate: Option<Arc<dyn PhysicalExpr>>,
+    partitions: usize,
+    runtime: &RuntimeEnv,
+) -> Result<Arc<dyn ExecutionPlan>> {
+    let url = ObjectStoreUrl::local_filesystem();
+    let mut groups: Vec<Vec<PartitionedFile>> =
+        vec![Vec::new(); partitions.max(1).min(segments.len().max(1))];
+    let n = groups.len();
+    for (i, seg) in segments.iter().enumerate() {
+        groups[i % n].push(file_of(data_dir, schema, seg));
+    }
+    let reader = CachedParquetFileReaderFactory::new(
+        runtime.object_store(&url)?,
+        runtime.cache_manager.get_file_metadata_cache(),
+    );
+    let mut source = ParquetSource::new(schema.clone())
+        .with_enable_page_index(true)
+        .with_bloom_filter_on_read(true)
+        .with_pushdown_filters(true)
+        .with_parquet_file_reader_factory(Arc::new(reader));
+    if let Some(p) = predicate {
+        source = source.with_predicate(p);
+    }
+    let config = FileScanConfigBuilder::new(url, Arc::new(source))
+        .with_file_groups(groups.into_iter().map(FileGroup::new).collect())
+        .with_projection_indices(projection)?
+        .build();
+    Ok(DataSourceExec::from_data_source(config))
+}
