@@ -1,5 +1,5 @@
 //! The HTTP API: `POST /v1/ingest` (JSON batch or NDJSON, zstd/gzip), `POST /v1/flush`,
-//! `GET /health`, `GET /ready`. Every refusal is a 4xx/5xx with `{"error": reason}`.
+//! `GET /health`, `GET /ready`, and the seed tool's `POST /query`. Every refusal is a 4xx/5xx with `{"error": reason}`.
 
 use std::io::Read;
 use std::sync::Arc;
@@ -10,11 +10,13 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use datafusion::execution::TaskContext;
 use serde_json::json;
 
 use super::decode::{decode_batch, decode_ndjson, DecodeError, EventError};
 use super::{IngestError, Ingestor};
 use crate::model::now_micros;
+use crate::query::seed_api::{self, SeedQuery};
 use crate::store::Store;
 use crate::wal::Wal;
 
@@ -26,6 +28,8 @@ pub struct HttpState {
     pub wal: Wal,
     /// Largest body accepted, compressed or not.
     pub max_body_bytes: usize,
+    /// Runtime (footer cache, config) for `POST /query`.
+    pub task: Arc<TaskContext>,
 }
 
 /// An HTTP refusal with a JSON reason.
@@ -61,6 +65,7 @@ pub fn router(state: HttpState) -> Router {
     Router::new()
         .route("/v1/ingest", post(ingest))
         .route("/v1/flush", post(flush))
+        .route("/query", post(seed_query))
         .route("/health", get(|| async { Json(json!({ "status": "ok" })) }))
         .route("/ready", get(ready))
         .layer(DefaultBodyLimit::max(limit))
@@ -74,6 +79,15 @@ async fn ready(State(s): State<HttpState>) -> impl IntoResponse {
         "hot_bytes": s.store.buffer.bytes(),
         "segments": s.store.catalog.segments().len(),
     }))
+}
+
+/// `POST /query` (see [`crate::query::seed_api`]).
+async fn seed_query(State(s): State<HttpState>, body: Bytes) -> Result<Response, ApiError> {
+    let q = SeedQuery::parse(&body).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.to_string()))?;
+    let answer = seed_api::answer(&s.store, s.task.clone(), &q)
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    Ok(Json(answer).into_response())
 }
 
 async fn flush(State(s): State<HttpState>) -> Result<Json<serde_json::Value>, ApiError> {

@@ -3,6 +3,7 @@
 pub mod nearest;
 mod prune;
 mod scan;
+pub mod seed_api;
 mod segments_table;
 mod source;
 mod table;

@@ -120,6 +120,7 @@ impl Server {
             ingestor: ingestor.clone(),
             store: store.clone(),
             wal: wal.clone(),
+            task: ctx.task_ctx(),
             max_body_bytes: config.max_body_bytes,
         };
         tokio::spawn(async move {

@@ -27,13 +27,16 @@ use datafusion::catalog::Session;
 use datafusion::common::{plan_err, DFSchema, ScalarValue};
 use datafusion::error::{DataFusionError, Result};
 use datafusion::logical_expr::utils::conjunction;
+use datafusion::execution::context::ExecutionProps;
+use datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext;
 use datafusion::logical_expr::{ColumnarValue, Expr};
+use datafusion::physical_expr::create_physical_expr;
 use datafusion::physical_plan::PhysicalExpr;
 use timberline_udfs::nearest::{ts_type, MAX_K, NEAREST};
 
 pub use context::LogContextFn;
 pub use exec::NearestExec;
-pub use search::{search, SearchMetrics};
+pub use search::{search, ts_values, SearchMetrics};
 
 use crate::model::logs_schema;
 
@@ -104,6 +107,29 @@ impl NearestSpec {
             target,
             selection: Selection::Nearest { k },
             filters: others,
+            predicate,
+        })
+    }
+}
+
+impl NearestSpec {
+    /// A search built outside SQL: `filters` must already have `logs` column types.
+    pub fn new(target: i64, selection: Selection, filters: Vec<Expr>) -> Result<NearestSpec> {
+        let df_schema = DFSchema::try_from(logs_schema())?;
+        let predicate = conjunction(filters.clone())
+            .map(|e| {
+                create_physical_expr(
+                    &e,
+                    &df_schema,
+                    &ExecutionProps::new(),
+                    &PhysicalPlanningContext::default(),
+                )
+            })
+            .transpose()?;
+        Ok(NearestSpec {
+            target,
+            selection,
+            filters,
             predicate,
         })
     }
