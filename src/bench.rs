@@ -4,6 +4,9 @@
 //!   concurrent clients for a fixed time; prints events/s and request latency percentiles.
 //! - `visibility`: posts one uniquely tagged event, then queries it over pgwire until it is seen;
 //!   prints the ingest → visible latency percentiles.
+//! - `sql`: one query template run for many targets over pgwire (Timberline or PostgreSQL alike);
+//!   prints latency percentiles. Targets are `from + (to - from) · frac(i · φ⁻¹)`, a sequence any
+//!   other driver (the DuckDB side of `benches/nearest.sh`) reproduces exactly.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -41,6 +44,31 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 50)]
         samples: usize,
     },
+    /// Latency of one query template over many target timestamps.
+    Sql {
+        #[arg(long, default_value = "host=127.0.0.1 port=5433 user=timberline")]
+        pg: String,
+        /// The query; `{T}` becomes the target as an RFC 3339 literal.
+        #[arg(long)]
+        query: String,
+        /// First possible target, µs since the epoch.
+        #[arg(long)]
+        from: i64,
+        /// Last possible target, µs since the epoch.
+        #[arg(long)]
+        to: i64,
+        #[arg(long, default_value_t = 200)]
+        samples: usize,
+        /// Untimed runs first.
+        #[arg(long, default_value_t = 20)]
+        warmup: usize,
+    },
+}
+
+/// The i-th benchmark target in `[from, to]` (golden-ratio sequence: spread, deterministic).
+pub fn target(i: usize, from: i64, to: i64) -> i64 {
+    let frac = (i as f64 * 0.618_033_988_749_895_f64).fract();
+    from + ((to - from) as f64 * frac) as i64
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -138,6 +166,47 @@ pub async fn run(cmd: BenchCommand) -> Result<(), Box<dyn std::error::Error>> {
                 n as f64 * avg_event as f64 / secs / 1e6,
                 percentile(&lat, 0.5),
                 percentile(&lat, 0.99)
+            );
+            Ok(())
+        }
+        BenchCommand::Sql {
+            pg,
+            query,
+            from,
+            to,
+            samples,
+            warmup,
+        } => {
+            let (pg, conn) = tokio_postgres::connect(&pg, tokio_postgres::NoTls).await?;
+            tokio::spawn(conn);
+            let sql = |i: usize| {
+                let t = chrono::DateTime::from_timestamp_micros(target(i, from, to))
+                    .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
+                    .unwrap_or_default();
+                query.replace("{T}", &t)
+            };
+            for i in 0..warmup {
+                pg.simple_query(&sql(samples + i)).await?;
+            }
+            let mut lat = Vec::with_capacity(samples);
+            let mut rows = 0usize;
+            for i in 0..samples {
+                let q = sql(i);
+                let t = Instant::now();
+                let out = pg.simple_query(&q).await?;
+                lat.push(t.elapsed());
+                rows += out
+                    .iter()
+                    .filter(|m| matches!(m, tokio_postgres::SimpleQueryMessage::Row(_)))
+                    .count();
+            }
+            lat.sort();
+            let us = |d: Duration| d.as_secs_f64() * 1e6;
+            println!(
+                "n={samples} rows={rows} p50_us={:.0} p95_us={:.0} p99_us={:.0}",
+                us(percentile(&lat, 0.5)),
+                us(percentile(&lat, 0.95)),
+                us(percentile(&lat, 0.99))
             );
             Ok(())
         }

@@ -1,0 +1,118 @@
+#!/usr/bin/env bash
+# nearest() end to end, same data, same targets, same run:
+#   Timberline  `SELECT * FROM logs WHERE nearest(ts, T) [AND service = S]` over pgwire
+#   PostgreSQL 15  two-probe btree query (ts >= T ORDER BY ts LIMIT 1 ∪ ts < T ORDER BY ts DESC LIMIT 1),
+#                  btree on (ts) and (service, ts), over pgwire
+#   DuckDB      the same two-probe query over the Parquet files Timberline wrote (in-process, no
+#               network: flatters DuckDB)
+# Targets: the golden-ratio sequence of `timberline bench sql` (benches/nearest_duckdb.py repeats it).
+# Usage: bash benches/nearest.sh [--rows N] [--samples N]   (appends a section to benches/RESULTS.md)
+# TIMBERLINE_BIN=path skips the release build.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROWS=10000000
+SAMPLES=200
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --rows) ROWS="$2"; shift 2 ;;
+    --samples) SAMPLES="$2"; shift 2 ;;
+    *) echo "usage: $0 [--rows N] [--samples N]" >&2; exit 2 ;;
+  esac
+done
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
+bin="${TIMBERLINE_BIN:-}"
+if [ -z "$bin" ]; then
+  cargo build --release --bin timberline >/dev/null
+  bin="$CARGO_TARGET_DIR/release/timberline"
+fi
+PGBIN=/usr/lib/postgresql/15/bin
+[ -x "$PGBIN/postgres" ] || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; }
+python3 -c 'import duckdb' 2>/dev/null || pip install -q duckdb
+SERVICE=checkout
+
+work=$(mktemp -d)
+pid=
+pgdata=
+cleanup() {
+  [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null
+  [ -n "$pgdata" ] && "$PGBIN/pg_ctl" -D "$pgdata" -m immediate stop >/dev/null 2>&1
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+echo "generating $ROWS rows…" >&2
+"$bin" generate --rows "$ROWS" --seed 1 --out "$work/data.ndjson"
+
+"$bin" serve --data-dir "$work/tl" --http-addr 127.0.0.1:0 --pg-addr 127.0.0.1:0 >"$work/out" 2>"$work/err" &
+pid=$!
+for _ in $(seq 1 300); do grep -q '^timberline ready' "$work/out" && break; sleep 0.1; done
+line=$(grep '^timberline ready' "$work/out")
+http=$(echo "$line" | sed -E 's/.*http=([^ ]+).*/\1/')
+pg_port=$(echo "$line" | sed -E 's/.*pg=[^:]+:([0-9]+).*/\1/')
+echo "loading into Timberline…" >&2
+"$bin" ingest --quiet --format ndjson --server "http://$http" "$work/data.ndjson"
+curl -sf -XPOST "http://$http/v1/flush" >/dev/null
+tl="host=127.0.0.1 port=$pg_port user=timberline"
+q() { psql -X -tA -h 127.0.0.1 -p "$pg_port" -U timberline -c "$1"; }
+from=$(q "SELECT arrow_cast(min(ts), 'Int64') FROM logs")
+to=$(q "SELECT arrow_cast(max(ts), 'Int64') FROM logs")
+rows=$(q "SELECT count(*) FROM logs")
+segments=$(q "SELECT count(*) FROM segments")
+
+run() { "$bin" bench sql --pg "$1" --query "$2" --from "$from" --to "$to" --samples "$SAMPLES"; }
+tl_all=$(run "$tl" "SELECT * FROM logs WHERE nearest(ts, '{T}')")
+tl_svc=$(run "$tl" "SELECT * FROM logs WHERE nearest(ts, '{T}') AND service = '$SERVICE'")
+tl_k10=$(run "$tl" "SELECT * FROM logs WHERE nearest(ts, '{T}', 10) AND service = '$SERVICE' AND level = 'ERROR'")
+tl_rss=$(awk '/VmHWM/{print $2}' /proc/$pid/status)
+
+echo "loading into PostgreSQL…" >&2
+python3 - "$work" <<'PY'
+import duckdb, sys
+w = sys.argv[1]
+duckdb.sql(f"""COPY (SELECT ts, service, host, level, msg, trace_id, attrs
+               FROM read_parquet('{w}/tl/segments/**/*.parquet'))
+               TO '{w}/logs.csv' (HEADER false)""")
+PY
+pgdata="$work/pg"
+"$PGBIN/initdb" -D "$pgdata" -U postgres --auth=trust >/dev/null
+"$PGBIN/pg_ctl" -D "$pgdata" -l "$work/pg.log" -w \
+  -o "-p 55432 -k $work -c listen_addresses=127.0.0.1 -c shared_buffers=1GB -c max_wal_size=8GB" start >/dev/null
+pq() { psql -X -q -h 127.0.0.1 -p 55432 -U postgres -d postgres "$@"; }
+pq -c "CREATE TABLE logs (ts timestamptz, service text, host text, level text, msg text, trace_id text, attrs text)"
+pq -c "\\copy logs FROM '$work/logs.csv' WITH (FORMAT csv)"
+pq -c "CREATE INDEX ON logs (ts)" -c "CREATE INDEX ON logs (service, ts)" -c "ANALYZE logs"
+pg="host=127.0.0.1 port=55432 user=postgres dbname=postgres"
+probe() { # WHERE-extra
+  echo "SELECT * FROM ((SELECT * FROM logs WHERE ts >= '{T}' $1 ORDER BY ts LIMIT 1) UNION ALL (SELECT * FROM logs WHERE ts < '{T}' $1 ORDER BY ts DESC LIMIT 1)) c ORDER BY abs(extract(epoch FROM ts - '{T}'::timestamptz)) LIMIT 1"
+}
+pg_all=$(run "$pg" "$(probe '')")
+pg_svc=$(run "$pg" "$(probe "AND service = '$SERVICE'")")
+pg_bytes=$(pq -tA -c "SELECT pg_total_relation_size('logs')")
+
+echo "DuckDB over the same Parquet files…" >&2
+duck=$(python3 benches/nearest_duckdb.py "$work/tl/segments" "$from" "$to" "$SAMPLES" "$SERVICE")
+duck_all=$(echo "$duck" | sed -n 1p)
+duck_svc=$(echo "$duck" | sed -n 2p)
+tl_bytes=$(q "SELECT sum(bytes) FROM segments")
+
+p50() { echo "$1" | sed -E 's/.*p50_us=([0-9]+).*/\1/'; }
+p99() { echo "$1" | sed -E 's/.*p99_us=([0-9]+).*/\1/'; }
+ms() { awk -v u="$1" 'BEGIN{printf "%.2f ms", u/1000}'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.1f×", b/a}'; }
+{
+  echo
+  echo "## nearest() end to end — $(date -u +%Y-%m-%dT%H:%MZ), commit $(git rev-parse --short HEAD)"
+  echo
+  echo "Machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB. Command: \`bash benches/nearest.sh --rows $ROWS --samples $SAMPLES\`."
+  echo "$rows generated rows (\`timberline generate --seed 1\`, ~28 h of event time at $ROWS rows), $segments segments"
+  echo "($tl_bytes bytes of Parquet; PostgreSQL table + indexes $pg_bytes bytes). $SAMPLES random targets, warm, each"
+  echo "system answering the same targets; Timberline and PostgreSQL over pgwire from the same client, DuckDB in-process."
+  echo
+  echo "| query | Timberline p50 / p99 | PostgreSQL 15 (btree, two probes) p50 / p99 | DuckDB (same Parquet) p50 / p99 | PG ÷ TL (p50) | DuckDB ÷ TL (p50) |"
+  echo "|---|---|---|---|---|---|"
+  echo "| nearest, no filter | $(ms "$(p50 "$tl_all")") / $(ms "$(p99 "$tl_all")") | $(ms "$(p50 "$pg_all")") / $(ms "$(p99 "$pg_all")") | $(ms "$(p50 "$duck_all")") / $(ms "$(p99 "$duck_all")") | $(ratio "$(p50 "$tl_all")" "$(p50 "$pg_all")") | $(ratio "$(p50 "$tl_all")" "$(p50 "$duck_all")") |"
+  echo "| nearest, service = '$SERVICE' | $(ms "$(p50 "$tl_svc")") / $(ms "$(p99 "$tl_svc")") | $(ms "$(p50 "$pg_svc")") / $(ms "$(p99 "$pg_svc")") | $(ms "$(p50 "$duck_svc")") / $(ms "$(p99 "$duck_svc")") | $(ratio "$(p50 "$tl_svc")" "$(p50 "$pg_svc")") | $(ratio "$(p50 "$tl_svc")" "$(p50 "$duck_svc")") |"
+  echo "| nearest k=10, service AND level = 'ERROR' (Timberline only) | $(ms "$(p50 "$tl_k10")") / $(ms "$(p99 "$tl_k10")") | | | | |"
+  echo
+  echo "Raw: TL \`$tl_all\` / \`$tl_svc\` / \`$tl_k10\`; PG \`$pg_all\` / \`$pg_svc\`; DuckDB \`$duck_all\` / \`$duck_svc\`. Timberline peak RSS ${tl_rss} kB."
+} | tee -a benches/RESULTS.md
