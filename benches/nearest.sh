@@ -27,16 +27,21 @@ if [ -z "$bin" ]; then
 fi
 PGBIN=/usr/lib/postgresql/15/bin
 [ -x "$PGBIN/postgres" ] || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; }
-python3 -c 'import duckdb' 2>/dev/null || pip install -q duckdb
+python3 -c 'import duckdb, pytz' 2>/dev/null || pip install -q duckdb pytz
 SERVICE=checkout
 
 work=$(mktemp -d)
+# PostgreSQL refuses to run as root: its directory belongs to the postgres user then.
+pgroot=$(mktemp -d)
+chmod 755 "$pgroot"
+as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+[ "$(id -u)" = 0 ] && chown postgres "$pgroot"
 pid=
 pgdata=
 cleanup() {
   [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null
-  [ -n "$pgdata" ] && "$PGBIN/pg_ctl" -D "$pgdata" -m immediate stop >/dev/null 2>&1
-  rm -rf "$work"
+  [ -n "$pgdata" ] && as_pg "$PGBIN/pg_ctl" -D "$pgdata" -m immediate stop >/dev/null 2>&1
+  rm -rf "$work" "$pgroot"
 }
 trap cleanup EXIT
 
@@ -73,10 +78,10 @@ duckdb.sql(f"""COPY (SELECT ts, service, host, level, msg, trace_id, attrs
                FROM read_parquet('{w}/tl/segments/**/*.parquet'))
                TO '{w}/logs.csv' (HEADER false)""")
 PY
-pgdata="$work/pg"
-"$PGBIN/initdb" -D "$pgdata" -U postgres --auth=trust >/dev/null
-"$PGBIN/pg_ctl" -D "$pgdata" -l "$work/pg.log" -w \
-  -o "-p 55432 -k $work -c listen_addresses=127.0.0.1 -c shared_buffers=1GB -c max_wal_size=8GB" start >/dev/null
+pgdata="$pgroot/data"
+as_pg "$PGBIN/initdb" -D "$pgdata" -U postgres --auth=trust >/dev/null
+as_pg "$PGBIN/pg_ctl" -D "$pgdata" -l "$pgroot/pg.log" -w \
+  -o "-p 55432 -k $pgroot -c listen_addresses=127.0.0.1 -c shared_buffers=1GB -c max_wal_size=8GB" start >/dev/null
 pq() { psql -X -q -h 127.0.0.1 -p 55432 -U postgres -d postgres "$@"; }
 pq -c "CREATE TABLE logs (ts timestamptz, service text, host text, level text, msg text, trace_id text, attrs text)"
 pq -c "\\copy logs FROM '$work/logs.csv' WITH (FORMAT csv)"

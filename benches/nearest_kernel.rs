@@ -66,6 +66,14 @@ fn bench(c: &mut Criterion) {
                 black_box(out.first().copied())
             })
         });
+        let info = postings.rows("INFO");
+        group.bench_function(BenchmarkId::new("repeated_key_level_INFO", n), |b| {
+            b.iter(|| {
+                out.clear();
+                kernel::nearest_among(&ts, info, black_box(fixed), 1, &mut out);
+                black_box(out.first().copied())
+            })
+        });
         for level in ["INFO", "FATAL"] {
             let rows = postings.rows(level);
             if rows.is_empty() {
