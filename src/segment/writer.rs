@@ -42,9 +42,6 @@ pub fn writer_properties() -> WriterProperties {
         }]))
         .set_max_row_group_row_count(Some(128 * 1024))
         .set_data_page_row_count_limit(8 * 1024)
-        // Small pages: a time lookup decodes only the pages around one instant, and a msg page
-        // at the 1 MiB default holds ~2,000 rows to decompress for the one row it wants.
-        .set_data_page_size_limit(64 * 1024)
         .build()
 }
 
