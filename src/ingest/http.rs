@@ -83,7 +83,8 @@ async fn ready(State(s): State<HttpState>) -> impl IntoResponse {
 
 /// `POST /query` (see [`crate::query::seed_api`]).
 async fn seed_query(State(s): State<HttpState>, body: Bytes) -> Result<Response, ApiError> {
-    let q = SeedQuery::parse(&body).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.to_string()))?;
+    let q = SeedQuery::parse(&body)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.to_string()))?;
     let answer = seed_api::answer(&s.store, s.task.clone(), &q)
         .await
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;

@@ -46,13 +46,19 @@ impl SeedQuery {
         let v: Value = serde_json::from_slice(body)
             .map_err(|e| bad(format!("body is not valid JSON: {e}")))?;
         let Value::Object(o) = v else {
-            return Err(bad("body must be a JSON object like {\"timestamp\": \"2024-01-15T10:30:45Z\"}".into()));
+            return Err(bad(
+                "body must be a JSON object like {\"timestamp\": \"2024-01-15T10:30:45Z\"}".into(),
+            ));
         };
         let target = match o.get("timestamp") {
             Some(Value::String(s)) => chrono::DateTime::parse_from_rfc3339(s)
                 .map_err(|e| bad(format!("timestamp {s:?} is not RFC 3339: {e}")))?
                 .timestamp_micros(),
-            Some(other) => return Err(bad(format!("timestamp must be an RFC 3339 string, got {other}"))),
+            Some(other) => {
+                return Err(bad(format!(
+                    "timestamp must be an RFC 3339 string, got {other}"
+                )))
+            }
             None => return Err(bad("timestamp is required".into())),
         };
         let tag = match o.get("tag") {
@@ -81,7 +87,11 @@ pub async fn answer(
     q: &SeedQuery,
 ) -> Result<Value, SeedQueryError> {
     let started = Instant::now();
-    let filters = q.tag.iter().map(|t| col("level").eq(lit(t.clone()))).collect();
+    let filters = q
+        .tag
+        .iter()
+        .map(|t| col("level").eq(lit(t.clone())))
+        .collect();
     let spec = NearestSpec::new(q.target, Selection::Nearest { k: q.count }, filters)?;
     let snap = store.snapshot();
     let metrics = SearchMetrics::new(&ExecutionPlanMetricsSet::new());

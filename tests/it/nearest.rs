@@ -90,7 +90,11 @@ async fn load(server: &TestServer, rows: &[R]) {
             .join("\n")
             .into_bytes();
         let (s, b) = server
-            .post_raw("/v1/ingest", &[("content-type", "application/x-ndjson")], body)
+            .post_raw(
+                "/v1/ingest",
+                &[("content-type", "application/x-ndjson")],
+                body,
+            )
             .await;
         assert_eq!((s, &b["failed"]), (202, &json!(0)), "{b}");
         if i % 3 == 2 && i < 9 {
@@ -136,20 +140,34 @@ async fn selected(client: &Client, sql: &str) -> Vec<R> {
 fn brute_nearest(all: &[R], keep: impl Fn(&R) -> bool, t: i64, k: usize) -> Vec<R> {
     let mut rows: Vec<R> = all.iter().filter(|r| keep(r)).cloned().collect();
     rows.sort_by(|a, b| {
-        (a.ts.abs_diff(t), a.ts, &a.service, &a.host, &a.msg)
-            .cmp(&(b.ts.abs_diff(t), b.ts, &b.service, &b.host, &b.msg))
+        (a.ts.abs_diff(t), a.ts, &a.service, &a.host, &a.msg).cmp(&(
+            b.ts.abs_diff(t),
+            b.ts,
+            &b.service,
+            &b.host,
+            &b.msg,
+        ))
     });
     rows.truncate(k);
     rows
 }
 
-fn brute_context(all: &[R], host: &str, service: Option<&str>, t: i64, before: usize, after: usize) -> Vec<R> {
+fn brute_context(
+    all: &[R],
+    host: &str,
+    service: Option<&str>,
+    t: i64,
+    before: usize,
+    after: usize,
+) -> Vec<R> {
     let mut rows: Vec<R> = all
         .iter()
         .filter(|r| r.host == host && service.is_none_or(|s| r.service == s))
         .cloned()
         .collect();
-    rows.sort_by(|a, b| (a.ts, &a.service, &a.host, &a.msg).cmp(&(b.ts, &b.service, &b.host, &b.msg)));
+    rows.sort_by(|a, b| {
+        (a.ts, &a.service, &a.host, &a.msg).cmp(&(b.ts, &b.service, &b.host, &b.msg))
+    });
     let below = rows.iter().filter(|r| r.ts < t).count();
     let at = rows.iter().filter(|r| r.ts == t).count();
     rows[below.saturating_sub(before)..(below + at + after).min(rows.len())].to_vec()
@@ -169,7 +187,10 @@ async fn nearest_and_context_equal_a_brute_force_scan() {
         .await
         .expect("segments")
         .get(0);
-    assert!(segments >= 3, "data must span several segments, got {segments}");
+    assert!(
+        segments >= 3,
+        "data must span several segments, got {segments}"
+    );
 
     let (min, max) = (
         all.iter().map(|r| r.ts).min().expect("rows"),
@@ -178,7 +199,7 @@ async fn nearest_and_context_equal_a_brute_force_scan() {
     for case in 0..160 {
         let t = match case % 5 {
             0 => all[rng.gen_range(0..all.len())].ts, // exactly on a row (and its duplicates)
-            1 => min - 3_600_000_000,                  // before everything
+            1 => min - 3_600_000_000,                 // before everything
             2 => max + rng.gen_range(1..3_600_000_000), // after everything
             3 => all[999].ts.max(all[998].ts) + 3_600_000_000, // inside the 2 h gap
             _ => rng.gen_range(min..=max),
@@ -187,11 +208,19 @@ async fn nearest_and_context_equal_a_brute_force_scan() {
         let service = SERVICES[rng.gen_range(0..SERVICES.len())];
         let (cond, keep): (String, Box<dyn Fn(&R) -> bool>) = match case % 4 {
             0 => (String::new(), Box::new(|_| true)),
-            1 => (format!(" AND service = '{service}'"), Box::new(move |r: &R| r.service == service)),
-            2 => (" AND level = 'FATAL'".into(), Box::new(|r: &R| r.level == "FATAL")),
+            1 => (
+                format!(" AND service = '{service}'"),
+                Box::new(move |r: &R| r.service == service),
+            ),
+            2 => (
+                " AND level = 'FATAL'".into(),
+                Box::new(|r: &R| r.level == "FATAL"),
+            ),
             _ => (
                 format!(" AND level IN ('ERROR', 'FATAL') AND service <> '{service}'"),
-                Box::new(move |r: &R| (r.level == "ERROR" || r.level == "FATAL") && r.service != service),
+                Box::new(move |r: &R| {
+                    (r.level == "ERROR" || r.level == "FATAL") && r.service != service
+                }),
             ),
         };
         let sql = format!(
@@ -213,27 +242,43 @@ async fn nearest_and_context_equal_a_brute_force_scan() {
             service.map_or("NULL".to_string(), |s| format!("'{s}'"))
         );
         let got = selected(&client, &sql).await;
-        assert_eq!(got, brute_context(&all, &row.host, service, row.ts, before, after), "{sql}");
-        assert!(got.iter().any(|r| r == row), "{sql} must contain the line itself");
+        assert_eq!(
+            got,
+            brute_context(&all, &row.host, service, row.ts, before, after),
+            "{sql}"
+        );
+        assert!(
+            got.iter().any(|r| r == row),
+            "{sql} must contain the line itself"
+        );
     }
 
     // Parameters (extended protocol) work like literals.
     let t = all[1500].ts;
-    let stmt = "SELECT ts, service, host, level, msg FROM logs WHERE nearest(ts, $1, 7) AND service = $2";
+    let stmt =
+        "SELECT ts, service, host, level, msg FROM logs WHERE nearest(ts, $1, 7) AND service = $2";
     let rows = client
         .query(stmt, &[&rfc3339(t), &"auth"])
         .await
         .expect("prepared nearest");
     let got: Vec<R> = rows
         .iter()
-        .map(|r| R { ts: micros(r.get(0)), service: r.get(1), host: r.get(2), level: r.get(3), msg: r.get(4) })
+        .map(|r| R {
+            ts: micros(r.get(0)),
+            service: r.get(1),
+            host: r.get(2),
+            level: r.get(3),
+            msg: r.get(4),
+        })
         .collect();
     assert_eq!(got, brute_nearest(&all, |r| r.service == "auth", t, 7));
 }
 
 /// Numbers from one `EXPLAIN ANALYZE` metric.
 fn metric(plan: &str, name: &str) -> usize {
-    let at = plan.find(&format!("{name}=")).unwrap_or_else(|| panic!("no {name} in {plan}"));
+    let at = plan
+        .find(&format!("{name}="))
+        .unwrap_or_else(|| panic!("no {name} in {plan}"));
     plan[at + name.len() + 1..]
         .chars()
         .take_while(|c| c.is_ascii_digit())
@@ -257,7 +302,11 @@ async fn nearest_reads_only_the_segment_around_the_target() {
             .join("\n")
             .into_bytes();
         let (s, _) = server
-            .post_raw("/v1/ingest", &[("content-type", "application/x-ndjson")], body)
+            .post_raw(
+                "/v1/ingest",
+                &[("content-type", "application/x-ndjson")],
+                body,
+            )
             .await;
         assert_eq!(s, 202);
         server.flush().await;
@@ -266,7 +315,10 @@ async fn nearest_reads_only_the_segment_around_the_target() {
     let target = BASE + 6 * 3_600_000_000 + 250 * 7_000_000 + 3_000_000;
     let plan: String = client
         .query_one(
-            &format!("EXPLAIN ANALYZE SELECT msg FROM logs WHERE nearest(ts, '{}', 3)", rfc3339(target)),
+            &format!(
+                "EXPLAIN ANALYZE SELECT msg FROM logs WHERE nearest(ts, '{}', 3)",
+                rfc3339(target)
+            ),
             &[],
         )
         .await
@@ -274,9 +326,18 @@ async fn nearest_reads_only_the_segment_around_the_target() {
         .get(1);
     assert!(plan.contains("NearestExec"), "{plan}");
     assert!(metric(&plan, "segment_scans") <= 2, "{plan}");
-    assert!(metric(&plan, "rows_decoded") <= 500, "read more than one hour's rows: {plan}");
+    assert!(
+        metric(&plan, "rows_decoded") <= 500,
+        "read more than one hour's rows: {plan}"
+    );
     let msgs: Vec<String> = client
-        .query(&format!("SELECT msg FROM logs WHERE nearest(ts, '{}', 3)", rfc3339(target)), &[])
+        .query(
+            &format!(
+                "SELECT msg FROM logs WHERE nearest(ts, '{}', 3)",
+                rfc3339(target)
+            ),
+            &[],
+        )
         .await
         .expect("nearest")
         .iter()
@@ -292,28 +353,57 @@ async fn nearest_misuse_gets_an_error_and_the_connection_survives() {
     assert_eq!(s, 202);
     let client = server.pg().await;
     for (sql, code) in [
-        ("SELECT * FROM logs WHERE nearest(ts, '2024-01-15T10:00:00Z', 0)", "22023"),
-        ("SELECT * FROM logs WHERE nearest(ts, '2024-01-15T10:00:00Z', 1000000)", "22023"),
+        (
+            "SELECT * FROM logs WHERE nearest(ts, '2024-01-15T10:00:00Z', 0)",
+            "22023",
+        ),
+        (
+            "SELECT * FROM logs WHERE nearest(ts, '2024-01-15T10:00:00Z', 1000000)",
+            "22023",
+        ),
         ("SELECT * FROM logs WHERE nearest(ts, 'garbage')", "22P02"),
         ("SELECT * FROM logs WHERE nearest(ts, msg)", "22023"),
-        ("SELECT * FROM logs WHERE nearest(ingest_ts, '2024-01-15T10:00:00Z')", "42000"),
-        ("SELECT * FROM logs WHERE nearest(ts, '2024-01-15T10:00:00Z') OR level = 'x'", "42000"),
-        ("SELECT nearest(ts, '2024-01-15T10:00:00Z') FROM logs", "42000"),
+        (
+            "SELECT * FROM logs WHERE nearest(ingest_ts, '2024-01-15T10:00:00Z')",
+            "42000",
+        ),
+        (
+            "SELECT * FROM logs WHERE nearest(ts, '2024-01-15T10:00:00Z') OR level = 'x'",
+            "42000",
+        ),
+        (
+            "SELECT nearest(ts, '2024-01-15T10:00:00Z') FROM logs",
+            "42000",
+        ),
         ("SELECT * FROM log_context('2024-01-15T10:00:00Z')", "42000"),
-        ("SELECT * FROM log_context('2024-01-15T10:00:00Z', NULL, NULL)", "22023"),
-        ("SELECT * FROM log_context('2024-01-15T10:00:00Z', 'h', 's', -1)", "22023"),
+        (
+            "SELECT * FROM log_context('2024-01-15T10:00:00Z', NULL, NULL)",
+            "22023",
+        ),
+        (
+            "SELECT * FROM log_context('2024-01-15T10:00:00Z', 'h', 's', -1)",
+            "22023",
+        ),
     ] {
         let err = client.query(sql, &[]).await.expect_err(sql);
         let db = err.as_db_error().unwrap_or_else(|| panic!("{sql}: {err}"));
         assert_eq!(db.code().code(), code, "{sql}: {}", db.message());
-        let n: i64 = client.query_one("SELECT count(*) FROM logs", &[]).await.expect("after").get(0);
+        let n: i64 = client
+            .query_one("SELECT count(*) FROM logs", &[])
+            .await
+            .expect("after")
+            .get(0);
         assert_eq!(n, 20);
     }
 }
 
 async fn seed_query(server: &TestServer, body: Value) -> (u16, Value) {
     server
-        .post_raw("/query", &[("content-type", "application/json")], body.to_string().into_bytes())
+        .post_raw(
+            "/query",
+            &[("content-type", "application/json")],
+            body.to_string().into_bytes(),
+        )
         .await
 }
 
@@ -327,7 +417,11 @@ async fn seed_api_answers_like_the_go_tool() {
     let all = scan_all(&client).await;
 
     let t = all[2000].ts + 1_234;
-    let (s, b) = seed_query(&server, json!({"timestamp": rfc3339(t), "tag": "error", "count": 5})).await;
+    let (s, b) = seed_query(
+        &server,
+        json!({"timestamp": rfc3339(t), "tag": "error", "count": 5}),
+    )
+    .await;
     assert_eq!(s, 200, "{b}");
     let want = brute_nearest(&all, |r| r.level == "ERROR", t, 5);
     let entries = b["entries"].as_array().expect("entries");
@@ -339,7 +433,10 @@ async fn seed_api_answers_like_the_go_tool() {
         assert_eq!(ts.timestamp_micros(), w.ts, "{e}");
         assert_eq!(e["tag"], "ERROR");
         assert_eq!(e["body"], w.msg.as_str());
-        assert_eq!(e["distance"], timberline::query::seed_api::go_duration(w.ts.abs_diff(t)));
+        assert_eq!(
+            e["distance"],
+            timberline::query::seed_api::go_duration(w.ts.abs_diff(t))
+        );
     }
     assert_eq!(entries.len(), want.len());
 
@@ -367,7 +464,10 @@ async fn seed_api_answers_like_the_go_tool() {
     ] {
         let (s, b) = seed_query(&server, bad.clone()).await;
         assert_eq!(s, 400, "{bad}: {b}");
-        assert!(b["error"].as_str().is_some_and(|r| !r.is_empty()), "{bad}: {b}");
+        assert!(
+            b["error"].as_str().is_some_and(|r| !r.is_empty()),
+            "{bad}: {b}"
+        );
     }
     let (s, b) = server.post_raw("/query", &[], b"not json".to_vec()).await;
     assert_eq!(s, 400, "{b}");

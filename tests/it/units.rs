@@ -160,7 +160,9 @@ fn nearest_kernel_equals_brute_force() {
         let n = rng.gen_range(0..200);
         let mut ts: Vec<i64> = (0..n).map(|_| rng.gen_range(0..1_000)).collect();
         ts.sort();
-        let levels: Vec<&str> = (0..n).map(|_| ["INFO", "ERROR", "FATAL"][rng.gen_range(0..3)]).collect();
+        let levels: Vec<&str> = (0..n)
+            .map(|_| ["INFO", "ERROR", "FATAL"][rng.gen_range(0..3)])
+            .collect();
         let postings = kernel::Postings::build(n, |i| Some(levels[i]));
         let target = rng.gen_range(-50..1_050);
         let k = rng.gen_range(1..20);
@@ -177,7 +179,9 @@ fn nearest_kernel_equals_brute_force() {
         kernel::nearest_among(&ts, postings.rows("FATAL"), target, k, &mut out);
         assert_eq!(out, brute(&|i| levels[i] == "FATAL"));
         let r = kernel::range(&ts, target - 10, target + 10);
-        let want: Vec<usize> = (0..n).filter(|&i| (target - 10..=target + 10).contains(&ts[i])).collect();
+        let want: Vec<usize> = (0..n)
+            .filter(|&i| (target - 10..=target + 10).contains(&ts[i]))
+            .collect();
         assert_eq!(r.collect::<Vec<_>>(), want);
     }
 }

@@ -48,7 +48,9 @@ impl TableFunctionImpl for LogContextFn {
                     Ok(v)
                 }
                 ScalarValue::Null => Ok(None),
-                v => Err(invalid_argument(format!("log_context(): {what} must be text, got {v}"))),
+                v => Err(invalid_argument(format!(
+                    "log_context(): {what} must be text, got {v}"
+                ))),
             }
         };
         let count = |i: usize, what: &str| -> Result<usize> {

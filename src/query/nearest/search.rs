@@ -10,9 +10,7 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{
-    ArrayRef, AsArray, BooleanArray, RecordBatch, UInt64Array,
-};
+use datafusion::arrow::array::{ArrayRef, AsArray, BooleanArray, RecordBatch, UInt64Array};
 use datafusion::arrow::compute::kernels::cmp::{eq, lt};
 use datafusion::arrow::compute::{
     concat_batches, filter_record_batch, lexsort_to_indices, take_record_batch, SortColumn,
@@ -170,14 +168,29 @@ pub async fn search(
                     right.exhausted = r.exhausted;
                     grown.push(r);
                 }
-                let Some(next) = grown.into_iter().filter(|s| !s.exhausted).min_by_key(|s| s.reach)
+                let Some(next) = grown
+                    .into_iter()
+                    .filter(|s| !s.exhausted)
+                    .min_by_key(|s| s.reach)
                 else {
                     break;
                 };
-                ranges.push((t.saturating_sub(next.reach), t.saturating_sub(left.reach).saturating_sub(1)));
-                ranges.push((t.saturating_add(right.reach).saturating_add(1), t.saturating_add(next.reach)));
-                left = Side { exhausted: left.exhausted, ..next };
-                right = Side { exhausted: right.exhausted, ..next };
+                ranges.push((
+                    t.saturating_sub(next.reach),
+                    t.saturating_sub(left.reach).saturating_sub(1),
+                ));
+                ranges.push((
+                    t.saturating_add(right.reach).saturating_add(1),
+                    t.saturating_add(next.reach),
+                ));
+                left = Side {
+                    exhausted: left.exhausted,
+                    ..next
+                };
+                right = Side {
+                    exhausted: right.exhausted,
+                    ..next
+                };
             }
             Selection::Context { before, after } => {
                 let left_done = below >= before || left.exhausted;
@@ -187,12 +200,18 @@ pub async fn search(
                 }
                 if !left_done {
                     let next = grow_left(&sources, t, left, step0);
-                    ranges.push((t.saturating_sub(next.reach), t.saturating_sub(left.reach).saturating_sub(1)));
+                    ranges.push((
+                        t.saturating_sub(next.reach),
+                        t.saturating_sub(left.reach).saturating_sub(1),
+                    ));
                     left = next;
                 }
                 if !right_done {
                     let next = grow_right(&sources, t, right, step0);
-                    ranges.push((t.saturating_add(right.reach).saturating_add(1), t.saturating_add(next.reach)));
+                    ranges.push((
+                        t.saturating_add(right.reach).saturating_add(1),
+                        t.saturating_add(next.reach),
+                    ));
                     right = next;
                 }
             }
@@ -212,7 +231,12 @@ fn grow_left(sources: &[Source], t: i64, side: Side, step0: i64) -> Side {
             exhausted: false,
         };
     }
-    match sources.iter().filter(|s| s.min <= edge).map(|s| s.max).max() {
+    match sources
+        .iter()
+        .filter(|s| s.min <= edge)
+        .map(|s| s.max)
+        .max()
+    {
         Some(end) => Side {
             reach: t.saturating_sub(end).saturating_add(step0),
             step: step0.saturating_mul(GROWTH),
@@ -236,7 +260,12 @@ fn grow_right(sources: &[Source], t: i64, side: Side, step0: i64) -> Side {
             exhausted: false,
         };
     }
-    match sources.iter().filter(|s| s.max >= edge).map(|s| s.min).min() {
+    match sources
+        .iter()
+        .filter(|s| s.max >= edge)
+        .map(|s| s.min)
+        .min()
+    {
         Some(start) => Side {
             reach: start.saturating_sub(t).saturating_add(step0),
             step: step0.saturating_mul(GROWTH),
@@ -348,7 +377,12 @@ fn ring_predicate(
     ranges: &[(i64, i64)],
     spec: &NearestSpec,
 ) -> Result<Arc<dyn PhysicalExpr>> {
-    let ts = |v: i64| lit(ScalarValue::TimestampMicrosecond(Some(v), Some("UTC".into())));
+    let ts = |v: i64| {
+        lit(ScalarValue::TimestampMicrosecond(
+            Some(v),
+            Some("UTC".into()),
+        ))
+    };
     let in_ranges = ranges
         .iter()
         .map(|&(lo, hi)| col("ts").gt_eq(ts(lo)).and(col("ts").lt_eq(ts(hi))))
@@ -411,9 +445,8 @@ fn select(
     selection: Selection,
 ) -> Result<RecordBatch> {
     let all = concat_batches(schema, found)?;
-    let column = |name: &str| -> Result<ArrayRef> {
-        Ok(all.column(schema.index_of(name)?).clone())
-    };
+    let column =
+        |name: &str| -> Result<ArrayRef> { Ok(all.column(schema.index_of(name)?).clone()) };
     // Tie order after ts: service, host, msg — where the row lives never changes it.
     let mut keys = vec![
         sort_column(&column("ts")?),
@@ -432,7 +465,8 @@ fn select(
             let order = lexsort_to_indices(&keys, None)?;
             let sorted = take_record_batch(&all, &order)?;
             let ts = sorted.column(0);
-            let target = ScalarValue::TimestampMicrosecond(Some(t), Some("UTC".into())).to_scalar()?;
+            let target =
+                ScalarValue::TimestampMicrosecond(Some(t), Some("UTC".into())).to_scalar()?;
             let below = lt(ts, &target)?.true_count();
             let at = eq(ts, &target)?.true_count();
             let start = below.saturating_sub(before);

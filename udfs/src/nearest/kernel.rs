@@ -24,7 +24,14 @@ pub fn nearest(ts: &[i64], target: i64, k: usize, out: &mut Vec<u32>) {
 
 /// Like [`nearest`], among the rows of `rows` only (ascending row numbers into `ts`).
 pub fn nearest_among(ts: &[i64], rows: &[u32], target: i64, k: usize, out: &mut Vec<u32>) {
-    nearest_by(rows.len(), |i| ts[rows[i] as usize], target, k, out, |i| rows[i])
+    nearest_by(
+        rows.len(),
+        |i| ts[rows[i] as usize],
+        target,
+        k,
+        out,
+        |i| rows[i],
+    )
 }
 
 /// First position in `lo..hi` where `before(pos)` turns false (it must be true, then false).

@@ -153,7 +153,8 @@ impl ScalarUDFImpl for TsDistanceUdf {
             ScalarValue::Null => Ok(None),
             other => exec_err!("ts_distance(): expected a timestamp, got {other:?}"),
         };
-        let distance = |a: Option<i64>, b: Option<i64>| Some(a?.abs_diff(b?).min(i64::MAX as u64) as i64);
+        let distance =
+            |a: Option<i64>, b: Option<i64>| Some(a?.abs_diff(b?).min(i64::MAX as u64) as i64);
         Ok(match (ts, target) {
             (ColumnarValue::Scalar(a), ColumnarValue::Scalar(b)) => ColumnarValue::Scalar(
                 ScalarValue::DurationMicrosecond(distance(scalar_us(a)?, scalar_us(b)?)),
