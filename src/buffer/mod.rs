@@ -76,8 +76,12 @@ impl HotBuffer {
         self.inner.write().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Adds a durable batch.
+    /// Adds a durable batch, which must be sorted by `ts` (`records_to_batch` builds it so):
+    /// time lookups binary-search each batch.
     pub fn push(&self, seq: u64, batch: RecordBatch) {
+        debug_assert!(crate::query::nearest::ts_values(&batch)
+            .windows(2)
+            .all(|w| w[0] <= w[1]));
         let bytes = batch.get_array_memory_size();
         let rows = batch.num_rows();
         let total = {

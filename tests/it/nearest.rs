@@ -103,21 +103,23 @@ async fn load(server: &TestServer, rows: &[R]) {
     }
 }
 
+fn to_r(r: &tokio_postgres::Row) -> R {
+    R {
+        ts: micros(r.get(0)),
+        service: r.get(1),
+        host: r.get(2),
+        level: r.get(3),
+        msg: r.get(4),
+    }
+}
+
 /// Every row, by a plain full scan.
 async fn scan_all(client: &Client) -> Vec<R> {
     let rows = client
         .query("SELECT ts, service, host, level, msg FROM logs", &[])
         .await
         .expect("full scan");
-    rows.iter()
-        .map(|r| R {
-            ts: micros(r.get(0)),
-            service: r.get(1),
-            host: r.get(2),
-            level: r.get(3),
-            msg: r.get(4),
-        })
-        .collect()
+    rows.iter().map(to_r).collect()
 }
 
 async fn selected(client: &Client, sql: &str) -> Vec<R> {
@@ -125,15 +127,7 @@ async fn selected(client: &Client, sql: &str) -> Vec<R> {
         .query(sql, &[])
         .await
         .unwrap_or_else(|e| panic!("{sql}: {e}"));
-    rows.iter()
-        .map(|r| R {
-            ts: micros(r.get(0)),
-            service: r.get(1),
-            host: r.get(2),
-            level: r.get(3),
-            msg: r.get(4),
-        })
-        .collect()
+    rows.iter().map(to_r).collect()
 }
 
 /// The k nearest by brute force: distance, then ts, then (service, host, msg).
@@ -261,16 +255,7 @@ async fn nearest_and_context_equal_a_brute_force_scan() {
         .query(stmt, &[&rfc3339(t), &"auth"])
         .await
         .expect("prepared nearest");
-    let got: Vec<R> = rows
-        .iter()
-        .map(|r| R {
-            ts: micros(r.get(0)),
-            service: r.get(1),
-            host: r.get(2),
-            level: r.get(3),
-            msg: r.get(4),
-        })
-        .collect();
+    let got: Vec<R> = rows.iter().map(to_r).collect();
     assert_eq!(got, brute_nearest(&all, |r| r.service == "auth", t, 7));
 }
 

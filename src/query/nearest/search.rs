@@ -103,15 +103,15 @@ pub async fn search(
             kind: SourceKind::Segment(s),
         })
         .collect();
+    // Every hot batch is a run sorted by ts (built so by `records_to_batch`; debug builds assert it in `HotBuffer::push`).
     for batch in &snap.hot {
-        let batch = sorted_by_ts(batch)?;
-        let ts = ts_values(&batch);
+        let ts = ts_values(batch);
         if let (Some(&min), Some(&max)) = (ts.first(), ts.last()) {
             sources.push(Source {
                 min,
                 max,
                 rows: ts.len() as u64,
-                kind: SourceKind::Hot(batch),
+                kind: SourceKind::Hot(batch.clone()),
             });
         }
     }
@@ -136,7 +136,7 @@ pub async fn search(
         exhausted: false,
     };
     let mut ranges = vec![(t.saturating_sub(left.reach), t.saturating_add(right.reach))];
-    let (mut below, mut at_or_above, mut above) = (0usize, 0usize, 0usize);
+    let (mut below, mut above, mut total) = (0usize, 0usize, 0usize);
     loop {
         metrics.rings.add(1);
         for batch in read_ranges(store, &sources, &ranges, spec, &task, metrics).await? {
@@ -145,7 +145,7 @@ pub async fn search(
             let a = ts.iter().filter(|&&x| x > t).count();
             below += b;
             above += a;
-            at_or_above += ts.len() - b;
+            total += ts.len();
             found.push(batch);
         }
         left.exhausted = left.exhausted || t.saturating_sub(left.reach) <= min_of(&sources);
@@ -153,7 +153,7 @@ pub async fn search(
         ranges.clear();
         match spec.selection {
             Selection::Nearest { k } => {
-                if below + at_or_above >= k || (left.exhausted && right.exhausted) {
+                if total >= k || (left.exhausted && right.exhausted) {
                     break;
                 }
                 // Both sides move together, so the window is always every row within `reach`.
@@ -418,16 +418,6 @@ pub fn ts_values(batch: &RecordBatch) -> &[i64] {
         .column(0)
         .as_primitive_opt::<TimestampMicrosecondType>()
         .map_or(&[], |a| a.values().as_ref())
-}
-
-/// `batch` itself when sorted by `ts` (hot batches are built sorted), else a sorted copy.
-fn sorted_by_ts(batch: &RecordBatch) -> Result<RecordBatch> {
-    let ts = ts_values(batch);
-    if ts.windows(2).all(|w| w[0] <= w[1]) {
-        return Ok(batch.clone());
-    }
-    let order = lexsort_to_indices(&[sort_column(batch.column(0))], None)?;
-    Ok(take_record_batch(batch, &order)?)
 }
 
 fn sort_column(values: &ArrayRef) -> SortColumn {
