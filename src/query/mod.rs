@@ -11,6 +11,7 @@ mod table;
 use std::sync::Arc;
 
 use datafusion::error::DataFusionError;
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::execution::SessionStateBuilder;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion_pg_catalog::pg_catalog::context::EmptyContextProvider;
@@ -27,6 +28,10 @@ pub const DATABASE: &str = "timberline";
 /// The schema our tables live in.
 pub const SCHEMA: &str = "public";
 
+/// Room for the footers and page indexes of the segments queries touch: a time lookup must find
+/// them decoded in memory, not re-read and re-parsed (a segment's is ~100 KiB).
+const METADATA_CACHE_BYTES: usize = 256 * 1024 * 1024;
+
 /// Builds the session every query runs in: `logs`, `segments`, pg_catalog, information_schema
 /// and Timberline's SQL functions.
 pub fn new_context(store: Arc<Store>) -> Result<SessionContext, DataFusionError> {
@@ -36,8 +41,12 @@ pub fn new_context(store: Arc<Store>) -> Result<SessionContext, DataFusionError>
         .with_information_schema(true)
         .set_bool("datafusion.execution.parquet.pushdown_filters", true)
         .set_bool("datafusion.execution.parquet.reorder_filters", true);
+    let runtime = RuntimeEnvBuilder::new()
+        .with_metadata_cache_limit(METADATA_CACHE_BYTES)
+        .build_arc()?;
     let state = SessionStateBuilder::new()
         .with_config(config)
+        .with_runtime_env(runtime)
         .with_default_features()
         .build();
     let mut ctx = SessionContext::new_with_state(state);

@@ -312,8 +312,13 @@ async fn nearest_reads_only_the_segment_around_the_target() {
     assert!(plan.contains("NearestExec"), "{plan}");
     assert!(metric(&plan, "segment_scans") <= 2, "{plan}");
     assert!(
-        metric(&plan, "rows_decoded") <= 500,
-        "read more than one hour's rows: {plan}"
+        metric(&plan, "keys_decoded") <= 500,
+        "read the ts of more than one hour's rows: {plan}"
+    );
+    assert_eq!(
+        metric(&plan, "rows_decoded"),
+        3,
+        "decoded full rows beyond the 3 winners: {plan}"
     );
     let msgs: Vec<String> = client
         .query(

@@ -17,6 +17,7 @@
 mod context;
 mod exec;
 mod search;
+mod segment_read;
 
 use std::sync::Arc;
 

@@ -8,6 +8,7 @@
 //! grow eightfold, and jump straight across stretches where no source has rows. Because each
 //! window holds *every* matching row within it, the rows it selects are exact.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{ArrayRef, AsArray, BooleanArray, RecordBatch, UInt64Array};
@@ -16,34 +17,35 @@ use datafusion::arrow::compute::{
     concat_batches, filter_record_batch, lexsort_to_indices, take_record_batch, SortColumn,
 };
 use datafusion::arrow::datatypes::{SchemaRef, TimestampMicrosecondType};
-use datafusion::common::{DFSchema, ScalarValue};
-use datafusion::error::Result;
-use datafusion::execution::context::ExecutionProps;
+use datafusion::common::ScalarValue;
+use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::TaskContext;
-use datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext;
-use datafusion::logical_expr::{col, lit, Expr};
-use datafusion::physical_expr::create_physical_expr;
+use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_plan::metrics::{Count, ExecutionPlanMetricsSet, MetricBuilder};
-use datafusion::physical_plan::{collect, PhysicalExpr};
 use timberline_udfs::nearest::kernel;
 
+use super::segment_read::{Found, SegmentFile};
 use super::{NearestSpec, Selection};
 use crate::catalog::SegmentMeta;
 use crate::model::logs_schema;
 use crate::query::prune::keep_by_time;
-use crate::query::source::parquet_exec;
 use crate::store::{Snapshot, Store};
 
 /// Each ring's step is this many times the last one.
 const GROWTH: i64 = 8;
 /// The smallest first step (µs).
 const MIN_STEP: i64 = 100;
+/// The first ring aims at this many rows at least: finding rows decodes only `ts` and the
+/// conditions' columns, a page of which holds thousands, so a wider first ring costs about
+/// nothing and spares filtered searches their extra rings.
+const FIRST_RING_ROWS: usize = 256;
 
 /// What a search did, for `EXPLAIN ANALYZE`.
 #[derive(Debug, Clone)]
 pub struct SearchMetrics {
     pub rings: Count,
     pub segment_scans: Count,
+    pub keys_decoded: Count,
     pub rows_decoded: Count,
     pub hot_rows_examined: Count,
 }
@@ -54,6 +56,7 @@ impl SearchMetrics {
         SearchMetrics {
             rings: c("rings"),
             segment_scans: c("segment_scans"),
+            keys_decoded: c("keys_decoded"),
             rows_decoded: c("rows_decoded"),
             hot_rows_examined: c("hot_rows_examined"),
         }
@@ -115,7 +118,7 @@ pub async fn search(
             });
         }
     }
-    let mut found: Vec<RecordBatch> = Vec::new();
+    let mut found = Candidates::default();
     if sources.is_empty() {
         return Ok(RecordBatch::new_empty(schema));
     }
@@ -124,7 +127,7 @@ pub async fn search(
         Selection::Nearest { k } => (k, k),
         Selection::Context { before, after } => (before, after),
     };
-    let step0 = first_step(&sources, t, need_left.max(need_right).max(1));
+    let step0 = first_step(&sources, t, need_left.max(need_right).max(FIRST_RING_ROWS));
     let mut left = Side {
         reach: if need_left > 0 { step0 } else { 0 },
         step: step0,
@@ -139,15 +142,10 @@ pub async fn search(
     let (mut below, mut above, mut total) = (0usize, 0usize, 0usize);
     loop {
         metrics.rings.add(1);
-        for batch in read_ranges(store, &sources, &ranges, spec, &task, metrics).await? {
-            let ts = ts_values(&batch);
-            let b = ts.iter().filter(|&&x| x < t).count();
-            let a = ts.iter().filter(|&&x| x > t).count();
-            below += b;
-            above += a;
-            total += ts.len();
-            found.push(batch);
-        }
+        let ts = read_ranges(store, &sources, &ranges, spec, &task, metrics, &mut found).await?;
+        below += ts.iter().filter(|&&x| x < t).count();
+        above += ts.iter().filter(|&&x| x > t).count();
+        total += ts.len();
         left.exhausted = left.exhausted || t.saturating_sub(left.reach) <= min_of(&sources);
         right.exhausted = right.exhausted || t.saturating_add(right.reach) >= max_of(&sources);
         ranges.clear();
@@ -217,7 +215,8 @@ pub async fn search(
             }
         }
     }
-    select(&schema, &found, t, spec.selection)
+    let rows = fetch_winners(found, t, spec.selection, metrics).await?;
+    select(&schema, &rows, t, spec.selection)
 }
 
 /// The next left reach: one step further, or across an empty stretch to the next source's end.
@@ -306,7 +305,27 @@ fn first_step(sources: &[Source], t: i64, need: usize) -> i64 {
     per_row.saturating_mul(need as i64).max(MIN_STEP)
 }
 
-/// Every matching row whose `ts` falls in one of `ranges` (inclusive bounds).
+/// What the rings have found: full rows from hot batches, row positions from segments.
+#[derive(Default)]
+struct Candidates {
+    hot: Vec<RecordBatch>,
+    /// Per source index of a segment: its opened file and the rows found in it.
+    segments: HashMap<usize, (Arc<SegmentFile>, Found)>,
+}
+
+impl Candidates {
+    fn ts(&self) -> impl Iterator<Item = i64> + '_ {
+        let hot = self.hot.iter().flat_map(|b| ts_values(b).iter().copied());
+        let segs = self
+            .segments
+            .values()
+            .flat_map(|(_, f)| f.ts.iter().copied());
+        hot.chain(segs)
+    }
+}
+
+/// Adds every matching row whose `ts` falls in one of `ranges` (inclusive bounds) to `found`;
+/// returns their `ts` values.
 async fn read_ranges(
     store: &Store,
     sources: &[Source<'_>],
@@ -314,36 +333,43 @@ async fn read_ranges(
     spec: &NearestSpec,
     task: &Arc<TaskContext>,
     metrics: &SearchMetrics,
-) -> Result<Vec<RecordBatch>> {
+    found: &mut Candidates,
+) -> Result<Vec<i64>> {
     let ranges: Vec<(i64, i64)> = ranges.iter().copied().filter(|(lo, hi)| lo <= hi).collect();
     let hits = |s: &Source| ranges.iter().any(|&(lo, hi)| s.min <= hi && s.max >= lo);
-    let mut out = Vec::new();
-    let segments: Vec<&SegmentMeta> = sources
-        .iter()
-        .filter(|s| hits(s))
-        .filter_map(|s| match &s.kind {
-            SourceKind::Segment(m) => Some(*m),
-            SourceKind::Hot(_) => None,
+    let mut new_ts = Vec::new();
+    let mut work: Vec<(usize, Arc<SegmentFile>)> = Vec::new();
+    for (i, source) in sources.iter().enumerate().filter(|(_, s)| hits(s)) {
+        let SourceKind::Segment(seg) = source.kind else {
+            continue;
+        };
+        let file = match found.segments.get(&i) {
+            Some((file, _)) => file.clone(),
+            None => {
+                let file = Arc::new(
+                    SegmentFile::open(&store.data_dir, seg, task.runtime_env().as_ref()).await?,
+                );
+                found.segments.insert(i, (file.clone(), Found::default()));
+                file
+            }
+        };
+        work.push((i, file));
+    }
+    if !work.is_empty() {
+        metrics.segment_scans.add(work.len());
+        let (ring, predicate) = (ranges.clone(), spec.predicate.clone());
+        let results = blocking(move || {
+            work.into_iter()
+                .map(|(i, file)| Ok((i, file.find(&ring, predicate.as_ref())?)))
+                .collect::<Result<Vec<_>>>()
         })
-        .collect();
-    if !segments.is_empty() {
-        let schema = logs_schema();
-        let predicate = ring_predicate(&schema, &ranges, spec)?;
-        metrics.segment_scans.add(segments.len());
-        let plan = parquet_exec(
-            &store.data_dir,
-            &schema,
-            &segments,
-            None,
-            Some(predicate.clone()),
-            task.session_config().target_partitions(),
-            task.runtime_env().as_ref(),
-        )?;
-        for batch in collect(plan, task.clone()).await? {
-            metrics.rows_decoded.add(batch.num_rows());
-            let kept = apply(&predicate, &batch)?;
-            if kept.num_rows() > 0 {
-                out.push(kept);
+        .await?;
+        for (i, (rows, keys)) in results {
+            metrics.keys_decoded.add(keys);
+            new_ts.extend_from_slice(&rows.ts);
+            if let Some((_, all)) = found.segments.get_mut(&i) {
+                all.rows.extend(rows.rows);
+                all.ts.extend(rows.ts);
             }
         }
     }
@@ -364,45 +390,90 @@ async fn read_ranges(
                 None => slice,
             };
             if kept.num_rows() > 0 {
-                out.push(kept);
+                new_ts.extend_from_slice(ts_values(&kept));
+                found.hot.push(kept);
             }
         }
     }
-    Ok(out)
+    Ok(new_ts)
 }
 
-/// `(ts in one of ranges) AND <the other conditions>`, planned against the `logs` schema.
-fn ring_predicate(
-    schema: &SchemaRef,
-    ranges: &[(i64, i64)],
-    spec: &NearestSpec,
-) -> Result<Arc<dyn PhysicalExpr>> {
-    let ts = |v: i64| {
-        lit(ScalarValue::TimestampMicrosecond(
-            Some(v),
-            Some("UTC".into()),
-        ))
-    };
-    let in_ranges = ranges
-        .iter()
-        .map(|&(lo, hi)| col("ts").gt_eq(ts(lo)).and(col("ts").lt_eq(ts(hi))))
-        .reduce(Expr::or)
-        .unwrap_or(lit(false));
-    let df_schema = DFSchema::try_from(schema.clone())?;
-    let in_ranges = create_physical_expr(
-        &in_ranges,
-        &df_schema,
-        &ExecutionProps::new(),
-        &PhysicalPlanningContext::default(),
-    )?;
-    Ok(match &spec.predicate {
-        Some(p) => Arc::new(datafusion::physical_expr::expressions::BinaryExpr::new(
-            in_ranges,
-            datafusion::logical_expr::Operator::And,
-            p.clone(),
-        )),
-        None => in_ranges,
-    })
+/// The full rows of every candidate that can be in the answer: all of them but those farther
+/// than the k-th nearest (or beyond the `before`-th / `after`-th row), ties kept.
+async fn fetch_winners(
+    found: Candidates,
+    t: i64,
+    selection: Selection,
+    metrics: &SearchMetrics,
+) -> Result<Vec<RecordBatch>> {
+    let (lo, hi) = bounds(found.ts().collect(), t, selection);
+    let mut batches = found.hot;
+    let work: Vec<(Arc<SegmentFile>, Vec<u64>)> = found
+        .segments
+        .into_values()
+        .filter_map(|(file, f)| {
+            let mut rows: Vec<u64> = f
+                .rows
+                .iter()
+                .zip(&f.ts)
+                .filter(|(_, &v)| lo <= v && v <= hi)
+                .map(|(&r, _)| r)
+                .collect();
+            rows.sort_unstable();
+            (!rows.is_empty()).then_some((file, rows))
+        })
+        .collect();
+    if !work.is_empty() {
+        let fetched = blocking(move || {
+            work.iter()
+                .map(|(file, rows)| file.fetch(rows))
+                .collect::<Result<Vec<_>>>()
+        })
+        .await?;
+        for batch in fetched {
+            metrics.rows_decoded.add(batch.num_rows());
+            batches.push(batch);
+        }
+    }
+    Ok(batches)
+}
+
+/// The `ts` interval (inclusive) that holds every row the selection can pick from `ts`.
+fn bounds(mut ts: Vec<i64>, t: i64, selection: Selection) -> (i64, i64) {
+    match selection {
+        Selection::Nearest { k } => {
+            if ts.len() <= k || k == 0 {
+                return (i64::MIN, i64::MAX);
+            }
+            let mut d: Vec<u64> = ts.iter().map(|&x| x.abs_diff(t)).collect();
+            let (_, &mut kth, _) = d.select_nth_unstable(k - 1);
+            let kth = i64::try_from(kth).unwrap_or(i64::MAX);
+            (t.saturating_sub(kth), t.saturating_add(kth))
+        }
+        Selection::Context { before, after } => {
+            ts.sort_unstable();
+            let below = ts.partition_point(|&x| x < t);
+            let above = ts.len() - ts.partition_point(|&x| x <= t);
+            let lo = match before {
+                0 => t,
+                n if below >= n => ts[below - n],
+                _ => i64::MIN,
+            };
+            let hi = match after {
+                0 => t,
+                n if above >= n => ts[ts.len() - above + n - 1],
+                _ => i64::MAX,
+            };
+            (lo, hi)
+        }
+    }
+}
+
+/// Runs blocking file work off the async workers.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| DataFusionError::Execution(format!("segment read task failed: {e}")))?
 }
 
 /// The rows of `batch` for which `predicate` is true (NULL counts as false).
