@@ -90,8 +90,9 @@ duckdb.sql(f"""COPY (SELECT ts, service, host, level, msg, trace_id
                FROM read_parquet('{w}/tl/segments/**/*.parquet'))
                TO '{w}/rows.csv' (FORMAT csv, HEADER false)""")
 PY
+exporter=$!
 pq -c "\\copy logs FROM '$work/rows.csv' WITH (FORMAT csv)"
-wait
+wait "$exporter"
 pq -c "CREATE INDEX ON logs (ts)" -c "CREATE INDEX ON logs (service, ts)" -c "ANALYZE logs"
 pg="host=127.0.0.1 port=55432 user=postgres dbname=postgres"
 probe() { # WHERE-extra

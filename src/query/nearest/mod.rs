@@ -11,8 +11,10 @@
 //!
 //! How ([`search`]): a window around `T` grows in rings until it holds enough matching rows. Each
 //! ring reads only what it adds: segments outside it are skipped by their catalog `ts` range,
-//! row groups and pages by Parquet statistics and the page index, and each hot-buffer batch (kept
-//! sorted by `ts`) is cut to the ring by binary search. Empty stretches of time are jumped over.
+//! and inside a segment the `ts` page index names the pages that can hold it; there only `ts`
+//! and the conditions' columns are decoded ([`segment_read`]). Full rows are decoded at the end,
+//! for the winners alone. Each hot-buffer batch (kept sorted by `ts`) is cut to the ring by
+//! binary search. Empty stretches of time are jumped over.
 
 mod context;
 mod exec;

@@ -1,12 +1,13 @@
 //! The ring search behind `nearest` and `log_context` over one [`Snapshot`].
 //!
 //! The covered window is `[T - left, T + right]`. Every ring widens it and reads only the slices
-//! it adds (one or two `ts` ranges): segments whose catalog range misses them are never opened,
-//! the rest are read through DataFusion's Parquet source with the ranges as predicate (row
-//! groups and pages pruned by statistics and the page index), and every hot batch — sorted by
-//! `ts` — is cut to the ranges by binary search. Steps start from the data's density near `T`,
-//! grow eightfold, and jump straight across stretches where no source has rows. Because each
-//! window holds *every* matching row within it, the rows it selects are exact.
+//! it adds (one or two `ts` ranges): segments whose catalog range misses them are never opened;
+//! in the rest, only `ts` and the conditions' columns of the pages that can hold the ranges are
+//! decoded ([`SegmentFile::find`]); every hot batch — sorted by `ts` — is cut to the ranges by
+//! binary search. Steps start from the data's density near `T`, grow eightfold, and jump straight
+//! across stretches where no source has rows. Because each window holds *every* matching row
+//! within it, the rows it selects are exact. Full rows are decoded once, at the end, for the rows
+//! that can still win ([`SegmentFile::fetch`]).
 
 use std::collections::HashMap;
 use std::sync::Arc;
