@@ -198,7 +198,7 @@ impl SegmentFile {
         let metadata = self.meta.metadata();
         let group_rows = (self.group_starts[g + 1] - self.group_starts[g]) as usize;
         let ts = ts_column();
-        let starts: Vec<usize> = metadata
+        let Some(starts) = metadata
             .offset_index()
             .and_then(|o| o.get(g))
             .and_then(|o| o.get(ts))
@@ -206,9 +206,12 @@ impl SegmentFile {
                 o.page_locations()
                     .iter()
                     .map(|p| p.first_row_index.max(0) as usize)
-                    .collect()
+                    .collect::<Vec<_>>()
             })
-            .unwrap_or_else(|| vec![0]);
+        else {
+            // No page index (a file from another writer): the whole row group.
+            return vec![0..group_rows];
+        };
         let bounds = metadata
             .column_index()
             .and_then(|c| c.get(g))
@@ -221,11 +224,11 @@ impl SegmentFile {
         for (p, &first) in starts.iter().enumerate() {
             let end = starts.get(p + 1).copied().unwrap_or(group_rows);
             let (min, max) = match bounds {
-                Some(index) if starts.len() > 1 || p == 0 => (
+                Some(index) => (
                     index.min_value(p).copied().unwrap_or(i64::MIN),
                     index.max_value(p).copied().unwrap_or(i64::MAX),
                 ),
-                _ => (i64::MIN, i64::MAX),
+                None => (i64::MIN, i64::MAX),
             };
             if first < end && ranges.iter().any(|&(lo, hi)| min <= hi && max >= lo) {
                 match pages.last_mut() {
