@@ -62,6 +62,7 @@ started=$(date +%s)
 "$bin" generate --rows "$ROWS" --seed 1 | "$bin" ingest --quiet --format ndjson --server "http://$http" -
 echo "generated and ingested in $(( $(date +%s) - started )) s" >&2
 curl -sf -XPOST "http://$http/v1/flush" >/dev/null
+sync # the flush's writeback is the load phase, not part of any lookup
 tl="host=127.0.0.1 port=$pg_port user=timberline"
 q() { psql -X -tA -h 127.0.0.1 -p "$pg_port" -U timberline -c "$1"; }
 from=$(q "SELECT arrow_cast(min(ts), 'Int64') FROM logs")
