@@ -126,7 +126,12 @@ impl SegmentFile {
             let mut i = 0;
             for page in &pages {
                 for row in page.clone() {
-                    let v = ts[i];
+                    let Some(&v) = ts.get(i) else {
+                        return Err(DataFusionError::Execution(format!(
+                            "segment {}: fewer ts values than its page index promises",
+                            self.path.display()
+                        )));
+                    };
                     i += 1;
                     if ranges.iter().any(|&(lo, hi)| lo <= v && v <= hi) {
                         found.rows.push(start + row as u64);
@@ -254,7 +259,16 @@ impl SegmentFile {
         let mut runs: Vec<Range<usize>> = Vec::new();
         let mut offset = 0usize; // rows of the touched groups before the current one
         for &row in rows {
-            let g = self.group_starts.partition_point(|&s| s <= row) - 1;
+            let g = self
+                .group_starts
+                .partition_point(|&s| s <= row)
+                .saturating_sub(1);
+            if g + 1 >= self.group_starts.len() {
+                return Err(DataFusionError::Execution(format!(
+                    "segment {}: row {row} is past its end",
+                    self.path.display()
+                )));
+            }
             if groups.last() != Some(&g) {
                 if let Some(&prev) = groups.last() {
                     offset += (self.group_starts[prev + 1] - self.group_starts[prev]) as usize;
