@@ -26,28 +26,35 @@ const HOUR: i64 = 3_600_000_000;
 /// columns, delta-encoded timestamps, page statistics and index, a bloom filter on `trace_id`,
 /// sorted by `ts`, small pages so a lookup decodes little around the rows it wants.
 pub fn writer_properties() -> WriterProperties {
-    WriterProperties::builder()
+    let mut builder = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).unwrap_or_default()))
         .set_dictionary_enabled(false)
-        .set_column_dictionary_enabled(ColumnPath::from("tenant"), true)
-        .set_column_dictionary_enabled(ColumnPath::from("service"), true)
-        .set_column_dictionary_enabled(ColumnPath::from("host"), true)
-        .set_column_dictionary_enabled(ColumnPath::from("level"), true)
-        .set_statistics_enabled(EnabledStatistics::Page)
-        // Only the wide text columns are zstd-compressed. The rest are compact already
-        // (dictionary ids, booleans, and timestamps as deltas: sorted `ts` takes ~2 bytes a
-        // row, `ingest_ts` almost none), and every compressed column chunk a lookup touches
-        // costs a fresh zstd context on top of the page it decompresses.
-        .set_column_compression(ColumnPath::from("tenant"), Compression::UNCOMPRESSED)
-        .set_column_compression(ColumnPath::from("service"), Compression::UNCOMPRESSED)
-        .set_column_compression(ColumnPath::from("host"), Compression::UNCOMPRESSED)
-        .set_column_compression(ColumnPath::from("level"), Compression::UNCOMPRESSED)
-        .set_column_compression(ColumnPath::from("parse_failed"), Compression::UNCOMPRESSED)
-        .set_column_compression(ColumnPath::from("truncated"), Compression::UNCOMPRESSED)
-        .set_column_compression(ColumnPath::from("ts"), Compression::UNCOMPRESSED)
-        .set_column_encoding(ColumnPath::from("ts"), Encoding::DELTA_BINARY_PACKED)
-        .set_column_compression(ColumnPath::from("ingest_ts"), Compression::UNCOMPRESSED)
-        .set_column_encoding(ColumnPath::from("ingest_ts"), Encoding::DELTA_BINARY_PACKED)
+        .set_statistics_enabled(EnabledStatistics::Page);
+    for label in ["tenant", "service", "host", "level"] {
+        builder = builder.set_column_dictionary_enabled(ColumnPath::from(label), true);
+    }
+    // Only the wide text columns are zstd-compressed. The rest are compact already (dictionary
+    // ids, booleans, and timestamps as deltas: sorted `ts` takes ~2 bytes a row, `ingest_ts`
+    // almost none), and every compressed column chunk a lookup touches costs a fresh zstd
+    // context on top of the page it decompresses.
+    for compact in [
+        "tenant",
+        "service",
+        "host",
+        "level",
+        "parse_failed",
+        "truncated",
+        "ts",
+        "ingest_ts",
+    ] {
+        builder =
+            builder.set_column_compression(ColumnPath::from(compact), Compression::UNCOMPRESSED);
+    }
+    for time in ["ts", "ingest_ts"] {
+        builder =
+            builder.set_column_encoding(ColumnPath::from(time), Encoding::DELTA_BINARY_PACKED);
+    }
+    builder
         // Page min/max of free text and random ids prunes nothing, yet with small pages it would
         // be most of the page index every query keeps in the metadata cache.
         .set_column_statistics_enabled(ColumnPath::from("msg"), EnabledStatistics::Chunk)

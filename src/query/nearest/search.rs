@@ -224,50 +224,41 @@ pub async fn search(
 fn grow_left(sources: &[Source], t: i64, side: Side, step0: i64) -> Side {
     let edge = t.saturating_sub(side.reach).saturating_sub(1); // the first uncovered instant
     let want = t.saturating_sub(side.reach.saturating_add(side.step));
-    if sources.iter().any(|s| s.max >= want && s.min <= edge) {
-        return Side {
-            reach: side.reach.saturating_add(side.step),
-            step: side.step.saturating_mul(GROWTH),
-            exhausted: false,
-        };
-    }
-    match sources
+    let step_has_rows = sources.iter().any(|s| s.max >= want && s.min <= edge);
+    let beyond = sources
         .iter()
         .filter(|s| s.min <= edge)
-        .map(|s| s.max)
-        .max()
-    {
-        Some(end) => Side {
-            reach: t.saturating_sub(end).saturating_add(step0),
-            step: step0.saturating_mul(GROWTH),
-            exhausted: false,
-        },
-        None => Side {
-            exhausted: true,
-            ..side
-        },
-    }
+        .map(|s| t.saturating_sub(s.max))
+        .min();
+    grow(side, step0, step_has_rows, beyond)
 }
 
 /// The mirror image of [`grow_left`].
 fn grow_right(sources: &[Source], t: i64, side: Side, step0: i64) -> Side {
     let edge = t.saturating_add(side.reach).saturating_add(1);
     let want = t.saturating_add(side.reach.saturating_add(side.step));
-    if sources.iter().any(|s| s.min <= want && s.max >= edge) {
+    let step_has_rows = sources.iter().any(|s| s.min <= want && s.max >= edge);
+    let beyond = sources
+        .iter()
+        .filter(|s| s.max >= edge)
+        .map(|s| s.min.saturating_sub(t))
+        .min();
+    grow(side, step0, step_has_rows, beyond)
+}
+
+/// One side's next reach: a step further if that step holds rows, else `step0` past the nearest
+/// data beyond the edge (`beyond`: its distance from `T`), else exhausted.
+fn grow(side: Side, step0: i64, step_has_rows: bool, beyond: Option<i64>) -> Side {
+    if step_has_rows {
         return Side {
             reach: side.reach.saturating_add(side.step),
             step: side.step.saturating_mul(GROWTH),
             exhausted: false,
         };
     }
-    match sources
-        .iter()
-        .filter(|s| s.max >= edge)
-        .map(|s| s.min)
-        .min()
-    {
-        Some(start) => Side {
-            reach: start.saturating_sub(t).saturating_add(step0),
+    match beyond {
+        Some(distance) => Side {
+            reach: distance.saturating_add(step0),
             step: step0.saturating_mul(GROWTH),
             exhausted: false,
         },
