@@ -18,7 +18,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::catalog::{Session, TableProvider};
-use datafusion::common::DFSchema;
+use datafusion::common::tree_node::TreeNode;
+use datafusion::common::{plan_err, DFSchema};
 use datafusion::datasource::memory::MemorySourceConfig;
 use datafusion::error::Result;
 use datafusion::logical_expr::utils::conjunction;
@@ -26,6 +27,8 @@ use datafusion::logical_expr::{Expr, TableProviderFilterPushDown, TableType};
 use datafusion::physical_plan::empty::EmptyExec;
 use datafusion::physical_plan::union::UnionExec;
 use datafusion::physical_plan::ExecutionPlan;
+
+use timberline_udfs::nearest::MISPLACED;
 
 use super::nearest::{is_nearest, NearestExec, NearestSpec};
 use super::prune::keep_by_time;
@@ -82,6 +85,14 @@ impl TableProvider for LogTable {
         filters: &[Expr],
         _limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
+        // Caught here, while planning: evaluated later, inside the Parquet row filter, the
+        // call's error would reach the client wrapped as an internal one.
+        if filters
+            .iter()
+            .any(|f| !is_nearest(&f) && contains_nearest(f))
+        {
+            return plan_err!("{MISPLACED}");
+        }
         if filters.iter().any(|f| is_nearest(&f)) {
             let spec = NearestSpec::from_filters(filters, state)?;
             return Ok(Arc::new(NearestExec::new(
@@ -150,4 +161,9 @@ impl TableProvider for LogTable {
         };
         Ok(Arc::new(LogScanExec::new(plan, counts)))
     }
+}
+
+/// True if a `nearest(…)` call appears anywhere in `expr`.
+fn contains_nearest(expr: &Expr) -> bool {
+    expr.exists(|e| Ok(is_nearest(&e))).unwrap_or(false)
 }

@@ -25,6 +25,11 @@ pub const NEAREST: &str = "nearest";
 /// The largest `k` one `nearest` call may ask for.
 pub const MAX_K: i64 = 100_000;
 
+/// The error for `nearest()` anywhere but a top-level AND-ed condition of WHERE over `logs`.
+pub const MISPLACED: &str = "nearest() selects rows of the logs table: use it as a condition of \
+     WHERE over logs, joined to the others with AND (not inside OR, NOT or CASE, nor in the select \
+     list)";
+
 /// The `ts` type of the `logs` table, which targets are coerced to.
 pub fn ts_type() -> DataType {
     DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
@@ -106,10 +111,7 @@ impl ScalarUDFImpl for NearestUdf {
     }
 
     fn invoke_with_args(&self, _args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        plan_err!(
-            "nearest() selects rows of the logs table: use it as a condition of WHERE over logs, \
-             joined to the others with AND (not inside OR, NOT or CASE, nor in the select list)"
-        )
+        plan_err!("{MISPLACED}")
     }
 }
 
