@@ -12,7 +12,6 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use timberline::config::{Config, Overrides};
 use timberline::generate::{parse_level_mix, Generator};
 use timberline::ingest::file::{load, LoadOptions};
-use timberline::model::now_micros;
 use timberline::server::{run_demo, Server};
 
 #[derive(Parser)]
@@ -56,6 +55,9 @@ enum Command {
         /// Level mix as weights.
         #[arg(long, default_value = "DEBUG=30,INFO=50,WARN=12,ERROR=7,FATAL=1")]
         levels: String,
+        /// Time of the first event (RFC 3339); events are 10 ms apart on average.
+        #[arg(long, default_value = "2024-01-15T00:00:00Z")]
+        start: String,
     },
     /// Measure a running server (see benches/RESULTS.md).
     Bench {
@@ -148,6 +150,7 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             format,
             out,
             levels,
+            start,
         } => {
             let levels = parse_level_mix(&levels).ok_or_else(|| {
                 format!("bad --levels {levels:?}: use NAME=WEIGHT,… e.g. INFO=90,ERROR=10")
@@ -156,7 +159,9 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                 Some(p) => Box::new(std::io::BufWriter::new(std::fs::File::create(p)?)),
                 None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
             };
-            let start = now_micros() - rows as i64 * 10_000;
+            let start = chrono::DateTime::parse_from_rfc3339(&start)
+                .map_err(|e| format!("bad --start {start:?}: {e} (use e.g. 2024-01-15T00:00:00Z)"))?
+                .timestamp_micros();
             let mut gen = Generator::new(seed, start, 10_000).with_levels(levels);
             for _ in 0..rows {
                 match format.as_str() {

@@ -63,6 +63,12 @@ const SERVICES: [&str; 50] = [
     "backup",
     "hdfs",
 ];
+/// One row in a million (rows 4,999, 1,004,999, …) carries this message: the needle of the
+/// benchmark's needle-token query. Its token `quarantined` appears in no template.
+pub const NEEDLE_TOKEN: &str = "quarantined";
+const NEEDLE_EVERY: u64 = 1_000_000;
+const NEEDLE_AT: u64 = 4_999;
+
 const REGIONS: [&str; 4] = ["eu-west-1", "us-east-1", "us-west-2", "ap-south-1"];
 
 /// Share of each level in ‰: DEBUG, INFO, WARN, ERROR, FATAL.
@@ -109,6 +115,8 @@ pub struct Generator {
     step: Micros,
     service_weights: Vec<f64>,
     trace: Option<(String, u32)>,
+    /// Records produced so far.
+    count: u64,
 }
 
 impl Generator {
@@ -131,6 +139,7 @@ impl Generator {
             step: step.max(1),
             service_weights: cumulative.collect(),
             trace: None,
+            count: 0,
         }
     }
 
@@ -190,7 +199,16 @@ impl Generator {
         let level = self.level();
         let template: &Template =
             &TEMPLATES[(s * 7 + self.rng.gen_range(0..TEMPLATES.len())) % TEMPLATES.len()];
-        let msg = fill(template, &mut self.rng);
+        let mut msg = fill(template, &mut self.rng);
+        if self.count % NEEDLE_EVERY == NEEDLE_AT {
+            msg = format!(
+                "EXT4-fs error (device nvme1n1p{}): ext4_validate_block_bitmap: bad block bitmap \
+                 checksum, group {} {NEEDLE_TOKEN}",
+                self.count % 4,
+                self.count / NEEDLE_EVERY
+            );
+        }
+        self.count += 1;
         let trace_id = self.rng.gen_ratio(7, 10).then(|| self.trace_id());
         let user = (self.rng.gen::<f64>().powi(3) * 1_000_000.0) as u64;
         let status = match level.as_str() {
