@@ -122,13 +122,10 @@ def drop_caches():
 
 
 def fingerprint(rows):
-    """What the report compares across systems: the row count, and the value of a 1×1 answer."""
-    if len(rows) == 1 and len(rows[0]) == 1:
-        try:
-            return f"{int(float(rows[0][0]))}"
-        except (TypeError, ValueError):
-            return str(rows[0][0])
-    return f"{len(rows)} rows"
+    """What the report compares across systems: the count of a 1×1 numeric answer, else the rows."""
+    if len(rows) == 1 and len(rows[0]) == 1 and isinstance(rows[0][0], (int, float)):
+        return f"{int(rows[0][0])}"
+    return f"{len(rows)} row" + ("" if len(rows) == 1 else "s")
 
 
 def measure(execute, sqls, warmup, cold):
