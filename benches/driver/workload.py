@@ -123,8 +123,10 @@ def drop_caches():
 
 def fingerprint(rows):
     """What the report compares across systems: the count of a 1×1 numeric answer, else the rows."""
-    if len(rows) == 1 and len(rows[0]) == 1 and isinstance(rows[0][0], (int, float)):
-        return f"{int(rows[0][0])}"
+    # (ClickHouse's JSON quotes 64-bit integers.)
+    value = rows[0][0] if len(rows) == 1 and len(rows[0]) == 1 else None
+    if isinstance(value, (int, float)) or (isinstance(value, str) and value.isdigit()):
+        return f"{int(value)}"
     return f"{len(rows)} row" + ("" if len(rows) == 1 else "s")
 
 
