@@ -93,6 +93,99 @@ fn generator_is_deterministic_and_realistic() {
     assert!(traced > 250);
 }
 
+/// The distributions the benchmark driver relies on (README, "timberline generate").
+#[test]
+fn generator_matches_the_advertised_distributions() {
+    use std::collections::{HashMap, HashSet};
+    use timberline::generate::NEEDLE_TOKEN;
+    const N: usize = 50_000;
+    let mut g = Generator::new(1, 0, 10_000);
+    let events: Vec<Value> = (0..N).map(|_| g.next_event()).collect();
+    let mut g = Generator::new(1, 0, 10_000);
+    let recs: Vec<_> = (0..N).map(|_| g.next_record()).collect();
+
+    for (level, per_mille) in [
+        ("DEBUG", 300),
+        ("INFO", 500),
+        ("WARN", 120),
+        ("ERROR", 70),
+        ("FATAL", 10),
+    ] {
+        let got = recs.iter().filter(|r| r.level == level).count() * 1000 / N;
+        assert!(
+            got.abs_diff(per_mille) <= 15,
+            "{level}: {got}‰, want {per_mille}‰"
+        );
+    }
+    let mut by_service: HashMap<&str, usize> = HashMap::new();
+    for r in &recs {
+        *by_service.entry(r.service.as_str()).or_default() += 1;
+    }
+    assert_eq!(by_service.len(), 50);
+    let mut volumes: Vec<usize> = by_service.values().copied().collect();
+    volumes.sort_unstable_by(|a, b| b.cmp(a));
+    assert!(
+        volumes[0] > N / 10 && volumes[49] < N / 200,
+        "Zipf-skewed: {volumes:?}"
+    );
+    let hosts: HashSet<&str> = recs.iter().map(|r| r.host.as_str()).collect();
+    assert!((400..=500).contains(&hosts.len()), "{} hosts", hosts.len());
+
+    // Each trace id is carried by 3-8 consecutive traced events (the last may be cut short).
+    let mut spans: Vec<(String, usize, HashSet<String>)> = Vec::new();
+    for r in recs.iter().filter(|r| r.trace_id.is_some()) {
+        let id = r.trace_id.clone().unwrap_or_default();
+        match spans.last_mut() {
+            Some((last, n, services)) if *last == id => {
+                *n += 1;
+                services.insert(r.service.clone());
+            }
+            _ => spans.push((id, 1, HashSet::from([r.service.clone()]))),
+        }
+    }
+    let complete = &spans[..spans.len() - 1];
+    assert!(complete.iter().all(|(_, n, _)| (3..=8).contains(n)));
+    let ids: HashSet<&String> = spans.iter().map(|(id, _, _)| id).collect();
+    assert_eq!(ids.len(), spans.len(), "a trace id is never reused");
+    assert!(complete.iter().filter(|(_, _, s)| s.len() >= 2).count() > complete.len() * 3 / 4);
+
+    let users: HashSet<String> = recs
+        .iter()
+        .map(|r| serde_json::from_str::<Value>(&r.attrs).unwrap()["user_id"].to_string())
+        .collect();
+    assert!(users.len() > 5_000, "{} user ids", users.len());
+
+    // ~1% late by at most 10 s; otherwise increasing.
+    let mut newest = i64::MIN;
+    let mut late = 0;
+    for r in &recs {
+        if r.ts < newest {
+            late += 1;
+            assert!(
+                newest - r.ts <= 10_000_000 + 20_000,
+                "{} µs late",
+                newest - r.ts
+            );
+        }
+        newest = newest.max(r.ts);
+    }
+    assert!((N / 200..N / 50).contains(&late), "{late} late of {N}");
+
+    let bytes: usize = events.iter().map(|e| e.to_string().len() + 1).sum();
+    assert!(
+        (400..600).contains(&(bytes / N)),
+        "{} bytes per event",
+        bytes / N
+    );
+    let needles: Vec<usize> = recs
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.msg.contains(NEEDLE_TOKEN))
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(needles, vec![4_999], "one needle per million rows");
+}
+
 #[test]
 fn pg_settings_match_postgres() {
     use timberline_udfs::pg_compat::{setting, version_string};
