@@ -73,7 +73,7 @@ def markdown(data, command):
     out = [f"\n## Benchmark driver — {meta.get('date', '')}, commit {commit()}\n",
            f"Machine: {machine()}. Command: `{command}`.",
            f"{meta['rows']:,} generated rows (`timberline generate --seed {meta.get('seed', 1)}`), "
-           f"{(meta['max_us'] - meta['min_us']) / 3.6e9:.1f} h of event time; generated in {meta['generate_s']} s.  p50 / p95 in ms over "
+           f"{(meta['max_us'] - meta['min_us']) / 3.6e9:.1f} h of event time; generated in {meta['generate_s']} s. p50 / p95 in ms over "
            f"{meta['reps']} repetitions after {meta['warmup']} warm-up runs; cold = one run right after "
            "emptying the OS page cache (servers keep their own caches, as a running server does). "
            "Timberline and PostgreSQL are timed over pgwire (psycopg2), DuckDB and chDB in-process, "
