@@ -1,0 +1,149 @@
+//! The ingest path's kernels, one step at a time: each line parser, the HTTP body decoders, WAL
+//! append with group commit (real fsyncs, concurrent appenders), and the Parquet flush per MB.
+//!
+//! `cargo bench --bench ingest_kernels` (figures in benches/RESULTS.md). Throughputs are per
+//! input byte (parsers, decoders, flush) or per event (WAL).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use datafusion::arrow::record_batch::RecordBatch;
+use timberline::generate::Generator;
+use timberline::ingest::decode::{decode_batch, decode_ndjson};
+use timberline::model::format::{LineFormat, LOGHUB_SYSTEMS};
+use timberline::model::{records_to_batch, LogRecord};
+use timberline::segment::write_segments;
+use timberline::wal::format::encode_records;
+use timberline::wal::{Wal, WalSink};
+
+const START: i64 = 1_705_276_800_000_000; // 2024-01-15T00:00:00Z
+
+fn events(n: usize) -> Vec<serde_json::Value> {
+    let mut g = Generator::new(1, START, 10_000);
+    (0..n).map(|_| g.next_event()).collect()
+}
+
+fn records(n: usize) -> Vec<LogRecord> {
+    let mut g = Generator::new(1, START, 10_000);
+    (0..n).map(|_| g.next_record()).collect()
+}
+
+fn parsers(c: &mut Criterion) {
+    let mut group = c.benchmark_group("parse_line");
+    let mut g = Generator::new(1, START, 10_000);
+    let triage: Vec<String> = (0..2_000).map(|_| g.next_triage_line()).collect();
+    let mut inputs = vec![(LineFormat::Triage, triage)];
+    for system in LOGHUB_SYSTEMS.iter() {
+        let path = format!(
+            "{}/tests/data/loghub/{n}/{n}_2k.log",
+            env!("CARGO_MANIFEST_DIR"),
+            n = system.name
+        );
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            continue;
+        };
+        let format = LineFormat::Loghub { system, year: 2024 };
+        inputs.push((format, text.lines().map(str::to_string).collect()));
+    }
+    for (format, lines) in &inputs {
+        let bytes: usize = lines.iter().map(|l| l.len() + 1).sum();
+        group.throughput(Throughput::Bytes(bytes as u64));
+        group.bench_function(BenchmarkId::from_parameter(format.name()), |b| {
+            b.iter(|| {
+                for l in lines {
+                    black_box(format.parse(l));
+                }
+            })
+        });
+    }
+    group.finish();
+}
+
+fn decoders(c: &mut Criterion) {
+    let mut group = c.benchmark_group("decode_body");
+    let evs = events(1_000);
+    let ndjson: String = evs.iter().map(|e| format!("{e}\n")).collect();
+    let batch = serde_json::json!({ "logs": evs }).to_string();
+    group.throughput(Throughput::Bytes(ndjson.len() as u64));
+    group.bench_function("ndjson_1000_events", |b| {
+        b.iter(|| black_box(decode_ndjson(ndjson.as_bytes(), START)))
+    });
+    group.throughput(Throughput::Bytes(batch.len() as u64));
+    group.bench_function("json_batch_1000_events", |b| {
+        b.iter(|| black_box(decode_batch(batch.as_bytes(), START)))
+    });
+    group.finish();
+}
+
+struct Discard;
+impl WalSink for Discard {
+    fn publish(&self, _seq: u64, _batch: RecordBatch) {}
+}
+
+fn wal(c: &mut Criterion) {
+    let mut group = c.benchmark_group("wal_append");
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(10));
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let wal = Wal::start(dir.path(), 1, 64 << 20, Vec::new(), Arc::new(Discard)).expect("wal");
+    let recs = records(1_000);
+    let payload = encode_records(&recs);
+    let batch = records_to_batch(&recs).expect("batch");
+    // `concurrency` requests of 1,000 events in flight at once: the writer drains them all into
+    // one fdatasync (group commit), so events/s grows with concurrency.
+    for concurrency in [1usize, 4, 16] {
+        group.throughput(Throughput::Elements((concurrency * recs.len()) as u64));
+        group.bench_function(BenchmarkId::new("1000_events_x", concurrency), |b| {
+            b.iter_custom(|iters| {
+                rt.block_on(async {
+                    let started = Instant::now();
+                    for _ in 0..iters {
+                        let appends =
+                            (0..concurrency).map(|_| wal.append(payload.clone(), batch.clone()));
+                        for r in futures::future::join_all(appends).await {
+                            r.expect("append");
+                        }
+                    }
+                    started.elapsed()
+                })
+            })
+        });
+    }
+    group.finish();
+}
+
+fn flush(c: &mut Criterion) {
+    let mut group = c.benchmark_group("parquet_flush");
+    group.sample_size(10);
+    let recs = records(100_000);
+    let raw: usize = recs
+        .iter()
+        .map(|r| r.msg.len() + r.attrs.len() + r.service.len() + r.host.len() + 48)
+        .sum();
+    let batch = records_to_batch(&recs).expect("batch");
+    let dir = tempfile::tempdir().expect("temp dir");
+    group.throughput(Throughput::Bytes(raw as u64));
+    let mut id = 0;
+    group.bench_function("100k_events_sort_encode_fsync", |b| {
+        b.iter_custom(|iters| {
+            let mut spent = Duration::ZERO;
+            for _ in 0..iters {
+                id += 100;
+                let started = Instant::now();
+                let written = write_segments(dir.path(), std::slice::from_ref(&batch), id);
+                spent += started.elapsed();
+                black_box(written.expect("flush"));
+                // Files of earlier iterations would only fill the disk.
+                std::fs::remove_dir_all(dir.path().join("segments")).ok();
+            }
+            spent
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, parsers, decoders, wal, flush);
+criterion_main!(benches);
