@@ -29,6 +29,13 @@ while [ $# -gt 0 ]; do
     *) echo "usage: $0 [--rows N] [--seed S] [--reps N] [--systems LIST] [--no-cold] [--smoke]" >&2; exit 2 ;;
   esac
 done
+for s in ${SYSTEMS//,/ }; do
+  case "$s" in
+    timberline|duckdb-parquet|duckdb-native|chdb|postgres|ripgrep) ;;
+    *) echo "$0: unknown system '$s' (use timberline, duckdb-parquet, duckdb-native, chdb, postgres, ripgrep)" >&2; exit 2 ;;
+  esac
+done
+[[ "$ROWS" =~ ^[1-9][0-9]*$ && "$REPS" =~ ^[1-9][0-9]*$ ]] || { echo "$0: --rows and --reps take a positive number" >&2; exit 2; }
 has() { [[ ",$SYSTEMS," == *",$1"* ]]; }
 log() { echo "bench: $*" >&2; }
 
