@@ -10,5 +10,6 @@ mod parsers;
 mod pg;
 mod slt;
 mod support;
+mod text;
 mod units;
 mod wal;

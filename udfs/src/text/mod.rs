@@ -1,0 +1,135 @@
+//! `match(text, 'query')`: full-text search over a text column, e.g.
+//! `WHERE match(msg, '"card declined" AND timeout -retry')`.
+//!
+//! This is the executable form: it tokenizes each row ([`tokenize`]) and evaluates the parsed
+//! [`query::Query`] — over the hot buffer, segments without an index, anywhere. An index may only
+//! ever make it faster, never change its answer. The query must be a constant; it is parsed
+//! while planning, so a bad query is a plan error (SQLSTATE 22023) before any row is read.
+
+pub mod query;
+pub mod tokenize;
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, AsArray, BooleanArray};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::DataType;
+use datafusion::common::{plan_err, DataFusionError, ScalarValue};
+use datafusion::error::Result;
+use datafusion::logical_expr::simplify::{ExprSimplifyResult, SimplifyContext};
+use datafusion::logical_expr::{
+    ColumnarValue, Expr, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
+};
+
+pub use query::{Query, QueryError};
+
+/// Name of the search function.
+pub const MATCH: &str = "match";
+
+/// `match(text, query) -> boolean`.
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct MatchUdf {
+    signature: Signature,
+}
+
+impl Default for MatchUdf {
+    fn default() -> Self {
+        MatchUdf {
+            signature: Signature::user_defined(Volatility::Immutable),
+        }
+    }
+}
+
+/// The `match` function.
+pub fn match_udf() -> ScalarUDF {
+    ScalarUDF::new_from_impl(MatchUdf::default())
+}
+
+fn invalid(e: impl std::fmt::Display) -> DataFusionError {
+    DataFusionError::Plan(format!("invalid argument: {e}"))
+}
+
+/// The query of a constant argument.
+fn constant_query(v: &ScalarValue) -> Result<Query> {
+    match v {
+        ScalarValue::Utf8(Some(q))
+        | ScalarValue::LargeUtf8(Some(q))
+        | ScalarValue::Utf8View(Some(q)) => Query::parse(q).map_err(invalid),
+        v if v.is_null() => Err(invalid("match() query is NULL")),
+        v => Err(invalid(format!("match() query must be text, got {v}"))),
+    }
+}
+
+impl ScalarUDFImpl for MatchUdf {
+    fn name(&self) -> &str {
+        MATCH
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _args: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Boolean)
+    }
+
+    fn coerce_types(&self, args: &[DataType]) -> Result<Vec<DataType>> {
+        let texty = |t: &DataType| {
+            matches!(
+                t,
+                DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View | DataType::Null
+            )
+        };
+        match args {
+            [a, b] if texty(a) && texty(b) => Ok(vec![DataType::Utf8, DataType::Utf8]),
+            [a, b] => plan_err!("match(text, query) takes two text arguments, got ({a}, {b})"),
+            _ => plan_err!("match(text, query) takes 2 arguments, got {}", args.len()),
+        }
+    }
+
+    /// Parses a literal query while planning, so a bad one fails before any scan starts.
+    fn simplify(&self, args: Vec<Expr>, _info: &SimplifyContext) -> Result<ExprSimplifyResult> {
+        match args.get(1) {
+            Some(Expr::Literal(v, _)) => {
+                constant_query(v)?;
+            }
+            Some(e) if !e.column_refs().is_empty() => {
+                return Err(invalid(format!(
+                    "match() query must be a constant, got {e}"
+                )));
+            }
+            _ => {}
+        }
+        Ok(ExprSimplifyResult::Original(args))
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let [text, query] = args.args.as_slice() else {
+            return plan_err!("match(text, query) takes 2 arguments");
+        };
+        let ColumnarValue::Scalar(q) = query else {
+            return Err(invalid("match() query must be a constant"));
+        };
+        let q = constant_query(q)?;
+        match text {
+            ColumnarValue::Scalar(s) => {
+                let hit = match s {
+                    ScalarValue::Utf8(Some(t))
+                    | ScalarValue::LargeUtf8(Some(t))
+                    | ScalarValue::Utf8View(Some(t)) => Some(q.matches_text(t)),
+                    _ => None,
+                };
+                Ok(ColumnarValue::Scalar(ScalarValue::Boolean(hit)))
+            }
+            ColumnarValue::Array(a) => {
+                let a = cast(a, &DataType::Utf8)?;
+                let strings = a.as_string::<i32>();
+                let out: BooleanArray = strings
+                    .iter()
+                    .map(|t| t.map(|t| q.matches_text(t)))
+                    .collect();
+                Ok(ColumnarValue::Array(Arc::new(out) as Arc<dyn Array>))
+            }
+        }
+    }
+}

@@ -1,0 +1,296 @@
+//! The `match()` query language, parsed into a [`Query`] and evaluated over one text's tokens.
+//!
+//! ```text
+//! query  := or
+//! or     := and ( "OR" and )*
+//! and    := unary ( ["AND"] unary )*          -- terms side by side are AND-ed
+//! unary  := ("NOT" | "-") unary | atom
+//! atom   := "(" query ")" | "\"" phrase "\"" | word
+//! ```
+//! A word is tokenized like the text (see [`super::tokenize`]): one token is a term, several are a
+//! phrase (`ext4_find_entry`). A word ending in `*` (and no other wildcard) is a prefix;
+//! `*` / `?` elsewhere make a wildcard pattern matched against single tokens. `AND`, `OR` and
+//! `NOT` are operators only in capitals. A query that matches everything by itself (only `NOT`s)
+//! is allowed: it is evaluated as written.
+
+use super::tokenize::tokens;
+
+/// A parsed query.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Query {
+    /// One token.
+    Term(String),
+    /// Tokens at consecutive positions.
+    Phrase(Vec<String>),
+    /// Any token starting with this.
+    Prefix(String),
+    /// Any token matching this pattern (`*` any run, `?` one character).
+    Wildcard(String),
+    And(Vec<Query>),
+    Or(Vec<Query>),
+    Not(Box<Query>),
+}
+
+/// Why a query does not parse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid match() query {query:?}: {reason}")]
+pub struct QueryError {
+    pub query: String,
+    pub reason: String,
+}
+
+/// The longest query text accepted, in bytes.
+pub const MAX_QUERY_LEN: usize = 4096;
+
+impl Query {
+    /// Parses `text`.
+    pub fn parse(text: &str) -> Result<Query, QueryError> {
+        let err = |reason: &str| QueryError {
+            query: text.chars().take(200).collect(),
+            reason: reason.to_string(),
+        };
+        if text.len() > MAX_QUERY_LEN {
+            return Err(err(&format!("longer than {MAX_QUERY_LEN} bytes")));
+        }
+        let lexemes = lex(text).map_err(|r| err(&r))?;
+        let mut p = Parser { lexemes, at: 0 };
+        let q = p.or().map_err(|r| err(&r))?;
+        match p.peek() {
+            None => q.ok_or_else(|| err("it has no search terms")),
+            Some(Lexeme::Close) => Err(err("unbalanced ')'")),
+            Some(other) => Err(err(&format!("unexpected {other:?}"))),
+        }
+    }
+
+    /// True if the tokens of a text (see [`tokens`]) satisfy the query.
+    pub fn matches(&self, toks: &[String]) -> bool {
+        match self {
+            Query::Term(t) => toks.iter().any(|x| x == t),
+            Query::Phrase(p) => p.is_empty() || toks.windows(p.len()).any(|w| w == p.as_slice()),
+            Query::Prefix(p) => toks.iter().any(|x| x.starts_with(p.as_str())),
+            Query::Wildcard(w) => toks.iter().any(|x| glob(w.as_bytes(), x.as_bytes())),
+            Query::And(qs) => qs.iter().all(|q| q.matches(toks)),
+            Query::Or(qs) => qs.iter().any(|q| q.matches(toks)),
+            Query::Not(q) => !q.matches(toks),
+        }
+    }
+
+    /// True if `text` satisfies the query.
+    pub fn matches_text(&self, text: &str) -> bool {
+        self.matches(&tokens(text))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Lexeme {
+    Word(String),
+    Quoted(String),
+    Open,
+    Close,
+    And,
+    Or,
+    Not,
+}
+
+fn lex(text: &str) -> Result<Vec<Lexeme>, String> {
+    let mut out = Vec::new();
+    let mut chars = text.chars().peekable();
+    while let Some(&c) = chars.peek() {
+        match c {
+            c if c.is_whitespace() => {
+                chars.next();
+            }
+            '(' => {
+                chars.next();
+                out.push(Lexeme::Open);
+            }
+            ')' => {
+                chars.next();
+                out.push(Lexeme::Close);
+            }
+            '"' => {
+                chars.next();
+                let mut s = String::new();
+                loop {
+                    match chars.next() {
+                        Some('"') => break,
+                        Some(c) => s.push(c),
+                        None => return Err("unterminated '\"'".into()),
+                    }
+                }
+                out.push(Lexeme::Quoted(s));
+            }
+            '-' => {
+                // Reached only at the start of a word: `-term` is `NOT term`.
+                chars.next();
+                match chars.peek() {
+                    Some(n) if !n.is_whitespace() && *n != ')' => out.push(Lexeme::Not),
+                    _ => return Err("'-' must be followed by a term".into()),
+                }
+            }
+            _ => {
+                let mut w = String::new();
+                while let Some(&c) = chars.peek() {
+                    if c.is_whitespace() || matches!(c, '(' | ')' | '"') {
+                        break;
+                    }
+                    w.push(c);
+                    chars.next();
+                }
+                out.push(match w.as_str() {
+                    "AND" => Lexeme::And,
+                    "OR" => Lexeme::Or,
+                    "NOT" => Lexeme::Not,
+                    _ => Lexeme::Word(w),
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
+struct Parser {
+    lexemes: Vec<Lexeme>,
+    at: usize,
+}
+
+impl Parser {
+    fn peek(&self) -> Option<&Lexeme> {
+        self.lexemes.get(self.at)
+    }
+
+    fn next(&mut self) -> Option<Lexeme> {
+        let l = self.lexemes.get(self.at).cloned();
+        self.at += 1;
+        l
+    }
+
+    /// `None` when the group holds no terms at all (e.g. `"..."` of punctuation).
+    fn or(&mut self) -> Result<Option<Query>, String> {
+        let mut parts = vec![self.and()?];
+        while self.peek() == Some(&Lexeme::Or) {
+            self.next();
+            parts.push(self.and()?);
+        }
+        Ok(combine(parts, Query::Or))
+    }
+
+    fn and(&mut self) -> Result<Option<Query>, String> {
+        let mut parts = Vec::new();
+        loop {
+            match self.peek() {
+                None | Some(Lexeme::Or) | Some(Lexeme::Close) => break,
+                Some(Lexeme::And) => {
+                    self.next();
+                    if matches!(self.peek(), None | Some(Lexeme::Or) | Some(Lexeme::Close)) {
+                        return Err("AND needs a term after it".into());
+                    }
+                }
+                _ => parts.push(self.unary()?),
+            }
+        }
+        if parts.is_empty() {
+            return Err(match self.peek() {
+                Some(Lexeme::Or) => "OR needs a term on both sides".into(),
+                _ => "empty query or group".into(),
+            });
+        }
+        Ok(combine(parts, Query::And))
+    }
+
+    fn unary(&mut self) -> Result<Option<Query>, String> {
+        match self.next() {
+            Some(Lexeme::Not) => {
+                let inner = self.unary()?;
+                Ok(inner.map(|q| Query::Not(Box::new(q))))
+            }
+            Some(Lexeme::Open) => {
+                let inner = self.or()?;
+                match self.next() {
+                    Some(Lexeme::Close) => Ok(inner),
+                    _ => Err("unbalanced '('".into()),
+                }
+            }
+            Some(Lexeme::Quoted(s)) => Ok(phrase(tokens(&s))),
+            Some(Lexeme::Word(w)) => Ok(word(&w)),
+            Some(other) => Err(format!("unexpected {other:?}")),
+            None => Err("a term is missing at the end".into()),
+        }
+    }
+}
+
+fn combine(parts: Vec<Option<Query>>, make: fn(Vec<Query>) -> Query) -> Option<Query> {
+    let mut parts: Vec<Query> = parts.into_iter().flatten().collect();
+    match parts.len() {
+        0 => None,
+        1 => parts.pop(),
+        _ => Some(make(parts)),
+    }
+}
+
+fn phrase(mut toks: Vec<String>) -> Option<Query> {
+    match toks.len() {
+        0 => None,
+        1 => toks.pop().map(Query::Term),
+        _ => Some(Query::Phrase(toks)),
+    }
+}
+
+fn word(w: &str) -> Option<Query> {
+    let stars = w.matches(['*', '?']).count();
+    if stars == 0 {
+        return phrase(tokens(w));
+    }
+    let lower = w.to_lowercase();
+    let body = lower.trim_end_matches('*');
+    if !body.contains(['*', '?']) && !body.is_empty() {
+        // A prefix of one token: tokenize the part before the star.
+        let toks = tokens(body);
+        return match toks.as_slice() {
+            [one] if body.ends_with(|c: char| c.is_alphanumeric()) => {
+                Some(Query::Prefix(one.clone()))
+            }
+            _ => Some(Query::Wildcard(lower)),
+        };
+    }
+    if lower.chars().all(|c| c == '*') {
+        return None;
+    }
+    Some(Query::Wildcard(lower))
+}
+
+/// `*` any run of bytes, `?` one character, over a single token.
+fn glob(pattern: &[u8], text: &[u8]) -> bool {
+    let (mut p, mut t) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while t < text.len() {
+        if p < pattern.len() && pattern[p] == b'*' {
+            star = Some((p, t));
+            p += 1;
+        } else if p < pattern.len() && (pattern[p] == b'?' || pattern[p] == text[t]) {
+            if pattern[p] == b'?' {
+                // Step over one whole UTF-8 character.
+                t += utf8_len(text[t]);
+            } else {
+                t += 1;
+            }
+            p += 1;
+        } else if let Some((sp, st)) = star {
+            p = sp + 1;
+            t = st + 1;
+            star = Some((sp, st + 1));
+        } else {
+            return false;
+        }
+    }
+    pattern[p..].iter().all(|&b| b == b'*')
+}
+
+fn utf8_len(first: u8) -> usize {
+    match first {
+        b if b < 0x80 => 1,
+        b if b >= 0xF0 => 4,
+        b if b >= 0xE0 => 3,
+        _ => 2,
+    }
+}
