@@ -133,7 +133,7 @@ fn flush(c: &mut Criterion) {
             for _ in 0..iters {
                 id += 100;
                 let started = Instant::now();
-                let written = write_segments(dir.path(), std::slice::from_ref(&batch), id);
+                let written = write_segments(dir.path(), std::slice::from_ref(&batch), id, false);
                 spent += started.elapsed();
                 black_box(written.expect("flush"));
                 // Files of earlier iterations would only fill the disk.

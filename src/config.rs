@@ -41,6 +41,8 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// Users allowed to connect over pgwire.
     pub users: Vec<String>,
+    /// Write a sidecar index with each segment.
+    pub index: bool,
 }
 
 impl Default for Config {
@@ -55,6 +57,7 @@ impl Default for Config {
             wal_file_bytes: 64 << 20,
             max_body_bytes: 64 << 20,
             users: vec!["timberline".into()],
+            index: true,
         }
     }
 }
@@ -91,6 +94,9 @@ pub struct Overrides {
     #[arg(long, env = "TIMBERLINE_USERS", value_delimiter = ',')]
     #[serde(default)]
     pub users: Option<Vec<String>>,
+    /// Write a sidecar index (fst + roaring) with each segment: true or false.
+    #[arg(long, env = "TIMBERLINE_INDEX")]
+    pub index: Option<bool>,
 }
 
 impl Config {
@@ -125,6 +131,7 @@ impl Config {
             wal_file_bytes: pick!(wal_file_bytes),
             max_body_bytes: pick!(max_body_bytes),
             users: pick!(users),
+            index: pick!(index),
         })
     }
 }

@@ -16,6 +16,7 @@ pub mod buffer;
 pub mod catalog;
 pub mod config;
 pub mod generate;
+pub mod index;
 pub mod ingest;
 pub mod model;
 pub mod pgwire;

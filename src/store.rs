@@ -11,6 +11,7 @@ use datafusion::arrow::record_batch::RecordBatch;
 
 use crate::buffer::HotBuffer;
 use crate::catalog::{CatalogError, FileCatalog, SegmentMeta};
+use crate::index::{index_path, IndexCache};
 use crate::segment::{write_segments, SegmentError, SEGMENTS_DIR};
 use crate::wal::{Wal, WalError};
 
@@ -40,6 +41,10 @@ pub struct Store {
     pub data_dir: PathBuf,
     pub buffer: Arc<HotBuffer>,
     pub catalog: Arc<FileCatalog>,
+    /// Write sidecar indexes at flush.
+    pub index: bool,
+    /// Opened sidecar indexes.
+    pub indexes: IndexCache,
     view: RwLock<()>,
     /// Serialises flushes.
     flushing: tokio::sync::Mutex<()>,
@@ -56,9 +61,16 @@ pub struct FlushReport {
 }
 
 impl Store {
-    pub fn new(data_dir: &Path, buffer: Arc<HotBuffer>, catalog: Arc<FileCatalog>) -> Store {
+    pub fn new(
+        data_dir: &Path,
+        buffer: Arc<HotBuffer>,
+        catalog: Arc<FileCatalog>,
+        index: bool,
+    ) -> Store {
         Store {
             data_dir: data_dir.to_path_buf(),
+            index,
+            indexes: IndexCache::default(),
             buffer,
             catalog,
             view: RwLock::new(()),
@@ -84,9 +96,10 @@ impl Store {
             return Ok(FlushReport::default());
         };
         let store = self.clone();
+        let index = self.index;
         let first_id = self.catalog.next_segment_id();
         let segments = tokio::task::spawn_blocking(move || {
-            write_segments(&store.data_dir, &batches, first_id)
+            write_segments(&store.data_dir, &batches, first_id, index)
         })
         .await
         .map_err(|e| FlushError::Join(e.to_string()))??;
@@ -119,14 +132,18 @@ impl Store {
         Ok(report)
     }
 
-    /// Deletes segment files that no catalog entry names: leftovers of a crash between writing a
+    /// Deletes segment and index files that no catalog entry names: leftovers of a crash between writing a
     /// segment and cataloging it (their rows are still in the WAL and will be flushed again).
     pub fn remove_orphan_segments(&self) -> std::io::Result<usize> {
         let known: std::collections::HashSet<PathBuf> = self
             .catalog
             .segments()
             .iter()
-            .map(|s| self.data_dir.join(&s.path))
+            .flat_map(|s| {
+                let parquet = self.data_dir.join(&s.path);
+                let index = s.index.as_ref().map(|_| index_path(&parquet));
+                std::iter::once(parquet).chain(index)
+            })
             .collect();
         let mut removed = 0;
         let mut stack = vec![self.data_dir.join(SEGMENTS_DIR)];

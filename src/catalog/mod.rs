@@ -41,6 +41,20 @@ pub struct SegmentMeta {
     /// Path relative to the data directory.
     pub path: String,
     pub created_at: Micros,
+    /// Its sidecar index, if it has one (segments flushed with indexing off, or before it
+    /// existed, have none and are scanned).
+    #[serde(default)]
+    pub index: Option<IndexMeta>,
+}
+
+/// What a segment's sidecar index holds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IndexMeta {
+    /// Layout version (`crate::index::VERSION`).
+    pub version: u32,
+    /// Fields indexed.
+    pub fields: Vec<String>,
+    pub bytes: u64,
 }
 
 /// What the catalog file holds.

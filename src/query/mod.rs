@@ -1,5 +1,6 @@
 //! SQL over the store: the DataFusion session, the `logs` and `segments` tables, `nearest`.
 
+mod index_select;
 pub mod nearest;
 mod prune;
 mod scan;

@@ -1,7 +1,8 @@
 //! [`LogScanExec`]: the root of every `logs` scan; reports what the catalog pruned.
 //!
 //! It passes its input's batches through unchanged. Its metrics (`segments_total`,
-//! `segments_pruned_time`, `segments_scanned`, `hot_batches`) show in `EXPLAIN ANALYZE`.
+//! `segments_pruned_time`, `segments_pruned_index`, `segments_scanned`, `index_fallbacks`,
+//! `rows_selected`, `hot_batches`) show in `EXPLAIN ANALYZE`.
 
 use std::fmt;
 use std::sync::Arc;
@@ -20,7 +21,20 @@ use datafusion::physical_plan::{
 pub struct ScanCounts {
     pub segments_total: usize,
     pub segments_pruned_time: usize,
+    /// Segments whose index says no row can match: never opened.
+    pub segments_pruned_index: usize,
+    /// Segments whose index was missing or unreadable though the catalog names one: scanned.
+    pub index_fallbacks: usize,
+    /// Rows of the scanned segments that their indexes left as candidates (every row of a
+    /// segment the index could not narrow).
+    pub rows_selected: u64,
     pub hot_batches: usize,
+}
+
+impl ScanCounts {
+    pub fn segments_scanned(&self) -> usize {
+        self.segments_total - self.segments_pruned_time - self.segments_pruned_index
+    }
 }
 
 /// Pass-through root of a `logs` scan carrying its pruning counts.
@@ -38,10 +52,10 @@ impl LogScanExec {
             |name: &'static str, v: usize| MetricBuilder::new(&metrics).global_counter(name).add(v);
         set("segments_total", counts.segments_total);
         set("segments_pruned_time", counts.segments_pruned_time);
-        set(
-            "segments_scanned",
-            counts.segments_total - counts.segments_pruned_time,
-        );
+        set("segments_pruned_index", counts.segments_pruned_index);
+        set("segments_scanned", counts.segments_scanned());
+        set("index_fallbacks", counts.index_fallbacks);
+        set("rows_selected", counts.rows_selected as usize);
         set("hot_batches", counts.hot_batches);
         LogScanExec {
             input,
@@ -60,10 +74,14 @@ impl DisplayAs for LogScanExec {
         let c = self.counts;
         write!(
             f,
-            "LogScanExec: segments_total={}, segments_pruned_time={}, segments_scanned={}, hot_batches={}",
+            "LogScanExec: segments_total={}, segments_pruned_time={}, segments_pruned_index={}, \
+             segments_scanned={}, index_fallbacks={}, rows_selected={}, hot_batches={}",
             c.segments_total,
             c.segments_pruned_time,
-            c.segments_total - c.segments_pruned_time,
+            c.segments_pruned_index,
+            c.segments_scanned(),
+            c.index_fallbacks,
+            c.rows_selected,
             c.hot_batches
         )
     }

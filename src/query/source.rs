@@ -1,5 +1,6 @@
 //! The physical sources of a `logs` scan: Parquet segments (through the footer cache) and hot batches.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -7,12 +8,15 @@ use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::common::stats::Precision;
 use datafusion::common::{ColumnStatistics, ScalarValue, Statistics};
 use datafusion::datasource::listing::PartitionedFile;
-use datafusion::datasource::physical_plan::parquet::CachedParquetFileReaderFactory;
+use datafusion::datasource::physical_plan::parquet::{
+    CachedParquetFileReaderFactory, ParquetRowSelection,
+};
 use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder, ParquetSource};
 use datafusion::datasource::source::DataSourceExec;
 use datafusion::error::Result;
 use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::execution::runtime_env::RuntimeEnv;
+use datafusion::parquet::arrow::arrow_reader::RowSelection;
 use datafusion::physical_plan::{ExecutionPlan, PhysicalExpr};
 
 use crate::catalog::SegmentMeta;
@@ -49,6 +53,7 @@ pub fn parquet_exec(
     data_dir: &Path,
     schema: &SchemaRef,
     segments: &[&SegmentMeta],
+    selections: &HashMap<u64, RowSelection>,
     projection: Option<Vec<usize>>,
     predicate: Option<Arc<dyn PhysicalExpr>>,
     partitions: usize,
@@ -59,7 +64,11 @@ pub fn parquet_exec(
         vec![Vec::new(); partitions.max(1).min(segments.len().max(1))];
     let n = groups.len();
     for (i, seg) in segments.iter().enumerate() {
-        groups[i % n].push(file_of(data_dir, schema, seg));
+        let mut file = file_of(data_dir, schema, seg);
+        if let Some(rows) = selections.get(&seg.id) {
+            file = file.with_extension(ParquetRowSelection::new(rows.clone()));
+        }
+        groups[i % n].push(file);
     }
     let reader = CachedParquetFileReaderFactory::new(
         runtime.object_store(&url)?,

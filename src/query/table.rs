@@ -30,6 +30,7 @@ use datafusion::physical_plan::ExecutionPlan;
 
 use timberline_udfs::nearest::MISPLACED;
 
+use super::index_select::select;
 use super::nearest::{is_nearest, NearestExec, NearestSpec};
 use super::prune::keep_by_time;
 use super::scan::{LogScanExec, ScanCounts};
@@ -114,9 +115,15 @@ impl TableProvider for LogTable {
             .filter(|(_, k)| **k)
             .map(|(s, _)| s)
             .collect();
+        let pruned_time = snap.segments.len() - kept.len();
+        let picked = select(&self.store.data_dir, &self.store.indexes, kept, filters);
+        let kept = picked.kept;
         let counts = ScanCounts {
             segments_total: snap.segments.len(),
-            segments_pruned_time: snap.segments.len() - kept.len(),
+            segments_pruned_time: pruned_time,
+            segments_pruned_index: picked.pruned,
+            index_fallbacks: picked.fallbacks,
+            rows_selected: picked.rows_selected,
             hot_batches: snap.hot.len(),
         };
 
@@ -126,6 +133,7 @@ impl TableProvider for LogTable {
                 &self.store.data_dir,
                 &self.schema,
                 &kept,
+                &picked.selections,
                 projection.cloned(),
                 predicate.clone(),
                 state.config().target_partitions(),

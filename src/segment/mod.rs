@@ -23,6 +23,8 @@ pub enum SegmentError {
         #[source]
         source: datafusion::parquet::errors::ParquetError,
     },
+    #[error(transparent)]
+    Index(#[from] crate::index::IndexError),
     #[error("arranging rows for a segment: {0}")]
     Arrow(#[from] datafusion::arrow::error::ArrowError),
 }

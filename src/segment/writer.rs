@@ -17,7 +17,8 @@ use datafusion::parquet::file::properties::{EnabledStatistics, WriterProperties}
 use datafusion::parquet::schema::types::ColumnPath;
 
 use super::{segment_rel_path, SegmentError};
-use crate::catalog::SegmentMeta;
+use crate::catalog::{IndexMeta, SegmentMeta};
+use crate::index::{write_index, INDEXED_FIELDS, VERSION as INDEX_VERSION};
 use crate::model::{logs_schema, now_micros, ts_column};
 
 const HOUR: i64 = 3_600_000_000;
@@ -81,12 +82,14 @@ pub fn writer_properties() -> WriterProperties {
         .build()
 }
 
-/// Writes `batches` (schema `logs`) as segments under `data_dir`, ids from `first_id` upward.
-/// Every file is fsynced and renamed into place before this returns.
+/// Writes `batches` (schema `logs`) as segments under `data_dir`, ids from `first_id` upward,
+/// each with its sidecar index when `index` is set. Every file is fsynced and renamed into place
+/// before this returns.
 pub fn write_segments(
     data_dir: &Path,
     batches: &[RecordBatch],
     first_id: u64,
+    index: bool,
 ) -> Result<Vec<SegmentMeta>, SegmentError> {
     if batches.is_empty() {
         return Ok(Vec::new());
@@ -132,6 +135,16 @@ pub fn write_segments(
             let (min_ts, max_ts) = (ts.value(start), ts.value(i - 1));
             let rel = segment_rel_path(&tenant, min_ts, id);
             let bytes = write_file(&data_dir.join(&rel), &part)?;
+            let index = if index {
+                let bytes = write_index(&data_dir.join(&rel), &part)?;
+                Some(IndexMeta {
+                    version: INDEX_VERSION,
+                    fields: INDEXED_FIELDS.iter().map(|f| f.to_string()).collect(),
+                    bytes,
+                })
+            } else {
+                None
+            };
             out.push(SegmentMeta {
                 id,
                 tenant,
@@ -141,6 +154,7 @@ pub fn write_segments(
                 bytes,
                 path: rel,
                 created_at: now_micros(),
+                index,
             });
             id += 1;
             start = i;

@@ -74,7 +74,12 @@ impl Server {
 
         let catalog = Arc::new(FileCatalog::open(&data_dir)?);
         let buffer = Arc::new(HotBuffer::new(config.flush_bytes, config.max_buffer_bytes));
-        let store = Arc::new(Store::new(&data_dir, buffer.clone(), catalog.clone()));
+        let store = Arc::new(Store::new(
+            &data_dir,
+            buffer.clone(),
+            catalog.clone(),
+            config.index,
+        ));
         let orphans = store
             .remove_orphan_segments()
             .map_err(|source| StartError::DataDir {

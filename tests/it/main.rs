@@ -5,6 +5,7 @@ mod bad_input;
 mod crash;
 mod e2e;
 mod file_ingest;
+mod index;
 mod nearest;
 mod parsers;
 mod pg;

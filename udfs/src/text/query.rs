@@ -68,7 +68,7 @@ impl Query {
             Query::Term(t) => toks.iter().any(|x| x == t),
             Query::Phrase(p) => p.is_empty() || toks.windows(p.len()).any(|w| w == p.as_slice()),
             Query::Prefix(p) => toks.iter().any(|x| x.starts_with(p.as_str())),
-            Query::Wildcard(w) => toks.iter().any(|x| glob(w.as_bytes(), x.as_bytes())),
+            Query::Wildcard(w) => toks.iter().any(|x| glob(w, x)),
             Query::And(qs) => qs.iter().all(|q| q.matches(toks)),
             Query::Or(qs) => qs.iter().any(|q| q.matches(toks)),
             Query::Not(q) => !q.matches(toks),
@@ -259,8 +259,12 @@ fn word(w: &str) -> Option<Query> {
     Some(Query::Wildcard(lower))
 }
 
-/// `*` any run of bytes, `?` one character, over a single token.
-fn glob(pattern: &[u8], text: &[u8]) -> bool {
+/// True if the token `text` matches the wildcard `pattern` (`*` any run, `?` one character).
+pub fn glob(pattern: &str, text: &str) -> bool {
+    glob_bytes(pattern.as_bytes(), text.as_bytes())
+}
+
+fn glob_bytes(pattern: &[u8], text: &[u8]) -> bool {
     let (mut p, mut t) = (0, 0);
     let mut star: Option<(usize, usize)> = None;
     while t < text.len() {

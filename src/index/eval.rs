@@ -1,0 +1,201 @@
+//! Which rows of a segment can satisfy a scan's filters, according to its index.
+//!
+//! [`IndexFilter`] is the part of a `WHERE` the index understands, taken once per scan:
+//! `match(msg, '…')`, `service|host|level|trace_id = 'v'` or `IN (…)`, `attrs->>'k' = 'v'`, and
+//! AND/OR of those. [`candidates`] turns it into a superset of the matching rows of one segment
+//! (phrases, for one, give the rows holding all their tokens; the filter re-check keeps only the
+//! real matches). `NOT` narrows only where the inner answer is exact.
+
+use datafusion::common::ScalarValue;
+use datafusion::logical_expr::{BinaryExpr, Expr, Operator};
+use roaring::RoaringBitmap;
+use timberline_udfs::text::query::glob;
+use timberline_udfs::text::{Query, MATCH};
+
+use super::SegmentIndex;
+
+/// The label columns indexed by exact value.
+const VALUE_FIELDS: [&str; 4] = ["service", "host", "level", "trace_id"];
+
+/// A filter the index can answer.
+#[derive(Debug, Clone)]
+pub enum IndexFilter {
+    /// `match(msg, query)`.
+    Match(Query),
+    /// Any of these exact terms in `field`.
+    Terms {
+        field: &'static str,
+        terms: Vec<String>,
+    },
+    And(Vec<IndexFilter>),
+    Or(Vec<IndexFilter>),
+}
+
+fn text_literal(e: &Expr) -> Option<String> {
+    match e {
+        Expr::Literal(
+            ScalarValue::Utf8(Some(s))
+            | ScalarValue::Utf8View(Some(s))
+            | ScalarValue::LargeUtf8(Some(s)),
+            _,
+        ) => Some(s.clone()),
+        Expr::Cast(c) => text_literal(&c.expr),
+        _ => None,
+    }
+}
+
+/// `service`, `attrs->>'k'`, …: the field and, for attrs, the key.
+fn indexed_operand(e: &Expr) -> Option<(&'static str, Option<String>)> {
+    match e {
+        Expr::Column(c) => VALUE_FIELDS
+            .iter()
+            .find(|f| **f == c.name)
+            .map(|f| (*f, None)),
+        Expr::ScalarFunction(f) if f.name() == "json_as_text" => match f.args.as_slice() {
+            [Expr::Column(c), key] if c.name == "attrs" => {
+                Some(("attrs", Some(text_literal(key)?)))
+            }
+            _ => None,
+        },
+        Expr::Cast(c) => indexed_operand(&c.expr),
+        _ => None,
+    }
+}
+
+fn terms(field: &'static str, key: Option<String>, values: Vec<String>) -> IndexFilter {
+    let terms = match key {
+        Some(k) => values.into_iter().map(|v| format!("{k}={v}")).collect(),
+        None => values,
+    };
+    IndexFilter::Terms { field, terms }
+}
+
+impl IndexFilter {
+    /// The index's reading of `expr`, or `None` if the index cannot narrow it.
+    pub fn from_expr(expr: &Expr) -> Option<IndexFilter> {
+        match expr {
+            Expr::ScalarFunction(f) if f.name() == MATCH => match f.args.as_slice() {
+                [Expr::Column(c), q] if c.name == "msg" => {
+                    Query::parse(&text_literal(q)?).ok().map(IndexFilter::Match)
+                }
+                _ => None,
+            },
+            Expr::BinaryExpr(BinaryExpr {
+                left,
+                op: Operator::Eq,
+                right,
+            }) => {
+                let (operand, value) = match (indexed_operand(left), indexed_operand(right)) {
+                    (Some(o), None) => (o, text_literal(right)?),
+                    (None, Some(o)) => (o, text_literal(left)?),
+                    _ => return None,
+                };
+                Some(terms(operand.0, operand.1, vec![value]))
+            }
+            Expr::InList(l) if !l.negated => {
+                let (field, key) = indexed_operand(&l.expr)?;
+                let values = l
+                    .list
+                    .iter()
+                    .map(text_literal)
+                    .collect::<Option<Vec<_>>>()?;
+                Some(terms(field, key, values))
+            }
+            Expr::BinaryExpr(BinaryExpr {
+                left,
+                op: Operator::And,
+                right,
+            }) => {
+                let parts: Vec<_> = [left, right]
+                    .into_iter()
+                    .filter_map(|e| IndexFilter::from_expr(e))
+                    .collect();
+                (!parts.is_empty()).then_some(IndexFilter::And(parts))
+            }
+            Expr::BinaryExpr(BinaryExpr {
+                left,
+                op: Operator::Or,
+                right,
+            }) => Some(IndexFilter::Or(vec![
+                IndexFilter::from_expr(left)?,
+                IndexFilter::from_expr(right)?,
+            ])),
+            _ => None,
+        }
+    }
+}
+
+fn all_rows(index: &SegmentIndex) -> RoaringBitmap {
+    let mut all = RoaringBitmap::new();
+    all.insert_range(0..index.rows());
+    all
+}
+
+/// Rows of `msg` for a query, and whether that set is exact (else a superset).
+fn query_rows(index: &SegmentIndex, q: &Query) -> (RoaringBitmap, bool) {
+    match q {
+        Query::Term(t) => (index.term("msg", t), true),
+        Query::Phrase(ts) => {
+            let mut it = ts.iter().map(|t| index.term("msg", t));
+            let first = it.next().unwrap_or_default();
+            (it.fold(first, |acc, b| acc & b), false)
+        }
+        Query::Prefix(p) => (index.scan_from("msg", p, |_| true), true),
+        Query::Wildcard(w) => {
+            let literal: String = w.chars().take_while(|c| !matches!(c, '*' | '?')).collect();
+            (index.scan_from("msg", &literal, |t| glob(w, t)), true)
+        }
+        Query::And(qs) => {
+            let mut out: Option<RoaringBitmap> = None;
+            let mut exact = true;
+            for q in qs {
+                let (b, e) = query_rows(index, q);
+                exact &= e;
+                out = Some(match out {
+                    Some(acc) => acc & b,
+                    None => b,
+                });
+            }
+            (out.unwrap_or_else(|| all_rows(index)), exact)
+        }
+        Query::Or(qs) => qs
+            .iter()
+            .fold((RoaringBitmap::new(), true), |(acc, exact), q| {
+                let (b, e) = query_rows(index, q);
+                (acc | b, exact && e)
+            }),
+        Query::Not(inner) => match query_rows(index, inner) {
+            (b, true) => (all_rows(index) - b, true),
+            (_, false) => (all_rows(index), false),
+        },
+    }
+}
+
+fn filter_rows(index: &SegmentIndex, f: &IndexFilter) -> Option<RoaringBitmap> {
+    match f {
+        IndexFilter::Match(q) => index.has("msg").then(|| query_rows(index, q).0),
+        IndexFilter::Terms { field, terms } => index.has(field).then(|| {
+            terms
+                .iter()
+                .fold(RoaringBitmap::new(), |acc, t| acc | index.term(field, t))
+        }),
+        IndexFilter::And(parts) => parts
+            .iter()
+            .filter_map(|p| filter_rows(index, p))
+            .reduce(|a, b| a & b),
+        IndexFilter::Or(parts) => parts
+            .iter()
+            .map(|p| filter_rows(index, p))
+            .collect::<Option<Vec<_>>>()
+            .map(|bs| bs.into_iter().fold(RoaringBitmap::new(), |a, b| a | b)),
+    }
+}
+
+/// The rows of the segment that can satisfy every filter, or `None` when the index cannot narrow
+/// them (then every row is a candidate).
+pub fn candidates(index: &SegmentIndex, filters: &[IndexFilter]) -> Option<RoaringBitmap> {
+    filters
+        .iter()
+        .filter_map(|f| filter_rows(index, f))
+        .reduce(|a, b| a & b)
+}

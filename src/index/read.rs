@@ -1,0 +1,201 @@
+//! Opens a sidecar index (memory-mapped, checksums verified once) and looks terms up in it.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use fst::{Automaton, IntoStreamer, Streamer};
+use memmap2::Mmap;
+use roaring::RoaringBitmap;
+
+use super::{IndexError, MAGIC, VERSION};
+
+/// One field's sections, as byte ranges of the file.
+#[derive(Debug, Clone)]
+struct Field {
+    fst: std::ops::Range<usize>,
+    postings: std::ops::Range<usize>,
+}
+
+/// A segment's index, ready for lookups.
+#[derive(Debug)]
+pub struct SegmentIndex {
+    map: Mmap,
+    rows: u32,
+    fields: HashMap<String, Field>,
+}
+
+fn read_u32(b: &[u8], at: &mut usize) -> Option<u32> {
+    let v = u32::from_le_bytes(b.get(*at..*at + 4)?.try_into().ok()?);
+    *at += 4;
+    Some(v)
+}
+
+fn read_u64(b: &[u8], at: &mut usize) -> Option<u64> {
+    let v = u64::from_le_bytes(b.get(*at..*at + 8)?.try_into().ok()?);
+    *at += 8;
+    Some(v)
+}
+
+impl SegmentIndex {
+    /// Opens and verifies the index at `path`.
+    pub fn open(path: &Path) -> Result<SegmentIndex, IndexError> {
+        let file = File::open(path).map_err(|source| IndexError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        // SAFETY: segment and index files are written once under a temporary name, fsynced and
+        // renamed into place, and never modified afterwards; nothing truncates a mapped file.
+        let map = unsafe { Mmap::map(&file) }.map_err(|source| IndexError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let corrupt = |reason: &str| IndexError::Corrupt {
+            path: path.to_path_buf(),
+            reason: reason.to_string(),
+        };
+        let b = &map[..];
+        if b.get(..8) != Some(MAGIC.as_slice()) {
+            return Err(corrupt("bad magic"));
+        }
+        let mut at = 8;
+        let version = read_u32(b, &mut at).ok_or_else(|| corrupt("short header"))?;
+        if version != VERSION {
+            return Err(corrupt(&format!(
+                "version {version}, this build reads {VERSION}"
+            )));
+        }
+        let rows = read_u32(b, &mut at).ok_or_else(|| corrupt("short header"))?;
+        let count = read_u32(b, &mut at).ok_or_else(|| corrupt("short header"))?;
+        let mut fields = HashMap::new();
+        for _ in 0..count {
+            let len = *b.get(at).ok_or_else(|| corrupt("short header"))? as usize;
+            let name = b
+                .get(at + 1..at + 1 + len)
+                .ok_or_else(|| corrupt("short header"))?;
+            let name = String::from_utf8_lossy(name).to_string();
+            at += 1 + len;
+            let mut next = || read_u64(b, &mut at).ok_or_else(|| corrupt("short header"));
+            let (fo, fl, po, pl) = (next()?, next()?, next()?, next()?);
+            let crc = read_u32(b, &mut at).ok_or_else(|| corrupt("short header"))?;
+            let range = |o: u64, l: u64| -> Result<std::ops::Range<usize>, IndexError> {
+                let (o, l) = (usize::try_from(o), usize::try_from(l));
+                match (o, l) {
+                    (Ok(o), Ok(l)) if o.checked_add(l).is_some_and(|e| e <= b.len()) => {
+                        Ok(o..o + l)
+                    }
+                    _ => Err(corrupt(&format!("section of {name} outside the file"))),
+                }
+            };
+            let field = Field {
+                fst: range(fo, fl)?,
+                postings: range(po, pl)?,
+            };
+            let sum = crc32c::crc32c_append(
+                crc32c::crc32c(&b[field.fst.clone()]),
+                &b[field.postings.clone()],
+            );
+            if sum != crc {
+                return Err(corrupt(&format!("checksum mismatch in {name}")));
+            }
+            fst::Map::new(&b[field.fst.clone()]).map_err(|e| corrupt(&format!("{name}: {e}")))?;
+            fields.insert(name, field);
+        }
+        Ok(SegmentIndex { map, rows, fields })
+    }
+
+    /// Rows in the segment.
+    pub fn rows(&self) -> u32 {
+        self.rows
+    }
+
+    /// True if `field` is indexed here.
+    pub fn has(&self, field: &str) -> bool {
+        self.fields.contains_key(field)
+    }
+
+    fn dict(&self, field: &str) -> Option<(fst::Map<&[u8]>, &[u8])> {
+        let f = self.fields.get(field)?;
+        let map = fst::Map::new(&self.map[f.fst.clone()]).ok()?;
+        Some((map, &self.map[f.postings.clone()]))
+    }
+
+    fn bitmap(postings: &[u8], value: u64) -> RoaringBitmap {
+        let (offset, len) = ((value >> 24) as usize, (value & 0xff_ffff) as usize);
+        postings
+            .get(offset..offset + len)
+            .and_then(|b| RoaringBitmap::deserialize_from(b).ok())
+            .unwrap_or_default()
+    }
+
+    /// Rows holding exactly `term`.
+    pub fn term(&self, field: &str, term: &str) -> RoaringBitmap {
+        let Some((map, postings)) = self.dict(field) else {
+            return RoaringBitmap::new();
+        };
+        map.get(term)
+            .map(|v| Self::bitmap(postings, v))
+            .unwrap_or_default()
+    }
+
+    /// Rows holding a term that starts with `prefix` and for which `keep` holds.
+    pub fn scan_from(
+        &self,
+        field: &str,
+        prefix: &str,
+        keep: impl Fn(&str) -> bool,
+    ) -> RoaringBitmap {
+        let mut out = RoaringBitmap::new();
+        let Some((map, postings)) = self.dict(field) else {
+            return out;
+        };
+        let automaton = fst::automaton::Str::new(prefix).starts_with();
+        let mut stream = map.search(automaton).into_stream();
+        while let Some((key, value)) = stream.next() {
+            if keep(&String::from_utf8_lossy(key)) {
+                out |= Self::bitmap(postings, value);
+            }
+        }
+        out
+    }
+}
+
+/// Opened indexes by file, shared by every query; a file that failed to open is remembered as
+/// absent (and logged once) so queries do not retry it.
+#[derive(Debug, Default)]
+pub struct IndexCache {
+    open: Mutex<HashMap<PathBuf, Option<Arc<SegmentIndex>>>>,
+}
+
+impl IndexCache {
+    /// The index at `path`, or `None` if it is missing or unreadable (then: scan).
+    pub fn get(&self, path: &Path) -> Option<Arc<SegmentIndex>> {
+        if let Ok(open) = self.open.lock() {
+            if let Some(hit) = open.get(path) {
+                return hit.clone();
+            }
+        }
+        let loaded = match SegmentIndex::open(path) {
+            Ok(i) => Some(Arc::new(i)),
+            Err(IndexError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+                None
+            }
+            Err(e) => {
+                tracing::warn!("{e}; scanning that segment without it");
+                None
+            }
+        };
+        if let Ok(mut open) = self.open.lock() {
+            open.insert(path.to_path_buf(), loaded.clone());
+        }
+        loaded
+    }
+
+    /// Forgets every opened index (after segments are replaced or removed).
+    pub fn clear(&self) {
+        if let Ok(mut open) = self.open.lock() {
+            open.clear();
+        }
+    }
+}

@@ -1,0 +1,151 @@
+//! Builds a segment's sidecar index from the exact batch written to its Parquet file.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use datafusion::arrow::array::AsArray;
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::DataType;
+use datafusion::arrow::record_batch::RecordBatch;
+use roaring::RoaringBitmap;
+use serde_json::Value;
+use timberline_udfs::text::tokenize::tokens;
+
+use super::{IndexError, MAGIC, VERSION};
+
+/// The fields indexed, in file order.
+pub const FIELDS: [&str; 6] = ["msg", "service", "host", "level", "trace_id", "attrs"];
+
+/// The sidecar file of a segment: its Parquet path with the extension `idx`.
+pub fn index_path(parquet: &Path) -> PathBuf {
+    parquet.with_extension("idx")
+}
+
+type Postings = HashMap<String, RoaringBitmap>;
+
+/// Terms → rows of one field.
+fn field_postings(batch: &RecordBatch, field: &str) -> Result<Postings, IndexError> {
+    let col = batch
+        .column_by_name(field)
+        .ok_or_else(|| IndexError::Build(format!("no column {field}")))?;
+    let col = cast(col, &DataType::Utf8).map_err(|e| IndexError::Build(e.to_string()))?;
+    let values = col.as_string::<i32>();
+    let mut out: Postings = HashMap::new();
+    let mut add = |term: String, row: u32| {
+        out.entry(term).or_default().insert(row);
+    };
+    for (row, v) in values.iter().enumerate() {
+        let (Some(v), Ok(row)) = (v, u32::try_from(row)) else {
+            continue;
+        };
+        match field {
+            "msg" => tokens(v).into_iter().for_each(|t| add(t, row)),
+            "attrs" => attr_terms(v).into_iter().for_each(|t| add(t, row)),
+            _ => add(v.to_string(), row),
+        }
+    }
+    Ok(out)
+}
+
+/// `key=value` for each top-level key of a JSON object whose value is a scalar, with the value
+/// written as `attrs->>'key'` returns it.
+pub fn attr_terms(json: &str) -> Vec<String> {
+    let Ok(Value::Object(map)) = serde_json::from_str::<Value>(json) else {
+        return Vec::new();
+    };
+    map.iter()
+        .filter_map(|(k, v)| {
+            let text = match v {
+                Value::String(s) => s.clone(),
+                Value::Number(n) => n.to_string(),
+                Value::Bool(b) => b.to_string(),
+                _ => return None,
+            };
+            Some(format!("{k}={text}"))
+        })
+        .collect()
+}
+
+/// The sidecar bytes for `batch` (rows numbered as in the Parquet file written from it).
+pub fn build_index(batch: &RecordBatch) -> Result<Vec<u8>, IndexError> {
+    let rows = u32::try_from(batch.num_rows())
+        .map_err(|_| IndexError::Build(format!("{} rows is too many", batch.num_rows())))?;
+    let mut sections: Vec<(&str, Vec<u8>, Vec<u8>)> = Vec::new();
+    for field in FIELDS {
+        let mut terms: Vec<(String, RoaringBitmap)> =
+            field_postings(batch, field)?.into_iter().collect();
+        terms.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        let mut postings = Vec::new();
+        let mut map = fst::MapBuilder::memory();
+        for (term, bitmap) in terms {
+            let offset = postings.len() as u64;
+            bitmap
+                .serialize_into(&mut postings)
+                .map_err(|e| IndexError::Build(e.to_string()))?;
+            let len = postings.len() as u64 - offset;
+            if len >= 1 << 24 || offset >= 1 << 40 {
+                return Err(IndexError::Build(format!("postings of {field} too large")));
+            }
+            map.insert(term.as_bytes(), offset << 24 | len)
+                .map_err(|e| IndexError::Build(e.to_string()))?;
+        }
+        let fst = map
+            .into_inner()
+            .map_err(|e| IndexError::Build(e.to_string()))?;
+        sections.push((field, fst, postings));
+    }
+    let header_len: usize = 8
+        + 12
+        + sections
+            .iter()
+            .map(|(n, _, _)| 1 + n.len() + 36)
+            .sum::<usize>();
+    let mut out = Vec::with_capacity(
+        header_len
+            + sections
+                .iter()
+                .map(|(_, f, p)| f.len() + p.len())
+                .sum::<usize>(),
+    );
+    out.extend_from_slice(MAGIC);
+    out.extend_from_slice(&VERSION.to_le_bytes());
+    out.extend_from_slice(&rows.to_le_bytes());
+    out.extend_from_slice(&(sections.len() as u32).to_le_bytes());
+    let mut at = header_len as u64;
+    for (name, fst, postings) in &sections {
+        out.push(name.len() as u8);
+        out.extend_from_slice(name.as_bytes());
+        let fst_off = at;
+        let post_off = fst_off + fst.len() as u64;
+        at = post_off + postings.len() as u64;
+        for v in [fst_off, fst.len() as u64, post_off, postings.len() as u64] {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+        let crc = crc32c::crc32c_append(crc32c::crc32c(fst), postings);
+        out.extend_from_slice(&crc.to_le_bytes());
+    }
+    for (_, fst, postings) in &sections {
+        out.extend_from_slice(fst);
+        out.extend_from_slice(postings);
+    }
+    Ok(out)
+}
+
+/// Writes the sidecar of the Parquet file at `parquet` (fsync, then rename into place).
+pub fn write_index(parquet: &Path, batch: &RecordBatch) -> Result<u64, IndexError> {
+    let path = index_path(parquet);
+    let io = |source| IndexError::Io {
+        path: path.clone(),
+        source,
+    };
+    let bytes = build_index(batch)?;
+    let tmp = path.with_extension("idx.tmp");
+    let mut f = File::create(&tmp).map_err(io)?;
+    f.write_all(&bytes).map_err(io)?;
+    f.sync_all().map_err(io)?;
+    drop(f);
+    std::fs::rename(&tmp, &path).map_err(io)?;
+    Ok(bytes.len() as u64)
+}
