@@ -1,8 +1,8 @@
 //! Which rows of a segment can satisfy a scan's filters, according to its index.
 //!
 //! [`IndexFilter`] is the part of a `WHERE` the index understands, taken once per scan:
-//! `match(msg, '…')`, `service|host|level|trace_id = 'v'` or `IN (…)`, `attrs->>'k' = 'v'`, and
-//! AND/OR of those. [`candidates`] turns it into a superset of the matching rows of one segment
+//! `match(msg, '…')`, `msg [I]LIKE '%words%'`, `service|host|level|trace_id = 'v'` or `IN (…)`,
+//! `attrs->>'k' = 'v'`, and AND/OR of those. [`candidates`] turns it into a superset of the matching rows of one segment
 //! (phrases, for one, give the rows holding all their tokens; the filter re-check keeps only the
 //! real matches). `NOT` narrows only where the inner answer is exact.
 
@@ -12,6 +12,7 @@ use roaring::RoaringBitmap;
 use timberline_udfs::text::query::glob;
 use timberline_udfs::text::{Query, MATCH};
 
+use super::write::SUBSTRING_ALWAYS;
 use super::SegmentIndex;
 
 /// The label columns indexed by exact value.
@@ -22,6 +23,9 @@ const VALUE_FIELDS: [&str; 4] = ["service", "host", "level", "trace_id"];
 pub enum IndexFilter {
     /// `match(msg, query)`.
     Match(Query),
+    /// `msg [I]LIKE '%w1 w2 … wn%'` (ASCII alphanumeric words, single spaces): a token ending in w1,
+    /// then tokens w2 … w(n-1), then one starting with wn; one word: a token containing it.
+    Substring(Vec<String>),
     /// Any of these exact terms in `field`.
     Terms {
         field: &'static str,
@@ -92,6 +96,14 @@ impl IndexFilter {
                 };
                 Some(terms(operand.0, operand.1, vec![value]))
             }
+            Expr::Like(like) if !like.negated && like.escape_char.is_none() => {
+                match like.expr.as_ref() {
+                    Expr::Column(c) if c.name == "msg" => {
+                        substring_words(&text_literal(&like.pattern)?).map(IndexFilter::Substring)
+                    }
+                    _ => None,
+                }
+            }
             Expr::InList(l) if !l.negated => {
                 let (field, key) = indexed_operand(&l.expr)?;
                 let values = l
@@ -123,6 +135,41 @@ impl IndexFilter {
             _ => None,
         }
     }
+}
+
+/// The words of a `'%…%'` pattern the index can serve, lowercased.
+fn substring_words(pattern: &str) -> Option<Vec<String>> {
+    let inner = pattern.strip_prefix('%')?.strip_suffix('%')?;
+    let words: Vec<String> = inner.split(' ').map(str::to_lowercase).collect();
+    words
+        .iter()
+        .all(|w| !w.is_empty() && w.bytes().all(|b| b.is_ascii_alphanumeric()))
+        .then_some(words)
+}
+
+/// Candidate rows of `msg LIKE '%words%'`.
+fn substring_rows(index: &SegmentIndex, words: &[String]) -> RoaringBitmap {
+    let mut rows = match words {
+        [] => all_rows(index),
+        [w] => index.scan_from("msg", "", |t| t.contains(w.as_str())),
+        [first, middle @ .., last] => {
+            let mut acc: Option<RoaringBitmap> = None;
+            for w in middle {
+                let b = index.term("msg", w);
+                acc = Some(acc.map_or(b.clone(), |a| a & b));
+            }
+            let mut acc = acc.unwrap_or_else(|| all_rows(index));
+            if !acc.is_empty() {
+                acc &= index.scan_from("msg", last, |_| true);
+            }
+            if !acc.is_empty() {
+                acc &= index.scan_from("msg", "", |t| t.ends_with(first.as_str()));
+            }
+            acc
+        }
+    };
+    rows |= index.term("msg", SUBSTRING_ALWAYS);
+    rows
 }
 
 fn all_rows(index: &SegmentIndex) -> RoaringBitmap {
@@ -174,6 +221,7 @@ fn query_rows(index: &SegmentIndex, q: &Query) -> (RoaringBitmap, bool) {
 fn filter_rows(index: &SegmentIndex, f: &IndexFilter) -> Option<RoaringBitmap> {
     match f {
         IndexFilter::Match(q) => index.has("msg").then(|| query_rows(index, q).0),
+        IndexFilter::Substring(words) => index.has("msg").then(|| substring_rows(index, words)),
         IndexFilter::Terms { field, terms } => index.has(field).then(|| {
             terms
                 .iter()

@@ -11,9 +11,14 @@ use datafusion::arrow::datatypes::DataType;
 use datafusion::arrow::record_batch::RecordBatch;
 use roaring::RoaringBitmap;
 use serde_json::Value;
-use timberline_udfs::text::tokenize::tokens;
+use timberline_udfs::text::tokenize::tokens_and_cut;
 
 use super::{IndexError, MAGIC, VERSION};
+
+/// The `msg` term listing the rows every substring search must check: those with a token cut to
+/// the maximum length, and those with non-ASCII text (whose case folding under `ILIKE` may differ
+/// from the tokens' lowercasing). No real token holds a control character.
+pub const SUBSTRING_ALWAYS: &str = "\u{1}always";
 
 /// The fields indexed, in file order.
 pub const FIELDS: [&str; 6] = ["msg", "service", "host", "level", "trace_id", "attrs"];
@@ -41,7 +46,13 @@ fn field_postings(batch: &RecordBatch, field: &str) -> Result<Postings, IndexErr
             continue;
         };
         match field {
-            "msg" => tokens(v).into_iter().for_each(|t| add(t, row)),
+            "msg" => {
+                let (toks, cut) = tokens_and_cut(v);
+                toks.into_iter().for_each(|t| add(t, row));
+                if cut || !v.is_ascii() {
+                    add(SUBSTRING_ALWAYS.to_string(), row);
+                }
+            }
             "attrs" => attr_terms(v).into_iter().for_each(|t| add(t, row)),
             _ => add(v.to_string(), row),
         }

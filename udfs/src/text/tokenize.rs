@@ -21,7 +21,14 @@ pub const MAX_TOKEN_LEN: usize = 64;
 
 /// The tokens of `text`, lowercased, in order (position = index).
 pub fn tokens(text: &str) -> Vec<String> {
+    tokens_and_cut(text).0
+}
+
+/// The tokens of `text`, and whether any was cut to [`MAX_TOKEN_LEN`] (a substring search past
+/// the cut cannot rely on the tokens).
+pub fn tokens_and_cut(text: &str) -> (Vec<String>, bool) {
     let mut out = Vec::new();
+    let mut cut = false;
     for chunk in text.split(is_chunk_separator).filter(|c| !c.is_empty()) {
         let chunk = chunk.trim_matches(|c| matches!(c, '.' | '-' | '_' | ':'));
         if chunk.is_empty() {
@@ -30,25 +37,27 @@ pub fn tokens(text: &str) -> Vec<String> {
         if let Some((ip, port)) = ipv4_with_port(chunk) {
             out.push(ip.to_string());
             if let Some(p) = port {
-                out.push(p.to_string());
+                cut |= push(&mut out, p);
             }
         } else if is_uuid(chunk) || is_block_id(chunk) {
-            push(&mut out, chunk);
+            cut |= push(&mut out, chunk);
         } else {
             for word in chunk
                 .split(|c: char| !c.is_alphanumeric())
                 .filter(|w| !w.is_empty())
             {
-                push(&mut out, word);
+                cut |= push(&mut out, word);
             }
         }
     }
-    out
+    (out, cut)
 }
 
-fn push(out: &mut Vec<String>, token: &str) {
+/// Appends the lowercased token; true if it had to be cut.
+fn push(out: &mut Vec<String>, token: &str) -> bool {
     let mut t = token.to_lowercase();
-    if t.len() > MAX_TOKEN_LEN {
+    let long = t.len() > MAX_TOKEN_LEN;
+    if long {
         let mut cut = MAX_TOKEN_LEN;
         while !t.is_char_boundary(cut) {
             cut -= 1;
@@ -56,6 +65,7 @@ fn push(out: &mut Vec<String>, token: &str) {
         t.truncate(cut);
     }
     out.push(t);
+    long
 }
 
 fn is_chunk_separator(c: char) -> bool {
