@@ -1,5 +1,6 @@
 //! The ingest path's kernels, one step at a time: each line parser, the HTTP body decoders, WAL
-//! append with group commit (real fsyncs, concurrent appenders), and the Parquet flush per MB.
+//! append with group commit (real fsyncs, concurrent appenders), and the Parquet flush per MB,
+//! without and with its sidecar index.
 //!
 //! `cargo bench --bench ingest_kernels` (figures in benches/RESULTS.md). Throughputs are per
 //! input byte (parsers, decoders, flush) or per event (WAL).
@@ -127,21 +128,30 @@ fn flush(c: &mut Criterion) {
     let dir = tempfile::tempdir().expect("temp dir");
     group.throughput(Throughput::Bytes(raw as u64));
     let mut id = 0;
-    group.bench_function("100k_events_sort_encode_fsync", |b| {
-        b.iter_custom(|iters| {
-            let mut spent = Duration::ZERO;
-            for _ in 0..iters {
-                id += 100;
-                let started = Instant::now();
-                let written = write_segments(dir.path(), std::slice::from_ref(&batch), id, false);
-                spent += started.elapsed();
-                black_box(written.expect("flush"));
-                // Files of earlier iterations would only fill the disk.
-                std::fs::remove_dir_all(dir.path().join("segments")).ok();
-            }
-            spent
-        })
-    });
+    for (name, index) in [
+        ("100k_events_sort_encode_fsync", None),
+        (
+            "100k_events_sort_encode_fsync_with_index",
+            Some(timberline::index::BLOCK_ROWS),
+        ),
+    ] {
+        group.bench_function(name, |b| {
+            b.iter_custom(|iters| {
+                let mut spent = Duration::ZERO;
+                for _ in 0..iters {
+                    id += 100;
+                    let started = Instant::now();
+                    let written =
+                        write_segments(dir.path(), std::slice::from_ref(&batch), id, index);
+                    spent += started.elapsed();
+                    black_box(written.expect("flush"));
+                    // Files of earlier iterations would only fill the disk.
+                    std::fs::remove_dir_all(dir.path().join("segments")).ok();
+                }
+                spent
+            })
+        });
+    }
     group.finish();
 }
 

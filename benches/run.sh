@@ -2,7 +2,8 @@
 # The benchmark driver: the same generated logs loaded into Timberline and its peers, the same
 # workload (benches/driver/workload.py, Q1-Q8) timed on each in one run, the ratios reported.
 #
-#   bash benches/run.sh [--rows N] [--seed S] [--reps N] [--systems LIST] [--no-cold] [--smoke]
+#   bash benches/run.sh [--rows N] [--seed S] [--reps N] [--systems LIST] [--no-cold]
+#                       [--tl-index true|false] [--smoke]
 #
 # LIST: comma-separated of timberline (always), duckdb-parquet, duckdb-native, chdb, postgres,
 # ripgrep; all by default. Installs missing peers (pip, apt-get), starts every server on 127.0.0.1,
@@ -17,6 +18,7 @@ REPS=20
 SYSTEMS=timberline,duckdb-parquet,duckdb-native,chdb,postgres,ripgrep
 COLD=--cold
 SMOKE=
+TL_INDEX=true
 command="bash benches/run.sh $*"
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -25,8 +27,9 @@ while [ $# -gt 0 ]; do
     --reps) REPS="$2"; shift 2 ;;
     --systems) SYSTEMS="timberline,${2#timberline,}"; shift 2 ;;
     --no-cold) COLD=; shift ;;
+    --tl-index) TL_INDEX="$2"; shift 2 ;;
     --smoke) SMOKE=1; SYSTEMS=timberline; REPS=3; COLD=; shift ;;
-    *) echo "usage: $0 [--rows N] [--seed S] [--reps N] [--systems LIST] [--no-cold] [--smoke]" >&2; exit 2 ;;
+    *) echo "usage: $0 [--rows N] [--seed S] [--reps N] [--systems LIST] [--no-cold] [--tl-index true|false] [--smoke]" >&2; exit 2 ;;
   esac
 done
 for s in ${SYSTEMS//,/ }; do
@@ -35,6 +38,7 @@ for s in ${SYSTEMS//,/ }; do
     *) echo "$0: unknown system '$s' (use timberline, duckdb-parquet, duckdb-native, chdb, postgres, ripgrep)" >&2; exit 2 ;;
   esac
 done
+[[ "$TL_INDEX" == true || "$TL_INDEX" == false ]] || { echo "$0: --tl-index takes true or false" >&2; exit 2; }
 [[ "$ROWS" =~ ^[1-9][0-9]*$ && "$REPS" =~ ^[1-9][0-9]*$ ]] || { echo "$0: --rows and --reps take a positive number" >&2; exit 2; }
 has() { [[ ",$SYSTEMS," == *",$1"* ]]; }
 log() { echo "bench: $*" >&2; }
@@ -76,7 +80,7 @@ t0=$(now)
 "$bin" generate --rows "$ROWS" --seed "$SEED" --out "$work/logs.ndjson"
 gen_s=$(since "$t0")
 
-"$bin" serve --data-dir "$work/tl" --http-addr 127.0.0.1:0 --pg-addr 127.0.0.1:0 >"$work/out" 2>"$work/err" &
+"$bin" serve --data-dir "$work/tl" --http-addr 127.0.0.1:0 --pg-addr 127.0.0.1:0 --index "$TL_INDEX" >"$work/out" 2>"$work/err" &
 pid=$!
 for _ in $(seq 1 300); do
   grep -q '^timberline ready' "$work/out" && break
@@ -126,8 +130,8 @@ PY
 fi
 
 log "running the workload…"
-meta=$(printf '{"seed": %s, "date": "%s", "generate_s": %s, "tl_rate": %s, "pg_load_s": %s}' \
-  "$SEED" "$(date -u +%Y-%m-%dT%H:%MZ)" "$gen_s" "$tl_rate" "${pg_load:-null}")
+meta=$(printf '{"seed": %s, "date": "%s", "generate_s": %s, "tl_rate": %s, "pg_load_s": %s, "tl_index": %s}' \
+  "$SEED" "$(date -u +%Y-%m-%dT%H:%MZ)" "$gen_s" "$tl_rate" "${pg_load:-null}" "$TL_INDEX")
 python3 benches/driver/main.py --work "$work" --systems "$SYSTEMS" --tl-port "$tl_port" \
   ${pg_port:+--pg-port "$pg_port"} --reps "$REPS" $COLD --meta "$meta" --out "$work/result.json"
 if [ -n "$SMOKE" ]; then

@@ -43,6 +43,8 @@ pub struct Config {
     pub users: Vec<String>,
     /// Write a sidecar index with each segment.
     pub index: bool,
+    /// Rows per block of the index's postings.
+    pub index_block_rows: u32,
 }
 
 impl Default for Config {
@@ -58,6 +60,7 @@ impl Default for Config {
             max_body_bytes: 64 << 20,
             users: vec!["timberline".into()],
             index: true,
+            index_block_rows: 1024,
         }
     }
 }
@@ -97,6 +100,9 @@ pub struct Overrides {
     /// Write a sidecar index (fst + roaring) with each segment: true or false.
     #[arg(long, env = "TIMBERLINE_INDEX")]
     pub index: Option<bool>,
+    /// Rows per block of the index's postings (smaller: finer selections, larger indexes).
+    #[arg(long, env = "TIMBERLINE_INDEX_BLOCK_ROWS", value_parser = clap::value_parser!(u32).range(1..))]
+    pub index_block_rows: Option<u32>,
 }
 
 impl Config {
@@ -132,6 +138,7 @@ impl Config {
             max_body_bytes: pick!(max_body_bytes),
             users: pick!(users),
             index: pick!(index),
+            index_block_rows: pick!(index_block_rows),
         })
     }
 }

@@ -41,8 +41,8 @@ pub struct Store {
     pub data_dir: PathBuf,
     pub buffer: Arc<HotBuffer>,
     pub catalog: Arc<FileCatalog>,
-    /// Write sidecar indexes at flush.
-    pub index: bool,
+    /// Write sidecar indexes at flush with postings over blocks of this many rows (`None`: off).
+    pub index: Option<u32>,
     /// Opened sidecar indexes.
     pub indexes: IndexCache,
     view: RwLock<()>,
@@ -65,7 +65,7 @@ impl Store {
         data_dir: &Path,
         buffer: Arc<HotBuffer>,
         catalog: Arc<FileCatalog>,
-        index: bool,
+        index: Option<u32>,
     ) -> Store {
         Store {
             data_dir: data_dir.to_path_buf(),

@@ -42,8 +42,8 @@ def peak_rss_kb(names):
     return best
 
 
-def dir_bytes(path):
-    return sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(path) for f in fs)
+def dir_bytes(path, suffix=""):
+    return sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(path) for f in fs if f.endswith(suffix))
 
 
 def ripgrep(raw):
@@ -99,6 +99,8 @@ def main():
         if system == "timberline":
             res = run_all(tl, render_all(bounds, trace_id, "timberline", a.reps, a.warmup), a.warmup, a.cold)
             entry = {"results": res, "bytes": dir_bytes(f"{a.work}/tl"),
+                     "parquet_bytes": dir_bytes(f"{a.work}/tl/segments", ".parquet"),
+                     "index_bytes": dir_bytes(f"{a.work}/tl/segments", ".idx"),
                      "rss_kb": peak_rss_kb({"timberline"})}
         elif system == "postgres":
             pg = pg_executor(a.pg_port, "postgres", "postgres")

@@ -121,6 +121,11 @@ def markdown(data, command):
             load = "— (reads the raw file)" if s == "ripgrep" else "—"
         rss = f"{e['rss_kb'] / 1024:.0f} MB" if e.get("rss_kb") else "—"
         out.append(f"| {NAMES[s]} | {load} | {human_bytes(e['bytes']) if 'bytes' in e else '—'} | {rss} |")
+    tl = systems.get("timberline", {})
+    if tl.get("parquet_bytes"):
+        out += ["", f"Timberline's indexes: {human_bytes(tl['index_bytes'])} beside {human_bytes(tl['parquet_bytes'])} "
+                f"of Parquet ({100 * tl['index_bytes'] / tl['parquet_bytes']:.1f}%); indexing "
+                f"{'on' if meta.get('tl_index', True) else 'off'}."]
     if errors:
         out += ["", "Errors: " + "; ".join(errors)]
     return "\n".join(out) + "\n"

@@ -55,7 +55,10 @@ def queries(bounds, trace_id):
     hour, day = end - 3_600_000_000, end - 86_400_000_000
 
     def q1(d, i):
-        cond = f"hasToken(msg, '{NEEDLE}')" if d == "clickhouse" else f"msg LIKE '%{NEEDLE}%'"
+        # Each system's own token search: ClickHouse's hasToken (token bloom), Timberline's
+        # match() (inverted index); the others scan or use trigrams with LIKE.
+        cond = {"clickhouse": f"hasToken(msg, '{NEEDLE}')", "timberline": f"match(msg, '{NEEDLE}')"}.get(
+            d, f"msg LIKE '%{NEEDLE}%'")
         return f"SELECT ts, service, host, msg FROM logs WHERE {cond} ORDER BY ts"
 
     def q2(d, i):

@@ -13,7 +13,7 @@ use timberline_udfs::text::query::glob;
 use timberline_udfs::text::{Query, MATCH};
 
 use super::write::SUBSTRING_ALWAYS;
-use super::SegmentIndex;
+use super::{attr_key_marker, SegmentIndex};
 
 /// The label columns indexed by exact value.
 const VALUE_FIELDS: [&str; 4] = ["service", "host", "level", "trace_id"];
@@ -147,10 +147,10 @@ fn substring_words(pattern: &str) -> Option<Vec<String>> {
         .then_some(words)
 }
 
-/// Candidate rows of `msg LIKE '%words%'`.
-fn substring_rows(index: &SegmentIndex, words: &[String]) -> RoaringBitmap {
+/// Candidate blocks of `msg LIKE '%words%'`.
+fn substring_blocks(index: &SegmentIndex, words: &[String]) -> RoaringBitmap {
     let mut rows = match words {
-        [] => all_rows(index),
+        [] => all_blocks(index),
         [w] => index.scan_from("msg", "", |t| t.contains(w.as_str())),
         [first, middle @ .., last] => {
             let mut acc: Option<RoaringBitmap> = None;
@@ -158,7 +158,7 @@ fn substring_rows(index: &SegmentIndex, words: &[String]) -> RoaringBitmap {
                 let b = index.term("msg", w);
                 acc = Some(acc.map_or(b.clone(), |a| a & b));
             }
-            let mut acc = acc.unwrap_or_else(|| all_rows(index));
+            let mut acc = acc.unwrap_or_else(|| all_blocks(index));
             if !acc.is_empty() {
                 acc &= index.scan_from("msg", last, |_| true);
             }
@@ -172,78 +172,84 @@ fn substring_rows(index: &SegmentIndex, words: &[String]) -> RoaringBitmap {
     rows
 }
 
-fn all_rows(index: &SegmentIndex) -> RoaringBitmap {
+fn all_blocks(index: &SegmentIndex) -> RoaringBitmap {
     let mut all = RoaringBitmap::new();
-    all.insert_range(0..index.rows());
+    all.insert_range(0..index.blocks());
     all
 }
 
-/// Rows of `msg` for a query, and whether that set is exact (else a superset).
-fn query_rows(index: &SegmentIndex, q: &Query) -> (RoaringBitmap, bool) {
+/// Blocks of `msg` that can satisfy a query. A block is a candidate when some row in it holds
+/// the term; so `NOT` cannot narrow (the same block may hold rows without it) and a phrase is
+/// the blocks holding all its tokens.
+fn query_blocks(index: &SegmentIndex, q: &Query) -> RoaringBitmap {
     match q {
-        Query::Term(t) => (index.term("msg", t), true),
-        Query::Phrase(ts) => {
-            let mut it = ts.iter().map(|t| index.term("msg", t));
-            let first = it.next().unwrap_or_default();
-            (it.fold(first, |acc, b| acc & b), false)
-        }
-        Query::Prefix(p) => (index.scan_from("msg", p, |_| true), true),
+        Query::Term(t) => index.term("msg", t),
+        Query::Phrase(ts) => ts
+            .iter()
+            .map(|t| index.term("msg", t))
+            .reduce(|a, b| a & b)
+            .unwrap_or_else(|| all_blocks(index)),
+        Query::Prefix(p) => index.scan_from("msg", p, |_| true),
         Query::Wildcard(w) => {
             let literal: String = w.chars().take_while(|c| !matches!(c, '*' | '?')).collect();
-            (index.scan_from("msg", &literal, |t| glob(w, t)), true)
+            index.scan_from("msg", &literal, |t| glob(w, t))
         }
-        Query::And(qs) => {
-            let mut out: Option<RoaringBitmap> = None;
-            let mut exact = true;
-            for q in qs {
-                let (b, e) = query_rows(index, q);
-                exact &= e;
-                out = Some(match out {
-                    Some(acc) => acc & b,
-                    None => b,
-                });
-            }
-            (out.unwrap_or_else(|| all_rows(index)), exact)
-        }
+        Query::And(qs) => qs
+            .iter()
+            .map(|q| query_blocks(index, q))
+            .reduce(|a, b| a & b)
+            .unwrap_or_else(|| all_blocks(index)),
         Query::Or(qs) => qs
             .iter()
-            .fold((RoaringBitmap::new(), true), |(acc, exact), q| {
-                let (b, e) = query_rows(index, q);
-                (acc | b, exact && e)
-            }),
-        Query::Not(inner) => match query_rows(index, inner) {
-            (b, true) => (all_rows(index) - b, true),
-            (_, false) => (all_rows(index), false),
-        },
+            .fold(RoaringBitmap::new(), |acc, q| acc | query_blocks(index, q)),
+        Query::Not(_) => all_blocks(index),
     }
 }
 
-fn filter_rows(index: &SegmentIndex, f: &IndexFilter) -> Option<RoaringBitmap> {
+/// Blocks holding any of `terms` in `field`, or `None` when `field` (for attrs: the key) is not
+/// indexed in this segment.
+fn term_blocks(index: &SegmentIndex, field: &str, terms: &[String]) -> Option<RoaringBitmap> {
+    if !index.has(field) {
+        return None;
+    }
+    if field == "attrs" {
+        let keys_indexed = terms.iter().all(|t| {
+            t.split_once('=')
+                .is_some_and(|(k, _)| index.contains("attrs", &attr_key_marker(k)))
+        });
+        if !keys_indexed {
+            return None;
+        }
+    }
+    Some(
+        terms
+            .iter()
+            .fold(RoaringBitmap::new(), |acc, t| acc | index.term(field, t)),
+    )
+}
+
+fn filter_blocks(index: &SegmentIndex, f: &IndexFilter) -> Option<RoaringBitmap> {
     match f {
-        IndexFilter::Match(q) => index.has("msg").then(|| query_rows(index, q).0),
-        IndexFilter::Substring(words) => index.has("msg").then(|| substring_rows(index, words)),
-        IndexFilter::Terms { field, terms } => index.has(field).then(|| {
-            terms
-                .iter()
-                .fold(RoaringBitmap::new(), |acc, t| acc | index.term(field, t))
-        }),
+        IndexFilter::Match(q) => index.has("msg").then(|| query_blocks(index, q)),
+        IndexFilter::Substring(words) => index.has("msg").then(|| substring_blocks(index, words)),
+        IndexFilter::Terms { field, terms } => term_blocks(index, field, terms),
         IndexFilter::And(parts) => parts
             .iter()
-            .filter_map(|p| filter_rows(index, p))
+            .filter_map(|p| filter_blocks(index, p))
             .reduce(|a, b| a & b),
         IndexFilter::Or(parts) => parts
             .iter()
-            .map(|p| filter_rows(index, p))
+            .map(|p| filter_blocks(index, p))
             .collect::<Option<Vec<_>>>()
             .map(|bs| bs.into_iter().fold(RoaringBitmap::new(), |a, b| a | b)),
     }
 }
 
-/// The rows of the segment that can satisfy every filter, or `None` when the index cannot narrow
-/// them (then every row is a candidate).
+/// The blocks of the segment (see [`SegmentIndex::block_rows`]) that can hold rows satisfying
+/// every filter, or `None` when the index cannot narrow them (then every row is a candidate).
 pub fn candidates(index: &SegmentIndex, filters: &[IndexFilter]) -> Option<RoaringBitmap> {
     filters
         .iter()
-        .filter_map(|f| filter_rows(index, f))
+        .filter_map(|f| filter_blocks(index, f))
         .reduce(|a, b| a & b)
 }

@@ -1,20 +1,24 @@
 //! The sidecar index of a segment: for each indexed field, an fst term dictionary mapping every
 //! term to a roaring bitmap of the rows (positions in the Parquet file) that hold it.
 //!
-//! Written at flush beside the Parquet file (`seg-….idx`), read through a memory map. Fields:
+//! Postings name blocks of [`BLOCK_ROWS`] rows, so the index is a fraction of the segment and
+//! a needle still decodes a single block. Written at flush beside the Parquet file (`seg-….idx`),
+//! read through a memory map. Fields:
 //! - `msg`: its tokens (the tokenizer of `match()`, `timberline_udfs::text::tokenize`);
 //! - `service`, `host`, `level`, `trace_id`: the exact values;
-//! - `attrs`: `key=value` for each top-level key with a scalar value (`attrs->>'key'`).
+//! - `attrs`: `key=value` for each top-level key with a scalar value (`attrs->>'key'`), for the
+//!   keys whose values repeat (a marker term lists them; others cannot be narrowed).
 //!
 //! The index only ever narrows the rows a scan decodes; the filters are always re-applied to
 //! them, so an index can never change an answer. A missing or corrupt sidecar means "scan".
 //!
 //! File layout (all integers little-endian):
 //! ```text
-//! "TLIDX\0\0\x01"  u32 version  u32 rows  u32 fields
+//! "TLIDX\0\0\x01"  u32 version  u32 rows  u32 block_rows  u32 fields
 //! per field: u8 name_len, name, u64 fst_offset, u64 fst_len, u64 postings_offset,
 //!            u64 postings_len, u32 crc32c(fst ‖ postings)
-//! sections…  (fst values: postings offset << 24 | serialized bitmap length)
+//! sections…  (fst values: 1 << 63 | block for a single block, else
+//!             postings offset << 24 | serialized roaring bitmap length)
 //! ```
 
 mod eval;
@@ -23,12 +27,17 @@ mod write;
 
 pub use eval::{candidates, IndexFilter};
 pub use read::{IndexCache, SegmentIndex};
-pub use write::{attr_terms, build_index, index_path, write_index, FIELDS as INDEXED_FIELDS};
+pub use write::{
+    attr_key_marker, attr_terms, build_index, build_index_with_blocks, index_path, write_index,
+    BLOCK_ROWS, FIELDS as INDEXED_FIELDS,
+};
 
 /// Bytes that open every sidecar file.
 pub const MAGIC: &[u8; 8] = b"TLIDX\0\0\x01";
 /// The layout version this build writes and reads.
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
+/// An fst value with this bit set holds its single block number inline.
+const INLINE: u64 = 1 << 63;
 
 /// Errors of the index layer.
 #[derive(Debug, thiserror::Error)]

@@ -9,7 +9,7 @@ use fst::{Automaton, IntoStreamer, Streamer};
 use memmap2::Mmap;
 use roaring::RoaringBitmap;
 
-use super::{IndexError, MAGIC, VERSION};
+use super::{IndexError, INLINE, MAGIC, VERSION};
 
 /// One field's sections, as byte ranges of the file.
 #[derive(Debug, Clone)]
@@ -23,6 +23,7 @@ struct Field {
 pub struct SegmentIndex {
     map: Mmap,
     rows: u32,
+    block_rows: u32,
     fields: HashMap<String, Field>,
 }
 
@@ -67,6 +68,9 @@ impl SegmentIndex {
             )));
         }
         let rows = read_u32(b, &mut at).ok_or_else(|| corrupt("short header"))?;
+        let block_rows = read_u32(b, &mut at)
+            .filter(|n| *n > 0)
+            .ok_or_else(|| corrupt("bad block size"))?;
         let count = read_u32(b, &mut at).ok_or_else(|| corrupt("short header"))?;
         let mut fields = HashMap::new();
         for _ in 0..count {
@@ -102,12 +106,27 @@ impl SegmentIndex {
             fst::Map::new(&b[field.fst.clone()]).map_err(|e| corrupt(&format!("{name}: {e}")))?;
             fields.insert(name, field);
         }
-        Ok(SegmentIndex { map, rows, fields })
+        Ok(SegmentIndex {
+            map,
+            rows,
+            block_rows,
+            fields,
+        })
     }
 
     /// Rows in the segment.
     pub fn rows(&self) -> u32 {
         self.rows
+    }
+
+    /// Rows per block of the postings.
+    pub fn block_rows(&self) -> u32 {
+        self.block_rows
+    }
+
+    /// Blocks in the segment.
+    pub fn blocks(&self) -> u32 {
+        self.rows.div_ceil(self.block_rows)
     }
 
     /// True if `field` is indexed here.
@@ -122,6 +141,11 @@ impl SegmentIndex {
     }
 
     fn bitmap(postings: &[u8], value: u64) -> RoaringBitmap {
+        if value & INLINE != 0 {
+            let mut one = RoaringBitmap::new();
+            one.insert(value as u32);
+            return one;
+        }
         let (offset, len) = ((value >> 24) as usize, (value & 0xff_ffff) as usize);
         postings
             .get(offset..offset + len)
@@ -129,7 +153,13 @@ impl SegmentIndex {
             .unwrap_or_default()
     }
 
-    /// Rows holding exactly `term`.
+    /// True if `term` is in `field`'s dictionary (whatever its postings).
+    pub fn contains(&self, field: &str, term: &str) -> bool {
+        self.dict(field)
+            .is_some_and(|(map, _)| map.contains_key(term))
+    }
+
+    /// Blocks holding exactly `term`.
     pub fn term(&self, field: &str, term: &str) -> RoaringBitmap {
         let Some((map, postings)) = self.dict(field) else {
             return RoaringBitmap::new();
@@ -139,7 +169,7 @@ impl SegmentIndex {
             .unwrap_or_default()
     }
 
-    /// Rows holding a term that starts with `prefix` and for which `keep` holds.
+    /// Blocks holding a term that starts with `prefix` and for which `keep` holds.
     pub fn scan_from(
         &self,
         field: &str,

@@ -13,12 +13,27 @@ use roaring::RoaringBitmap;
 use serde_json::Value;
 use timberline_udfs::text::tokenize::tokens_and_cut;
 
-use super::{IndexError, MAGIC, VERSION};
+use super::{IndexError, INLINE, MAGIC, VERSION};
 
 /// The `msg` term listing the rows every substring search must check: those with a token cut to
 /// the maximum length, and those with non-ASCII text (whose case folding under `ILIKE` may differ
 /// from the tokens' lowercasing). No real token holds a control character.
 pub const SUBSTRING_ALWAYS: &str = "\u{1}always";
+
+/// Postings name blocks of this many consecutive rows, not single rows: a needle still selects
+/// just one block to decode, and the index stays a fraction of the segment's size.
+pub const BLOCK_ROWS: u32 = 1024;
+
+/// An `attrs` key is indexed when its values repeat: at most this many distinct values, or on
+/// average this many rows per value. Keys of unique values (request ids, span ids) would make
+/// the index larger than the data and narrow nothing a scan of one segment would not.
+const ATTR_MAX_DISTINCT: usize = 256;
+const ATTR_MIN_ROWS_PER_VALUE: usize = 64;
+
+/// The `attrs` term present when `key`'s values are indexed in this segment.
+pub fn attr_key_marker(key: &str) -> String {
+    format!("\u{1}key:{key}")
+}
 
 /// The fields indexed, in file order.
 pub const FIELDS: [&str; 6] = ["msg", "service", "host", "level", "trace_id", "attrs"];
@@ -30,8 +45,12 @@ pub fn index_path(parquet: &Path) -> PathBuf {
 
 type Postings = HashMap<String, RoaringBitmap>;
 
-/// Terms → rows of one field.
-fn field_postings(batch: &RecordBatch, field: &str) -> Result<Postings, IndexError> {
+/// Terms → blocks of one field.
+fn field_postings(
+    batch: &RecordBatch,
+    field: &str,
+    block_rows: u32,
+) -> Result<Postings, IndexError> {
     let col = batch
         .column_by_name(field)
         .ok_or_else(|| IndexError::Build(format!("no column {field}")))?;
@@ -39,7 +58,7 @@ fn field_postings(batch: &RecordBatch, field: &str) -> Result<Postings, IndexErr
     let values = col.as_string::<i32>();
     let mut out: Postings = HashMap::new();
     let mut add = |term: String, row: u32| {
-        out.entry(term).or_default().insert(row);
+        out.entry(term).or_default().insert(row / block_rows);
     };
     for (row, v) in values.iter().enumerate() {
         let (Some(v), Ok(row)) = (v, u32::try_from(row)) else {
@@ -57,7 +76,29 @@ fn field_postings(batch: &RecordBatch, field: &str) -> Result<Postings, IndexErr
             _ => add(v.to_string(), row),
         }
     }
+    if field == "attrs" {
+        keep_repeating_attrs(&mut out, batch.num_rows());
+    }
     Ok(out)
+}
+
+/// Drops the terms of `attrs` keys whose values do not repeat, and marks the keys kept.
+fn keep_repeating_attrs(terms: &mut Postings, rows: usize) {
+    let mut distinct: HashMap<String, usize> = HashMap::new();
+    for term in terms.keys() {
+        if let Some((k, _)) = term.split_once('=') {
+            *distinct.entry(k.to_string()).or_default() += 1;
+        }
+    }
+    let kept: std::collections::HashSet<String> = distinct
+        .into_iter()
+        .filter(|(_, n)| *n <= ATTR_MAX_DISTINCT || *n * ATTR_MIN_ROWS_PER_VALUE <= rows)
+        .map(|(k, _)| k)
+        .collect();
+    terms.retain(|t, _| t.split_once('=').is_some_and(|(k, _)| kept.contains(k)));
+    for k in kept {
+        terms.insert(attr_key_marker(&k), RoaringBitmap::new());
+    }
 }
 
 /// `key=value` for each top-level key of a JSON object whose value is a scalar, with the value
@@ -81,16 +122,33 @@ pub fn attr_terms(json: &str) -> Vec<String> {
 
 /// The sidecar bytes for `batch` (rows numbered as in the Parquet file written from it).
 pub fn build_index(batch: &RecordBatch) -> Result<Vec<u8>, IndexError> {
+    build_index_with_blocks(batch, BLOCK_ROWS)
+}
+
+/// [`build_index`] with another block size (tests use small blocks on small data).
+pub fn build_index_with_blocks(
+    batch: &RecordBatch,
+    block_rows: u32,
+) -> Result<Vec<u8>, IndexError> {
+    let block_rows = block_rows.max(1);
     let rows = u32::try_from(batch.num_rows())
         .map_err(|_| IndexError::Build(format!("{} rows is too many", batch.num_rows())))?;
     let mut sections: Vec<(&str, Vec<u8>, Vec<u8>)> = Vec::new();
     for field in FIELDS {
-        let mut terms: Vec<(String, RoaringBitmap)> =
-            field_postings(batch, field)?.into_iter().collect();
+        let mut terms: Vec<(String, RoaringBitmap)> = field_postings(batch, field, block_rows)?
+            .into_iter()
+            .collect();
         terms.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         let mut postings = Vec::new();
         let mut map = fst::MapBuilder::memory();
         for (term, bitmap) in terms {
+            if bitmap.len() == 1 {
+                // One block: its number in the value itself, no postings bytes.
+                let block = u64::from(bitmap.min().unwrap_or(0));
+                map.insert(term.as_bytes(), INLINE | block)
+                    .map_err(|e| IndexError::Build(e.to_string()))?;
+                continue;
+            }
             let offset = postings.len() as u64;
             bitmap
                 .serialize_into(&mut postings)
@@ -108,7 +166,7 @@ pub fn build_index(batch: &RecordBatch) -> Result<Vec<u8>, IndexError> {
         sections.push((field, fst, postings));
     }
     let header_len: usize = 8
-        + 12
+        + 16
         + sections
             .iter()
             .map(|(n, _, _)| 1 + n.len() + 36)
@@ -123,6 +181,7 @@ pub fn build_index(batch: &RecordBatch) -> Result<Vec<u8>, IndexError> {
     out.extend_from_slice(MAGIC);
     out.extend_from_slice(&VERSION.to_le_bytes());
     out.extend_from_slice(&rows.to_le_bytes());
+    out.extend_from_slice(&block_rows.to_le_bytes());
     out.extend_from_slice(&(sections.len() as u32).to_le_bytes());
     let mut at = header_len as u64;
     for (name, fst, postings) in &sections {
@@ -145,13 +204,17 @@ pub fn build_index(batch: &RecordBatch) -> Result<Vec<u8>, IndexError> {
 }
 
 /// Writes the sidecar of the Parquet file at `parquet` (fsync, then rename into place).
-pub fn write_index(parquet: &Path, batch: &RecordBatch) -> Result<u64, IndexError> {
+pub fn write_index(
+    parquet: &Path,
+    batch: &RecordBatch,
+    block_rows: u32,
+) -> Result<u64, IndexError> {
     let path = index_path(parquet);
     let io = |source| IndexError::Io {
         path: path.clone(),
         source,
     };
-    let bytes = build_index(batch)?;
+    let bytes = build_index_with_blocks(batch, block_rows)?;
     let tmp = path.with_extension("idx.tmp");
     let mut f = File::create(&tmp).map_err(io)?;
     f.write_all(&bytes).map_err(io)?;

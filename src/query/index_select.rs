@@ -1,8 +1,8 @@
 //! Index pruning of a `logs` scan: which segments to open, and which of their rows to decode.
 //!
 //! For each segment the time pruning kept, its sidecar index turns the scan's indexable filters
-//! into candidate rows. No candidate: the segment is dropped unopened. Otherwise the candidates
-//! become a Parquet row selection when that is cheaper than reading the segment whole — a choice
+//! into candidate blocks of rows. No candidate: the segment is dropped unopened. Otherwise the
+//! candidate rows become a Parquet row selection when that is cheaper than reading the segment whole — a choice
 //! by cost: a selected run decodes about a page of each column around it, so many scattered
 //! runs cost more than a scan.
 
@@ -30,23 +30,31 @@ pub struct IndexSelection<'a> {
     pub rows_selected: u64,
 }
 
-/// The runs of consecutive rows in `rows`.
-fn runs(rows: &RoaringBitmap) -> Vec<std::ops::Range<usize>> {
+/// The row ranges of candidate `blocks` of `block_rows` rows in a `total`-row file, adjacent
+/// blocks merged.
+fn row_ranges(blocks: &RoaringBitmap, block_rows: u32, total: u64) -> Vec<std::ops::Range<usize>> {
     let mut out: Vec<std::ops::Range<usize>> = Vec::new();
-    for r in rows.iter().map(|r| r as usize) {
+    for b in blocks {
+        let start = u64::from(b) * u64::from(block_rows);
+        let end = (start + u64::from(block_rows)).min(total);
+        if start >= end {
+            continue;
+        }
+        let (start, end) = (start as usize, end as usize);
         match out.last_mut() {
-            Some(last) if last.end == r => last.end = r + 1,
-            _ => out.push(r..r + 1),
+            Some(last) if last.end == start => last.end = end,
+            _ => out.push(start..end),
         }
     }
     out
 }
 
-/// A row selection for `rows` of a `total`-row file, if decoding only them is cheaper.
-pub fn selection_for(rows: &RoaringBitmap, total: u64) -> Option<RowSelection> {
-    let runs = runs(rows);
-    let cost = runs.len() as u64 * ROWS_PER_RUN + rows.len();
-    (cost < total).then(|| RowSelection::from_consecutive_ranges(runs.into_iter(), total as usize))
+/// A row selection of `ranges` in a `total`-row file, if decoding only them is cheaper.
+fn selection_for(ranges: Vec<std::ops::Range<usize>>, total: u64) -> Option<RowSelection> {
+    let rows: u64 = ranges.iter().map(|r| r.len() as u64).sum();
+    let cost = ranges.len() as u64 * ROWS_PER_RUN + rows;
+    (cost < total)
+        .then(|| RowSelection::from_consecutive_ranges(ranges.into_iter(), total as usize))
 }
 
 /// Applies the segments' indexes to `filters` over the `segments` time pruning kept.
@@ -64,7 +72,8 @@ pub fn select<'a>(
             None
         } else {
             match cache.get(&index_path(&data_dir.join(&seg.path))) {
-                Some(ix) if u64::from(ix.rows()) == seg.rows => candidates(&ix, &index_filters),
+                Some(ix) if u64::from(ix.rows()) == seg.rows => candidates(&ix, &index_filters)
+                    .map(|blocks| row_ranges(&blocks, ix.block_rows(), seg.rows)),
                 _ => {
                     out.fallbacks += 1;
                     None
@@ -72,10 +81,10 @@ pub fn select<'a>(
             }
         };
         match narrowed {
-            Some(rows) if rows.is_empty() => out.pruned += 1,
-            Some(rows) => {
-                out.rows_selected += rows.len();
-                if let Some(sel) = selection_for(&rows, seg.rows) {
+            Some(ranges) if ranges.is_empty() => out.pruned += 1,
+            Some(ranges) => {
+                out.rows_selected += ranges.iter().map(|r| r.len() as u64).sum::<u64>();
+                if let Some(sel) = selection_for(ranges, seg.rows) {
                     out.selections.insert(seg.id, sel);
                 }
                 out.kept.push(seg);

@@ -83,13 +83,13 @@ pub fn writer_properties() -> WriterProperties {
 }
 
 /// Writes `batches` (schema `logs`) as segments under `data_dir`, ids from `first_id` upward,
-/// each with its sidecar index when `index` is set. Every file is fsynced and renamed into place
+/// each with its sidecar index (postings over blocks of `index` rows) when `index` is set. Every file is fsynced and renamed into place
 /// before this returns.
 pub fn write_segments(
     data_dir: &Path,
     batches: &[RecordBatch],
     first_id: u64,
-    index: bool,
+    index: Option<u32>,
 ) -> Result<Vec<SegmentMeta>, SegmentError> {
     if batches.is_empty() {
         return Ok(Vec::new());
@@ -135,8 +135,8 @@ pub fn write_segments(
             let (min_ts, max_ts) = (ts.value(start), ts.value(i - 1));
             let rel = segment_rel_path(&tenant, min_ts, id);
             let bytes = write_file(&data_dir.join(&rel), &part)?;
-            let index = if index {
-                let bytes = write_index(&data_dir.join(&rel), &part)?;
+            let index = if let Some(block_rows) = index {
+                let bytes = write_index(&data_dir.join(&rel), &part, block_rows)?;
                 Some(IndexMeta {
                     version: INDEX_VERSION,
                     fields: INDEXED_FIELDS.iter().map(|f| f.to_string()).collect(),

@@ -78,7 +78,7 @@ impl Server {
             &data_dir,
             buffer.clone(),
             catalog.clone(),
-            config.index,
+            config.index.then_some(config.index_block_rows),
         ));
         let orphans = store
             .remove_orphan_segments()
