@@ -22,6 +22,7 @@
 //! ```
 
 mod eval;
+mod postings;
 mod read;
 mod write;
 

@@ -10,8 +10,11 @@ use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::DataType;
 use datafusion::arrow::record_batch::RecordBatch;
 use roaring::RoaringBitmap;
+use serde_json::value::RawValue;
 use serde_json::Value;
-use timberline_udfs::text::tokenize::tokens_and_cut;
+use timberline_udfs::text::tokenize::for_each_token;
+
+use super::postings::PostingsBuilder;
 
 use super::{IndexError, INLINE, MAGIC, VERSION};
 
@@ -43,81 +46,149 @@ pub fn index_path(parquet: &Path) -> PathBuf {
     parquet.with_extension("idx")
 }
 
-type Postings = HashMap<String, RoaringBitmap>;
-
-/// Terms → blocks of one field.
+/// Terms → blocks of one field, sorted by term.
 fn field_postings(
     batch: &RecordBatch,
     field: &str,
     block_rows: u32,
-) -> Result<Postings, IndexError> {
+) -> Result<Vec<(String, RoaringBitmap)>, IndexError> {
     let col = batch
         .column_by_name(field)
         .ok_or_else(|| IndexError::Build(format!("no column {field}")))?;
     let col = cast(col, &DataType::Utf8).map_err(|e| IndexError::Build(e.to_string()))?;
     let values = col.as_string::<i32>();
-    let mut out: Postings = HashMap::new();
-    let mut add = |term: String, row: u32| {
-        out.entry(term).or_default().insert(row / block_rows);
-    };
+    let mut terms = PostingsBuilder::default();
+    let mut attrs = AttrKeys::new(batch.num_rows());
+    let mut buf = String::new();
     for (row, v) in values.iter().enumerate() {
         let (Some(v), Ok(row)) = (v, u32::try_from(row)) else {
             continue;
         };
+        let block = row / block_rows;
         match field {
             "msg" => {
-                let (toks, cut) = tokens_and_cut(v);
-                toks.into_iter().for_each(|t| add(t, row));
-                if cut || !v.is_ascii() {
-                    add(SUBSTRING_ALWAYS.to_string(), row);
+                let mut always = !v.is_ascii();
+                for_each_token(v, |t, cut| {
+                    terms.add(&t, block);
+                    always |= cut;
+                });
+                if always {
+                    terms.add(SUBSTRING_ALWAYS, block);
                 }
             }
-            "attrs" => attr_terms(v).into_iter().for_each(|t| add(t, row)),
-            _ => add(v.to_string(), row),
+            "attrs" => for_each_attr(v, |k, value| {
+                if attrs.dropped(k) {
+                    return;
+                }
+                buf.clear();
+                buf.push_str(k);
+                buf.push('=');
+                buf.push_str(value);
+                if terms.add(&buf, block) {
+                    attrs.new_value(k);
+                }
+            }),
+            _ => {
+                terms.add(v, block);
+            }
         }
     }
-    if field == "attrs" {
-        keep_repeating_attrs(&mut out, batch.num_rows());
+    if field != "attrs" {
+        return Ok(terms.finish(|_| true));
     }
+    let mut out = terms.finish(|t| t.split_once('=').is_some_and(|(k, _)| !attrs.dropped(k)));
+    for k in attrs.kept() {
+        out.push((attr_key_marker(&k), RoaringBitmap::new()));
+    }
+    out.sort_unstable_by(|a, b| a.0.cmp(&b.0));
     Ok(out)
 }
 
-/// Drops the terms of `attrs` keys whose values do not repeat, and marks the keys kept.
-fn keep_repeating_attrs(terms: &mut Postings, rows: usize) {
-    let mut distinct: HashMap<String, usize> = HashMap::new();
-    for term in terms.keys() {
-        if let Some((k, _)) = term.split_once('=') {
-            *distinct.entry(k.to_string()).or_default() += 1;
+/// Which `attrs` keys stay indexed: a key is dropped as soon as its distinct values pass the
+/// limit (see [`ATTR_MAX_DISTINCT`]), and its later values are not even collected.
+struct AttrKeys {
+    limit: usize,
+    distinct: HashMap<String, usize>,
+}
+
+impl AttrKeys {
+    fn new(rows: usize) -> AttrKeys {
+        AttrKeys {
+            limit: ATTR_MAX_DISTINCT.max(rows / ATTR_MIN_ROWS_PER_VALUE),
+            distinct: HashMap::new(),
         }
     }
-    let kept: std::collections::HashSet<String> = distinct
-        .into_iter()
-        .filter(|(_, n)| *n <= ATTR_MAX_DISTINCT || *n * ATTR_MIN_ROWS_PER_VALUE <= rows)
-        .map(|(k, _)| k)
-        .collect();
-    terms.retain(|t, _| t.split_once('=').is_some_and(|(k, _)| kept.contains(k)));
-    for k in kept {
-        terms.insert(attr_key_marker(&k), RoaringBitmap::new());
+
+    fn dropped(&self, key: &str) -> bool {
+        self.distinct.get(key).is_some_and(|n| *n > self.limit)
+    }
+
+    fn new_value(&mut self, key: &str) {
+        match self.distinct.get_mut(key) {
+            Some(n) => *n += 1,
+            None => {
+                self.distinct.insert(key.to_string(), 1);
+            }
+        }
+    }
+
+    fn kept(&self) -> Vec<String> {
+        self.distinct
+            .iter()
+            .filter(|(_, n)| **n <= self.limit)
+            .map(|(k, _)| k.clone())
+            .collect()
     }
 }
 
-/// `key=value` for each top-level key of a JSON object whose value is a scalar, with the value
-/// written as `attrs->>'key'` returns it.
+/// Calls `f(key, value)` for each top-level key of a JSON object whose value is a scalar, with the
+/// value as `attrs->>'key'` returns it. Not an object: nothing.
+pub fn for_each_attr(json: &str, mut f: impl FnMut(&str, &str)) {
+    // Borrowed keys and raw values: no allocation unless a string holds escapes.
+    if let Ok(map) = serde_json::from_str::<HashMap<&str, &RawValue>>(json) {
+        for (k, raw) in map {
+            let text = raw.get();
+            match text.as_bytes().first() {
+                Some(b'"') if !text.contains('\\') => f(k, &text[1..text.len() - 1]),
+                Some(b'"') => {
+                    if let Ok(s) = serde_json::from_str::<String>(text) {
+                        f(k, &s);
+                    }
+                }
+                Some(b't' | b'f') => f(k, text),
+                Some(b'-' | b'0'..=b'9')
+                    if text.bytes().all(|b| b == b'-' || b.is_ascii_digit()) =>
+                {
+                    f(k, text)
+                }
+                Some(b'-' | b'0'..=b'9') => {
+                    if let Ok(Value::Number(n)) = serde_json::from_str::<Value>(text) {
+                        f(k, &n.to_string());
+                    }
+                }
+                _ => {}
+            }
+        }
+        return;
+    }
+    // Keys with escapes: the general path.
+    if let Ok(Value::Object(map)) = serde_json::from_str::<Value>(json) {
+        for (k, v) in &map {
+            match v {
+                Value::String(s) => f(k, s),
+                Value::Number(n) => f(k, &n.to_string()),
+                Value::Bool(b) => f(k, if *b { "true" } else { "false" }),
+                _ => {}
+            }
+        }
+    }
+}
+
+/// `key=value` terms of an `attrs` JSON object (see [`for_each_attr`]).
 pub fn attr_terms(json: &str) -> Vec<String> {
-    let Ok(Value::Object(map)) = serde_json::from_str::<Value>(json) else {
-        return Vec::new();
-    };
-    map.iter()
-        .filter_map(|(k, v)| {
-            let text = match v {
-                Value::String(s) => s.clone(),
-                Value::Number(n) => n.to_string(),
-                Value::Bool(b) => b.to_string(),
-                _ => return None,
-            };
-            Some(format!("{k}={text}"))
-        })
-        .collect()
+    let mut out = Vec::new();
+    for_each_attr(json, |k, v| out.push(format!("{k}={v}")));
+    out
 }
 
 /// The sidecar bytes for `batch` (rows numbered as in the Parquet file written from it).
@@ -135,10 +206,7 @@ pub fn build_index_with_blocks(
         .map_err(|_| IndexError::Build(format!("{} rows is too many", batch.num_rows())))?;
     let mut sections: Vec<(&str, Vec<u8>, Vec<u8>)> = Vec::new();
     for field in FIELDS {
-        let mut terms: Vec<(String, RoaringBitmap)> = field_postings(batch, field, block_rows)?
-            .into_iter()
-            .collect();
-        terms.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        let terms = field_postings(batch, field, block_rows)?;
         let mut postings = Vec::new();
         let mut map = fst::MapBuilder::memory();
         for (term, bitmap) in terms {

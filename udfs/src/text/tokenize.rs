@@ -16,6 +16,8 @@
 //!
 //! Positions count tokens from 0; a phrase matches tokens at consecutive positions.
 
+use std::borrow::Cow;
+
 /// The longest token kept, in bytes; longer ones are cut.
 pub const MAX_TOKEN_LEN: usize = 64;
 
@@ -29,33 +31,49 @@ pub fn tokens(text: &str) -> Vec<String> {
 pub fn tokens_and_cut(text: &str) -> (Vec<String>, bool) {
     let mut out = Vec::new();
     let mut cut = false;
+    for_each_token(text, |t, c| {
+        out.push(t.into_owned());
+        cut |= c;
+    });
+    (out, cut)
+}
+
+/// Calls `f` with each token of `text` in order (borrowed when the text already is the token),
+/// and whether it was cut.
+pub fn for_each_token(text: &str, mut f: impl FnMut(Cow<'_, str>, bool)) {
+    let mut emit = |raw: &str| {
+        let (t, cut) = normalize(raw);
+        f(t, cut);
+    };
     for chunk in text.split(is_chunk_separator).filter(|c| !c.is_empty()) {
         let chunk = chunk.trim_matches(|c| matches!(c, '.' | '-' | '_' | ':'));
         if chunk.is_empty() {
             continue;
         }
         if let Some((ip, port)) = ipv4_with_port(chunk) {
-            out.push(ip.to_string());
+            emit(ip);
             if let Some(p) = port {
-                cut |= push(&mut out, p);
+                emit(p);
             }
         } else if is_uuid(chunk) || is_block_id(chunk) {
-            cut |= push(&mut out, chunk);
+            emit(chunk);
         } else {
             for word in chunk
                 .split(|c: char| !c.is_alphanumeric())
                 .filter(|w| !w.is_empty())
             {
-                cut |= push(&mut out, word);
+                emit(word);
             }
         }
     }
-    (out, cut)
 }
 
-/// Appends the lowercased token; true if it had to be cut.
-fn push(out: &mut Vec<String>, token: &str) -> bool {
-    let mut t = token.to_lowercase();
+/// A raw token lowercased and cut to [`MAX_TOKEN_LEN`]; true if it was cut.
+fn normalize(raw: &str) -> (Cow<'_, str>, bool) {
+    if raw.len() <= MAX_TOKEN_LEN && raw.bytes().all(|b| b.is_ascii() && !b.is_ascii_uppercase()) {
+        return (Cow::Borrowed(raw), false);
+    }
+    let mut t = raw.to_lowercase();
     let long = t.len() > MAX_TOKEN_LEN;
     if long {
         let mut cut = MAX_TOKEN_LEN;
@@ -64,8 +82,7 @@ fn push(out: &mut Vec<String>, token: &str) -> bool {
         }
         t.truncate(cut);
     }
-    out.push(t);
-    long
+    (Cow::Owned(t), long)
 }
 
 fn is_chunk_separator(c: char) -> bool {
