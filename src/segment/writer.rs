@@ -134,17 +134,29 @@ pub fn write_segments(
             let tenant = tenants.value(start).to_string();
             let (min_ts, max_ts) = (ts.value(start), ts.value(i - 1));
             let rel = segment_rel_path(&tenant, min_ts, id);
-            let bytes = write_file(&data_dir.join(&rel), &part)?;
-            let index = if let Some(block_rows) = index {
-                let bytes = write_index(&data_dir.join(&rel), &part, block_rows)?;
-                Some(IndexMeta {
-                    version: INDEX_VERSION,
-                    fields: INDEXED_FIELDS.iter().map(|f| f.to_string()).collect(),
-                    bytes,
-                })
-            } else {
-                None
-            };
+            let path = data_dir.join(&rel);
+            // The index is built on a second thread while the Parquet file is encoded.
+            let (bytes, index_bytes) = std::thread::scope(|scope| {
+                let (path, part) = (&path, &part);
+                let indexing = index
+                    .map(|block_rows| scope.spawn(move || write_index(path, part, block_rows)));
+                let bytes = write_file(path, part);
+                let index_bytes = match indexing {
+                    Some(handle) => Some(handle.join().unwrap_or_else(|_| {
+                        Err(crate::index::IndexError::Build(
+                            "the index builder panicked".into(),
+                        ))
+                    })),
+                    None => None,
+                };
+                (bytes, index_bytes)
+            });
+            let bytes = bytes?;
+            let index = index_bytes.transpose()?.map(|bytes| IndexMeta {
+                version: INDEX_VERSION,
+                fields: INDEXED_FIELDS.iter().map(|f| f.to_string()).collect(),
+                bytes,
+            });
             out.push(SegmentMeta {
                 id,
                 tenant,
