@@ -109,6 +109,17 @@ fn bad_queries_say_why() {
         assert!(e.to_string().contains(why), "{text:?}: {e}");
     }
     assert!(Query::parse(&"a ".repeat(3000)).is_err());
+    // Nesting is bounded (evaluation recurses): deep input is an error, not a stack overflow.
+    let deep = format!("{}a{}", "(".repeat(2000), ")".repeat(2000));
+    assert!(Query::parse(&deep)
+        .unwrap_err()
+        .to_string()
+        .contains("nested deeper"));
+    assert!(Query::parse(&"NOT ".repeat(1000))
+        .unwrap_err()
+        .to_string()
+        .contains("nested deeper"));
+    assert!(Query::parse(&format!("{}a{}", "(".repeat(30), ")".repeat(30))).is_ok());
 }
 
 #[test]

@@ -53,7 +53,11 @@ impl Query {
             return Err(err(&format!("longer than {MAX_QUERY_LEN} bytes")));
         }
         let lexemes = lex(text).map_err(|r| err(&r))?;
-        let mut p = Parser { lexemes, at: 0 };
+        let mut p = Parser {
+            lexemes,
+            at: 0,
+            depth: 0,
+        };
         let q = p.or().map_err(|r| err(&r))?;
         match p.peek() {
             None => q.ok_or_else(|| err("it has no search terms")),
@@ -152,7 +156,12 @@ fn lex(text: &str) -> Result<Vec<Lexeme>, String> {
 struct Parser {
     lexemes: Vec<Lexeme>,
     at: usize,
+    /// Open groups and NOTs around the current position.
+    depth: usize,
 }
+
+/// The deepest nesting of groups and NOTs accepted (evaluation recurses that deep).
+pub const MAX_DEPTH: usize = 32;
 
 impl Parser {
     fn peek(&self) -> Option<&Lexeme> {
@@ -199,6 +208,16 @@ impl Parser {
     }
 
     fn unary(&mut self) -> Result<Option<Query>, String> {
+        if self.depth >= MAX_DEPTH {
+            return Err(format!("groups and NOTs nested deeper than {MAX_DEPTH}"));
+        }
+        self.depth += 1;
+        let q = self.unary_inner();
+        self.depth -= 1;
+        q
+    }
+
+    fn unary_inner(&mut self) -> Result<Option<Query>, String> {
         match self.next() {
             Some(Lexeme::Not) => {
                 let inner = self.unary()?;
