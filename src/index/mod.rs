@@ -29,8 +29,8 @@ mod write;
 pub use eval::{candidates, IndexFilter};
 pub use read::{IndexCache, SegmentIndex};
 pub use write::{
-    attr_key_marker, attr_terms, build_index, build_index_with_blocks, index_path, write_index,
-    BLOCK_ROWS, FIELDS as INDEXED_FIELDS,
+    attr_key_marker, build_index_with_blocks, index_path, write_index, BLOCK_ROWS,
+    FIELDS as INDEXED_FIELDS,
 };
 
 /// Bytes that open every sidecar file.

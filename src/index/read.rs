@@ -221,11 +221,4 @@ impl IndexCache {
         }
         loaded
     }
-
-    /// Forgets every opened index (after segments are replaced or removed).
-    pub fn clear(&self) {
-        if let Ok(mut open) = self.open.lock() {
-            open.clear();
-        }
-    }
 }

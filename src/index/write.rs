@@ -143,7 +143,7 @@ impl AttrKeys {
 
 /// Calls `f(key, value)` for each top-level key of a JSON object whose value is a scalar, with the
 /// value as `attrs->>'key'` returns it. Not an object: nothing.
-pub fn for_each_attr(json: &str, mut f: impl FnMut(&str, &str)) {
+fn for_each_attr(json: &str, mut f: impl FnMut(&str, &str)) {
     // Borrowed keys and raw values: no allocation unless a string holds escapes.
     if let Ok(map) = serde_json::from_str::<HashMap<&str, &RawValue>>(json) {
         for (k, raw) in map {
@@ -184,19 +184,8 @@ pub fn for_each_attr(json: &str, mut f: impl FnMut(&str, &str)) {
     }
 }
 
-/// `key=value` terms of an `attrs` JSON object (see [`for_each_attr`]).
-pub fn attr_terms(json: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    for_each_attr(json, |k, v| out.push(format!("{k}={v}")));
-    out
-}
-
-/// The sidecar bytes for `batch` (rows numbered as in the Parquet file written from it).
-pub fn build_index(batch: &RecordBatch) -> Result<Vec<u8>, IndexError> {
-    build_index_with_blocks(batch, BLOCK_ROWS)
-}
-
-/// [`build_index`] with another block size (tests use small blocks on small data).
+/// The sidecar bytes for `batch` (rows numbered as in the Parquet file written from it), with
+/// postings over blocks of `block_rows` rows.
 pub fn build_index_with_blocks(
     batch: &RecordBatch,
     block_rows: u32,

@@ -132,6 +132,24 @@ impl TestServer {
         )
     }
 
+    /// POSTs `events` as one NDJSON body and asserts every one was accepted.
+    pub async fn ingest_ndjson(&self, events: impl IntoIterator<Item = Value>) {
+        let body: Vec<u8> = events
+            .into_iter()
+            .map(|e| e.to_string())
+            .collect::<Vec<_>>()
+            .join("\n")
+            .into_bytes();
+        let (s, b) = self
+            .post_raw(
+                "/v1/ingest",
+                &[("content-type", "application/x-ndjson")],
+                body,
+            )
+            .await;
+        assert_eq!((s, &b["failed"]), (202, &serde_json::json!(0)), "{b}");
+    }
+
     /// Forces a flush of the hot buffer into segments.
     pub async fn flush(&self) -> Value {
         let (status, body) = self.post_raw("/v1/flush", &[], Vec::new()).await;

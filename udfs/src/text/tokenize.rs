@@ -23,19 +23,9 @@ pub const MAX_TOKEN_LEN: usize = 64;
 
 /// The tokens of `text`, lowercased, in order (position = index).
 pub fn tokens(text: &str) -> Vec<String> {
-    tokens_and_cut(text).0
-}
-
-/// The tokens of `text`, and whether any was cut to [`MAX_TOKEN_LEN`] (a substring search past
-/// the cut cannot rely on the tokens).
-pub fn tokens_and_cut(text: &str) -> (Vec<String>, bool) {
     let mut out = Vec::new();
-    let mut cut = false;
-    for_each_token(text, |t, c| {
-        out.push(t.into_owned());
-        cut |= c;
-    });
-    (out, cut)
+    for_each_token(text, |t, _| out.push(t.into_owned()));
+    out
 }
 
 /// Calls `f` with each token of `text` in order (borrowed when the text already is the token),
