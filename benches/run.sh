@@ -94,7 +94,7 @@ log "ingesting into Timberline over HTTP…"
 ingest=$("$bin" ingest --quiet --format ndjson --server "http://$http" "$work/logs.ndjson")
 echo "$ingest" >&2
 tl_rate=$(echo "$ingest" | sed -E 's/.* ([0-9]+) lines\/s.*/\1/')
-curl -sf -XPOST "http://$http/v1/flush" >/dev/null
+curl -sS --fail-with-body -XPOST "http://$http/v1/flush" >"$work/flush.json" || { cat "$work/flush.json" "$work/err" >&2; exit 1; }
 sync
 
 pg_load=

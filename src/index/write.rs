@@ -260,7 +260,8 @@ pub fn build_index_with_blocks(
     Ok(out)
 }
 
-/// Writes the sidecar of the Parquet file at `parquet` (fsync, then rename into place).
+/// Writes the sidecar of the Parquet file at `parquet` (fsync, then rename into place; the
+/// directory is made if missing, and syncing it is the caller's).
 pub fn write_index(
     parquet: &Path,
     batch: &RecordBatch,
@@ -272,6 +273,9 @@ pub fn write_index(
         source,
     };
     let bytes = build_index_with_blocks(batch, block_rows)?;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(io)?;
+    }
     let tmp = path.with_extension("idx.tmp");
     let mut f = File::create(&tmp).map_err(io)?;
     f.write_all(&bytes).map_err(io)?;

@@ -83,8 +83,8 @@ pub fn writer_properties() -> WriterProperties {
 }
 
 /// Writes `batches` (schema `logs`) as segments under `data_dir`, ids from `first_id` upward,
-/// each with its sidecar index (postings over blocks of `index` rows) when `index` is set. Every file is fsynced and renamed into place
-/// before this returns.
+/// each with its sidecar index (postings over blocks of `index` rows) when `index` is set.
+/// Every file is fsynced and renamed into place, and its directory synced, before this returns.
 pub fn write_segments(
     data_dir: &Path,
     batches: &[RecordBatch],
@@ -135,6 +135,13 @@ pub fn write_segments(
             let (min_ts, max_ts) = (ts.value(start), ts.value(i - 1));
             let rel = segment_rel_path(&tenant, min_ts, id);
             let path = data_dir.join(&rel);
+            // Both writers below need the hour's directory: make it before either starts.
+            let dir = path.parent().unwrap_or(data_dir);
+            let io = |source| SegmentError::Io {
+                path: dir.to_path_buf(),
+                source,
+            };
+            std::fs::create_dir_all(dir).map_err(io)?;
             // The index is built on a second thread while the Parquet file is encoded.
             let (bytes, index_bytes) = std::thread::scope(|scope| {
                 let (path, part) = (&path, &part);
@@ -152,7 +159,10 @@ pub fn write_segments(
                 (bytes, index_bytes)
             });
             let bytes = bytes?;
-            let index = index_bytes.transpose()?.map(|bytes| IndexMeta {
+            let index_bytes = index_bytes.transpose()?;
+            // One directory sync makes both renames durable.
+            crate::wal::sync_dir(dir).map_err(io)?;
+            let index = index_bytes.map(|bytes| IndexMeta {
                 version: INDEX_VERSION,
                 fields: INDEXED_FIELDS.iter().map(|f| f.to_string()).collect(),
                 bytes,
@@ -176,13 +186,13 @@ pub fn write_segments(
     Ok(out)
 }
 
+/// Encodes `batch` as the Parquet file `path` (fsync, then rename into place; the caller makes
+/// the directory and syncs it).
 fn write_file(path: &Path, batch: &RecordBatch) -> Result<u64, SegmentError> {
     let io = |source| SegmentError::Io {
         path: path.to_path_buf(),
         source,
     };
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(io)?;
     let tmp = path.with_extension("parquet.tmp");
     let file = File::create(&tmp).map_err(io)?;
     let parquet = |source| SegmentError::Parquet {
@@ -198,6 +208,5 @@ fn write_file(path: &Path, batch: &RecordBatch) -> Result<u64, SegmentError> {
     let bytes = file.metadata().map_err(io)?.len();
     drop(file);
     std::fs::rename(&tmp, path).map_err(io)?;
-    crate::wal::sync_dir(dir).map_err(io)?;
     Ok(bytes)
 }

@@ -459,3 +459,47 @@ fn candidates_hold_every_matching_row() {
     std::fs::write(&path, bytes).unwrap();
     assert!(SegmentIndex::open(&path).is_err());
 }
+
+/// Every hour of a flush gets a new directory, and a one-row hour's index is done long before
+/// its Parquet file: the index writer must not depend on the Parquet writer having made the
+/// directory (a flush used to fail with "No such file or directory" when it lost that race).
+#[test]
+fn segments_and_indexes_land_in_fresh_hour_directories() {
+    use timberline::index::{index_path, write_index, SegmentIndex};
+    use timberline::model::{records_to_batch, LogRecord};
+    use timberline::segment::write_segments;
+    const HOUR: i64 = 3_600_000_000;
+
+    let record = |ts: i64| LogRecord {
+        ts,
+        ingest_ts: 0,
+        tenant: "default".into(),
+        service: "api".into(),
+        host: "h".into(),
+        level: "INFO".into(),
+        msg: format!("event at {ts}"),
+        trace_id: None,
+        attrs: "{}".into(),
+        parse_failed: false,
+        truncated: false,
+    };
+    // 48 hours with one row each: 48 new directories, 48 races the old code could lose.
+    let records: Vec<LogRecord> = (0..48)
+        .map(|h| record(1_705_000_000_000_000 + h * HOUR))
+        .collect();
+    let batch = records_to_batch(&records).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let segments = write_segments(dir.path(), &[batch.clone()], 1, Some(16)).unwrap();
+    assert_eq!(segments.len(), 48);
+    for s in &segments {
+        let parquet = dir.path().join(&s.path);
+        assert!(parquet.exists(), "{} missing", parquet.display());
+        let index = SegmentIndex::open(&index_path(&parquet)).unwrap();
+        assert_eq!(index.rows(), 1);
+    }
+
+    // On its own, the index writer makes the directory it needs.
+    let lone = dir.path().join("not/yet/made/seg.parquet");
+    write_index(&lone, &batch, 16).unwrap();
+    assert_eq!(SegmentIndex::open(&index_path(&lone)).unwrap().rows(), 48);
+}
