@@ -203,6 +203,8 @@ fn query_blocks(index: &SegmentIndex, q: &Query) -> RoaringBitmap {
             .iter()
             .fold(RoaringBitmap::new(), |acc, q| acc | query_blocks(index, q)),
         Query::Not(_) => all_blocks(index),
+        // Usually planned as a column comparison before it gets here; exact either way.
+        Query::Field { field, value } => index.term(field, value),
     }
 }
 

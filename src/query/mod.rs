@@ -57,6 +57,6 @@ pub fn new_context(store: Arc<Store>) -> Result<SessionContext, DataFusionError>
     datafusion_pg_catalog::setup_pg_catalog(&ctx, DATABASE, EmptyContextProvider)
         .map_err(|e| *e)?;
     datafusion_functions_json::register_all(&mut ctx)?;
-    timberline_udfs::register(&ctx);
+    timberline_udfs::register(&mut ctx)?;
     Ok(ctx)
 }

@@ -1,5 +1,5 @@
 //! The sidecar index never changes an answer: random `match()` queries (terms, phrases,
-//! prefixes, wildcards, AND/OR/NOT, groups) with random field filters over data spread across
+//! prefixes, wildcards, `field:value`, AND/OR/NOT, groups) with random field filters over data spread across
 //! indexed segments, a segment whose sidecar is corrupt, one whose sidecar is missing, and the
 //! hot buffer, each equal to a brute-force evaluation over the events as generated. And it does
 //! prune: a rare token opens only the segments that hold it (or cannot say).
@@ -122,10 +122,15 @@ fn random_query(rng: &mut StdRng, depth: u32) -> String {
         2 => w.to_uppercase(),
         3 => format!("\"{} {}\"", w, word(rng)),
         4 => format!("{}*", &w[..rng.gen_range(1..4)]),
-        5 => match rng.gen_range(0..4) {
+        5 => match rng.gen_range(0..6) {
             0 => format!("*{}*", &w[1..3]),
             1 => format!("{}?{}", &w[..1], &w[2..]),
             2 => format!("blk_-{}*", rng.gen_range(0..6)),
+            3 => match rng.gen_range(0..3) {
+                0 => format!("service:{}", SERVICES[rng.gen_range(0..3)]),
+                1 => format!("level:{}", LEVELS[rng.gen_range(0..3)].to_lowercase()),
+                _ => format!("trace_id:\"t{}\"", rng.gen_range(0..40)),
+            },
             _ => ["10.0.1.*", "code=3", "10.0.2.4", "80"][rng.gen_range(0..4)].to_string(),
         },
         6 => format!(
@@ -148,6 +153,22 @@ fn random_query(rng: &mut StdRng, depth: u32) -> String {
             random_query(rng, depth + 1),
             random_query(rng, depth + 1)
         ),
+    }
+}
+
+/// The brute-force truth of a `match()` query on one event, `field:value` terms included.
+fn brute(q: &Query, e: &Event) -> bool {
+    match q {
+        Query::Field { field, value } => match field.as_str() {
+            "service" => e.service == value,
+            "level" => e.level == value,
+            "host" => value == "h",
+            _ => e.trace.as_deref() == Some(value.as_str()),
+        },
+        Query::And(qs) => qs.iter().all(|q| brute(q, e)),
+        Query::Or(qs) => qs.iter().any(|q| brute(q, e)),
+        Query::Not(q) => !brute(q, e),
+        leaf => leaf.matches_text(&e.msg),
     }
 }
 
@@ -292,7 +313,7 @@ async fn index_driven_answers_equal_brute_force() {
             Ok(parsed) => {
                 let want: BTreeSet<usize> = evs
                     .iter()
-                    .filter(|e| parsed.matches_text(&e.msg) && keep(e))
+                    .filter(|e| brute(&parsed, e) && keep(e))
                     .map(|e| e.n)
                     .collect();
                 let got = ns(&client, &sql).await;
@@ -415,7 +436,7 @@ fn candidates_hold_every_matching_row() {
         }
         let want: BTreeSet<u32> = evs
             .iter()
-            .filter(|e| parsed.matches_text(&e.msg) && (!with_service || e.service == s))
+            .filter(|e| brute(&parsed, e) && (!with_service || e.service == s))
             .map(|e| e.n as u32)
             .collect();
         let blocks: BTreeSet<u32> = candidates(&index, &filters)

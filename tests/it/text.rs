@@ -88,6 +88,57 @@ fn queries_parse_to_the_documented_shapes() {
     assert_eq!(q("t?me*ut"), Query::Wildcard("t?me*ut".into()));
     // Lowercase and/or are words, not operators.
     assert_eq!(q("and"), term("and"));
+    // field:value on a known field (any case of the name); level values upper-cased.
+    let field = |f: &str, v: &str| Query::Field {
+        field: f.into(),
+        value: v.into(),
+    };
+    assert_eq!(q("Level:warn"), field("level", "WARN"));
+    assert_eq!(
+        q("service:\"my api\" -host:h1"),
+        Query::And(vec![
+            field("service", "my api"),
+            Query::Not(Box::new(field("host", "h1")))
+        ])
+    );
+    assert_eq!(
+        q("region:eu"),
+        Query::Phrase(vec!["region".into(), "eu".into()])
+    );
+}
+
+/// `match()` plans field terms by writing the text parts back as query text: that text must
+/// parse to the very same query, or the search would change.
+#[test]
+fn rendered_queries_parse_back_to_themselves() {
+    use timberline_udfs::text::query::Part;
+    for text in [
+        "timeout",
+        "a AND b OR c",
+        "-a NOT (b OR \"card declined\")",
+        "decl* *clin* t?me*ut 10.250.* blk_-69* 10.0.0.1 id=12",
+        "ÜBER x AND (y OR NOT \"z w\")",
+        "service:api (level:error OR trace_id:\"t 1\") -host:h",
+    ] {
+        let parsed = q(text);
+        assert_eq!(q(&parsed.render()), parsed, "{text}");
+    }
+    // The largest subtrees without fields become text, each parsing back to its subtree.
+    let Part::And(parts) = q("timeout bank service:api").to_parts() else {
+        panic!("an AND of parts");
+    };
+    assert_eq!(parts.len(), 3);
+    assert!(
+        matches!(&parts[2], Part::Field { field, value } if field == "service" && value == "api")
+    );
+    let Part::Text(t) = &parts[0] else {
+        panic!("text part");
+    };
+    assert_eq!(q(t), term("timeout"));
+    assert_eq!(
+        q("a (b OR c)").to_parts(),
+        Part::Text(q("a (b OR c)").render())
+    );
 }
 
 #[test]
@@ -104,6 +155,8 @@ fn bad_queries_say_why() {
         ("NOT", "missing at the end"),
         ("***", "no search terms"),
         ("\"...\"", "no search terms"),
+        ("service:", "service: needs a value"),
+        ("level:\"\"", "needs a value"),
     ] {
         let e = Query::parse(text).expect_err(text);
         assert!(e.to_string().contains(why), "{text:?}: {e}");

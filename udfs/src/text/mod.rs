@@ -1,11 +1,13 @@
 //! `match(text, 'query')`: full-text search over a text column, e.g.
-//! `WHERE match(msg, '"card declined" AND timeout -retry')`.
+//! `WHERE match(msg, '"card declined" AND timeout -retry')`, also written `msg @@ 'query'`.
 //!
 //! This is the executable form: it tokenizes each row ([`tokenize`]) and evaluates the parsed
 //! [`query::Query`] — over the hot buffer, segments without an index, anywhere. An index may only
 //! ever make it faster, never change its answer. The query must be a constant; it is parsed
 //! while planning, so a bad query is a plan error (SQLSTATE 22023) before any row is read.
 
+mod at_at;
+mod fields;
 pub mod query;
 pub mod tokenize;
 
@@ -21,6 +23,7 @@ use datafusion::logical_expr::{
     ColumnarValue, Expr, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
 };
 
+pub use at_at::AtAtPlanner;
 pub use query::{Query, QueryError};
 
 /// Name of the search function.
@@ -87,11 +90,20 @@ impl ScalarUDFImpl for MatchUdf {
         }
     }
 
-    /// Parses a literal query while planning, so a bad one fails before any scan starts.
-    fn simplify(&self, args: Vec<Expr>, _info: &SimplifyContext) -> Result<ExprSimplifyResult> {
+    /// Parses a literal query while planning, so a bad one fails before any scan starts, and
+    /// turns its `field:value` terms into column comparisons.
+    fn simplify(&self, args: Vec<Expr>, info: &SimplifyContext) -> Result<ExprSimplifyResult> {
         match args.get(1) {
             Some(Expr::Literal(v, _)) => {
-                constant_query(v)?;
+                let q = constant_query(v)?;
+                if q.has_fields() {
+                    let text = args[0].clone();
+                    return Ok(ExprSimplifyResult::Simplified(fields::plan(
+                        &q.to_parts(),
+                        &text,
+                        info.schema(),
+                    )?));
+                }
             }
             Some(e) if !e.column_refs().is_empty() => {
                 return Err(invalid(format!(
@@ -111,6 +123,11 @@ impl ScalarUDFImpl for MatchUdf {
             return Err(invalid("match() query must be a constant"));
         };
         let q = constant_query(q)?;
+        if q.has_fields() {
+            return Err(invalid(
+                "match() with field:value terms must be planned over a table's columns",
+            ));
+        }
         match text {
             ColumnarValue::Scalar(s) => {
                 let hit = match s {

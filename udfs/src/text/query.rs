@@ -12,6 +12,11 @@
 //! `*` / `?` elsewhere make a wildcard pattern matched against single tokens. `AND`, `OR` and
 //! `NOT` are operators only in capitals. A query that matches everything by itself (only `NOT`s)
 //! is allowed: it is evaluated as written.
+//!
+//! `field:value` (or `field:"value"`) with a field of [`FIELDS`] tests another column of the row
+//! for equality (`level` values are compared upper-cased); any other `a:b` is text. Such terms
+//! cannot be evaluated on the text alone: `match()` rewrites them into column comparisons
+//! while planning (see [`Query::to_parts`]).
 
 use super::tokenize::tokens;
 
@@ -29,6 +34,28 @@ pub enum Query {
     And(Vec<Query>),
     Or(Vec<Query>),
     Not(Box<Query>),
+    /// `field:value`: equality on another column of the row.
+    Field {
+        field: String,
+        value: String,
+    },
+}
+
+/// The columns `field:value` may name.
+pub const FIELDS: [&str; 4] = ["service", "host", "level", "trace_id"];
+
+/// A query split at its field terms (see [`Query::to_parts`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Part {
+    /// A subquery over the text only, written back as query text.
+    Text(String),
+    Field {
+        field: String,
+        value: String,
+    },
+    And(Vec<Part>),
+    Or(Vec<Part>),
+    Not(Box<Part>),
 }
 
 /// Why a query does not parse.
@@ -66,9 +93,57 @@ impl Query {
         }
     }
 
-    /// True if the tokens of a text (see [`tokens`]) satisfy the query.
+    /// True if any `field:value` term is in the query.
+    pub fn has_fields(&self) -> bool {
+        match self {
+            Query::Field { .. } => true,
+            Query::And(qs) | Query::Or(qs) => qs.iter().any(Query::has_fields),
+            Query::Not(q) => q.has_fields(),
+            _ => false,
+        }
+    }
+
+    /// The query as text that parses back to it (fields included).
+    pub fn render(&self) -> String {
+        let group = |qs: &[Query], op: &str| {
+            let parts: Vec<String> = qs.iter().map(|q| format!("({})", q.render())).collect();
+            parts.join(op)
+        };
+        match self {
+            Query::Term(t) => format!("\"{t}\""),
+            Query::Phrase(p) => format!("\"{}\"", p.join(" ")),
+            Query::Prefix(p) => format!("{p}*"),
+            Query::Wildcard(w) => w.clone(),
+            Query::And(qs) => group(qs, " AND "),
+            Query::Or(qs) => group(qs, " OR "),
+            Query::Not(q) => format!("NOT ({})", q.render()),
+            Query::Field { field, value } => format!("{field}:\"{value}\""),
+        }
+    }
+
+    /// Splits the query at its field terms: the largest subtrees without fields become
+    /// [`Part::Text`], to be matched against the text.
+    pub fn to_parts(&self) -> Part {
+        if !self.has_fields() {
+            return Part::Text(self.render());
+        }
+        match self {
+            Query::Field { field, value } => Part::Field {
+                field: field.clone(),
+                value: value.clone(),
+            },
+            Query::And(qs) => Part::And(qs.iter().map(Query::to_parts).collect()),
+            Query::Or(qs) => Part::Or(qs.iter().map(Query::to_parts).collect()),
+            Query::Not(q) => Part::Not(Box::new(q.to_parts())),
+            other => Part::Text(other.render()),
+        }
+    }
+
+    /// True if the tokens of a text (see [`tokens`]) satisfy the query. A `field:value` term
+    /// never matches here: it is not about the text (`match()` plans it as a comparison).
     pub fn matches(&self, toks: &[String]) -> bool {
         match self {
+            Query::Field { .. } => false,
             Query::Term(t) => toks.iter().any(|x| x == t),
             Query::Phrase(p) => p.is_empty() || toks.windows(p.len()).any(|w| w == p.as_slice()),
             Query::Prefix(p) => toks.iter().any(|x| x.starts_with(p.as_str())),
@@ -231,11 +306,41 @@ impl Parser {
                 }
             }
             Some(Lexeme::Quoted(s)) => Ok(phrase(tokens(&s))),
-            Some(Lexeme::Word(w)) => Ok(word(&w)),
+            Some(Lexeme::Word(w)) => {
+                if let Some(field) = field_name(&w) {
+                    let value = match w.split_once(':') {
+                        Some((_, "")) => match self.next() {
+                            Some(Lexeme::Quoted(v)) => v,
+                            _ => return Err(format!("{w} needs a value")),
+                        },
+                        Some((_, v)) => v.to_string(),
+                        None => return Err(format!("{w} needs a value")),
+                    };
+                    if value.is_empty() {
+                        return Err(format!("{w} needs a value"));
+                    }
+                    let value = if field == "level" {
+                        value.to_uppercase()
+                    } else {
+                        value
+                    };
+                    return Ok(Some(Query::Field {
+                        field: field.to_string(),
+                        value,
+                    }));
+                }
+                Ok(word(&w))
+            }
             Some(other) => Err(format!("unexpected {other:?}")),
             None => Err("a term is missing at the end".into()),
         }
     }
+}
+
+/// The field a `field:value` word names, if it is one of [`FIELDS`].
+fn field_name(w: &str) -> Option<&'static str> {
+    let (name, _) = w.split_once(':')?;
+    FIELDS.into_iter().find(|f| f.eq_ignore_ascii_case(name))
 }
 
 fn combine(parts: Vec<Option<Query>>, make: fn(Vec<Query>) -> Query) -> Option<Query> {
