@@ -11,7 +11,7 @@ use datafusion::arrow::record_batch::RecordBatch;
 
 use crate::buffer::HotBuffer;
 use crate::catalog::{CatalogError, FileCatalog, SegmentMeta};
-use crate::index::{index_path, IndexCache};
+use crate::index::{bloom_path, index_path, BloomCache, IndexCache};
 use crate::segment::{write_segments, SegmentError, SEGMENTS_DIR};
 use crate::wal::{Wal, WalError};
 
@@ -45,6 +45,8 @@ pub struct Store {
     pub index: Option<u32>,
     /// Opened sidecar indexes.
     pub indexes: IndexCache,
+    /// Opened segment blooms.
+    pub blooms: BloomCache,
     view: RwLock<()>,
     /// Serialises flushes.
     flushing: tokio::sync::Mutex<()>,
@@ -71,6 +73,7 @@ impl Store {
             data_dir: data_dir.to_path_buf(),
             index,
             indexes: IndexCache::default(),
+            blooms: BloomCache::default(),
             buffer,
             catalog,
             view: RwLock::new(()),
@@ -142,7 +145,12 @@ impl Store {
             .flat_map(|s| {
                 let parquet = self.data_dir.join(&s.path);
                 let index = s.index.as_ref().map(|_| index_path(&parquet));
-                std::iter::once(parquet).chain(index)
+                let blooms = s
+                    .index
+                    .as_ref()
+                    .filter(|i| !i.blooms.is_empty())
+                    .map(|_| bloom_path(&parquet));
+                std::iter::once(parquet).chain(index).chain(blooms)
             })
             .collect();
         let mut removed = 0;

@@ -100,7 +100,9 @@ def main():
             res = run_all(tl, render_all(bounds, trace_id, "timberline", a.reps, a.warmup), a.warmup, a.cold)
             entry = {"results": res, "bytes": dir_bytes(f"{a.work}/tl"),
                      "parquet_bytes": dir_bytes(f"{a.work}/tl/segments", ".parquet"),
-                     "index_bytes": dir_bytes(f"{a.work}/tl/segments", ".idx"),
+                     "index_bytes": dir_bytes(f"{a.work}/tl/segments", ".idx")
+                     + dir_bytes(f"{a.work}/tl/segments", ".bloom"),
+                     "bloom_bytes": dir_bytes(f"{a.work}/tl/segments", ".bloom"),
                      "rss_kb": peak_rss_kb({"timberline"})}
         elif system == "postgres":
             pg = pg_executor(a.pg_port, "postgres", "postgres")

@@ -124,7 +124,8 @@ def markdown(data, command):
     tl = systems.get("timberline", {})
     if tl.get("parquet_bytes"):
         out += ["", f"Timberline's indexes: {human_bytes(tl['index_bytes'])} beside {human_bytes(tl['parquet_bytes'])} "
-                f"of Parquet ({100 * tl['index_bytes'] / tl['parquet_bytes']:.1f}%); indexing "
+                f"of Parquet ({100 * tl['index_bytes'] / tl['parquet_bytes']:.1f}%, of which segment blooms "
+                f"{human_bytes(tl.get('bloom_bytes', 0))}); indexing "
                 f"{'on' if meta.get('tl_index', True) else 'off'}."]
     if errors:
         out += ["", "Errors: " + "; ".join(errors)]

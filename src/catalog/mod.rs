@@ -55,6 +55,9 @@ pub struct IndexMeta {
     /// Fields indexed.
     pub fields: Vec<String>,
     pub bytes: u64,
+    /// Fields with a segment-level bloom in the segment's `.bloom` file (none before blooms).
+    #[serde(default)]
+    pub blooms: Vec<String>,
 }
 
 /// What the catalog file holds.

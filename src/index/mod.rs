@@ -9,6 +9,9 @@
 //! - `attrs`: `key=value` for each top-level key with a scalar value (`attrs->>'key'`), for the
 //!   keys whose values repeat (a marker term lists them; others cannot be narrowed).
 //!
+//! Beside it, [`bloom`] keeps segment-level blooms of `trace_id` and `attrs` values (`seg-….bloom`),
+//! checked before the index is opened.
+//!
 //! The index only ever narrows the rows a scan decodes; the filters are always re-applied to
 //! them, so an index can never change an answer. A missing or corrupt sidecar means "scan".
 //!
@@ -21,15 +24,17 @@
 //!             postings offset << 24 | serialized roaring bitmap length)
 //! ```
 
+mod bloom;
 mod eval;
 mod postings;
 mod read;
 mod write;
 
+pub use bloom::{bloom_path, BloomCache, SegmentBlooms, BLOOM_FIELDS};
 pub use eval::{candidates, IndexFilter};
 pub use read::{IndexCache, SegmentIndex};
 pub use write::{
-    attr_key_marker, build_index_with_blocks, index_path, write_index, BLOCK_ROWS,
+    attr_key_marker, build_index_with_blocks, index_path, write_index, Written, BLOCK_ROWS,
     FIELDS as INDEXED_FIELDS,
 };
 

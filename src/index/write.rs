@@ -16,6 +16,7 @@ use timberline_udfs::text::tokenize::for_each_token;
 
 use super::postings::PostingsBuilder;
 
+use super::bloom::{write_blooms, BloomBuilder};
 use super::{IndexError, INLINE, MAGIC, VERSION};
 
 /// The `msg` term listing the rows every substring search must check: those with a token cut to
@@ -51,6 +52,7 @@ fn field_postings(
     batch: &RecordBatch,
     field: &str,
     block_rows: u32,
+    mut bloom: Option<&mut BloomBuilder>,
 ) -> Result<Vec<(String, RoaringBitmap)>, IndexError> {
     let col = batch
         .column_by_name(field)
@@ -77,19 +79,27 @@ fn field_postings(
                 }
             }
             "attrs" => for_each_attr(v, |k, value| {
-                if attrs.dropped(k) {
+                let dropped = attrs.dropped(k);
+                if dropped && bloom.is_none() {
                     return;
                 }
                 buf.clear();
                 buf.push_str(k);
                 buf.push('=');
                 buf.push_str(value);
-                if terms.add(&buf, block) {
+                if let Some(b) = bloom.as_deref_mut() {
+                    b.insert(&buf);
+                }
+                if !dropped && terms.add(&buf, block) {
                     attrs.new_value(k);
                 }
             }),
             _ => {
-                terms.add(v, block);
+                if terms.add(v, block) {
+                    if let Some(b) = bloom.as_deref_mut() {
+                        b.insert(v);
+                    }
+                }
             }
         }
     }
@@ -190,12 +200,25 @@ pub fn build_index_with_blocks(
     batch: &RecordBatch,
     block_rows: u32,
 ) -> Result<Vec<u8>, IndexError> {
+    build(batch, block_rows, &mut [])
+}
+
+/// The sidecar bytes, filling the blooms of `blooms` (by field name) on the way.
+fn build(
+    batch: &RecordBatch,
+    block_rows: u32,
+    blooms: &mut [(&str, BloomBuilder)],
+) -> Result<Vec<u8>, IndexError> {
     let block_rows = block_rows.max(1);
     let rows = u32::try_from(batch.num_rows())
         .map_err(|_| IndexError::Build(format!("{} rows is too many", batch.num_rows())))?;
     let mut sections: Vec<(&str, Vec<u8>, Vec<u8>)> = Vec::new();
     for field in FIELDS {
-        let terms = field_postings(batch, field, block_rows)?;
+        let bloom = blooms
+            .iter_mut()
+            .find(|(name, _)| *name == field)
+            .map(|(_, b)| b);
+        let terms = field_postings(batch, field, block_rows, bloom)?;
         let mut postings = Vec::new();
         let mut map = fst::MapBuilder::memory();
         for (term, bitmap) in terms {
@@ -260,27 +283,46 @@ pub fn build_index_with_blocks(
     Ok(out)
 }
 
-/// Writes the sidecar of the Parquet file at `parquet` (fsync, then rename into place; the
-/// directory is made if missing, and syncing it is the caller's).
+/// What [`write_index`] wrote.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Written {
+    /// Bytes of the sidecar index.
+    pub index_bytes: u64,
+    /// Fields given a bloom in the bloom file (see [`super::bloom`]).
+    pub blooms: Vec<String>,
+}
+
+/// Writes the sidecar index and the bloom file of the Parquet file at `parquet` (each fsynced,
+/// then renamed into place; the directory is made if missing, and syncing it is the caller's).
 pub fn write_index(
     parquet: &Path,
     batch: &RecordBatch,
     block_rows: u32,
-) -> Result<u64, IndexError> {
+) -> Result<Written, IndexError> {
     let path = index_path(parquet);
     let io = |source| IndexError::Io {
         path: path.clone(),
         source,
     };
-    let bytes = build_index_with_blocks(batch, block_rows)?;
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(io)?;
     }
+    // Sized for the most values a segment could hold; folded down to what it held.
+    let attr_values = batch.num_rows().saturating_mul(16);
+    let mut blooms = [
+        ("trace_id", BloomBuilder::new(batch.num_rows())),
+        ("attrs", BloomBuilder::new(attr_values)),
+    ];
+    let bytes = build(batch, block_rows, &mut blooms)?;
+    let blooms = write_blooms(parquet, blooms.into_iter().collect())?;
     let tmp = path.with_extension("idx.tmp");
     let mut f = File::create(&tmp).map_err(io)?;
     f.write_all(&bytes).map_err(io)?;
     f.sync_all().map_err(io)?;
     drop(f);
     std::fs::rename(&tmp, &path).map_err(io)?;
-    Ok(bytes.len() as u64)
+    Ok(Written {
+        index_bytes: bytes.len() as u64,
+        blooms,
+    })
 }

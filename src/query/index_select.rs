@@ -14,7 +14,7 @@ use datafusion::parquet::arrow::arrow_reader::RowSelection;
 use roaring::RoaringBitmap;
 
 use crate::catalog::SegmentMeta;
-use crate::index::{candidates, index_path, IndexCache, IndexFilter};
+use crate::index::{bloom_path, candidates, index_path, BloomCache, IndexCache, IndexFilter};
 
 /// Rows a selected run costs beyond its own: about one page of the widest column, decoded
 /// around it (msg pages hold a few hundred to a few thousand rows).
@@ -32,6 +32,8 @@ pub struct IndexSelection<'a> {
     pub kept: Vec<&'a SegmentMeta>,
     pub selections: HashMap<u64, RowSelection>,
     pub pruned: usize,
+    /// Segments ruled out by their blooms alone (their index was never opened).
+    pub pruned_bloom: usize,
     pub fallbacks: usize,
     pub rows_selected: u64,
 }
@@ -67,6 +69,7 @@ fn selection_for(ranges: Vec<std::ops::Range<usize>>, total: u64) -> Option<RowS
 pub fn select<'a>(
     data_dir: &Path,
     cache: &IndexCache,
+    blooms: &BloomCache,
     segments: Vec<&'a SegmentMeta>,
     filters: &[Expr],
 ) -> IndexSelection<'a> {
@@ -74,6 +77,16 @@ pub fn select<'a>(
         filters.iter().filter_map(IndexFilter::from_expr).collect();
     let mut out = IndexSelection::default();
     for seg in segments {
+        let has_blooms = seg.index.as_ref().is_some_and(|i| !i.blooms.is_empty());
+        if has_blooms && !index_filters.is_empty() {
+            let excluded = blooms
+                .get(&bloom_path(&data_dir.join(&seg.path)))
+                .is_some_and(|b| b.excludes(&index_filters));
+            if excluded {
+                out.pruned_bloom += 1;
+                continue;
+            }
+        }
         let narrowed = if index_filters.is_empty() || seg.index.is_none() {
             None
         } else {

@@ -1,7 +1,8 @@
 //! [`LogScanExec`]: the root of every `logs` scan; reports what the catalog pruned.
 //!
 //! It passes its input's batches through unchanged. Its metrics (`segments_total`,
-//! `segments_pruned_time`, `segments_pruned_index`, `segments_scanned`, `index_fallbacks`,
+//! `segments_pruned_time`, `segments_pruned_bloom`, `segments_pruned_index`, `segments_scanned`,
+//! `index_fallbacks`,
 //! `rows_selected`, `hot_batches`) show in `EXPLAIN ANALYZE`.
 
 use std::fmt;
@@ -21,6 +22,8 @@ use datafusion::physical_plan::{
 pub struct ScanCounts {
     pub segments_total: usize,
     pub segments_pruned_time: usize,
+    /// Segments whose blooms say no row can match: neither their index nor their data opened.
+    pub segments_pruned_bloom: usize,
     /// Segments whose index says no row can match: never opened.
     pub segments_pruned_index: usize,
     /// Segments whose index was missing or unreadable though the catalog names one: scanned.
@@ -33,7 +36,10 @@ pub struct ScanCounts {
 
 impl ScanCounts {
     pub fn segments_scanned(&self) -> usize {
-        self.segments_total - self.segments_pruned_time - self.segments_pruned_index
+        self.segments_total
+            - self.segments_pruned_time
+            - self.segments_pruned_bloom
+            - self.segments_pruned_index
     }
 }
 
@@ -52,6 +58,7 @@ impl LogScanExec {
             |name: &'static str, v: usize| MetricBuilder::new(&metrics).global_counter(name).add(v);
         set("segments_total", counts.segments_total);
         set("segments_pruned_time", counts.segments_pruned_time);
+        set("segments_pruned_bloom", counts.segments_pruned_bloom);
         set("segments_pruned_index", counts.segments_pruned_index);
         set("segments_scanned", counts.segments_scanned());
         set("index_fallbacks", counts.index_fallbacks);
@@ -74,10 +81,12 @@ impl DisplayAs for LogScanExec {
         let c = self.counts;
         write!(
             f,
-            "LogScanExec: segments_total={}, segments_pruned_time={}, segments_pruned_index={}, \
-             segments_scanned={}, index_fallbacks={}, rows_selected={}, hot_batches={}",
+            "LogScanExec: segments_total={}, segments_pruned_time={}, segments_pruned_bloom={}, \
+             segments_pruned_index={}, segments_scanned={}, index_fallbacks={}, rows_selected={}, \
+             hot_batches={}",
             c.segments_total,
             c.segments_pruned_time,
+            c.segments_pruned_bloom,
             c.segments_pruned_index,
             c.segments_scanned(),
             c.index_fallbacks,

@@ -116,11 +116,18 @@ impl TableProvider for LogTable {
             .map(|(s, _)| s)
             .collect();
         let pruned_time = snap.segments.len() - kept.len();
-        let picked = select(&self.store.data_dir, &self.store.indexes, kept, filters);
+        let picked = select(
+            &self.store.data_dir,
+            &self.store.indexes,
+            &self.store.blooms,
+            kept,
+            filters,
+        );
         let kept = picked.kept;
         let counts = ScanCounts {
             segments_total: snap.segments.len(),
             segments_pruned_time: pruned_time,
+            segments_pruned_bloom: picked.pruned_bloom,
             segments_pruned_index: picked.pruned,
             index_fallbacks: picked.fallbacks,
             rows_selected: picked.rows_selected,

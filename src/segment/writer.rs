@@ -162,10 +162,11 @@ pub fn write_segments(
             let index_bytes = index_bytes.transpose()?;
             // One directory sync makes both renames durable.
             crate::wal::sync_dir(dir).map_err(io)?;
-            let index = index_bytes.map(|bytes| IndexMeta {
+            let index = index_bytes.map(|written| IndexMeta {
                 version: INDEX_VERSION,
                 fields: INDEXED_FIELDS.iter().map(|f| f.to_string()).collect(),
-                bytes,
+                bytes: written.index_bytes,
+                blooms: written.blooms,
             });
             out.push(SegmentMeta {
                 id,
