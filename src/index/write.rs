@@ -1,20 +1,22 @@
 //! Builds a segment's sidecar index from the exact batch written to its Parquet file.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use datafusion::arrow::array::AsArray;
+use datafusion::arrow::array::{Array, AsArray, StringArray};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::DataType;
 use datafusion::arrow::record_batch::RecordBatch;
 use roaring::RoaringBitmap;
+use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
 use serde_json::Value;
 use timberline_udfs::text::tokenize::for_each_token;
 
-use super::postings::PostingsBuilder;
+use super::postings::{Postings, PostingsBuilder};
 
 use super::bloom::{write_blooms, BloomBuilder};
 use super::{IndexError, INLINE, MAGIC, VERSION};
@@ -47,20 +49,21 @@ pub fn index_path(parquet: &Path) -> PathBuf {
     parquet.with_extension("idx")
 }
 
-/// Terms → blocks of one field, sorted by term.
-fn field_postings(
-    batch: &RecordBatch,
+/// Terms → blocks of one field's `values`, sorted by term (borrowing from `values` if they can).
+fn field_postings<'a>(
+    values: &'a StringArray,
     field: &str,
     block_rows: u32,
     mut bloom: Option<&mut BloomBuilder>,
-) -> Result<Vec<(String, RoaringBitmap)>, IndexError> {
-    let col = batch
-        .column_by_name(field)
-        .ok_or_else(|| IndexError::Build(format!("no column {field}")))?;
-    let col = cast(col, &DataType::Utf8).map_err(|e| IndexError::Build(e.to_string()))?;
-    let values = col.as_string::<i32>();
-    let mut terms = PostingsBuilder::default();
-    let mut attrs = AttrKeys::new(batch.num_rows());
+) -> Vec<(Cow<'a, str>, Postings)> {
+    // Room for the distinct terms expected, so the table is not regrown and copied on the way.
+    let expected = match field {
+        "msg" => values.len(),
+        "trace_id" => values.len() / 2,
+        _ => 0,
+    };
+    let mut terms = PostingsBuilder::with_capacity(expected);
+    let mut attrs = AttrKeys::new(values.len());
     let mut buf = String::new();
     for (row, v) in values.iter().enumerate() {
         let (Some(v), Ok(row)) = (v, u32::try_from(row)) else {
@@ -71,11 +74,11 @@ fn field_postings(
             "msg" => {
                 let mut always = !v.is_ascii();
                 for_each_token(v, |t, cut| {
-                    terms.add(&t, block);
+                    terms.add(t, block);
                     always |= cut;
                 });
                 if always {
-                    terms.add(SUBSTRING_ALWAYS, block);
+                    terms.add(Cow::Borrowed(SUBSTRING_ALWAYS), block);
                 }
             }
             "attrs" => for_each_attr(v, |k, value| {
@@ -87,15 +90,19 @@ fn field_postings(
                 buf.push_str(k);
                 buf.push('=');
                 buf.push_str(value);
-                if let Some(b) = bloom.as_deref_mut() {
-                    b.insert(&buf);
-                }
-                if !dropped && terms.add(&buf, block) {
+                // A kept key's value goes into the bloom once, when first seen.
+                let new = !dropped && terms.add_copy(&buf, block);
+                if new {
                     attrs.new_value(k);
+                }
+                if dropped || new {
+                    if let Some(b) = bloom.as_deref_mut() {
+                        b.insert(&buf);
+                    }
                 }
             }),
             _ => {
-                if terms.add(v, block) {
+                if terms.add(Cow::Borrowed(v), block) {
                     if let Some(b) = bloom.as_deref_mut() {
                         b.insert(v);
                     }
@@ -104,14 +111,17 @@ fn field_postings(
         }
     }
     if field != "attrs" {
-        return Ok(terms.finish(|_| true));
+        return terms.finish(|_| true);
     }
     let mut out = terms.finish(|t| t.split_once('=').is_some_and(|(k, _)| !attrs.dropped(k)));
     for k in attrs.kept() {
-        out.push((attr_key_marker(&k), RoaringBitmap::new()));
+        out.push((
+            Cow::Owned(attr_key_marker(&k)),
+            Postings::Many(RoaringBitmap::new()),
+        ));
     }
     out.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-    Ok(out)
+    out
 }
 
 /// Which `attrs` keys stay indexed: a key is dropped as soon as its distinct values pass the
@@ -152,45 +162,73 @@ impl AttrKeys {
 }
 
 /// Calls `f(key, value)` for each top-level key of a JSON object whose value is a scalar, with the
-/// value as `attrs->>'key'` returns it. Not an object: nothing.
+/// value as `attrs->>'key'` returns it. Not an object: nothing. Streams over the text: nothing
+/// is allocated unless a key or string value holds escapes.
 fn for_each_attr(json: &str, mut f: impl FnMut(&str, &str)) {
-    // Borrowed keys and raw values: no allocation unless a string holds escapes.
-    if let Ok(map) = serde_json::from_str::<HashMap<&str, &RawValue>>(json) {
-        for (k, raw) in map {
-            let text = raw.get();
-            match text.as_bytes().first() {
-                Some(b'"') if !text.contains('\\') => f(k, &text[1..text.len() - 1]),
-                Some(b'"') => {
-                    if let Ok(s) = serde_json::from_str::<String>(text) {
-                        f(k, &s);
-                    }
+    let mut scalar = |k: &str, raw: &RawValue| {
+        let text = raw.get();
+        match text.as_bytes().first() {
+            Some(b'"') if !text.contains('\\') => f(k, &text[1..text.len() - 1]),
+            Some(b'"') => {
+                if let Ok(s) = serde_json::from_str::<String>(text) {
+                    f(k, &s);
                 }
-                Some(b't' | b'f') => f(k, text),
-                Some(b'-' | b'0'..=b'9')
-                    if text.bytes().all(|b| b == b'-' || b.is_ascii_digit()) =>
-                {
-                    f(k, text)
+            }
+            Some(b't' | b'f') => f(k, text),
+            Some(b'-' | b'0'..=b'9') if text.bytes().all(|b| b == b'-' || b.is_ascii_digit()) => {
+                f(k, text)
+            }
+            Some(b'-' | b'0'..=b'9') => {
+                if let Ok(Value::Number(n)) = serde_json::from_str::<Value>(text) {
+                    f(k, &n.to_string());
                 }
-                Some(b'-' | b'0'..=b'9') => {
-                    if let Ok(Value::Number(n)) = serde_json::from_str::<Value>(text) {
-                        f(k, &n.to_string());
-                    }
-                }
-                _ => {}
+            }
+            _ => {}
+        }
+    };
+    let mut de = serde_json::Deserializer::from_str(json);
+    // A malformed object stops the walk; the keys before it stay (a superset is harmless).
+    let _ = de.deserialize_map(AttrWalk(&mut scalar));
+}
+
+/// A key of `attrs`, borrowed from the text unless it holds escapes.
+struct Key<'de>(Cow<'de, str>);
+
+impl<'de> Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl<'de> Visitor<'de> for KeyVisitor {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object key")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(v.to_owned())))
             }
         }
-        return;
+        d.deserialize_str(KeyVisitor)
     }
-    // Keys with escapes: the general path.
-    if let Ok(Value::Object(map)) = serde_json::from_str::<Value>(json) {
-        for (k, v) in &map {
-            match v {
-                Value::String(s) => f(k, s),
-                Value::Number(n) => f(k, &n.to_string()),
-                Value::Bool(b) => f(k, if *b { "true" } else { "false" }),
-                _ => {}
-            }
+}
+
+/// Visits the entries of one JSON object, handing each key and raw value to the callback.
+struct AttrWalk<'f, F>(&'f mut F);
+
+impl<'de, F: FnMut(&str, &RawValue)> Visitor<'de> for AttrWalk<'_, F> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while let Some(Key(k)) = map.next_key::<Key<'de>>()? {
+            let v: &'de RawValue = map.next_value()?;
+            (self.0)(&k, v);
         }
+        Ok(())
     }
 }
 
@@ -218,17 +256,23 @@ fn build(
             .iter_mut()
             .find(|(name, _)| *name == field)
             .map(|(_, b)| b);
-        let terms = field_postings(batch, field, block_rows, bloom)?;
+        let col = batch
+            .column_by_name(field)
+            .ok_or_else(|| IndexError::Build(format!("no column {field}")))?;
+        let col = cast(col, &DataType::Utf8).map_err(|e| IndexError::Build(e.to_string()))?;
+        let terms = field_postings(col.as_string::<i32>(), field, block_rows, bloom);
         let mut postings = Vec::new();
         let mut map = fst::MapBuilder::memory();
-        for (term, bitmap) in terms {
-            if bitmap.len() == 1 {
+        for (term, postings_of_term) in terms {
+            let bitmap = match postings_of_term {
                 // One block: its number in the value itself, no postings bytes.
-                let block = u64::from(bitmap.min().unwrap_or(0));
-                map.insert(term.as_bytes(), INLINE | block)
-                    .map_err(|e| IndexError::Build(e.to_string()))?;
-                continue;
-            }
+                Postings::One(block) => {
+                    map.insert(term.as_bytes(), INLINE | u64::from(block))
+                        .map_err(|e| IndexError::Build(e.to_string()))?;
+                    continue;
+                }
+                Postings::Many(bitmap) => bitmap,
+            };
             let offset = postings.len() as u64;
             bitmap
                 .serialize_into(&mut postings)
@@ -307,8 +351,9 @@ pub fn write_index(
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(io)?;
     }
-    // Sized for the most values a segment could hold; folded down to what it held.
-    let attr_values = batch.num_rows().saturating_mul(16);
+    // Sized for up to 8 distinct attrs values a row (more raise the false-positive rate, they
+    // break nothing), then folded down to what the segment held. Oversizing costs cache misses.
+    let attr_values = batch.num_rows().saturating_mul(8);
     let mut blooms = [
         ("trace_id", BloomBuilder::new(batch.num_rows())),
         ("attrs", BloomBuilder::new(attr_values)),

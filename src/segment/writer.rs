@@ -145,9 +145,25 @@ pub fn write_segments(
             // The index is built on a second thread while the Parquet file is encoded.
             let (bytes, index_bytes) = std::thread::scope(|scope| {
                 let (path, part) = (&path, &part);
-                let indexing = index
-                    .map(|block_rows| scope.spawn(move || write_index(path, part, block_rows)));
+                let indexing = index.map(|block_rows| {
+                    scope.spawn(move || {
+                        let started = std::time::Instant::now();
+                        let written = write_index(path, part, block_rows);
+                        tracing::debug!(
+                            rows = part.num_rows(),
+                            ms = started.elapsed().as_millis() as u64,
+                            "index written"
+                        );
+                        written
+                    })
+                });
+                let started = std::time::Instant::now();
                 let bytes = write_file(path, part);
+                tracing::debug!(
+                    rows = part.num_rows(),
+                    ms = started.elapsed().as_millis() as u64,
+                    "parquet written"
+                );
                 let index_bytes = match indexing {
                     Some(handle) => Some(handle.join().unwrap_or_else(|_| {
                         Err(crate::index::IndexError::Build(

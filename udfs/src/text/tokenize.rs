@@ -30,8 +30,8 @@ pub fn tokens(text: &str) -> Vec<String> {
 
 /// Calls `f` with each token of `text` in order (borrowed when the text already is the token),
 /// and whether it was cut.
-pub fn for_each_token(text: &str, mut f: impl FnMut(Cow<'_, str>, bool)) {
-    let mut emit = |raw: &str| {
+pub fn for_each_token<'t>(text: &'t str, mut f: impl FnMut(Cow<'t, str>, bool)) {
+    let mut emit = |raw: &'t str| {
         let (t, cut) = normalize(raw);
         f(t, cut);
     };
