@@ -13,7 +13,6 @@
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
 
 use datafusion::parquet::bloom_filter::Sbbf;
 
@@ -180,33 +179,12 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// Bloom files read so far (failures too: a bad file is reported once, then not trusted).
-#[derive(Debug, Default)]
-pub struct BloomCache {
-    open: Mutex<HashMap<PathBuf, Option<Arc<SegmentBlooms>>>>,
+impl super::cache::Sidecar for SegmentBlooms {
+    fn open(path: &Path) -> Result<Self, IndexError> {
+        SegmentBlooms::open(path)
+    }
+    const WITHOUT_IT: &'static str = "not ruling that segment out by bloom";
 }
 
-impl BloomCache {
-    /// The blooms at `path`, or `None` if missing or unreadable.
-    pub fn get(&self, path: &Path) -> Option<Arc<SegmentBlooms>> {
-        if let Ok(open) = self.open.lock() {
-            if let Some(hit) = open.get(path) {
-                return hit.clone();
-            }
-        }
-        let loaded = match SegmentBlooms::open(path) {
-            Ok(b) => Some(Arc::new(b)),
-            Err(IndexError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
-                None
-            }
-            Err(e) => {
-                tracing::warn!("{e}; not ruling that segment out by bloom");
-                None
-            }
-        };
-        if let Ok(mut open) = self.open.lock() {
-            open.insert(path.to_path_buf(), loaded.clone());
-        }
-        loaded
-    }
-}
+/// Bloom files read so far.
+pub type BloomCache = super::cache::SidecarCache<SegmentBlooms>;

@@ -25,6 +25,7 @@
 //! ```
 
 mod bloom;
+mod cache;
 mod eval;
 mod postings;
 mod read;

@@ -2,8 +2,7 @@
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::path::Path;
 
 use fst::{Automaton, IntoStreamer, Streamer};
 use memmap2::Mmap;
@@ -191,34 +190,12 @@ impl SegmentIndex {
     }
 }
 
-/// Opened indexes by file, shared by every query; a file that failed to open is remembered as
-/// absent (and logged once) so queries do not retry it.
-#[derive(Debug, Default)]
-pub struct IndexCache {
-    open: Mutex<HashMap<PathBuf, Option<Arc<SegmentIndex>>>>,
+impl super::cache::Sidecar for SegmentIndex {
+    fn open(path: &Path) -> Result<Self, IndexError> {
+        SegmentIndex::open(path)
+    }
+    const WITHOUT_IT: &'static str = "scanning that segment without it";
 }
 
-impl IndexCache {
-    /// The index at `path`, or `None` if it is missing or unreadable (then: scan).
-    pub fn get(&self, path: &Path) -> Option<Arc<SegmentIndex>> {
-        if let Ok(open) = self.open.lock() {
-            if let Some(hit) = open.get(path) {
-                return hit.clone();
-            }
-        }
-        let loaded = match SegmentIndex::open(path) {
-            Ok(i) => Some(Arc::new(i)),
-            Err(IndexError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
-                None
-            }
-            Err(e) => {
-                tracing::warn!("{e}; scanning that segment without it");
-                None
-            }
-        };
-        if let Ok(mut open) = self.open.lock() {
-            open.insert(path.to_path_buf(), loaded.clone());
-        }
-        loaded
-    }
-}
+/// Opened indexes by file.
+pub type IndexCache = super::cache::SidecarCache<SegmentIndex>;
