@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # psql against a real server: \dt, the README's queries, an error with its SQLSTATE.
 set -euo pipefail
+# The demo password of the user timberline (libpq and psycopg read PGPASSWORD).
+export PGPASSWORD="${TIMBERLINE_PASSWORD:-timberline}"
 bin="$1"
 work=$(mktemp -d)
 trap 'kill -9 "$pid" 2>/dev/null || true; rm -rf "$work"' EXIT

@@ -12,6 +12,8 @@
 # and PostgreSQL loads Timberline's Parquet through a pipe. PostgreSQL's table leaves out `attrs`
 # (60% of the bytes) so that 100M rows fit this machine's disk; narrower rows only help it.
 set -euo pipefail
+# The demo password of the user timberline (libpq and psycopg read PGPASSWORD).
+export PGPASSWORD="${TIMBERLINE_PASSWORD:-timberline}"
 cd "$(dirname "$0")/.."
 ROWS=10000000
 SAMPLES=200
@@ -61,9 +63,9 @@ echo "generating $ROWS rows into Timberline…" >&2
 started=$(date +%s)
 "$bin" generate --rows "$ROWS" --seed 1 | "$bin" ingest --quiet --format ndjson --server "http://$http" -
 echo "generated and ingested in $(( $(date +%s) - started )) s" >&2
-curl -sf -XPOST "http://$http/v1/flush" >/dev/null
+curl -sf -XPOST -H "Authorization: Bearer ${TIMBERLINE_API_KEY:-timberline}" "http://$http/v1/flush" >/dev/null
 sync # the flush's writeback is the load phase, not part of any lookup
-tl="host=127.0.0.1 port=$pg_port user=timberline"
+tl="host=127.0.0.1 port=$pg_port user=timberline password=timberline"
 q() { psql -X -tA -h 127.0.0.1 -p "$pg_port" -U timberline -c "$1"; }
 from=$(q "SELECT arrow_cast(min(ts), 'Int64') FROM logs")
 to=$(q "SELECT arrow_cast(max(ts), 'Int64') FROM logs")

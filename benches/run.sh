@@ -11,6 +11,8 @@
 # only, 3 repetitions, nothing appended. TIMBERLINE_BIN=path skips the release build;
 # BENCH_DIR=dir puts the data there (default: a temp dir, removed at the end).
 set -euo pipefail
+# The demo password of the user timberline (libpq and psycopg read PGPASSWORD).
+export PGPASSWORD="${TIMBERLINE_PASSWORD:-timberline}"
 cd "$(dirname "$0")/.."
 ROWS=10000000
 SEED=1
@@ -94,7 +96,7 @@ log "ingesting into Timberline over HTTP…"
 ingest=$("$bin" ingest --quiet --format ndjson --server "http://$http" "$work/logs.ndjson")
 echo "$ingest" >&2
 tl_rate=$(echo "$ingest" | sed -E 's/.* ([0-9]+) lines\/s.*/\1/')
-curl -sS --fail-with-body -XPOST "http://$http/v1/flush" >"$work/flush.json" || { cat "$work/flush.json" "$work/err" >&2; exit 1; }
+curl -sS --fail-with-body -XPOST -H "Authorization: Bearer ${TIMBERLINE_API_KEY:-timberline}" "http://$http/v1/flush" >"$work/flush.json" || { cat "$work/flush.json" "$work/err" >&2; exit 1; }
 sync
 
 pg_load=

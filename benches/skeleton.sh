@@ -6,6 +6,8 @@
 #   4. bytes on disk after flush / raw bytes (with gzip -6 and zstd -3 of the same raw file, same run)
 # Usage: bash benches/skeleton.sh [--seconds N]   (appends a section to benches/RESULTS.md)
 set -euo pipefail
+# The demo password of the user timberline (libpq and psycopg read PGPASSWORD).
+export PGPASSWORD="${TIMBERLINE_PASSWORD:-timberline}"
 cd "$(dirname "$0")/.."
 SECONDS_INGEST=60
 [ "${1:-}" = "--seconds" ] && SECONDS_INGEST="$2"
@@ -39,12 +41,12 @@ out="$work/report.md"
 
 # 1. Durable HTTP ingest (3a: visibility on the idle server first).
 start "$work/d1"
-vis_idle=$("$bin" bench visibility --server "http://$http" --pg "host=127.0.0.1 port=$pg_port user=timberline" --samples 100)
+vis_idle=$("$bin" bench visibility --server "http://$http" --pg "host=127.0.0.1 port=$pg_port user=timberline password=timberline" --samples 100)
 echo "- idle server: $vis_idle" >>"$out"
 ingest=$("$bin" bench ingest --server "http://$http" --seconds "$SECONDS_INGEST" --batch 1000 --event-bytes 500 --concurrency 16)
 echo "- $ingest" >>"$out"
 # 3. Latency, on the loaded server.
-vis=$("$bin" bench visibility --server "http://$http" --pg "host=127.0.0.1 port=$pg_port user=timberline" --samples 100)
+vis=$("$bin" bench visibility --server "http://$http" --pg "host=127.0.0.1 port=$pg_port user=timberline password=timberline" --samples 100)
 echo "- right after the 60 s load (the probe query scans every row ingested, no index yet): $vis" >>"$out"
 echo "- peak RSS of the server during ingest: $(awk '/VmHWM/{print $2, $3}' /proc/$pid/status)" >>"$out"
 stop
@@ -54,7 +56,7 @@ for _ in $(seq 1 500); do cat tests/data/loghub/HDFS/HDFS_2k.log; echo; done >"$
 start "$work/d2"
 t0=$(date +%s.%N)
 bulk=$("$bin" ingest --quiet --format loghub:HDFS --server "http://$http" "$work/hdfs-1m.log")
-curl -s -XPOST "http://$http/v1/flush" >/dev/null
+curl -s -XPOST -H "Authorization: Bearer ${TIMBERLINE_API_KEY:-timberline}" "http://$http/v1/flush" >/dev/null
 t1=$(date +%s.%N)
 raw=$(stat -c %s "$work/hdfs-1m.log")
 seg=$(segbytes)
@@ -70,7 +72,7 @@ stop
 "$bin" generate --rows 1000000 --seed 3 --format ndjson --out "$work/gen.ndjson"
 start "$work/d3"
 gen=$("$bin" ingest --quiet --format ndjson --server "http://$http" "$work/gen.ndjson")
-curl -s -XPOST "http://$http/v1/flush" >/dev/null
+curl -s -XPOST -H "Authorization: Bearer ${TIMBERLINE_API_KEY:-timberline}" "http://$http/v1/flush" >/dev/null
 raw=$(stat -c %s "$work/gen.ndjson")
 seg=$(segbytes)
 gz=$(gzip -6 -c "$work/gen.ndjson" | wc -c)

@@ -39,14 +39,20 @@ pub enum BenchCommand {
     Visibility {
         #[arg(long, default_value = "http://127.0.0.1:8080")]
         server: String,
-        #[arg(long, default_value = "host=127.0.0.1 port=5433 user=timberline")]
+        #[arg(
+            long,
+            default_value = "host=127.0.0.1 port=5433 user=timberline password=timberline"
+        )]
         pg: String,
         #[arg(long, default_value_t = 50)]
         samples: usize,
     },
     /// Latency of one query template over many target timestamps.
     Sql {
-        #[arg(long, default_value = "host=127.0.0.1 port=5433 user=timberline")]
+        #[arg(
+            long,
+            default_value = "host=127.0.0.1 port=5433 user=timberline password=timberline"
+        )]
         pg: String,
         /// The query; `{T}` becomes the target as an RFC 3339 literal.
         #[arg(long)]
@@ -113,7 +119,7 @@ pub async fn run(cmd: BenchCommand) -> Result<(), Box<dyn std::error::Error>> {
             let avg_event =
                 bodies.iter().map(Vec::len).sum::<usize>() / (bodies.len() * batch).max(1);
             let bodies = Arc::new(bodies);
-            let client = reqwest::Client::new();
+            let client = crate::ingest::file::http_client(&bench_api_key())?;
             let accepted = Arc::new(AtomicU64::new(0));
             let deadline = Instant::now() + Duration::from_secs(seconds);
             let started = Instant::now();
@@ -216,7 +222,7 @@ pub async fn run(cmd: BenchCommand) -> Result<(), Box<dyn std::error::Error>> {
             samples,
         } => {
             let url = format!("{}/v1/ingest", server.trim_end_matches('/'));
-            let client = reqwest::Client::new();
+            let client = crate::ingest::file::http_client(&bench_api_key())?;
             let (pg, conn) = tokio_postgres::connect(&pg, tokio_postgres::NoTls).await?;
             tokio::spawn(conn);
             let stmt = pg
@@ -254,4 +260,9 @@ pub async fn run(cmd: BenchCommand) -> Result<(), Box<dyn std::error::Error>> {
             Ok(())
         }
     }
+}
+
+/// The key the bench sends to HTTP ingest: `TIMBERLINE_API_KEY`, else the demo key.
+fn bench_api_key() -> String {
+    std::env::var("TIMBERLINE_API_KEY").unwrap_or_else(|_| crate::auth::DEMO_API_KEY.to_string())
 }

@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+pub use crate::pgwire::AuthMethod;
+
 /// Errors of loading the configuration.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -39,8 +41,17 @@ pub struct Config {
     pub wal_file_bytes: u64,
     /// Largest ingest body, compressed or decompressed.
     pub max_body_bytes: usize,
-    /// Users allowed to connect over pgwire.
-    pub users: Vec<String>,
+    /// How pg clients authenticate.
+    pub pg_auth: AuthMethod,
+    /// Password of the bootstrap user `timberline` (`TIMBERLINE_PASSWORD`).
+    pub password: Option<String>,
+    /// The bootstrap HTTP API key, of tenant `default` (`TIMBERLINE_API_KEY`).
+    pub api_key: Option<String>,
+    /// TLS certificate chain and private key (PEM) for pgwire.
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    /// Refuse pg connections that do not use TLS.
+    pub require_tls: bool,
     /// Write a sidecar index with each segment.
     pub index: bool,
     /// Rows per block of the index's postings.
@@ -58,7 +69,12 @@ impl Default for Config {
             max_buffer_bytes: 512 << 20,
             wal_file_bytes: 64 << 20,
             max_body_bytes: 64 << 20,
-            users: vec!["timberline".into()],
+            pg_auth: AuthMethod::ScramSha256,
+            password: None,
+            api_key: None,
+            tls_cert: None,
+            tls_key: None,
+            require_tls: false,
             index: true,
             index_block_rows: 1024,
         }
@@ -93,10 +109,24 @@ pub struct Overrides {
     /// Largest accepted ingest body in bytes.
     #[arg(long, env = "TIMBERLINE_MAX_BODY_BYTES")]
     pub max_body_bytes: Option<usize>,
-    /// pgwire users (trust authentication), comma-separated.
-    #[arg(long, env = "TIMBERLINE_USERS", value_delimiter = ',')]
-    #[serde(default)]
-    pub users: Option<Vec<String>>,
+    /// pg authentication: scram-sha-256 (default), md5 or trust.
+    #[arg(long, env = "TIMBERLINE_PG_AUTH", value_enum)]
+    pub pg_auth: Option<AuthMethod>,
+    /// Password of the user `timberline` (default `timberline`, with a warning).
+    #[arg(long, env = "TIMBERLINE_PASSWORD", hide_env_values = true)]
+    pub password: Option<String>,
+    /// HTTP API key of tenant `default` (default `timberline`, with a warning).
+    #[arg(long, env = "TIMBERLINE_API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
+    /// PEM certificate chain for pg TLS (with --tls-key).
+    #[arg(long, env = "TIMBERLINE_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for pg TLS.
+    #[arg(long, env = "TIMBERLINE_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
+    /// Refuse pg connections without TLS: true or false.
+    #[arg(long, env = "TIMBERLINE_REQUIRE_TLS")]
+    pub require_tls: Option<bool>,
     /// Write a sidecar index (fst + roaring) with each segment: true or false.
     #[arg(long, env = "TIMBERLINE_INDEX")]
     pub index: Option<bool>,
@@ -136,7 +166,12 @@ impl Config {
             max_buffer_bytes: pick!(max_buffer_bytes),
             wal_file_bytes: pick!(wal_file_bytes),
             max_body_bytes: pick!(max_body_bytes),
-            users: pick!(users),
+            pg_auth: pick!(pg_auth),
+            password: cli.password.clone().or(from_file.password.clone()),
+            api_key: cli.api_key.clone().or(from_file.api_key.clone()),
+            tls_cert: cli.tls_cert.clone().or(from_file.tls_cert.clone()),
+            tls_key: cli.tls_key.clone().or(from_file.tls_key.clone()),
+            require_tls: pick!(require_tls),
             index: pick!(index),
             index_block_rows: pick!(index_block_rows),
         })

@@ -11,6 +11,7 @@
 //!
 //! [`server::Server`] wires them together; [`config::Config`] is the one configuration.
 
+pub mod auth;
 pub mod bench;
 pub mod buffer;
 pub mod catalog;

@@ -59,10 +59,47 @@ enum Command {
         #[arg(long, default_value = "2024-01-15T00:00:00Z")]
         start: String,
     },
+    /// Manage pg users: `timberline user add NAME --tenant T` (password from
+    /// TIMBERLINE_NEW_PASSWORD or the first line of stdin).
+    User {
+        #[command(subcommand)]
+        what: UserCommand,
+    },
+    /// Manage HTTP API keys: `timberline key add --tenant T`.
+    Key {
+        #[command(subcommand)]
+        what: KeyCommand,
+    },
     /// Measure a running server (see benches/RESULTS.md).
     Bench {
         #[command(subcommand)]
         what: timberline::bench::BenchCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeyCommand {
+    /// Make a new HTTP API key for a tenant and print it (only its hash is stored).
+    Add {
+        #[arg(long, default_value = timberline::model::DEFAULT_TENANT)]
+        tenant: String,
+        /// Data directory of the server.
+        #[arg(long, env = "TIMBERLINE_DATA_DIR", default_value = "./timberline-data")]
+        data_dir: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Add a user (or replace its password and tenant); a running server sees it at once.
+    Add {
+        name: String,
+        /// The tenant whose logs the user sees.
+        #[arg(long, default_value = timberline::model::DEFAULT_TENANT)]
+        tenant: String,
+        /// Data directory of the server.
+        #[arg(long, env = "TIMBERLINE_DATA_DIR", default_value = "./timberline-data")]
+        data_dir: PathBuf,
     },
 }
 
@@ -111,11 +148,7 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                 "connect with: psql -h {} -p {} -U {}   |   send logs: POST http://{}/v1/ingest",
                 server.pg_addr.ip(),
                 server.pg_addr.port(),
-                config
-                    .users
-                    .first()
-                    .map(String::as_str)
-                    .unwrap_or("timberline"),
+                timberline::auth::BOOTSTRAP_USER,
                 server.http_addr
             );
             if demo {
@@ -173,6 +206,40 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                 }
             }
             sink.flush()?;
+            Ok(())
+        }
+        Command::User {
+            what:
+                UserCommand::Add {
+                    name,
+                    tenant,
+                    data_dir,
+                },
+        } => {
+            let password = match std::env::var("TIMBERLINE_NEW_PASSWORD") {
+                Ok(p) => p,
+                Err(_) => {
+                    let mut line = String::new();
+                    std::io::stdin().read_line(&mut line)?;
+                    line.trim_end_matches(['\r', '\n']).to_string()
+                }
+            };
+            timberline::auth::add_user(&data_dir, &name, &tenant, &password)?;
+            println!(
+                "user {name} (tenant {tenant}) saved in {}",
+                data_dir.display()
+            );
+            Ok(())
+        }
+        Command::Key {
+            what: KeyCommand::Add { tenant, data_dir },
+        } => {
+            let key = timberline::auth::add_api_key(&data_dir, &tenant)?;
+            println!("{key}");
+            eprintln!(
+                "API key for tenant {tenant} saved in {}",
+                data_dir.display()
+            );
             Ok(())
         }
         Command::Bench { what } => timberline::bench::run(what).await,

@@ -35,6 +35,44 @@ pub struct Snapshot {
     pub hot: Vec<RecordBatch>,
 }
 
+impl Snapshot {
+    /// Only what `tenant` may see (`None`: everything). Segments hold one tenant each; hot
+    /// batches are filtered row by row.
+    pub fn for_tenant(
+        self,
+        tenant: Option<&str>,
+    ) -> Result<Snapshot, datafusion::arrow::error::ArrowError> {
+        use datafusion::arrow::array::StringArray;
+        use datafusion::arrow::compute::{filter_record_batch, kernels::cmp::eq};
+        let Some(tenant) = tenant else {
+            return Ok(self);
+        };
+        let segments = self
+            .segments
+            .iter()
+            .filter(|s| s.tenant == tenant)
+            .cloned()
+            .collect();
+        let wanted = StringArray::new_scalar(tenant);
+        let mut hot = Vec::with_capacity(self.hot.len());
+        for batch in self.hot {
+            let Some(col) = batch.column_by_name("tenant") else {
+                continue;
+            };
+            let keep = eq(col, &wanted)?;
+            if keep.true_count() == batch.num_rows() {
+                hot.push(batch);
+            } else if keep.true_count() > 0 {
+                hot.push(filter_record_batch(&batch, &keep)?);
+            }
+        }
+        Ok(Snapshot {
+            segments: Arc::new(segments),
+            hot,
+        })
+    }
+}
+
 /// Segments, hot buffer and the lock that keeps them consistent for readers.
 #[derive(Debug)]
 pub struct Store {

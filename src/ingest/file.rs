@@ -51,6 +51,9 @@ pub struct LoadOptions {
         env = "TIMBERLINE_SERVER"
     )]
     pub server: String,
+    /// The API key the server's HTTP ingest requires.
+    #[arg(long, env = "TIMBERLINE_API_KEY", default_value = crate::auth::DEMO_API_KEY, hide_env_values = true)]
+    pub api_key: String,
     /// Service name for every line (default: the loghub system or the file name).
     #[arg(long)]
     pub service: Option<String>,
@@ -83,9 +86,22 @@ struct Chunk {
     bytes: u64,
 }
 
+/// An HTTP client that sends `Authorization: Bearer <api_key>` with every request.
+pub fn http_client(api_key: &str) -> Result<reqwest::Client, reqwest::Error> {
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Ok(mut v) = reqwest::header::HeaderValue::from_str(&format!("Bearer {api_key}")) {
+        v.set_sensitive(true);
+        headers.insert(reqwest::header::AUTHORIZATION, v);
+    }
+    reqwest::Client::builder().default_headers(headers).build()
+}
+
 /// Loads every file; returns the totals.
 pub async fn load(opts: LoadOptions) -> Result<LoadReport, LoadError> {
-    let client = reqwest::Client::new();
+    let client = http_client(&opts.api_key).map_err(|source| LoadError::Unreachable {
+        url: opts.server.clone(),
+        source,
+    })?;
     let url = format!("{}/v1/ingest", opts.server.trim_end_matches('/'));
     let total_bytes: u64 = opts
         .files

@@ -15,7 +15,8 @@ use serde_json::json;
 
 use super::decode::{decode_batch, decode_ndjson, DecodeError, EventError};
 use super::{IngestError, Ingestor};
-use crate::model::now_micros;
+use crate::auth::ApiKeys;
+use crate::model::{now_micros, DEFAULT_TENANT};
 use crate::query::seed_api::{self, SeedQuery};
 use crate::store::Store;
 use crate::wal::Wal;
@@ -30,6 +31,41 @@ pub struct HttpState {
     pub max_body_bytes: usize,
     /// Runtime (footer cache, config) for `POST /query`.
     pub task: Arc<TaskContext>,
+    /// Keys the data endpoints require (`Authorization: Bearer …`).
+    pub keys: Arc<ApiKeys>,
+}
+
+/// The tenant an `Authorization: Bearer <key>` header proves; 401 without a valid key.
+async fn tenant(s: &HttpState, headers: &HeaderMap) -> Result<String, ApiError> {
+    let unauthorized = |why: &str| {
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            format!("{why}: send Authorization: Bearer <api key>"),
+        )
+    };
+    let value = headers
+        .get(header::AUTHORIZATION)
+        .ok_or_else(|| unauthorized("no API key"))?
+        .to_str()
+        .map_err(|_| unauthorized("unreadable Authorization header"))?;
+    let key = value
+        .strip_prefix("Bearer ")
+        .or_else(|| value.strip_prefix("bearer "))
+        .ok_or_else(|| unauthorized("Authorization is not a Bearer key"))?
+        .trim();
+    let keys = s.keys.clone();
+    let key = key.to_string();
+    let found = tokio::task::spawn_blocking(move || keys.tenant_of(&key))
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+        .map_err(|e| {
+            tracing::error!(error = %e, "reading API keys");
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "cannot read API keys; see the server log",
+            )
+        })?;
+    found.ok_or_else(|| unauthorized("unknown API key"))
 }
 
 /// An HTTP refusal with a JSON reason.
@@ -82,16 +118,25 @@ async fn ready(State(s): State<HttpState>) -> impl IntoResponse {
 }
 
 /// `POST /query` (see [`crate::query::seed_api`]).
-async fn seed_query(State(s): State<HttpState>, body: Bytes) -> Result<Response, ApiError> {
+async fn seed_query(
+    State(s): State<HttpState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let tenant = tenant(&s, &headers).await?;
     let q = SeedQuery::parse(&body)
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.to_string()))?;
-    let answer = seed_api::answer(&s.store, s.task.clone(), &q)
+    let answer = seed_api::answer(&s.store, s.task.clone(), &q, &tenant)
         .await
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
     Ok(Json(answer).into_response())
 }
 
-async fn flush(State(s): State<HttpState>) -> Result<Json<serde_json::Value>, ApiError> {
+async fn flush(
+    State(s): State<HttpState>,
+    headers: HeaderMap,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    tenant(&s, &headers).await?;
     let report = s.store.flush(&s.wal).await.map_err(|e| {
         ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -163,6 +208,7 @@ async fn ingest(
     headers: HeaderMap,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<Response, ApiError> {
+    let tenant = tenant(&s, &headers).await?;
     let body = body.map_err(|r| {
         ApiError::new(
             r.status(),
@@ -196,6 +242,12 @@ async fn ingest(
         DecodeError::TooManyEvents(_) => ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, e.to_string()),
         DecodeError::Malformed(_) => ApiError::new(StatusCode::BAD_REQUEST, e.to_string()),
     })?;
+    let mut decoded = decoded;
+    if tenant != DEFAULT_TENANT {
+        for r in &mut decoded.records {
+            r.tenant.clone_from(&tenant);
+        }
+    }
     let accepted = decoded.records.len();
     if accepted > 0 {
         s.ingestor

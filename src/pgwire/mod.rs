@@ -7,31 +7,52 @@
 mod error;
 mod fixtures;
 mod query;
+mod session;
 mod startup;
+mod tls;
 
 use std::sync::Arc;
 
 use datafusion::prelude::SessionContext;
 use pgwire::api::auth::StartupHandler;
+use pgwire::api::cancel::CancelHandler;
 use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
 use pgwire::api::PgWireServerHandlers;
+use pgwire::tokio::TlsAcceptor;
 use tokio::net::TcpListener;
 
 pub use error::{df_error, sqlstate_of};
+pub use fixtures::{classify, Fixture};
 pub use query::QueryEngine;
-pub use startup::TrustStartup;
+pub use startup::AuthMethod;
+pub use tls::{tls_acceptor, TlsError};
+
+use crate::auth::Users;
+use session::Cancels;
+use startup::Startup;
 
 /// Everything one pg connection needs.
 pub struct PgHandlers {
     engine: Arc<QueryEngine>,
-    startup: Arc<TrustStartup>,
+    auth: AuthMethod,
+    users: Arc<Users>,
+    cancels: Arc<Cancels>,
+    require_tls: bool,
 }
 
 impl PgHandlers {
-    pub fn new(ctx: SessionContext, users: Vec<String>) -> PgHandlers {
+    pub fn new(
+        ctx: SessionContext,
+        auth: AuthMethod,
+        users: Users,
+        require_tls: bool,
+    ) -> PgHandlers {
         PgHandlers {
             engine: Arc::new(QueryEngine::new(ctx)),
-            startup: Arc::new(TrustStartup::new(users)),
+            auth,
+            users: Arc::new(users),
+            cancels: Arc::new(Cancels::default()),
+            require_tls,
         }
     }
 }
@@ -46,20 +67,30 @@ impl PgWireServerHandlers for PgHandlers {
     }
 
     fn startup_handler(&self) -> Arc<impl StartupHandler> {
-        self.startup.clone()
+        Arc::new(Startup::new(
+            self.auth,
+            self.users.clone(),
+            self.cancels.clone(),
+            self.require_tls,
+        ))
+    }
+
+    fn cancel_handler(&self) -> Arc<impl CancelHandler> {
+        self.cancels.clone()
     }
 }
 
 /// Accepts pg connections until the listener fails; each connection is its own task, and a
 /// broken or hostile client only ever ends its own connection.
-pub async fn serve(listener: TcpListener, handlers: Arc<PgHandlers>) {
+pub async fn serve(listener: TcpListener, handlers: Arc<PgHandlers>, tls: Option<TlsAcceptor>) {
     loop {
         match listener.accept().await {
             Ok((socket, peer)) => {
                 let _ = socket.set_nodelay(true);
                 let handlers = handlers.clone();
+                let tls = tls.clone();
                 tokio::spawn(async move {
-                    if let Err(e) = pgwire::tokio::process_socket(socket, None, handlers).await {
+                    if let Err(e) = pgwire::tokio::process_socket(socket, tls, handlers).await {
                         tracing::debug!(%peer, error = %e, "pg connection ended with an error");
                     }
                 });

@@ -7,13 +7,15 @@ use std::sync::Arc;
 use arrow_pg::datatypes::df::{deserialize_parameters, encode_dataframe};
 use arrow_pg::datatypes::{arrow_schema_to_pg_fields, into_pg_type};
 use async_trait::async_trait;
+use datafusion::dataframe::DataFrame;
 use datafusion::execution::context::SQLOptions;
+use datafusion::execution::SessionState;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::SessionContext;
 use datafusion::sql::parser::Statement as DfStatement;
 use datafusion::sql::sqlparser::ast::Statement;
 use datafusion_pg_catalog::sql::PostgresCompatibilityParser;
-use futures::sink::Sink;
+use futures::sink::{Sink, SinkExt};
 use futures::StreamExt;
 use pgwire::api::portal::{Format, Portal};
 use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
@@ -25,9 +27,11 @@ use pgwire::api::store::PortalStore;
 use pgwire::api::{ClientInfo, ClientPortalStore, Type};
 use pgwire::error::{PgWireError, PgWireResult};
 use pgwire::messages::PgWireBackendMessage;
+use timberline_udfs::pg_compat::PgSession;
 
 use super::error::{df_error, user_error};
 use super::fixtures::{self, Fixture};
+use super::session::{connection, stoppable, Connection};
 
 /// A parsed statement, ready to bind and run.
 #[derive(Debug, Clone)]
@@ -51,11 +55,23 @@ impl Planner {
             .map_err(|e| user_error("42601", format!("syntax error: {e}")))
     }
 
-    async fn prepare(&self, stmt: Statement) -> PgWireResult<Prepared> {
+    /// The shared session state with this connection's identity and settings in its config,
+    /// where the `logs` table (tenant) and `current_setting` read them.
+    fn state_for(&self, session: &PgSession) -> SessionState {
+        let mut state = self.ctx.state();
+        state
+            .config_mut()
+            .options_mut()
+            .extensions
+            .insert(session.clone());
+        state
+    }
+
+    async fn prepare(&self, stmt: Statement, session: &PgSession) -> PgWireResult<Prepared> {
         if let Some(f) = fixtures::classify(&stmt.to_string()) {
             return Ok(Prepared::Fixture(f));
         }
-        let state = self.ctx.state();
+        let state = self.state_for(session);
         let plan = state
             .statement_to_plan(DfStatement::Statement(Box::new(stmt)))
             .await
@@ -66,21 +82,34 @@ impl Planner {
         Ok(Prepared::Plan(Box::new(plan)))
     }
 
-    async fn run(
+    /// Runs a prepared statement on `conn`, sending any notice it raises to `client` first.
+    async fn run<C>(
         &self,
+        client: &mut C,
+        conn: &Connection,
         prepared: &Prepared,
         plan: Option<LogicalPlan>,
         format: &Format,
-    ) -> PgWireResult<Response> {
+    ) -> PgWireResult<Response>
+    where
+        C: Sink<PgWireBackendMessage> + Unpin + Send,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
         match prepared {
-            Prepared::Fixture(f) => fixtures::answer(f, format.format_for(0)),
+            Prepared::Fixture(f) => {
+                let answer = fixtures::answer(f, &mut conn.session(), format.format_for(0))?;
+                if let Some(notice) = answer.notice {
+                    client
+                        .send(PgWireBackendMessage::NoticeResponse(notice.into()))
+                        .await?;
+                }
+                Ok(answer.response)
+            }
             Prepared::Plan(p) => {
                 let plan = plan.unwrap_or_else(|| (**p).clone());
-                let df = self
-                    .ctx
-                    .execute_logical_plan(plan)
-                    .await
-                    .map_err(df_error)?;
+                let session = conn.session().clone();
+                let stop = conn.start_query();
+                let df = DataFrame::new(self.state_for(&session), plan);
                 let resp = encode_dataframe(df, format, None)
                     .await
                     .map_err(with_sqlstate)?;
@@ -92,8 +121,8 @@ impl Planner {
                     ..
                 } = resp;
                 let fields = Arc::new(pg_names(row_schema.iter().cloned().collect()));
-                let mut resp =
-                    QueryResponse::new(fields, data_rows.map(|r| r.map_err(with_sqlstate)));
+                let rows = stoppable(data_rows.map(|r| r.map_err(with_sqlstate)), stop);
+                let mut resp = QueryResponse::new(fields, rows);
                 resp.set_command_tag(&command_tag);
                 Ok(Response::Query(resp))
             }
@@ -163,7 +192,7 @@ impl QueryEngine {
 
 #[async_trait]
 impl SimpleQueryHandler for QueryEngine {
-    async fn do_query<C>(&self, _client: &mut C, query: &str) -> PgWireResult<Vec<Response>>
+    async fn do_query<C>(&self, client: &mut C, query: &str) -> PgWireResult<Vec<Response>>
     where
         C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
         C::PortalStore: PortalStore,
@@ -174,16 +203,20 @@ impl SimpleQueryHandler for QueryEngine {
         if statements.is_empty() {
             return Ok(vec![Response::EmptyQuery]);
         }
+        let conn = connection(client);
         let mut out = Vec::with_capacity(statements.len());
         for stmt in statements {
             // PostgreSQL stops a multi-statement query at its first error.
-            let step = async {
-                let prepared = self.planner.prepare(stmt).await?;
-                self.planner
-                    .run(&prepared, None, &Format::UnifiedText)
-                    .await
+            let session = conn.session().clone();
+            let step = match self.planner.prepare(stmt, &session).await {
+                Ok(prepared) => {
+                    self.planner
+                        .run(client, &conn, &prepared, None, &Format::UnifiedText)
+                        .await
+                }
+                Err(e) => Err(e),
             };
-            match step.await {
+            match step {
                 Ok(r) => out.push(r),
                 Err(PgWireError::UserError(info)) => {
                     out.push(Response::Error(info));
@@ -202,7 +235,7 @@ impl QueryParser for Planner {
 
     async fn parse_sql<C>(
         &self,
-        _client: &C,
+        client: &C,
         sql: &str,
         _types: &[Option<Type>],
     ) -> PgWireResult<Option<Prepared>>
@@ -212,7 +245,10 @@ impl QueryParser for Planner {
         let mut statements = self.parse(sql)?;
         match statements.len() {
             0 => Ok(None),
-            1 => Ok(Some(self.prepare(statements.remove(0)).await?)),
+            1 => {
+                let session = connection(client).session().clone();
+                Ok(Some(self.prepare(statements.remove(0), &session).await?))
+            }
             _ => Err(user_error(
                 "42601",
                 "cannot insert multiple commands into a prepared statement",
@@ -332,7 +368,7 @@ impl ExtendedQueryHandler for QueryEngine {
 
     async fn do_query<C>(
         &self,
-        _client: &mut C,
+        client: &mut C,
         portal: &Portal<Prepared>,
         _max_rows: usize,
     ) -> PgWireResult<Response>
@@ -360,8 +396,9 @@ impl ExtendedQueryHandler for QueryEngine {
             }
             _ => None,
         };
+        let conn = connection(client);
         self.planner
-            .run(prepared, bound, &portal.result_column_format)
+            .run(client, &conn, prepared, bound, &portal.result_column_format)
             .await
     }
 }

@@ -33,6 +33,15 @@ pub const SCHEMA: &str = "public";
 /// them decoded in memory, not re-read and re-parsed (a segment's is ~100 KiB).
 const METADATA_CACHE_BYTES: usize = 256 * 1024 * 1024;
 
+/// The tenant a pg session is bound to (`None` outside pg sessions: everything).
+pub fn session_tenant(state: &dyn datafusion::catalog::Session) -> Option<String> {
+    state
+        .config_options()
+        .extensions
+        .get::<timberline_udfs::pg_compat::PgSession>()
+        .and_then(|s| s.tenant.clone())
+}
+
 /// Builds the session every query runs in: `logs`, `segments`, pg_catalog, information_schema
 /// and Timberline's SQL functions.
 pub fn new_context(store: Arc<Store>) -> Result<SessionContext, DataFusionError> {

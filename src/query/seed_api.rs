@@ -85,6 +85,7 @@ pub async fn answer(
     store: &Store,
     task: Arc<TaskContext>,
     q: &SeedQuery,
+    tenant: &str,
 ) -> Result<Value, SeedQueryError> {
     let started = Instant::now();
     let filters = q
@@ -93,7 +94,10 @@ pub async fn answer(
         .map(|t| col("level").eq(lit(t.clone())))
         .collect();
     let spec = NearestSpec::new(q.target, Selection::Nearest { k: q.count }, filters)?;
-    let snap = store.snapshot();
+    let snap = store
+        .snapshot()
+        .for_tenant(Some(tenant))
+        .map_err(DataFusionError::from)?;
     let metrics = SearchMetrics::new(&ExecutionPlanMetricsSet::new());
     let rows = search(store, &snap, &spec, task, &metrics).await?;
     let entries = entries(&rows, q.target);

@@ -40,8 +40,11 @@ impl SegmentsTable {
         SegmentsTable { store }
     }
 
-    fn batch(&self) -> Result<RecordBatch> {
-        let segs = self.store.catalog.segments();
+    fn batch(&self, tenant: Option<&str>) -> Result<RecordBatch> {
+        let mut segs = (*self.store.catalog.segments()).clone();
+        if let Some(t) = tenant {
+            segs.retain(|s| s.tenant == t);
+        }
         let ts = |f: fn(&crate::catalog::SegmentMeta) -> i64| -> ArrayRef {
             Arc::new(
                 TimestampMicrosecondArray::from(segs.iter().map(f).collect::<Vec<_>>())
@@ -90,7 +93,8 @@ impl TableProvider for SegmentsTable {
         filters: &[Expr],
         limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        let table = MemTable::try_new(SCHEMA.clone(), vec![vec![self.batch()?]])?;
+        let tenant = crate::query::session_tenant(state);
+        let table = MemTable::try_new(SCHEMA.clone(), vec![vec![self.batch(tenant.as_deref())?]])?;
         table.scan(state, projection, filters, limit).await
     }
 }

@@ -34,6 +34,7 @@ use super::index_select::select;
 use super::nearest::{is_nearest, NearestExec, NearestSpec};
 use super::prune::keep_by_time;
 use super::scan::{LogScanExec, ScanCounts};
+use super::session_tenant;
 use super::source::parquet_exec;
 use crate::catalog::SegmentMeta;
 use crate::model::logs_schema;
@@ -100,9 +101,13 @@ impl TableProvider for LogTable {
                 self.store.clone(),
                 spec,
                 projection.cloned(),
+                session_tenant(state),
             )?));
         }
-        let snap = self.store.snapshot();
+        let snap = self
+            .store
+            .snapshot()
+            .for_tenant(session_tenant(state).as_deref())?;
         let df_schema = DFSchema::try_from(self.schema.clone())?;
         let predicate = conjunction(filters.to_vec())
             .map(|e| state.create_physical_expr(e, &df_schema))

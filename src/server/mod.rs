@@ -11,13 +11,14 @@ use tokio::net::TcpListener;
 
 pub use demo::run_demo;
 
+use crate::auth::{ApiKeys, Users};
 use crate::buffer::HotBuffer;
 use crate::catalog::{CatalogError, FileCatalog};
 use crate::config::Config;
 use crate::ingest::http::{router, HttpState};
 use crate::ingest::Ingestor;
 use crate::model::records_to_batch;
-use crate::pgwire::{serve, PgHandlers};
+use crate::pgwire::{serve, tls_acceptor, PgHandlers, TlsError};
 use crate::query::new_context;
 use crate::store::Store;
 use crate::wal::{replay_dir, Wal, WalError};
@@ -43,6 +44,10 @@ pub enum StartError {
     },
     #[error("building the query engine: {0}")]
     Query(#[from] datafusion::error::DataFusionError),
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    #[error("TLS needs both --tls-cert and --tls-key (and --require-tls needs TLS)")]
+    TlsMissing,
     #[error("rebuilding replayed batches: {0}")]
     Arrow(#[from] datafusion::arrow::error::ArrowError),
 }
@@ -120,6 +125,13 @@ impl Server {
         let ctx = new_context(store.clone())?;
         let (http, http_addr) = bind(config.http_addr).await?;
         let (pg, pg_addr) = bind(config.pg_addr).await?;
+        let api_key = config.api_key.clone().unwrap_or_else(|| {
+            tracing::warn!(
+                "no TIMBERLINE_API_KEY set: HTTP ingest accepts the demo key '{}'",
+                crate::auth::DEMO_API_KEY
+            );
+            crate::auth::DEMO_API_KEY.to_string()
+        });
 
         let state = HttpState {
             ingestor: ingestor.clone(),
@@ -127,16 +139,30 @@ impl Server {
             wal: wal.clone(),
             task: ctx.task_ctx(),
             max_body_bytes: config.max_body_bytes,
+            keys: Arc::new(ApiKeys::new(&data_dir, &api_key)),
         };
         tokio::spawn(async move {
             if let Err(e) = axum::serve(http, router(state)).await {
                 tracing::error!(error = %e, "HTTP server stopped");
             }
         });
-        tokio::spawn(serve(
-            pg,
-            Arc::new(PgHandlers::new(ctx, config.users.clone())),
-        ));
+        let password = config.password.clone().unwrap_or_else(|| {
+            tracing::warn!(
+                "no TIMBERLINE_PASSWORD set: pg user '{}' has the demo password '{}'",
+                crate::auth::BOOTSTRAP_USER,
+                crate::auth::DEMO_PASSWORD
+            );
+            crate::auth::DEMO_PASSWORD.to_string()
+        });
+        let tls = match (&config.tls_cert, &config.tls_key) {
+            (Some(cert), Some(key)) => Some(tls_acceptor(cert, key)?),
+            (None, None) if config.require_tls => return Err(StartError::TlsMissing),
+            (None, None) => None,
+            _ => return Err(StartError::TlsMissing),
+        };
+        let users = Users::new(&data_dir, &password);
+        let handlers = PgHandlers::new(ctx, config.pg_auth, users, config.require_tls);
+        tokio::spawn(serve(pg, Arc::new(handlers), tls));
         tokio::spawn(flush_loop(
             store.clone(),
             wal.clone(),

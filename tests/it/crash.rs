@@ -18,7 +18,7 @@ async fn acknowledged_events_survive_sigkill_exactly_once() {
         let http = server.http.clone();
         let kill_after = rng.gen_range(5..40);
         // Four concurrent writers; the server dies under them after `kill_after` acks.
-        let client = reqwest::Client::new();
+        let client = crate::support::http();
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Vec<String>>();
         let mut writers = Vec::new();
         for w in 0..4 {

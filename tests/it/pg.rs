@@ -166,13 +166,13 @@ async fn empty_and_comment_only_queries_and_session_statements() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn unknown_user_is_refused_with_28000() {
+async fn unknown_user_is_refused_like_a_wrong_password() {
     let server = TestServer::start();
     let e = pg_connect(server.pg_port, "mallory")
         .await
         .err()
         .expect("refused");
-    assert_eq!(sqlstate(&e), "28000");
+    assert_eq!(sqlstate(&e), "28P01");
     // The server still accepts the right user.
     assert!(pg_connect(server.pg_port, "timberline").await.is_ok());
 }

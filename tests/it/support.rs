@@ -100,7 +100,7 @@ impl TestServer {
 
     /// POSTs a JSON batch; returns (status, body).
     pub async fn ingest(&self, body: &Value) -> (u16, Value) {
-        let resp = reqwest::Client::new()
+        let resp = http()
             .post(format!("{}/v1/ingest", self.http))
             .json(body)
             .send()
@@ -117,9 +117,7 @@ impl TestServer {
         headers: &[(&str, &str)],
         body: Vec<u8>,
     ) -> (u16, Value) {
-        let mut req = reqwest::Client::new()
-            .post(format!("{}{path}", self.http))
-            .body(body);
+        let mut req = http().post(format!("{}{path}", self.http)).body(body);
         for (k, v) in headers {
             req = req.header(*k, *v);
         }
@@ -165,9 +163,20 @@ impl Drop for TestServer {
     }
 }
 
+/// The demo API key and password every test server accepts.
+pub const API_KEY: &str = "timberline";
+
+/// An HTTP client that sends the demo API key (a request's own Authorization wins).
+pub fn http() -> reqwest::Client {
+    timberline::ingest::file::http_client(API_KEY).expect("HTTP client")
+}
+
 pub async fn pg_connect(port: u16, user: &str) -> Result<Client, tokio_postgres::Error> {
-    let (client, conn) =
-        tokio_postgres::connect(&format!("host=127.0.0.1 port={port} user={user}"), NoTls).await?;
+    let (client, conn) = tokio_postgres::connect(
+        &format!("host=127.0.0.1 port={port} user={user} password=timberline"),
+        NoTls,
+    )
+    .await?;
     tokio::spawn(conn);
     Ok(client)
 }

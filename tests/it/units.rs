@@ -188,10 +188,10 @@ fn generator_matches_the_advertised_distributions() {
 
 #[test]
 fn pg_settings_match_postgres() {
-    use timberline_udfs::pg_compat::{setting, version_string};
-    assert_eq!(setting("server_version_num"), Some("160006"));
-    assert_eq!(setting("TimeZone"), Some("UTC"));
-    assert_eq!(setting("no.such"), None);
+    use timberline_udfs::pg_compat::{default_setting, version_string};
+    assert_eq!(default_setting("server_version_num"), Some("160006"));
+    assert_eq!(default_setting("TimeZone"), Some("UTC"));
+    assert_eq!(default_setting("no.such"), None);
     assert!(version_string().starts_with("PostgreSQL 16.6 (Timberline "));
 }
 
@@ -294,4 +294,103 @@ fn distances_are_written_like_go_durations() {
     ] {
         assert_eq!(go_duration(us), want);
     }
+}
+
+#[test]
+fn session_settings_set_reset_and_refuse_like_postgres() {
+    use std::time::Duration;
+    use timberline_udfs::pg_compat::PgSession;
+    let mut s = PgSession::new("u", None);
+    s.set("TimeZone", "Europe/Paris").unwrap();
+    assert_eq!(s.get("timezone").as_deref(), Some("Europe/Paris"));
+    // Durations: bare numbers are ms; stored the way PostgreSQL shows them.
+    for (given, shown, ms) in [
+        ("5000", "5s", 5000),
+        ("1.5 min", "90s", 90_000),
+        ("2min", "2min", 120_000),
+        ("250", "250ms", 250),
+    ] {
+        s.set("statement_timeout", given).unwrap();
+        assert_eq!(
+            s.get("statement_timeout").as_deref(),
+            Some(shown),
+            "{given}"
+        );
+        assert_eq!(s.statement_timeout(), Some(Duration::from_millis(ms)));
+    }
+    assert_eq!(
+        s.set("statement_timeout", "soon").unwrap_err().sqlstate(),
+        "22023"
+    );
+    assert_eq!(
+        s.set("server_version", "1").unwrap_err().sqlstate(),
+        "55P02"
+    );
+    assert_eq!(
+        s.set("client_encoding", "LATIN1").unwrap_err().sqlstate(),
+        "22023"
+    );
+    // Unknown names are remembered but reported as unknown (the caller warns).
+    assert_eq!(s.set("nope", "1"), Ok(false));
+    assert_eq!(s.get("nope").as_deref(), Some("1"));
+    assert_eq!(s.set("myapp.flag", "on"), Ok(true));
+    s.reset("timezone");
+    assert_eq!(s.get("TimeZone").as_deref(), Some("UTC"));
+    s.reset_all();
+    assert_eq!(s.statement_timeout(), None);
+    assert_eq!((s.get("myapp.flag"), s.get("nope")), (None, None));
+}
+
+#[test]
+fn set_statements_are_recognised_in_every_spelling() {
+    use timberline::pgwire::{classify, Fixture};
+    let set = |name: &str, value: Option<&str>| {
+        Some(Fixture::Set {
+            name: name.into(),
+            value: value.map(str::to_string),
+        })
+    };
+    assert_eq!(
+        classify("SET statement_timeout = '5s'"),
+        set("statement_timeout", Some("5s"))
+    );
+    assert_eq!(
+        classify("set LOCAL statement_timeout TO 100"),
+        set("statement_timeout", Some("100"))
+    );
+    assert_eq!(
+        classify("SET TIME ZONE 'Europe/Paris'"),
+        set("TimeZone", Some("Europe/Paris"))
+    );
+    assert_eq!(
+        classify("SET NAMES 'UTF8'"),
+        set("client_encoding", Some("UTF8"))
+    );
+    assert_eq!(
+        classify("SET search_path TO public, \"$user\""),
+        set("search_path", Some("public, \"$user\""))
+    );
+    assert_eq!(
+        classify("SET application_name = 'it''s'"),
+        set("application_name", Some("it's"))
+    );
+    assert_eq!(classify("SET x.y = DEFAULT"), set("x.y", None));
+    assert_eq!(
+        classify("SET TRANSACTION READ ONLY"),
+        Some(Fixture::Tag("SET"))
+    );
+    assert_eq!(
+        classify("SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL READ COMMITTED"),
+        Some(Fixture::Tag("SET"))
+    );
+    assert!(matches!(
+        classify("SET ROLE admin"),
+        Some(Fixture::Refuse("0A000", _))
+    ));
+    assert_eq!(classify("RESET ALL"), Some(Fixture::Reset(None, "RESET")));
+    assert_eq!(
+        classify("SHOW \"TimeZone\""),
+        Some(Fixture::Show("TimeZone".into()))
+    );
+    assert_eq!(classify("SELECT 1"), None);
 }

@@ -2,8 +2,8 @@
 //!
 //! # Brief overview
 //! [`register`] installs every function into a `SessionContext`:
-//! - [`pg_compat`]: `version()` and `current_setting(name)`, answered as PostgreSQL 16.6 would, so
-//!   that drivers and Grafana's version auto-detection work.
+//! - [`pg_compat`]: `version()`, `current_setting(name)` (seeing the session's `SET`s) and the
+//!   other functions drivers call, answered as PostgreSQL 16.6 would.
 //! - [`nearest`]: `nearest(ts, T [, k])` and `ts_distance(ts, T)`.
 //! - [`text`]: `match(text, 'query')` and `text @@ 'query'`, full-text search with the tokenizer the index shares.
 
@@ -21,6 +21,9 @@ pub fn register(ctx: &mut SessionContext) -> datafusion::error::Result<()> {
     )?;
     ctx.register_udf(pg_compat::version_udf());
     ctx.register_udf(pg_compat::current_setting_udf());
+    ctx.register_udf(pg_compat::set_config_udf());
+    ctx.register_udf(pg_compat::pg_get_serial_sequence_udf());
+    ctx.register_udf(pg_compat::advisory_unlock_all_udf());
     ctx.register_udf(nearest::nearest_udf());
     ctx.register_udf(nearest::ts_distance_udf());
     ctx.register_udf(text::match_udf());

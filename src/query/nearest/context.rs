@@ -112,7 +112,7 @@ impl TableProvider for ContextTable {
 
     async fn scan(
         &self,
-        _state: &dyn Session,
+        state: &dyn Session,
         projection: Option<&Vec<usize>>,
         _filters: &[Expr],
         _limit: Option<usize>,
@@ -121,6 +121,7 @@ impl TableProvider for ContextTable {
             self.store.clone(),
             self.spec.clone(),
             projection.cloned(),
+            crate::query::session_tenant(state),
         )?))
     }
 }

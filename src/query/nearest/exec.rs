@@ -28,6 +28,8 @@ pub struct NearestExec {
     store: Arc<Store>,
     spec: NearestSpec,
     projection: Option<Vec<usize>>,
+    /// The only tenant whose rows the search sees (`None`: all).
+    tenant: Option<String>,
     schema: SchemaRef,
     properties: Arc<PlanProperties>,
     metrics: ExecutionPlanMetricsSet,
@@ -38,6 +40,7 @@ impl NearestExec {
         store: Arc<Store>,
         spec: NearestSpec,
         projection: Option<Vec<usize>>,
+        tenant: Option<String>,
     ) -> Result<NearestExec> {
         let schema = match &projection {
             Some(p) => Arc::new(logs_schema().project(p)?),
@@ -53,6 +56,7 @@ impl NearestExec {
             store,
             spec,
             projection,
+            tenant,
             schema,
             properties,
             metrics: ExecutionPlanMetricsSet::new(),
@@ -123,9 +127,10 @@ impl ExecutionPlan for NearestExec {
         let store = self.store.clone();
         let spec = self.spec.clone();
         let projection = self.projection.clone();
+        let tenant = self.tenant.clone();
         let metrics = SearchMetrics::new(&self.metrics);
         let rows = async move {
-            let snap = store.snapshot();
+            let snap = store.snapshot().for_tenant(tenant.as_deref())?;
             let batch = search(&store, &snap, &spec, context, &metrics).await?;
             match projection {
                 Some(p) => Ok(batch.project(&p)?),

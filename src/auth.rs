@@ -1,0 +1,231 @@
+//! Who may connect over pgwire or send logs over HTTP, and which tenant each one is bound to.
+//!
+//! Users live in `<data dir>/users.json`, written by `timberline user add` and read at every
+//! login (so a running server sees new users at once). Only password verifiers are stored:
+//! SCRAM-SHA-256's salted password and md5's `md5(password || user)`. A fresh install also has
+//! the user `timberline` (tenant `default`), whose password comes from `TIMBERLINE_PASSWORD`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use pgwire::api::auth::sasl::scram::gen_salted_password;
+use serde::{Deserialize, Serialize};
+
+use crate::model::DEFAULT_TENANT;
+
+/// The user every fresh install has.
+pub const BOOTSTRAP_USER: &str = "timberline";
+/// Its password when `TIMBERLINE_PASSWORD` is not set (the demo's; a warning says so).
+pub const DEMO_PASSWORD: &str = "timberline";
+/// PBKDF2 iterations of SCRAM-SHA-256 (PostgreSQL's default).
+pub const SCRAM_ITERATIONS: usize = 4096;
+
+const FILE: &str = "users.json";
+
+/// Errors of reading or changing the users file.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("users file {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("users file {path} is not valid: {source}")]
+    Parse {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// One user's tenant and password verifiers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct User {
+    pub tenant: String,
+    /// SCRAM salt, hex.
+    pub scram_salt: String,
+    /// SCRAM `SaltedPassword` = PBKDF2(password, salt, [`SCRAM_ITERATIONS`]), hex.
+    pub scram_salted: String,
+    /// `md5(password || name)`, hex, for md5 authentication.
+    pub md5: String,
+}
+
+impl User {
+    /// Verifiers for `password`, with a fresh random salt.
+    pub fn new(name: &str, tenant: &str, password: &str) -> User {
+        let salt: [u8; 16] = rand::random();
+        User {
+            tenant: tenant.to_string(),
+            scram_salt: hex::encode(salt),
+            scram_salted: hex::encode(gen_salted_password(password, &salt, SCRAM_ITERATIONS)),
+            md5: format!("{:x}", md5::compute(format!("{password}{name}"))),
+        }
+    }
+
+    pub fn salt(&self) -> Vec<u8> {
+        hex::decode(&self.scram_salt).unwrap_or_default()
+    }
+
+    pub fn salted_password(&self) -> Vec<u8> {
+        hex::decode(&self.scram_salted).unwrap_or_default()
+    }
+}
+
+/// The users a server accepts.
+#[derive(Debug, Clone)]
+pub struct Users {
+    file: PathBuf,
+    bootstrap: User,
+}
+
+impl Users {
+    /// The users of `data_dir`, plus the bootstrap user with `bootstrap_password` unless the
+    /// file defines `timberline` itself.
+    pub fn new(data_dir: &Path, bootstrap_password: &str) -> Users {
+        Users {
+            file: data_dir.join(FILE),
+            bootstrap: User::new(BOOTSTRAP_USER, DEFAULT_TENANT, bootstrap_password),
+        }
+    }
+
+    /// Looks a user up (reading the file afresh).
+    pub fn find(&self, name: &str) -> Result<Option<User>, AuthError> {
+        let mut all = read_json::<User>(&self.file)?;
+        if let Some(u) = all.remove(name) {
+            return Ok(Some(u));
+        }
+        Ok((name == BOOTSTRAP_USER).then(|| self.bootstrap.clone()))
+    }
+}
+
+/// Adds or replaces a user in `data_dir`'s users file (written atomically).
+pub fn add_user(
+    data_dir: &Path,
+    name: &str,
+    tenant: &str,
+    password: &str,
+) -> Result<(), AuthError> {
+    check_name("user name", name)?;
+    check_name("tenant", tenant)?;
+    if password.is_empty() {
+        return Err(AuthError::Invalid("the password is empty".into()));
+    }
+    let path = data_dir.join(FILE);
+    let mut all = read_json::<User>(&path)?;
+    all.insert(name.to_string(), User::new(name, tenant, password));
+    write_json(data_dir, &path, &all)
+}
+
+fn check_name(what: &str, s: &str) -> Result<(), AuthError> {
+    let ok = !s.is_empty()
+        && s.len() <= 63
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b));
+    match ok {
+        true => Ok(()),
+        false => Err(AuthError::Invalid(format!(
+            "{what} {s:?}: use 1 to 63 letters, digits, '_', '-' or '.'"
+        ))),
+    }
+}
+
+/// Replaces `path` atomically with `all` as JSON.
+fn write_json<T: Serialize>(
+    data_dir: &Path,
+    path: &Path,
+    all: &BTreeMap<String, T>,
+) -> Result<(), AuthError> {
+    let io = |source| AuthError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    std::fs::create_dir_all(data_dir).map_err(io)?;
+    let text = serde_json::to_vec_pretty(all).map_err(|source| AuthError::Parse {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let tmp = path.with_extension("json.tmp");
+    std::fs::write(&tmp, text).map_err(io)?;
+    std::fs::rename(&tmp, path).map_err(io)
+}
+
+fn read_json<T: serde::de::DeserializeOwned>(
+    path: &Path,
+) -> Result<BTreeMap<String, T>, AuthError> {
+    match std::fs::read(path) {
+        Ok(bytes) => serde_json::from_slice(&bytes).map_err(|source| AuthError::Parse {
+            path: path.to_path_buf(),
+            source,
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(BTreeMap::new()),
+        Err(source) => Err(AuthError::Io {
+            path: path.to_path_buf(),
+            source,
+        }),
+    }
+}
+
+/// The ingest key every fresh install accepts when `TIMBERLINE_API_KEY` is not set.
+pub const DEMO_API_KEY: &str = "timberline";
+
+const KEYS_FILE: &str = "api_keys.json";
+
+/// HTTP API keys, each bound to a tenant. Only their SHA-256 is stored, in
+/// `<data dir>/api_keys.json` (written by `timberline key add`, read afresh when a key is not
+/// known yet); the bootstrap key (`TIMBERLINE_API_KEY`) belongs to tenant `default`.
+#[derive(Debug)]
+pub struct ApiKeys {
+    file: PathBuf,
+    bootstrap: String,
+    known: std::sync::RwLock<BTreeMap<String, String>>,
+}
+
+fn key_hash(key: &str) -> String {
+    hex::encode(ring::digest::digest(&ring::digest::SHA256, key.as_bytes()))
+}
+
+impl ApiKeys {
+    pub fn new(data_dir: &Path, bootstrap_key: &str) -> ApiKeys {
+        ApiKeys {
+            file: data_dir.join(KEYS_FILE),
+            bootstrap: key_hash(bootstrap_key),
+            known: Default::default(),
+        }
+    }
+
+    /// The tenant of `key`, if it is a key.
+    pub fn tenant_of(&self, key: &str) -> Result<Option<String>, AuthError> {
+        let hash = key_hash(key);
+        if hash == self.bootstrap {
+            return Ok(Some(DEFAULT_TENANT.to_string()));
+        }
+        let cached = self
+            .known
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&hash)
+            .cloned();
+        if cached.is_some() {
+            return Ok(cached);
+        }
+        let all = read_json::<String>(&self.file)?;
+        let tenant = all.get(&hash).cloned();
+        *self.known.write().unwrap_or_else(|p| p.into_inner()) = all;
+        Ok(tenant)
+    }
+}
+
+/// Makes a new random key for `tenant`, stores its hash, and returns the key.
+pub fn add_api_key(data_dir: &Path, tenant: &str) -> Result<String, AuthError> {
+    check_name("tenant", tenant)?;
+    let bytes: [u8; 24] = rand::random();
+    let key = format!("tl_{}", hex::encode(bytes));
+    let path = data_dir.join(KEYS_FILE);
+    let mut all = read_json::<String>(&path)?;
+    all.insert(key_hash(&key), tenant.to_string());
+    write_json(data_dir, &path, &all)?;
+    Ok(key)
+}

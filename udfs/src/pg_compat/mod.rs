@@ -1,0 +1,13 @@
+//! PostgreSQL compatibility: the settings a session reports and changes, and the functions
+//! drivers call (`version()`, `current_setting`, `set_config`, …), answered as PostgreSQL 16.6 would.
+
+mod functions;
+mod settings;
+
+pub use functions::{
+    advisory_unlock_all_udf, current_setting_udf, pg_get_serial_sequence_udf, set_config_udf,
+    version_string, version_udf,
+};
+pub use settings::{
+    canonical_name, default_setting, PgSession, SettingError, PG_VERSION, PG_VERSION_NUM,
+};

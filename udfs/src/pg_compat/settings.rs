@@ -1,0 +1,279 @@
+//! Run-time settings (GUCs): their PostgreSQL defaults, and the per-connection values a client
+//! `SET`s, carried into planning and functions as a DataFusion config extension.
+
+use std::any::Any;
+use std::collections::BTreeMap;
+
+use datafusion::common::config::{ConfigEntry, ConfigExtension, ExtensionOptions};
+use datafusion::error::Result;
+
+/// The PostgreSQL version we speak.
+pub const PG_VERSION: &str = "16.6";
+/// `server_version_num` of [`PG_VERSION`].
+pub const PG_VERSION_NUM: &str = "160006";
+
+/// Every setting we report, with PostgreSQL's spelling (which `SHOW` uses as its column name)
+/// and its value on a fresh session.
+const DEFAULTS: &[(&str, &str)] = &[
+    ("application_name", ""),
+    ("bytea_output", "hex"),
+    ("client_encoding", "UTF8"),
+    ("client_min_messages", "notice"),
+    ("DateStyle", "ISO, MDY"),
+    ("default_transaction_isolation", "read committed"),
+    ("default_transaction_read_only", "on"),
+    ("extra_float_digits", "1"),
+    ("idle_in_transaction_session_timeout", "0"),
+    ("in_hot_standby", "off"),
+    ("integer_datetimes", "on"),
+    ("IntervalStyle", "postgres"),
+    ("is_superuser", "off"),
+    ("lc_collate", "C.UTF-8"),
+    ("lc_ctype", "C.UTF-8"),
+    ("lc_messages", "C.UTF-8"),
+    ("lc_monetary", "C.UTF-8"),
+    ("lc_numeric", "C.UTF-8"),
+    ("lc_time", "C.UTF-8"),
+    ("lock_timeout", "0"),
+    ("max_identifier_length", "63"),
+    ("max_index_keys", "32"),
+    ("search_path", "\"$user\", public"),
+    ("server_encoding", "UTF8"),
+    ("server_version", PG_VERSION),
+    ("server_version_num", PG_VERSION_NUM),
+    ("standard_conforming_strings", "on"),
+    ("statement_timeout", "0"),
+    ("TimeZone", "UTC"),
+    ("transaction_isolation", "read committed"),
+    ("transaction_read_only", "on"),
+];
+
+/// Settings a client may read but not change.
+const READ_ONLY: &[&str] = &[
+    "server_version",
+    "server_version_num",
+    "server_encoding",
+    "integer_datetimes",
+    "lc_collate",
+    "lc_ctype",
+    "max_identifier_length",
+    "max_index_keys",
+    "in_hot_standby",
+    "is_superuser",
+];
+
+/// A `SET` that cannot be honoured.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SettingError {
+    /// Not a setting we know (PostgreSQL: 42704).
+    #[error("unrecognized configuration parameter \"{0}\"")]
+    Unknown(String),
+    /// A setting fixed at server start (PostgreSQL: 55P02).
+    #[error("parameter \"{0}\" cannot be changed now")]
+    ReadOnly(String),
+    /// A value the setting does not accept (PostgreSQL: 22023).
+    #[error("invalid value for parameter \"{name}\": \"{value}\"{hint}")]
+    Invalid {
+        name: String,
+        value: String,
+        hint: &'static str,
+    },
+}
+
+impl SettingError {
+    /// The SQLSTATE PostgreSQL gives this error.
+    pub fn sqlstate(&self) -> &'static str {
+        match self {
+            SettingError::Unknown(_) => "42704",
+            SettingError::ReadOnly(_) => "55P02",
+            SettingError::Invalid { .. } => "22023",
+        }
+    }
+}
+
+/// PostgreSQL's spelling of a setting name given in any case (`timezone` → `TimeZone`), or
+/// `None` for a name we do not know.
+pub fn canonical_name(name: &str) -> Option<&'static str> {
+    DEFAULTS
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(n, _)| *n)
+}
+
+/// The value a fresh session has for `name` (any case).
+pub fn default_setting(name: &str) -> Option<&'static str> {
+    DEFAULTS
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| *v)
+}
+
+/// One pg connection's identity and settings.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PgSession {
+    /// The authenticated user.
+    pub user: String,
+    /// The tenant whose rows this session sees; `None` sees every tenant.
+    pub tenant: Option<String>,
+    /// Values `SET` on this session, by lower-cased name.
+    overrides: BTreeMap<String, String>,
+}
+
+impl PgSession {
+    pub fn new(user: impl Into<String>, tenant: Option<String>) -> PgSession {
+        PgSession {
+            user: user.into(),
+            tenant,
+            overrides: BTreeMap::new(),
+        }
+    }
+
+    /// The session's value of a setting: what it `SET`, else the default.
+    pub fn get(&self, name: &str) -> Option<String> {
+        let key = name.to_ascii_lowercase();
+        if let Some(v) = self.overrides.get(&key) {
+            return Some(v.clone());
+        }
+        match key.as_str() {
+            "session_authorization" | "session_user" => Some(self.user.clone()),
+            _ => default_setting(name).map(str::to_string),
+        }
+    }
+
+    /// `SET name = value`. Returns `false` for a name we do not know, which is remembered all
+    /// the same (so `SHOW` reads it back) and deserves a warning; custom names with a dot
+    /// (`myapp.x`) are known, as in PostgreSQL.
+    pub fn set(&mut self, name: &str, value: &str) -> Result<bool, SettingError> {
+        if READ_ONLY.iter().any(|n| n.eq_ignore_ascii_case(name)) {
+            return Err(SettingError::ReadOnly(name.to_string()));
+        }
+        let known = canonical_name(name).is_some() || name.contains('.');
+        let value = normalize(name, value)?;
+        self.overrides.insert(name.to_ascii_lowercase(), value);
+        Ok(known)
+    }
+
+    /// `RESET name` / `SET name TO DEFAULT`.
+    pub fn reset(&mut self, name: &str) {
+        self.overrides.remove(&name.to_ascii_lowercase());
+    }
+
+    /// `RESET ALL` / `DISCARD ALL`.
+    pub fn reset_all(&mut self) {
+        self.overrides.clear();
+    }
+
+    /// Every setting and its current value, in name order (`SHOW ALL`).
+    pub fn all(&self) -> Vec<(String, String)> {
+        let mut out: BTreeMap<String, (String, String)> = DEFAULTS
+            .iter()
+            .map(|(n, v)| (n.to_ascii_lowercase(), (n.to_string(), v.to_string())))
+            .collect();
+        for (k, v) in &self.overrides {
+            let name = canonical_name(k).map_or_else(|| k.clone(), str::to_string);
+            out.insert(k.clone(), (name, v.clone()));
+        }
+        out.into_values().collect()
+    }
+
+    /// `statement_timeout`, if one is set (0 means none).
+    pub fn statement_timeout(&self) -> Option<std::time::Duration> {
+        let ms = self
+            .get("statement_timeout")
+            .and_then(|v| parse_millis(&v))
+            .unwrap_or(0);
+        (ms > 0).then(|| std::time::Duration::from_millis(ms))
+    }
+}
+
+/// Checks and normalises a value the way PostgreSQL stores it.
+fn normalize(name: &str, value: &str) -> Result<String, SettingError> {
+    let invalid = |hint| SettingError::Invalid {
+        name: name.to_string(),
+        value: value.to_string(),
+        hint,
+    };
+    match name.to_ascii_lowercase().as_str() {
+        "statement_timeout" | "lock_timeout" | "idle_in_transaction_session_timeout" => {
+            let ms = parse_millis(value).ok_or_else(|| {
+                invalid(" (a number of milliseconds, or with a unit: ms, s, min, h, d)")
+            })?;
+            Ok(format_millis(ms))
+        }
+        "client_encoding" => match value.to_ascii_uppercase().replace('-', "").as_str() {
+            "UTF8" | "UNICODE" => Ok("UTF8".into()),
+            _ => Err(invalid(" (only UTF8 is supported)")),
+        },
+        "extra_float_digits" => match value.trim().parse::<i32>() {
+            Ok(n) if (-15..=3).contains(&n) => Ok(n.to_string()),
+            _ => Err(invalid(" (an integer from -15 to 3)")),
+        },
+        _ => Ok(value.to_string()),
+    }
+}
+
+/// Parses a duration setting: bare numbers are milliseconds; units ms, s, min, h, d.
+fn parse_millis(text: &str) -> Option<u64> {
+    let t = text.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: f64 = num.parse().ok()?;
+    let scale = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "ms" => 1.0,
+        "s" => 1e3,
+        "min" => 60e3,
+        "h" => 3600e3,
+        "d" => 86_400e3,
+        _ => return None,
+    };
+    let ms = (n * scale).round();
+    (ms.is_finite() && ms >= 0.0 && ms <= i32::MAX as f64).then_some(ms as u64)
+}
+
+/// PostgreSQL's display of a millisecond setting (`5000` → `5s`).
+fn format_millis(ms: u64) -> String {
+    match ms {
+        0 => "0".into(),
+        ms if ms % 3_600_000 == 0 => format!("{}h", ms / 3_600_000),
+        ms if ms % 60_000 == 0 => format!("{}min", ms / 60_000),
+        ms if ms % 1000 == 0 => format!("{}s", ms / 1000),
+        ms => format!("{ms}ms"),
+    }
+}
+
+impl ConfigExtension for PgSession {
+    const PREFIX: &'static str = "pg_session";
+}
+
+impl ExtensionOptions for PgSession {
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    fn as_any_mut(&mut self) -> &mut dyn Any {
+        self
+    }
+
+    fn cloned(&self) -> Box<dyn ExtensionOptions> {
+        Box::new(self.clone())
+    }
+
+    fn set(&mut self, key: &str, value: &str) -> Result<()> {
+        PgSession::set(self, key, value)
+            .map(|_| ())
+            .map_err(|e| datafusion::error::DataFusionError::Configuration(e.to_string()))
+    }
+
+    fn entries(&self) -> Vec<ConfigEntry> {
+        self.all()
+            .into_iter()
+            .map(|(key, value)| ConfigEntry {
+                key: format!("{}.{key}", Self::PREFIX),
+                value: Some(value),
+                description: "a PostgreSQL run-time setting of this session",
+            })
+            .collect()
+    }
+}
