@@ -9,6 +9,7 @@ mod index;
 mod nearest;
 mod parsers;
 mod pg;
+mod pg_session;
 mod slt;
 mod support;
 mod text;

@@ -46,7 +46,8 @@ impl TestServer {
             ])
             .arg(dir.path())
             .args(&extra)
-            .env("RUST_LOG", "warn")
+            // The demo-credentials warning would repeat for every test server.
+            .env("RUST_LOG", "warn,timberline::server=error")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
