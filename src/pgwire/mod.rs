@@ -7,6 +7,7 @@
 mod error;
 mod fixtures;
 mod query;
+mod rewrite;
 mod session;
 mod startup;
 mod tls;

@@ -1,16 +1,20 @@
 //! The query path shared by the simple and the extended protocol: parse with the
 //! PostgreSQL-compatibility parser, answer fixtures, plan read-only SQL, stream Arrow as pg rows.
 
+use std::collections::HashMap;
 use std::fmt::Debug;
 use std::sync::Arc;
+use std::sync::LazyLock;
 
 use arrow_pg::datatypes::df::{deserialize_parameters, encode_dataframe};
 use arrow_pg::datatypes::{arrow_schema_to_pg_fields, into_pg_type};
 use async_trait::async_trait;
+use datafusion::arrow::datatypes::DataType;
+use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::dataframe::DataFrame;
 use datafusion::execution::context::SQLOptions;
 use datafusion::execution::SessionState;
-use datafusion::logical_expr::LogicalPlan;
+use datafusion::logical_expr::{Expr, LogicalPlan};
 use datafusion::prelude::SessionContext;
 use datafusion::sql::parser::Statement as DfStatement;
 use datafusion::sql::sqlparser::ast::Statement;
@@ -27,6 +31,7 @@ use pgwire::api::store::PortalStore;
 use pgwire::api::{ClientInfo, ClientPortalStore, Type};
 use pgwire::error::{PgWireError, PgWireResult};
 use pgwire::messages::PgWireBackendMessage;
+use regex::Regex;
 use timberline_udfs::pg_compat::PgSession;
 
 use super::error::{df_error, user_error};
@@ -37,7 +42,23 @@ use super::session::{connection, stoppable, Connection};
 #[derive(Debug, Clone)]
 pub enum Prepared {
     Fixture(Fixture),
-    Plan(Box<LogicalPlan>),
+    /// A plan, and the (1-based) placeholders the SQL casts to `oid[]`: they are described
+    /// to clients as `oid[]` (asyncpg's type introspection binds one) and decoded as `int4[]`.
+    Plan(Box<LogicalPlan>, Arc<[usize]>),
+}
+
+/// `$N::oid[]` in a statement's text.
+static OID_ARRAY_CAST: LazyLock<Option<Regex>> =
+    LazyLock::new(|| Regex::new(r"(?i)\$(\d+)\s*::\s*(?:pg_catalog\.)?oid\s*\[\s*\]").ok());
+
+fn oid_array_params(sql: &str) -> Arc<[usize]> {
+    let Some(re) = OID_ARRAY_CAST.as_ref() else {
+        return Arc::from(Vec::new());
+    };
+    re.captures_iter(sql)
+        .filter_map(|c| c.get(1).and_then(|m| m.as_str().parse().ok()))
+        .collect::<Vec<usize>>()
+        .into()
 }
 
 /// Plans statements against the shared session.
@@ -51,7 +72,7 @@ impl Planner {
     /// Parses SQL text into statements (none for a comment-only text).
     fn parse(&self, sql: &str) -> PgWireResult<Vec<Statement>> {
         self.parser
-            .parse(sql)
+            .parse(&super::rewrite::rewrite_text(sql))
             .map_err(|e| user_error("42601", format!("syntax error: {e}")))
     }
 
@@ -67,10 +88,12 @@ impl Planner {
         state
     }
 
-    async fn prepare(&self, stmt: Statement, session: &PgSession) -> PgWireResult<Prepared> {
+    async fn prepare(&self, mut stmt: Statement, session: &PgSession) -> PgWireResult<Prepared> {
         if let Some(f) = fixtures::classify(&stmt.to_string()) {
             return Ok(Prepared::Fixture(f));
         }
+        super::rewrite::rewrite(&mut stmt);
+        let oid_arrays = oid_array_params(&stmt.to_string());
         let state = self.state_for(session);
         let plan = state
             .statement_to_plan(DfStatement::Statement(Box::new(stmt)))
@@ -79,7 +102,7 @@ impl Planner {
         self.options
             .verify_plan(&plan)
             .map_err(|e| user_error("25006", format!("read-only database: {}", e.message())))?;
-        Ok(Prepared::Plan(Box::new(plan)))
+        Ok(Prepared::Plan(Box::new(plan), oid_arrays))
     }
 
     /// Runs a prepared statement on `conn`, sending any notice it raises to `client` first.
@@ -105,7 +128,7 @@ impl Planner {
                 }
                 Ok(answer.response)
             }
-            Prepared::Plan(p) => {
+            Prepared::Plan(p, _) => {
                 let plan = plan.unwrap_or_else(|| (**p).clone());
                 let session = conn.session().clone();
                 let stop = conn.start_query();
@@ -132,19 +155,28 @@ impl Planner {
 
 /// PostgreSQL names an unaliased function-call column after the function (`count(*)` → `count`,
 /// `date_trunc('hour', ts)` → `date_trunc`); DataFusion names it after the whole expression.
+/// A column of untyped NULLs is `text`, as PostgreSQL resolves it, never `unknown` (drivers such
+/// as asyncpg would try to introspect `unknown`, and loop).
 fn pg_names(fields: Vec<FieldInfo>) -> Vec<FieldInfo> {
     fields
         .into_iter()
-        .map(|f| match function_name(f.name()) {
-            Some(name) => FieldInfo::new(
-                name,
-                f.table_id(),
-                f.column_id(),
-                f.datatype().clone(),
-                f.format(),
-            )
-            .with_format_options(f.format_options().clone()),
-            None => f,
+        .map(|f| {
+            let unknown = *f.datatype() == Type::UNKNOWN;
+            match (function_name(f.name()), unknown) {
+                (None, false) => f,
+                (name, _) => FieldInfo::new(
+                    name.unwrap_or_else(|| f.name().to_string()),
+                    f.table_id(),
+                    f.column_id(),
+                    if unknown {
+                        Type::TEXT
+                    } else {
+                        f.datatype().clone()
+                    },
+                    f.format(),
+                )
+                .with_format_options(f.format_options().clone()),
+            }
         })
         .collect()
 }
@@ -154,6 +186,37 @@ fn function_name(column: &str) -> Option<String> {
     let func = &column[..open];
     let simple = !func.is_empty() && func.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
     (simple && column.ends_with(')')).then(|| func.to_ascii_lowercase())
+}
+
+/// The type of each placeholder (`$1` → …): DataFusion's inference, else the type the SQL
+/// casts it to (`$1::oid[]`, `$2::timestamptz`), which DataFusion leaves open.
+fn placeholder_types(plan: &LogicalPlan) -> PgWireResult<HashMap<String, DataType>> {
+    let mut out: HashMap<String, DataType> = plan
+        .get_parameter_types()
+        .map_err(df_error)?
+        .into_iter()
+        .filter_map(|(k, v)| v.map(|t| (k, t)))
+        .collect();
+    let mut casts: Vec<(String, DataType)> = Vec::new();
+    let _ = plan.apply_with_subqueries(|node| {
+        node.apply_expressions(|e| {
+            e.apply(|e| {
+                let (inner, to) = match e {
+                    Expr::Cast(c) => (c.expr.as_ref(), c.field.data_type()),
+                    Expr::TryCast(c) => (c.expr.as_ref(), c.field.data_type()),
+                    _ => return Ok(TreeNodeRecursion::Continue),
+                };
+                if let Expr::Placeholder(p) = inner {
+                    casts.push((p.id.clone(), to.clone()));
+                }
+                Ok(TreeNodeRecursion::Continue)
+            })
+        })
+    });
+    for (id, t) in casts {
+        out.entry(id).or_insert(t);
+    }
+    Ok(out)
 }
 
 /// Gives a DataFusion error carried inside a pgwire error its SQLSTATE.
@@ -257,17 +320,17 @@ impl QueryParser for Planner {
     }
 
     fn get_parameter_types(&self, stmt: &Prepared) -> PgWireResult<Vec<Type>> {
-        let Prepared::Plan(plan) = stmt else {
+        let Prepared::Plan(plan, oid_arrays) = stmt else {
             return Ok(Vec::new());
         };
-        let types = plan.get_parameter_types().map_err(df_error)?;
-        let mut ordered: Vec<(usize, Option<_>)> = types
+        let types = placeholder_types(plan)?;
+        let mut ordered: Vec<(usize, Option<DataType>)> = types
             .into_iter()
             .filter_map(|(name, t)| {
                 name.trim_start_matches('$')
                     .parse::<usize>()
                     .ok()
-                    .map(|i| (i, t))
+                    .map(|i| (i, Some(t)))
             })
             .collect();
         ordered.sort_by_key(|(i, _)| *i);
@@ -276,6 +339,11 @@ impl QueryParser for Planner {
         for (i, t) in ordered {
             if let (Some(slot), Some(t)) = (out.get_mut(i.saturating_sub(1)), t) {
                 *slot = into_pg_type(&t).unwrap_or(Type::UNKNOWN);
+            }
+        }
+        for i in oid_arrays.iter() {
+            if let Some(slot) = out.get_mut(i.saturating_sub(1)) {
+                *slot = Type::OID_ARRAY;
             }
         }
         Ok(out)
@@ -301,7 +369,7 @@ impl QueryParser for Planner {
                     )
                 })
                 .collect()),
-            Prepared::Plan(plan) => Ok(pg_names(arrow_schema_to_pg_fields(
+            Prepared::Plan(plan, _) => Ok(pg_names(arrow_schema_to_pg_fields(
                 plan.schema().as_arrow(),
                 &format,
                 None,
@@ -380,11 +448,10 @@ impl ExtendedQueryHandler for QueryEngine {
     {
         let prepared = &portal.statement.statement;
         let bound = match prepared {
-            Prepared::Plan(plan) if portal.parameter_len() > 0 => {
-                let types = plan.get_parameter_types().map_err(df_error)?;
-                let inferred: Vec<Option<&datafusion::arrow::datatypes::DataType>> = (1..=portal
-                    .parameter_len())
-                    .map(|i| types.get(&format!("${i}")).and_then(|t| t.as_ref()))
+            Prepared::Plan(plan, _) if portal.parameter_len() > 0 => {
+                let types = placeholder_types(plan)?;
+                let inferred: Vec<Option<&DataType>> = (1..=portal.parameter_len())
+                    .map(|i| types.get(&format!("${i}")))
                     .collect();
                 let params = deserialize_parameters(portal, &inferred)?;
                 Some(

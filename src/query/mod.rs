@@ -1,6 +1,7 @@
 //! SQL over the store: the DataFusion session, the `logs` and `segments` tables, `nearest`.
 
 mod index_select;
+mod information_schema;
 pub mod nearest;
 mod prune;
 mod scan;
@@ -48,7 +49,8 @@ pub fn new_context(store: Arc<Store>) -> Result<SessionContext, DataFusionError>
     let config = SessionConfig::new()
         .with_default_catalog_and_schema(DATABASE, SCHEMA)
         .with_create_default_catalog_and_schema(true)
-        .with_information_schema(true)
+        // Ours (PostgreSQL's spellings), registered below, replaces DataFusion's.
+        .with_information_schema(false)
         .set_bool("datafusion.execution.parquet.pushdown_filters", true)
         .set_bool("datafusion.execution.parquet.reorder_filters", true);
     let runtime = RuntimeEnvBuilder::new()
@@ -65,6 +67,14 @@ pub fn new_context(store: Arc<Store>) -> Result<SessionContext, DataFusionError>
     ctx.register_udtf("log_context", Arc::new(nearest::LogContextFn::new(store)));
     datafusion_pg_catalog::setup_pg_catalog(&ctx, DATABASE, EmptyContextProvider)
         .map_err(|e| *e)?;
+    if let Some(catalog) = ctx.catalog(DATABASE) {
+        catalog.register_schema(
+            "information_schema",
+            Arc::new(information_schema::InformationSchema::new(
+                ctx.state().catalog_list().clone(),
+            )),
+        )?;
+    }
     datafusion_functions_json::register_all(&mut ctx)?;
     timberline_udfs::register(&mut ctx)?;
     Ok(ctx)

@@ -2,6 +2,7 @@
 //! `timberline` binary on ephemeral ports with its own data directory.
 
 mod bad_input;
+mod clients;
 mod crash;
 mod e2e;
 mod file_ingest;

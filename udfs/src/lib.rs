@@ -24,6 +24,9 @@ pub fn register(ctx: &mut SessionContext) -> datafusion::error::Result<()> {
     ctx.register_udf(pg_compat::set_config_udf());
     ctx.register_udf(pg_compat::pg_get_serial_sequence_udf());
     ctx.register_udf(pg_compat::advisory_unlock_all_udf());
+    ctx.register_udf(pg_compat::json_build_object_udf());
+    ctx.register_udf(pg_compat::pg_collation_is_visible_udf());
+    ctx.register_udf(pg_compat::session_user_udf());
     ctx.register_udf(nearest::nearest_udf());
     ctx.register_udf(nearest::ts_distance_udf());
     ctx.register_udf(text::match_udf());

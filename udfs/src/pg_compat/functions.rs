@@ -51,6 +51,54 @@ fn null_text_udf(name: &str, args: Vec<DataType>) -> ScalarUDF {
     )
 }
 
+/// `session_user` / `current_user` / `user`: the session's authenticated user.
+pub fn session_user_udf() -> ScalarUDF {
+    ScalarUDF::new_from_impl(SessionUser {
+        signature: Signature::exact(vec![], Volatility::Stable),
+    })
+}
+
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct SessionUser {
+    signature: Signature,
+}
+
+impl ScalarUDFImpl for SessionUser {
+    fn name(&self) -> &str {
+        "session_user"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _args: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Utf8)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let user = args
+            .config_options
+            .extensions
+            .get::<PgSession>()
+            .map(|s| s.user.clone());
+        Ok(ColumnarValue::Scalar(ScalarValue::Utf8(user)))
+    }
+}
+
+/// `pg_collation_is_visible(oid)`: every collation is visible (there is only the default).
+pub fn pg_collation_is_visible_udf() -> ScalarUDF {
+    create_udf(
+        "pg_collation_is_visible",
+        vec![DataType::Int64],
+        DataType::Boolean,
+        Volatility::Stable,
+        Arc::new(|_args: &[ColumnarValue]| {
+            Ok(ColumnarValue::Scalar(ScalarValue::Boolean(Some(true))))
+        }),
+    )
+}
+
 /// `pg_get_serial_sequence(table, column)`: always NULL, no column is backed by a sequence.
 pub fn pg_get_serial_sequence_udf() -> ScalarUDF {
     null_text_udf(

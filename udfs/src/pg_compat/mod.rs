@@ -2,12 +2,14 @@
 //! drivers call (`version()`, `current_setting`, `set_config`, …), answered as PostgreSQL 16.6 would.
 
 mod functions;
+mod json;
 mod settings;
 
 pub use functions::{
-    advisory_unlock_all_udf, current_setting_udf, pg_get_serial_sequence_udf, set_config_udf,
-    version_string, version_udf,
+    advisory_unlock_all_udf, current_setting_udf, pg_collation_is_visible_udf,
+    pg_get_serial_sequence_udf, session_user_udf, set_config_udf, version_string, version_udf,
 };
+pub use json::json_build_object_udf;
 pub use settings::{
     canonical_name, default_setting, PgSession, SettingError, PG_VERSION, PG_VERSION_NUM,
 };

@@ -1,0 +1,129 @@
+//! Rewrites of client SQL that DataFusion cannot plan as written but whose answer we know.
+//!
+//! - Grafana's table list expands `search_path` with `generate_series(...) AS i,
+//!   string_to_array(...) s` and the bare keyword `user`; it becomes an `unnest` over the
+//!   session's `search_path` (before parsing, so the parser's own stand-in does not apply).
+//! - A correlated scalar subquery over `pg_catalog` inside a select list (SQLAlchemy's column
+//! reflection asks for column defaults, identity options and collations this way) becomes
+//! NULL: no column of ours has a default, an identity or a non-default collation.
+
+use std::borrow::Cow;
+use std::collections::HashSet;
+use std::sync::LazyLock;
+
+use regex::Regex;
+use std::ops::ControlFlow;
+
+use datafusion::sql::sqlparser::ast::{
+    visit_expressions, visit_expressions_mut, Expr, ObjectNamePart, Query, SelectItem, SetExpr,
+    Statement, TableFactor, Value, VisitMut, VisitorMut,
+};
+
+/// Grafana's `search_path` expansion, whitespace and case as it comes.
+static GRAFANA_SEARCH_PATH: LazyLock<Option<Regex>> = LazyLock::new(|| {
+    Regex::new(
+        r#"(?is)SELECT\s+CASE\s+WHEN\s+trim\(s\[i\]\)\s*=\s*'"\$user"'\s+THEN\s+user\s+ELSE\s+trim\(s\[i\]\)\s+END\s+FROM\s+generate_series\(\s*array_lower\(\s*string_to_array\(\s*current_setting\(\s*'search_path'\s*\)\s*,\s*','\s*\)\s*,\s*1\s*\)\s*,\s*array_upper\(\s*string_to_array\(\s*current_setting\(\s*'search_path'\s*\)\s*,\s*','\s*\)\s*,\s*1\s*\)\s*\)\s+as\s+i\s*,\s*string_to_array\(\s*current_setting\(\s*'search_path'\s*\)\s*,\s*','\s*\)\s+s"#,
+    )
+    .ok()
+});
+
+const SEARCH_PATH_ITEMS: &str = "SELECT CASE WHEN trim(s) = '\"$user\"' THEN current_user ELSE trim(s) END \
+     FROM (SELECT unnest(string_to_array(current_setting('search_path'), ',')) AS s) AS search_path_items";
+
+/// Rewrites applied to the SQL text before it is parsed.
+pub fn rewrite_text(sql: &str) -> Cow<'_, str> {
+    match GRAFANA_SEARCH_PATH.as_ref() {
+        Some(re) => re.replace_all(sql, regex::NoExpand(SEARCH_PATH_ITEMS)),
+        None => Cow::Borrowed(sql),
+    }
+}
+
+/// Applies every rewrite to `stmt`.
+pub fn rewrite(stmt: &mut Statement) {
+    let _ = stmt.visit(&mut CatalogSubqueries);
+}
+
+struct CatalogSubqueries;
+
+impl VisitorMut for CatalogSubqueries {
+    type Break = ();
+
+    fn pre_visit_query(&mut self, query: &mut Query) -> ControlFlow<()> {
+        if let SetExpr::Select(select) = query.body.as_mut() {
+            for item in &mut select.projection {
+                let expr = match item {
+                    SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => e,
+                    _ => continue,
+                };
+                let _ = visit_expressions_mut(expr, |e| {
+                    if let Expr::Subquery(q) = e {
+                        if is_correlated_catalog_lookup(q) {
+                            *e = Expr::Value(Value::Null.with_empty_span());
+                        }
+                    }
+                    ControlFlow::<()>::Continue(())
+                });
+            }
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+/// A subquery reading only `pg_catalog` tables that names a column of an outer table.
+fn is_correlated_catalog_lookup(q: &Query) -> bool {
+    let SetExpr::Select(select) = q.body.as_ref() else {
+        return false;
+    };
+    let mut own: HashSet<String> = HashSet::new();
+    let mut all_catalog = !select.from.is_empty();
+    let relations = select
+        .from
+        .iter()
+        .flat_map(|t| std::iter::once(&t.relation).chain(t.joins.iter().map(|j| &j.relation)));
+    for rel in relations {
+        match rel {
+            TableFactor::Table { name, alias, .. } => {
+                let parts: Vec<String> = name
+                    .0
+                    .iter()
+                    .filter_map(|p| match p {
+                        ObjectNamePart::Identifier(i) => Some(i.value.to_ascii_lowercase()),
+                        _ => None,
+                    })
+                    .collect();
+                let table = parts.last().cloned().unwrap_or_default();
+                all_catalog &= table.starts_with("pg_")
+                    && parts.len() <= 2
+                    && parts
+                        .first()
+                        .is_some_and(|s| s == "pg_catalog" || s.starts_with("pg_"));
+                own.insert(table);
+                if let Some(a) = alias {
+                    own.insert(a.name.value.to_ascii_lowercase());
+                }
+            }
+            _ => all_catalog = false,
+        }
+    }
+    if !all_catalog {
+        return false;
+    }
+    let mut correlated = false;
+    let _ = visit_expressions(q, |e| {
+        if let Expr::CompoundIdentifier(ids) = e {
+            // schema.table.column or table.column
+            let table = match ids.len() {
+                3 => ids.get(1),
+                2 => ids.first(),
+                _ => None,
+            };
+            if let Some(t) = table {
+                if !own.contains(&t.value.to_ascii_lowercase()) {
+                    correlated = true;
+                }
+            }
+        }
+        ControlFlow::<()>::Continue(())
+    });
+    correlated
+}

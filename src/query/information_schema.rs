@@ -1,0 +1,333 @@
+//! `information_schema` the way PostgreSQL answers it: `schemata`, `tables`, `columns` (with
+//! PostgreSQL type spellings such as `timestamp with time zone` and `udt_name` such as
+//! `timestamptz`) and `views`, built from the live catalog on every query. Grafana's query
+//! builder, SQLAlchemy and BI tools read column types from here.
+
+use std::sync::Arc;
+
+use arrow_pg::datatypes::into_pg_type;
+use async_trait::async_trait;
+use datafusion::arrow::array::{ArrayRef, Int32Builder, RecordBatch, StringBuilder};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::catalog::{CatalogProviderList, SchemaProvider, Session, TableProvider};
+use datafusion::datasource::{MemTable, TableType};
+use datafusion::error::Result;
+use datafusion::logical_expr::Expr;
+use datafusion::physical_plan::ExecutionPlan;
+use pgwire::api::Type;
+
+/// The schema provider.
+#[derive(Debug)]
+pub struct InformationSchema {
+    catalogs: Arc<dyn CatalogProviderList>,
+}
+
+impl InformationSchema {
+    pub fn new(catalogs: Arc<dyn CatalogProviderList>) -> InformationSchema {
+        InformationSchema { catalogs }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Kind {
+    Schemata,
+    Tables,
+    Columns,
+    Views,
+}
+
+const KINDS: [(&str, Kind); 4] = [
+    ("columns", Kind::Columns),
+    ("schemata", Kind::Schemata),
+    ("tables", Kind::Tables),
+    ("views", Kind::Views),
+];
+
+#[async_trait]
+impl SchemaProvider for InformationSchema {
+    fn table_names(&self) -> Vec<String> {
+        KINDS.iter().map(|(n, _)| n.to_string()).collect()
+    }
+
+    async fn table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>> {
+        Ok(KINDS.iter().find(|(n, _)| *n == name).map(|(_, kind)| {
+            Arc::new(InfoTable {
+                kind: *kind,
+                catalogs: self.catalogs.clone(),
+            }) as Arc<dyn TableProvider>
+        }))
+    }
+
+    fn table_exist(&self, name: &str) -> bool {
+        KINDS.iter().any(|(n, _)| *n == name)
+    }
+}
+
+#[derive(Debug)]
+struct InfoTable {
+    kind: Kind,
+    catalogs: Arc<dyn CatalogProviderList>,
+}
+
+fn text_fields(names: &[&str]) -> Vec<Field> {
+    names
+        .iter()
+        .map(|n| Field::new(*n, DataType::Utf8, true))
+        .collect()
+}
+
+fn schema_of(kind: Kind) -> SchemaRef {
+    let fields = match kind {
+        Kind::Schemata => text_fields(&[
+            "catalog_name",
+            "schema_name",
+            "schema_owner",
+            "default_character_set_catalog",
+            "default_character_set_schema",
+            "default_character_set_name",
+            "sql_path",
+        ]),
+        Kind::Tables => text_fields(&[
+            "table_catalog",
+            "table_schema",
+            "table_name",
+            "table_type",
+            "self_referencing_column_name",
+            "reference_generation",
+            "user_defined_type_catalog",
+            "user_defined_type_schema",
+            "user_defined_type_name",
+            "is_insertable_into",
+            "is_typed",
+            "commit_action",
+        ]),
+        Kind::Views => text_fields(&[
+            "table_catalog",
+            "table_schema",
+            "table_name",
+            "view_definition",
+            "check_option",
+            "is_updatable",
+            "is_insertable_into",
+        ]),
+        Kind::Columns => {
+            let mut f =
+                text_fields(&["table_catalog", "table_schema", "table_name", "column_name"]);
+            f.push(Field::new("ordinal_position", DataType::Int32, false));
+            f.extend(text_fields(&["column_default", "is_nullable", "data_type"]));
+            for n in [
+                "character_maximum_length",
+                "character_octet_length",
+                "numeric_precision",
+                "numeric_precision_radix",
+                "numeric_scale",
+                "datetime_precision",
+            ] {
+                f.push(Field::new(n, DataType::Int32, true));
+            }
+            f.extend(text_fields(&[
+                "interval_type",
+                "udt_catalog",
+                "udt_schema",
+                "udt_name",
+                "is_identity",
+                "is_generated",
+                "is_updatable",
+            ]));
+            f
+        }
+    };
+    Arc::new(Schema::new(fields))
+}
+
+/// PostgreSQL's `data_type` spelling, numeric precision/radix/scale and datetime precision.
+fn pg_column_type(pg: &Type) -> (String, [Option<i32>; 4]) {
+    let none = [None; 4];
+    let (name, extra) = match pg.oid() {
+        16 => ("boolean", none),
+        21 => ("smallint", [Some(16), Some(2), Some(0), None]),
+        23 => ("integer", [Some(32), Some(2), Some(0), None]),
+        20 => ("bigint", [Some(64), Some(2), Some(0), None]),
+        700 => ("real", [Some(24), Some(2), None, None]),
+        701 => ("double precision", [Some(53), Some(2), None, None]),
+        1700 => ("numeric", [None, Some(10), None, None]),
+        25 => ("text", none),
+        1043 => ("character varying", none),
+        1042 => ("character", none),
+        17 => ("bytea", none),
+        1082 => ("date", [None, None, None, Some(0)]),
+        1083 => ("time without time zone", [None, None, None, Some(6)]),
+        1114 => ("timestamp without time zone", [None, None, None, Some(6)]),
+        1184 => ("timestamp with time zone", [None, None, None, Some(6)]),
+        1186 => ("interval", [None, None, None, Some(6)]),
+        114 => ("json", none),
+        3802 => ("jsonb", none),
+        2950 => ("uuid", none),
+        _ if pg.name().starts_with('_') => ("ARRAY", none),
+        _ => ("USER-DEFINED", none),
+    };
+    (name.to_string(), extra)
+}
+
+impl InfoTable {
+    async fn batch(&self) -> Result<RecordBatch> {
+        let schema = schema_of(self.kind);
+        let mut text: Vec<StringBuilder> = Vec::new();
+        let n_fields = schema.fields().len();
+        let mut ints: Vec<Int32Builder> = Vec::new();
+        // Column builders in schema order: Utf8 → text, Int32 → ints.
+        for f in schema.fields() {
+            match f.data_type() {
+                DataType::Int32 => ints.push(Int32Builder::new()),
+                _ => text.push(StringBuilder::new()),
+            }
+        }
+        let mut rows: Vec<Vec<Value>> = Vec::new();
+        for cat_name in self.catalogs.catalog_names() {
+            let Some(catalog) = self.catalogs.catalog(&cat_name) else {
+                continue;
+            };
+            for schema_name in catalog.schema_names() {
+                if self.kind == Kind::Schemata {
+                    rows.push(vec![
+                        Value::T(Some(cat_name.clone())),
+                        Value::T(Some(schema_name.clone())),
+                        Value::T(Some("timberline".into())),
+                        Value::T(None),
+                        Value::T(None),
+                        Value::T(None),
+                        Value::T(None),
+                    ]);
+                    continue;
+                }
+                let Some(schema) = catalog.schema(&schema_name) else {
+                    continue;
+                };
+                let mut names = schema.table_names();
+                names.sort();
+                for table_name in names {
+                    let Some(table) = schema.table(&table_name).await? else {
+                        continue;
+                    };
+                    let is_view = table.table_type() == TableType::View;
+                    let t = |s: &str| Value::T(Some(s.to_string()));
+                    match self.kind {
+                        Kind::Tables => rows.push(vec![
+                            t(&cat_name),
+                            t(&schema_name),
+                            t(&table_name),
+                            t(if is_view { "VIEW" } else { "BASE TABLE" }),
+                            Value::T(None),
+                            Value::T(None),
+                            Value::T(None),
+                            Value::T(None),
+                            Value::T(None),
+                            t("NO"),
+                            t("NO"),
+                            Value::T(None),
+                        ]),
+                        Kind::Views if is_view => rows.push(vec![
+                            t(&cat_name),
+                            t(&schema_name),
+                            t(&table_name),
+                            Value::T(None),
+                            t("NONE"),
+                            t("NO"),
+                            t("NO"),
+                        ]),
+                        Kind::Columns => {
+                            for (i, f) in table.schema().fields().iter().enumerate() {
+                                let pg = into_pg_type(f.data_type()).unwrap_or(Type::TEXT);
+                                let (data_type, [prec, radix, scale, dt_prec]) =
+                                    pg_column_type(&pg);
+                                rows.push(vec![
+                                    t(&cat_name),
+                                    t(&schema_name),
+                                    t(&table_name),
+                                    t(f.name()),
+                                    Value::I(Some(i as i32 + 1)),
+                                    Value::T(None),
+                                    t(if f.is_nullable() { "YES" } else { "NO" }),
+                                    Value::T(Some(data_type)),
+                                    Value::I(None),
+                                    Value::I(None),
+                                    Value::I(prec),
+                                    Value::I(radix),
+                                    Value::I(scale),
+                                    Value::I(dt_prec),
+                                    Value::T(None),
+                                    t(&cat_name),
+                                    t("pg_catalog"),
+                                    t(pg.name()),
+                                    t("NO"),
+                                    t("NEVER"),
+                                    t("NO"),
+                                ]);
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+            }
+        }
+        for row in rows {
+            let (mut ti, mut ii) = (0, 0);
+            for v in row {
+                match v {
+                    Value::T(s) => {
+                        if let Some(b) = text.get_mut(ti) {
+                            b.append_option(s);
+                        }
+                        ti += 1;
+                    }
+                    Value::I(n) => {
+                        if let Some(b) = ints.get_mut(ii) {
+                            b.append_option(n);
+                        }
+                        ii += 1;
+                    }
+                }
+            }
+        }
+        let (mut ti, mut ii) = (text.into_iter(), ints.into_iter());
+        let mut columns: Vec<ArrayRef> = Vec::with_capacity(n_fields);
+        for f in schema.fields() {
+            let col: Option<ArrayRef> = match f.data_type() {
+                DataType::Int32 => ii.next().map(|mut b| Arc::new(b.finish()) as ArrayRef),
+                _ => ti.next().map(|mut b| Arc::new(b.finish()) as ArrayRef),
+            };
+            if let Some(c) = col {
+                columns.push(c);
+            }
+        }
+        Ok(RecordBatch::try_new(schema, columns)?)
+    }
+}
+
+enum Value {
+    T(Option<String>),
+    I(Option<i32>),
+}
+
+#[async_trait]
+impl TableProvider for InfoTable {
+    fn schema(&self) -> SchemaRef {
+        schema_of(self.kind)
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::View
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let batch = self.batch().await?;
+        let table = MemTable::try_new(batch.schema(), vec![vec![batch]])?;
+        table.scan(state, projection, filters, limit).await
+    }
+}

@@ -1,0 +1,98 @@
+//! The real drivers users keep, against the real server: psycopg2, psycopg3, asyncpg,
+//! SQLAlchemy and a Grafana replay (`tests/clients/python_clients.py`), and pgjdbc
+//! (`tests/clients/Jdbc.java`). Each asserts values and type OIDs, not just "no error".
+//!
+//! `.ci/run` installs the clients and sets `TIMBERLINE_REQUIRE_CLIENTS=1`, so there a missing
+//! client fails the test; elsewhere it is skipped with a message saying what to install.
+
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::json;
+
+use crate::support::TestServer;
+
+/// 120 events from 2024-05-01T10:00:00Z, 30 s apart; level cycles ERROR/WARN/INFO, service
+/// cycles api/db; half flushed into a segment, half hot.
+async fn load(server: &TestServer) {
+    let t0 = 1_714_557_600i64;
+    let event = |i: i64| {
+        let ts = chrono::DateTime::from_timestamp(t0 + 30 * i, 0).expect("ts");
+        let level = ["ERROR", "WARN", "INFO"][(i % 3) as usize];
+        let service = ["api", "db"][(i % 2) as usize];
+        json!({
+            "timestamp": ts.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            "level": level,
+            "service": service,
+            "host": "h1",
+            "msg": format!("request {i} done"),
+        })
+    };
+    server.ingest_ndjson((0..60).map(event)).await;
+    server.flush().await;
+    server.ingest_ndjson((60..120).map(event)).await;
+}
+
+/// Whether `program --version`-style probing finds the client; fails when CI requires it.
+fn available(what: &str, probe: &mut Command, install: &str) -> bool {
+    let ok = probe.output().map(|o| o.status.success()).unwrap_or(false);
+    if !ok {
+        assert!(
+            std::env::var_os("TIMBERLINE_REQUIRE_CLIENTS").is_none(),
+            "{what} is required here but missing: {install}"
+        );
+        eprintln!("SKIPPED: {what} is not installed ({install})");
+    }
+    ok
+}
+
+fn run(cmd: &mut Command) -> (bool, String) {
+    let out = cmd.output().expect("client runs");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn python_drivers_sqlalchemy_and_grafana_replay() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients");
+    if !available(
+        "psycopg2, psycopg, asyncpg, SQLAlchemy",
+        Command::new("python3").args(["-c", "import psycopg2, psycopg, asyncpg, sqlalchemy"]),
+        "pip install -r tests/clients/requirements.txt",
+    ) {
+        return;
+    }
+    let server = TestServer::start();
+    load(&server).await;
+    let (ok, out) = run(Command::new("python3")
+        .arg(dir.join("python_clients.py"))
+        .arg(server.pg_port.to_string()));
+    assert!(ok, "{out}");
+    assert!(out.contains("0 failed"), "{out}");
+    assert!(!out.contains("FAIL "), "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pgjdbc_metadata_prepared_binary_and_fetch_size() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients");
+    let jar = "/usr/share/java/postgresql.jar";
+    if !available(
+        "java with pgjdbc",
+        Command::new("sh").args(["-c", &format!("command -v java && test -f {jar}")]),
+        "apt-get install default-jre-headless libpostgresql-jdbc-java",
+    ) {
+        return;
+    }
+    let server = TestServer::start();
+    load(&server).await;
+    let (ok, out) = run(Command::new("java")
+        .args(["-cp", jar])
+        .arg(dir.join("Jdbc.java"))
+        .arg(server.pg_port.to_string()));
+    assert!(ok, "{out}");
+    assert!(out.contains("0 failed"), "{out}");
+}
