@@ -3,6 +3,14 @@
 //! - Grafana's table list expands `search_path` with `generate_series(...) AS i,
 //!   string_to_array(...) s` and the bare keyword `user`; it becomes an `unnest` over the
 //!   session's `search_path` (before parsing, so the parser's own stand-in does not apply).
+//! - pgjdbc's getPrimaryKeys (`_pg_expandarray(indkey)`, record field access) is answered
+//!   with its columns and no rows: no table here has a primary key.
+//! - `'pg_catalog.array_in'::regproc` (pgjdbc's type cache) becomes `'array_in'`: the
+//!   `typinput` it is compared with holds function names.
+//! - A correlated scalar subquery over `pg_catalog` in a WHERE clause is a key lookup
+//!   (pgjdbc's getTypeInfo asks `(SELECT c.relkind = 'c' FROM pg_class c WHERE c.oid =
+//!   t.typrelid)`); DataFusion wants it aggregated, so its one value becomes `max(value)`, the
+//!   same answer for the zero or one row a lookup finds.
 //! - A correlated scalar subquery over `pg_catalog` inside a select list (SQLAlchemy's column
 //! reflection asks for column defaults, identity options and collations this way) becomes
 //! NULL: no column of ours has a default, an identity or a non-default collation.
@@ -15,9 +23,11 @@ use regex::Regex;
 use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{
-    visit_expressions, visit_expressions_mut, Expr, ObjectNamePart, Query, SelectItem, SetExpr,
-    Statement, TableFactor, Value, VisitMut, VisitorMut,
+    visit_expressions, visit_expressions_mut, Expr, GroupByExpr, ObjectNamePart, Query, SelectItem,
+    SetExpr, Statement, TableFactor, Value, VisitMut, VisitorMut,
 };
+use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+use datafusion::sql::sqlparser::parser::Parser;
 
 /// Grafana's `search_path` expansion, whitespace and case as it comes.
 static GRAFANA_SEARCH_PATH: LazyLock<Option<Regex>> = LazyLock::new(|| {
@@ -30,12 +40,35 @@ static GRAFANA_SEARCH_PATH: LazyLock<Option<Regex>> = LazyLock::new(|| {
 const SEARCH_PATH_ITEMS: &str = "SELECT CASE WHEN trim(s) = '\"$user\"' THEN current_user ELSE trim(s) END \
      FROM (SELECT unnest(string_to_array(current_setting('search_path'), ',')) AS s) AS search_path_items";
 
+/// `'pg_catalog.array_in'::regproc` and the like.
+static REGPROC_LITERAL: LazyLock<Option<Regex>> = LazyLock::new(|| {
+    Regex::new(r"(?i)'(?:pg_catalog\.)?([a-z_][a-z0-9_]*)'\s*::\s*(?:pg_catalog\.)?regproc\b").ok()
+});
+
+/// Primary-key lookups (pgjdbc's getPrimaryKeys expands `pg_index.indkey` with
+/// `information_schema._pg_expandarray`): no table of ours has a primary key.
+const NO_PRIMARY_KEYS: &str = "SELECT NULL::text AS table_cat, ''::text AS table_schem, \
+     ''::text AS table_name, ''::text AS column_name, 0::smallint AS key_seq, ''::text AS pk_name \
+     WHERE false";
+
 /// Rewrites applied to the SQL text before it is parsed.
 pub fn rewrite_text(sql: &str) -> Cow<'_, str> {
-    match GRAFANA_SEARCH_PATH.as_ref() {
-        Some(re) => re.replace_all(sql, regex::NoExpand(SEARCH_PATH_ITEMS)),
-        None => Cow::Borrowed(sql),
+    if sql.contains("_pg_expandarray") && sql.contains("indisprimary") {
+        return Cow::Borrowed(NO_PRIMARY_KEYS);
     }
+    let mut out = Cow::Borrowed(sql);
+    if let Some(re) = GRAFANA_SEARCH_PATH.as_ref() {
+        if let Cow::Owned(s) = re.replace_all(&out, regex::NoExpand(SEARCH_PATH_ITEMS)) {
+            out = Cow::Owned(s);
+        }
+    }
+    // pg_type.typinput holds function names, so a regproc literal compares as its name.
+    if let Some(re) = REGPROC_LITERAL.as_ref() {
+        if let Cow::Owned(s) = re.replace_all(&out, "'$1'") {
+            out = Cow::Owned(s);
+        }
+    }
+    out
 }
 
 /// Applies every rewrite to `stmt`.
@@ -50,6 +83,16 @@ impl VisitorMut for CatalogSubqueries {
 
     fn pre_visit_query(&mut self, query: &mut Query) -> ControlFlow<()> {
         if let SetExpr::Select(select) = query.body.as_mut() {
+            if let Some(selection) = select.selection.as_mut() {
+                let _ = visit_expressions_mut(selection, |e| {
+                    if let Expr::Subquery(q) = e {
+                        if is_correlated_catalog_lookup(q) {
+                            aggregate_single_value(q);
+                        }
+                    }
+                    ControlFlow::<()>::Continue(())
+                });
+            }
             for item in &mut select.projection {
                 let expr = match item {
                     SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => e,
@@ -66,6 +109,31 @@ impl VisitorMut for CatalogSubqueries {
             }
         }
         ControlFlow::Continue(())
+    }
+}
+
+/// `SELECT v FROM …` → `SELECT max(v) FROM …` (left alone if it is not that shape).
+fn aggregate_single_value(q: &mut Query) {
+    let SetExpr::Select(select) = q.body.as_mut() else {
+        return;
+    };
+    if select.projection.len() != 1
+        || !matches!(select.group_by, GroupByExpr::Expressions(ref v, _) if v.is_empty())
+    {
+        return;
+    }
+    let Some(item) = select.projection.first_mut() else {
+        return;
+    };
+    let expr = match item {
+        SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => e,
+        _ => return,
+    };
+    let wrapped = Parser::new(&PostgreSqlDialect {})
+        .try_with_sql(&format!("max({expr})"))
+        .and_then(|mut p| p.parse_expr());
+    if let Ok(w) = wrapped {
+        *expr = w;
     }
 }
 

@@ -177,26 +177,109 @@ async fn unknown_user_is_refused_like_a_wrong_password() {
     assert!(pg_connect(server.pg_port, "timberline").await.is_ok());
 }
 
+/// Sends `bytes` on a fresh connection and reads until the server closes it (or 10 s pass):
+/// (what the server sent, whether it closed).
+async fn exchange(addr: &str, bytes: &[u8]) -> (Vec<u8>, bool) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let _ = s.write_all(bytes).await;
+    let mut buf = Vec::new();
+    let read =
+        tokio::time::timeout(std::time::Duration::from_secs(10), s.read_to_end(&mut buf)).await;
+    (buf, matches!(read, Ok(Ok(_)) | Ok(Err(_))))
+}
+
+/// A protocol 3.0 StartupMessage for `user`.
+fn startup(user: &str) -> Vec<u8> {
+    let mut body = 0x0003_0000u32.to_be_bytes().to_vec();
+    for kv in ["user", user, "database", "timberline"] {
+        body.extend_from_slice(kv.as_bytes());
+        body.push(0);
+    }
+    body.push(0);
+    [&((body.len() + 4) as u32).to_be_bytes()[..], &body].concat()
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn garbage_on_the_wire_closes_only_that_connection() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let server = TestServer::start();
+    // Trust authentication, so a hand-made startup reaches the query phase.
+    let server = TestServer::start_with(&["--pg-auth", "trust"]);
     let addr = format!("127.0.0.1:{}", server.pg_port);
-    for junk in [
-        b"GET / HTTP/1.1\r\n\r\n".to_vec(),
-        vec![0xff; 64],
-        [&(1u32 << 30).to_be_bytes()[..], &[0u8; 8]].concat(),
-        // A protocol 2 startup packet.
-        [&8u32.to_be_bytes()[..], &0x0002_0000u32.to_be_bytes()].concat(),
+    for (what, junk) in [
+        ("HTTP request", b"GET / HTTP/1.1\r\n\r\n".to_vec()),
+        ("0xff bytes", vec![0xff; 64]),
+        (
+            "1 GiB startup length",
+            [&(1u32 << 30).to_be_bytes()[..], &[0u8; 8]].concat(),
+        ),
+        (
+            "protocol 2 startup",
+            [&8u32.to_be_bytes()[..], &0x0002_0000u32.to_be_bytes()].concat(),
+        ),
     ] {
-        let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
-        let _ = s.write_all(&junk).await;
-        let mut buf = Vec::new();
-        // The server answers (an error or nothing) and closes; read until EOF.
-        let _ =
-            tokio::time::timeout(std::time::Duration::from_secs(10), s.read_to_end(&mut buf)).await;
+        let (_, closed) = exchange(&addr, &junk).await;
+        assert!(closed, "{what}: the connection was left open");
     }
-    let pg = server.pg().await;
+    // After a good startup: an unknown message type, and a 1 GiB query length prefix. The
+    // server closes the connection (pgwire's framing stops at a frame it cannot decode, with
+    // no ErrorResponse; anything it does send is one) and never allocates the 1 GiB.
+    for (what, msg) in [
+        (
+            "unknown message type",
+            [&b"y"[..], &4u32.to_be_bytes()].concat(),
+        ),
+        (
+            "1 GiB query",
+            [&b"Q"[..], &(1u32 << 30).to_be_bytes(), b"SELECT 1"].concat(),
+        ),
+    ] {
+        let (reply, closed) = exchange(&addr, &[startup("timberline"), msg].concat()).await;
+        assert!(closed, "{what}: the connection was left open");
+        let ready = reply
+            .windows(6)
+            .position(|w| w[0] == b'Z' && w[1..5] == 5u32.to_be_bytes());
+        let after = &reply[ready.map_or(0, |p| p + 6)..];
+        assert!(
+            after.is_empty() || after.first() == Some(&b'E'),
+            "{what}: something other than an ErrorResponse after ReadyForQuery: {reply:?}"
+        );
+    }
+    // Every other connection is unaffected.
+    let pg = crate::support::pg_connect(server.pg_port, "timberline")
+        .await
+        .expect("connect");
     let one: i64 = pg.query_one("SELECT 1::bigint", &[]).await.unwrap().get(0);
     assert_eq!(one, 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn execute_row_limits_suspend_the_portal() {
+    let server = TestServer::start();
+    let events: Vec<_> = (0..25)
+        .map(|i| serde_json::json!({"timestamp": format!("2024-01-15T10:00:{i:02}Z"), "level": "INFO", "msg": format!("m{i}")}))
+        .collect();
+    server.ingest_ndjson(events).await;
+    let mut pg = server.pg().await;
+    let tx = pg.transaction().await.expect("begin");
+    let stmt = tx
+        .prepare("SELECT msg FROM logs ORDER BY ts")
+        .await
+        .expect("prepare");
+    let portal = tx.bind(&stmt, &[]).await.expect("bind");
+    let mut got = Vec::new();
+    let mut pages = 0;
+    loop {
+        // Execute with max_rows = 10: the server sends 10 rows and PortalSuspended.
+        let rows = tx.query_portal(&portal, 10).await.expect("execute");
+        pages += 1;
+        assert!(rows.len() <= 10, "page {pages} has {} rows", rows.len());
+        if rows.is_empty() {
+            break;
+        }
+        got.extend(rows.iter().map(|r| r.get::<_, String>(0)));
+    }
+    assert_eq!(pages, 4, "10 + 10 + 5 rows, then an empty page");
+    let want: Vec<String> = (0..25).map(|i| format!("m{i}")).collect();
+    assert_eq!(got, want);
+    tx.commit().await.expect("commit");
 }
