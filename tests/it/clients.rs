@@ -10,7 +10,7 @@ use std::process::Command;
 
 use serde_json::json;
 
-use crate::support::TestServer;
+use crate::support::{psql, TestServer};
 
 /// 120 events from 2024-05-01T10:00:00Z, 30 s apart; level cycles ERROR/WARN/INFO, service
 /// cycles api/db; half flushed into a segment, half hot.
@@ -95,4 +95,41 @@ async fn pgjdbc_metadata_prepared_binary_and_fetch_size() {
         .arg(server.pg_port.to_string()));
     assert!(ok, "{out}");
     assert!(out.contains("0 failed"), "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn psql_meta_commands_describe_our_database() {
+    let server = TestServer::start();
+    load(&server).await;
+    let conn = format!("host=127.0.0.1 port={} user=timberline", server.pg_port);
+    let run = |cmd: &str| {
+        let out = psql(&conn, "timberline", cmd);
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "{cmd}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        text
+    };
+    // -At output: one row per line, fields separated by '|'.
+    let dt = run("\\dt");
+    assert!(
+        dt.lines().any(|l| l.starts_with("public|logs|table|")),
+        "{dt}"
+    );
+    let d = run("\\d logs");
+    assert!(
+        d.lines()
+            .any(|l| l.starts_with("ts|timestamp with time zone|")),
+        "{d}"
+    );
+    assert!(d.lines().any(|l| l.starts_with("msg|text|")), "{d}");
+    let l = run("\\l");
+    assert!(l.lines().any(|l| l.starts_with("timberline|")), "{l}");
+    let dn = run("\\dn");
+    assert!(dn.lines().any(|l| l.starts_with("public|")), "{dn}");
+    // No user-defined functions: an empty list, not an error.
+    assert_eq!(run("\\df").trim(), "");
+    assert_eq!(run("SELECT count(*) FROM logs").trim(), "120");
 }

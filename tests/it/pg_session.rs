@@ -2,12 +2,12 @@
 //! tenants (and HTTP API keys too), per-session `SET`/`SHOW`/`current_setting`, unknown settings
 //! warned about, `statement_timeout` and CancelRequest stopping a query with 57014, and TLS.
 
-use std::process::{Command, Output};
+use std::process::Command;
 
 use serde_json::json;
 use tokio_postgres::NoTls;
 
-use crate::support::{bin, TestServer};
+use crate::support::{bin, psql, TestServer};
 
 fn sqlstate(e: &tokio_postgres::Error) -> String {
     e.code()
@@ -26,24 +26,6 @@ async fn connect(port: u16, params: &str) -> Result<tokio_postgres::Client, toki
         tokio_postgres::connect(&format!("host=127.0.0.1 port={port} {params}"), NoTls).await?;
     tokio::spawn(conn);
     Ok(client)
-}
-
-/// Runs psql with `conninfo` and `-c sql`, capturing everything.
-fn psql(conninfo: &str, password: &str, sql: &str) -> Output {
-    Command::new("psql")
-        .args([
-            "-X",
-            "-At",
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-d",
-            conninfo,
-            "-c",
-            sql,
-        ])
-        .env("PGPASSWORD", password)
-        .output()
-        .expect("psql runs (apt-get install postgresql-client)")
 }
 
 fn text(b: &[u8]) -> String {

@@ -164,6 +164,24 @@ impl Drop for TestServer {
     }
 }
 
+/// Runs psql with `conninfo` and `-c sql`, capturing everything.
+pub fn psql(conninfo: &str, password: &str, sql: &str) -> std::process::Output {
+    Command::new("psql")
+        .args([
+            "-X",
+            "-At",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-d",
+            conninfo,
+            "-c",
+            sql,
+        ])
+        .env("PGPASSWORD", password)
+        .output()
+        .expect("psql runs (apt-get install postgresql-client)")
+}
+
 /// The demo API key and password every test server accepts.
 pub const API_KEY: &str = "timberline";
 

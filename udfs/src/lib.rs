@@ -25,7 +25,12 @@ pub fn register(ctx: &mut SessionContext) -> datafusion::error::Result<()> {
     ctx.register_udf(pg_compat::pg_get_serial_sequence_udf());
     ctx.register_udf(pg_compat::advisory_unlock_all_udf());
     ctx.register_udf(pg_compat::json_build_object_udf());
-    ctx.register_udf(pg_compat::pg_collation_is_visible_udf());
+    for udf in pg_compat::is_visible_udfs()
+        .into_iter()
+        .chain(pg_compat::function_signature_udfs())
+    {
+        ctx.register_udf(udf);
+    }
     ctx.register_udf(pg_compat::session_user_udf());
     ctx.register_udf(nearest::nearest_udf());
     ctx.register_udf(nearest::ts_distance_udf());

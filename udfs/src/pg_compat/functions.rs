@@ -86,17 +86,23 @@ impl ScalarUDFImpl for SessionUser {
     }
 }
 
-/// `pg_collation_is_visible(oid)`: every collation is visible (there is only the default).
-pub fn pg_collation_is_visible_udf() -> ScalarUDF {
-    create_udf(
-        "pg_collation_is_visible",
-        vec![DataType::Int64],
-        DataType::Boolean,
-        Volatility::Stable,
-        Arc::new(|_args: &[ColumnarValue]| {
-            Ok(ColumnarValue::Scalar(ScalarValue::Boolean(Some(true))))
-        }),
-    )
+/// `pg_collation_is_visible(oid)`, `pg_function_is_visible(oid)`: everything is visible on the
+/// search path (one schema of tables, functions all built in).
+pub fn is_visible_udfs() -> Vec<ScalarUDF> {
+    ["pg_collation_is_visible", "pg_function_is_visible"]
+        .into_iter()
+        .map(|name| {
+            create_udf(
+                name,
+                vec![DataType::Int64],
+                DataType::Boolean,
+                Volatility::Stable,
+                Arc::new(|_args: &[ColumnarValue]| {
+                    Ok(ColumnarValue::Scalar(ScalarValue::Boolean(Some(true))))
+                }),
+            )
+        })
+        .collect()
 }
 
 /// `pg_get_serial_sequence(table, column)`: always NULL, no column is backed by a sequence.
@@ -105,6 +111,15 @@ pub fn pg_get_serial_sequence_udf() -> ScalarUDF {
         "pg_get_serial_sequence",
         vec![DataType::Utf8, DataType::Utf8],
     )
+}
+
+/// `pg_get_function_result(oid)`, `pg_get_function_arguments(oid)` (psql's `\\df`): NULL, as
+/// for an oid that names no user function; every function here is built in.
+pub fn function_signature_udfs() -> Vec<ScalarUDF> {
+    ["pg_get_function_result", "pg_get_function_arguments"]
+        .into_iter()
+        .map(|name| null_text_udf(name, vec![DataType::Int64]))
+        .collect()
 }
 
 /// `pg_advisory_unlock_all()`: nothing to release.

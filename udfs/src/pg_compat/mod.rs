@@ -6,7 +6,7 @@ mod json;
 mod settings;
 
 pub use functions::{
-    advisory_unlock_all_udf, current_setting_udf, pg_collation_is_visible_udf,
+    advisory_unlock_all_udf, current_setting_udf, function_signature_udfs, is_visible_udfs,
     pg_get_serial_sequence_udf, session_user_udf, set_config_udf, version_string, version_udf,
 };
 pub use json::json_build_object_udf;
