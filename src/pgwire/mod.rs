@@ -6,6 +6,7 @@
 
 mod error;
 mod fixtures;
+mod params;
 mod query;
 mod rewrite;
 mod session;

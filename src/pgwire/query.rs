@@ -1,20 +1,17 @@
 //! The query path shared by the simple and the extended protocol: parse with the
 //! PostgreSQL-compatibility parser, answer fixtures, plan read-only SQL, stream Arrow as pg rows.
 
-use std::collections::HashMap;
 use std::fmt::Debug;
 use std::sync::Arc;
-use std::sync::LazyLock;
 
+use arrow_pg::datatypes::arrow_schema_to_pg_fields;
 use arrow_pg::datatypes::df::{deserialize_parameters, encode_dataframe};
-use arrow_pg::datatypes::{arrow_schema_to_pg_fields, into_pg_type};
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::DataType;
-use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::dataframe::DataFrame;
 use datafusion::execution::context::SQLOptions;
 use datafusion::execution::SessionState;
-use datafusion::logical_expr::{Expr, LogicalPlan};
+use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::SessionContext;
 use datafusion::sql::parser::Statement as DfStatement;
 use datafusion::sql::sqlparser::ast::Statement;
@@ -31,11 +28,11 @@ use pgwire::api::store::PortalStore;
 use pgwire::api::{ClientInfo, ClientPortalStore, Type};
 use pgwire::error::{PgWireError, PgWireResult};
 use pgwire::messages::PgWireBackendMessage;
-use regex::Regex;
 use timberline_udfs::pg_compat::PgSession;
 
 use super::error::{df_error, user_error};
 use super::fixtures::{self, Fixture};
+use super::params;
 use super::session::{connection, stoppable, Connection};
 
 /// A parsed statement, ready to bind and run.
@@ -45,20 +42,6 @@ pub enum Prepared {
     /// A plan, and the (1-based) placeholders the SQL casts to `oid[]`: they are described
     /// to clients as `oid[]` (asyncpg's type introspection binds one) and decoded as `int4[]`.
     Plan(Box<LogicalPlan>, Arc<[usize]>),
-}
-
-/// `$N::oid[]` in a statement's text.
-static OID_ARRAY_CAST: LazyLock<Option<Regex>> =
-    LazyLock::new(|| Regex::new(r"(?i)\$(\d+)\s*::\s*(?:pg_catalog\.)?oid\s*\[\s*\]").ok());
-
-fn oid_array_params(sql: &str) -> Arc<[usize]> {
-    let Some(re) = OID_ARRAY_CAST.as_ref() else {
-        return Arc::from(Vec::new());
-    };
-    re.captures_iter(sql)
-        .filter_map(|c| c.get(1).and_then(|m| m.as_str().parse().ok()))
-        .collect::<Vec<usize>>()
-        .into()
 }
 
 /// Plans statements against the shared session.
@@ -93,7 +76,7 @@ impl Planner {
             return Ok(Prepared::Fixture(f));
         }
         super::rewrite::rewrite(&mut stmt);
-        let oid_arrays = oid_array_params(&stmt.to_string());
+        let oid_arrays = params::oid_array_params(&stmt.to_string());
         let state = self.state_for(session);
         let plan = state
             .statement_to_plan(DfStatement::Statement(Box::new(stmt)))
@@ -186,37 +169,6 @@ fn function_name(column: &str) -> Option<String> {
     let func = &column[..open];
     let simple = !func.is_empty() && func.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
     (simple && column.ends_with(')')).then(|| func.to_ascii_lowercase())
-}
-
-/// The type of each placeholder (`$1` → …): DataFusion's inference, else the type the SQL
-/// casts it to (`$1::oid[]`, `$2::timestamptz`), which DataFusion leaves open.
-fn placeholder_types(plan: &LogicalPlan) -> PgWireResult<HashMap<String, DataType>> {
-    let mut out: HashMap<String, DataType> = plan
-        .get_parameter_types()
-        .map_err(df_error)?
-        .into_iter()
-        .filter_map(|(k, v)| v.map(|t| (k, t)))
-        .collect();
-    let mut casts: Vec<(String, DataType)> = Vec::new();
-    let _ = plan.apply_with_subqueries(|node| {
-        node.apply_expressions(|e| {
-            e.apply(|e| {
-                let (inner, to) = match e {
-                    Expr::Cast(c) => (c.expr.as_ref(), c.field.data_type()),
-                    Expr::TryCast(c) => (c.expr.as_ref(), c.field.data_type()),
-                    _ => return Ok(TreeNodeRecursion::Continue),
-                };
-                if let Expr::Placeholder(p) = inner {
-                    casts.push((p.id.clone(), to.clone()));
-                }
-                Ok(TreeNodeRecursion::Continue)
-            })
-        })
-    });
-    for (id, t) in casts {
-        out.entry(id).or_insert(t);
-    }
-    Ok(out)
 }
 
 /// Gives a DataFusion error carried inside a pgwire error its SQLSTATE.
@@ -320,33 +272,10 @@ impl QueryParser for Planner {
     }
 
     fn get_parameter_types(&self, stmt: &Prepared) -> PgWireResult<Vec<Type>> {
-        let Prepared::Plan(plan, oid_arrays) = stmt else {
-            return Ok(Vec::new());
-        };
-        let types = placeholder_types(plan)?;
-        let mut ordered: Vec<(usize, Option<DataType>)> = types
-            .into_iter()
-            .filter_map(|(name, t)| {
-                name.trim_start_matches('$')
-                    .parse::<usize>()
-                    .ok()
-                    .map(|i| (i, Some(t)))
-            })
-            .collect();
-        ordered.sort_by_key(|(i, _)| *i);
-        let n = ordered.last().map_or(0, |(i, _)| *i);
-        let mut out = vec![Type::UNKNOWN; n];
-        for (i, t) in ordered {
-            if let (Some(slot), Some(t)) = (out.get_mut(i.saturating_sub(1)), t) {
-                *slot = into_pg_type(&t).unwrap_or(Type::UNKNOWN);
-            }
+        match stmt {
+            Prepared::Plan(plan, oid_arrays) => params::described_types(plan, oid_arrays),
+            Prepared::Fixture(_) => Ok(Vec::new()),
         }
-        for i in oid_arrays.iter() {
-            if let Some(slot) = out.get_mut(i.saturating_sub(1)) {
-                *slot = Type::OID_ARRAY;
-            }
-        }
-        Ok(out)
     }
 
     fn get_result_schema(
@@ -449,7 +378,7 @@ impl ExtendedQueryHandler for QueryEngine {
         let prepared = &portal.statement.statement;
         let bound = match prepared {
             Prepared::Plan(plan, _) if portal.parameter_len() > 0 => {
-                let types = placeholder_types(plan)?;
+                let types = params::placeholder_types(plan)?;
                 let inferred: Vec<Option<&DataType>> = (1..=portal.parameter_len())
                     .map(|i| types.get(&format!("${i}")))
                     .collect();
