@@ -145,7 +145,7 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             );
             std::io::stdout().flush()?;
             tracing::info!(
-                "connect with: psql -h {} -p {} -U {}   |   send logs: POST http://{}/v1/ingest",
+                "connect with: psql -h {} -p {} -U {} (password: TIMBERLINE_PASSWORD)   |   send logs: POST http://{}/v1/ingest with Authorization: Bearer <TIMBERLINE_API_KEY>",
                 server.pg_addr.ip(),
                 server.pg_addr.port(),
                 timberline::auth::BOOTSTRAP_USER,

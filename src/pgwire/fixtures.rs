@@ -179,6 +179,24 @@ fn column_name(show: &str) -> String {
     }
 }
 
+/// Settings whose changes PostgreSQL reports to the client (ParameterStatus, `GUC_REPORT`).
+const REPORTED: &[&str] = &[
+    "application_name",
+    "client_encoding",
+    "DateStyle",
+    "IntervalStyle",
+    "TimeZone",
+    "standard_conforming_strings",
+];
+
+/// The reported settings' values, to compare before and after a statement.
+pub fn reported(session: &PgSession) -> Vec<(&'static str, String)> {
+    REPORTED
+        .iter()
+        .map(|n| (*n, session.get(n).unwrap_or_default()))
+        .collect()
+}
+
 /// A fixture's answer, and the notice (a WARNING) to send before it, if any.
 pub struct Answer {
     pub response: Response,

@@ -27,6 +27,7 @@ use pgwire::api::stmt::{QueryParser, StoredStatement};
 use pgwire::api::store::PortalStore;
 use pgwire::api::{ClientInfo, ClientPortalStore, Type};
 use pgwire::error::{PgWireError, PgWireResult};
+use pgwire::messages::startup::ParameterStatus;
 use pgwire::messages::PgWireBackendMessage;
 use timberline_udfs::pg_compat::PgSession;
 
@@ -103,10 +104,27 @@ impl Planner {
     {
         match prepared {
             Prepared::Fixture(f) => {
-                let answer = fixtures::answer(f, &mut conn.session(), format.format_for(0))?;
+                let (answer, changed) = {
+                    let mut session = conn.session();
+                    let before = fixtures::reported(&session);
+                    let answer = fixtures::answer(f, &mut session, format.format_for(0))?;
+                    let after = fixtures::reported(&session);
+                    let changed: Vec<_> =
+                        after.into_iter().filter(|a| !before.contains(a)).collect();
+                    (answer, changed)
+                };
                 if let Some(notice) = answer.notice {
                     client
                         .send(PgWireBackendMessage::NoticeResponse(notice.into()))
+                        .await?;
+                }
+                // Drivers track these (pgjdbc checks DateStyle and client_encoding).
+                for (name, value) in changed {
+                    client
+                        .send(PgWireBackendMessage::ParameterStatus(ParameterStatus::new(
+                            name.to_string(),
+                            value,
+                        )))
                         .await?;
                 }
                 Ok(answer.response)

@@ -88,6 +88,17 @@ def _():
         eq(cur.description[0].type_code, OID["int8"])
 
 
+@check("psycopg3", "SET reports ParameterStatus")
+def _():
+    with psycopg.connect(DSN, autocommit=True) as c:
+        eq(c.info.parameter_status("DateStyle"), "ISO, MDY")
+        c.execute("SET application_name = 'dashboards'")
+        eq(c.info.parameter_status("application_name"), "dashboards")
+        eq(c.execute("SHOW application_name").fetchone(), ("dashboards",))
+        c.execute("RESET application_name")
+        eq(c.info.parameter_status("application_name"), "")
+
+
 @check("psycopg3", "params (unknown-typed str, timestamptz)")
 def _():
     with psycopg.connect(DSN, autocommit=True) as c:
@@ -296,6 +307,21 @@ def _():
     types = dict(rows)
     eq(types.get("ts"), "timestamp with time zone", "ts")
     eq(types.get("msg"), "text", "msg")
+
+
+@check("grafana", "column dropdown with parse_ident (current builder)")
+def _():
+    _, _, rows = grafana("""SELECT quote_ident(column_name) AS "column", data_type AS "type" FROM information_schema.columns
+      WHERE CASE WHEN array_length(parse_ident('logs'),1) = 2
+        THEN quote_ident(table_schema) = (parse_ident('logs'))[1] AND quote_ident(table_name) = (parse_ident('logs'))[2]
+        ELSE quote_ident(table_name) = 'logs' AND quote_ident(table_schema) IN (
+          SELECT CASE WHEN trim(s[i]) = '"$user"' THEN user ELSE trim(s[i]) END
+          FROM generate_series(array_lower(string_to_array(current_setting('search_path'),','),1),
+                               array_upper(string_to_array(current_setting('search_path'),','),1)) as i,
+               string_to_array(current_setting('search_path'),',') s) END""")
+    types = dict(rows)
+    eq(types.get("ts"), "timestamp with time zone", "ts")
+    eq(types.get("parse_failed"), "boolean", "parse_failed")
 
 
 @check("grafana", "schema API with $1/$2 (extended protocol)")
