@@ -125,6 +125,27 @@ def _():
            [OID[t] for t in ["int2", "int4", "int8", "float4", "float8", "bool", "text", "timestamptz"]])
 
 
+# Every type a query here returns, in text and binary, through two drivers.
+TYPES_SQL = """SELECT ts_distance(ts, '2024-05-01T10:00:30Z') AS iv, CAST(ts AS date) AS d,
+  string_to_array('a,b', ',') AS arr, 1.25::numeric(10,2) AS num, CAST(ts AS timestamp) AS naive,
+  attrs, trace_id, ts, parse_failed, 3::smallint AS sm, 4::int AS i4, 5::bigint AS i8,
+  0.5::real AS f4, 0.25::double precision AS f8, msg
+  FROM logs ORDER BY ts LIMIT 1"""
+TYPES_ROW = (dt.timedelta(seconds=30), dt.date(2024, 5, 1), ["a", "b"], __import__("decimal").Decimal("1.25"),
+             dt.datetime(2024, 5, 1, 10, 0), "{}", None, T0, False, 3, 4, 5, 0.5, 0.25, "request 0 done")
+TYPES_OIDS = [1186, 1082, 1009, 1700, 1114, 25, 25, 1184, 16, 21, 23, 20, 700, 701, 25]
+
+
+@check("psycopg3", "every returned type, text and binary")
+def _():
+    with psycopg.connect(DSN, autocommit=True) as c:
+        for binary in (False, True):
+            cur = c.cursor(binary=binary)
+            cur.execute(TYPES_SQL)
+            eq(cur.fetchone(), TYPES_ROW, f"binary={binary}")
+            eq([d.type_code for d in cur.description], TYPES_OIDS, f"binary={binary}")
+
+
 @check("psycopg3", "errors recover")
 def _():
     with psycopg.connect(DSN, autocommit=True) as c:
@@ -149,6 +170,15 @@ async def _():
     r = await c.fetchrow("SELECT 1::int2 AS a, 2::int4 AS b, 3::int8 AS c, 1.5::float4 AS d, 2.5::float8 AS e, "
                          "true AS f, 'x'::text AS g, NULL::text AS h, ts FROM logs ORDER BY ts LIMIT 1")
     eq(tuple(r.values()), (1, 2, 3, 1.5, 2.5, True, "x", None, T0))
+    await c.close()
+
+
+@check("asyncpg", "every returned type (binary)")
+async def _():
+    c = await asyncpg.connect(host="127.0.0.1", port=PORT, user="timberline", password=PASSWORD, database="timberline")
+    st = await c.prepare(TYPES_SQL)
+    eq([a.type.oid for a in st.get_attributes()], TYPES_OIDS)
+    eq(tuple(await st.fetchrow()), TYPES_ROW)
     await c.close()
 
 
