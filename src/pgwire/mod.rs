@@ -1,8 +1,14 @@
-//! PostgreSQL front end: startup, simple and extended query protocol, SQLSTATE errors.
+//! PostgreSQL front end: TLS, authentication bound to tenants, per-connection sessions, the
+//! simple and extended query protocol, cancellation, SQLSTATE errors.
 //!
 //! Built on `pgwire` for framing and `arrow-pg` for value encoding; planning goes through the same
 //! DataFusion session as every other query. `datafusion-pg-catalog` supplies `pg_catalog` and its
 //! SQL rewrites so psql's `\d` family and drivers' metadata queries work.
+//!
+//! - [`socket`]: one connection's message loop; [`startup`]: SCRAM/md5/trust and the session;
+//! - [`session`]: settings, cancel and `statement_timeout`; [`fixtures`]: `SET`/`SHOW`/`BEGIN`…;
+//! - [`query`]: plan and stream rows; [`params`]: parameter types; [`rewrite`]: client SQL
+//!   DataFusion cannot plan as written; [`tls`]: the rustls acceptor.
 
 mod error;
 mod fixtures;
@@ -10,16 +16,13 @@ mod params;
 mod query;
 mod rewrite;
 mod session;
+mod socket;
 mod startup;
 mod tls;
 
 use std::sync::Arc;
 
 use datafusion::prelude::SessionContext;
-use pgwire::api::auth::StartupHandler;
-use pgwire::api::cancel::CancelHandler;
-use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
-use pgwire::api::PgWireServerHandlers;
 use pgwire::tokio::TlsAcceptor;
 use tokio::net::TcpListener;
 
@@ -59,26 +62,15 @@ impl PgHandlers {
     }
 }
 
-impl PgWireServerHandlers for PgHandlers {
-    fn simple_query_handler(&self) -> Arc<impl SimpleQueryHandler> {
-        self.engine.clone()
-    }
-
-    fn extended_query_handler(&self) -> Arc<impl ExtendedQueryHandler> {
-        self.engine.clone()
-    }
-
-    fn startup_handler(&self) -> Arc<impl StartupHandler> {
-        Arc::new(Startup::new(
+impl PgHandlers {
+    /// A fresh startup state machine for one connection.
+    fn startup(&self) -> Startup {
+        Startup::new(
             self.auth,
             self.users.clone(),
             self.cancels.clone(),
             self.require_tls,
-        ))
-    }
-
-    fn cancel_handler(&self) -> Arc<impl CancelHandler> {
-        self.cancels.clone()
+        )
     }
 }
 
@@ -92,7 +84,7 @@ pub async fn serve(listener: TcpListener, handlers: Arc<PgHandlers>, tls: Option
                 let handlers = handlers.clone();
                 let tls = tls.clone();
                 tokio::spawn(async move {
-                    if let Err(e) = pgwire::tokio::process_socket(socket, tls, handlers).await {
+                    if let Err(e) = socket::serve_connection(socket, tls, handlers).await {
                         tracing::debug!(%peer, error = %e, "pg connection ended with an error");
                     }
                 });

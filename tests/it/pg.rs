@@ -217,12 +217,20 @@ async fn garbage_on_the_wire_closes_only_that_connection() {
             [&8u32.to_be_bytes()[..], &0x0002_0000u32.to_be_bytes()].concat(),
         ),
     ] {
-        let (_, closed) = exchange(&addr, &junk).await;
+        let (reply, closed) = exchange(&addr, &junk).await;
         assert!(closed, "{what}: the connection was left open");
+        assert_eq!(
+            reply.first(),
+            Some(&b'E'),
+            "{what}: no ErrorResponse: {reply:?}"
+        );
+        assert!(
+            String::from_utf8_lossy(&reply).contains("08P01"),
+            "{what}: {reply:?}"
+        );
     }
     // After a good startup: an unknown message type, and a 1 GiB query length prefix. The
-    // server closes the connection (pgwire's framing stops at a frame it cannot decode, with
-    // no ErrorResponse; anything it does send is one) and never allocates the 1 GiB.
+    // server answers with a FATAL ErrorResponse and closes; it never allocates the 1 GiB.
     for (what, msg) in [
         (
             "unknown message type",
@@ -239,9 +247,10 @@ async fn garbage_on_the_wire_closes_only_that_connection() {
             .windows(6)
             .position(|w| w[0] == b'Z' && w[1..5] == 5u32.to_be_bytes());
         let after = &reply[ready.map_or(0, |p| p + 6)..];
-        assert!(
-            after.is_empty() || after.first() == Some(&b'E'),
-            "{what}: something other than an ErrorResponse after ReadyForQuery: {reply:?}"
+        assert_eq!(
+            after.first(),
+            Some(&b'E'),
+            "{what}: no ErrorResponse after ReadyForQuery: {reply:?}"
         );
     }
     // Every other connection is unaffected.
