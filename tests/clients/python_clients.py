@@ -76,6 +76,26 @@ def _():
     c.close()
 
 
+@check("psycopg2", "SET/SHOW and statement_timeout")
+def _():
+    c = psycopg2.connect(DSN)
+    c.autocommit = True
+    cur = c.cursor()
+    cur.execute("SET application_name = 'etl'")
+    cur.execute("SHOW application_name")
+    eq(cur.fetchone(), ("etl",))
+    cur.execute("SET statement_timeout = 200")
+    try:
+        cur.execute("SELECT count(*) FROM generate_series(1, 100000000000) AS t(i) WHERE i % 7 = 3")
+        raise AssertionError("not stopped")
+    except psycopg2.errors.QueryCanceled as e:
+        eq(e.pgcode, "57014")
+    cur.execute("RESET statement_timeout")
+    cur.execute("SELECT 1")
+    eq(cur.fetchone(), (1,))
+    c.close()
+
+
 # ---------------------------------------------------------------- psycopg3
 import psycopg  # noqa: E402
 
@@ -190,6 +210,17 @@ async def _():
     for level in ["ERROR", "WARN", "INFO"] * 3:
         eq([tuple(r) for r in await st.fetch(level)], [("api", 20), ("db", 20)], level)
     await c.close()
+
+
+@check("asyncpg", "SET/SHOW per connection")
+async def _():
+    kw = dict(host="127.0.0.1", port=PORT, user="timberline", password=PASSWORD, database="timberline")
+    a, b = await asyncpg.connect(**kw), await asyncpg.connect(**kw)
+    await a.execute("SET search_path TO public")
+    eq(await a.fetchval("SHOW search_path"), "public")
+    eq(await b.fetchval("SELECT current_setting('search_path')"), '"$user", public')
+    await a.close()
+    await b.close()
 
 
 @check("asyncpg", "oid[] binary parameter")

@@ -96,6 +96,13 @@ async fn scram_md5_and_trust_authentication() {
     assert!(connect(md5.pg_port, "user=timberline password=timberline")
         .await
         .is_ok());
+    // libpq (psql) answers md5 too.
+    let out = psql(
+        &format!("host=127.0.0.1 port={} user=timberline", md5.pg_port),
+        "timberline",
+        "SELECT 1",
+    );
+    assert_eq!(text(&out.stdout).trim(), "1", "{}", text(&out.stderr));
     let bad = connect(md5.pg_port, "user=timberline password=nope").await;
     assert_eq!(sqlstate(&bad.err().expect("md5 wrong password")), "28P01");
 
