@@ -147,9 +147,8 @@ fn write_json<T: Serialize>(
         path: path.to_path_buf(),
         source,
     })?;
-    let tmp = path.with_extension("json.tmp");
-    std::fs::write(&tmp, text).map_err(io)?;
-    std::fs::rename(&tmp, path).map_err(io)
+    crate::wal::replace_file(path, "json.tmp", &text).map_err(io)?;
+    crate::wal::sync_dir(data_dir).map_err(io)
 }
 
 fn read_json<T: serde::de::DeserializeOwned>(

@@ -148,14 +148,7 @@ impl FileCatalog {
             path: self.path.clone(),
             source,
         })?;
-        let tmp = self.path.with_extension("json.tmp");
-        {
-            use std::io::Write;
-            let mut f = std::fs::File::create(&tmp).map_err(io)?;
-            f.write_all(&bytes).map_err(io)?;
-            f.sync_all().map_err(io)?;
-        }
-        std::fs::rename(&tmp, &self.path).map_err(io)?;
+        crate::wal::replace_file(&self.path, "json.tmp", &bytes).map_err(io)?;
         if let Some(dir) = self.path.parent() {
             crate::wal::sync_dir(dir).map_err(io)?;
         }

@@ -11,7 +11,6 @@
 //! the index (request ids, user ids). A missing or corrupt file means "cannot rule out".
 
 use std::collections::HashMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use datafusion::parquet::bloom_filter::Sbbf;
@@ -86,12 +85,7 @@ pub fn write_blooms(
         out.extend_from_slice(bits);
         out.extend_from_slice(&crc32c::crc32c(bits).to_le_bytes());
     }
-    let tmp = path.with_extension("bloom.tmp");
-    let mut f = std::fs::File::create(&tmp).map_err(io)?;
-    f.write_all(&out).map_err(io)?;
-    f.sync_all().map_err(io)?;
-    drop(f);
-    std::fs::rename(&tmp, &path).map_err(io)?;
+    crate::wal::replace_file(&path, "bloom.tmp", &out).map_err(io)?;
     Ok(built.into_iter().map(|(n, _)| n.to_string()).collect())
 }
 

@@ -2,8 +2,6 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
-use std::fs::File;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use datafusion::arrow::array::{Array, AsArray, StringArray};
@@ -360,12 +358,7 @@ pub fn write_index(
     ];
     let bytes = build(batch, block_rows, &mut blooms)?;
     let blooms = write_blooms(parquet, blooms.into_iter().collect())?;
-    let tmp = path.with_extension("idx.tmp");
-    let mut f = File::create(&tmp).map_err(io)?;
-    f.write_all(&bytes).map_err(io)?;
-    f.sync_all().map_err(io)?;
-    drop(f);
-    std::fs::rename(&tmp, &path).map_err(io)?;
+    crate::wal::replace_file(&path, "idx.tmp", &bytes).map_err(io)?;
     Ok(Written {
         index_bytes: bytes.len() as u64,
         blooms,
