@@ -195,21 +195,25 @@ impl ApiKeys {
         }
     }
 
-    /// The tenant of `key`, if it is a key.
-    pub fn tenant_of(&self, key: &str) -> Result<Option<String>, AuthError> {
+    /// The tenant of a key already known (the bootstrap key, or one read before), without I/O.
+    pub fn known(&self, key: &str) -> Option<String> {
         let hash = key_hash(key);
         if hash == self.bootstrap {
-            return Ok(Some(DEFAULT_TENANT.to_string()));
+            return Some(DEFAULT_TENANT.to_string());
         }
-        let cached = self
-            .known
+        self.known
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .get(&hash)
-            .cloned();
-        if cached.is_some() {
-            return Ok(cached);
+            .cloned()
+    }
+
+    /// The tenant of `key`, if it is a key, re-reading the keys file for one not known yet.
+    pub fn tenant_of(&self, key: &str) -> Result<Option<String>, AuthError> {
+        if let Some(tenant) = self.known(key) {
+            return Ok(Some(tenant));
         }
+        let hash = key_hash(key);
         let all = read_json::<String>(&self.file)?;
         let tenant = all.get(&hash).cloned();
         *self.known.write().unwrap_or_else(|p| p.into_inner()) = all;

@@ -53,6 +53,10 @@ async fn tenant(s: &HttpState, headers: &HeaderMap) -> Result<String, ApiError> 
         .or_else(|| value.strip_prefix("bearer "))
         .ok_or_else(|| unauthorized("Authorization is not a Bearer key"))?
         .trim();
+    // Every request of a known key takes this path; only an unknown one reads the keys file.
+    if let Some(tenant) = s.keys.known(key) {
+        return Ok(tenant);
+    }
     let keys = s.keys.clone();
     let key = key.to_string();
     let found = tokio::task::spawn_blocking(move || keys.tenant_of(&key))
