@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use arrow_pg::datatypes::into_pg_type;
 use async_trait::async_trait;
-use datafusion::arrow::array::{ArrayRef, Int32Builder, RecordBatch, StringBuilder};
+use datafusion::arrow::array::{ArrayRef, Int32Array, RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::catalog::{CatalogProviderList, SchemaProvider, Session, TableProvider};
 use datafusion::datasource::{MemTable, TableType};
@@ -172,16 +172,6 @@ fn pg_column_type(pg: &Type) -> (String, [Option<i32>; 4]) {
 impl InfoTable {
     async fn batch(&self) -> Result<RecordBatch> {
         let schema = schema_of(self.kind);
-        let mut text: Vec<StringBuilder> = Vec::new();
-        let n_fields = schema.fields().len();
-        let mut ints: Vec<Int32Builder> = Vec::new();
-        // Column builders in schema order: Utf8 → text, Int32 → ints.
-        for f in schema.fields() {
-            match f.data_type() {
-                DataType::Int32 => ints.push(Int32Builder::new()),
-                _ => text.push(StringBuilder::new()),
-            }
-        }
         let mut rows: Vec<Vec<Value>> = Vec::new();
         for cat_name in self.catalogs.catalog_names() {
             let Some(catalog) = self.catalogs.catalog(&cat_name) else {
@@ -270,36 +260,28 @@ impl InfoTable {
                 }
             }
         }
-        for row in rows {
-            let (mut ti, mut ii) = (0, 0);
-            for v in row {
-                match v {
-                    Value::T(s) => {
-                        if let Some(b) = text.get_mut(ti) {
-                            b.append_option(s);
-                        }
-                        ti += 1;
+        // Rows into columns, in schema order.
+        let columns: Vec<ArrayRef> = schema
+            .fields()
+            .iter()
+            .enumerate()
+            .map(|(j, f)| -> ArrayRef {
+                match f.data_type() {
+                    DataType::Int32 => {
+                        Arc::new(Int32Array::from_iter(rows.iter().map(|r| match r.get(j) {
+                            Some(Value::I(n)) => *n,
+                            _ => None,
+                        })))
                     }
-                    Value::I(n) => {
-                        if let Some(b) = ints.get_mut(ii) {
-                            b.append_option(n);
-                        }
-                        ii += 1;
-                    }
+                    _ => Arc::new(StringArray::from_iter(rows.iter().map(
+                        |r| match r.get(j) {
+                            Some(Value::T(t)) => t.as_deref(),
+                            _ => None,
+                        },
+                    ))),
                 }
-            }
-        }
-        let (mut ti, mut ii) = (text.into_iter(), ints.into_iter());
-        let mut columns: Vec<ArrayRef> = Vec::with_capacity(n_fields);
-        for f in schema.fields() {
-            let col: Option<ArrayRef> = match f.data_type() {
-                DataType::Int32 => ii.next().map(|mut b| Arc::new(b.finish()) as ArrayRef),
-                _ => ti.next().map(|mut b| Arc::new(b.finish()) as ArrayRef),
-            };
-            if let Some(c) = col {
-                columns.push(c);
-            }
-        }
+            })
+            .collect();
         Ok(RecordBatch::try_new(schema, columns)?)
     }
 }

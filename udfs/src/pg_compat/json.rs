@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, StringBuilder};
+use datafusion::arrow::array::{Array, ArrayRef, StringBuilder};
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::{exec_err, ScalarValue};
 use datafusion::error::Result;
@@ -44,32 +44,20 @@ fn to_json(v: &ScalarValue) -> Value {
         ScalarValue::Utf8(Some(s))
         | ScalarValue::LargeUtf8(Some(s))
         | ScalarValue::Utf8View(Some(s)) => Value::String(s.clone()),
-        ScalarValue::List(l) => list_json(l.as_ref()),
-        ScalarValue::LargeList(l) => list_json(l.as_ref()),
+        // A list scalar is a one-row list array.
+        ScalarValue::List(l) if l.len() == 1 => elements_json(&l.value(0)),
+        ScalarValue::LargeList(l) if l.len() == 1 => elements_json(&l.value(0)),
         other => Value::String(other.to_string()),
     }
 }
 
-fn list_json(list: &dyn Array) -> Value {
-    let values = (0..list.len())
-        .filter_map(|i| ScalarValue::try_from_array(list, i).ok())
-        .map(|outer| match outer {
-            ScalarValue::List(inner) => {
-                let arr = inner.value(0);
-                Value::Array(
-                    (0..arr.len())
-                        .filter_map(|j| ScalarValue::try_from_array(&arr, j).ok())
-                        .map(|v| to_json(&v))
-                        .collect(),
-                )
-            }
-            other => to_json(&other),
-        })
-        .collect::<Vec<_>>();
-    match values.as_slice() {
-        [single] => single.clone(),
-        _ => Value::Array(values),
-    }
+/// A list's elements as a JSON array.
+fn elements_json(values: &ArrayRef) -> Value {
+    Value::Array(
+        (0..values.len())
+            .map(|i| ScalarValue::try_from_array(values, i).map_or(Value::Null, |v| to_json(&v)))
+            .collect(),
+    )
 }
 
 impl ScalarUDFImpl for JsonBuildObject {
