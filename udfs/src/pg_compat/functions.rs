@@ -51,11 +51,13 @@ fn null_text_udf(name: &str, args: Vec<DataType>) -> ScalarUDF {
     )
 }
 
-/// `session_user` / `current_user` / `user`: the session's authenticated user.
+/// `session_user` / `current_user` / `user`: the session's authenticated user. (`current_user`
+/// is renamed to `session_user` by the parser; bare `user` arrives as a call of `user`.)
 pub fn session_user_udf() -> ScalarUDF {
     ScalarUDF::new_from_impl(SessionUser {
         signature: Signature::exact(vec![], Volatility::Stable),
     })
+    .with_aliases(["user"])
 }
 
 #[derive(Debug, PartialEq, Eq, Hash)]
