@@ -9,6 +9,9 @@
 //! - `attrs`: `key=value` for each top-level key with a scalar value (`attrs->>'key'`), for the
 //!   keys whose values repeat (a marker term lists them; others cannot be narrowed).
 //!
+//! - `counts`: not a field but a table of row counts per minute and (service, host, level)
+//!   ([`counts`]), which answers `count(*)` over label and time filters without the Parquet file.
+//!
 //! Beside it, [`bloom`] keeps segment-level blooms of `trace_id` and `attrs` values (`seg-….bloom`),
 //! checked before the index is opened.
 //!
@@ -26,12 +29,14 @@
 
 mod bloom;
 mod cache;
+mod counts;
 mod eval;
 mod postings;
 mod read;
 mod write;
 
 pub use bloom::{bloom_path, BloomCache, SegmentBlooms, BLOOM_FIELDS};
+pub use counts::{CountKey, CountTable, LabelFilter, Split, COUNTS_SECTION, LABELS, MINUTE_US};
 pub use eval::{candidates, IndexFilter};
 pub use read::{IndexCache, SegmentIndex};
 pub use write::{

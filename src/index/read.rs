@@ -3,11 +3,13 @@
 use std::collections::HashMap;
 use std::fs::File;
 use std::path::Path;
+use std::sync::{Arc, OnceLock};
 
 use fst::{Automaton, IntoStreamer, Streamer};
 use memmap2::Mmap;
 use roaring::RoaringBitmap;
 
+use super::counts::{CountTable, COUNTS_SECTION};
 use super::{IndexError, INLINE, MAGIC, VERSION};
 
 /// One field's sections, as byte ranges of the file.
@@ -24,6 +26,8 @@ pub struct SegmentIndex {
     rows: u32,
     block_rows: u32,
     fields: HashMap<String, Field>,
+    /// The count table, decoded on first use (`None`: absent or unreadable).
+    counts: OnceLock<Option<Arc<CountTable>>>,
 }
 
 fn read_u32(b: &[u8], at: &mut usize) -> Option<u32> {
@@ -110,6 +114,7 @@ impl SegmentIndex {
             rows,
             block_rows,
             fields,
+            counts: OnceLock::new(),
         })
     }
 
@@ -126,6 +131,22 @@ impl SegmentIndex {
     /// Blocks in the segment.
     pub fn blocks(&self) -> u32 {
         self.rows.div_ceil(self.block_rows)
+    }
+
+    /// The segment's count table, if its index has one that decodes.
+    pub fn counts(&self) -> Option<Arc<CountTable>> {
+        self.counts
+            .get_or_init(|| {
+                let section = self.fields.get(COUNTS_SECTION)?;
+                match CountTable::decode(&self.map[section.postings.clone()]) {
+                    Ok(table) => Some(Arc::new(table)),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "unreadable count table; counting by scan");
+                        None
+                    }
+                }
+            })
+            .clone()
     }
 
     /// True if `field` is indexed here.

@@ -14,6 +14,7 @@ use serde_json::value::RawValue;
 use serde_json::Value;
 use timberline_udfs::text::tokenize::for_each_token;
 
+use super::counts::{build_counts, COUNTS_SECTION};
 use super::postings::{Postings, PostingsBuilder};
 
 use super::bloom::{write_blooms, BloomBuilder};
@@ -287,6 +288,11 @@ fn build(
             .map_err(|e| IndexError::Build(e.to_string()))?;
         sections.push((field, fst, postings));
     }
+    // The count table rides in a section of its own, beside an empty term dictionary.
+    let empty = fst::MapBuilder::memory()
+        .into_inner()
+        .map_err(|e| IndexError::Build(e.to_string()))?;
+    sections.push((COUNTS_SECTION, empty, build_counts(batch)?));
     let header_len: usize = 8
         + 16
         + sections

@@ -1,5 +1,6 @@
 //! SQL over the store: the DataFusion session, the `logs` and `segments` tables, `nearest`.
 
+mod count;
 mod index_select;
 mod information_schema;
 pub mod nearest;
@@ -60,6 +61,7 @@ pub fn new_context(store: Arc<Store>) -> Result<SessionContext, DataFusionError>
         .with_config(config)
         .with_runtime_env(runtime)
         .with_default_features()
+        .with_optimizer_rule(Arc::new(count::CountFromIndex::new(store.clone())))
         .build();
     let mut ctx = SessionContext::new_with_state(state);
     ctx.register_table("logs", Arc::new(LogTable::new(store.clone())))?;

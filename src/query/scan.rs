@@ -2,8 +2,8 @@
 //!
 //! It passes its input's batches through unchanged. Its metrics (`segments_total`,
 //! `segments_pruned_time`, `segments_pruned_bloom`, `segments_pruned_index`, `segments_scanned`,
-//! `index_fallbacks`,
-//! `rows_selected`, `hot_batches`) show in `EXPLAIN ANALYZE`.
+//! `index_fallbacks`, `rows_selected`, `hot_batches`, and for a `count(*)` answered from count
+//! tables `segments_counted` and `rows_counted`) show in `EXPLAIN ANALYZE`.
 
 use std::fmt;
 use std::sync::Arc;
@@ -31,15 +31,36 @@ pub struct ScanCounts {
     /// Rows of the scanned segments that their indexes left as candidates (every row of a
     /// segment the index could not narrow).
     pub rows_selected: u64,
+    /// Segments whose rows were decoded (or some of them, by row selection).
+    pub segments_scanned: usize,
     pub hot_batches: usize,
+    /// Set when `count(*)` is answered from count tables (see `query::count`).
+    pub counted: Option<Counted>,
+}
+
+/// What the count tables answered for one `count(*)`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Counted {
+    /// Segments whose count table was read.
+    pub segments: usize,
+    /// Rows counted from those tables, none of them decoded.
+    pub rows: u64,
 }
 
 impl ScanCounts {
-    pub fn segments_scanned(&self) -> usize {
-        self.segments_total
-            - self.segments_pruned_time
-            - self.segments_pruned_bloom
-            - self.segments_pruned_index
+    /// The counts of two scans over disjoint parts of the data, as one.
+    pub fn plus(self, other: ScanCounts) -> ScanCounts {
+        ScanCounts {
+            segments_total: self.segments_total + other.segments_total,
+            segments_pruned_time: self.segments_pruned_time + other.segments_pruned_time,
+            segments_pruned_bloom: self.segments_pruned_bloom + other.segments_pruned_bloom,
+            segments_pruned_index: self.segments_pruned_index + other.segments_pruned_index,
+            index_fallbacks: self.index_fallbacks + other.index_fallbacks,
+            rows_selected: self.rows_selected + other.rows_selected,
+            segments_scanned: self.segments_scanned + other.segments_scanned,
+            hot_batches: self.hot_batches + other.hot_batches,
+            counted: self.counted.or(other.counted),
+        }
     }
 }
 
@@ -60,7 +81,11 @@ impl LogScanExec {
         set("segments_pruned_time", counts.segments_pruned_time);
         set("segments_pruned_bloom", counts.segments_pruned_bloom);
         set("segments_pruned_index", counts.segments_pruned_index);
-        set("segments_scanned", counts.segments_scanned());
+        set("segments_scanned", counts.segments_scanned);
+        if let Some(c) = counts.counted {
+            set("segments_counted", c.segments);
+            set("rows_counted", c.rows as usize);
+        }
         set("index_fallbacks", counts.index_fallbacks);
         set("rows_selected", counts.rows_selected as usize);
         set("hot_batches", counts.hot_batches);
@@ -88,11 +113,19 @@ impl DisplayAs for LogScanExec {
             c.segments_pruned_time,
             c.segments_pruned_bloom,
             c.segments_pruned_index,
-            c.segments_scanned(),
+            c.segments_scanned,
             c.index_fallbacks,
             c.rows_selected,
             c.hot_batches
-        )
+        )?;
+        match c.counted {
+            Some(counted) => write!(
+                f,
+                ", segments_counted={}, rows_counted={}",
+                counted.segments, counted.rows
+            ),
+            None => Ok(()),
+        }
     }
 }
 

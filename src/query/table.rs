@@ -17,6 +17,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::catalog::{Session, TableProvider};
 use datafusion::common::tree_node::TreeNode;
 use datafusion::common::{plan_err, DFSchema};
@@ -108,79 +109,98 @@ impl TableProvider for LogTable {
             .store
             .snapshot()
             .for_tenant(session_tenant(state).as_deref())?;
-        let df_schema = DFSchema::try_from(self.schema.clone())?;
-        let predicate = conjunction(filters.to_vec())
-            .map(|e| state.create_physical_expr(e, &df_schema))
-            .transpose()?;
-        let keep = keep_by_time(&snap.segments, predicate.as_ref(), &self.schema);
-        let kept: Vec<&SegmentMeta> = snap
-            .segments
-            .iter()
-            .zip(&keep)
-            .filter(|(_, k)| **k)
-            .map(|(s, _)| s)
-            .collect();
-        let pruned_time = snap.segments.len() - kept.len();
-        let picked = select(
-            &self.store.data_dir,
-            &self.store.indexes,
-            &self.store.blooms,
-            kept,
+        let (plan, counts) = scan_rows(
+            &self.store,
+            state,
+            &snap.segments,
+            snap.hot,
+            projection,
             filters,
-        );
-        let kept = picked.kept;
-        let counts = ScanCounts {
-            segments_total: snap.segments.len(),
-            segments_pruned_time: pruned_time,
-            segments_pruned_bloom: picked.pruned_bloom,
-            segments_pruned_index: picked.pruned,
-            index_fallbacks: picked.fallbacks,
-            rows_selected: picked.rows_selected,
-            hot_batches: snap.hot.len(),
-        };
-
-        let mut inputs: Vec<Arc<dyn ExecutionPlan>> = Vec::new();
-        if !kept.is_empty() {
-            inputs.push(parquet_exec(
-                &self.store.data_dir,
-                &self.schema,
-                &kept,
-                &picked.selections,
-                projection.cloned(),
-                predicate.clone(),
-                state.config().target_partitions(),
-                state.runtime_env(),
-            )?);
-        }
-        if !snap.hot.is_empty() {
-            let parts = state
-                .config()
-                .target_partitions()
-                .max(1)
-                .min(snap.hot.len());
-            let mut partitions = vec![Vec::new(); parts];
-            for (i, b) in snap.hot.into_iter().enumerate() {
-                partitions[i % parts].push(b);
-            }
-            inputs.push(MemorySourceConfig::try_new_exec(
-                &partitions,
-                self.schema.clone(),
-                projection.cloned(),
-            )?);
-        }
-        let plan: Arc<dyn ExecutionPlan> = match inputs.len() {
-            0 => {
-                let projected = match projection {
-                    Some(p) => Arc::new(self.schema.project(p)?),
-                    None => self.schema.clone(),
-                };
-                Arc::new(EmptyExec::new(projected))
-            }
-            1 => inputs.remove(0),
-            _ => UnionExec::try_new(inputs)?,
-        };
+        )?;
         Ok(Arc::new(LogScanExec::new(plan, counts)))
     }
+}
+
+/// The plan reading the rows of `segments` and `hot` that may pass `filters` (pruned by time,
+/// blooms and indexes; the filters are not re-applied), and what the pruning did.
+pub(super) fn scan_rows(
+    store: &Store,
+    state: &dyn Session,
+    segments: &[SegmentMeta],
+    hot: Vec<RecordBatch>,
+    projection: Option<&Vec<usize>>,
+    filters: &[Expr],
+) -> Result<(Arc<dyn ExecutionPlan>, ScanCounts)> {
+    let schema = logs_schema();
+    let df_schema = DFSchema::try_from(schema.clone())?;
+    let predicate = conjunction(filters.to_vec())
+        .map(|e| state.create_physical_expr(e, &df_schema))
+        .transpose()?;
+    let keep = keep_by_time(segments, predicate.as_ref(), &schema);
+    let kept: Vec<&SegmentMeta> = segments
+        .iter()
+        .zip(&keep)
+        .filter(|(_, k)| **k)
+        .map(|(s, _)| s)
+        .collect();
+    let pruned_time = segments.len() - kept.len();
+    let picked = select(
+        &store.data_dir,
+        &store.indexes,
+        &store.blooms,
+        kept,
+        filters,
+    );
+    let counts = ScanCounts {
+        segments_total: segments.len(),
+        segments_pruned_time: pruned_time,
+        segments_pruned_bloom: picked.pruned_bloom,
+        segments_pruned_index: picked.pruned,
+        index_fallbacks: picked.fallbacks,
+        rows_selected: picked.rows_selected,
+        segments_scanned: picked.kept.len(),
+        hot_batches: hot.len(),
+        counted: None,
+    };
+    let kept = picked.kept;
+
+    let mut inputs: Vec<Arc<dyn ExecutionPlan>> = Vec::new();
+    if !kept.is_empty() {
+        inputs.push(parquet_exec(
+            &store.data_dir,
+            &schema,
+            &kept,
+            &picked.selections,
+            projection.cloned(),
+            predicate.clone(),
+            state.config().target_partitions(),
+            state.runtime_env(),
+        )?);
+    }
+    if !hot.is_empty() {
+        let parts = state.config().target_partitions().max(1).min(hot.len());
+        let mut partitions = vec![Vec::new(); parts];
+        for (i, b) in hot.into_iter().enumerate() {
+            partitions[i % parts].push(b);
+        }
+        inputs.push(MemorySourceConfig::try_new_exec(
+            &partitions,
+            schema.clone(),
+            projection.cloned(),
+        )?);
+    }
+    let plan: Arc<dyn ExecutionPlan> = match inputs.len() {
+        0 => {
+            let projected = match projection {
+                Some(p) => Arc::new(schema.project(p)?),
+                None => schema.clone(),
+            };
+            Arc::new(EmptyExec::new(projected))
+        }
+        1 => inputs.remove(0),
+        _ => UnionExec::try_new(inputs)?,
+    };
+    Ok((plan, counts))
 }
 
 /// True if a `nearest(…)` call appears anywhere in `expr`.

@@ -18,7 +18,7 @@ use datafusion::parquet::schema::types::ColumnPath;
 
 use super::{segment_rel_path, SegmentError};
 use crate::catalog::{IndexMeta, SegmentMeta};
-use crate::index::{write_index, INDEXED_FIELDS, VERSION as INDEX_VERSION};
+use crate::index::{write_index, COUNTS_SECTION, INDEXED_FIELDS, VERSION as INDEX_VERSION};
 use crate::model::{logs_schema, now_micros, ts_column};
 
 const HOUR: i64 = 3_600_000_000;
@@ -180,7 +180,11 @@ pub fn write_segments(
             crate::wal::sync_dir(dir).map_err(io)?;
             let index = index_bytes.map(|written| IndexMeta {
                 version: INDEX_VERSION,
-                fields: INDEXED_FIELDS.iter().map(|f| f.to_string()).collect(),
+                fields: INDEXED_FIELDS
+                    .iter()
+                    .chain(&[COUNTS_SECTION])
+                    .map(|f| f.to_string())
+                    .collect(),
                 bytes: written.index_bytes,
                 blooms: written.blooms,
             });

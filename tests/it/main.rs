@@ -3,6 +3,7 @@
 
 mod bad_input;
 mod clients;
+mod counts;
 mod crash;
 mod e2e;
 mod file_ingest;

@@ -185,6 +185,15 @@ async fn users_and_api_keys_see_only_their_tenant() {
             (7, 1, "default".into(), "default-svc".into()),
             "{phase}"
         );
+        // count(*) answered from the segments' count tables (once flushed) sees only the
+        // session's tenant too.
+        for (c, n) in [(&ana, 5i64), (&own, 7)] {
+            let row = c
+                .query_one("SELECT count(*) FROM logs WHERE level = 'INFO'", &[])
+                .await
+                .expect("count");
+            assert_eq!(row.get::<_, i64>(0), n, "{phase}");
+        }
         // nearest() searches only the session's tenant.
         let near = ana
             .query(
