@@ -23,8 +23,8 @@
 //! "TLIDX\0\0\x01"  u32 version  u32 rows  u32 block_rows  u32 fields
 //! per field: u8 name_len, name, u64 fst_offset, u64 fst_len, u64 postings_offset,
 //!            u64 postings_len, u32 crc32c(fst ‖ postings)
-//! sections…  (fst values: 1 << 63 | block for a single block, else
-//!             postings offset << 24 | serialized roaring bitmap length)
+//! sections…  (fst values, version 3: block << 1 | 1 for a single block, else
+//!             (postings offset << 24 | serialized roaring bitmap length) << 1)
 //! ```
 
 mod bloom;
@@ -38,6 +38,7 @@ mod write;
 pub use bloom::{bloom_path, BloomCache, SegmentBlooms, BLOOM_FIELDS};
 pub use counts::{CountKey, CountTable, LabelFilter, Split, COUNTS_SECTION, LABELS, MINUTE_US};
 pub use eval::{candidates, IndexFilter};
+pub use postings::{decode_blocks, encode_blocks};
 pub use read::{IndexCache, SegmentIndex};
 pub use write::{
     attr_key_marker, build_index_with_blocks, index_path, write_index, Written, BLOCK_ROWS,
@@ -46,10 +47,44 @@ pub use write::{
 
 /// Bytes that open every sidecar file.
 pub const MAGIC: &[u8; 8] = b"TLIDX\0\0\x01";
-/// The layout version this build writes and reads.
-pub const VERSION: u32 = 2;
-/// An fst value with this bit set holds its single block number inline.
-const INLINE: u64 = 1 << 63;
+/// The layout version this build writes; it also reads [`VERSION_2`].
+pub const VERSION: u32 = 3;
+/// Version 2 marked a single block held in the fst value with bit 63: fst stores every output
+/// in as many bytes as it needs, so that cost 8 bytes a term, most of them ids seen once.
+const VERSION_2: u32 = 2;
+
+/// Where an fst value points: one block held in the value, or a serialized bitmap.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Posted {
+    Block(u32),
+    Bitmap { offset: usize, len: usize },
+}
+
+impl Posted {
+    /// Version 3: `block << 1 | 1`, or `(offset << 24 | len) << 1`; small numbers stay small.
+    fn encode(self) -> u64 {
+        match self {
+            Posted::Block(b) => u64::from(b) << 1 | 1,
+            Posted::Bitmap { offset, len } => ((offset as u64) << 24 | len as u64) << 1,
+        }
+    }
+
+    fn decode(value: u64, version: u32) -> Posted {
+        let (inline, rest) = if version == VERSION_2 {
+            (value & 1 << 63 != 0, value & !(1 << 63))
+        } else {
+            (value & 1 != 0, value >> 1)
+        };
+        if inline {
+            Posted::Block(rest as u32)
+        } else {
+            Posted::Bitmap {
+                offset: (rest >> 24) as usize,
+                len: (rest & 0xff_ffff) as usize,
+            }
+        }
+    }
+}
 
 /// Errors of the index layer.
 #[derive(Debug, thiserror::Error)]

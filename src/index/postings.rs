@@ -99,3 +99,81 @@ impl<'a> PostingsBuilder<'a> {
         out
     }
 }
+
+/// How a block list is stored (version 3), by its first byte: whichever is smallest of a
+/// delta-varint list (sparse terms), a bitset over the blocks (terms in most blocks) and a
+/// serialized roaring bitmap. Blocks number in the hundreds, so the first two are a few bytes
+/// where roaring spends a header and two bytes a block.
+const AS_DELTAS: u8 = 1;
+const AS_BITSET: u8 = 2;
+const AS_ROARING: u8 = 3;
+
+/// Appends `blocks` to `out` in the smallest of the encodings above.
+pub fn encode_blocks(blocks: &RoaringBitmap, out: &mut Vec<u8>) -> std::io::Result<()> {
+    let mut deltas = Vec::new();
+    let mut prev = 0u32;
+    for (i, b) in blocks.iter().enumerate() {
+        let mut d = if i == 0 { b } else { b - prev };
+        prev = b;
+        while d >= 0x80 {
+            deltas.push((d as u8) | 0x80);
+            d >>= 7;
+        }
+        deltas.push(d as u8);
+    }
+    let bitset_len = blocks.max().map_or(0, |m| m as usize / 8 + 1);
+    let roaring_len = blocks.serialized_size();
+    if deltas.len() <= bitset_len && deltas.len() <= roaring_len {
+        out.push(AS_DELTAS);
+        out.extend_from_slice(&deltas);
+    } else if bitset_len <= roaring_len {
+        out.push(AS_BITSET);
+        let start = out.len();
+        out.resize(start + bitset_len, 0);
+        for b in blocks {
+            out[start + b as usize / 8] |= 1 << (b % 8);
+        }
+    } else {
+        out.push(AS_ROARING);
+        blocks.serialize_into(&mut *out)?;
+    }
+    Ok(())
+}
+
+/// The blocks of a list written by [`encode_blocks`]; `None` if it is malformed.
+pub fn decode_blocks(bytes: &[u8]) -> Option<RoaringBitmap> {
+    let (tag, body) = bytes.split_first()?;
+    match *tag {
+        AS_DELTAS => {
+            let mut out = Vec::with_capacity(body.len());
+            let (mut shift, mut d, mut prev) = (0u32, 0u32, 0u32);
+            for byte in body {
+                d |= u32::from(byte & 0x7f).checked_shl(shift)?;
+                if byte & 0x80 != 0 {
+                    shift += 7;
+                    continue;
+                }
+                prev = if out.is_empty() {
+                    d
+                } else {
+                    prev.checked_add(d)?
+                };
+                out.push(prev);
+                (shift, d) = (0, 0);
+            }
+            RoaringBitmap::from_sorted_iter(out).ok()
+        }
+        AS_BITSET => Some(
+            body.iter()
+                .enumerate()
+                .flat_map(|(i, byte)| {
+                    (0..8u32)
+                        .filter(move |bit| byte & (1 << bit) != 0)
+                        .map(move |bit| i as u32 * 8 + bit)
+                })
+                .collect(),
+        ),
+        AS_ROARING => RoaringBitmap::deserialize_from(body).ok(),
+        _ => None,
+    }
+}

@@ -10,7 +10,8 @@ use memmap2::Mmap;
 use roaring::RoaringBitmap;
 
 use super::counts::{CountTable, COUNTS_SECTION};
-use super::{IndexError, INLINE, MAGIC, VERSION};
+use super::postings::decode_blocks;
+use super::{IndexError, Posted, MAGIC, VERSION, VERSION_2};
 
 /// One field's sections, as byte ranges of the file.
 #[derive(Debug, Clone)]
@@ -24,6 +25,7 @@ struct Field {
 pub struct SegmentIndex {
     map: Mmap,
     rows: u32,
+    version: u32,
     block_rows: u32,
     fields: HashMap<String, Field>,
     /// The count table, decoded on first use (`None`: absent or unreadable).
@@ -65,7 +67,7 @@ impl SegmentIndex {
         }
         let mut at = 8;
         let version = read_u32(b, &mut at).ok_or_else(|| corrupt("short header"))?;
-        if version != VERSION {
+        if version != VERSION && version != VERSION_2 {
             return Err(corrupt(&format!(
                 "version {version}, this build reads {VERSION}"
             )));
@@ -112,6 +114,7 @@ impl SegmentIndex {
         Ok(SegmentIndex {
             map,
             rows,
+            version,
             block_rows,
             fields,
             counts: OnceLock::new(),
@@ -160,17 +163,22 @@ impl SegmentIndex {
         Some((map, &self.map[f.postings.clone()]))
     }
 
-    fn bitmap(postings: &[u8], value: u64) -> RoaringBitmap {
-        if value & INLINE != 0 {
-            let mut one = RoaringBitmap::new();
-            one.insert(value as u32);
-            return one;
+    fn bitmap(&self, postings: &[u8], value: u64) -> RoaringBitmap {
+        match Posted::decode(value, self.version) {
+            Posted::Block(block) => {
+                let mut one = RoaringBitmap::new();
+                one.insert(block);
+                one
+            }
+            Posted::Bitmap { offset, len } => offset
+                .checked_add(len)
+                .and_then(|end| postings.get(offset..end))
+                .and_then(|b| match self.version {
+                    VERSION_2 => RoaringBitmap::deserialize_from(b).ok(),
+                    _ => decode_blocks(b),
+                })
+                .unwrap_or_default(),
         }
-        let (offset, len) = ((value >> 24) as usize, (value & 0xff_ffff) as usize);
-        postings
-            .get(offset..offset + len)
-            .and_then(|b| RoaringBitmap::deserialize_from(b).ok())
-            .unwrap_or_default()
     }
 
     /// True if `term` is in `field`'s dictionary (whatever its postings).
@@ -185,7 +193,7 @@ impl SegmentIndex {
             return RoaringBitmap::new();
         };
         map.get(term)
-            .map(|v| Self::bitmap(postings, v))
+            .map(|v| self.bitmap(postings, v))
             .unwrap_or_default()
     }
 
@@ -204,7 +212,7 @@ impl SegmentIndex {
         let mut stream = map.search(automaton).into_stream();
         while let Some((key, value)) = stream.next() {
             if keep(&String::from_utf8_lossy(key)) {
-                out |= Self::bitmap(postings, value);
+                out |= self.bitmap(postings, value);
             }
         }
         out

@@ -15,10 +15,10 @@ use serde_json::Value;
 use timberline_udfs::text::tokenize::for_each_token;
 
 use super::counts::{build_counts, COUNTS_SECTION};
-use super::postings::{Postings, PostingsBuilder};
+use super::postings::{encode_blocks, Postings, PostingsBuilder};
 
 use super::bloom::{write_blooms, BloomBuilder};
-use super::{IndexError, INLINE, MAGIC, VERSION};
+use super::{IndexError, Posted, MAGIC, VERSION};
 
 /// The `msg` term listing the rows every substring search must check: those with a token cut to
 /// the maximum length, and those with non-ASCII text (whose case folding under `ILIKE` may differ
@@ -266,21 +266,23 @@ fn build(
             let bitmap = match postings_of_term {
                 // One block: its number in the value itself, no postings bytes.
                 Postings::One(block) => {
-                    map.insert(term.as_bytes(), INLINE | u64::from(block))
+                    map.insert(term.as_bytes(), Posted::Block(block).encode())
                         .map_err(|e| IndexError::Build(e.to_string()))?;
                     continue;
                 }
                 Postings::Many(bitmap) => bitmap,
             };
             let offset = postings.len() as u64;
-            bitmap
-                .serialize_into(&mut postings)
-                .map_err(|e| IndexError::Build(e.to_string()))?;
+            encode_blocks(&bitmap, &mut postings).map_err(|e| IndexError::Build(e.to_string()))?;
             let len = postings.len() as u64 - offset;
-            if len >= 1 << 24 || offset >= 1 << 40 {
+            if len >= 1 << 24 || offset >= 1 << 39 {
                 return Err(IndexError::Build(format!("postings of {field} too large")));
             }
-            map.insert(term.as_bytes(), offset << 24 | len)
+            let posted = Posted::Bitmap {
+                offset: offset as usize,
+                len: len as usize,
+            };
+            map.insert(term.as_bytes(), posted.encode())
                 .map_err(|e| IndexError::Build(e.to_string()))?;
         }
         let fst = map
