@@ -12,6 +12,8 @@
 //! A minute is `ts` in microseconds divided (euclidean) by [`MINUTE_US`].
 
 use std::collections::HashMap;
+
+use ahash::RandomState;
 use std::ops::Range;
 
 use datafusion::arrow::array::{Array, AsArray, StringArray};
@@ -85,8 +87,8 @@ pub fn build_counts(batch: &RecordBatch) -> Result<Vec<u8>, IndexError> {
                 .ok_or_else(|| IndexError::Build(format!("{name} is not text")))?,
         );
     }
-    let mut dicts: [HashMap<&str, u32>; 3] = Default::default();
-    let mut groups: HashMap<(i64, [u32; 3]), u32> = HashMap::new();
+    let mut dicts: [HashMap<&str, u32, RandomState>; 3] = Default::default();
+    let mut groups: HashMap<(i64, [u32; 3]), u32, RandomState> = HashMap::default();
     for row in 0..batch.num_rows() {
         let mut key = [0u32; 3];
         for (l, values) in labels.iter().enumerate() {

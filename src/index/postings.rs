@@ -3,6 +3,7 @@
 //! block — most of them: numbers, ids — needs no list of its own (rows arrive in order).
 
 use std::borrow::Cow;
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 
 use ahash::RandomState;
@@ -45,16 +46,22 @@ impl<'a> PostingsBuilder<'a> {
 
     /// Records `term` in `block`; true if the term is new.
     pub fn add(&mut self, term: Cow<'a, str>, block: u32) -> bool {
-        if let Some(&id) = self.ids.get(term.as_ref()) {
-            self.touch(id, block);
-            return false;
+        // One hash and probe per token: most tokens of a segment are ids seen once.
+        match self.ids.entry(term) {
+            Entry::Occupied(e) => {
+                let id = *e.get();
+                self.touch(id, block);
+                false
+            }
+            Entry::Vacant(e) => {
+                e.insert(self.blocks.len());
+                self.blocks.push(Blocks {
+                    first: block,
+                    more: Vec::new(),
+                });
+                true
+            }
         }
-        self.ids.insert(term, self.blocks.len());
-        self.blocks.push(Blocks {
-            first: block,
-            more: Vec::new(),
-        });
-        true
     }
 
     /// As [`Self::add`] for a term in a scratch buffer: copied only when new.
