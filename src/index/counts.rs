@@ -31,6 +31,9 @@ pub const COUNTS_SECTION: &str = "counts";
 /// Largest table a reader accepts (a segment of 2^32 rows cannot need more).
 const MAX_RAW: usize = 1 << 31;
 
+/// Most groups one tally numbers densely (an array of this many counters).
+const DENSE_SLOTS: usize = 1 << 22;
+
 /// The label columns a table splits by, in stored order.
 pub const LABELS: [&str; 3] = ["service", "host", "level"];
 
@@ -252,30 +255,68 @@ impl CountTable {
         if minutes.start >= minutes.end {
             return 0;
         }
-        let mut local: HashMap<(u32, [u32; 3]), u64> = HashMap::new();
-        let mut rows = 0;
-        for i in start..end.max(start) {
-            let key = [self.ids[0][i], self.ids[1][i], self.ids[2][i]];
-            let keep = (0..3).all(|l| {
+        let range = start..end.max(start);
+        let kept = |i: usize| {
+            (0..3).all(|l| {
                 allowed[l]
                     .as_ref()
-                    .is_none_or(|a| a.get(key[l] as usize).copied().unwrap_or(false))
-            });
-            if !keep {
-                continue;
-            }
-            let n = u64::from(self.count[i]);
-            rows += n;
-            let minute = if split.minute { self.minute[i] } else { 0 };
-            let mut group = [u32::MAX; 3];
-            for l in 0..3 {
-                if split.labels[l] {
-                    group[l] = key[l];
+                    .is_none_or(|a| a.get(self.ids[l][i] as usize).copied().unwrap_or(false))
+            })
+        };
+        // Groups numbered densely (minute, then each label split by) make the tally an array
+        // add; a table too varied for that (never at a segment's size) goes through a map.
+        let first = self.minute.get(range.start).copied().unwrap_or(0);
+        let span = match (split.minute, range.end.checked_sub(1)) {
+            (true, Some(last)) if last >= range.start => (self.minute[last] - first) as usize + 1,
+            _ => 1,
+        };
+        let dims: [usize; 3] = std::array::from_fn(|l| match split.labels[l] {
+            true => self.dicts[l].len().max(1),
+            false => 1,
+        });
+        let slots = dims.iter().try_fold(span, |n, d| n.checked_mul(*d));
+        let mut rows = 0;
+        let mut groups: HashMap<(u32, [u32; 3]), u64, RandomState> = HashMap::default();
+        match slots.filter(|n| *n <= DENSE_SLOTS) {
+            Some(n) => {
+                let mut dense = vec![0u64; n];
+                for i in range.filter(|i| kept(*i)) {
+                    let mut slot = if split.minute {
+                        (self.minute[i] - first) as usize
+                    } else {
+                        0
+                    };
+                    for l in 0..3 {
+                        if split.labels[l] {
+                            slot = slot * dims[l] + self.ids[l][i] as usize;
+                        }
+                    }
+                    dense[slot] += u64::from(self.count[i]);
+                }
+                for (mut slot, n) in dense.into_iter().enumerate().filter(|(_, n)| *n > 0) {
+                    let mut key = [u32::MAX; 3];
+                    for l in (0..3).rev() {
+                        if split.labels[l] {
+                            key[l] = (slot % dims[l]) as u32;
+                            slot /= dims[l];
+                        }
+                    }
+                    groups.insert((first + slot as u32, key), n);
                 }
             }
-            *local.entry((minute, group)).or_insert(0) += n;
+            None => {
+                for i in range.filter(|i| kept(*i)) {
+                    let minute = if split.minute { self.minute[i] } else { 0 };
+                    let key = std::array::from_fn(|l| match split.labels[l] {
+                        true => self.ids[l][i],
+                        false => u32::MAX,
+                    });
+                    *groups.entry((minute, key)).or_insert(0) += u64::from(self.count[i]);
+                }
+            }
         }
-        for ((minute, group), n) in local {
+        for ((minute, group), n) in groups {
+            rows += n;
             let key = CountKey {
                 minute: split.minute.then(|| self.first_minute + i64::from(minute)),
                 labels: std::array::from_fn(|l| self.dicts[l].get(group[l] as usize).cloned()),
