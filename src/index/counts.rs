@@ -256,13 +256,29 @@ impl CountTable {
             return 0;
         }
         let range = start..end.max(start);
+        let filtered: Vec<(&Vec<u32>, &Vec<bool>)> = allowed
+            .iter()
+            .zip(&self.ids)
+            .filter_map(|(a, ids)| a.as_ref().map(|a| (ids, a)))
+            .collect();
         let kept = |i: usize| {
-            (0..3).all(|l| {
-                allowed[l]
-                    .as_ref()
-                    .is_none_or(|a| a.get(self.ids[l][i] as usize).copied().unwrap_or(false))
-            })
+            filtered
+                .iter()
+                .all(|(ids, a)| a.get(ids[i] as usize).copied().unwrap_or(false))
         };
+        // Nothing to filter or split by: the rows are the sum of the range's counts.
+        if filtered.is_empty() && split == Split::default() {
+            let n: u64 = self.count[range.clone()]
+                .iter()
+                .map(|c| u64::from(*c))
+                .sum();
+            let key = CountKey {
+                minute: None,
+                labels: [None, None, None],
+            };
+            *out.entry(key).or_insert(0) += n;
+            return n;
+        }
         // Groups numbered densely (minute, then each label split by) make the tally an array
         // add; a table too varied for that (never at a segment's size) goes through a map.
         let first = self.minute.get(range.start).copied().unwrap_or(0);
