@@ -28,8 +28,9 @@ pub const MINUTE_US: i64 = 60_000_000;
 /// Name of the sidecar section holding the table.
 pub const COUNTS_SECTION: &str = "counts";
 
-/// Largest table a reader accepts (a segment of 2^32 rows cannot need more).
-const MAX_RAW: usize = 1 << 31;
+/// Largest decoded table a reader accepts: 20 bytes a group, and a segment (one tenant-hour of
+/// a flush) has far fewer than 10M groups. A header claiming more is corrupt, not allocated.
+const MAX_RAW: usize = 200 << 20;
 
 /// Most groups one tally numbers densely (an array of this many counters).
 const DENSE_SLOTS: usize = 1 << 22;
