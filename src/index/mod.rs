@@ -5,7 +5,8 @@
 //! a needle still decodes a single block. Written at flush beside the Parquet file (`seg-….idx`),
 //! read through a memory map. Fields:
 //! - `msg`: its tokens (the tokenizer of `match()`, `timberline_udfs::text::tokenize`);
-//! - `service`, `host`, `level`, `trace_id`: the exact values;
+//! - `service`, `host`, `level`, `trace_id`: the exact values (`trace_id` as hashes, see
+//!   [`hashed`]);
 //! - `attrs`: `key=value` for each top-level key with a scalar value (`attrs->>'key'`), for the
 //!   keys whose values repeat (a marker term lists them; others cannot be narrowed).
 //!
@@ -31,6 +32,7 @@ mod bloom;
 mod cache;
 mod counts;
 mod eval;
+mod hashed;
 mod postings;
 mod read;
 mod write;

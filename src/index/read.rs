@@ -10,6 +10,7 @@ use memmap2::Mmap;
 use roaring::RoaringBitmap;
 
 use super::counts::{CountTable, COUNTS_SECTION};
+use super::hashed::{hashed_blocks, HASHED_MARKER};
 use super::postings::decode_blocks;
 use super::{IndexError, Posted, MAGIC, VERSION, VERSION_2};
 
@@ -183,8 +184,13 @@ impl SegmentIndex {
 
     /// True if `term` is in `field`'s dictionary (whatever its postings).
     pub fn contains(&self, field: &str, term: &str) -> bool {
-        self.dict(field)
-            .is_some_and(|(map, _)| map.contains_key(term))
+        match self.dict(field) {
+            Some((map, postings)) if map.contains_key(HASHED_MARKER) => {
+                !hashed_blocks(postings, term).is_empty()
+            }
+            Some((map, _)) => map.contains_key(term),
+            None => false,
+        }
     }
 
     /// Blocks holding exactly `term`.
@@ -192,6 +198,9 @@ impl SegmentIndex {
         let Some((map, postings)) = self.dict(field) else {
             return RoaringBitmap::new();
         };
+        if map.contains_key(HASHED_MARKER) {
+            return hashed_blocks(postings, term);
+        }
         map.get(term)
             .map(|v| self.bitmap(postings, v))
             .unwrap_or_default()
@@ -208,6 +217,10 @@ impl SegmentIndex {
         let Some((map, postings)) = self.dict(field) else {
             return out;
         };
+        // Hashed values cannot be listed by prefix: every block may hold one.
+        if map.contains_key(HASHED_MARKER) {
+            return (0..self.blocks()).collect();
+        }
         let automaton = fst::automaton::Str::new(prefix).starts_with();
         let mut stream = map.search(automaton).into_stream();
         while let Some((key, value)) = stream.next() {

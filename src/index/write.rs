@@ -15,6 +15,7 @@ use serde_json::Value;
 use timberline_udfs::text::tokenize::for_each_token;
 
 use super::counts::{build_counts, COUNTS_SECTION};
+use super::hashed::{encode_hashed, HASHED_FIELDS, HASHED_MARKER};
 use super::postings::{encode_blocks, Postings, PostingsBuilder};
 
 use super::bloom::{write_blooms, BloomBuilder};
@@ -260,6 +261,19 @@ fn build(
             .ok_or_else(|| IndexError::Build(format!("no column {field}")))?;
         let col = cast(col, &DataType::Utf8).map_err(|e| IndexError::Build(e.to_string()))?;
         let terms = field_postings(col.as_string::<i32>(), field, block_rows, bloom);
+        if HASHED_FIELDS.contains(&field) {
+            if let Some(table) = encode_hashed(&terms) {
+                let mut marker = fst::MapBuilder::memory();
+                marker
+                    .insert(HASHED_MARKER, 0)
+                    .map_err(|e| IndexError::Build(e.to_string()))?;
+                let fst = marker
+                    .into_inner()
+                    .map_err(|e| IndexError::Build(e.to_string()))?;
+                sections.push((field, fst, table));
+                continue;
+            }
+        }
         let mut postings = Vec::new();
         let mut map = fst::MapBuilder::memory();
         for (term, postings_of_term) in terms {
