@@ -128,14 +128,14 @@ fn field_postings<'a>(
 /// limit (see [`ATTR_MAX_DISTINCT`]), and its later values are not even collected.
 struct AttrKeys {
     limit: usize,
-    distinct: HashMap<String, usize>,
+    distinct: HashMap<String, usize, ahash::RandomState>,
 }
 
 impl AttrKeys {
     fn new(rows: usize) -> AttrKeys {
         AttrKeys {
             limit: ATTR_MAX_DISTINCT.max(rows / ATTR_MIN_ROWS_PER_VALUE),
-            distinct: HashMap::new(),
+            distinct: HashMap::default(),
         }
     }
 
