@@ -1,7 +1,8 @@
 //! The sidecar index of a segment: for each indexed field, an fst term dictionary mapping every
-//! term to a roaring bitmap of the rows (positions in the Parquet file) that hold it.
+//! term to the rows (positions in the Parquet file) that hold it.
 //!
-//! Postings name blocks of [`BLOCK_ROWS`] rows, so the index is a fraction of the segment and
+//! Postings name blocks of [`BLOCK_ROWS`] rows, stored as deltas, a bitset or a roaring bitmap
+//! (whichever is smallest, see [`postings`]), so the index is a fraction of the segment and
 //! a needle still decodes a single block. Written at flush beside the Parquet file (`seg-….idx`),
 //! read through a memory map. Fields:
 //! - `msg`: its tokens (the tokenizer of `match()`, `timberline_udfs::text::tokenize`);
