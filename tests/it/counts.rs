@@ -11,7 +11,7 @@ use rand::{Rng, SeedableRng};
 use serde_json::json;
 use tokio_postgres::{Client, SimpleQueryMessage};
 
-use crate::support::TestServer;
+use crate::support::{explain, plan_metric, sidecars, TestServer};
 
 const SERVICES: [&str; 3] = ["payments", "checkout", "auth"];
 const LEVELS: [&str; 4] = ["INFO", "WARN", "ERROR", "DEBUG"];
@@ -237,33 +237,13 @@ async fn lines(client: &Client, sql: &str) -> Vec<String> {
     out
 }
 
-/// The value of `name=` in an EXPLAIN ANALYZE, if it is there.
-fn metric(plan: &str, name: &str) -> Option<u64> {
-    let at = plan.find(&format!("{name}="))? + name.len() + 1;
-    plan[at..]
-        .split(|c: char| !c.is_ascii_digit())
-        .next()?
-        .parse()
-        .ok()
-}
-
-async fn explain(client: &Client, sql: &str) -> String {
-    lines(client, &format!("EXPLAIN ANALYZE {sql}"))
-        .await
-        .join("\n")
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn counts_from_count_tables_equal_brute_force() {
     let server = TestServer::start();
     let mut rng = StdRng::seed_from_u64(7);
     let evs = events(&mut rng);
     load(&server, &evs).await;
-    let mut sidecars: Vec<_> = walk(&server.dir.path().join("segments"))
-        .into_iter()
-        .filter(|p| p.extension().is_some_and(|x| x == "idx"))
-        .collect();
-    sidecars.sort();
+    let sidecars = sidecars(&server);
     assert_eq!(sidecars.len(), 12, "four flushes of three hourly segments");
     // One segment's sidecar corrupt, another's gone: their rows must be counted by scanning.
     let mut bytes = std::fs::read(&sidecars[0]).expect("read sidecar");
@@ -279,12 +259,12 @@ async fn counts_from_count_tables_equal_brute_force() {
         assert_eq!(lines(&client, &sql).await, expected, "query {i}: {sql}");
         let plan = explain(&client, &sql).await;
         // Every one of these is answered from the count tables of the ten readable sidecars…
-        let segments = metric(&plan, "segments_counted")
+        let segments = plan_metric(&plan, "segments_counted")
             .unwrap_or_else(|| panic!("query {i} not counted from the tables: {sql}\n{plan}"));
         assert!(segments <= 10, "{sql}\n{plan}");
-        counted += metric(&plan, "rows_counted").unwrap_or(0);
+        counted += plan_metric(&plan, "rows_counted").unwrap_or(0);
         // …and a bound inside a minute leaves that minute to a scan.
-        scanned_edges += u64::from(metric(&plan, "segments_scanned").unwrap_or(0) > 2);
+        scanned_edges += u64::from(plan_metric(&plan, "segments_scanned").unwrap_or(0) > 2);
     }
     assert!(counted > 50_000, "the tables counted {counted} rows in all");
     assert!(
@@ -297,8 +277,8 @@ async fn counts_from_count_tables_equal_brute_force() {
     let sql = "SELECT level, count(*) FROM logs WHERE ts >= '2024-01-15T10:00:00Z' \
                AND ts < '2024-01-15T13:00:00Z' GROUP BY level";
     let plan = explain(&client, sql).await;
-    assert_eq!(metric(&plan, "segments_counted"), Some(10), "{plan}");
-    assert_eq!(metric(&plan, "segments_scanned"), Some(2), "{plan}");
+    assert_eq!(plan_metric(&plan, "segments_counted"), Some(10), "{plan}");
+    assert_eq!(plan_metric(&plan, "segments_scanned"), Some(2), "{plan}");
     let broken: Vec<String> = [&sidecars[0], &sidecars[5]]
         .iter()
         .map(|p| {
@@ -318,7 +298,7 @@ async fn counts_from_count_tables_equal_brute_force() {
     .await;
     let flushed = evs.len() as u64 * 4 / 5;
     assert_eq!(
-        metric(&plan, "rows_counted"),
+        plan_metric(&plan, "rows_counted"),
         untabled
             .first()
             .and_then(|s| s.parse::<u64>().ok())
@@ -344,18 +324,5 @@ async fn counts_from_count_tables_equal_brute_force() {
         assert_eq!(lines(&client, sql).await, vec![want], "{sql}");
     }
     let plan = explain(&client, "SELECT count(*) FROM logs WHERE match(msg, 'm')").await;
-    assert_eq!(metric(&plan, "segments_counted"), None, "{plan}");
-}
-
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            out.extend(walk(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
+    assert_eq!(plan_metric(&plan, "segments_counted"), None, "{plan}");
 }

@@ -5,15 +5,14 @@
 //! prune: a rare token opens only the segments that hold it (or cannot say).
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::json;
 use timberline_udfs::text::Query;
-use tokio_postgres::{Client, SimpleQueryMessage};
+use tokio_postgres::Client;
 
-use crate::support::TestServer;
+use crate::support::{explain, plan_metric, sidecars, TestServer};
 
 const WORDS: [&str; 14] = [
     "alpha", "beta", "gamma", "delta", "timeout", "card", "declined", "cache", "miss", "retry",
@@ -96,23 +95,6 @@ async fn load(server: &TestServer, evs: &[Event]) {
             server.flush().await;
         }
     }
-}
-
-fn sidecars(server: &TestServer) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![server.dir.path().join("segments")];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if p.extension().is_some_and(|x| x == "idx") {
-                out.push(p);
-            }
-        }
-    }
-    out.sort();
-    out
 }
 
 fn random_query(rng: &mut StdRng, depth: u32) -> String {
@@ -255,20 +237,6 @@ async fn ns(client: &Client, sql: &str) -> BTreeSet<usize> {
         .collect()
 }
 
-async fn explain(client: &Client, sql: &str) -> String {
-    client
-        .simple_query(&format!("EXPLAIN ANALYZE {sql}"))
-        .await
-        .unwrap()
-        .into_iter()
-        .filter_map(|m| match m {
-            SimpleQueryMessage::Row(r) => r.get(1).map(str::to_string),
-            _ => None,
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn index_driven_answers_equal_brute_force() {
     // Small index blocks, so that 300-row segments are narrowed to row selections.
@@ -379,15 +347,7 @@ async fn index_driven_answers_equal_brute_force() {
 
 /// The value of `name=N` in an EXPLAIN ANALYZE text.
 fn metric(plan: &str, name: &str) -> u64 {
-    let at = plan
-        .find(&format!("{name}="))
-        .unwrap_or_else(|| panic!("no {name} in {plan}"));
-    plan[at + name.len() + 1..]
-        .chars()
-        .take_while(char::is_ascii_digit)
-        .collect::<String>()
-        .parse()
-        .unwrap()
+    plan_metric(plan, name).unwrap_or_else(|| panic!("no {name} in {plan}"))
 }
 
 /// Segment blooms rule out segments for `trace_id` and `attrs` values before their index is

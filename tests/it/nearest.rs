@@ -249,15 +249,8 @@ async fn nearest_and_context_equal_a_brute_force_scan() {
 
 /// Numbers from one `EXPLAIN ANALYZE` metric.
 fn metric(plan: &str, name: &str) -> usize {
-    let at = plan
-        .find(&format!("{name}="))
-        .unwrap_or_else(|| panic!("no {name} in {plan}"));
-    plan[at + name.len() + 1..]
-        .chars()
-        .take_while(|c| c.is_ascii_digit())
-        .collect::<String>()
-        .parse()
-        .expect("a number")
+    crate::support::plan_metric(plan, name).unwrap_or_else(|| panic!("no {name} in {plan}"))
+        as usize
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use serde_json::Value;
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
 
 /// A `timberline serve` child process.
 pub struct TestServer {
@@ -266,4 +266,48 @@ pub fn batch(prefix: &str, n: usize) -> Value {
         })
         .collect();
     serde_json::json!({"source": {"service": "payments", "host": "pay-1", "region": "eu-west-1"}, "logs": logs})
+}
+
+/// The sidecar index files of `server`'s segments, in path order.
+pub fn sidecars(server: &TestServer) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![server.dir.path().join("segments")];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == "idx") {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// The text of `EXPLAIN ANALYZE sql`.
+pub async fn explain(client: &Client, sql: &str) -> String {
+    client
+        .simple_query(&format!("EXPLAIN ANALYZE {sql}"))
+        .await
+        .unwrap()
+        .into_iter()
+        .filter_map(|m| match m {
+            SimpleQueryMessage::Row(r) => r.get(1).map(str::to_string),
+            _ => None,
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The number after `name=` in a plan, if the plan shows that metric.
+pub fn plan_metric(plan: &str, name: &str) -> Option<u64> {
+    let at = plan.find(&format!("{name}="))? + name.len() + 1;
+    plan[at..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect::<String>()
+        .parse()
+        .ok()
 }
