@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
 use datafusion::arrow::record_batch::RecordBatch;
+use timberline_udfs::pg_compat::Tenant;
 
 use crate::buffer::HotBuffer;
 use crate::catalog::{CatalogError, FileCatalog, SegmentMeta};
@@ -36,21 +37,21 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
-    /// Only what `tenant` may see (`None`: everything). Segments hold one tenant each; hot
-    /// batches are filtered row by row.
+    /// Only what `tenant` may see. Segments hold one tenant each; hot batches are filtered row
+    /// by row.
     pub fn for_tenant(
         self,
-        tenant: Option<&str>,
+        tenant: &Tenant,
     ) -> Result<Snapshot, datafusion::arrow::error::ArrowError> {
         use datafusion::arrow::array::StringArray;
         use datafusion::arrow::compute::{filter_record_batch, kernels::cmp::eq};
-        let Some(tenant) = tenant else {
+        let Tenant::One(tenant) = tenant else {
             return Ok(self);
         };
         let segments = self
             .segments
             .iter()
-            .filter(|s| s.tenant == tenant)
+            .filter(|s| &s.tenant == tenant)
             .cloned()
             .collect();
         let wanted = StringArray::new_scalar(tenant);
@@ -93,11 +94,21 @@ pub struct Store {
 /// What one flush did.
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct FlushReport {
+    /// Each segment written: its tenant, rows and bytes.
+    pub written: Vec<Written>,
     pub segments: usize,
     pub rows: u64,
     pub bytes: u64,
     pub flushed_through: u64,
     pub wal_files_removed: usize,
+}
+
+/// One segment a flush wrote.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Written {
+    pub tenant: String,
+    pub rows: u64,
+    pub bytes: u64,
 }
 
 impl Store {
@@ -145,6 +156,14 @@ impl Store {
         .await
         .map_err(|e| FlushError::Join(e.to_string()))??;
         let mut report = FlushReport {
+            written: segments
+                .iter()
+                .map(|s| Written {
+                    tenant: s.tenant.clone(),
+                    rows: s.rows,
+                    bytes: s.bytes,
+                })
+                .collect(),
             segments: segments.len(),
             rows: segments.iter().map(|s| s.rows).sum(),
             bytes: segments.iter().map(|s| s.bytes).sum(),

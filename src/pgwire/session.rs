@@ -17,7 +17,7 @@ use tokio::sync::watch;
 use super::error::user_error;
 
 /// A connection, as its queries see it (kept in pgwire's per-connection extensions).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Connection {
     session: Mutex<PgSession>,
     /// Flipped to `true` to cancel the query now running.
@@ -96,13 +96,14 @@ where
     })
 }
 
-/// The connection a client's queries run in; one is made on first use if startup left none.
-pub fn connection<C: ClientInfo + ?Sized>(client: &C) -> Arc<Connection> {
+/// The connection a client's queries run in, which only a successful login makes. Without one
+/// the query is refused (fail closed): no message may run before authentication completes.
+pub fn connection<C: ClientInfo + ?Sized>(client: &C) -> PgWireResult<Arc<Connection>> {
     client
         .session_extensions()
-        .get_or_insert_with(|| Arc::new(Connection::default()))
-        .as_ref()
-        .clone()
+        .get::<Arc<Connection>>()
+        .map(|c| c.as_ref().clone())
+        .ok_or_else(|| user_error("28000", "not authenticated: log in first"))
 }
 
 type Key = (i32, Vec<u8>);

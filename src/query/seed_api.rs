@@ -14,6 +14,7 @@ use datafusion::execution::TaskContext;
 use datafusion::logical_expr::{col, lit};
 use datafusion::physical_plan::metrics::ExecutionPlanMetricsSet;
 use serde_json::{json, Value};
+use timberline_udfs::pg_compat::Tenant;
 
 use super::nearest::{search, NearestSpec, SearchMetrics, Selection};
 use crate::model::level;
@@ -96,7 +97,7 @@ pub async fn answer(
     let spec = NearestSpec::new(q.target, Selection::Nearest { k: q.count }, filters)?;
     let snap = store
         .snapshot()
-        .for_tenant(Some(tenant))
+        .for_tenant(&Tenant::One(tenant.to_string()))
         .map_err(DataFusionError::from)?;
     let metrics = SearchMetrics::new(&ExecutionPlanMetricsSet::new());
     let rows = search(store, &snap, &spec, task, &metrics).await?;

@@ -11,6 +11,7 @@ use datafusion::datasource::MemTable;
 use datafusion::error::Result;
 use datafusion::logical_expr::{Expr, TableType};
 use datafusion::physical_plan::ExecutionPlan;
+use timberline_udfs::pg_compat::Tenant;
 
 use crate::store::Store;
 
@@ -40,11 +41,9 @@ impl SegmentsTable {
         SegmentsTable { store }
     }
 
-    fn batch(&self, tenant: Option<&str>) -> Result<RecordBatch> {
+    fn batch(&self, tenant: &Tenant) -> Result<RecordBatch> {
         let mut segs = (*self.store.catalog.segments()).clone();
-        if let Some(t) = tenant {
-            segs.retain(|s| s.tenant == t);
-        }
+        segs.retain(|s| tenant.sees(&s.tenant));
         let ts = |f: fn(&crate::catalog::SegmentMeta) -> i64| -> ArrayRef {
             Arc::new(
                 TimestampMicrosecondArray::from(segs.iter().map(f).collect::<Vec<_>>())
@@ -93,8 +92,8 @@ impl TableProvider for SegmentsTable {
         filters: &[Expr],
         limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        let tenant = crate::query::session_tenant(state);
-        let table = MemTable::try_new(SCHEMA.clone(), vec![vec![self.batch(tenant.as_deref())?]])?;
+        let tenant = crate::query::session_tenant(state)?;
+        let table = MemTable::try_new(SCHEMA.clone(), vec![vec![self.batch(&tenant)?]])?;
         table.scan(state, projection, filters, limit).await
     }
 }

@@ -300,7 +300,7 @@ fn distances_are_written_like_go_durations() {
 fn session_settings_set_reset_and_refuse_like_postgres() {
     use std::time::Duration;
     use timberline_udfs::pg_compat::PgSession;
-    let mut s = PgSession::new("u", None);
+    let mut s = PgSession::new("u", timberline_udfs::pg_compat::Tenant::One("t".into()));
     s.set("TimeZone", "Europe/Paris").unwrap();
     assert_eq!(s.get("timezone").as_deref(), Some("Europe/Paris"));
     // Durations: bare numbers are ms; stored the way PostgreSQL shows them.

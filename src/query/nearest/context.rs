@@ -121,7 +121,7 @@ impl TableProvider for ContextTable {
             self.store.clone(),
             self.spec.clone(),
             projection.cloned(),
-            crate::query::session_tenant(state),
+            crate::query::session_tenant(state)?,
         )?))
     }
 }

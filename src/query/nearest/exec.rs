@@ -16,6 +16,7 @@ use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{
     DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PhysicalExpr, PlanProperties,
 };
+use timberline_udfs::pg_compat::Tenant;
 
 use super::search::{search, SearchMetrics};
 use super::{NearestSpec, Selection};
@@ -28,8 +29,8 @@ pub struct NearestExec {
     store: Arc<Store>,
     spec: NearestSpec,
     projection: Option<Vec<usize>>,
-    /// The only tenant whose rows the search sees (`None`: all).
-    tenant: Option<String>,
+    /// The rows the search may see.
+    tenant: Tenant,
     schema: SchemaRef,
     properties: Arc<PlanProperties>,
     metrics: ExecutionPlanMetricsSet,
@@ -40,7 +41,7 @@ impl NearestExec {
         store: Arc<Store>,
         spec: NearestSpec,
         projection: Option<Vec<usize>>,
-        tenant: Option<String>,
+        tenant: Tenant,
     ) -> Result<NearestExec> {
         let schema = match &projection {
             Some(p) => Arc::new(logs_schema().project(p)?),
@@ -130,7 +131,7 @@ impl ExecutionPlan for NearestExec {
         let tenant = self.tenant.clone();
         let metrics = SearchMetrics::new(&self.metrics);
         let rows = async move {
-            let snap = store.snapshot().for_tenant(tenant.as_deref())?;
+            let snap = store.snapshot().for_tenant(&tenant)?;
             let batch = search(&store, &snap, &spec, context, &metrics).await?;
             match projection {
                 Some(p) => Ok(batch.project(&p)?),

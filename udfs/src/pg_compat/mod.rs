@@ -11,5 +11,5 @@ pub use functions::{
 };
 pub use json::json_build_object_udf;
 pub use settings::{
-    canonical_name, default_setting, PgSession, SettingError, PG_VERSION, PG_VERSION_NUM,
+    canonical_name, default_setting, PgSession, SettingError, Tenant, PG_VERSION, PG_VERSION_NUM,
 };

@@ -108,30 +108,68 @@ pub fn default_setting(name: &str) -> Option<&'static str> {
         .map(|(_, v)| *v)
 }
 
+/// Whose rows a session sees. There is no default: a session is given its scope when it is
+/// made, so a session nobody bound cannot exist (and cannot mean "everyone").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Tenant {
+    /// Only this tenant's rows.
+    One(String),
+    /// Every tenant's rows (operators' tools; no pg login has it).
+    All,
+}
+
+impl Tenant {
+    /// The tenant's name, or `None` for [`Tenant::All`].
+    pub fn name(&self) -> Option<&str> {
+        match self {
+            Tenant::One(t) => Some(t),
+            Tenant::All => None,
+        }
+    }
+
+    /// Whether a row of `tenant` is visible in this scope.
+    pub fn sees(&self, tenant: &str) -> bool {
+        match self {
+            Tenant::One(t) => t == tenant,
+            Tenant::All => true,
+        }
+    }
+}
+
 /// One pg connection's identity and settings.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct PgSession {
     /// The authenticated user.
     pub user: String,
-    /// The tenant whose rows this session sees; `None` sees every tenant.
-    pub tenant: Option<String>,
+    /// The rows this session sees.
+    pub tenant: Tenant,
     /// Values `SET` on this session, by lower-cased name.
     overrides: BTreeMap<String, String>,
+    /// The server's own defaults (`--statement-timeout`), which `RESET` returns to.
+    server: BTreeMap<String, String>,
 }
 
 impl PgSession {
-    pub fn new(user: impl Into<String>, tenant: Option<String>) -> PgSession {
+    pub fn new(user: impl Into<String>, tenant: Tenant) -> PgSession {
         PgSession {
             user: user.into(),
             tenant,
             overrides: BTreeMap::new(),
+            server: BTreeMap::new(),
         }
+    }
+
+    /// Sets the server's default of a setting for this session (checked like a `SET`).
+    pub fn set_server_default(&mut self, name: &str, value: &str) -> Result<(), SettingError> {
+        let value = normalize(name, value)?;
+        self.server.insert(name.to_ascii_lowercase(), value);
+        Ok(())
     }
 
     /// The session's value of a setting: what it `SET`, else the default.
     pub fn get(&self, name: &str) -> Option<String> {
         let key = name.to_ascii_lowercase();
-        if let Some(v) = self.overrides.get(&key) {
+        if let Some(v) = self.overrides.get(&key).or_else(|| self.server.get(&key)) {
             return Some(v.clone());
         }
         match key.as_str() {
@@ -169,7 +207,7 @@ impl PgSession {
             .iter()
             .map(|(n, v)| (n.to_ascii_lowercase(), (n.to_string(), v.to_string())))
             .collect();
-        for (k, v) in &self.overrides {
+        for (k, v) in self.server.iter().chain(&self.overrides) {
             let name = canonical_name(k).map_or_else(|| k.clone(), str::to_string);
             out.insert(k.clone(), (name, v.clone()));
         }

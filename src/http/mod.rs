@@ -1,0 +1,212 @@
+//! The HTTP API: `POST /v1/ingest` (JSON batch or NDJSON, zstd/gzip), `POST /v1/flush`,
+//! `GET /health`, `GET /ready`, and the seed tool's `POST /query`. Every refusal is a 4xx/5xx
+//! with `{"error": reason}`.
+//!
+//! - [`serve`]: the listener (connection caps, header timeout); [`guard`]: the API key, checked
+//!   before the body is read, and the body's size, time and in-flight limits.
+
+pub mod guard;
+pub mod serve;
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::middleware::from_fn_with_state;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Extension;
+use axum::{Json, Router};
+use datafusion::execution::TaskContext;
+use serde_json::json;
+
+use crate::auth::ApiKeys;
+use crate::ingest::decode::{decode_batch, decode_ndjson, DecodeError, EventError};
+use crate::ingest::encoding::{self, EncodingError};
+use crate::ingest::{IngestError, Ingestor};
+use crate::model::{now_micros, DEFAULT_TENANT};
+use crate::query::seed_api::{self, SeedQuery};
+use crate::store::Store;
+use crate::wal::Wal;
+use guard::KeyTenant;
+
+/// Shared state of the HTTP handlers.
+#[derive(Clone)]
+pub struct HttpState {
+    pub ingestor: Ingestor,
+    pub store: Arc<Store>,
+    pub wal: Wal,
+    /// Body size, time and in-flight limits (compressed and decompressed).
+    pub body: guard::BodyLimits,
+    /// Runtime (footer cache, config) for `POST /query`.
+    pub task: Arc<TaskContext>,
+    /// Keys the data endpoints require (`Authorization: Bearer …`).
+    pub keys: Arc<ApiKeys>,
+}
+
+/// An HTTP refusal with a JSON reason.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    reason: String,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, reason: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            reason: reason.into(),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut resp = (self.status, Json(json!({ "error": self.reason }))).into_response();
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+        }
+        resp
+    }
+}
+
+/// The router: the data endpoints behind [`guard::admit`], the probes open.
+pub fn router(state: HttpState) -> Router {
+    let limit = state.body.max_bytes;
+    let data = Router::new()
+        .route("/v1/ingest", post(ingest))
+        .route("/v1/flush", post(flush))
+        .route("/query", post(seed_query))
+        .route_layer(from_fn_with_state(state.clone(), guard::admit));
+    Router::new()
+        .merge(data)
+        .route("/health", get(|| async { Json(json!({ "status": "ok" })) }))
+        .route("/ready", get(ready))
+        .layer(DefaultBodyLimit::max(limit))
+        .with_state(state)
+}
+
+/// Readiness for probes: says nothing about anyone's data (no key is asked for).
+async fn ready() -> impl IntoResponse {
+    Json(json!({ "status": "ready" }))
+}
+
+/// `POST /query` (see [`crate::query::seed_api`]).
+async fn seed_query(
+    State(s): State<HttpState>,
+    Extension(KeyTenant(tenant)): Extension<KeyTenant>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let q = SeedQuery::parse(&body)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.to_string()))?;
+    let answer = seed_api::answer(&s.store, s.task.clone(), &q, &tenant)
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    Ok(Json(answer).into_response())
+}
+
+/// Flushes the hot buffer; the answer counts only the key's tenant's segments.
+async fn flush(
+    State(s): State<HttpState>,
+    Extension(KeyTenant(tenant)): Extension<KeyTenant>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let report = s.store.flush(&s.wal).await.map_err(|e| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("flush failed: {e}"),
+        )
+    })?;
+    let mine = report.written.iter().filter(|w| w.tenant == tenant);
+    let (segments, rows, bytes) =
+        mine.fold((0, 0, 0), |(n, r, b), w| (n + 1, r + w.rows, b + w.bytes));
+    Ok(Json(
+        json!({ "segments": segments, "rows": rows, "bytes": bytes }),
+    ))
+}
+
+/// Decompresses by `Content-Encoding`, refusing output larger than `max`.
+fn decompress(headers: &HeaderMap, body: Bytes, max: usize) -> Result<Bytes, ApiError> {
+    let encoding = headers
+        .get(header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("identity");
+    encoding::decompress(encoding, body, max).map_err(|e| {
+        let status = match e {
+            EncodingError::Unsupported(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            EncodingError::Corrupt { .. } => StatusCode::BAD_REQUEST,
+            EncodingError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+        };
+        ApiError::new(status, e.to_string())
+    })
+}
+
+async fn ingest(
+    State(s): State<HttpState>,
+    Extension(KeyTenant(tenant)): Extension<KeyTenant>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let compressed = body.len();
+    let raw = decompress(&headers, body, s.body.max_bytes)?;
+    // A decompressed body is held beside its compressed one: charge the difference.
+    let _decompressed = s.body.reserve(raw.len().saturating_sub(compressed))?;
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("application/json")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    let now = now_micros();
+    let decoded = match content_type.as_str() {
+        "application/json" | "" => decode_batch(&raw, now),
+        "application/x-ndjson" | "application/ndjson" | "application/jsonl" | "application/x-jsonlines" => {
+            decode_ndjson(&raw, now)
+        }
+        other => {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                format!("unsupported Content-Type \"{other}\"; use application/json or application/x-ndjson"),
+            ))
+        }
+    }
+    .map_err(|e| match e {
+        DecodeError::TooManyEvents(_) | DecodeError::TooLarge { .. } => {
+            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, e.to_string())
+        }
+        DecodeError::Malformed(_) => ApiError::new(StatusCode::BAD_REQUEST, e.to_string()),
+    })?;
+    let mut decoded = decoded;
+    if tenant != DEFAULT_TENANT {
+        for r in &mut decoded.records {
+            r.tenant.clone_from(&tenant);
+        }
+    }
+    let accepted = decoded.records.len();
+    if accepted > 0 {
+        s.ingestor
+            .accept(&mut decoded.records)
+            .await
+            .map_err(|e| match e {
+                IngestError::BufferFull { .. } => {
+                    ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
+                }
+                IngestError::TooLarge { .. } => {
+                    ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, e.to_string())
+                }
+                other => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, other.to_string()),
+            })?;
+    }
+    let errors: Vec<EventError> = decoded.errors;
+    let body = json!({
+        "accepted": accepted,
+        "failed": errors.len(),
+        "errors": errors,
+        "lag_hint": s.ingestor.pressure().as_str(),
+    });
+    Ok((StatusCode::ACCEPTED, Json(body)).into_response())
+}
