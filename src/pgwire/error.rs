@@ -3,11 +3,26 @@
 use datafusion::common::SchemaError;
 use datafusion::error::DataFusionError;
 use pgwire::error::{ErrorInfo, PgWireError};
+use timberline_udfs::QueryError;
 
 /// The SQLSTATE and client-facing message of a DataFusion error.
 pub fn sqlstate_of(e: &DataFusionError) -> (&'static str, String) {
+    if let Some(q) = QueryError::find(e) {
+        return (q.sqlstate, q.message.clone());
+    }
     let root = e.find_root();
     let msg = client_message(&root.to_string());
+    if matches!(root, DataFusionError::NotImplemented(_))
+        && msg.contains("does not support logical expression")
+        && msg.contains("Subquery")
+    {
+        return (
+            "0A000",
+            "this correlated subquery is not supported (only correlations by equality are); \
+             rewrite it as a join"
+                .into(),
+        );
+    }
     if msg.contains("unrecognized configuration parameter") {
         return ("42704", msg);
     }

@@ -39,7 +39,7 @@ pub fn classify(sql: &str) -> Option<Fixture> {
     let upper = text.to_ascii_uppercase();
     let mut words = upper.split_whitespace();
     let first = words.next().unwrap_or("");
-    let rest = text[first.len()..].trim();
+    let rest = text.get(first.len()..).unwrap_or("").trim();
     let fixture = match first {
         "BEGIN" | "START" => Fixture::Begin,
         "COMMIT" | "END" => Fixture::Commit,
@@ -66,8 +66,11 @@ pub fn classify(sql: &str) -> Option<Fixture> {
 fn classify_set(rest: &str) -> Fixture {
     let mut rest = rest;
     for scope in ["SESSION ", "LOCAL "] {
-        if rest.len() >= scope.len() && rest[..scope.len()].eq_ignore_ascii_case(scope) {
-            rest = rest[scope.len()..].trim_start();
+        // `get`, not indexing: the cut may fall inside a multibyte character.
+        if let (Some(head), Some(tail)) = (rest.get(..scope.len()), rest.get(scope.len()..)) {
+            if head.eq_ignore_ascii_case(scope) {
+                rest = tail.trim_start();
+            }
         }
     }
     let upper = rest.to_ascii_uppercase();
@@ -111,7 +114,7 @@ fn strip_words<'a>(text: &'a str, words: &[&str]) -> Option<&'a str> {
         if !head.eq_ignore_ascii_case(w) {
             return None;
         }
-        rest = &rest[w.len()..];
+        rest = rest.get(w.len()..)?;
         if !(rest.is_empty() || rest.starts_with(char::is_whitespace)) {
             return None;
         }

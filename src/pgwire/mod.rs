@@ -18,9 +18,11 @@ mod rewrite;
 mod session;
 mod socket;
 mod startup;
+mod throttle;
 mod tls;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use datafusion::prelude::SessionContext;
 use pgwire::tokio::TlsAcceptor;
@@ -32,9 +34,11 @@ pub use query::QueryEngine;
 pub use startup::AuthMethod;
 pub use tls::{tls_acceptor, TlsError};
 
+use crate::admission::Admission;
 use crate::auth::Users;
 use session::Cancels;
 use startup::Startup;
+use throttle::LoginThrottle;
 
 /// Everything one pg connection needs.
 pub struct PgHandlers {
@@ -43,14 +47,21 @@ pub struct PgHandlers {
     users: Arc<Users>,
     cancels: Arc<Cancels>,
     require_tls: bool,
+    throttle: LoginThrottle,
+    admission: Arc<Admission>,
+    statement_timeout: Duration,
 }
 
 impl PgHandlers {
+    /// `auth_delay`: the wait before a failed login is answered (doubling per address).
     pub fn new(
         ctx: SessionContext,
         auth: AuthMethod,
         users: Users,
         require_tls: bool,
+        auth_delay: Duration,
+        admission: Arc<Admission>,
+        statement_timeout: Duration,
     ) -> PgHandlers {
         PgHandlers {
             engine: Arc::new(QueryEngine::new(ctx)),
@@ -58,6 +69,9 @@ impl PgHandlers {
             users: Arc::new(users),
             cancels: Arc::new(Cancels::default()),
             require_tls,
+            throttle: LoginThrottle::new(auth_delay),
+            admission,
+            statement_timeout,
         }
     }
 }
@@ -70,23 +84,35 @@ impl PgHandlers {
             self.users.clone(),
             self.cancels.clone(),
             self.require_tls,
+            self.statement_timeout,
         )
     }
 }
 
 /// Accepts pg connections until the listener fails; each connection is its own task, and a
-/// broken or hostile client only ever ends its own connection.
+/// broken or hostile client only ever ends its own connection. Past the connection caps a
+/// client is answered FATAL 53300 and closed.
 pub async fn serve(listener: TcpListener, handlers: Arc<PgHandlers>, tls: Option<TlsAcceptor>) {
     loop {
         match listener.accept().await {
             Ok((socket, peer)) => {
+                let permit = match handlers.admission.admit(peer.ip()) {
+                    Ok(permit) => permit,
+                    Err(refused) => {
+                        tracing::debug!(%peer, %refused, "pg connection refused");
+                        tokio::spawn(socket::refuse(socket, format!("sorry, {refused}")));
+                        continue;
+                    }
+                };
                 let _ = socket.set_nodelay(true);
                 let handlers = handlers.clone();
                 let tls = tls.clone();
                 tokio::spawn(async move {
-                    if let Err(e) = socket::serve_connection(socket, tls, handlers).await {
+                    let served = socket::serve_connection(socket, peer.ip(), tls, handlers).await;
+                    if let Err(e) = served {
                         tracing::debug!(%peer, error = %e, "pg connection ended with an error");
                     }
+                    drop(permit);
                 });
             }
             Err(e) => {

@@ -12,7 +12,7 @@ use pgwire::api::Type;
 use pgwire::error::PgWireResult;
 use regex::Regex;
 
-use super::error::df_error;
+use super::error::{df_error, user_error};
 
 /// `$N::oid[]` in a statement's text.
 static OID_ARRAY_CAST: LazyLock<Option<Regex>> =
@@ -59,6 +59,21 @@ pub fn placeholder_types(plan: &LogicalPlan) -> PgWireResult<HashMap<String, Dat
     Ok(out)
 }
 
+/// Placeholders number `$1` to `$65535` (a Bind carries an int16 count), as in PostgreSQL.
+const MAX_PLACEHOLDER: usize = 65_535;
+
+/// Refuses a plan with a placeholder outside `$1..$65535` (42P02), before anything is sized
+/// by its number.
+pub fn check_placeholders(plan: &LogicalPlan) -> PgWireResult<()> {
+    for name in placeholder_types(plan)?.keys() {
+        match name.trim_start_matches('$').parse::<usize>() {
+            Ok(i) if (1..=MAX_PLACEHOLDER).contains(&i) => {}
+            _ => return Err(user_error("42P02", format!("there is no parameter {name}"))),
+        }
+    }
+    Ok(())
+}
+
 /// The types to describe for `plan`'s placeholders, `$1` first; `oid_arrays` are `oid[]`.
 pub fn described_types(plan: &LogicalPlan, oid_arrays: &[usize]) -> PgWireResult<Vec<Type>> {
     let types = placeholder_types(plan)?;
@@ -72,7 +87,7 @@ pub fn described_types(plan: &LogicalPlan, oid_arrays: &[usize]) -> PgWireResult
         })
         .collect();
     ordered.sort_by_key(|(i, _)| *i);
-    let n = ordered.last().map_or(0, |(i, _)| *i);
+    let n = ordered.last().map_or(0, |(i, _)| *i).min(MAX_PLACEHOLDER);
     let mut out = vec![Type::UNKNOWN; n];
     for (i, t) in ordered {
         if let (Some(slot), Some(t)) = (out.get_mut(i.saturating_sub(1)), t) {

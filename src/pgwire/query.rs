@@ -55,9 +55,21 @@ pub struct Planner {
 impl Planner {
     /// Parses SQL text into statements (none for a comment-only text).
     fn parse(&self, sql: &str) -> PgWireResult<Vec<Statement>> {
-        self.parser
-            .parse(&super::rewrite::rewrite_text(sql))
-            .map_err(|e| user_error("42601", format!("syntax error: {e}")))
+        let text = super::rewrite::rewrite_text(sql);
+        let mut statements = self
+            .parser
+            .parse(&text)
+            .map_err(|e| user_error("42601", format!("syntax error: {e}")))?;
+        // Only a text with a subquery can have one blanked; parse it as written to compare.
+        if text.to_ascii_lowercase().matches("select").nth(1).is_some() {
+            let dialect = datafusion::sql::sqlparser::dialect::PostgreSqlDialect {};
+            if let Ok(original) =
+                datafusion::sql::sqlparser::parser::Parser::parse_sql(&dialect, &text)
+            {
+                super::rewrite::restore_data_subqueries(&mut statements, &original);
+            }
+        }
+        Ok(statements)
     }
 
     /// The shared session state with this connection's identity and settings in its config,
@@ -69,6 +81,8 @@ impl Planner {
             .options_mut()
             .extensions
             .insert(session.clone());
+        // Functions read the config captured here, at run time too.
+        state.mark_start_execution();
         state
     }
 
@@ -86,6 +100,7 @@ impl Planner {
         self.options
             .verify_plan(&plan)
             .map_err(|e| user_error("25006", format!("read-only database: {}", e.message())))?;
+        params::check_placeholders(&plan)?;
         Ok(Prepared::Plan(Box::new(plan), oid_arrays))
     }
 
@@ -133,7 +148,9 @@ impl Planner {
                 let plan = plan.unwrap_or_else(|| (**p).clone());
                 let session = conn.session().clone();
                 let stop = conn.start_query();
-                let df = DataFrame::new(self.state_for(&session), plan);
+                let state =
+                    crate::query::memory::scoped(self.state_for(&session)).map_err(df_error)?;
+                let df = DataFrame::new(state, plan);
                 let resp = encode_dataframe(df, format, None)
                     .await
                     .map_err(with_sqlstate)?;
@@ -236,7 +253,7 @@ impl SimpleQueryHandler for QueryEngine {
         if statements.is_empty() {
             return Ok(vec![Response::EmptyQuery]);
         }
-        let conn = connection(client);
+        let conn = connection(client)?;
         let mut out = Vec::with_capacity(statements.len());
         for stmt in statements {
             // PostgreSQL stops a multi-statement query at its first error.
@@ -279,7 +296,7 @@ impl QueryParser for Planner {
         match statements.len() {
             0 => Ok(None),
             1 => {
-                let session = connection(client).session().clone();
+                let session = connection(client)?.session().clone();
                 Ok(Some(self.prepare(statements.remove(0), &session).await?))
             }
             _ => Err(user_error(
@@ -323,6 +340,39 @@ impl QueryParser for Planner {
             )?)),
         }
     }
+}
+
+/// A Bind's format codes must number 0, 1 or one per parameter (and per result column), as
+/// PostgreSQL checks; other counts are refused before any code is looked up by index.
+fn check_formats(portal: &Portal<Prepared>) -> PgWireResult<()> {
+    if let Format::Individual(codes) = &portal.parameter_format {
+        if codes.len() != portal.parameter_len() {
+            return Err(user_error(
+                "08P01",
+                format!(
+                    "bind message has {} parameter formats but {} parameters",
+                    codes.len(),
+                    portal.parameter_len()
+                ),
+            ));
+        }
+    }
+    if let Format::Individual(codes) = &portal.result_column_format {
+        let columns = match &portal.statement.statement {
+            Prepared::Plan(plan, _) => plan.schema().fields().len(),
+            Prepared::Fixture(f) => fixtures::fields(f).len(),
+        };
+        if codes.len() != columns {
+            return Err(user_error(
+                "08P01",
+                format!(
+                    "bind message has {} result formats but query has {columns} columns",
+                    codes.len()
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 #[async_trait]
@@ -374,6 +424,7 @@ impl ExtendedQueryHandler for QueryEngine {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
+        check_formats(portal)?;
         let fields = self.planner.get_result_schema(
             &portal.statement.statement,
             Some(&portal.result_column_format),
@@ -393,6 +444,7 @@ impl ExtendedQueryHandler for QueryEngine {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
+        check_formats(portal)?;
         let prepared = &portal.statement.statement;
         let bound = match prepared {
             Prepared::Plan(plan, _) if portal.parameter_len() > 0 => {
@@ -410,7 +462,7 @@ impl ExtendedQueryHandler for QueryEngine {
             }
             _ => None,
         };
-        let conn = connection(client);
+        let conn = connection(client)?;
         self.planner
             .run(client, &conn, prepared, bound, &portal.result_column_format)
             .await

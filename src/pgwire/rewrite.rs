@@ -12,8 +12,10 @@
 //!   t.typrelid)`); DataFusion wants it aggregated, so its one value becomes `max(value)`, the
 //!   same answer for the zero or one row a lookup finds.
 //! - A correlated scalar subquery over `pg_catalog` inside a select list (SQLAlchemy's column
-//! reflection asks for column defaults, identity options and collations this way) becomes
-//! NULL: no column of ours has a default, an identity or a non-default collation.
+//!   reflection asks for column defaults, identity options and collations this way) becomes
+//!   NULL: no column of ours has a default, an identity or a non-default collation. Over any
+//!   other table it is kept ([`restore_data_subqueries`]): DataFusion answers it, or refuses
+//!   it with an error, never with a NULL that is not the answer.
 
 use std::borrow::Cow;
 use std::collections::HashSet;
@@ -69,6 +71,54 @@ pub fn rewrite_text(sql: &str) -> Cow<'_, str> {
         }
     }
     out
+}
+
+/// Puts back the select-list subqueries over data tables (`logs`, `segments`) that the
+/// pg-compatibility parser replaced by NULL because they are correlated: `original` is the
+/// same text parsed without its rewrites. Top-level selects and their CTEs are compared.
+pub fn restore_data_subqueries(rewritten: &mut [Statement], original: &[Statement]) {
+    for (b, a) in rewritten.iter_mut().zip(original) {
+        match (b, a) {
+            (Statement::Query(qb), Statement::Query(qa)) => restore_query(qb, qa),
+            (
+                Statement::Explain { statement: sb, .. },
+                Statement::Explain { statement: sa, .. },
+            ) => restore_data_subqueries(
+                std::slice::from_mut(sb.as_mut()),
+                std::slice::from_ref(sa.as_ref()),
+            ),
+            _ => {}
+        }
+    }
+}
+
+fn restore_query(b: &mut Query, a: &Query) {
+    if let (Some(wb), Some(wa)) = (b.with.as_mut(), a.with.as_ref()) {
+        for (cb, ca) in wb.cte_tables.iter_mut().zip(&wa.cte_tables) {
+            restore_query(&mut cb.query, &ca.query);
+        }
+    }
+    let (SetExpr::Select(sb), SetExpr::Select(sa)) = (b.body.as_mut(), a.body.as_ref()) else {
+        return;
+    };
+    if sb.projection.len() != sa.projection.len() {
+        return;
+    }
+    for (ib, ia) in sb.projection.iter_mut().zip(&sa.projection) {
+        let (eb, ea) = match (ib, ia) {
+            (SelectItem::UnnamedExpr(eb), SelectItem::UnnamedExpr(ea))
+            | (
+                SelectItem::ExprWithAlias { expr: eb, .. },
+                SelectItem::ExprWithAlias { expr: ea, .. },
+            ) => (eb, ea),
+            _ => continue,
+        };
+        if let (Expr::Value(v), Expr::Subquery(q)) = (&*eb, ea) {
+            if matches!(v.value, Value::Null) && !reads_only_catalog(q) {
+                *eb = ea.clone();
+            }
+        }
+    }
 }
 
 /// Applies every rewrite to `stmt`.
@@ -139,8 +189,38 @@ fn aggregate_single_value(q: &mut Query) {
 
 /// A subquery reading only `pg_catalog` tables that names a column of an outer table.
 fn is_correlated_catalog_lookup(q: &Query) -> bool {
-    let SetExpr::Select(select) = q.body.as_ref() else {
+    let Some(own) = catalog_tables(q) else {
         return false;
+    };
+    let mut correlated = false;
+    let _ = visit_expressions(q, |e| {
+        if let Expr::CompoundIdentifier(ids) = e {
+            // schema.table.column or table.column
+            let table = match ids.len() {
+                3 => ids.get(1),
+                2 => ids.first(),
+                _ => None,
+            };
+            if let Some(t) = table {
+                if !own.contains(&t.value.to_ascii_lowercase()) {
+                    correlated = true;
+                }
+            }
+        }
+        ControlFlow::<()>::Continue(())
+    });
+    correlated
+}
+
+/// Whether a subquery reads `pg_catalog` tables and nothing else.
+fn reads_only_catalog(q: &Query) -> bool {
+    catalog_tables(q).is_some()
+}
+
+/// The names and aliases of a select's tables, if every one is a `pg_catalog` table.
+fn catalog_tables(q: &Query) -> Option<HashSet<String>> {
+    let SetExpr::Select(select) = q.body.as_ref() else {
+        return None;
     };
     let mut own: HashSet<String> = HashSet::new();
     let mut all_catalog = !select.from.is_empty();
@@ -173,25 +253,5 @@ fn is_correlated_catalog_lookup(q: &Query) -> bool {
             _ => all_catalog = false,
         }
     }
-    if !all_catalog {
-        return false;
-    }
-    let mut correlated = false;
-    let _ = visit_expressions(q, |e| {
-        if let Expr::CompoundIdentifier(ids) = e {
-            // schema.table.column or table.column
-            let table = match ids.len() {
-                3 => ids.get(1),
-                2 => ids.first(),
-                _ => None,
-            };
-            if let Some(t) = table {
-                if !own.contains(&t.value.to_ascii_lowercase()) {
-                    correlated = true;
-                }
-            }
-        }
-        ControlFlow::<()>::Continue(())
-    });
-    correlated
+    all_catalog.then_some(own)
 }

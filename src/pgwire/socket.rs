@@ -1,15 +1,19 @@
-//! One pg connection's message loop: pgwire's own, except that a frame its codec cannot decode
-//! (an unknown message type, a protocol 2 startup, a length beyond the limit) is answered with a
-//! FATAL ErrorResponse (08P01) before the connection closes, as PostgreSQL does, instead of a
-//! silent close.
+//! One pg connection's message loop: pgwire's own, made safe for a hostile client. Any error
+//! before authentication completes, and any FATAL error after, is answered and then ends the
+//! connection (nothing a client sends after a failed login is read); a failed login is answered
+//! only after the address's login-throttle delay; a frame pgwire cannot decode gets a FATAL
+//! 08P01; and a panic while decoding or answering a message is contained to its connection and
+//! answered with an ErrorResponse (XX000), never a dropped socket or a dead server.
 
 use std::io;
+use std::net::IpAddr;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::{SinkExt, StreamExt};
+use futures::{FutureExt, SinkExt, StreamExt};
 use pgwire::api::{ClientInfo, NoopHandler, PgWireConnectionState};
-use pgwire::error::ErrorInfo;
+use pgwire::error::{ErrorInfo, PgWireError};
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 use pgwire::tokio::server::{negotiate_tls, process_error, process_message};
 use pgwire::tokio::TlsAcceptor;
@@ -18,12 +22,16 @@ use tokio::net::TcpStream;
 use super::query::Prepared;
 use super::PgHandlers;
 
+/// Most rows one Execute returns before PortalSuspended (the client then executes again).
+const MAX_FETCH_ROWS: i32 = 65_536;
+
 /// How long a client may take to finish startup and authentication.
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// Serves one connection until the client leaves or breaks the protocol.
+/// Serves one connection until the client leaves, breaks the protocol or fails to log in.
 pub async fn serve_connection(
     tcp: TcpStream,
+    peer: IpAddr,
     tls: Option<TlsAcceptor>,
     handlers: Arc<PgHandlers>,
 ) -> io::Result<()> {
@@ -42,42 +50,52 @@ pub async fn serve_connection(
     let cancels = handlers.cancels.clone();
     let copy = Arc::new(NoopHandler);
     loop {
-        let next = if matches!(
+        let logging_in = matches!(
             socket.state(),
             PgWireConnectionState::AwaitingStartup
                 | PgWireConnectionState::AuthenticationInProgress
-        ) {
+        );
+        let next = AssertUnwindSafe(socket.next()).catch_unwind();
+        let next = if logging_in {
             tokio::select! {
-                _ = &mut startup_timeout => None,
-                m = socket.next() => m,
+                _ = &mut startup_timeout => return Ok(()),
+                m = next => m,
             }
         } else {
-            socket.next().await
+            next.await
         };
-        let msg = match next {
-            Some(Ok(msg)) => msg,
-            Some(Err(e)) => {
-                let info = ErrorInfo::new(
-                    "FATAL".into(),
-                    "08P01".into(),
-                    format!("invalid frontend message: {e}"),
-                );
-                socket
-                    .send(PgWireBackendMessage::ErrorResponse(info.into()))
-                    .await?;
-                return socket.close().await;
+        let mut msg = match next {
+            Ok(Some(Ok(msg))) => msg,
+            Ok(Some(Err(e))) => {
+                let info = fatal("08P01", format!("invalid frontend message: {e}"));
+                return end_with(&mut socket, info).await;
             }
-            None => return Ok(()),
+            Ok(None) => return Ok(()),
+            Err(panic) => {
+                let why = panic_text(&panic);
+                tracing::error!(%peer, panic = %why, "decoding a pg message panicked");
+                let info = fatal("08P01", format!("invalid frontend message: {why}"));
+                return end_with(&mut socket, info).await;
+            }
         };
         // Terminate ends the connection (asyncpg waits for the server to close).
         if matches!(msg, PgWireFrontendMessage::Terminate(_)) {
             return Ok(());
         }
+        // pgwire sizes a row buffer by Execute's row limit: a negative one means "all rows"
+        // (as in PostgreSQL), a huge one is served in portions.
+        if let PgWireFrontendMessage::Execute(e) = &mut msg {
+            e.max_rows = if e.max_rows <= 0 {
+                0
+            } else {
+                e.max_rows.min(MAX_FETCH_ROWS)
+            };
+        }
         let extended = match socket.state() {
             PgWireConnectionState::CopyInProgress(extended) => extended,
             _ => msg.is_extended_query(),
         };
-        let handled = process_message(
+        let handled = AssertUnwindSafe(process_message(
             msg,
             &mut socket,
             startup.clone(),
@@ -85,10 +103,92 @@ pub async fn serve_connection(
             engine.clone(),
             copy.clone(),
             cancels.clone(),
-        )
+        ))
+        .catch_unwind()
         .await;
-        if let Err(e) = handled {
-            process_error(&mut socket, e, extended).await?;
+        let error = match handled {
+            Ok(Ok(())) => continue,
+            Ok(Err(e)) => e,
+            Err(panic) => {
+                let why = panic_text(&panic);
+                tracing::error!(%peer, panic = %why, "answering a pg message panicked");
+                internal_error(why)
+            }
+        };
+        let mut info = ErrorInfo::from(error);
+        if logging_in {
+            // Every failure before a session exists ends the connection, as in PostgreSQL.
+            info.severity = "FATAL".into();
+            if info.code.starts_with("28") {
+                handlers.throttle.failed(peer).await;
+            }
         }
+        if info.severity == "FATAL" {
+            return end_with(&mut socket, info).await;
+        }
+        process_error(
+            &mut socket,
+            PgWireError::UserError(Box::new(info)),
+            extended,
+        )
+        .await?;
     }
+}
+
+/// Sends a last error and closes the connection; nothing more is read from it.
+async fn end_with<S>(socket: &mut S, info: ErrorInfo) -> io::Result<()>
+where
+    S: futures::Sink<PgWireBackendMessage, Error = io::Error> + Unpin,
+{
+    socket
+        .send(PgWireBackendMessage::ErrorResponse(info.into()))
+        .await?;
+    socket.close().await
+}
+
+fn fatal(code: &str, message: String) -> ErrorInfo {
+    ErrorInfo::new("FATAL".into(), code.into(), message)
+}
+
+/// A panic's error: XX000, and the connection goes on (the panic touched only this message).
+fn internal_error(why: String) -> PgWireError {
+    PgWireError::UserError(Box::new(ErrorInfo::new(
+        "ERROR".into(),
+        "XX000".into(),
+        format!("internal error: {why}"),
+    )))
+}
+
+fn panic_text(panic: &Box<dyn std::any::Any + Send>) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic".into())
+}
+
+/// Answers a connection the listener cannot admit the way PostgreSQL does (FATAL 53300), in
+/// raw bytes: no state is kept for it.
+pub async fn refuse(mut tcp: TcpStream, why: String) {
+    use tokio::io::AsyncWriteExt;
+    let mut body = Vec::with_capacity(64 + why.len());
+    for (field, value) in [
+        (b'S', "FATAL"),
+        (b'V', "FATAL"),
+        (b'C', "53300"),
+        (b'M', why.as_str()),
+    ] {
+        body.push(field);
+        body.extend_from_slice(value.as_bytes());
+        body.push(0);
+    }
+    body.push(0);
+    let mut frame = vec![b'E'];
+    frame.extend_from_slice(&(body.len() as u32 + 4).to_be_bytes());
+    frame.extend_from_slice(&body);
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        let _ = tcp.write_all(&frame).await;
+        let _ = tcp.shutdown().await;
+    })
+    .await;
 }

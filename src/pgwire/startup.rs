@@ -4,7 +4,8 @@
 
 use std::collections::HashMap;
 use std::fmt::Debug;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, LazyLock};
 
 use async_trait::async_trait;
 use futures::sink::Sink;
@@ -20,8 +21,9 @@ use pgwire::api::{
     METADATA_USER,
 };
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
+use pgwire::messages::startup::{PasswordMessageFamily, SASLInitialResponse};
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
-use timberline_udfs::pg_compat::{PgSession, PG_VERSION, PG_VERSION_NUM};
+use timberline_udfs::pg_compat::{PgSession, Tenant, PG_VERSION, PG_VERSION_NUM};
 
 use super::session::{Cancels, Connection};
 use crate::auth::{Users, SCRAM_ITERATIONS};
@@ -46,6 +48,10 @@ pub struct Startup {
     users: Arc<Users>,
     cancels: Arc<Cancels>,
     require_tls: bool,
+    /// A new session's `statement_timeout` (zero: none).
+    statement_timeout: std::time::Duration,
+    /// Whether the SCRAM exchange's first message (SASLInitialResponse) has been read.
+    sasl_started: AtomicBool,
 }
 
 enum Method {
@@ -61,6 +67,7 @@ impl Startup {
         users: Arc<Users>,
         cancels: Arc<Cancels>,
         require_tls: bool,
+        statement_timeout: std::time::Duration,
     ) -> Startup {
         let verifiers = Arc::new(Verifiers {
             users: users.clone(),
@@ -81,6 +88,8 @@ impl Startup {
             users,
             cancels,
             require_tls,
+            statement_timeout,
+            sasl_started: AtomicBool::new(false),
         }
     }
 
@@ -91,7 +100,13 @@ impl Startup {
         let Some(found) = found else {
             return Err(no_such_user(&user));
         };
-        let session = PgSession::new(user, Some(found.tenant));
+        let mut session = PgSession::new(user, Tenant::One(found.tenant));
+        if !self.statement_timeout.is_zero() {
+            let ms = format!("{}ms", self.statement_timeout.as_millis());
+            session
+                .set_server_default("statement_timeout", &ms)
+                .map_err(|e| internal_setting(e.to_string()))?;
+        }
         self.cancels
             .register(client, Arc::new(Connection::new(session)));
         Ok(())
@@ -124,6 +139,14 @@ fn internal(e: crate::auth::AuthError) -> PgWireError {
     )))
 }
 
+fn internal_setting(e: String) -> PgWireError {
+    PgWireError::UserError(Box::new(ErrorInfo::new(
+        "FATAL".into(),
+        "XX000".into(),
+        format!("the server's default statement_timeout is invalid: {e}"),
+    )))
+}
+
 /// The password verifiers pgwire's SCRAM and md5 exchanges check against.
 #[derive(Debug)]
 struct Verifiers {
@@ -135,11 +158,9 @@ struct Verifiers {
 impl AuthSource for Verifiers {
     async fn get_password(&self, login: &LoginInfo) -> PgWireResult<Password> {
         let name = login.user().unwrap_or_default();
-        let user = self
-            .users
-            .find(name)
-            .map_err(internal)?
-            .ok_or_else(|| no_such_user(name))?;
+        let Some(user) = self.users.find(name).map_err(internal)? else {
+            return Ok(mock_password(name, self.method));
+        };
         Ok(match self.method {
             AuthMethod::Md5 => {
                 let salt: [u8; 4] = rand::random();
@@ -150,6 +171,69 @@ impl AuthSource for Verifiers {
             }
             _ => Password::new(Some(user.salt()), user.salted_password()),
         })
+    }
+}
+
+/// A verifier for a user that does not exist, so the exchange runs to its end and fails at
+/// the proof exactly as a wrong password does (PostgreSQL's mock authentication): the SCRAM
+/// salt is the same for the same name on every try, as a real user's is; the secret is random.
+fn mock_password(name: &str, method: AuthMethod) -> Password {
+    static MOCK_KEY: LazyLock<ring::hmac::Key> = LazyLock::new(|| {
+        let secret: [u8; 32] = rand::random();
+        ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &secret)
+    });
+    let secret: [u8; 32] = rand::random();
+    match method {
+        AuthMethod::Md5 => {
+            let salt: [u8; 4] = rand::random();
+            let fake = format!("md5{}", hex::encode(&secret[..16]));
+            Password::new(Some(salt.to_vec()), fake.into_bytes())
+        }
+        _ => {
+            let tag = ring::hmac::sign(&MOCK_KEY, name.as_bytes());
+            Password::new(Some(tag.as_ref()[..16].to_vec()), secret.to_vec())
+        }
+    }
+}
+
+/// Reads a SASLInitialResponse body (mechanism, then a length-prefixed payload or -1) without
+/// trusting its lengths: a short, empty or overlong one is a protocol violation (08P01).
+fn sasl_initial_response(raw: &[u8]) -> PgWireResult<SASLInitialResponse> {
+    let malformed = || {
+        PgWireError::UserError(Box::new(ErrorInfo::new(
+            "FATAL".into(),
+            "08P01".into(),
+            "malformed SASLInitialResponse message".into(),
+        )))
+    };
+    let nul = raw.iter().position(|b| *b == 0).ok_or_else(malformed)?;
+    let method = std::str::from_utf8(&raw[..nul]).map_err(|_| malformed())?;
+    let rest = &raw[nul + 1..];
+    let len_bytes: [u8; 4] = rest
+        .get(..4)
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(malformed)?;
+    let len = i32::from_be_bytes(len_bytes);
+    let payload = &rest[4..];
+    let data = match len {
+        -1 if payload.is_empty() => None,
+        n if n >= 0 && n as usize == payload.len() => Some(bytes::Bytes::copy_from_slice(payload)),
+        _ => return Err(malformed()),
+    };
+    Ok(SASLInitialResponse::new(method.to_string(), data))
+}
+
+/// A frontend message's name, for errors.
+fn message_name(m: &PgWireFrontendMessage) -> &'static str {
+    match m {
+        PgWireFrontendMessage::Query(_) => "Query",
+        PgWireFrontendMessage::Parse(_) => "Parse",
+        PgWireFrontendMessage::Bind(_) => "Bind",
+        PgWireFrontendMessage::Execute(_) => "Execute",
+        PgWireFrontendMessage::Describe(_) => "Describe",
+        PgWireFrontendMessage::Sync(_) => "Sync",
+        PgWireFrontendMessage::Startup(_) => "StartupMessage",
+        _ => "other",
     }
 }
 
@@ -206,9 +290,49 @@ impl StartupHandler for Startup {
                 "this server accepts only TLS connections (use sslmode=require)".into(),
             ))));
         }
+        // While authenticating, only password messages are allowed (PostgreSQL: 08P01).
+        if matches!(
+            client.state(),
+            PgWireConnectionState::AuthenticationInProgress
+        ) && !matches!(message, PgWireFrontendMessage::PasswordMessageFamily(_))
+        {
+            return Err(PgWireError::UserError(Box::new(ErrorInfo::new(
+                "FATAL".into(),
+                "08P01".into(),
+                format!(
+                    "expected password response, got message type {}",
+                    message_name(&message)
+                ),
+            ))));
+        }
+        // A wrong proof says what an unknown user's does: nothing tells the two apart.
+        let same_refusal = |e: PgWireError, client: &C| match e {
+            PgWireError::InvalidPassword(_) => no_such_user(&user_of(client)),
+            e => e,
+        };
         match &self.method {
-            Method::Scram(h) => h.on_startup(client, message).await?,
-            Method::Md5(h) => h.on_startup(client, message).await?,
+            Method::Scram(h) => {
+                let message = match message {
+                    PgWireFrontendMessage::PasswordMessageFamily(PasswordMessageFamily::Raw(
+                        raw,
+                    )) if !self.sasl_started.swap(true, Ordering::SeqCst) => {
+                        PgWireFrontendMessage::PasswordMessageFamily(
+                            PasswordMessageFamily::SASLInitialResponse(sasl_initial_response(
+                                &raw,
+                            )?),
+                        )
+                    }
+                    other => other,
+                };
+                if let Err(e) = h.on_startup(client, message).await {
+                    return Err(same_refusal(e, client));
+                }
+            }
+            Method::Md5(h) => {
+                if let Err(e) = h.on_startup(client, message).await {
+                    return Err(same_refusal(e, client));
+                }
+            }
             Method::Trust(pids) => {
                 let PgWireFrontendMessage::Startup(ref startup) = message else {
                     return Ok(());
