@@ -15,7 +15,7 @@ pub async fn run_demo(ingestor: Ingestor, backfill: bool) {
         let window = 15 * 60 * 1_000_000;
         let mut gen = Generator::new(42, now - window, window / BACKFILL as i64);
         for _ in 0..BACKFILL / 1000 {
-            let batch: Vec<_> = (0..1000)
+            let mut batch: Vec<_> = (0..1000)
                 .map(|_| gen.next_record())
                 .map(|mut r| {
                     r.ts = r.ts.min(now);
@@ -23,7 +23,7 @@ pub async fn run_demo(ingestor: Ingestor, backfill: bool) {
                     r
                 })
                 .collect();
-            if let Err(e) = ingestor.accept(&batch).await {
+            if let Err(e) = ingestor.accept(&mut batch).await {
                 tracing::warn!(error = %e, "demo backfill batch refused");
             }
         }
@@ -33,7 +33,7 @@ pub async fn run_demo(ingestor: Ingestor, backfill: bool) {
     let mut tick = tokio::time::interval(Duration::from_millis(500));
     loop {
         tick.tick().await;
-        let batch: Vec<_> = (0..10)
+        let mut batch: Vec<_> = (0..10)
             .map(|_| {
                 let mut r = gen.next_record();
                 let t = now_micros();
@@ -42,7 +42,7 @@ pub async fn run_demo(ingestor: Ingestor, backfill: bool) {
                 r
             })
             .collect();
-        if let Err(e) = ingestor.accept(&batch).await {
+        if let Err(e) = ingestor.accept(&mut batch).await {
             tracing::warn!(error = %e, "demo batch refused");
         }
     }

@@ -11,15 +11,17 @@ use tokio::net::TcpListener;
 
 pub use demo::run_demo;
 
+use crate::admission::Admission;
 use crate::auth::{ApiKeys, Users};
 use crate::buffer::HotBuffer;
 use crate::catalog::{CatalogError, FileCatalog};
 use crate::config::Config;
-use crate::ingest::http::{router, HttpState};
+use crate::http::guard::BodyLimits;
+use crate::http::{router, HttpState};
 use crate::ingest::Ingestor;
 use crate::model::records_to_batch;
 use crate::pgwire::{serve, tls_acceptor, PgHandlers, TlsError};
-use crate::query::new_context;
+use crate::query::{new_context, QueryMemory};
 use crate::store::Store;
 use crate::wal::{replay_dir, Wal, WalError};
 
@@ -120,9 +122,15 @@ impl Server {
             buffer.clone(),
         )?;
         wal.remove_through(flushed)?;
-        let ingestor = Ingestor::new(wal.clone(), buffer.clone());
+        let ingestor = Ingestor::new(wal.clone(), buffer.clone(), config.max_label_bytes);
 
-        let ctx = new_context(store.clone())?;
+        let ctx = new_context(
+            store.clone(),
+            QueryMemory {
+                per_query: config.query_memory,
+                total: config.query_memory_total,
+            },
+        )?;
         let (http, http_addr) = bind(config.http_addr).await?;
         let (pg, pg_addr) = bind(config.pg_addr).await?;
         let api_key = config.api_key.clone().unwrap_or_else(|| {
@@ -138,14 +146,20 @@ impl Server {
             store: store.clone(),
             wal: wal.clone(),
             task: ctx.task_ctx(),
-            max_body_bytes: config.max_body_bytes,
+            body: BodyLimits::new(
+                config.max_body_bytes,
+                config.http_body_timeout,
+                usize::try_from(config.max_inflight_body_bytes).unwrap_or(usize::MAX),
+            ),
             keys: Arc::new(ApiKeys::new(&data_dir, &api_key)),
         };
-        tokio::spawn(async move {
-            if let Err(e) = axum::serve(http, router(state)).await {
-                tracing::error!(error = %e, "HTTP server stopped");
-            }
-        });
+        let (pg_cap, http_cap) = connection_caps(config);
+        tokio::spawn(crate::http::serve::serve(
+            http,
+            router(state),
+            Admission::new(http_cap, config.max_connections_per_address),
+            config.http_header_timeout,
+        ));
         let password = config.password.clone().unwrap_or_else(|| {
             tracing::warn!(
                 "no TIMBERLINE_PASSWORD set: pg user '{}' has the demo password '{}'",
@@ -161,7 +175,15 @@ impl Server {
             _ => return Err(StartError::TlsMissing),
         };
         let users = Users::new(&data_dir, &password);
-        let handlers = PgHandlers::new(ctx, config.pg_auth, users, config.require_tls);
+        let handlers = PgHandlers::new(
+            ctx,
+            config.pg_auth,
+            users,
+            config.require_tls,
+            config.auth_delay,
+            Admission::new(pg_cap, config.max_connections_per_address),
+            config.statement_timeout,
+        );
         tokio::spawn(serve(pg, Arc::new(handlers), tls));
         tokio::spawn(flush_loop(
             store.clone(),
@@ -180,6 +202,25 @@ impl Server {
     }
 }
 
+/// The pg and HTTP connection caps, lowered (with a warning) to fit the process's open-files
+/// limit with room left for the server's own files.
+fn connection_caps(config: &Config) -> (usize, usize) {
+    let budget = crate::admission::connection_budget();
+    let (pg, http) = (config.pg_max_connections, config.http_max_connections);
+    if pg.saturating_add(http) <= budget {
+        return (pg, http);
+    }
+    let pg_fit = (budget / 4).max(1).min(pg);
+    let http_fit = budget.saturating_sub(pg_fit).max(1).min(http);
+    tracing::warn!(
+        budget,
+        pg = pg_fit,
+        http = http_fit,
+        "the open-files limit is too low for the configured connection caps; lowered them"
+    );
+    (pg_fit, http_fit)
+}
+
 /// Binds a listener and reads back its address (port 0 picks a free one).
 async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), StartError> {
     let bind_err = |source| StartError::Bind { addr, source };
@@ -196,8 +237,9 @@ async fn flush_loop(store: Arc<Store>, wal: Wal, interval: Duration) {
             _ = buffer.flush_wanted.notified() => {}
             _ = tokio::time::sleep(Duration::from_millis(500)) => {}
         }
-        let due =
-            buffer.bytes() >= buffer.flush_bytes || (buffer.rows() > 0 && buffer.age() >= interval);
+        let due = buffer.take_room_wanted()
+            || buffer.bytes() >= buffer.flush_bytes
+            || (buffer.rows() > 0 && buffer.age() >= interval);
         if due {
             if let Err(e) = store.flush(&wal).await {
                 tracing::error!(error = %e, "flush failed; rows stay in the hot buffer and WAL");

@@ -1,0 +1,179 @@
+//! What a request passes before its handler runs: the API key is checked on the headers, before
+//! a byte of the body is read; then the body is read within a size cap, a time limit and the
+//! server's budget of body bytes in flight, so no client (with a key or without) can hold the
+//! server's memory by sending slowly or in parallel.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use futures::StreamExt;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use super::{ApiError, HttpState};
+
+/// The tenant a request's API key proves (a request extension set by [`admit`]).
+#[derive(Debug, Clone)]
+pub struct KeyTenant(pub String);
+
+/// How much request body the server holds at once, and for how long one may take to arrive.
+#[derive(Debug, Clone)]
+pub struct BodyLimits {
+    /// Largest body of one request.
+    pub max_bytes: usize,
+    /// Time a whole body may take to arrive.
+    pub timeout: Duration,
+    /// Bytes of request bodies (compressed and decompressed) held in all requests at once.
+    pub in_flight: Arc<Semaphore>,
+}
+
+impl BodyLimits {
+    pub fn new(max_bytes: usize, timeout: Duration, in_flight_bytes: usize) -> BodyLimits {
+        BodyLimits {
+            max_bytes,
+            timeout,
+            in_flight: Arc::new(Semaphore::new(in_flight_bytes.min(Semaphore::MAX_PERMITS))),
+        }
+    }
+
+    /// Takes `bytes` of the in-flight budget, held until the permit drops; 503 when it is spent.
+    pub fn reserve(&self, bytes: usize) -> Result<Option<OwnedSemaphorePermit>, ApiError> {
+        if bytes == 0 {
+            return Ok(None);
+        }
+        let busy = || {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the server holds as many request bodies as it may; retry shortly",
+            )
+        };
+        let n = u32::try_from(bytes).map_err(|_| busy())?;
+        let permit = self
+            .in_flight
+            .clone()
+            .try_acquire_many_owned(n)
+            .map_err(|_| busy())?;
+        Ok(Some(permit))
+    }
+}
+
+/// The tenant an `Authorization: Bearer <key>` header proves; 401 without a valid key.
+pub async fn key_tenant(s: &HttpState, headers: &HeaderMap) -> Result<String, ApiError> {
+    let unauthorized = |why: &str| {
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            format!("{why}: send Authorization: Bearer <api key>"),
+        )
+    };
+    let value = headers
+        .get(header::AUTHORIZATION)
+        .ok_or_else(|| unauthorized("no API key"))?
+        .to_str()
+        .map_err(|_| unauthorized("unreadable Authorization header"))?;
+    let key = value
+        .strip_prefix("Bearer ")
+        .or_else(|| value.strip_prefix("bearer "))
+        .ok_or_else(|| unauthorized("Authorization is not a Bearer key"))?
+        .trim();
+    // Every request of a known key takes this path; only an unknown one reads the keys file.
+    if let Some(tenant) = s.keys.known(key) {
+        return Ok(tenant);
+    }
+    let keys = s.keys.clone();
+    let key = key.to_string();
+    let found = tokio::task::spawn_blocking(move || keys.tenant_of(&key))
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+        .map_err(|e| {
+            tracing::error!(error = %e, "reading API keys");
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "cannot read API keys; see the server log",
+            )
+        })?;
+    found.ok_or_else(|| unauthorized("unknown API key"))
+}
+
+/// Middleware of every endpoint that needs a key: checks it, then reads the body within the
+/// limits, then runs the handler with the body in memory and [`KeyTenant`] in the extensions.
+/// The body's share of the in-flight budget is held until the handler has answered.
+pub async fn admit(State(s): State<HttpState>, req: Request, next: Next) -> Response {
+    let tenant = match key_tenant(&s, req.headers()).await {
+        Ok(t) => t,
+        Err(e) => return e.into_response(),
+    };
+    let (mut parts, body) = req.into_parts();
+    let limits = &s.body;
+    if let Some(len) = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        if len > limits.max_bytes as u64 {
+            return too_large(limits.max_bytes).into_response();
+        }
+    }
+    let mut held = None;
+    let read = tokio::time::timeout(limits.timeout, collect(body, limits, &mut held)).await;
+    let bytes = match read {
+        Ok(Ok(bytes)) => bytes,
+        Ok(Err(e)) => return e.into_response(),
+        Err(_) => {
+            return ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                format!(
+                    "the request body did not arrive within {} s",
+                    limits.timeout.as_secs_f64()
+                ),
+            )
+            .into_response()
+        }
+    };
+    parts.extensions.insert(KeyTenant(tenant));
+    let response = next
+        .run(Request::from_parts(parts, Body::from(bytes)))
+        .await;
+    drop(held);
+    response
+}
+
+fn too_large(max: usize) -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        format!("request body exceeds {max} bytes"),
+    )
+}
+
+/// Reads a body chunk by chunk, charging each to the in-flight budget.
+async fn collect(
+    body: Body,
+    limits: &BodyLimits,
+    held: &mut Option<OwnedSemaphorePermit>,
+) -> Result<Bytes, ApiError> {
+    let mut stream = body.into_data_stream();
+    let mut out = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                format!("reading the request body: {e}"),
+            )
+        })?;
+        if out.len() + chunk.len() > limits.max_bytes {
+            return Err(too_large(limits.max_bytes));
+        }
+        if let Some(permit) = limits.reserve(chunk.len())? {
+            match held {
+                Some(h) => h.merge(permit),
+                None => *held = Some(permit),
+            }
+        }
+        out.extend_from_slice(&chunk);
+    }
+    Ok(Bytes::from(out))
+}
