@@ -180,6 +180,9 @@ pub struct ApiKeys {
     file: PathBuf,
     bootstrap: String,
     known: std::sync::RwLock<BTreeMap<String, String>>,
+    /// The keys file's (mtime, size) when it was read: an unknown key re-reads it only
+    /// if it changed since, so guessing keys costs the server a `stat`, not a file read.
+    read_at: std::sync::Mutex<Option<(std::time::SystemTime, u64)>>,
 }
 
 fn key_hash(key: &str) -> String {
@@ -192,6 +195,7 @@ impl ApiKeys {
             file: data_dir.join(KEYS_FILE),
             bootstrap: key_hash(bootstrap_key),
             known: Default::default(),
+            read_at: Default::default(),
         }
     }
 
@@ -213,10 +217,18 @@ impl ApiKeys {
         if let Some(tenant) = self.known(key) {
             return Ok(Some(tenant));
         }
+        let modified = std::fs::metadata(&self.file)
+            .and_then(|m| Ok((m.modified()?, m.len())))
+            .ok();
+        let mut read_at = self.read_at.lock().unwrap_or_else(|p| p.into_inner());
+        if modified.is_some() && *read_at == modified {
+            return Ok(None);
+        }
         let hash = key_hash(key);
         let all = read_json::<String>(&self.file)?;
         let tenant = all.get(&hash).cloned();
         *self.known.write().unwrap_or_else(|p| p.into_inner()) = all;
+        *read_at = modified;
         Ok(tenant)
     }
 }

@@ -56,6 +56,8 @@ pub struct HotBuffer {
     pub max_bytes: usize,
     /// Woken whenever a threshold is crossed.
     pub flush_wanted: Notify,
+    /// Set when a batch was refused for want of room: flush now, whatever the thresholds say.
+    room_wanted: std::sync::atomic::AtomicBool,
 }
 
 impl HotBuffer {
@@ -65,7 +67,21 @@ impl HotBuffer {
             flush_bytes: flush_bytes.min(max_bytes),
             max_bytes,
             flush_wanted: Notify::new(),
+            room_wanted: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    /// Asks for a flush because a batch did not fit.
+    pub fn want_room(&self) {
+        self.room_wanted
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        self.flush_wanted.notify_one();
+    }
+
+    /// Whether a flush was asked for by [`HotBuffer::want_room`] since the last call.
+    pub fn take_room_wanted(&self) -> bool {
+        self.room_wanted
+            .swap(false, std::sync::atomic::Ordering::SeqCst)
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, Inner> {

@@ -18,6 +18,9 @@ use crate::model::{LogRecord, Micros, DEFAULT_TENANT};
 /// Most events one request may carry.
 pub const MAX_EVENTS: usize = 10_000;
 
+/// Most bytes one request's events may take once decoded, the batch's `source` copied into each.
+pub const MAX_EXPANDED_BYTES: usize = 128 << 20;
+
 /// An event that could not be stored, with its position in the request.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct EventError {
@@ -39,6 +42,12 @@ pub enum DecodeError {
     Malformed(String),
     #[error("batch has {0} events; at most {MAX_EVENTS} are accepted per request")]
     TooManyEvents(usize),
+    #[error("batch would take {bytes} bytes once its source ({per_event} bytes) is copied into each of its {events} events; at most {MAX_EXPANDED_BYTES} per request")]
+    TooLarge {
+        bytes: usize,
+        per_event: usize,
+        events: usize,
+    },
 }
 
 /// Defaults every event of a request starts from (the batch's `source`).
@@ -68,6 +77,41 @@ impl Source {
             }
         }
         s
+    }
+
+    /// Refuses a batch whose events, each with a copy of this source, would exceed
+    /// [`MAX_EXPANDED_BYTES`] — before any of them is built.
+    fn check_expansion(&self, body_bytes: usize, events: usize) -> Result<(), DecodeError> {
+        let attrs: usize = self
+            .attrs
+            .iter()
+            .map(|(k, v)| k.len() + 4 + json_len(v))
+            .sum();
+        let per_event = self.service.len() + self.host.len() + attrs;
+        let bytes = per_event.saturating_mul(events).saturating_add(body_bytes);
+        if bytes > MAX_EXPANDED_BYTES {
+            return Err(DecodeError::TooLarge {
+                bytes,
+                per_event,
+                events,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Bytes of a value's JSON text, without writing it.
+fn json_len(v: &Value) -> usize {
+    match v {
+        Value::String(s) => s.len() + 2,
+        Value::Array(a) => 2 + a.iter().map(|x| json_len(x) + 1).sum::<usize>(),
+        Value::Object(m) => {
+            2 + m
+                .iter()
+                .map(|(k, x)| k.len() + 4 + json_len(x))
+                .sum::<usize>()
+        }
+        other => other.to_string().len(),
     }
 }
 
@@ -128,6 +172,7 @@ pub fn decode_batch(body: &[u8], now: Micros) -> Result<Decoded, DecodeError> {
             return Err(DecodeError::TooManyEvents(batch.logs.len()));
         }
         let source = Source::from_value(batch.source.as_ref());
+        source.check_expansion(body.len(), batch.logs.len())?;
         let fast = source.fast();
         let records = batch
             .logs
@@ -161,6 +206,7 @@ pub fn decode_batch_reference(text: &str, now: Micros) -> Result<Decoded, Decode
     if logs.len() > MAX_EVENTS {
         return Err(DecodeError::TooManyEvents(logs.len()));
     }
+    source.check_expansion(text.len(), logs.len())?;
     let mut out = Decoded {
         records: Vec::with_capacity(logs.len()),
         ..Decoded::default()

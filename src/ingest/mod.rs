@@ -1,10 +1,10 @@
-//! Ingest: decoders that turn shipper payloads into records, the durable accept path, the HTTP
-//! API, and the file loader behind `timberline ingest`.
+//! Ingest: decoders that turn shipper payloads into records, the durable accept path, and the
+//! file loader behind `timberline ingest`.
 
 pub mod decode;
+pub mod encoding;
 mod fast_event;
 pub mod file;
-pub mod http;
 
 use std::sync::Arc;
 
@@ -17,6 +17,8 @@ use crate::wal::{format::encode_records, Wal, WalError};
 pub enum IngestError {
     #[error("the hot buffer is full ({bytes} bytes); retry shortly")]
     BufferFull { bytes: usize },
+    #[error("the batch takes {bytes} bytes in memory, more than the hot buffer's {max}; send smaller batches")]
+    TooLarge { bytes: usize, max: usize },
     #[error("write-ahead log unavailable: {0}")]
     Wal(Arc<WalError>),
     #[error("building the batch: {0}")]
@@ -29,17 +31,34 @@ pub enum IngestError {
 pub struct Ingestor {
     wal: Wal,
     buffer: Arc<HotBuffer>,
+    max_label_bytes: usize,
 }
 
 impl Ingestor {
-    pub fn new(wal: Wal, buffer: Arc<HotBuffer>) -> Ingestor {
-        Ingestor { wal, buffer }
+    /// `max_label_bytes`: longest `service`, `host`, `level` or `trace_id` kept.
+    pub fn new(wal: Wal, buffer: Arc<HotBuffer>, max_label_bytes: usize) -> Ingestor {
+        Ingestor {
+            wal,
+            buffer,
+            max_label_bytes,
+        }
     }
 
-    /// Makes `records` durable and visible; returns the WAL sequence number.
-    pub async fn accept(&self, records: &[LogRecord]) -> Result<u64, IngestError> {
-        if self.buffer.is_full() {
-            self.buffer.flush_wanted.notify_one();
+    /// Makes `records` durable and visible; returns the WAL sequence number. Labels over the
+    /// limit are cut first; a batch is taken only if it fits the hot buffer's headroom whole.
+    pub async fn accept(&self, records: &mut [LogRecord]) -> Result<u64, IngestError> {
+        for r in records.iter_mut() {
+            r.enforce_label_limit(self.max_label_bytes);
+        }
+        let bytes: usize = records.iter().map(LogRecord::approx_bytes).sum();
+        if bytes > self.buffer.max_bytes {
+            return Err(IngestError::TooLarge {
+                bytes,
+                max: self.buffer.max_bytes,
+            });
+        }
+        if self.buffer.bytes().saturating_add(bytes) > self.buffer.max_bytes {
+            self.buffer.want_room();
             return Err(IngestError::BufferFull {
                 bytes: self.buffer.bytes(),
             });

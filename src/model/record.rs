@@ -32,6 +32,30 @@ impl LogRecord {
         }
     }
 
+    /// Cuts `service`, `host`, `level` and `trace_id` to `max` bytes on a char boundary,
+    /// setting `truncated`: a label is repeated in every index, dictionary and count table.
+    pub fn enforce_label_limit(&mut self, max: usize) {
+        let cut_one = |s: &mut String| {
+            if s.len() > max {
+                let mut cut = max;
+                while !s.is_char_boundary(cut) {
+                    cut -= 1;
+                }
+                s.truncate(cut);
+                true
+            } else {
+                false
+            }
+        };
+        let mut cut = cut_one(&mut self.service);
+        cut |= cut_one(&mut self.host);
+        cut |= cut_one(&mut self.level);
+        if let Some(t) = self.trace_id.as_mut() {
+            cut |= cut_one(t);
+        }
+        self.truncated |= cut;
+    }
+
     /// Approximate bytes this record occupies in memory, for buffer accounting.
     pub fn approx_bytes(&self) -> usize {
         64 + self.tenant.len()
