@@ -3,6 +3,8 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
 
 use serde::Deserialize;
 
@@ -56,6 +58,108 @@ pub struct Config {
     pub index: bool,
     /// Rows per block of the index's postings.
     pub index_block_rows: u32,
+    /// pg connections open at once, and HTTP connections open at once.
+    pub pg_max_connections: usize,
+    pub http_max_connections: usize,
+    /// Connections one client address may hold open, per listener.
+    pub max_connections_per_address: usize,
+    /// Time an HTTP request's headers may take to arrive (also the keep-alive idle limit).
+    pub http_header_timeout: Duration,
+    /// Time an HTTP request's body may take to arrive.
+    pub http_body_timeout: Duration,
+    /// Bytes of HTTP request bodies held at once, in all requests.
+    pub max_inflight_body_bytes: u64,
+    /// Wait before answering a failed pg login; doubles per address with each recent failure.
+    pub auth_delay: Duration,
+    /// Memory one query may use, and all queries together (DataFusion's memory pool).
+    pub query_memory: u64,
+    pub query_memory_total: u64,
+    /// `statement_timeout` of a new pg session (0: none).
+    pub statement_timeout: Duration,
+    /// Longest `service`, `host` or `level`; longer ones are cut and the row flagged `truncated`.
+    pub max_label_bytes: usize,
+}
+
+/// A size as people write it: `512MiB`, `1GiB`, `64MB`, `4096` (bytes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Size(pub u64);
+
+impl FromStr for Size {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Size, String> {
+        let s = s.trim();
+        let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+        let (num, unit) = s.split_at(split);
+        let n: u64 = num
+            .parse()
+            .map_err(|_| format!("{s:?} is not a size (e.g. 512MiB)"))?;
+        let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+            "" | "b" => 1,
+            "k" | "kb" => 1_000,
+            "kib" => 1 << 10,
+            "m" | "mb" => 1_000_000,
+            "mib" => 1 << 20,
+            "g" | "gb" => 1_000_000_000,
+            "gib" => 1 << 30,
+            "t" | "tb" => 1_000_000_000_000,
+            "tib" => 1 << 40,
+            other => {
+                return Err(format!(
+                    "unknown size unit {other:?} (use B, KiB, MiB, GiB, TiB)"
+                ))
+            }
+        };
+        n.checked_mul(mult)
+            .map(Size)
+            .ok_or_else(|| format!("{s:?} is too large"))
+    }
+}
+
+/// A duration as people write it: `500ms`, `30s`, `5min`, `1h`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Span(pub Duration);
+
+impl FromStr for Span {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Span, String> {
+        if s.trim() == "0" {
+            return Ok(Span(Duration::ZERO));
+        }
+        humantime::parse_duration(s.trim())
+            .map(Span)
+            .map_err(|e| format!("{s:?} is not a duration (e.g. 30s, 5min): {e}"))
+    }
+}
+
+macro_rules! deserialize_from_str {
+    ($t:ty) => {
+        impl<'de> Deserialize<'de> for $t {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<$t, D::Error> {
+                #[derive(Deserialize)]
+                #[serde(untagged)]
+                enum Raw {
+                    Text(String),
+                    Number(u64),
+                }
+                match Raw::deserialize(d)? {
+                    Raw::Text(t) => t.parse().map_err(serde::de::Error::custom),
+                    Raw::Number(n) => n.to_string().parse().map_err(serde::de::Error::custom),
+                }
+            }
+        }
+    };
+}
+deserialize_from_str!(Size);
+deserialize_from_str!(Span);
+
+/// Half the machine's memory (the default budget of all queries), or 4 GiB when unknown.
+fn half_of_memory() -> u64 {
+    let total_kib = std::fs::read_to_string("/proc/meminfo").ok().and_then(|m| {
+        m.lines()
+            .find_map(|l| l.strip_prefix("MemTotal:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+    });
+    total_kib.map_or(4 << 30, |k| k.saturating_mul(1024) / 2)
 }
 
 impl Default for Config {
@@ -77,6 +181,17 @@ impl Default for Config {
             require_tls: false,
             index: true,
             index_block_rows: 1024,
+            pg_max_connections: 256,
+            http_max_connections: 1024,
+            max_connections_per_address: 128,
+            http_header_timeout: Duration::from_secs(10),
+            http_body_timeout: Duration::from_secs(60),
+            max_inflight_body_bytes: 512 << 20,
+            auth_delay: Duration::from_millis(500),
+            query_memory: (half_of_memory() / 4).max(64 << 20),
+            query_memory_total: half_of_memory(),
+            statement_timeout: Duration::from_secs(300),
+            max_label_bytes: 1024,
         }
     }
 }
@@ -133,6 +248,39 @@ pub struct Overrides {
     /// Rows per block of the index's postings (smaller: finer selections, larger indexes).
     #[arg(long, env = "TIMBERLINE_INDEX_BLOCK_ROWS", value_parser = clap::value_parser!(u32).range(1..))]
     pub index_block_rows: Option<u32>,
+    /// pg connections open at once (past it: FATAL 53300).
+    #[arg(long, env = "TIMBERLINE_PG_MAX_CONNECTIONS")]
+    pub pg_max_connections: Option<usize>,
+    /// HTTP connections open at once (past it: 503).
+    #[arg(long, env = "TIMBERLINE_HTTP_MAX_CONNECTIONS")]
+    pub http_max_connections: Option<usize>,
+    /// Connections one client address may hold open on each port.
+    #[arg(long, env = "TIMBERLINE_MAX_CONNECTIONS_PER_ADDRESS")]
+    pub max_connections_per_address: Option<usize>,
+    /// Time an HTTP request's headers may take (and an idle keep-alive connection may wait), e.g. 10s.
+    #[arg(long, env = "TIMBERLINE_HTTP_HEADER_TIMEOUT")]
+    pub http_header_timeout: Option<Span>,
+    /// Time an HTTP request's body may take to arrive, e.g. 60s.
+    #[arg(long, env = "TIMBERLINE_HTTP_BODY_TIMEOUT")]
+    pub http_body_timeout: Option<Span>,
+    /// Request-body bytes held at once across all HTTP requests (past it: 503), e.g. 512MiB.
+    #[arg(long, env = "TIMBERLINE_MAX_INFLIGHT_BODY_BYTES")]
+    pub max_inflight_body_bytes: Option<Size>,
+    /// Wait before answering a failed pg login, doubling per address (0 turns it off), e.g. 500ms.
+    #[arg(long, env = "TIMBERLINE_AUTH_DELAY")]
+    pub auth_delay: Option<Span>,
+    /// Memory one query may use before it spills or fails with 53200 (default: a quarter of --query-memory-total).
+    #[arg(long, env = "TIMBERLINE_QUERY_MEMORY")]
+    pub query_memory: Option<Size>,
+    /// Memory all running queries together may use (default: half the machine's).
+    #[arg(long, env = "TIMBERLINE_QUERY_MEMORY_TOTAL")]
+    pub query_memory_total: Option<Size>,
+    /// statement_timeout of new pg sessions (0: none), e.g. 5min.
+    #[arg(long, env = "TIMBERLINE_STATEMENT_TIMEOUT")]
+    pub statement_timeout: Option<Span>,
+    /// Longest service, host or level name kept; longer ones are cut and flagged truncated.
+    #[arg(long, env = "TIMBERLINE_MAX_LABEL_BYTES")]
+    pub max_label_bytes: Option<usize>,
 }
 
 impl Config {
@@ -157,6 +305,17 @@ impl Config {
                 cli.$f.clone().or(from_file.$f.clone()).unwrap_or(d.$f)
             };
         }
+        macro_rules! pick_with {
+            ($f:ident, $map:expr) => {
+                cli.$f.or(from_file.$f).map($map).unwrap_or(d.$f)
+            };
+        }
+        let query_memory_total = pick_with!(query_memory_total, |s: Size| s.0);
+        let query_memory = cli
+            .query_memory
+            .or(from_file.query_memory)
+            .map_or((query_memory_total / 4).max(64 << 20), |s| s.0)
+            .min(query_memory_total);
         Ok(Config {
             data_dir: pick!(data_dir),
             http_addr: pick!(http_addr),
@@ -174,6 +333,42 @@ impl Config {
             require_tls: pick!(require_tls),
             index: pick!(index),
             index_block_rows: pick!(index_block_rows),
+            pg_max_connections: pick!(pg_max_connections),
+            http_max_connections: pick!(http_max_connections),
+            max_connections_per_address: pick!(max_connections_per_address),
+            http_header_timeout: pick_with!(http_header_timeout, |s: Span| s.0),
+            http_body_timeout: pick_with!(http_body_timeout, |s: Span| s.0),
+            max_inflight_body_bytes: pick_with!(max_inflight_body_bytes, |s: Size| s.0),
+            auth_delay: pick_with!(auth_delay, |s: Span| s.0),
+            query_memory,
+            query_memory_total,
+            statement_timeout: pick_with!(statement_timeout, |s: Span| s.0),
+            max_label_bytes: pick!(max_label_bytes).max(16),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_and_durations_read_as_people_write_them() {
+        assert_eq!("512MiB".parse::<Size>(), Ok(Size(512 << 20)));
+        assert_eq!("1 GiB".parse::<Size>(), Ok(Size(1 << 30)));
+        assert_eq!("64MB".parse::<Size>(), Ok(Size(64_000_000)));
+        assert_eq!("4096".parse::<Size>(), Ok(Size(4096)));
+        assert!("12 parsecs".parse::<Size>().is_err());
+        assert!("99999999999TiB".parse::<Size>().is_err());
+        assert_eq!(
+            "500ms".parse::<Span>(),
+            Ok(Span(Duration::from_millis(500)))
+        );
+        assert_eq!("5min".parse::<Span>(), Ok(Span(Duration::from_secs(300))));
+        assert_eq!("0".parse::<Span>(), Ok(Span(Duration::ZERO)));
+        let file: Overrides =
+            toml::from_str("query_memory = \"2GiB\"\nauth_delay = \"1s\"").unwrap();
+        assert_eq!(file.query_memory, Some(Size(2 << 30)));
+        assert_eq!(file.auth_delay, Some(Span(Duration::from_secs(1))));
     }
 }

@@ -6,17 +6,21 @@
 //! ```text
 //! ingest (HTTP, files) → wal (durable, group commit) → buffer (hot Arrow batches)
 //!   → segment (Parquet per tenant and hour) → catalog (one row per segment)
-//!   → query (`logs` TableProvider) → pgwire (PostgreSQL front end)
+//!   → query (`logs` TableProvider) → pgwire (PostgreSQL front end), http (the HTTP API)
 //! ```
 //!
 //! [`server::Server`] wires them together; [`config::Config`] is the one configuration.
 
+pub mod admission;
 pub mod auth;
 pub mod bench;
 pub mod buffer;
 pub mod catalog;
 pub mod config;
+#[doc(hidden)]
+pub mod fuzz;
 pub mod generate;
+pub mod http;
 pub mod index;
 pub mod ingest;
 pub mod model;

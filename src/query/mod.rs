@@ -3,6 +3,7 @@
 mod count;
 mod index_select;
 mod information_schema;
+pub mod memory;
 pub mod nearest;
 mod prune;
 mod scan;
@@ -18,6 +19,8 @@ use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::execution::SessionStateBuilder;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion_pg_catalog::pg_catalog::context::EmptyContextProvider;
+use timberline_udfs::limits::QueryBudget;
+use timberline_udfs::pg_compat::Tenant;
 
 pub use prune::SegmentStats;
 pub use scan::LogScanExec;
@@ -35,19 +38,40 @@ pub const SCHEMA: &str = "public";
 /// them decoded in memory, not re-read and re-parsed (a segment's is ~100 KiB).
 const METADATA_CACHE_BYTES: usize = 256 * 1024 * 1024;
 
-/// The tenant a pg session is bound to (`None` outside pg sessions: everything).
-pub fn session_tenant(state: &dyn datafusion::catalog::Session) -> Option<String> {
+/// The tenant scope of the session a query runs in. A query planned without a session bound
+/// to a tenant is refused: no scope never means "every tenant".
+pub fn session_tenant(state: &dyn datafusion::catalog::Session) -> Result<Tenant, DataFusionError> {
     state
         .config_options()
         .extensions
         .get::<timberline_udfs::pg_compat::PgSession>()
-        .and_then(|s| s.tenant.clone())
+        .map(|s| s.tenant.clone())
+        .ok_or_else(|| {
+            DataFusionError::Plan("no tenant is bound to this session; the query is refused".into())
+        })
+}
+
+/// How much memory queries may use.
+#[derive(Debug, Clone, Copy)]
+pub struct QueryMemory {
+    /// One query's budget.
+    pub per_query: u64,
+    /// All running queries together.
+    pub total: u64,
 }
 
 /// Builds the session every query runs in: `logs`, `segments`, pg_catalog, information_schema
-/// and Timberline's SQL functions.
-pub fn new_context(store: Arc<Store>) -> Result<SessionContext, DataFusionError> {
+/// and Timberline's SQL functions, with a memory pool of `memory.total` bytes that each query
+/// draws from within its own budget ([`memory::scoped`]).
+pub fn new_context(
+    store: Arc<Store>,
+    memory: QueryMemory,
+) -> Result<SessionContext, DataFusionError> {
+    let budget = QueryBudget {
+        bytes: memory.per_query,
+    };
     let config = SessionConfig::new()
+        .with_option_extension(budget)
         .with_default_catalog_and_schema(DATABASE, SCHEMA)
         .with_create_default_catalog_and_schema(true)
         // Ours (PostgreSQL's spellings), registered below, replaces DataFusion's.
@@ -55,6 +79,9 @@ pub fn new_context(store: Arc<Store>) -> Result<SessionContext, DataFusionError>
         .set_bool("datafusion.execution.parquet.pushdown_filters", true)
         .set_bool("datafusion.execution.parquet.reorder_filters", true);
     let runtime = RuntimeEnvBuilder::new()
+        .with_memory_pool(memory::shared_pool(
+            usize::try_from(memory.total).unwrap_or(usize::MAX),
+        ))
         .with_metadata_cache_limit(METADATA_CACHE_BYTES)
         .build_arc()?;
     let state = SessionStateBuilder::new()
@@ -63,6 +90,7 @@ pub fn new_context(store: Arc<Store>) -> Result<SessionContext, DataFusionError>
         .with_default_features()
         .with_optimizer_rule(Arc::new(count::CountFromIndex::new(store.clone())))
         .build();
+    source::register_segments_store(state.runtime_env(), &store.data_dir)?;
     let mut ctx = SessionContext::new_with_state(state);
     ctx.register_table("logs", Arc::new(LogTable::new(store.clone())))?;
     ctx.register_table("segments", Arc::new(SegmentsTable::new(store.clone())))?;

@@ -19,12 +19,44 @@ use datafusion::execution::runtime_env::RuntimeEnv;
 use datafusion::parquet::arrow::arrow_reader::RowSelection;
 use datafusion::physical_plan::{ExecutionPlan, PhysicalExpr};
 
+use timberline_udfs::QueryError;
+
 use crate::catalog::SegmentMeta;
 use crate::model::ts_column;
 
+/// The object store segments are read through: the data directory, so a plan names a segment
+/// by its path inside it (`tenant=…/date=…/…parquet`), never by where the server's disk is.
+pub fn segments_url() -> ObjectStoreUrl {
+    ObjectStoreUrl::parse("timberline://segments/")
+        .unwrap_or_else(|_| ObjectStoreUrl::local_filesystem())
+}
+
+/// Registers the data directory as [`segments_url`] in `runtime`.
+pub fn register_segments_store(runtime: &RuntimeEnv, data_dir: &Path) -> Result<()> {
+    let local = datafusion::object_store::local::LocalFileSystem::new_with_prefix(data_dir)?;
+    runtime.register_object_store(segments_url().as_ref(), Arc::new(local));
+    Ok(())
+}
+
+/// Fails (58P01) when a segment's data file is gone: every path that would read or count the
+/// segment's rows refuses the query the same way, instead of some answering without them.
+pub fn require_data_file(data_dir: &Path, seg: &SegmentMeta) -> Result<()> {
+    match std::fs::metadata(data_dir.join(&seg.path)) {
+        Ok(m) if m.is_file() => Ok(()),
+        Ok(_) | Err(_) => Err(QueryError::new(
+            "58P01",
+            format!(
+                "segment {} ({}) has lost its data file; restore it from a backup or remove the segment",
+                seg.id, seg.path
+            ),
+        )
+        .into_df()),
+    }
+}
+
 /// One segment as a file for DataFusion, with the catalog's exact statistics (row count, ts range)
 /// so that file-level pruning needs no footer read.
-pub fn file_of(data_dir: &Path, schema: &SchemaRef, seg: &SegmentMeta) -> PartitionedFile {
+pub fn file_of(schema: &SchemaRef, seg: &SegmentMeta) -> PartitionedFile {
     let ts = |v| {
         Precision::Exact(ScalarValue::TimestampMicrosecond(
             Some(v),
@@ -41,16 +73,13 @@ pub fn file_of(data_dir: &Path, schema: &SchemaRef, seg: &SegmentMeta) -> Partit
         total_byte_size: Precision::Absent,
         column_statistics: columns,
     };
-    let path = data_dir.join(&seg.path);
-    PartitionedFile::new(path.to_string_lossy().to_string(), seg.bytes)
-        .with_statistics(Arc::new(stats))
+    PartitionedFile::new(seg.path.clone(), seg.bytes).with_statistics(Arc::new(stats))
 }
 
 /// A Parquet scan of `segments` spread over up to `partitions` partitions: row groups, pages
 /// (page index) and bloom filters pruned by `predicate`, which is also applied row by row while
 /// decoding. Footers and page indexes come from the runtime's metadata cache after the first read.
 pub fn parquet_exec(
-    data_dir: &Path,
     schema: &SchemaRef,
     segments: &[&SegmentMeta],
     selections: &HashMap<u64, RowSelection>,
@@ -59,12 +88,12 @@ pub fn parquet_exec(
     partitions: usize,
     runtime: &RuntimeEnv,
 ) -> Result<Arc<dyn ExecutionPlan>> {
-    let url = ObjectStoreUrl::local_filesystem();
+    let url = segments_url();
     let mut groups: Vec<Vec<PartitionedFile>> =
         vec![Vec::new(); partitions.max(1).min(segments.len().max(1))];
     let n = groups.len();
     for (i, seg) in segments.iter().enumerate() {
-        let mut file = file_of(data_dir, schema, seg);
+        let mut file = file_of(schema, seg);
         if let Some(rows) = selections.get(&seg.id) {
             file = file.with_extension(ParquetRowSelection::new(rows.clone()));
         }

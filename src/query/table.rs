@@ -36,7 +36,7 @@ use super::nearest::{is_nearest, NearestExec, NearestSpec};
 use super::prune::keep_by_time;
 use super::scan::{LogScanExec, ScanCounts};
 use super::session_tenant;
-use super::source::parquet_exec;
+use super::source::{parquet_exec, require_data_file};
 use crate::catalog::SegmentMeta;
 use crate::model::logs_schema;
 use crate::store::Store;
@@ -102,13 +102,10 @@ impl TableProvider for LogTable {
                 self.store.clone(),
                 spec,
                 projection.cloned(),
-                session_tenant(state),
+                session_tenant(state)?,
             )?));
         }
-        let snap = self
-            .store
-            .snapshot()
-            .for_tenant(session_tenant(state).as_deref())?;
+        let snap = self.store.snapshot().for_tenant(&session_tenant(state)?)?;
         let (plan, counts) = scan_rows(
             &self.store,
             state,
@@ -163,11 +160,13 @@ pub(super) fn scan_rows(
         counted: None,
     };
     let kept = picked.kept;
+    for seg in &kept {
+        require_data_file(&store.data_dir, seg)?;
+    }
 
     let mut inputs: Vec<Arc<dyn ExecutionPlan>> = Vec::new();
     if !kept.is_empty() {
         inputs.push(parquet_exec(
-            &store.data_dir,
             &schema,
             &kept,
             &picked.selections,

@@ -6,10 +6,16 @@
 //!   other functions drivers call, answered as PostgreSQL 16.6 would.
 //! - [`nearest`]: `nearest(ts, T [, k])` and `ts_distance(ts, T)`.
 //! - [`text`]: `match(text, 'query')` and `text @@ 'query'`, full-text search with the tokenizer the index shares.
+//! - [`limits`]: `repeat`, `lpad`, … sized before they run, refused past a value or the query's budget.
+//! - [`QueryError`]: our failures with their SQLSTATE.
 
+mod error;
+pub mod limits;
 pub mod nearest;
 pub mod pg_compat;
 pub mod text;
+
+pub use error::QueryError;
 
 use datafusion::prelude::SessionContext;
 
@@ -35,5 +41,8 @@ pub fn register(ctx: &mut SessionContext) -> datafusion::error::Result<()> {
     ctx.register_udf(nearest::nearest_udf());
     ctx.register_udf(nearest::ts_distance_udf());
     ctx.register_udf(text::match_udf());
+    for udf in limits::guarded_udfs() {
+        ctx.register_udf(udf);
+    }
     Ok(())
 }

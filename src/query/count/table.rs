@@ -35,6 +35,7 @@ use crate::index::{index_path, CountKey, CountTable, Split, COUNTS_SECTION, LABE
 use crate::model::logs_schema;
 use crate::query::scan::{Counted, LogScanExec, ScanCounts};
 use crate::query::session_tenant;
+use crate::query::source::require_data_file;
 use crate::query::table::scan_rows;
 use crate::store::Store;
 
@@ -126,10 +127,7 @@ impl TableProvider for CountedLogs {
             labels: LABELS.map(has),
         };
 
-        let snap = self
-            .store
-            .snapshot()
-            .for_tenant(session_tenant(state).as_deref())?;
+        let snap = self.store.snapshot().for_tenant(&session_tenant(state)?)?;
         let whole = spec.whole_minutes();
         let (whole_from, whole_to) = (
             whole.start.saturating_mul(MINUTE_US),
@@ -151,7 +149,12 @@ impl TableProvider for CountedLogs {
                 continue;
             };
             counted.segments += 1;
-            counted.rows += table.tally(&spec.labels, whole.clone(), split, &mut groups);
+            let rows = table.tally(&spec.labels, whole.clone(), split, &mut groups);
+            if rows > 0 {
+                // Counted rows must be rows a scan could still read.
+                require_data_file(&self.store.data_dir, seg)?;
+            }
+            counted.rows += rows;
             if seg.min_ts < whole_from || seg.max_ts >= whole_to {
                 edges.push(seg.clone());
             }

@@ -21,7 +21,6 @@ use datafusion::arrow::compute::concat_batches;
 use datafusion::arrow::datatypes::{Schema, SchemaRef, TimestampMicrosecondType};
 use datafusion::datasource::physical_plan::parquet::metadata::DFParquetMetadata;
 use datafusion::error::{DataFusionError, Result};
-use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::execution::runtime_env::RuntimeEnv;
 use datafusion::parquet::arrow::arrow_reader::{
     ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder, RowSelection,
@@ -35,7 +34,7 @@ use datafusion::physical_plan::PhysicalExpr;
 
 use crate::catalog::SegmentMeta;
 use crate::model::{logs_schema, ts_column};
-use crate::query::source::file_of;
+use crate::query::source::{file_of, segments_url};
 
 /// Rows read in one decoder batch (the reader's output chunk, not a limit).
 const BATCH_ROWS: usize = 8192;
@@ -64,8 +63,8 @@ impl SegmentFile {
     ) -> Result<SegmentFile> {
         let path = data_dir.join(&seg.path);
         // The same key and size the Parquet scans use, so both share one cache entry.
-        let object = file_of(data_dir, &logs_schema(), seg).object_meta;
-        let store = runtime.object_store(ObjectStoreUrl::local_filesystem())?;
+        let object = file_of(&logs_schema(), seg).object_meta;
+        let store = runtime.object_store(segments_url())?;
         let metadata = DFParquetMetadata::new(store.as_ref(), &object)
             .with_file_metadata_cache(Some(runtime.cache_manager.get_file_metadata_cache()))
             .with_page_index_policy(Some(PageIndexPolicy::Optional))

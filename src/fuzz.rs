@@ -1,0 +1,186 @@
+//! Fuzzing entry points: each takes arbitrary bytes and drives one decoder that reads client
+//! or file input, asserting what must hold for every input (no panic, round trips). The
+//! cargo-fuzz targets in `fuzz/` call these for long runs; `tests/it/fuzz.rs` runs each over
+//! its seeds and a bounded set of mutations in every `cargo test`.
+
+use std::io::Write;
+use std::sync::{LazyLock, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use crate::index::SegmentIndex;
+use crate::ingest::decode::{decode_batch, decode_ndjson};
+use crate::ingest::encoding::decompress;
+use crate::model::format::{LineFormat, LOGHUB_SYSTEMS};
+use crate::wal::format::{decode_body, encode_records};
+
+/// Every fuzz target, by name.
+pub const TARGETS: [(&str, fn(&[u8])); 6] = [
+    ("ingest_body", ingest_body),
+    ("log_lines", log_lines),
+    ("match_query", match_query),
+    ("wal_body", wal_body),
+    ("sidecar", sidecar),
+    ("pg_session", pg_session),
+];
+
+/// An HTTP ingest body: the first byte picks JSON batch or NDJSON, plain, gzip or zstd. Every
+/// decoded batch must survive the WAL's encoding unchanged.
+pub fn ingest_body(data: &[u8]) {
+    let Some((&kind, body)) = data.split_first() else {
+        return;
+    };
+    let encoding = ["identity", "identity", "gzip", "zstd"][usize::from(kind % 4)];
+    let Ok(raw) = decompress(encoding, Bytes::copy_from_slice(body), 1 << 20) else {
+        return;
+    };
+    let decoded = if kind & 4 == 0 {
+        decode_batch(&raw, 1_700_000_000_000_000)
+    } else {
+        decode_ndjson(&raw, 1_700_000_000_000_000)
+    };
+    let Ok(mut decoded) = decoded else {
+        return;
+    };
+    for r in &mut decoded.records {
+        r.enforce_label_limit(64);
+        assert!(r.service.len() <= 64 && r.host.len() <= 64 && r.level.len() <= 64);
+    }
+    let payload = encode_records(&decoded.records);
+    let body = [&7u64.to_le_bytes()[..], &payload].concat();
+    let (seq, back) = decode_body(&body).unwrap_or_else(|e| panic!("WAL round trip: {e}"));
+    assert_eq!(seq, 7);
+    assert_eq!(back, decoded.records, "WAL round trip changed records");
+}
+
+/// Lines of a log file: format detection, then every format's parser on every line.
+pub fn log_lines(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    let lines: Vec<&str> = text.lines().take(64).collect();
+    let _ = LineFormat::detect(&lines, 2024);
+    let mut formats = vec![LineFormat::Triage];
+    formats.extend(
+        LOGHUB_SYSTEMS
+            .iter()
+            .map(|system| LineFormat::Loghub { system, year: 2024 }),
+    );
+    for format in &formats {
+        for line in &lines {
+            let _ = format.parse(line);
+        }
+    }
+}
+
+/// A `match()` query: parsed, rendered, and matched against its own text.
+pub fn match_query(data: &[u8]) {
+    use timberline_udfs::text::Query;
+    let text = String::from_utf8_lossy(data);
+    if let Ok(q) = Query::parse(&text) {
+        let _ = q.render();
+        let _ = q.matches_text(&text);
+        let _ = q.to_parts();
+    }
+}
+
+/// A WAL frame body as replay reads it.
+pub fn wal_body(data: &[u8]) {
+    let _ = decode_body(data);
+}
+
+/// A sidecar index file: opened (which verifies it), then looked up.
+pub fn sidecar(data: &[u8]) {
+    static DIR: LazyLock<Option<tempfile_dir::Dir>> = LazyLock::new(tempfile_dir::Dir::new);
+    let Some(dir) = DIR.as_ref() else { return };
+    let path = dir.path.join(format!("fuzz-{}.idx", std::process::id()));
+    let written = std::fs::File::create(&path).and_then(|mut f| f.write_all(data));
+    if written.is_err() {
+        return;
+    }
+    if let Ok(index) = SegmentIndex::open(&path) {
+        let _ = (index.rows(), index.blocks(), index.block_rows());
+        for field in ["msg", "service", "level", "trace_id", "attrs"] {
+            let _ = index.has(field);
+            let _ = index.term(field, "error");
+            let _ = index.contains(field, "a");
+        }
+        if let Some(counts) = index.counts() {
+            let _ = counts;
+        }
+    }
+}
+
+/// Raw bytes on a pg connection of an in-process server (trust authentication, so input
+/// reaches the query phase): the server must answer or close, and keep serving.
+pub fn pg_session(data: &[u8]) {
+    let Some(server) = PG.as_ref() else { return };
+    let Ok(guard) = server.lock() else { return };
+    let (runtime, addr) = (&guard.0, guard.1);
+    runtime.block_on(async {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let Ok(mut tcp) = tokio::net::TcpStream::connect(addr).await else {
+            return;
+        };
+        let _ = tcp.write_all(data).await;
+        let _ = tcp.shutdown().await;
+        let mut sink = Vec::new();
+        let read = tokio::time::timeout(Duration::from_secs(10), tcp.read_to_end(&mut sink)).await;
+        assert!(
+            read.is_ok(),
+            "the server neither answered nor closed within 10 s"
+        );
+    });
+}
+
+static PG: LazyLock<Option<Mutex<(tokio::runtime::Runtime, std::net::SocketAddr)>>> =
+    LazyLock::new(|| {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .ok()?;
+        let dir = tempfile_dir::Dir::new()?;
+        let config = crate::config::Config {
+            data_dir: dir.path.clone(),
+            http_addr: ([127, 0, 0, 1], 0).into(),
+            pg_addr: ([127, 0, 0, 1], 0).into(),
+            pg_auth: crate::config::AuthMethod::Trust,
+            auth_delay: Duration::ZERO,
+            statement_timeout: Duration::from_secs(5),
+            query_memory: 64 << 20,
+            query_memory_total: 256 << 20,
+            ..crate::config::Config::default()
+        };
+        let server = runtime
+            .block_on(crate::server::Server::start(&config))
+            .ok()?;
+        std::mem::forget(dir);
+        Some(Mutex::new((runtime, server.pg_addr)))
+    });
+
+/// A scratch directory under the system's temp dir, removed on drop.
+mod tempfile_dir {
+    use std::path::PathBuf;
+
+    pub struct Dir {
+        pub path: PathBuf,
+    }
+
+    impl Dir {
+        pub fn new() -> Option<Dir> {
+            let path = std::env::temp_dir().join(format!(
+                "timberline-fuzz-{}-{}",
+                std::process::id(),
+                rand::random::<u32>()
+            ));
+            std::fs::create_dir_all(&path).ok()?;
+            Some(Dir { path })
+        }
+    }
+
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.path);
+        }
+    }
+}

@@ -1,0 +1,406 @@
+//! Output limits for the built-in functions whose result can be far larger than their input
+//! (`repeat`, `lpad`, `rpad`, `array_repeat`, `array_resize`, `range`, `generate_series`): each
+//! call's output is sized from its arguments *before* it is built, and refused past 1 GiB per
+//! value (SQLSTATE 54000, as PostgreSQL does) or past the query's memory budget (53200).
+//! Without this, one expression allocates by a number the client sent, and the allocation
+//! either overflows Arrow's 32-bit offsets (a panic) or fails outright (an abort of the server).
+
+use std::any::Any;
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, AsArray, Int64Array};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::compute::kernels::length::length;
+use datafusion::arrow::datatypes::{DataType, FieldRef, Int64Type};
+use datafusion::common::config::{ConfigEntry, ConfigExtension, ExtensionOptions};
+use datafusion::common::{DataFusionError, Result, ScalarValue};
+use datafusion::logical_expr::udf_eq::UdfEq;
+use datafusion::logical_expr::{
+    ColumnarValue, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature,
+};
+
+use crate::QueryError;
+
+/// The largest value one call may produce, as PostgreSQL's 1 GB field limit.
+pub const MAX_VALUE_BYTES: u128 = 1 << 30;
+
+/// The memory budget of the query running (a session config extension; absent: none beyond
+/// [`MAX_VALUE_BYTES`] per value and 2 GiB per call).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueryBudget {
+    pub bytes: u64,
+}
+
+impl Default for QueryBudget {
+    fn default() -> QueryBudget {
+        QueryBudget { bytes: 2 << 30 }
+    }
+}
+
+impl ConfigExtension for QueryBudget {
+    const PREFIX: &'static str = "timberline_budget";
+}
+
+impl ExtensionOptions for QueryBudget {
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+    fn as_any_mut(&mut self) -> &mut dyn Any {
+        self
+    }
+    fn cloned(&self) -> Box<dyn ExtensionOptions> {
+        Box::new(*self)
+    }
+    fn set(&mut self, key: &str, _value: &str) -> Result<()> {
+        Err(DataFusionError::Configuration(format!(
+            "{key} is set by the server, not by a session"
+        )))
+    }
+    fn entries(&self) -> Vec<ConfigEntry> {
+        Vec::new()
+    }
+}
+
+/// How a function's output grows with its arguments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Growth {
+    /// `repeat(text, n)`: `len(text) × n`.
+    Repeat,
+    /// `lpad/rpad(text, n [, fill])`: `len(text) + n × widest char of fill`.
+    Pad,
+    /// `array_repeat(x, n)`: `n` elements.
+    ArrayRepeat,
+    /// `array_resize(array, n [, v])`: `n` elements.
+    Resize,
+    /// `range/generate_series([start,] stop [, step])`: `(stop − start) / step` elements.
+    Series,
+}
+
+/// Bytes one list element is counted as.
+const ELEMENT_BYTES: u128 = 16;
+
+/// The guarded replacements of DataFusion's functions, to register over them.
+pub fn guarded_udfs() -> Vec<ScalarUDF> {
+    use datafusion::functions::{string, unicode};
+    use datafusion::functions_nested::{range, repeat, resize};
+    [
+        (string::repeat(), Growth::Repeat),
+        (unicode::lpad(), Growth::Pad),
+        (unicode::rpad(), Growth::Pad),
+        (repeat::array_repeat_udf(), Growth::ArrayRepeat),
+        (resize::array_resize_udf(), Growth::Resize),
+        (range::range_udf(), Growth::Series),
+        (range::gen_series_udf(), Growth::Series),
+    ]
+    .into_iter()
+    .map(|(udf, growth)| {
+        ScalarUDF::new_from_impl(Guarded {
+            inner: udf.inner().clone().into(),
+            growth,
+        })
+    })
+    .collect()
+}
+
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct Guarded {
+    inner: UdfEq<Arc<dyn ScalarUDFImpl>>,
+    growth: Growth,
+}
+
+impl Guarded {
+    /// Refuses the call if its output, sized from `args`, is too large.
+    fn check(&self, args: &ScalarFunctionArgs) -> Result<()> {
+        let rows = args.number_rows.max(1);
+        let (largest, total) = self.sizes(&args.args, rows)?;
+        let name = self.inner.name();
+        if largest > MAX_VALUE_BYTES {
+            return Err(limit_error(
+                "54000",
+                format!("{name}: requested length too large ({largest} bytes; at most {MAX_VALUE_BYTES} per value)"),
+            ));
+        }
+        let budget = args
+            .config_options
+            .extensions
+            .get::<QueryBudget>()
+            .copied()
+            .unwrap_or_default();
+        if total > u128::from(budget.bytes) {
+            return Err(limit_error(
+                "53200",
+                format!(
+                    "{name}: its output would take {total} bytes, more than the query's memory budget of {} bytes",
+                    budget.bytes
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// (largest value, all values) in bytes, an upper bound.
+    fn sizes(&self, args: &[ColumnarValue], rows: usize) -> Result<(u128, u128)> {
+        let (mut largest, mut total) = (0u128, 0u128);
+        let ints = Ints::of(args.get(1))?;
+        let lens = Lens::of(args.first())?;
+        for i in 0..rows {
+            let size = match self.growth {
+                Growth::Repeat => lens.at(i) * nonneg(ints.at(i)),
+                Growth::Pad => {
+                    let width = match args.get(2) {
+                        Some(fill) => widest_char(fill, i)?,
+                        None => 1,
+                    };
+                    lens.at(i) + nonneg(ints.at(i)) * width
+                }
+                Growth::ArrayRepeat | Growth::Resize => nonneg(ints.at(i)) * ELEMENT_BYTES,
+                Growth::Series => series_len(args, i)? * ELEMENT_BYTES,
+            };
+            largest = largest.max(size);
+            total = total.saturating_add(size);
+        }
+        Ok((largest, total))
+    }
+}
+
+fn limit_error(code: &'static str, message: String) -> DataFusionError {
+    QueryError::new(code, message).into_df()
+}
+
+fn nonneg(v: Option<i64>) -> u128 {
+    v.map_or(0, |n| n.max(0) as u128)
+}
+
+/// Row `i` of an argument (a scalar is the same on every row).
+fn value_at(arg: &ColumnarValue, i: usize) -> Result<ScalarValue> {
+    match arg {
+        ColumnarValue::Scalar(s) => Ok(s.clone()),
+        ColumnarValue::Array(a) => ScalarValue::try_from_array(a, i),
+    }
+}
+
+/// An integer argument, cast once for the whole batch.
+enum Ints {
+    Const(Option<i64>),
+    Column(Int64Array),
+}
+
+impl Ints {
+    fn of(arg: Option<&ColumnarValue>) -> Result<Ints> {
+        Ok(match arg {
+            None => Ints::Const(None),
+            Some(ColumnarValue::Scalar(v)) if v.is_null() || !v.data_type().is_integer() => {
+                Ints::Const(None)
+            }
+            Some(ColumnarValue::Scalar(v)) => match v.cast_to(&DataType::Int64)? {
+                ScalarValue::Int64(n) => Ints::Const(n),
+                _ => Ints::Const(None),
+            },
+            Some(ColumnarValue::Array(a)) if a.data_type().is_integer() => Ints::Column(
+                cast(a, &DataType::Int64)?
+                    .as_primitive::<Int64Type>()
+                    .clone(),
+            ),
+            Some(ColumnarValue::Array(_)) => Ints::Const(None),
+        })
+    }
+
+    fn at(&self, i: usize) -> Option<i64> {
+        match self {
+            Ints::Const(n) => *n,
+            Ints::Column(a) => (a.len() > i && !a.is_null(i)).then(|| a.value(i)),
+        }
+    }
+}
+
+/// Byte lengths of a text argument (0 for NULL or a non-text one), computed once per batch.
+enum Lens {
+    Const(u128),
+    Column(Int64Array),
+}
+
+impl Lens {
+    fn of(arg: Option<&ColumnarValue>) -> Result<Lens> {
+        Ok(match arg {
+            Some(ColumnarValue::Scalar(
+                ScalarValue::Utf8(Some(s))
+                | ScalarValue::LargeUtf8(Some(s))
+                | ScalarValue::Utf8View(Some(s)),
+            )) => Lens::Const(s.len() as u128),
+            Some(ColumnarValue::Array(a))
+                if matches!(
+                    a.data_type(),
+                    DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
+                ) =>
+            {
+                let lens = length(a)?;
+                Lens::Column(
+                    cast(&lens, &DataType::Int64)?
+                        .as_primitive::<Int64Type>()
+                        .clone(),
+                )
+            }
+            _ => Lens::Const(0),
+        })
+    }
+
+    fn at(&self, i: usize) -> u128 {
+        match self {
+            Lens::Const(n) => *n,
+            Lens::Column(a) => {
+                if a.len() > i && !a.is_null(i) {
+                    a.value(i).max(0) as u128
+                } else {
+                    0
+                }
+            }
+        }
+    }
+}
+
+/// Bytes of the widest character of a fill string (1 when empty or NULL).
+fn widest_char(arg: &ColumnarValue, i: usize) -> Result<u128> {
+    Ok(match value_at(arg, i)? {
+        ScalarValue::Utf8(Some(s))
+        | ScalarValue::LargeUtf8(Some(s))
+        | ScalarValue::Utf8View(Some(s)) => {
+            s.chars().map(char::len_utf8).max().unwrap_or(1) as u128
+        }
+        _ => 1,
+    })
+}
+
+/// Elements of `range/generate_series` at row `i`: integers, dates or timestamps.
+fn series_len(args: &[ColumnarValue], i: usize) -> Result<u128> {
+    let values: Vec<ScalarValue> = args.iter().map(|a| value_at(a, i)).collect::<Result<_>>()?;
+    if values.iter().any(ScalarValue::is_null) {
+        return Ok(0);
+    }
+    let as_i128 = |v: &ScalarValue| -> Option<i128> {
+        match v {
+            ScalarValue::Date32(Some(d)) => Some(i128::from(*d) * 86_400_000_000_000),
+            ScalarValue::Date64(Some(ms)) => Some(i128::from(*ms) * 1_000_000),
+            ScalarValue::TimestampSecond(Some(t), _) => Some(i128::from(*t) * 1_000_000_000),
+            ScalarValue::TimestampMillisecond(Some(t), _) => Some(i128::from(*t) * 1_000_000),
+            ScalarValue::TimestampMicrosecond(Some(t), _) => Some(i128::from(*t) * 1_000),
+            ScalarValue::TimestampNanosecond(Some(t), _) => Some(i128::from(*t)),
+            ScalarValue::IntervalMonthDayNano(Some(iv)) => Some(
+                i128::from(iv.months) * 28 * 86_400_000_000_000
+                    + i128::from(iv.days) * 86_400_000_000_000
+                    + i128::from(iv.nanoseconds),
+            ),
+            ScalarValue::IntervalDayTime(Some(iv)) => Some(
+                i128::from(iv.days) * 86_400_000_000_000 + i128::from(iv.milliseconds) * 1_000_000,
+            ),
+            ScalarValue::IntervalYearMonth(Some(m)) => {
+                Some(i128::from(*m) * 28 * 86_400_000_000_000)
+            }
+            v if v.data_type().is_integer() => match v.cast_to(&DataType::Int64) {
+                Ok(ScalarValue::Int64(Some(n))) => Some(i128::from(n)),
+                _ => None,
+            },
+            _ => None,
+        }
+    };
+    let nums: Vec<i128> = values.iter().filter_map(as_i128).collect();
+    if nums.len() != values.len() {
+        return Ok(0);
+    }
+    let (start, stop, step) = match nums.as_slice() {
+        [stop] => (0, *stop, 1),
+        [start, stop] => (*start, *stop, 1),
+        [start, stop, step, ..] => (*start, *stop, *step),
+        [] => return Ok(0),
+    };
+    let step = step.unsigned_abs().max(1);
+    Ok(start.abs_diff(stop) / step + 1)
+}
+
+impl ScalarUDFImpl for Guarded {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+    fn aliases(&self) -> &[String] {
+        self.inner.aliases()
+    }
+    fn signature(&self) -> &Signature {
+        self.inner.signature()
+    }
+    fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {
+        self.inner.return_type(arg_types)
+    }
+    fn return_field_from_args(&self, args: ReturnFieldArgs) -> Result<FieldRef> {
+        self.inner.return_field_from_args(args)
+    }
+    fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
+        self.inner.coerce_types(arg_types)
+    }
+    fn schema_name(&self, args: &[datafusion::logical_expr::Expr]) -> Result<String> {
+        self.inner.schema_name(args)
+    }
+    fn is_strict(&self) -> bool {
+        self.inner.is_strict()
+    }
+    fn documentation(&self) -> Option<&datafusion::logical_expr::Documentation> {
+        self.inner.documentation()
+    }
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        self.check(&args)?;
+        self.inner.invoke_with_args(args)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_are_upper_bounds_from_the_arguments() {
+        let g = |growth| Guarded {
+            inner: datafusion::functions::string::repeat()
+                .inner()
+                .clone()
+                .into(),
+            growth,
+        };
+        let text = |s: &str| ColumnarValue::Scalar(ScalarValue::Utf8(Some(s.into())));
+        let int = |n: i64| ColumnarValue::Scalar(ScalarValue::Int64(Some(n)));
+        assert_eq!(
+            g(Growth::Repeat).sizes(&[text("abc"), int(4)], 2).unwrap(),
+            (12, 24)
+        );
+        assert_eq!(
+            g(Growth::Repeat).sizes(&[text("abc"), int(-4)], 1).unwrap(),
+            (0, 0)
+        );
+        assert_eq!(
+            g(Growth::Pad)
+                .sizes(&[text("ab"), int(10), text("é")], 1)
+                .unwrap(),
+            (22, 22)
+        );
+        assert_eq!(
+            g(Growth::Series).sizes(&[int(1), int(10)], 1).unwrap().0,
+            10 * ELEMENT_BYTES
+        );
+        assert_eq!(
+            g(Growth::Series)
+                .sizes(&[int(10), int(0), int(-5)], 1)
+                .unwrap()
+                .0,
+            3 * ELEMENT_BYTES
+        );
+        let array: datafusion::arrow::array::ArrayRef =
+            Arc::new(datafusion::arrow::array::Int32Array::from(vec![
+                Some(2),
+                None,
+                Some(3),
+            ]));
+        assert_eq!(
+            g(Growth::Repeat)
+                .sizes(&[text("xy"), ColumnarValue::Array(array)], 3)
+                .unwrap(),
+            (6, 10)
+        );
+    }
+}
