@@ -1,12 +1,14 @@
 //! Timberline's integration tests: one binary, one module per area. Each test starts the real
 //! `timberline` binary on ephemeral ports with its own data directory.
 
+mod abuse;
 mod bad_input;
 mod clients;
 mod counts;
 mod crash;
 mod e2e;
 mod file_ingest;
+mod fuzz;
 mod index;
 mod nearest;
 mod parsers;
@@ -17,3 +19,4 @@ mod support;
 mod text;
 mod units;
 mod wal;
+mod wire;

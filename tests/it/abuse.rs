@@ -1,0 +1,847 @@
+//! The abuse suite: every attack the security probe found, replayed against a real server with
+//! bounded sizes. After each, the server must still answer `/health` and a good login, and stay
+//! within its memory budget.
+
+use std::net::IpAddr;
+use std::process::Command;
+
+use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_postgres::NoTls;
+
+use crate::support::{bin, http, TestServer, API_KEY};
+use crate::wire::{cstr, execute, msg, parse, query, startup, sync, tcp_from, Msg, Wire, PATIENCE};
+
+const OTHER: [u8; 4] = [127, 0, 0, 2];
+
+fn sqlstate(e: &tokio_postgres::Error) -> String {
+    e.code()
+        .map(|c| c.code().to_string())
+        .unwrap_or_else(|| format!("no SQLSTATE: {e}"))
+}
+
+async fn login(
+    port: u16,
+    user: &str,
+    password: &str,
+) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
+    let (client, conn) = tokio_postgres::connect(
+        &format!("host=127.0.0.1 port={port} user={user} password={password}"),
+        NoTls,
+    )
+    .await?;
+    tokio::spawn(conn);
+    Ok(client)
+}
+
+/// The server answers `/health` and a good login runs a query.
+async fn still_serving(server: &TestServer) {
+    let health = http()
+        .get(format!("{}/health", server.http))
+        .send()
+        .await
+        .expect("/health");
+    assert_eq!(health.status(), 200);
+    let pg = server.pg().await;
+    let one: i64 = pg
+        .query_one("SELECT 1::bigint", &[])
+        .await
+        .expect("SELECT 1")
+        .get(0);
+    assert_eq!(one, 1);
+}
+
+/// The server's peak resident memory, from /proc.
+fn peak_rss_mib(server: &TestServer) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", server.child.id()))
+        .expect("/proc status");
+    let kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmHWM");
+    kib / 1024
+}
+
+fn http_port(server: &TestServer) -> u16 {
+    server
+        .http
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("http port")
+}
+
+/// Sends raw bytes on a fresh HTTP connection and reads the reply's status line (or "" when
+/// the server closes without one).
+async fn http_raw(port: u16, from: IpAddr, bytes: &[u8]) -> (String, String) {
+    let mut s = tcp_from(from, port).await;
+    s.write_all(bytes).await.expect("write");
+    let mut buf = Vec::new();
+    let read = async {
+        let mut chunk = [0u8; 4096];
+        loop {
+            match s.read(&mut chunk).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            }
+            if buf.windows(4).any(|w| w == b"\r\n\r\n") && buf.ends_with(b"}") {
+                break;
+            }
+        }
+    };
+    tokio::time::timeout(PATIENCE, read)
+        .await
+        .expect("no answer and no close");
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    let status = text.lines().next().unwrap_or("").to_string();
+    (status, text)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_login_ends_its_connection_and_nothing_sent_after_it_runs() {
+    let server = TestServer::start_with(&[
+        "--pg-auth",
+        "md5",
+        "--pg-max-connections",
+        "3",
+        "--max-connections-per-address",
+        "3",
+        "--auth-delay",
+        "0",
+    ]);
+    let mut held = Vec::new();
+    for _ in 0..6 {
+        let mut w = Wire::connect(server.pg_port).await;
+        w.send(&startup("timberline")).await;
+        let asked = w.recv().await.expect("authentication request");
+        assert_eq!(
+            asked.auth_code(),
+            Some(5),
+            "md5 password request: {asked:?}"
+        );
+        // A wrong password, with a query pipelined behind it.
+        let wrong = msg(b'p', &cstr("md50123456789abcdef0123456789abcdef"));
+        w.send(&[wrong, query("SELECT count(*) FROM logs")].concat())
+            .await;
+        let got = w.until_closed().await;
+        assert_eq!(
+            got.len(),
+            1,
+            "the FATAL, then the close, nothing else: {got:?}"
+        );
+        assert_eq!((got[0].tag, got[0].sqlstate()), (b'E', "28P01".into()));
+        assert_eq!(got[0].field(b'S').as_deref(), Some("FATAL"));
+        held.push(w); // the client keeps its end open
+    }
+    // Six failed logins' sockets are still open on the client's side, and only three
+    // connections are allowed: the server ended them all, so a good login gets in.
+    still_serving(&server).await;
+
+    // A query sent before the exchange finishes ends the connection too.
+    let mut w = Wire::connect(server.pg_port).await;
+    w.send(&[startup("timberline"), query("SELECT 1")].concat())
+        .await;
+    let got = w.until_closed().await;
+    let last = got.last().expect("an answer");
+    assert_eq!(last.tag, b'E', "{got:?}");
+    assert_eq!(last.field(b'S').as_deref(), Some("FATAL"), "{got:?}");
+    assert!(
+        !got.iter().any(|m| m.tag == b'T' || m.tag == b'D'),
+        "{got:?}"
+    );
+}
+
+/// The SCRAM server-first message for `user` (after a client-first with an empty name, as
+/// libpq sends).
+async fn server_first(port: u16, user: &str) -> String {
+    let mut w = Wire::connect(port).await;
+    w.send(&startup(user)).await;
+    let asked = w.recv().await.expect("authentication request");
+    assert_eq!(
+        asked.auth_code(),
+        Some(10),
+        "{user}: SASL expected: {asked:?}"
+    );
+    let client_first = b"n,,n=,r=rOprNGfwEbeRWgbNEkqO";
+    let body = [
+        cstr("SCRAM-SHA-256"),
+        (client_first.len() as i32).to_be_bytes().to_vec(),
+        client_first.to_vec(),
+    ]
+    .concat();
+    w.send(&msg(b'p', &body)).await;
+    let reply = w.recv().await.expect("server-first");
+    assert_eq!(
+        reply.auth_code(),
+        Some(11),
+        "{user}: SASLContinue expected: {reply:?}"
+    );
+    String::from_utf8_lossy(&reply.body[4..]).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn unknown_users_get_the_same_exchange_and_refusal_as_known_ones() {
+    let server = TestServer::start_with(&["--auth-delay", "0"]);
+    let salt = |first: &str| {
+        first
+            .split(',')
+            .find_map(|p| p.strip_prefix("s="))
+            .expect("a salt")
+            .to_string()
+    };
+    let known = server_first(server.pg_port, "timberline").await;
+    let unknown = server_first(server.pg_port, "nobody").await;
+    let again = server_first(server.pg_port, "nobody").await;
+    for first in [&known, &unknown] {
+        assert!(
+            first.contains("r=rOprNGfwEbeRWgbNEkqO") && first.contains(",i=4096"),
+            "{first}"
+        );
+    }
+    assert_eq!(
+        salt(&unknown).len(),
+        salt(&known).len(),
+        "{unknown} / {known}"
+    );
+    assert_eq!(
+        salt(&unknown),
+        salt(&again),
+        "an unknown user's salt must not change"
+    );
+
+    let wrong = login(server.pg_port, "timberline", "wrong")
+        .await
+        .err()
+        .expect("refused");
+    let nobody = login(server.pg_port, "nobody", "wrong")
+        .await
+        .err()
+        .expect("refused");
+    assert_eq!(
+        (sqlstate(&wrong), sqlstate(&nobody)),
+        ("28P01".into(), "28P01".into())
+    );
+    let text = |e: &tokio_postgres::Error| e.as_db_error().map(|d| d.message().to_string());
+    assert_eq!(
+        text(&wrong).as_deref(),
+        Some("password authentication failed for user \"timberline\"")
+    );
+    assert_eq!(
+        text(&nobody).as_deref(),
+        Some("password authentication failed for user \"nobody\"")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn failed_logins_from_one_address_are_answered_ever_later() {
+    let server = TestServer::start_with(&["--auth-delay", "100ms"]);
+    let started = std::time::Instant::now();
+    for _ in 0..4 {
+        let e = login(server.pg_port, "timberline", "guess")
+            .await
+            .err()
+            .expect("refused");
+        assert_eq!(sqlstate(&e), "28P01");
+    }
+    // 100 + 200 + 400 + 800 ms at the least: a guesser from one address gets a few a second.
+    let took = started.elapsed();
+    assert!(took >= std::time::Duration::from_millis(1500), "{took:?}");
+    // A right password is not delayed by them.
+    still_serving(&server).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn malformed_sasl_messages_get_a_protocol_error_not_a_dropped_socket() {
+    let server = TestServer::start_with(&["--auth-delay", "0"]);
+    let method = cstr("SCRAM-SHA-256");
+    for (what, bytes) in [
+        ("empty", msg(b'p', &[])),
+        ("no length", msg(b'p', &method)),
+        (
+            "length past the end",
+            msg(
+                b'p',
+                &[
+                    method.clone(),
+                    100i32.to_be_bytes().to_vec(),
+                    b"n,,".to_vec(),
+                ]
+                .concat(),
+            ),
+        ),
+        (
+            "negative length",
+            msg(
+                b'p',
+                &[method.clone(), (-7i32).to_be_bytes().to_vec()].concat(),
+            ),
+        ),
+        ("frame length below 4", vec![b'p', 0, 0, 0, 2, 1, 2, 3]),
+    ] {
+        let mut w = Wire::connect(server.pg_port).await;
+        w.send(&startup("timberline")).await;
+        assert_eq!(w.recv().await.and_then(|m| m.auth_code()), Some(10));
+        w.send(&bytes).await;
+        let got = w.until_closed().await;
+        let err = got
+            .iter()
+            .find(|m| m.tag == b'E')
+            .unwrap_or_else(|| panic!("{what}: no ErrorResponse: {got:?}"));
+        assert_eq!(err.sqlstate(), "08P01", "{what}: {err:?}");
+        assert!(
+            !got.iter().any(|m| m.auth_code() == Some(0)),
+            "{what}: authenticated: {got:?}"
+        );
+    }
+    still_serving(&server).await;
+}
+
+fn bind(params: &[&[u8]], claimed: u16, param_formats: &[i16], raw_len: Option<i32>) -> Vec<u8> {
+    let mut body = [cstr(""), cstr("")].concat();
+    body.extend_from_slice(&(param_formats.len() as u16).to_be_bytes());
+    for f in param_formats {
+        body.extend_from_slice(&f.to_be_bytes());
+    }
+    body.extend_from_slice(&claimed.to_be_bytes());
+    for p in params {
+        let len = raw_len.unwrap_or(p.len() as i32);
+        body.extend_from_slice(&len.to_be_bytes());
+        body.extend_from_slice(p);
+    }
+    body.extend_from_slice(&0u16.to_be_bytes());
+    msg(b'B', &body)
+}
+
+fn tags(got: &[Msg]) -> String {
+    got.iter().map(|m| m.tag as char).collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn hostile_protocol_messages_get_errors_and_the_server_lives() {
+    let server = TestServer::start_with(&["--pg-auth", "trust"]);
+    let port = server.pg_port;
+
+    // A Bind whose parameter claims more bytes than the message holds, and one that claims
+    // more parameters than it sends: the connection ends with 08P01.
+    for (what, b) in [
+        (
+            "parameter longer than its message",
+            bind(&[b"abc"], 1, &[], Some(100_000)),
+        ),
+        ("more parameters than sent", bind(&[b"abc"], 3, &[], None)),
+    ] {
+        let mut w = Wire::trusted(port).await;
+        w.send(&[parse("SELECT $1::text"), b, sync()].concat())
+            .await;
+        let got = w.until_closed().await;
+        let err = got
+            .iter()
+            .find(|m| m.tag == b'E')
+            .unwrap_or_else(|| panic!("{what}: {}", tags(&got)));
+        assert_eq!(err.sqlstate(), "08P01", "{what}: {err:?}");
+    }
+
+    let mut w = Wire::trusted(port).await;
+    // Two parameter formats for one parameter: refused, and the connection goes on.
+    w.send(
+        &[
+            parse("SELECT $1::text"),
+            bind(&[b"abc"], 1, &[0, 0], None),
+            execute(0),
+            sync(),
+        ]
+        .concat(),
+    )
+    .await;
+    let got = w.until(b'Z').await;
+    let err = got
+        .iter()
+        .find(|m| m.tag == b'E')
+        .unwrap_or_else(|| panic!("{}", tags(&got)));
+    assert_eq!(err.sqlstate(), "08P01", "{err:?}");
+    // Execute with max_rows −1 means "all rows", as in PostgreSQL.
+    w.send(
+        &[
+            parse("SELECT 41 + 1 AS answer"),
+            bind(&[], 0, &[], None),
+            execute(-1),
+            sync(),
+        ]
+        .concat(),
+    )
+    .await;
+    let got = w.until(b'Z').await;
+    assert!(
+        tags(&got).contains("D") && tags(&got).contains("C"),
+        "{}: {got:?}",
+        tags(&got)
+    );
+    // A placeholder number nothing can be sized by.
+    w.send(
+        &[
+            parse("SELECT $4000000000::int"),
+            msg(b'D', &[b'S', 0]),
+            sync(),
+        ]
+        .concat(),
+    )
+    .await;
+    let got = w.until(b'Z').await;
+    let err = got
+        .iter()
+        .find(|m| m.tag == b'E')
+        .unwrap_or_else(|| panic!("{}", tags(&got)));
+    assert_eq!(err.sqlstate(), "42P02", "{err:?}");
+    // SET with a multibyte value.
+    w.send(&query("SET a.b = 'üü'")).await;
+    let got = w.until(b'Z').await;
+    assert!(!got.iter().any(|m| m.tag == b'E'), "{got:?}");
+    w.send(&query("SELECT current_setting('a.b')")).await;
+    let got = w.until(b'Z').await;
+    assert!(
+        got.iter()
+            .any(|m| m.tag == b'D' && String::from_utf8_lossy(&m.body).contains("üü")),
+        "{got:?}"
+    );
+    w.send(&query(
+        "SET application_name = 'ü ü'; SET SESSION x.y TO 'ééé'",
+    ))
+    .await;
+    let got = w.until(b'Z').await;
+    assert!(!got.iter().any(|m| m.tag == b'E'), "{got:?}");
+    drop(w);
+    still_serving(&server).await;
+}
+
+/// The start of a POST to /v1/ingest with `headers`, and no body yet.
+fn post_head(headers: &str, length: usize) -> Vec<u8> {
+    format!(
+        "POST /v1/ingest HTTP/1.1\r\nhost: t\r\ncontent-type: application/json\r\ncontent-length: {length}\r\n{headers}\r\n"
+    )
+    .into_bytes()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn http_checks_the_key_before_the_body_and_bounds_slow_clients() {
+    let server =
+        TestServer::start_with(&["--http-header-timeout", "1s", "--http-body-timeout", "1s"]);
+    let port = http_port(&server);
+    let me: IpAddr = [127, 0, 0, 1].into();
+    // 59 MiB announced, not a byte sent: no key means 401 at once.
+    let (status, text) = http_raw(port, me, &post_head("", 59 << 20)).await;
+    assert!(status.contains("401"), "{text}");
+    assert!(text.contains("\"error\""), "{text}");
+    // A key, but more than the limit announced: 413 at once.
+    let auth = format!("authorization: Bearer {API_KEY}\r\n");
+    let (status, text) = http_raw(port, me, &post_head(&auth, 100 << 20)).await;
+    assert!(status.contains("413"), "{text}");
+    // A body that stops coming: 408 once its time is up.
+    let (status, text) = http_raw(
+        port,
+        me,
+        &[post_head(&auth, 1000), b"{\"logs\":".to_vec()].concat(),
+    )
+    .await;
+    assert!(status.contains("408"), "{text}");
+    // Headers that never finish: the connection is closed.
+    let (status, text) = http_raw(port, me, b"POST /v1/ingest HTTP/1.1\r\nhost: t\r\n").await;
+    assert!(!status.contains("200") && !status.contains("202"), "{text}");
+    still_serving(&server).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn one_address_cannot_take_every_connection() {
+    let server = TestServer::start_with(&[
+        "--max-connections-per-address",
+        "4",
+        "--http-header-timeout",
+        "60s",
+    ]);
+    let port = http_port(&server);
+    let mut held = Vec::new();
+    for _ in 0..4 {
+        let mut s = tcp_from([127, 0, 0, 1].into(), port).await;
+        s.write_all(b"GET /health HTTP/1.1\r\n")
+            .await
+            .expect("write");
+        held.push(s);
+    }
+    // The server counts a connection when it accepts it; retry until the fifth is refused.
+    let mut refused = None;
+    for _ in 0..100 {
+        let (status, text) = http_raw(
+            port,
+            [127, 0, 0, 1].into(),
+            b"GET /health HTTP/1.1\r\nhost: t\r\n\r\n",
+        )
+        .await;
+        if status.contains("503") {
+            refused = Some(text);
+            break;
+        }
+    }
+    let text = refused.expect("the fifth connection from one address was never refused");
+    assert!(
+        text.contains("too many connections from this address"),
+        "{text}"
+    );
+    // Another address is served.
+    let other = reqwest::Client::builder()
+        .local_address(IpAddr::from(OTHER))
+        .build()
+        .expect("client");
+    let health = other
+        .get(format!("{}/health", server.http))
+        .send()
+        .await
+        .expect("/health");
+    assert_eq!(health.status(), 200);
+
+    // The same on the pg port: FATAL 53300 for the fifth, a login from elsewhere works.
+    let mut pg_held = Vec::new();
+    for _ in 0..4 {
+        pg_held.push(Wire::connect(server.pg_port).await);
+    }
+    let mut refused = None;
+    for _ in 0..100 {
+        let mut w = Wire::connect(server.pg_port).await;
+        w.send(&startup("timberline")).await;
+        let first = w.recv().await;
+        if let Some(m) = first.filter(|m| m.tag == b'E') {
+            refused = Some(m);
+            break;
+        }
+    }
+    let refusal = refused.expect("the fifth pg connection was never refused");
+    assert_eq!(refusal.sqlstate(), "53300", "{refusal:?}");
+    let tcp = tcp_from(IpAddr::from(OTHER), server.pg_port).await;
+    let config: tokio_postgres::Config = "user=timberline password=timberline dbname=timberline"
+        .parse()
+        .expect("config");
+    let (client, conn) = config
+        .connect_raw(tcp, NoTls)
+        .await
+        .expect("login from 127.0.0.2");
+    tokio::spawn(conn);
+    let one: i64 = client
+        .query_one("SELECT 1::bigint", &[])
+        .await
+        .expect("query")
+        .get(0);
+    assert_eq!(one, 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bodies_in_flight_are_bounded_across_requests() {
+    let server = TestServer::start_with(&[
+        "--max-inflight-body-bytes",
+        "1MiB",
+        "--http-body-timeout",
+        "60s",
+    ]);
+    let port = http_port(&server);
+    // One upload holds 900 KB of the budget and stops.
+    let mut slow = tcp_from([127, 0, 0, 1].into(), port).await;
+    let auth = format!("authorization: Bearer {API_KEY}\r\n");
+    slow.write_all(&post_head(&auth, 2_000_000))
+        .await
+        .expect("head");
+    slow.write_all(&vec![b' '; 900_000]).await.expect("body");
+    // Others are refused (503, retry) as soon as the server has read it.
+    let event = json!({"logs": [{"msg": "x".repeat(300_000)}]})
+        .to_string()
+        .into_bytes();
+    let mut refused = None;
+    for _ in 0..200 {
+        let (s, b) = server
+            .post_raw(
+                "/v1/ingest",
+                &[("content-type", "application/json")],
+                event.clone(),
+            )
+            .await;
+        if s == 503 {
+            refused = Some(b);
+            break;
+        }
+        assert_eq!(s, 202, "{b}");
+    }
+    let b = refused.expect("no request was refused while 900 KB of 1 MiB were held");
+    assert!(b["error"].as_str().unwrap_or("").contains("retry"), "{b}");
+    drop(slow);
+    still_serving(&server).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_batch_is_sized_before_it_is_built_and_labels_are_capped() {
+    let server =
+        TestServer::start_with(&["--max-buffer-bytes", "4194304", "--max-label-bytes", "1024"]);
+    // 100 KB of source attributes copied into 10,000 events would be 1 GB.
+    let logs: Vec<Value> = (0..10_000).map(|i| json!({"msg": i})).collect();
+    let amplified =
+        json!({"source": {"service": "s", "region": "r".repeat(100_000)}, "logs": logs});
+    let (s, b) = server.ingest(&amplified).await;
+    assert_eq!(s, 413, "{b}");
+    assert!(b["error"].as_str().unwrap_or("").contains("source"), "{b}");
+    // One event with a 2 MB service name: stored, the name cut and the row flagged.
+    let (s, b) = server
+        .ingest(&json!({"logs": [{"service": "s".repeat(2_000_000), "msg": "long label"}]}))
+        .await;
+    assert_eq!(s, 202, "{b}");
+    let pg = server.pg().await;
+    let row = pg
+        .query_one(
+            "SELECT length(service), truncated FROM logs WHERE msg = 'long label'",
+            &[],
+        )
+        .await
+        .expect("query");
+    assert_eq!((row.get::<_, i32>(0), row.get::<_, bool>(1)), (1024, true));
+    // A batch larger than the whole hot buffer: 413, not an early flush of a buffer it overruns.
+    let logs: Vec<Value> = (0..10_000)
+        .map(|i| json!({"msg": format!("{i} {}", "m".repeat(600))}))
+        .collect();
+    let (s, b) = server.ingest(&json!({"logs": logs})).await;
+    assert_eq!(s, 413, "{b}");
+    assert!(
+        b["error"].as_str().unwrap_or("").contains("hot buffer"),
+        "{b}"
+    );
+    still_serving(&server).await;
+    let peak = peak_rss_mib(&server);
+    assert!(peak < 700, "peak RSS {peak} MiB");
+}
+
+/// 5,000 rows with ~600 bytes of attributes each.
+async fn load_rows(server: &TestServer) {
+    let logs: Vec<Value> = (0..5_000)
+        .map(|i| json!({"timestamp": 1_705_312_800 + i, "level": "INFO", "msg": format!("message number {i}"), "meta": {"blob": "b".repeat(600)}}))
+        .collect();
+    let (s, b) = server.ingest(&json!({"logs": logs})).await;
+    assert_eq!(s, 202, "{b}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_query_runs_within_a_memory_budget() {
+    let server =
+        TestServer::start_with(&["--query-memory", "32MiB", "--query-memory-total", "128MiB"]);
+    load_rows(&server).await;
+    server.flush().await;
+    load_rows(&server).await;
+    let pg = server.pg().await;
+    for (sql, want) in [
+        // 10,000 × 12 KB accumulated: the aggregate's reservation is refused.
+        (
+            "SELECT length(string_agg(repeat(attrs, 20), ',')) FROM logs",
+            "53200",
+        ),
+        ("SELECT length(lpad(msg, 2147483647)) FROM logs", "54000"),
+        ("SELECT length(repeat(msg, 10000000)) FROM logs", "53200"),
+        ("SELECT length(lpad(msg, 300000000)) FROM logs", "53200"),
+        (
+            "SELECT lpad(msg, 2000000) AS m FROM logs ORDER BY random() LIMIT 1",
+            "53200",
+        ),
+        ("SELECT length(repeat('x', 2000000000))", "54000"),
+        ("SELECT cardinality(range(1, 10000000000))", "54000"),
+        ("SELECT cardinality(array_repeat(1, 2000000000))", "54000"),
+    ] {
+        let e = pg
+            .query(sql, &[])
+            .await
+            .err()
+            .unwrap_or_else(|| panic!("{sql} answered"));
+        assert_eq!(sqlstate(&e), want, "{sql}: {e:?}");
+    }
+    // Within the budget, the same shapes answer.
+    let n: i64 = pg
+        .query_one(
+            "SELECT count(*) FROM (SELECT lpad(msg, 100) AS m FROM logs ORDER BY random()) t",
+            &[],
+        )
+        .await
+        .expect("small sort")
+        .get(0);
+    assert_eq!(n, 10_000);
+    still_serving(&server).await;
+    let peak = peak_rss_mib(&server);
+    assert!(peak < 1024, "peak RSS {peak} MiB");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sessions_start_with_the_server_statement_timeout() {
+    let server = TestServer::start_with(&["--statement-timeout", "300ms"]);
+    let pg = server.pg().await;
+    let shown: String = pg
+        .query_one("SHOW statement_timeout", &[])
+        .await
+        .expect("show")
+        .get(0);
+    assert_eq!(shown, "300ms");
+    let e = pg
+        .query(
+            "SELECT sum(value) FROM generate_series(1, 1000000000000)",
+            &[],
+        )
+        .await
+        .err()
+        .expect("cancelled");
+    assert_eq!(sqlstate(&e), "57014", "{e:?}");
+    // A session may lift it, as in PostgreSQL.
+    pg.batch_execute("SET statement_timeout = 0")
+        .await
+        .expect("set");
+    let n: i64 = pg
+        .query_one("SELECT count(*) FROM generate_series(1, 1000)", &[])
+        .await
+        .expect("count")
+        .get(0);
+    assert_eq!(n, 1000);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn probes_and_flushes_tell_nothing_of_other_tenants() {
+    let server = TestServer::start();
+    let key = Command::new(bin())
+        .args(["key", "add", "--tenant", "acme", "--data-dir"])
+        .arg(server.dir.path())
+        .output()
+        .expect("key add");
+    assert!(key.status.success());
+    let acme = format!("Bearer {}", String::from_utf8_lossy(&key.stdout).trim());
+    let ct = ("content-type", "application/json");
+    let batch = |n: usize| {
+        let logs: Vec<Value> = (0..n).map(|i| json!({"msg": format!("m{i}")})).collect();
+        serde_json::to_vec(&json!({"logs": logs})).expect("json")
+    };
+    let (s, _) = server.post_raw("/v1/ingest", &[ct], batch(7)).await;
+    assert_eq!(s, 202);
+    let (s, _) = server
+        .post_raw("/v1/ingest", &[ct, ("authorization", &acme)], batch(3))
+        .await;
+    assert_eq!(s, 202);
+    // /ready, without a key, says only that the server is ready.
+    let ready: Value = reqwest::Client::new()
+        .get(format!("{}/ready", server.http))
+        .send()
+        .await
+        .expect("/ready")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(ready, json!({"status": "ready"}));
+    // acme's flush reports acme's rows only.
+    let (s, b) = server
+        .post_raw("/v1/flush", &[("authorization", &acme)], Vec::new())
+        .await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(b["rows"], 3, "{b}");
+    // EXPLAIN names segments inside the data directory, not where it is on disk.
+    let pg = server.pg().await;
+    let plan: Vec<String> = pg
+        .simple_query("EXPLAIN SELECT msg FROM logs")
+        .await
+        .expect("explain")
+        .into_iter()
+        .filter_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(r) => r.get(1).map(str::to_string),
+            _ => None,
+        })
+        .collect();
+    let plan = plan.join("\n");
+    let dir = server.dir.path().to_string_lossy().to_string();
+    assert!(plan.contains("tenant=default"), "{plan}");
+    assert!(
+        !plan.contains(&dir),
+        "the plan shows the data directory {dir}: {plan}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_segment_without_its_data_file_fails_every_query_that_needs_it_alike() {
+    let server = TestServer::start();
+    load_rows(&server).await;
+    server.flush().await;
+    let pg = server.pg().await;
+    let n: i64 = pg
+        .query_one("SELECT count(*) FROM logs", &[])
+        .await
+        .expect("count")
+        .get(0);
+    assert_eq!(n, 5_000);
+    // The count comes from the segment's count table, without reading the segment.
+    let plan = crate::support::explain(&pg, "SELECT count(*) FROM logs").await;
+    let counted = crate::support::plan_metric(&plan, "segments_counted");
+    assert!(counted.is_some_and(|n| n >= 1), "{plan}");
+    let parquet = walk(server.dir.path())
+        .into_iter()
+        .find(|p| p.extension().is_some_and(|e| e == "parquet"))
+        .expect("a segment");
+    std::fs::remove_file(&parquet).expect("remove");
+    for sql in [
+        "SELECT count(*) FROM logs",
+        "SELECT count(*) FROM logs WHERE level = 'INFO'",
+        "SELECT msg FROM logs LIMIT 1",
+    ] {
+        let e = pg
+            .query(sql, &[])
+            .await
+            .err()
+            .unwrap_or_else(|| panic!("{sql} answered"));
+        assert_eq!(sqlstate(&e), "58P01", "{sql}: {e:?}");
+        let text = e
+            .as_db_error()
+            .map(|d| d.message().to_string())
+            .unwrap_or_default();
+        assert!(text.contains("lost its data file"), "{sql}: {text}");
+    }
+    still_serving(&server).await;
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = entry.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn correlated_subqueries_answer_rightly_or_are_refused_never_null() {
+    let server = TestServer::start();
+    let logs: Vec<Value> = ["a", "b", "b", "c"]
+        .iter()
+        .map(|m| json!({"msg": m}))
+        .collect();
+    let (s, _) = server.ingest(&json!({"logs": logs})).await;
+    assert_eq!(s, 202);
+    let pg = server.pg().await;
+    // By equality: decorrelated, and a group with no match counts 0 (not NULL).
+    let rows = pg
+        .query(
+            "SELECT msg, (SELECT count(*) FROM logs l2 WHERE l2.msg = l1.msg AND l2.msg <> 'c') AS n \
+             FROM logs l1 ORDER BY msg",
+            &[],
+        )
+        .await
+        .expect("equality correlation");
+    let got: Vec<(String, i64)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    let want = [("a", 1), ("b", 2), ("b", 2), ("c", 0)].map(|(m, n)| (m.to_string(), n));
+    assert_eq!(got, want);
+    // By inequality: DataFusion cannot run it; the answer is an error, never a NULL.
+    let e = pg
+        .query(
+            "SELECT (SELECT count(*) FROM logs l2 WHERE l2.tenant <> l1.tenant) FROM logs l1 LIMIT 1",
+            &[],
+        )
+        .await
+        .err()
+        .expect("refused");
+    assert_eq!(sqlstate(&e), "0A000", "{e:?}");
+}
