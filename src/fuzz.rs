@@ -136,6 +136,7 @@ static PG: LazyLock<Option<Mutex<(tokio::runtime::Runtime, std::net::SocketAddr)
     LazyLock::new(|| {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
+            .thread_stack_size(32 << 20)
             .enable_all()
             .build()
             .ok()?;

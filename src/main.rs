@@ -113,6 +113,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        // Planning and evaluating SQL recurse once per nesting level (bounded by the pg front
+        // end's depth limit); give each thread room for that in a debug build too.
+        .thread_stack_size(32 << 20)
         .build()
     {
         Ok(r) => r,
