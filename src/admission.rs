@@ -81,6 +81,7 @@ impl Admission {
 
     /// A place for a connection from `address`, or why there is none.
     pub fn admit(self: &Arc<Self>, address: IpAddr) -> Result<Permit, Refused> {
+        let address = client_key(address);
         let mut open = self.lock();
         if open.total >= self.max_total {
             return Err(Refused::Total {
@@ -104,6 +105,23 @@ impl Admission {
     /// Connections open now.
     pub fn open(&self) -> usize {
         self.lock().total
+    }
+}
+
+/// The address a client is counted under: an IPv6 client by its /64 (one host or site holds
+/// a whole /64, so counting single addresses would let it rotate past every cap), an
+/// IPv4-mapped one as its IPv4 address.
+pub fn client_key(address: IpAddr) -> IpAddr {
+    match address {
+        IpAddr::V4(_) => address,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let mut segments = v6.segments();
+                segments[4..].fill(0);
+                IpAddr::V6(segments.into())
+            }
+        },
     }
 }
 
@@ -145,5 +163,20 @@ mod tests {
         assert_eq!(a.open(), 2);
         let _p4 = a.admit(one).unwrap();
         assert_eq!(a.open(), 3);
+    }
+
+    #[test]
+    fn ipv6_clients_count_by_their_64() {
+        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:bbbb::9".parse().unwrap();
+        let c: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert_eq!(client_key(a), client_key(b));
+        assert_ne!(client_key(a), client_key(c));
+        let mapped: IpAddr = "::ffff:10.1.2.3".parse().unwrap();
+        assert_eq!(client_key(mapped), IpAddr::from([10, 1, 2, 3]));
+        let caps = Admission::new(10, 1);
+        let _held = caps.admit(a).unwrap();
+        assert!(caps.admit(b).is_err());
+        assert!(caps.admit(c).is_ok());
     }
 }

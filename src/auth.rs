@@ -79,6 +79,9 @@ impl User {
 pub struct Users {
     file: PathBuf,
     bootstrap: User,
+    /// The key unknown users' mock SCRAM salts derive from, kept in the data directory so a
+    /// restart does not change them (which would tell them from real users' salts).
+    mock_key: [u8; 32],
 }
 
 impl Users {
@@ -88,7 +91,13 @@ impl Users {
         Users {
             file: data_dir.join(FILE),
             bootstrap: User::new(BOOTSTRAP_USER, DEFAULT_TENANT, bootstrap_password),
+            mock_key: mock_key(data_dir),
         }
+    }
+
+    /// The secret unknown users' mock verifiers derive from.
+    pub fn mock_key(&self) -> &[u8; 32] {
+        &self.mock_key
     }
 
     /// Looks a user up (reading the file afresh).
@@ -99,6 +108,24 @@ impl Users {
         }
         Ok((name == BOOTSTRAP_USER).then(|| self.bootstrap.clone()))
     }
+}
+
+const MOCK_KEY_FILE: &str = "mock_auth.key";
+
+/// The data directory's mock-authentication key, made on first use; a random one (with a
+/// warning) if it cannot be read or written.
+fn mock_key(data_dir: &Path) -> [u8; 32] {
+    let path = data_dir.join(MOCK_KEY_FILE);
+    if let Ok(bytes) = std::fs::read(&path) {
+        if let Ok(key) = <[u8; 32]>::try_from(bytes.as_slice()) {
+            return key;
+        }
+    }
+    let key: [u8; 32] = rand::random();
+    if let Err(e) = crate::wal::replace_file(&path, "tmp", &key) {
+        tracing::warn!(error = %e, path = %path.display(), "cannot keep the mock authentication key");
+    }
+    key
 }
 
 /// Adds or replaces a user in `data_dir`'s users file (written atomically).

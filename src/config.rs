@@ -61,6 +61,8 @@ pub struct Config {
     /// pg connections open at once, and HTTP connections open at once.
     pub pg_max_connections: usize,
     pub http_max_connections: usize,
+    /// pg connections still logging in (a quarter of them from one address).
+    pub pg_max_pending_logins: usize,
     /// Connections one client address may hold open, per listener.
     pub max_connections_per_address: usize,
     /// Time an HTTP request's headers may take to arrive (also the keep-alive idle limit).
@@ -152,14 +154,27 @@ macro_rules! deserialize_from_str {
 deserialize_from_str!(Size);
 deserialize_from_str!(Span);
 
-/// Half the machine's memory (the default budget of all queries), or 4 GiB when unknown.
+/// Half the memory the server may use (the default budget of all queries): the machine's, or
+/// its cgroup's limit when lower (in a container); 4 GiB when neither can be read.
 fn half_of_memory() -> u64 {
-    let total_kib = std::fs::read_to_string("/proc/meminfo").ok().and_then(|m| {
+    let machine = std::fs::read_to_string("/proc/meminfo").ok().and_then(|m| {
         m.lines()
             .find_map(|l| l.strip_prefix("MemTotal:"))
             .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .map(|kib| kib.saturating_mul(1024))
     });
-    total_kib.map_or(4 << 30, |k| k.saturating_mul(1024) / 2)
+    let cgroup = [
+        "/sys/fs/cgroup/memory.max",
+        "/sys/fs/cgroup/memory/memory.limit_in_bytes",
+    ]
+    .iter()
+    .filter_map(|p| std::fs::read_to_string(p).ok())
+    .find_map(|v| v.trim().parse::<u64>().ok());
+    let limit = match (machine, cgroup) {
+        (Some(m), Some(c)) => m.min(c),
+        (m, c) => m.or(c).unwrap_or(8 << 30),
+    };
+    limit / 2
 }
 
 impl Default for Config {
@@ -182,6 +197,7 @@ impl Default for Config {
             index: true,
             index_block_rows: 1024,
             pg_max_connections: 256,
+            pg_max_pending_logins: 64,
             http_max_connections: 1024,
             max_connections_per_address: 128,
             http_header_timeout: Duration::from_secs(10),
@@ -251,6 +267,9 @@ pub struct Overrides {
     /// pg connections open at once (past it: FATAL 53300).
     #[arg(long, env = "TIMBERLINE_PG_MAX_CONNECTIONS")]
     pub pg_max_connections: Option<usize>,
+    /// pg connections still logging in, a quarter of them from one address (past it: 53300).
+    #[arg(long, env = "TIMBERLINE_PG_MAX_PENDING_LOGINS")]
+    pub pg_max_pending_logins: Option<usize>,
     /// HTTP connections open at once (past it: 503).
     #[arg(long, env = "TIMBERLINE_HTTP_MAX_CONNECTIONS")]
     pub http_max_connections: Option<usize>,
@@ -334,6 +353,7 @@ impl Config {
             index: pick!(index),
             index_block_rows: pick!(index_block_rows),
             pg_max_connections: pick!(pg_max_connections),
+            pg_max_pending_logins: pick!(pg_max_pending_logins),
             http_max_connections: pick!(http_max_connections),
             max_connections_per_address: pick!(max_connections_per_address),
             http_header_timeout: pick_with!(http_header_timeout, |s: Span| s.0),

@@ -10,6 +10,7 @@
 //! - [`query`]: plan and stream rows; [`params`]: parameter types; [`rewrite`]: client SQL
 //!   DataFusion cannot plan as written; [`tls`]: the rustls acceptor.
 
+mod depth;
 mod error;
 mod fixtures;
 mod params;
@@ -49,6 +50,8 @@ pub struct PgHandlers {
     require_tls: bool,
     throttle: LoginThrottle,
     admission: Arc<Admission>,
+    /// Caps of connections that have not logged in yet (held until the login completes).
+    logins: Arc<Admission>,
     statement_timeout: Duration,
 }
 
@@ -61,6 +64,7 @@ impl PgHandlers {
         require_tls: bool,
         auth_delay: Duration,
         admission: Arc<Admission>,
+        logins: Arc<Admission>,
         statement_timeout: Duration,
     ) -> PgHandlers {
         PgHandlers {
@@ -71,6 +75,7 @@ impl PgHandlers {
             require_tls,
             throttle: LoginThrottle::new(auth_delay),
             admission,
+            logins,
             statement_timeout,
         }
     }
@@ -96,8 +101,12 @@ pub async fn serve(listener: TcpListener, handlers: Arc<PgHandlers>, tls: Option
     loop {
         match listener.accept().await {
             Ok((socket, peer)) => {
-                let permit = match handlers.admission.admit(peer.ip()) {
-                    Ok(permit) => permit,
+                let admitted = handlers.admission.admit(peer.ip()).and_then(|permit| {
+                    let login = handlers.logins.admit(peer.ip())?;
+                    Ok((permit, login))
+                });
+                let (permit, login) = match admitted {
+                    Ok(permits) => permits,
                     Err(refused) => {
                         tracing::debug!(%peer, %refused, "pg connection refused");
                         tokio::spawn(socket::refuse(socket, format!("sorry, {refused}")));
@@ -108,7 +117,8 @@ pub async fn serve(listener: TcpListener, handlers: Arc<PgHandlers>, tls: Option
                 let handlers = handlers.clone();
                 let tls = tls.clone();
                 tokio::spawn(async move {
-                    let served = socket::serve_connection(socket, peer.ip(), tls, handlers).await;
+                    let served =
+                        socket::serve_connection(socket, peer.ip(), tls, handlers, login).await;
                     if let Err(e) = served {
                         tracing::debug!(%peer, error = %e, "pg connection ended with an error");
                     }

@@ -21,6 +21,7 @@ use tokio::net::TcpStream;
 
 use super::query::Prepared;
 use super::PgHandlers;
+use crate::admission::Permit;
 
 /// Most rows one Execute returns before PortalSuspended (the client then executes again).
 const MAX_FETCH_ROWS: i32 = 65_536;
@@ -34,7 +35,10 @@ pub async fn serve_connection(
     peer: IpAddr,
     tls: Option<TlsAcceptor>,
     handlers: Arc<PgHandlers>,
+    login: Permit,
 ) -> io::Result<()> {
+    // Held while the client logs in: connections not yet logged in have caps of their own.
+    let mut login = Some(login);
     let startup_timeout = tokio::time::sleep(STARTUP_TIMEOUT);
     tokio::pin!(startup_timeout);
     let negotiated = tokio::select! {
@@ -55,7 +59,23 @@ pub async fn serve_connection(
             PgWireConnectionState::AwaitingStartup
                 | PgWireConnectionState::AuthenticationInProgress
         );
-        let next = AssertUnwindSafe(socket.next()).catch_unwind();
+        let authenticating = matches!(
+            socket.state(),
+            PgWireConnectionState::AuthenticationInProgress
+        );
+        let next = AssertUnwindSafe(std::future::poll_fn(|cx| {
+            // Before a login completes only password messages may come, and small ones: a
+            // frame is refused from its header, before pgwire buffers the whole of it.
+            if authenticating {
+                if let Some(why) = unexpected_before_login(socket.read_buffer()) {
+                    return std::task::Poll::Ready(Some(Err(PgWireError::UserError(Box::new(
+                        fatal("08P01", why),
+                    )))));
+                }
+            }
+            socket.poll_next_unpin(cx)
+        }))
+        .catch_unwind();
         let next = if logging_in {
             tokio::select! {
                 _ = &mut startup_timeout => return Ok(()),
@@ -106,6 +126,9 @@ pub async fn serve_connection(
         ))
         .catch_unwind()
         .await;
+        if login.is_some() && matches!(socket.state(), PgWireConnectionState::ReadyForQuery) {
+            login = None;
+        }
         let error = match handled {
             Ok(Ok(())) => continue,
             Ok(Err(e)) => e,
@@ -133,6 +156,29 @@ pub async fn serve_connection(
         )
         .await?;
     }
+}
+
+/// Largest message a client may send while authenticating (a SCRAM message is ~100 bytes).
+const MAX_LOGIN_MESSAGE: usize = 16 << 10;
+
+/// Why the frames buffered during authentication are refused: a type other than a password
+/// message (`p`), or a length past [`MAX_LOGIN_MESSAGE`].
+fn unexpected_before_login(buf: &[u8]) -> Option<String> {
+    let mut at = 0;
+    while let Some(header) = buf.get(at..at + 5) {
+        let len = u32::from_be_bytes([header[1], header[2], header[3], header[4]]) as usize;
+        if header[0] != b'p' {
+            return Some(format!(
+                "expected password response, got message type {:?}",
+                header[0] as char
+            ));
+        }
+        if !(4..=MAX_LOGIN_MESSAGE).contains(&len) {
+            return Some(format!("invalid length {len} of a password message"));
+        }
+        at += 1 + len;
+    }
+    None
 }
 
 /// Sends a last error and closes the connection; nothing more is read from it.

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::fmt::Debug;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use futures::sink::Sink;
@@ -159,7 +159,7 @@ impl AuthSource for Verifiers {
     async fn get_password(&self, login: &LoginInfo) -> PgWireResult<Password> {
         let name = login.user().unwrap_or_default();
         let Some(user) = self.users.find(name).map_err(internal)? else {
-            return Ok(mock_password(name, self.method));
+            return Ok(mock_password(name, self.method, self.users.mock_key()));
         };
         Ok(match self.method {
             AuthMethod::Md5 => {
@@ -176,12 +176,9 @@ impl AuthSource for Verifiers {
 
 /// A verifier for a user that does not exist, so the exchange runs to its end and fails at
 /// the proof exactly as a wrong password does (PostgreSQL's mock authentication): the SCRAM
-/// salt is the same for the same name on every try, as a real user's is; the secret is random.
-fn mock_password(name: &str, method: AuthMethod) -> Password {
-    static MOCK_KEY: LazyLock<ring::hmac::Key> = LazyLock::new(|| {
-        let secret: [u8; 32] = rand::random();
-        ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &secret)
-    });
+/// salt is the same for the same name on every try and across restarts, as a real user's is;
+/// the secret is random.
+fn mock_password(name: &str, method: AuthMethod, key: &[u8; 32]) -> Password {
     let secret: [u8; 32] = rand::random();
     match method {
         AuthMethod::Md5 => {
@@ -190,7 +187,8 @@ fn mock_password(name: &str, method: AuthMethod) -> Password {
             Password::new(Some(salt.to_vec()), fake.into_bytes())
         }
         _ => {
-            let tag = ring::hmac::sign(&MOCK_KEY, name.as_bytes());
+            let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, key);
+            let tag = ring::hmac::sign(&key, name.as_bytes());
             Password::new(Some(tag.as_ref()[..16].to_vec()), secret.to_vec())
         }
     }

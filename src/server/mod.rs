@@ -182,6 +182,10 @@ impl Server {
             config.require_tls,
             config.auth_delay,
             Admission::new(pg_cap, config.max_connections_per_address),
+            Admission::new(
+                config.pg_max_pending_logins,
+                (config.pg_max_pending_logins / 4).max(1),
+            ),
             config.statement_timeout,
         );
         tokio::spawn(serve(pg, Arc::new(handlers), tls));
