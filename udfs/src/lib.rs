@@ -10,6 +10,8 @@
 //! - [`QueryError`]: our failures with their SQLSTATE.
 
 mod error;
+#[cfg(debug_assertions)]
+mod failpoint;
 pub mod limits;
 pub mod nearest;
 pub mod pg_compat;
@@ -44,5 +46,7 @@ pub fn register(ctx: &mut SessionContext) -> datafusion::error::Result<()> {
     for udf in limits::guarded_udfs() {
         ctx.register_udf(udf);
     }
+    #[cfg(debug_assertions)]
+    ctx.register_udf(failpoint::panic_udf());
     Ok(())
 }

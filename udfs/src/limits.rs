@@ -68,12 +68,17 @@ enum Growth {
     Repeat,
     /// `lpad/rpad(text, n [, fill])`: `len(text) + n × widest char of fill`.
     Pad,
-    /// `array_repeat(x, n)`: `n` elements.
+    /// `array_repeat(x, n)`: `n` copies of `x`.
     ArrayRepeat,
-    /// `array_resize(array, n [, v])`: `n` elements.
+    /// `array_resize(array, n [, v])`: `n` elements as large as the array's or `v`.
     Resize,
     /// `range/generate_series([start,] stop [, step])`: `(stop − start) / step` elements.
     Series,
+    /// `replace(text, from, to)`: every `from` (or, when it is empty, every gap) becomes `to`.
+    Replace,
+    /// `regexp_replace(text, pattern, replacement [, flags])`: each match (at most one per
+    /// byte and gap) becomes the replacement, whose group references copy at most the text.
+    RegexpReplace,
 }
 
 /// Bytes one list element is counted as.
@@ -81,7 +86,7 @@ const ELEMENT_BYTES: u128 = 16;
 
 /// The guarded replacements of DataFusion's functions, to register over them.
 pub fn guarded_udfs() -> Vec<ScalarUDF> {
-    use datafusion::functions::{string, unicode};
+    use datafusion::functions::{regex, string, unicode};
     use datafusion::functions_nested::{range, repeat, resize};
     [
         (string::repeat(), Growth::Repeat),
@@ -91,6 +96,8 @@ pub fn guarded_udfs() -> Vec<ScalarUDF> {
         (resize::array_resize_udf(), Growth::Resize),
         (range::range_udf(), Growth::Series),
         (range::gen_series_udf(), Growth::Series),
+        (string::replace(), Growth::Replace),
+        (regex::regexp_replace(), Growth::RegexpReplace),
     ]
     .into_iter()
     .map(|(udf, growth)| {
@@ -138,23 +145,54 @@ impl Guarded {
         Ok(())
     }
 
-    /// (largest value, all values) in bytes, an upper bound.
+    /// (largest value, all values) in bytes, an upper bound. Scalar arguments are read once;
+    /// array ones row by row without copying their values.
     fn sizes(&self, args: &[ColumnarValue], rows: usize) -> Result<(u128, u128)> {
         let (mut largest, mut total) = (0u128, 0u128);
         let ints = Ints::of(args.get(1))?;
         let lens = Lens::of(args.first())?;
+        let (second, third) = (Lens::of(args.get(1))?, Lens::of(args.get(2))?);
+        // What is the same on every row is read once: a fill's widest character, a
+        // replacement's group references.
+        let width_once = match args.get(2) {
+            Some(fill @ ColumnarValue::Scalar(_)) => Some(widest_char(text_at(fill, 0))),
+            _ => None,
+        };
+        let refs_once = match args.get(2) {
+            Some(r @ ColumnarValue::Scalar(_)) => Some(group_refs(text_at(r, 0))),
+            _ => None,
+        };
         for i in 0..rows {
             let size = match self.growth {
                 Growth::Repeat => lens.at(i) * nonneg(ints.at(i)),
                 Growth::Pad => {
-                    let width = match args.get(2) {
-                        Some(fill) => widest_char(fill, i)?,
-                        None => 1,
+                    let width = match (width_once, args.get(2)) {
+                        (Some(w), _) => w,
+                        (None, Some(fill)) => widest_char(text_at(fill, i)),
+                        (None, None) => 1,
                     };
                     lens.at(i) + nonneg(ints.at(i)) * width
                 }
-                Growth::ArrayRepeat | Growth::Resize => nonneg(ints.at(i)) * ELEMENT_BYTES,
+                Growth::ArrayRepeat => nonneg(ints.at(i)) * element_bytes(args.first(), i)?,
+                Growth::Resize => {
+                    let element =
+                        element_bytes_of_list(args.first(), i)?.max(element_bytes(args.get(2), i)?);
+                    nonneg(ints.at(i)) * element
+                }
                 Growth::Series => series_len(args, i)? * ELEMENT_BYTES,
+                Growth::Replace => {
+                    let text = lens.at(i);
+                    text + (text / second.at(i).max(1) + 1) * third.at(i)
+                }
+                Growth::RegexpReplace => {
+                    let text = lens.at(i);
+                    let refs = match (&refs_once, args.get(2)) {
+                        (Some(n), _) => *n,
+                        (None, Some(r)) => group_refs(text_at(r, i)),
+                        (None, None) => 0,
+                    };
+                    text + (text + 1) * (third.at(i) + refs * text)
+                }
             };
             largest = largest.max(size);
             total = total.saturating_add(size);
@@ -258,16 +296,59 @@ impl Lens {
     }
 }
 
-/// Bytes of the widest character of a fill string (1 when empty or NULL).
-fn widest_char(arg: &ColumnarValue, i: usize) -> Result<u128> {
-    Ok(match value_at(arg, i)? {
-        ScalarValue::Utf8(Some(s))
-        | ScalarValue::LargeUtf8(Some(s))
-        | ScalarValue::Utf8View(Some(s)) => {
-            s.chars().map(char::len_utf8).max().unwrap_or(1) as u128
+/// Bytes of the widest character of a fill string (1 when empty).
+fn widest_char(fill: &str) -> u128 {
+    fill.chars().map(char::len_utf8).max().unwrap_or(1) as u128
+}
+
+/// Group references (`\\1`, `$1`, `${name}`) a replacement may copy matched text with.
+fn group_refs(replacement: &str) -> u128 {
+    replacement.matches(['\\', '$']).count() as u128
+}
+
+/// Row `i` of a text argument, borrowed (empty for NULL or a non-text argument).
+fn text_at(arg: &ColumnarValue, i: usize) -> &str {
+    match arg {
+        ColumnarValue::Scalar(
+            ScalarValue::Utf8(Some(s))
+            | ScalarValue::LargeUtf8(Some(s))
+            | ScalarValue::Utf8View(Some(s)),
+        ) => s,
+        ColumnarValue::Array(a) if i < a.len() && !a.is_null(i) => match a.data_type() {
+            DataType::Utf8 => a.as_string::<i32>().value(i),
+            DataType::LargeUtf8 => a.as_string::<i64>().value(i),
+            DataType::Utf8View => a.as_string_view().value(i),
+            _ => "",
+        },
+        _ => "",
+    }
+}
+
+/// Bytes one copy of row `i` of an argument takes (at least [`ELEMENT_BYTES`]).
+fn element_bytes(arg: Option<&ColumnarValue>, i: usize) -> Result<u128> {
+    let bytes = match arg {
+        None => 0,
+        Some(ColumnarValue::Scalar(v)) => v.size(),
+        Some(ColumnarValue::Array(a)) if i < a.len() => {
+            a.slice(i, 1).to_data().get_slice_memory_size().unwrap_or(0)
         }
-        _ => 1,
-    })
+        Some(ColumnarValue::Array(_)) => 0,
+    };
+    Ok((bytes as u128).max(ELEMENT_BYTES))
+}
+
+/// Bytes one element of the list at row `i` takes on average (at least [`ELEMENT_BYTES`]).
+fn element_bytes_of_list(arg: Option<&ColumnarValue>, i: usize) -> Result<u128> {
+    let Some(arg) = arg else {
+        return Ok(ELEMENT_BYTES);
+    };
+    let list = value_at(arg, i)?;
+    let (bytes, len) = match &list {
+        ScalarValue::List(l) => (list.size(), l.value_length(0).max(0) as usize),
+        ScalarValue::LargeList(l) => (list.size(), l.value_length(0).max(0) as usize),
+        _ => (list.size(), 1),
+    };
+    Ok(((bytes / len.max(1)) as u128).max(ELEMENT_BYTES))
 }
 
 /// Elements of `range/generate_series` at row `i`: integers, dates or timestamps.
