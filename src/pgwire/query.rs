@@ -34,6 +34,7 @@ use timberline_udfs::pg_compat::PgSession;
 use super::error::{df_error, user_error};
 use super::fixtures::{self, Fixture};
 use super::params;
+use super::rewrite::DataSubqueries;
 use super::session::{connection, stoppable, Connection};
 
 /// A parsed statement, ready to bind and run.
@@ -55,20 +56,31 @@ pub struct Planner {
 impl Planner {
     /// Parses SQL text into statements (none for a comment-only text).
     fn parse(&self, sql: &str) -> PgWireResult<Vec<Statement>> {
+        if super::depth::depth(sql).is_some_and(|d| d > super::depth::MAX_DEPTH) {
+            return Err(user_error(
+                "54001",
+                format!(
+                    "statement too complex: its expressions nest deeper than {} levels",
+                    super::depth::MAX_DEPTH
+                ),
+            ));
+        }
         let text = super::rewrite::rewrite_text(sql);
-        let mut statements = self
-            .parser
-            .parse(&text)
-            .map_err(|e| user_error("42601", format!("syntax error: {e}")))?;
-        // Only a text with a subquery can have one blanked; parse it as written to compare.
+        let syntax = |e| user_error("42601", format!("syntax error: {e}"));
+        // Only a text with a subquery can have one over data tables to keep from the parser.
         if text.to_ascii_lowercase().matches("select").nth(1).is_some() {
             let dialect = datafusion::sql::sqlparser::dialect::PostgreSqlDialect {};
-            if let Ok(original) =
+            if let Ok(mut plain) =
                 datafusion::sql::sqlparser::parser::Parser::parse_sql(&dialect, &text)
             {
-                super::rewrite::restore_data_subqueries(&mut statements, &original);
+                if let Some((hidden_text, hidden)) = DataSubqueries::hide(&mut plain) {
+                    let mut statements = self.parser.parse(&hidden_text).map_err(syntax)?;
+                    hidden.put_back(&mut statements);
+                    return Ok(statements);
+                }
             }
         }
+        let statements = self.parser.parse(&text).map_err(syntax)?;
         Ok(statements)
     }
 

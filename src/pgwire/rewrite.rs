@@ -14,7 +14,7 @@
 //! - A correlated scalar subquery over `pg_catalog` inside a select list (SQLAlchemy's column
 //!   reflection asks for column defaults, identity options and collations this way) becomes
 //!   NULL: no column of ours has a default, an identity or a non-default collation. Over any
-//!   other table it is kept ([`restore_data_subqueries`]): DataFusion answers it, or refuses
+//!   other table it is kept as written ([`DataSubqueries`]): DataFusion answers it, or refuses
 //!   it with an error, never with a NULL that is not the answer.
 
 use std::borrow::Cow;
@@ -25,8 +25,8 @@ use regex::Regex;
 use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{
-    visit_expressions, visit_expressions_mut, Expr, GroupByExpr, ObjectNamePart, Query, SelectItem,
-    SetExpr, Statement, TableFactor, Value, VisitMut, VisitorMut,
+    visit_expressions, visit_expressions_mut, visit_relations, Expr, GroupByExpr, ObjectNamePart,
+    Query, SelectItem, SetExpr, Statement, TableFactor, Value, VisitMut, VisitorMut,
 };
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
@@ -73,51 +73,69 @@ pub fn rewrite_text(sql: &str) -> Cow<'_, str> {
     out
 }
 
-/// Puts back the select-list subqueries over data tables (`logs`, `segments`) that the
-/// pg-compatibility parser replaced by NULL because they are correlated: `original` is the
-/// same text parsed without its rewrites. Top-level selects and their CTEs are compared.
-pub fn restore_data_subqueries(rewritten: &mut [Statement], original: &[Statement]) {
-    for (b, a) in rewritten.iter_mut().zip(original) {
-        match (b, a) {
-            (Statement::Query(qb), Statement::Query(qa)) => restore_query(qb, qa),
-            (
-                Statement::Explain { statement: sb, .. },
-                Statement::Explain { statement: sa, .. },
-            ) => restore_data_subqueries(
-                std::slice::from_mut(sb.as_mut()),
-                std::slice::from_ref(sa.as_ref()),
-            ),
-            _ => {}
+/// Subqueries that read data tables (`logs`, `segments`), kept out of the pg-compatibility
+/// parser's reach: it replaces a correlated select-list subquery by NULL and gives an
+/// uncorrelated one `LIMIT 1` (hiding PostgreSQL's "more than one row" error), which is right
+/// for `pg_catalog` lookups and a wrong answer over logs. [`DataSubqueries::hide`] swaps each for
+/// a marker call before that parser sees the text; [`DataSubqueries::put_back`] swaps them back.
+#[derive(Debug, Default)]
+pub struct DataSubqueries(Vec<Expr>);
+
+const MARKER: &str = "__timberline_subquery_";
+
+impl DataSubqueries {
+    /// `statements` with their data subqueries replaced by markers, as SQL text (`None` if
+    /// there are none).
+    pub fn hide(statements: &mut [Statement]) -> Option<(String, DataSubqueries)> {
+        let mut hidden = DataSubqueries::default();
+        for stmt in statements.iter_mut() {
+            let _ = stmt.visit(&mut hidden);
+        }
+        if hidden.0.is_empty() {
+            return None;
+        }
+        let text = statements
+            .iter()
+            .map(|s| s.to_string())
+            .collect::<Vec<_>>()
+            .join(";\n");
+        Some((text, hidden))
+    }
+
+    /// Puts the hidden subqueries back in place of their markers.
+    pub fn put_back(&self, statements: &mut [Statement]) {
+        for stmt in statements.iter_mut() {
+            let _ = visit_expressions_mut(stmt, |e| {
+                if let Expr::Function(f) = e {
+                    let name = f.name.to_string();
+                    let index = name
+                        .strip_prefix(MARKER)
+                        .and_then(|n| n.parse::<usize>().ok());
+                    if let Some(original) = index.and_then(|i| self.0.get(i)) {
+                        *e = original.clone();
+                    }
+                }
+                ControlFlow::<()>::Continue(())
+            });
         }
     }
 }
 
-fn restore_query(b: &mut Query, a: &Query) {
-    if let (Some(wb), Some(wa)) = (b.with.as_mut(), a.with.as_ref()) {
-        for (cb, ca) in wb.cte_tables.iter_mut().zip(&wa.cte_tables) {
-            restore_query(&mut cb.query, &ca.query);
-        }
-    }
-    let (SetExpr::Select(sb), SetExpr::Select(sa)) = (b.body.as_mut(), a.body.as_ref()) else {
-        return;
-    };
-    if sb.projection.len() != sa.projection.len() {
-        return;
-    }
-    for (ib, ia) in sb.projection.iter_mut().zip(&sa.projection) {
-        let (eb, ea) = match (ib, ia) {
-            (SelectItem::UnnamedExpr(eb), SelectItem::UnnamedExpr(ea))
-            | (
-                SelectItem::ExprWithAlias { expr: eb, .. },
-                SelectItem::ExprWithAlias { expr: ea, .. },
-            ) => (eb, ea),
-            _ => continue,
-        };
-        if let (Expr::Value(v), Expr::Subquery(q)) = (&*eb, ea) {
-            if matches!(v.value, Value::Null) && !reads_only_catalog(q) {
-                *eb = ea.clone();
+impl VisitorMut for DataSubqueries {
+    type Break = ();
+
+    fn pre_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+        if let Expr::Subquery(q) = expr {
+            if reads_data_tables(q) {
+                let marker = Parser::new(&PostgreSqlDialect {})
+                    .try_with_sql(&format!("{MARKER}{}()", self.0.len()))
+                    .and_then(|mut p| p.parse_expr());
+                if let Ok(marker) = marker {
+                    self.0.push(std::mem::replace(expr, marker));
+                }
             }
         }
+        ControlFlow::Continue(())
     }
 }
 
@@ -212,9 +230,18 @@ fn is_correlated_catalog_lookup(q: &Query) -> bool {
     correlated
 }
 
-/// Whether a subquery reads `pg_catalog` tables and nothing else.
-fn reads_only_catalog(q: &Query) -> bool {
-    catalog_tables(q).is_some()
+/// Whether a query reads one of our data tables (`logs`, `segments`), at any depth.
+fn reads_data_tables(q: &Query) -> bool {
+    let mut found = false;
+    let _ = visit_relations(q, |name| {
+        let table = name.0.last().and_then(|p| match p {
+            ObjectNamePart::Identifier(i) => Some(i.value.to_ascii_lowercase()),
+            _ => None,
+        });
+        found |= matches!(table.as_deref(), Some("logs" | "segments"));
+        ControlFlow::<()>::Continue(())
+    });
+    found
 }
 
 /// The names and aliases of a select's tables, if every one is a `pg_catalog` table.
