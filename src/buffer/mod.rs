@@ -58,6 +58,23 @@ pub struct HotBuffer {
     pub flush_wanted: Notify,
     /// Set when a batch was refused for want of room: flush now, whatever the thresholds say.
     room_wanted: std::sync::atomic::AtomicBool,
+    /// Bytes promised to batches on their way through the WAL, not yet pushed.
+    reserved: std::sync::atomic::AtomicUsize,
+}
+
+/// Room in the hot buffer held for one batch until it is pushed (or fails); freed on drop.
+#[derive(Debug)]
+pub struct Room<'a> {
+    buffer: &'a HotBuffer,
+    bytes: usize,
+}
+
+impl Drop for Room<'_> {
+    fn drop(&mut self) {
+        self.buffer
+            .reserved
+            .fetch_sub(self.bytes, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 impl HotBuffer {
@@ -68,7 +85,25 @@ impl HotBuffer {
             max_bytes,
             flush_wanted: Notify::new(),
             room_wanted: std::sync::atomic::AtomicBool::new(false),
+            reserved: std::sync::atomic::AtomicUsize::new(0),
         }
+    }
+
+    /// Holds `bytes` of room for a batch, if the buffer (with what other batches hold) has it.
+    /// Concurrent batches cannot together overrun the cap: each one's room is taken at once.
+    pub fn reserve(&self, bytes: usize) -> Option<Room<'_>> {
+        use std::sync::atomic::Ordering;
+        let held = self.bytes();
+        self.reserved
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |r| {
+                let after = held.saturating_add(r).saturating_add(bytes);
+                (after <= self.max_bytes).then_some(r + bytes)
+            })
+            .ok()
+            .map(|_| Room {
+                buffer: self,
+                bytes,
+            })
     }
 
     /// Asks for a flush because a batch did not fit.

@@ -102,12 +102,12 @@ pub async fn key_tenant(s: &HttpState, headers: &HeaderMap) -> Result<String, Ap
 /// limits, then runs the handler with the body in memory and [`KeyTenant`] in the extensions.
 /// The body's share of the in-flight budget is held until the handler has answered.
 pub async fn admit(State(s): State<HttpState>, req: Request, next: Next) -> Response {
-    let tenant = match key_tenant(&s, req.headers()).await {
-        Ok(t) => t,
-        Err(e) => return e.into_response(),
-    };
     let (mut parts, body) = req.into_parts();
     let limits = &s.body;
+    let tenant = match key_tenant(&s, &parts.headers).await {
+        Ok(t) => t,
+        Err(e) => return refuse(body, limits, e).await,
+    };
     if let Some(len) = parts
         .headers
         .get(header::CONTENT_LENGTH)
@@ -115,7 +115,7 @@ pub async fn admit(State(s): State<HttpState>, req: Request, next: Next) -> Resp
         .and_then(|v| v.parse::<u64>().ok())
     {
         if len > limits.max_bytes as u64 {
-            return too_large(limits.max_bytes).into_response();
+            return refuse(body, limits, too_large(limits.max_bytes)).await;
         }
     }
     let mut held = None;
@@ -140,6 +140,29 @@ pub async fn admit(State(s): State<HttpState>, req: Request, next: Next) -> Resp
         .await;
     drop(held);
     response
+}
+
+/// How long, and how much of it, a refused request's body is read and thrown away before the
+/// refusal is sent: a client writing its body reads the answer only once it has written it,
+/// and a server that closes first makes it see a reset instead of the reason.
+const DRAIN_TIME: Duration = Duration::from_secs(2);
+
+/// Answers `error` after discarding (not keeping) what arrives of the body within
+/// [`DRAIN_TIME`] and twice the body limit.
+async fn refuse(body: Body, limits: &BodyLimits, error: ApiError) -> Response {
+    let cap = limits.max_bytes.saturating_mul(2);
+    let mut stream = body.into_data_stream();
+    let _ = tokio::time::timeout(DRAIN_TIME, async {
+        let mut seen = 0usize;
+        while let Some(Ok(chunk)) = stream.next().await {
+            seen = seen.saturating_add(chunk.len());
+            if seen > cap {
+                break;
+            }
+        }
+    })
+    .await;
+    error.into_response()
 }
 
 fn too_large(max: usize) -> ApiError {

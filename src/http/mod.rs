@@ -25,7 +25,7 @@ use crate::auth::ApiKeys;
 use crate::ingest::decode::{decode_batch, decode_ndjson, DecodeError, EventError};
 use crate::ingest::encoding::{self, EncodingError};
 use crate::ingest::{IngestError, Ingestor};
-use crate::model::{now_micros, DEFAULT_TENANT};
+use crate::model::{now_micros, LogRecord, DEFAULT_TENANT};
 use crate::query::seed_api::{self, SeedQuery};
 use crate::store::Store;
 use crate::wal::Wal;
@@ -181,6 +181,9 @@ async fn ingest(
         DecodeError::Malformed(_) => ApiError::new(StatusCode::BAD_REQUEST, e.to_string()),
     })?;
     let mut decoded = decoded;
+    // The decoded events (each with its copy of the batch's source) are held too.
+    let expanded: usize = decoded.records.iter().map(LogRecord::approx_bytes).sum();
+    let _decoded = s.body.reserve(expanded)?;
     if tenant != DEFAULT_TENANT {
         for r in &mut decoded.records {
             r.tenant.clone_from(&tenant);

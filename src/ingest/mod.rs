@@ -57,12 +57,12 @@ impl Ingestor {
                 max: self.buffer.max_bytes,
             });
         }
-        if self.buffer.bytes().saturating_add(bytes) > self.buffer.max_bytes {
+        let Some(_room) = self.buffer.reserve(bytes) else {
             self.buffer.want_room();
             return Err(IngestError::BufferFull {
                 bytes: self.buffer.bytes(),
             });
-        }
+        };
         let payload = encode_records(records);
         let batch = records_to_batch(records)?;
         self.wal
