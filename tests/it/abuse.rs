@@ -249,6 +249,30 @@ async fn failed_logins_from_one_address_are_answered_ever_later() {
     assert!(took >= std::time::Duration::from_millis(1500), "{took:?}");
     // A right password is not delayed by them.
     still_serving(&server).await;
+    // Guesses in parallel (from another address, with no failures yet) are answered one
+    // after another: the fourth waits 100 + 200 + 400 + 800 ms, not 800 ms.
+    let started = std::time::Instant::now();
+    let guesses = (0..4).map(|_| login_from(OTHER.into(), server.pg_port, "guess"));
+    let refused = futures::future::join_all(guesses).await;
+    assert!(refused.iter().all(|r| r.is_err()));
+    let took = started.elapsed();
+    assert!(took >= std::time::Duration::from_millis(1500), "{took:?}");
+}
+
+/// A login as `timberline` from a chosen loopback address.
+async fn login_from(
+    local: IpAddr,
+    port: u16,
+    password: &str,
+) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
+    let tcp = tcp_from(local, port).await;
+    let config: tokio_postgres::Config =
+        format!("user=timberline password={password} dbname=timberline")
+            .parse()
+            .expect("config");
+    let (client, conn) = config.connect_raw(tcp, NoTls).await?;
+    tokio::spawn(conn);
+    Ok(client)
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -631,7 +655,12 @@ async fn every_query_runs_within_a_memory_budget() {
     load_rows(&server).await;
     let pg = server.pg().await;
     for (sql, want) in [
-        // 10,000 × 12 KB accumulated: the aggregate's reservation is refused.
+        // 80,000 × 620 bytes accumulated: the aggregate's reservation is refused by the pool.
+        (
+            "SELECT length(string_agg(l.attrs, ',')) FROM logs l, generate_series(1, 8)",
+            "53200",
+        ),
+        // 10,000 × 12 KB from one function: refused before it runs.
         (
             "SELECT length(string_agg(repeat(attrs, 20), ',')) FROM logs",
             "53200",
@@ -646,6 +675,23 @@ async fn every_query_runs_within_a_memory_budget() {
         ("SELECT length(repeat('x', 2000000000))", "54000"),
         ("SELECT cardinality(range(1, 10000000000))", "54000"),
         ("SELECT cardinality(array_repeat(1, 2000000000))", "54000"),
+        // Sized by their elements, not a fixed guess per element.
+        (
+            "SELECT cardinality(array_repeat(repeat('x', 1000000), 2000))",
+            "54000",
+        ),
+        (
+            "SELECT cardinality(array_repeat(array_repeat(1, 50000), 50000))",
+            "54000",
+        ),
+        (
+            "SELECT length(replace(repeat('a', 1048576), 'a', repeat('b', 1048576)))",
+            "54000",
+        ),
+        (
+            "SELECT length(regexp_replace(msg, '', repeat('y', 1000000), 'g')) FROM logs",
+            "53200",
+        ),
     ] {
         let e = pg
             .query(sql, &[])
@@ -739,23 +785,27 @@ async fn probes_and_flushes_tell_nothing_of_other_tenants() {
     assert_eq!(b["rows"], 3, "{b}");
     // EXPLAIN names segments inside the data directory, not where it is on disk.
     let pg = server.pg().await;
-    let plan: Vec<String> = pg
-        .simple_query("EXPLAIN SELECT msg FROM logs")
-        .await
-        .expect("explain")
-        .into_iter()
-        .filter_map(|m| match m {
-            tokio_postgres::SimpleQueryMessage::Row(r) => r.get(1).map(str::to_string),
-            _ => None,
-        })
-        .collect();
-    let plan = plan.join("\n");
-    let dir = server.dir.path().to_string_lossy().to_string();
-    assert!(plan.contains("tenant=default"), "{plan}");
-    assert!(
-        !plan.contains(&dir),
-        "the plan shows the data directory {dir}: {plan}"
-    );
+    let dir = std::fs::canonicalize(server.dir.path()).expect("data dir");
+    for explain in ["EXPLAIN", "EXPLAIN VERBOSE", "EXPLAIN ANALYZE"] {
+        let plan: Vec<String> = pg
+            .simple_query(&format!("{explain} SELECT msg FROM logs"))
+            .await
+            .expect("explain")
+            .into_iter()
+            .filter_map(|m| match m {
+                tokio_postgres::SimpleQueryMessage::Row(r) => r.get(1).map(str::to_string),
+                _ => None,
+            })
+            .collect();
+        let plan = plan.join("\n");
+        assert!(plan.contains("tenant=default"), "{explain}: {plan}");
+        for absolute in [dir.to_string_lossy().as_ref(), "file://", "/tmp/"] {
+            assert!(
+                !plan.contains(absolute),
+                "{explain} shows {absolute}: {plan}"
+            );
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -834,6 +884,28 @@ async fn correlated_subqueries_answer_rightly_or_are_refused_never_null() {
     let got: Vec<(String, i64)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
     let want = [("a", 1), ("b", 2), ("b", 2), ("c", 0)].map(|(m, n)| (m.to_string(), n));
     assert_eq!(got, want);
+    // The same inside a derived table (as Metabase and Superset wrap a question), a UNION
+    // branch, and with a parameter: never blanked to NULL.
+    for sql in [
+        "SELECT n FROM (SELECT msg, (SELECT count(*) FROM logs l2 WHERE l2.msg = l1.msg) AS n FROM logs l1) t WHERE msg = 'b' LIMIT 1",
+        "SELECT 0 AS n WHERE false UNION ALL SELECT (SELECT count(*) FROM logs l2 WHERE l2.msg = l1.msg) FROM logs l1 WHERE msg = 'b' LIMIT 1",
+    ] {
+        let n: i64 = pg.query_one(sql, &[]).await.unwrap_or_else(|e| panic!("{sql}: {e:?}")).get(0);
+        assert_eq!(n, 2, "{sql}");
+    }
+    let n: i64 = pg
+        .query_one("SELECT (SELECT count(*) FROM logs WHERE msg = $1)", &[&"b"])
+        .await
+        .expect("parameter in a subquery")
+        .get(0);
+    assert_eq!(n, 2);
+    // An uncorrelated subquery of several rows is an error, as in PostgreSQL (not its first row).
+    let e = pg
+        .query("SELECT (SELECT msg FROM logs)", &[])
+        .await
+        .err()
+        .expect("more than one row");
+    assert_ne!(sqlstate(&e), "", "{e:?}");
     // By inequality: DataFusion cannot run it; the answer is an error, never a NULL.
     let e = pg
         .query(
@@ -844,4 +916,73 @@ async fn correlated_subqueries_answer_rightly_or_are_refused_never_null() {
         .err()
         .expect("refused");
     assert_eq!(sqlstate(&e), "0A000", "{e:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn before_login_only_small_password_messages_are_read() {
+    let server = TestServer::start_with(&["--auth-delay", "0", "--pg-max-pending-logins", "8"]);
+    // A 1 GiB Query frame announced while authenticating is refused from its header.
+    let mut w = Wire::connect(server.pg_port).await;
+    w.send(&startup("timberline")).await;
+    assert_eq!(w.recv().await.and_then(|m| m.auth_code()), Some(10));
+    w.send(&[&b"Q"[..], &(1u32 << 30).to_be_bytes(), &[b'x'; 4096]].concat())
+        .await;
+    let got = w.until_closed().await;
+    assert_eq!(
+        got.first().map(|m| m.sqlstate()),
+        Some("08P01".into()),
+        "{got:?}"
+    );
+    // At most a quarter of the pending-login places (2 of 8) go to one address.
+    let mut waiting = Vec::new();
+    for _ in 0..2 {
+        let mut w = Wire::connect(server.pg_port).await;
+        w.send(&startup("timberline")).await;
+        assert_eq!(w.recv().await.and_then(|m| m.auth_code()), Some(10));
+        waiting.push(w);
+    }
+    let mut third = Wire::connect(server.pg_port).await;
+    third.send(&startup("timberline")).await;
+    let refusal = third.recv().await.expect("an answer");
+    assert_eq!(refusal.sqlstate(), "53300", "{refusal:?}");
+    // Logged-in connections do not count against it: once the waiting ones go, a login works.
+    drop(waiting);
+    let mut done = None;
+    for _ in 0..100 {
+        if let Ok(c) = login(server.pg_port, "timberline", "timberline").await {
+            done = Some(c);
+            break;
+        }
+    }
+    let pg = done.expect("no login once the waiting connections left");
+    // Two logged-in connections from this address (the cap of pending ones is 2).
+    let more = login(server.pg_port, "timberline", "timberline")
+        .await
+        .expect("second");
+    let third = login(server.pg_port, "timberline", "timberline")
+        .await
+        .expect("third");
+    for c in [&pg, &more, &third] {
+        c.simple_query("SELECT 1").await.expect("query");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_panic_while_answering_is_an_error_on_that_connection_only() {
+    let server = TestServer::start();
+    let pg = server.pg().await;
+    // `timberline_panic()` exists in debug builds only, to prove the containment.
+    let e = pg
+        .query("SELECT timberline_panic()", &[])
+        .await
+        .err()
+        .expect("an error");
+    assert_eq!(sqlstate(&e), "XX000", "{e:?}");
+    let one: i64 = pg
+        .query_one("SELECT 1::bigint", &[])
+        .await
+        .expect("same connection")
+        .get(0);
+    assert_eq!(one, 1);
+    still_serving(&server).await;
 }
