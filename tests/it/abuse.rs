@@ -368,33 +368,30 @@ async fn hostile_protocol_messages_get_errors_and_the_server_lives() {
 
     let mut w = Wire::trusted(port).await;
     // Two parameter formats for one parameter: refused, and the connection goes on.
-    w.send(
-        &[
-            parse("SELECT $1::text"),
-            bind(&[b"abc"], 1, &[0, 0], None),
-            execute(0),
-            sync(),
-        ]
-        .concat(),
-    )
-    .await;
-    let got = w.until(b'Z').await;
-    let err = got
-        .iter()
-        .find(|m| m.tag == b'E')
-        .unwrap_or_else(|| panic!("{}", tags(&got)));
+    let err = w
+        .error_of(
+            &[
+                parse("SELECT $1::text"),
+                bind(&[b"abc"], 1, &[0, 0], None),
+                execute(0),
+                sync(),
+            ]
+            .concat(),
+        )
+        .await;
     assert_eq!(err.sqlstate(), "08P01", "{err:?}");
     // Execute with max_rows −1 means "all rows", as in PostgreSQL.
-    w.send(
-        &[
-            parse("SELECT 41 + 1 AS answer"),
-            bind(&[], 0, &[], None),
-            execute(-1),
-            sync(),
-        ]
-        .concat(),
-    )
-    .await;
+    let err = w
+        .error_of(
+            &[
+                parse("SELECT 41 + 1 AS answer"),
+                bind(&[], 0, &[], None),
+                execute(-1),
+                sync(),
+            ]
+            .concat(),
+        )
+        .await;
     let got = w.until(b'Z').await;
     assert!(
         tags(&got).contains("D") && tags(&got).contains("C"),
@@ -411,11 +408,6 @@ async fn hostile_protocol_messages_get_errors_and_the_server_lives() {
         .concat(),
     )
     .await;
-    let got = w.until(b'Z').await;
-    let err = got
-        .iter()
-        .find(|m| m.tag == b'E')
-        .unwrap_or_else(|| panic!("{}", tags(&got)));
     assert_eq!(err.sqlstate(), "42P02", "{err:?}");
     // SET with a multibyte value.
     w.send(&query("SET a.b = 'üü'")).await;
@@ -577,7 +569,9 @@ async fn bodies_in_flight_are_bounded_across_requests() {
         .to_string()
         .into_bytes();
     let mut refused = None;
-    for _ in 0..200 {
+    // Until the server has read the held upload (a bounded wait, not a sleep).
+    let deadline = std::time::Instant::now() + PATIENCE;
+    while std::time::Instant::now() < deadline {
         let (s, b) = server
             .post_raw(
                 "/v1/ingest",
@@ -948,7 +942,8 @@ async fn before_login_only_small_password_messages_are_read() {
     // Logged-in connections do not count against it: once the waiting ones go, a login works.
     drop(waiting);
     let mut done = None;
-    for _ in 0..100 {
+    let deadline = std::time::Instant::now() + PATIENCE;
+    while std::time::Instant::now() < deadline {
         if let Ok(c) = login(server.pg_port, "timberline", "timberline").await {
             done = Some(c);
             break;

@@ -5,6 +5,7 @@ use tokio_postgres::types::Type;
 use tokio_postgres::SimpleQueryMessage;
 
 use crate::support::{batch, pg_connect, TestServer};
+use crate::wire::startup;
 
 fn sqlstate(e: &tokio_postgres::Error) -> String {
     e.code()
@@ -187,17 +188,6 @@ async fn exchange(addr: &str, bytes: &[u8]) -> (Vec<u8>, bool) {
     let read =
         tokio::time::timeout(std::time::Duration::from_secs(10), s.read_to_end(&mut buf)).await;
     (buf, matches!(read, Ok(Ok(_)) | Ok(Err(_))))
-}
-
-/// A protocol 3.0 StartupMessage for `user`.
-fn startup(user: &str) -> Vec<u8> {
-    let mut body = 0x0003_0000u32.to_be_bytes().to_vec();
-    for kv in ["user", user, "database", "timberline"] {
-        body.extend_from_slice(kv.as_bytes());
-        body.push(0);
-    }
-    body.push(0);
-    [&((body.len() + 4) as u32).to_be_bytes()[..], &body].concat()
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -103,6 +103,16 @@ impl Wire {
         out
     }
 
+    /// Sends `bytes`, reads through ReadyForQuery, and returns the ErrorResponse among them.
+    pub async fn error_of(&mut self, bytes: &[u8]) -> Msg {
+        self.send(bytes).await;
+        let got = self.until(b'Z').await;
+        let tags: String = got.iter().map(|m| m.tag as char).collect();
+        got.into_iter()
+            .find(|m| m.tag == b'E')
+            .unwrap_or_else(|| panic!("no ErrorResponse in {tags}"))
+    }
+
     /// Logs in under `trust` authentication, through to ReadyForQuery.
     pub async fn trusted(port: u16) -> Wire {
         let mut w = Wire::connect(port).await;
