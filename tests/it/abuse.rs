@@ -381,17 +381,16 @@ async fn hostile_protocol_messages_get_errors_and_the_server_lives() {
         .await;
     assert_eq!(err.sqlstate(), "08P01", "{err:?}");
     // Execute with max_rows −1 means "all rows", as in PostgreSQL.
-    let err = w
-        .error_of(
-            &[
-                parse("SELECT 41 + 1 AS answer"),
-                bind(&[], 0, &[], None),
-                execute(-1),
-                sync(),
-            ]
-            .concat(),
-        )
-        .await;
+    w.send(
+        &[
+            parse("SELECT 41 + 1 AS answer"),
+            bind(&[], 0, &[], None),
+            execute(-1),
+            sync(),
+        ]
+        .concat(),
+    )
+    .await;
     let got = w.until(b'Z').await;
     assert!(
         tags(&got).contains("D") && tags(&got).contains("C"),
@@ -399,15 +398,16 @@ async fn hostile_protocol_messages_get_errors_and_the_server_lives() {
         tags(&got)
     );
     // A placeholder number nothing can be sized by.
-    w.send(
-        &[
-            parse("SELECT $4000000000::int"),
-            msg(b'D', &[b'S', 0]),
-            sync(),
-        ]
-        .concat(),
-    )
-    .await;
+    let err = w
+        .error_of(
+            &[
+                parse("SELECT $4000000000::int"),
+                msg(b'D', &[b'S', 0]),
+                sync(),
+            ]
+            .concat(),
+        )
+        .await;
     assert_eq!(err.sqlstate(), "42P02", "{err:?}");
     // SET with a multibyte value.
     w.send(&query("SET a.b = 'üü'")).await;
