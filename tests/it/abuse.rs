@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_postgres::NoTls;
 
-use crate::support::{bin, http, TestServer, API_KEY};
+use crate::support::{bin, http, pg_login as login, TestServer, API_KEY};
 use crate::wire::{cstr, execute, msg, parse, query, startup, sync, tcp_from, Msg, Wire, PATIENCE};
 
 const OTHER: [u8; 4] = [127, 0, 0, 2];
@@ -18,20 +18,6 @@ fn sqlstate(e: &tokio_postgres::Error) -> String {
     e.code()
         .map(|c| c.code().to_string())
         .unwrap_or_else(|| format!("no SQLSTATE: {e}"))
-}
-
-async fn login(
-    port: u16,
-    user: &str,
-    password: &str,
-) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
-    let (client, conn) = tokio_postgres::connect(
-        &format!("host=127.0.0.1 port={port} user={user} password={password}"),
-        NoTls,
-    )
-    .await?;
-    tokio::spawn(conn);
-    Ok(client)
 }
 
 /// The server answers `/health` and a good login runs a query.

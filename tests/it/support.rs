@@ -191,8 +191,17 @@ pub fn http() -> reqwest::Client {
 }
 
 pub async fn pg_connect(port: u16, user: &str) -> Result<Client, tokio_postgres::Error> {
+    pg_login(port, user, "timberline").await
+}
+
+/// A login as `user` with `password`.
+pub async fn pg_login(
+    port: u16,
+    user: &str,
+    password: &str,
+) -> Result<Client, tokio_postgres::Error> {
     let (client, conn) = tokio_postgres::connect(
-        &format!("host=127.0.0.1 port={port} user={user} password=timberline"),
+        &format!("host=127.0.0.1 port={port} user={user} password={password}"),
         NoTls,
     )
     .await?;
