@@ -152,6 +152,7 @@ async fn fuzz_targets_survive_their_seeds_and_mutations() {
     tokio::task::spawn_blocking(move || {
         for (name, target) in TARGETS {
             let seeds = seeds(name, &sidecar);
+            write_seeds(name, &seeds);
             let rounds = if name == "pg_session" { 300 } else { 3_000 };
             let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ name.len() as u64);
             for seed in &seeds {
@@ -172,6 +173,19 @@ async fn fuzz_targets_survive_their_seeds_and_mutations() {
     })
     .await
     .expect("fuzz run");
+}
+
+/// With `TIMBERLINE_FUZZ_SEEDS=DIR`, the seeds are also written to `DIR/<target>/seed-N`, the
+/// starting corpus for `cargo fuzz run` (benches/RESULTS.md).
+fn write_seeds(target: &str, seeds: &[Vec<u8>]) {
+    let Some(dir) = std::env::var_os("TIMBERLINE_FUZZ_SEEDS") else {
+        return;
+    };
+    let dir = std::path::Path::new(&dir).join(target);
+    std::fs::create_dir_all(&dir).expect("seed dir");
+    for (i, seed) in seeds.iter().enumerate() {
+        std::fs::write(dir.join(format!("seed-{i}")), seed).expect("write seed");
+    }
 }
 
 fn hex(bytes: &[u8]) -> String {
