@@ -78,6 +78,8 @@ pub struct Config {
     pub query_memory_total: u64,
     /// `statement_timeout` of a new pg session (0: none).
     pub statement_timeout: Duration,
+    /// Largest message a logged-in pg client may send (a query's text, a Bind's parameters).
+    pub pg_max_message: usize,
     /// Longest `service`, `host` or `level`; longer ones are cut and the row flagged `truncated`.
     pub max_label_bytes: usize,
 }
@@ -207,6 +209,7 @@ impl Default for Config {
             query_memory: (half_of_memory() / 4).max(64 << 20),
             query_memory_total: half_of_memory(),
             statement_timeout: Duration::from_secs(300),
+            pg_max_message: 64 << 20,
             max_label_bytes: 1024,
         }
     }
@@ -297,6 +300,9 @@ pub struct Overrides {
     /// statement_timeout of new pg sessions (0: none), e.g. 5min.
     #[arg(long, env = "TIMBERLINE_STATEMENT_TIMEOUT")]
     pub statement_timeout: Option<Span>,
+    /// Largest message a logged-in pg client may send (past it: FATAL 08P01), e.g. 64MiB.
+    #[arg(long, env = "TIMBERLINE_PG_MAX_MESSAGE")]
+    pub pg_max_message: Option<Size>,
     /// Longest service, host or level name kept; longer ones are cut and flagged truncated.
     #[arg(long, env = "TIMBERLINE_MAX_LABEL_BYTES")]
     pub max_label_bytes: Option<usize>,
@@ -363,6 +369,11 @@ impl Config {
             query_memory,
             query_memory_total,
             statement_timeout: pick_with!(statement_timeout, |s: Span| s.0),
+            pg_max_message: pick_with!(pg_max_message, |s: Size| {
+                usize::try_from(s.0)
+                    .unwrap_or(usize::MAX)
+                    .clamp(1 << 10, 1 << 30)
+            }),
             max_label_bytes: pick!(max_label_bytes).max(16),
         })
     }

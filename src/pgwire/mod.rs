@@ -5,7 +5,8 @@
 //! DataFusion session as every other query. `datafusion-pg-catalog` supplies `pg_catalog` and its
 //! SQL rewrites so psql's `\d` family and drivers' metadata queries work.
 //!
-//! - [`socket`]: one connection's message loop; [`startup`]: SCRAM/md5/trust and the session;
+//! - [`socket`]: one connection's message loop; [`frames`]: each client frame checked against
+//!   the protocol's layouts before pgwire decodes it; [`startup`]: SCRAM/md5/trust and the session;
 //! - [`session`]: settings, cancel and `statement_timeout`; [`fixtures`]: `SET`/`SHOW`/`BEGIN`…;
 //! - [`query`]: plan and stream rows; [`params`]: parameter types; [`rewrite`]: client SQL
 //!   DataFusion cannot plan as written; [`tls`]: the rustls acceptor.
@@ -13,6 +14,7 @@
 mod depth;
 mod error;
 mod fixtures;
+mod frames;
 mod params;
 mod query;
 mod rewrite;
@@ -52,7 +54,16 @@ pub struct PgHandlers {
     admission: Arc<Admission>,
     /// Caps of connections that have not logged in yet (held until the login completes).
     logins: Arc<Admission>,
-    statement_timeout: Duration,
+    limits: SessionLimits,
+}
+
+/// What one pg session may do.
+#[derive(Debug, Clone, Copy)]
+pub struct SessionLimits {
+    /// A new session's `statement_timeout` (zero: none).
+    pub statement_timeout: Duration,
+    /// Largest message a logged-in client may send.
+    pub max_message: usize,
 }
 
 impl PgHandlers {
@@ -65,7 +76,7 @@ impl PgHandlers {
         auth_delay: Duration,
         admission: Arc<Admission>,
         logins: Arc<Admission>,
-        statement_timeout: Duration,
+        limits: SessionLimits,
     ) -> PgHandlers {
         PgHandlers {
             engine: Arc::new(QueryEngine::new(ctx)),
@@ -76,7 +87,7 @@ impl PgHandlers {
             throttle: LoginThrottle::new(auth_delay),
             admission,
             logins,
-            statement_timeout,
+            limits,
         }
     }
 }
@@ -89,8 +100,14 @@ impl PgHandlers {
             self.users.clone(),
             self.cancels.clone(),
             self.require_tls,
-            self.statement_timeout,
+            self.limits.statement_timeout,
         )
+    }
+
+    /// The check of one connection's frames: a password comes first unless auth is trust.
+    fn frame_check(&self) -> frames::FrameCheck {
+        let password_first = !matches!(self.auth, AuthMethod::Trust);
+        frames::FrameCheck::new(password_first, self.limits.max_message)
     }
 }
 

@@ -1,8 +1,8 @@
 //! One pg connection's message loop: pgwire's own, made safe for a hostile client. Any error
 //! before authentication completes, and any FATAL error after, is answered and then ends the
 //! connection (nothing a client sends after a failed login is read); a failed login is answered
-//! only after the address's login-throttle delay; a frame pgwire cannot decode gets a FATAL
-//! 08P01; and a panic while decoding or answering a message is contained to its connection and
+//! only after the address's login-throttle delay; a frame that breaks the protocol's layout
+//! ([`super::frames`]) or that pgwire cannot decode gets a FATAL 08P01; and a panic while decoding or answering a message is contained to its connection and
 //! answered with an ErrorResponse (XX000), never a dropped socket or a dead server.
 
 use std::io;
@@ -15,10 +15,14 @@ use futures::{FutureExt, SinkExt, StreamExt};
 use pgwire::api::{ClientInfo, NoopHandler, PgWireConnectionState};
 use pgwire::error::{ErrorInfo, PgWireError};
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
-use pgwire::tokio::server::{negotiate_tls, process_error, process_message};
+use pgwire::tokio::server::{
+    negotiate_tls, process_error, process_message, PgWireMessageServerCodec,
+};
 use pgwire::tokio::TlsAcceptor;
 use tokio::net::TcpStream;
+use tokio_util::codec::{Framed, FramedParts};
 
+use super::frames::{Checked, FrameCheck};
 use super::query::Prepared;
 use super::PgHandlers;
 use crate::admission::Permit;
@@ -46,9 +50,10 @@ pub async fn serve_connection(
         s = negotiate_tls::<Prepared>(tcp, tls) => s?,
     };
     // A direct TLS handshake with no TLS configured: nothing to answer in.
-    let Some(mut socket) = negotiated else {
+    let Some(socket) = negotiated else {
         return Ok(());
     };
+    let mut socket = checked(socket, handlers.frame_check());
     let startup = Arc::new(handlers.startup());
     let engine = handlers.engine.clone();
     let cancels = handlers.cancels.clone();
@@ -59,23 +64,9 @@ pub async fn serve_connection(
             PgWireConnectionState::AwaitingStartup
                 | PgWireConnectionState::AuthenticationInProgress
         );
-        let authenticating = matches!(
-            socket.state(),
-            PgWireConnectionState::AuthenticationInProgress
-        );
-        let next = AssertUnwindSafe(std::future::poll_fn(|cx| {
-            // Before a login completes only password messages may come, and small ones: a
-            // frame is refused from its header, before pgwire buffers the whole of it.
-            if authenticating {
-                if let Some(why) = unexpected_before_login(socket.read_buffer()) {
-                    return std::task::Poll::Ready(Some(Err(PgWireError::UserError(Box::new(
-                        fatal("08P01", why),
-                    )))));
-                }
-            }
-            socket.poll_next_unpin(cx)
-        }))
-        .catch_unwind();
+        // Frames are checked as they are read (`frames`); catching a decoder panic stays as
+        // the last line of defence.
+        let next = AssertUnwindSafe(socket.next()).catch_unwind();
         let next = if logging_in {
             tokio::select! {
                 _ = &mut startup_timeout => return Ok(()),
@@ -128,6 +119,7 @@ pub async fn serve_connection(
         .await;
         if login.is_some() && matches!(socket.state(), PgWireConnectionState::ReadyForQuery) {
             login = None;
+            socket.get_mut().logged_in();
         }
         let error = match handled {
             Ok(Ok(())) => continue,
@@ -158,27 +150,18 @@ pub async fn serve_connection(
     }
 }
 
-/// Largest message a client may send while authenticating (a SCRAM message is ~100 bytes).
-const MAX_LOGIN_MESSAGE: usize = 16 << 10;
+type Codec = PgWireMessageServerCodec<Prepared>;
 
-/// Why the frames buffered during authentication are refused: a type other than a password
-/// message (`p`), or a length past [`MAX_LOGIN_MESSAGE`].
-fn unexpected_before_login(buf: &[u8]) -> Option<String> {
-    let mut at = 0;
-    while let Some(header) = buf.get(at..at + 5) {
-        let len = u32::from_be_bytes([header[1], header[2], header[3], header[4]]) as usize;
-        if header[0] != b'p' {
-            return Some(format!(
-                "expected password response, got message type {:?}",
-                header[0] as char
-            ));
-        }
-        if !(4..=MAX_LOGIN_MESSAGE).contains(&len) {
-            return Some(format!("invalid length {len} of a password message"));
-        }
-        at += 1 + len;
-    }
-    None
+/// Puts `socket`'s stream behind `check`, the bytes it already read included.
+fn checked<S>(socket: Framed<S, Codec>, check: FrameCheck) -> Framed<Checked<S>, Codec> {
+    let parts = socket.into_parts();
+    let (io, pass) = Checked::new(parts.io, check, &parts.read_buf);
+    let mut read_buf = parts.read_buf;
+    read_buf.truncate(pass);
+    let mut checked = FramedParts::new::<PgWireBackendMessage>(io, parts.codec);
+    checked.read_buf = read_buf;
+    checked.write_buf = parts.write_buf;
+    Framed::from_parts(checked)
 }
 
 /// Sends a last error and closes the connection; nothing more is read from it.

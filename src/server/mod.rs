@@ -20,7 +20,7 @@ use crate::http::guard::BodyLimits;
 use crate::http::{router, HttpState};
 use crate::ingest::Ingestor;
 use crate::model::records_to_batch;
-use crate::pgwire::{serve, tls_acceptor, PgHandlers, TlsError};
+use crate::pgwire::{serve, tls_acceptor, PgHandlers, SessionLimits, TlsError};
 use crate::query::{new_context, QueryMemory};
 use crate::store::Store;
 use crate::wal::{replay_dir, Wal, WalError};
@@ -186,7 +186,10 @@ impl Server {
                 config.pg_max_pending_logins,
                 (config.pg_max_pending_logins / 4).max(1),
             ),
-            config.statement_timeout,
+            SessionLimits {
+                statement_timeout: config.statement_timeout,
+                max_message: config.pg_max_message,
+            },
         );
         tokio::spawn(serve(pg, Arc::new(handlers), tls));
         tokio::spawn(flush_loop(

@@ -63,25 +63,27 @@ fn http_port(server: &TestServer) -> u16 {
 async fn http_raw(port: u16, from: IpAddr, bytes: &[u8]) -> (String, String) {
     let mut s = tcp_from(from, port).await;
     s.write_all(bytes).await.expect("write");
-    let mut buf = Vec::new();
-    let read = async {
-        let mut chunk = [0u8; 4096];
-        loop {
-            match s.read(&mut chunk).await {
-                Ok(0) | Err(_) => break,
-                Ok(n) => buf.extend_from_slice(&chunk[..n]),
-            }
-            if buf.windows(4).any(|w| w == b"\r\n\r\n") && buf.ends_with(b"}") {
-                break;
-            }
-        }
-    };
-    tokio::time::timeout(PATIENCE, read)
+    let text = tokio::time::timeout(PATIENCE, http_answer(&mut s))
         .await
         .expect("no answer and no close");
-    let text = String::from_utf8_lossy(&buf).into_owned();
     let status = text.lines().next().unwrap_or("").to_string();
     (status, text)
+}
+
+/// What the server answers on `s` (a JSON body), up to the end of it or of the stream.
+async fn http_answer(s: &mut tokio::net::TcpStream) -> String {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        match s.read(&mut chunk).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+        if buf.windows(4).any(|w| w == b"\r\n\r\n") && buf.ends_with(b"}") {
+            break;
+        }
+    }
+    String::from_utf8_lossy(&buf).into_owned()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -416,6 +418,59 @@ async fn hostile_protocol_messages_get_errors_and_the_server_lives() {
     still_serving(&server).await;
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn frames_that_break_the_protocol_layout_end_the_connection_before_they_are_decoded() {
+    let server = TestServer::start_with(&["--pg-auth", "trust", "--pg-max-message", "1MiB"]);
+    let smuggled = [&b"SELECT 'first'\0"[..], &query("SELECT 'smuggled'")].concat();
+    for (what, frame) in [
+        // Found by the pg_session fuzzer: a type count running past the frame made pgwire's
+        // decoder read beyond it and panic.
+        (
+            "parse count past its frame",
+            msg(b'P', b"\0SELECTc\0\0D\0\0\0\x06P\0E\0\0\0"),
+        ),
+        // Bytes after a Query's string were decoded as a next message.
+        ("query with a second one inside", msg(b'Q', &smuggled)),
+        (
+            "negative bind parameter length",
+            bind(&[b""], 1, &[], Some(-7)),
+        ),
+        ("function call", msg(b'F', &[0; 8])),
+        ("sync with a body", msg(b'S', b"x")),
+        // Refused from its header: the 2 MiB are never waited for.
+        (
+            "message past --pg-max-message",
+            [&b"Q"[..], &(2u32 << 20).to_be_bytes(), b"SELECT"].concat(),
+        ),
+    ] {
+        let mut w = Wire::trusted(server.pg_port).await;
+        w.send(&[query("SELECT 'before'"), frame].concat()).await;
+        let got = w.until_closed().await;
+        let text: Vec<String> = got
+            .iter()
+            .filter(|m| m.tag == b'D')
+            .map(|m| String::from_utf8_lossy(&m.body).into_owned())
+            .collect();
+        assert!(
+            text.iter().any(|t| t.contains("before")),
+            "{what}: the query before it was not answered: {got:?}"
+        );
+        assert!(
+            !text
+                .iter()
+                .any(|t| t.contains("smuggled") || t.contains("first")),
+            "{what}: a malformed frame ran: {got:?}"
+        );
+        let err = got
+            .iter()
+            .find(|m| m.tag == b'E')
+            .unwrap_or_else(|| panic!("{what}: no error: {}", tags(&got)));
+        assert_eq!(err.sqlstate(), "08P01", "{what}: {err:?}");
+        assert_eq!(err.field(b'S').as_deref(), Some("FATAL"), "{what}: {err:?}");
+    }
+    still_serving(&server).await;
+}
+
 /// The start of a POST to /v1/ingest with `headers`, and no body yet.
 fn post_head(headers: &str, length: usize) -> Vec<u8> {
     format!(
@@ -543,21 +598,36 @@ async fn bodies_in_flight_are_bounded_across_requests() {
         "60s",
     ]);
     let port = http_port(&server);
-    // One upload holds 900 KB of the budget and stops.
-    let mut slow = tcp_from([127, 0, 0, 1].into(), port).await;
+    // Two uploads that stop part way hold 600 KB each: together more than the 1 MiB budget,
+    // so whichever reaches past it first is refused (503, retry) while the other waits.
     let auth = format!("authorization: Bearer {API_KEY}\r\n");
-    slow.write_all(&post_head(&auth, 2_000_000))
-        .await
-        .expect("head");
-    slow.write_all(&vec![b' '; 900_000]).await.expect("body");
-    // Others are refused (503, retry) as soon as the server has read it.
+    let mut uploads = Vec::new();
+    for _ in 0..2 {
+        let mut slow = tcp_from([127, 0, 0, 1].into(), port).await;
+        slow.write_all(&post_head(&auth, 2_000_000))
+            .await
+            .expect("head");
+        slow.write_all(&vec![b' '; 600_000]).await.expect("body");
+        uploads.push(slow);
+    }
+    let (first, second) = uploads.split_at_mut(1);
+    let answer = tokio::time::timeout(PATIENCE, async {
+        tokio::select! {
+            a = http_answer(&mut first[0]) => a,
+            b = http_answer(&mut second[0]) => b,
+        }
+    })
+    .await
+    .expect("neither upload was refused while 1.2 MB of a 1 MiB budget were sent");
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+    assert!(answer.contains("retry"), "{answer}");
+    drop(uploads);
+    // The refused bytes went back to the budget: a request fits again.
     let event = json!({"logs": [{"msg": "x".repeat(300_000)}]})
         .to_string()
         .into_bytes();
-    let mut refused = None;
-    // Until the server has read the held upload (a bounded wait, not a sleep).
     let deadline = std::time::Instant::now() + PATIENCE;
-    while std::time::Instant::now() < deadline {
+    loop {
         let (s, b) = server
             .post_raw(
                 "/v1/ingest",
@@ -565,15 +635,15 @@ async fn bodies_in_flight_are_bounded_across_requests() {
                 event.clone(),
             )
             .await;
-        if s == 503 {
-            refused = Some(b);
+        if s == 202 {
             break;
         }
-        assert_eq!(s, 202, "{b}");
+        assert_eq!(s, 503, "{b}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the budget never came back: {b}"
+        );
     }
-    let b = refused.expect("no request was refused while 900 KB of 1 MiB were held");
-    assert!(b["error"].as_str().unwrap_or("").contains("retry"), "{b}");
-    drop(slow);
     still_serving(&server).await;
 }
 
