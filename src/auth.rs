@@ -122,7 +122,7 @@ fn mock_key(data_dir: &Path) -> [u8; 32] {
         }
     }
     let key: [u8; 32] = rand::random();
-    if let Err(e) = crate::wal::replace_file(&path, "tmp", &key) {
+    if let Err(e) = crate::storage::replace_file(&path, "tmp", &key) {
         tracing::warn!(error = %e, path = %path.display(), "cannot keep the mock authentication key");
     }
     key
@@ -174,8 +174,8 @@ fn write_json<T: Serialize>(
         path: path.to_path_buf(),
         source,
     })?;
-    crate::wal::replace_file(path, "json.tmp", &text).map_err(io)?;
-    crate::wal::sync_dir(data_dir).map_err(io)
+    crate::storage::replace_file(path, "json.tmp", &text).map_err(io)?;
+    crate::storage::sync_dir(data_dir).map_err(io)
 }
 
 fn read_json<T: serde::de::DeserializeOwned>(

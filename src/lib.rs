@@ -28,5 +28,6 @@ pub mod pgwire;
 pub mod query;
 pub mod segment;
 pub mod server;
+pub mod storage;
 pub mod store;
 pub mod wal;

@@ -11,7 +11,7 @@ use datafusion::arrow::record_batch::RecordBatch;
 use timberline_udfs::pg_compat::Tenant;
 
 use crate::buffer::HotBuffer;
-use crate::catalog::{CatalogError, FileCatalog, SegmentMeta};
+use crate::catalog::{Catalog, CatalogError, Change, SegmentMeta};
 use crate::index::{bloom_path, index_path, BloomCache, IndexCache};
 use crate::segment::{write_segments, SegmentError, SEGMENTS_DIR};
 use crate::wal::{Wal, WalError};
@@ -32,7 +32,7 @@ pub enum FlushError {
 /// What a query reads.
 #[derive(Debug, Clone)]
 pub struct Snapshot {
-    pub segments: Arc<Vec<SegmentMeta>>,
+    pub segments: Arc<Vec<Arc<SegmentMeta>>>,
     pub hot: Vec<RecordBatch>,
 }
 
@@ -79,7 +79,7 @@ impl Snapshot {
 pub struct Store {
     pub data_dir: PathBuf,
     pub buffer: Arc<HotBuffer>,
-    pub catalog: Arc<FileCatalog>,
+    pub catalog: Arc<dyn Catalog>,
     /// Write sidecar indexes at flush with postings over blocks of this many rows (`None`: off).
     pub index: Option<u32>,
     /// Opened sidecar indexes.
@@ -115,7 +115,7 @@ impl Store {
     pub fn new(
         data_dir: &Path,
         buffer: Arc<HotBuffer>,
-        catalog: Arc<FileCatalog>,
+        catalog: Arc<dyn Catalog>,
         index: Option<u32>,
     ) -> Store {
         Store {
@@ -170,10 +170,12 @@ impl Store {
             flushed_through: through,
             wal_files_removed: 0,
         };
-        let state = self.catalog.with_flush(segments, through);
         let catalog = self.catalog.clone();
-        let durable = state.clone();
-        tokio::task::spawn_blocking(move || catalog.persist(&durable))
+        let change = Change::Flush {
+            added: segments,
+            wal_through: through,
+        };
+        let state = tokio::task::spawn_blocking(move || catalog.commit(change))
             .await
             .map_err(|e| FlushError::Join(e.to_string()))??;
         {

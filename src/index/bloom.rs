@@ -85,7 +85,7 @@ pub fn write_blooms(
         out.extend_from_slice(bits);
         out.extend_from_slice(&crc32c::crc32c(bits).to_le_bytes());
     }
-    crate::wal::replace_file(&path, "bloom.tmp", &out).map_err(io)?;
+    crate::storage::replace_file(&path, "bloom.tmp", &out).map_err(io)?;
     Ok(built.into_iter().map(|(n, _)| n.to_string()).collect())
 }
 

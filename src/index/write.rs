@@ -380,7 +380,7 @@ pub fn write_index(
     ];
     let bytes = build(batch, block_rows, &mut blooms)?;
     let blooms = write_blooms(parquet, blooms.into_iter().collect())?;
-    crate::wal::replace_file(&path, "idx.tmp", &bytes).map_err(io)?;
+    crate::storage::replace_file(&path, "idx.tmp", &bytes).map_err(io)?;
     Ok(Written {
         index_bytes: bytes.len() as u64,
         blooms,

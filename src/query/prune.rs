@@ -14,7 +14,7 @@ use crate::catalog::SegmentMeta;
 
 /// The catalog rows of some segments, seen as pruning containers (min/max of `ts`, row counts).
 pub struct SegmentStats<'a> {
-    pub segments: &'a [SegmentMeta],
+    pub segments: &'a [Arc<SegmentMeta>],
 }
 
 impl SegmentStats<'_> {
@@ -61,7 +61,7 @@ impl PruningStatistics for SegmentStats<'_> {
 
 /// Which segments may hold rows matching `predicate` (all of them when it cannot be evaluated).
 pub fn keep_by_time(
-    segments: &[SegmentMeta],
+    segments: &[Arc<SegmentMeta>],
     predicate: Option<&Arc<dyn PhysicalExpr>>,
     schema: &SchemaRef,
 ) -> Vec<bool> {

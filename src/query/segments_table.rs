@@ -46,7 +46,7 @@ impl SegmentsTable {
         segs.retain(|s| tenant.sees(&s.tenant));
         let ts = |f: fn(&crate::catalog::SegmentMeta) -> i64| -> ArrayRef {
             Arc::new(
-                TimestampMicrosecondArray::from(segs.iter().map(f).collect::<Vec<_>>())
+                TimestampMicrosecondArray::from(segs.iter().map(|s| f(s)).collect::<Vec<_>>())
                     .with_timezone("UTC"),
             )
         };

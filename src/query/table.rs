@@ -123,7 +123,7 @@ impl TableProvider for LogTable {
 pub(super) fn scan_rows(
     store: &Store,
     state: &dyn Session,
-    segments: &[SegmentMeta],
+    segments: &[Arc<SegmentMeta>],
     hot: Vec<RecordBatch>,
     projection: Option<&Vec<usize>>,
     filters: &[Expr],
@@ -138,7 +138,7 @@ pub(super) fn scan_rows(
         .iter()
         .zip(&keep)
         .filter(|(_, k)| **k)
-        .map(|(s, _)| s)
+        .map(|(s, _)| &**s)
         .collect();
     let pruned_time = segments.len() - kept.len();
     let picked = select(

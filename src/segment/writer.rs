@@ -177,7 +177,7 @@ pub fn write_segments(
             let bytes = bytes?;
             let index_bytes = index_bytes.transpose()?;
             // One directory sync makes both renames durable.
-            crate::wal::sync_dir(dir).map_err(io)?;
+            crate::storage::sync_dir(dir).map_err(io)?;
             let index = index_bytes.map(|written| IndexMeta {
                 version: INDEX_VERSION,
                 fields: INDEXED_FIELDS

@@ -14,7 +14,7 @@ pub use demo::run_demo;
 use crate::admission::Admission;
 use crate::auth::{ApiKeys, Users};
 use crate::buffer::HotBuffer;
-use crate::catalog::{CatalogError, FileCatalog};
+use crate::catalog::{Catalog, CatalogError, FileCatalog};
 use crate::config::Config;
 use crate::http::guard::BodyLimits;
 use crate::http::{router, HttpState};
@@ -79,7 +79,7 @@ impl Server {
             source,
         })?;
 
-        let catalog = Arc::new(FileCatalog::open(&data_dir)?);
+        let catalog: Arc<dyn Catalog> = Arc::new(FileCatalog::open(&data_dir)?);
         let buffer = Arc::new(HotBuffer::new(config.flush_bytes, config.max_buffer_bytes));
         let store = Arc::new(Store::new(
             &data_dir,

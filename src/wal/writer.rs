@@ -10,7 +10,8 @@ use datafusion::arrow::record_batch::RecordBatch;
 use tokio::sync::oneshot;
 
 use super::format::{frame_into, MAGIC};
-use super::{file_name, sync_dir, WalError};
+use super::{file_name, WalError};
+use crate::storage::sync_dir;
 
 /// Receives each batch once it is durable, in sequence order, before the request is acked.
 pub trait WalSink: Send + Sync + 'static {

@@ -218,7 +218,7 @@ impl CountedLogs {
     fn scan_counted(
         &self,
         state: &dyn Session,
-        segments: &[SegmentMeta],
+        segments: &[Arc<SegmentMeta>],
         hot: Vec<RecordBatch>,
         columns: &[String],
         filters: Vec<Expr>,
