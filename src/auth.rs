@@ -13,6 +13,20 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::DEFAULT_TENANT;
 
+/// How pg clients prove who they are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum AuthMethod {
+    /// SCRAM-SHA-256, PostgreSQL's default since 14.
+    #[value(name = "scram-sha-256")]
+    #[serde(rename = "scram-sha-256")]
+    ScramSha256,
+    /// md5, for old clients.
+    Md5,
+    /// No password: any known user may connect (local development only).
+    Trust,
+}
+
 /// The user every fresh install has.
 pub const BOOTSTRAP_USER: &str = "timberline";
 /// Its password when `TIMBERLINE_PASSWORD` is not set (the demo's; a warning says so).

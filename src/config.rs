@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-pub use crate::pgwire::AuthMethod;
+pub use crate::auth::AuthMethod;
 
 /// Errors of loading the configuration.
 #[derive(Debug, thiserror::Error)]

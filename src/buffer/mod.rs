@@ -130,7 +130,7 @@ impl HotBuffer {
     /// Adds a durable batch, which must be sorted by `ts` (`records_to_batch` builds it so):
     /// time lookups binary-search each batch.
     pub fn push(&self, seq: u64, batch: RecordBatch) {
-        debug_assert!(crate::query::nearest::ts_values(&batch)
+        debug_assert!(crate::model::ts_values(&batch)
             .windows(2)
             .all(|w| w[0] <= w[1]));
         let bytes = batch.get_array_memory_size();

@@ -12,8 +12,8 @@ use roaring::RoaringBitmap;
 use timberline_udfs::text::query::glob;
 use timberline_udfs::text::{Query, MATCH};
 
-use super::write::SUBSTRING_ALWAYS;
-use super::{attr_key_marker, SegmentIndex};
+use super::format::{attr_key_marker, SUBSTRING_ALWAYS};
+use super::SegmentIndex;
 
 /// The label columns indexed by exact value.
 const VALUE_FIELDS: [&str; 4] = ["service", "host", "level", "trace_id"];

@@ -33,6 +33,7 @@ mod bloom;
 mod cache;
 mod counts;
 mod eval;
+mod format;
 mod hashed;
 mod postings;
 mod read;
@@ -41,20 +42,11 @@ mod write;
 pub use bloom::{bloom_path, BloomCache, SegmentBlooms, BLOOM_FIELDS};
 pub use counts::{CountKey, CountTable, LabelFilter, Split, COUNTS_SECTION, LABELS, MINUTE_US};
 pub use eval::{candidates, IndexFilter};
+use format::VERSION_2;
+pub use format::{attr_key_marker, BLOCK_ROWS, FIELDS as INDEXED_FIELDS, MAGIC, VERSION};
 pub use postings::{decode_blocks, encode_blocks};
 pub use read::{IndexCache, SegmentIndex};
-pub use write::{
-    attr_key_marker, build_index_with_blocks, index_path, write_index, Written, BLOCK_ROWS,
-    FIELDS as INDEXED_FIELDS,
-};
-
-/// Bytes that open every sidecar file.
-pub const MAGIC: &[u8; 8] = b"TLIDX\0\0\x01";
-/// The layout version this build writes; it also reads [`VERSION_2`].
-pub const VERSION: u32 = 3;
-/// Version 2 marked a single block held in the fst value with bit 63: fst stores every output
-/// in as many bytes as it needs, so that cost 8 bytes a term, most of them ids seen once.
-const VERSION_2: u32 = 2;
+pub use write::{build_index_with_blocks, index_path, write_index, Written};
 
 /// Where an fst value points: one block held in the value, or a serialized bitmap.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -10,9 +10,10 @@ use memmap2::Mmap;
 use roaring::RoaringBitmap;
 
 use super::counts::{CountTable, COUNTS_SECTION};
+use super::format::{MAGIC, VERSION, VERSION_2};
 use super::hashed::{hashed_blocks, HASHED_MARKER};
 use super::postings::decode_blocks;
-use super::{IndexError, Posted, MAGIC, VERSION, VERSION_2};
+use super::{IndexError, Posted};
 
 /// One field's sections, as byte ranges of the file.
 #[derive(Debug, Clone)]

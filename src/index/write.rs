@@ -19,30 +19,14 @@ use super::hashed::{encode_hashed, HASHED_FIELDS, HASHED_MARKER};
 use super::postings::{encode_blocks, Postings, PostingsBuilder};
 
 use super::bloom::{write_blooms, BloomBuilder};
-use super::{IndexError, Posted, MAGIC, VERSION};
-
-/// The `msg` term listing the rows every substring search must check: those with a token cut to
-/// the maximum length, and those with non-ASCII text (whose case folding under `ILIKE` may differ
-/// from the tokens' lowercasing). No real token holds a control character.
-pub const SUBSTRING_ALWAYS: &str = "\u{1}always";
-
-/// Postings name blocks of this many consecutive rows, not single rows: a needle still selects
-/// just one block to decode, and the index stays a fraction of the segment's size.
-pub const BLOCK_ROWS: u32 = 1024;
+use super::format::{attr_key_marker, FIELDS, MAGIC, SUBSTRING_ALWAYS, VERSION};
+use super::{IndexError, Posted};
 
 /// An `attrs` key is indexed when its values repeat: at most this many distinct values, or on
 /// average this many rows per value. Keys of unique values (request ids, span ids) would make
 /// the index larger than the data and narrow nothing a scan of one segment would not.
 const ATTR_MAX_DISTINCT: usize = 256;
 const ATTR_MIN_ROWS_PER_VALUE: usize = 64;
-
-/// The `attrs` term present when `key`'s values are indexed in this segment.
-pub fn attr_key_marker(key: &str) -> String {
-    format!("\u{1}key:{key}")
-}
-
-/// The fields indexed, in file order.
-pub const FIELDS: [&str; 6] = ["msg", "service", "host", "level", "trace_id", "attrs"];
 
 /// The sidecar file of a segment: its Parquet path with the extension `idx`.
 pub fn index_path(parquet: &Path) -> PathBuf {

@@ -11,7 +11,7 @@ use serde_json::{Map, Value};
 
 use super::fast_event::{self, FastSource};
 
-use crate::model::format::parse_rfc3339_micros;
+use crate::model::format::parse_ts;
 use crate::model::level::normalize;
 use crate::model::{LogRecord, Micros, DEFAULT_TENANT};
 
@@ -263,46 +263,6 @@ fn raw_record(raw: String, source: &Source, now: Micros) -> LogRecord {
     r.attrs = Value::Object(source.attrs.clone()).to_string();
     r.enforce_msg_limit();
     r
-}
-
-/// Reads the raw JSON text of a `ts` value (a string or a number).
-pub fn parse_ts_text(raw: &str) -> Option<Micros> {
-    let raw = raw.trim();
-    if raw.starts_with('"') {
-        let s: Cow<str> = serde_json::from_str(raw).ok()?;
-        parse_ts(&Value::String(s.into_owned()))
-    } else if raw.starts_with(|c: char| c.is_ascii_digit()) {
-        raw.parse::<f64>().ok().and_then(epoch_micros)
-    } else {
-        None
-    }
-}
-
-/// Reads `ts` as RFC 3339 text or an epoch number (s, ms, µs or ns by magnitude).
-pub fn parse_ts(v: &Value) -> Option<Micros> {
-    match v {
-        Value::String(s) => {
-            parse_rfc3339_micros(s).or_else(|| s.trim().parse::<f64>().ok().and_then(epoch_micros))
-        }
-        Value::Number(n) => n.as_f64().and_then(epoch_micros),
-        _ => None,
-    }
-}
-
-fn epoch_micros(x: f64) -> Option<Micros> {
-    if !x.is_finite() || x < 0.0 {
-        return None;
-    }
-    let us = if x < 1e11 {
-        x * 1e6
-    } else if x < 1e14 {
-        x * 1e3
-    } else if x < 1e17 {
-        x
-    } else {
-        x / 1e3
-    };
-    (us < 2.5e17).then_some(us as Micros)
 }
 
 fn event_to_record(event: Value, source: &Source, now: Micros) -> LogRecord {

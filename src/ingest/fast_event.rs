@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use super::decode::parse_ts_text;
+use crate::model::format::parse_ts_text;
 use crate::model::level::normalize;
 use crate::model::{LogRecord, Micros, DEFAULT_TENANT};
 

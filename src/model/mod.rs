@@ -6,7 +6,7 @@ mod record;
 mod schema;
 
 pub use record::LogRecord;
-pub use schema::{logs_schema, records_to_batch, ts_column, LOGS_COLUMNS};
+pub use schema::{logs_schema, records_to_batch, ts_column, ts_values, LOGS_COLUMNS};
 
 /// Microseconds since the Unix epoch, the unit of `ts` and `ingest_ts`.
 pub type Micros = i64;

@@ -2,10 +2,13 @@
 
 use std::sync::{Arc, LazyLock};
 
+use datafusion::arrow::array::AsArray;
 use datafusion::arrow::array::{
     ArrayRef, BooleanBuilder, StringBuilder, TimestampMicrosecondBuilder,
 };
-use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use datafusion::arrow::datatypes::{
+    DataType, Field, Schema, SchemaRef, TimeUnit, TimestampMicrosecondType,
+};
 use datafusion::arrow::error::ArrowError;
 use datafusion::arrow::record_batch::RecordBatch;
 
@@ -102,4 +105,12 @@ pub fn records_to_batch(records: &[LogRecord]) -> Result<RecordBatch, ArrowError
         Arc::new(truncated.finish()),
     ];
     RecordBatch::try_new(logs_schema(), columns)
+}
+
+/// The microsecond values of a `logs` batch's `ts` column.
+pub fn ts_values(batch: &RecordBatch) -> &[i64] {
+    batch
+        .column(0)
+        .as_primitive_opt::<TimestampMicrosecondType>()
+        .map_or(&[], |a| a.values().as_ref())
 }

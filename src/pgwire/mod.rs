@@ -31,10 +31,10 @@ use datafusion::prelude::SessionContext;
 use pgwire::tokio::TlsAcceptor;
 use tokio::net::TcpListener;
 
+pub use crate::auth::AuthMethod;
 pub use error::{df_error, sqlstate_of};
 pub use fixtures::{classify, Fixture};
 pub use query::QueryEngine;
-pub use startup::AuthMethod;
 pub use tls::{tls_acceptor, TlsError};
 
 use crate::admission::Admission;

@@ -26,21 +26,7 @@ use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 use timberline_udfs::pg_compat::{PgSession, Tenant, PG_VERSION, PG_VERSION_NUM};
 
 use super::session::{Cancels, Connection};
-use crate::auth::{Users, SCRAM_ITERATIONS};
-
-/// How pg clients prove who they are.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "kebab-case")]
-pub enum AuthMethod {
-    /// SCRAM-SHA-256, PostgreSQL's default since 14.
-    #[value(name = "scram-sha-256")]
-    #[serde(rename = "scram-sha-256")]
-    ScramSha256,
-    /// md5, for old clients.
-    Md5,
-    /// No password: any known user may connect (local development only).
-    Trust,
-}
+use crate::auth::{AuthMethod, Users, SCRAM_ITERATIONS};
 
 /// One connection's startup.
 pub struct Startup {

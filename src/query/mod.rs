@@ -7,6 +7,7 @@ pub mod memory;
 pub mod nearest;
 mod prune;
 mod scan;
+mod scope;
 pub mod seed_api;
 mod segments_table;
 mod source;
@@ -20,10 +21,10 @@ use datafusion::execution::SessionStateBuilder;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion_pg_catalog::pg_catalog::context::EmptyContextProvider;
 use timberline_udfs::limits::QueryBudget;
-use timberline_udfs::pg_compat::Tenant;
 
 pub use prune::SegmentStats;
 pub use scan::LogScanExec;
+pub use scope::session_tenant;
 pub use segments_table::SegmentsTable;
 pub use table::LogTable;
 
@@ -37,19 +38,6 @@ pub const SCHEMA: &str = "public";
 /// Room for the footers and page indexes of the segments queries touch: a time lookup must find
 /// them decoded in memory, not re-read and re-parsed (a segment's is ~100 KiB).
 const METADATA_CACHE_BYTES: usize = 256 * 1024 * 1024;
-
-/// The tenant scope of the session a query runs in. A query planned without a session bound
-/// to a tenant is refused: no scope never means "every tenant".
-pub fn session_tenant(state: &dyn datafusion::catalog::Session) -> Result<Tenant, DataFusionError> {
-    state
-        .config_options()
-        .extensions
-        .get::<timberline_udfs::pg_compat::PgSession>()
-        .map(|s| s.tenant.clone())
-        .ok_or_else(|| {
-            DataFusionError::Plan("no tenant is bound to this session; the query is refused".into())
-        })
-}
 
 /// How much memory queries may use.
 #[derive(Debug, Clone, Copy)]

@@ -110,7 +110,7 @@ pub async fn answer(
 }
 
 fn entries(rows: &RecordBatch, target: i64) -> Vec<Value> {
-    let ts = super::nearest::ts_values(rows);
+    let ts = crate::model::ts_values(rows);
     let text = |name: &str| {
         rows.column_by_name(name)
             .and_then(|c| c.as_string_opt::<i32>())

@@ -35,7 +35,7 @@ use super::index_select::select;
 use super::nearest::{is_nearest, NearestExec, NearestSpec};
 use super::prune::keep_by_time;
 use super::scan::{LogScanExec, ScanCounts};
-use super::session_tenant;
+use super::scope::session_tenant;
 use super::source::{parquet_exec, require_data_file};
 use crate::catalog::SegmentMeta;
 use crate::model::logs_schema;

@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 use timberline::generate::Generator;
-use timberline::ingest::decode::{decode_batch, decode_ndjson, parse_ts, DecodeError};
+use timberline::ingest::decode::{decode_batch, decode_ndjson, DecodeError};
 use timberline::model::level::normalize;
 
 #[test]
@@ -39,24 +39,6 @@ fn batch_maps_source_meta_and_trace() {
     assert_eq!(attrs["environment"], "prod");
     assert_eq!(attrs["user_id"], 7);
     assert!(attrs.get("trace_id").is_none());
-}
-
-#[test]
-fn timestamps_in_every_unit() {
-    let want = 1_705_314_645_123_000;
-    for v in [
-        serde_json::json!("2024-01-15T10:30:45.123Z"),
-        serde_json::json!("2024-01-15T11:30:45.123+01:00"),
-        serde_json::json!("2024-01-15 10:30:45.123"),
-        serde_json::json!(1_705_314_645.123),
-        serde_json::json!(1_705_314_645_123i64),
-        serde_json::json!(1_705_314_645_123_000i64),
-        serde_json::json!(1_705_314_645_123_000_000i64),
-    ] {
-        assert_eq!(parse_ts(&v), Some(want), "{v}");
-    }
-    assert_eq!(parse_ts(&serde_json::json!("soon")), None);
-    assert_eq!(parse_ts(&serde_json::json!(-5)), None);
 }
 
 #[test]

@@ -10,7 +10,7 @@ mod triage;
 use serde_json::{Map, Value};
 
 pub use loghub::{LoghubSystem, LOGHUB_SYSTEMS};
-pub use timestamp::parse_rfc3339_micros;
+pub use timestamp::{parse_rfc3339_micros, parse_ts, parse_ts_text};
 
 use super::Micros;
 

@@ -34,7 +34,7 @@ use crate::catalog::SegmentMeta;
 use crate::index::{index_path, CountKey, CountTable, Split, COUNTS_SECTION, LABELS, MINUTE_US};
 use crate::model::logs_schema;
 use crate::query::scan::{Counted, LogScanExec, ScanCounts};
-use crate::query::session_tenant;
+use crate::query::scope::session_tenant;
 use crate::query::source::require_data_file;
 use crate::query::table::scan_rows;
 use crate::store::Store;

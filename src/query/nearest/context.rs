@@ -12,7 +12,8 @@ use datafusion::logical_expr::{col, lit, Expr, TableType};
 use datafusion::physical_plan::ExecutionPlan;
 use timberline_udfs::nearest::MAX_K;
 
-use super::{constant, invalid_argument, target_micros, NearestExec, NearestSpec, Selection};
+use super::exec::NearestExec;
+use super::spec::{constant, invalid_argument, target_micros, NearestSpec, Selection};
 use crate::model::logs_schema;
 use crate::store::Store;
 

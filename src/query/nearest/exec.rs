@@ -19,7 +19,7 @@ use datafusion::physical_plan::{
 use timberline_udfs::pg_compat::Tenant;
 
 use super::search::{search, SearchMetrics};
-use super::{NearestSpec, Selection};
+use super::spec::{NearestSpec, Selection};
 use crate::model::logs_schema;
 use crate::store::Store;
 

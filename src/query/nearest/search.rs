@@ -17,7 +17,7 @@ use datafusion::arrow::compute::kernels::cmp::{eq, lt};
 use datafusion::arrow::compute::{
     concat_batches, filter_record_batch, lexsort_to_indices, take_record_batch, SortColumn,
 };
-use datafusion::arrow::datatypes::{SchemaRef, TimestampMicrosecondType};
+use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::common::ScalarValue;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::TaskContext;
@@ -26,9 +26,9 @@ use datafusion::physical_plan::metrics::{Count, ExecutionPlanMetricsSet, MetricB
 use timberline_udfs::nearest::kernel;
 
 use super::segment_read::{Found, SegmentFile};
-use super::{NearestSpec, Selection};
+use super::spec::{NearestSpec, Selection};
 use crate::catalog::SegmentMeta;
-use crate::model::logs_schema;
+use crate::model::{logs_schema, ts_values};
 use crate::query::prune::keep_by_time;
 use crate::store::{Snapshot, Store};
 
@@ -473,14 +473,6 @@ fn apply(predicate: &Arc<dyn PhysicalExpr>, batch: &RecordBatch) -> Result<Recor
     let mask = predicate.evaluate(batch)?.into_array(batch.num_rows())?;
     let mask: &BooleanArray = mask.as_boolean();
     Ok(filter_record_batch(batch, mask)?)
-}
-
-/// The microsecond values of a `logs` batch's `ts` column.
-pub fn ts_values(batch: &RecordBatch) -> &[i64] {
-    batch
-        .column(0)
-        .as_primitive_opt::<TimestampMicrosecondType>()
-        .map_or(&[], |a| a.values().as_ref())
 }
 
 fn sort_column(values: &ArrayRef) -> SortColumn {
