@@ -89,7 +89,8 @@ fn wal(c: &mut Criterion) {
         .measurement_time(Duration::from_secs(10));
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let dir = tempfile::tempdir().expect("temp dir");
-    let wal = Wal::start(dir.path(), 1, 64 << 20, Vec::new(), Arc::new(Discard)).expect("wal");
+    let wal =
+        Wal::start(dir.path(), 1, 64 << 20, Vec::new(), vec![Arc::new(Discard)]).expect("wal");
     let recs = records(1_000);
     let payload = encode_records(&recs);
     let batch = records_to_batch(&recs).expect("batch");

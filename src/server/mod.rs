@@ -119,7 +119,7 @@ impl Server {
             next_seq,
             config.wal_file_bytes,
             replayed.files,
-            buffer.clone(),
+            vec![buffer.clone()],
         )?;
         wal.remove_through(flushed)?;
         let ingestor = Ingestor::new(wal.clone(), buffer.clone(), config.max_label_bytes);

@@ -13,7 +13,8 @@ use super::format::{frame_into, MAGIC};
 use super::{file_name, WalError};
 use crate::storage::sync_dir;
 
-/// Receives each batch once it is durable, in sequence order, before the request is acked.
+/// Receives each batch once it is durable, in sequence order, before the request is acked: the
+/// hot buffer, and later whatever else follows accepted logs as they arrive (live tail, alerts).
 pub trait WalSink: Send + Sync + 'static {
     fn publish(&self, seq: u64, batch: RecordBatch);
 }
@@ -50,18 +51,19 @@ struct WriterThread {
     rotate_bytes: u64,
     current: Option<OpenFile>,
     closed: Arc<Mutex<Vec<(PathBuf, u64)>>>,
-    sink: Arc<dyn WalSink>,
+    sinks: Vec<Arc<dyn WalSink>>,
 }
 
 impl Wal {
     /// Starts the writer thread. `next_seq` is one past the highest sequence number ever used;
-    /// `existing` are the files replay left on disk (they are never appended to again).
+    /// `existing` are the files replay left on disk (they are never appended to again). Every
+    /// durable batch goes to each of `sinks`, in their order.
     pub fn start(
         dir: &Path,
         next_seq: u64,
         rotate_bytes: u64,
         existing: Vec<(PathBuf, u64)>,
-        sink: Arc<dyn WalSink>,
+        sinks: Vec<Arc<dyn WalSink>>,
     ) -> Result<Wal, WalError> {
         std::fs::create_dir_all(dir).map_err(|e| WalError::io(dir, e))?;
         let (tx, rx) = mpsc::channel();
@@ -72,7 +74,7 @@ impl Wal {
             rotate_bytes,
             current: None,
             closed: closed.clone(),
-            sink,
+            sinks,
         };
         std::thread::Builder::new()
             .name("wal-writer".into())
@@ -86,7 +88,7 @@ impl Wal {
     }
 
     /// Appends an encoded payload; resolves with its sequence number once it is fsynced and
-    /// `batch` has been published to the sink.
+    /// `batch` has been published to the sinks.
     pub async fn append(&self, payload: Vec<u8>, batch: RecordBatch) -> Result<u64, Arc<WalError>> {
         let (done, rx) = oneshot::channel();
         self.tx
@@ -175,7 +177,9 @@ impl WriterThread {
                 Ok(()) => {
                     for (i, (_, batch, done)) in appends.into_iter().enumerate() {
                         let seq = first_seq + i as u64;
-                        self.sink.publish(seq, batch);
+                        for sink in &self.sinks {
+                            sink.publish(seq, batch.clone());
+                        }
                         let _ = done.send(Ok(seq));
                     }
                 }

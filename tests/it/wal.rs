@@ -142,10 +142,12 @@ impl WalSink for Collect {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn concurrent_appends_are_published_in_sequence_order_and_replay() {
+async fn concurrent_appends_are_published_to_every_sink_in_sequence_order_and_replay() {
     let dir = tempfile::tempdir().unwrap();
     let sink = Arc::new(Collect(Mutex::new(Vec::new())));
-    let wal = Wal::start(dir.path(), 1, 1 << 20, Vec::new(), sink.clone()).unwrap();
+    let second = Arc::new(Collect(Mutex::new(Vec::new())));
+    let sinks: Vec<Arc<dyn WalSink>> = vec![sink.clone(), second.clone()];
+    let wal = Wal::start(dir.path(), 1, 1 << 20, Vec::new(), sinks).unwrap();
     let mut tasks = Vec::new();
     for i in 0..200 {
         let wal = wal.clone();
@@ -166,6 +168,11 @@ async fn concurrent_appends_are_published_in_sequence_order_and_replay() {
         published,
         (1..=200).collect::<Vec<u64>>(),
         "published in order"
+    );
+    assert_eq!(
+        *second.0.lock().unwrap(),
+        published,
+        "the second sink saw the same"
     );
     let r = replay_dir(dir.path()).unwrap();
     assert_eq!(r.batches.len(), 200);
