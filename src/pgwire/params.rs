@@ -2,30 +2,52 @@
 //! placeholder to, and how they are described to clients (`ParameterDescription`).
 
 use std::collections::HashMap;
-use std::sync::{Arc, LazyLock};
+use std::ops::ControlFlow;
+use std::sync::Arc;
 
 use arrow_pg::datatypes::into_pg_type;
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::logical_expr::{Expr, LogicalPlan};
+use datafusion::sql::sqlparser::ast::{
+    visit_expressions, ArrayElemTypeDef, DataType as SqlType, Expr as SqlExpr, Statement, Value,
+};
 use pgwire::api::Type;
 use pgwire::error::PgWireResult;
-use regex::Regex;
 
 use super::error::{df_error, user_error};
 
-/// `$N::oid[]` in a statement's text.
-static OID_ARRAY_CAST: LazyLock<Option<Regex>> =
-    LazyLock::new(|| Regex::new(r"(?i)\$(\d+)\s*::\s*(?:pg_catalog\.)?oid\s*\[\s*\]").ok());
+/// The placeholders a statement casts to `oid[]` (`$2::oid[]`, `$1::pg_catalog.oid[]`), read
+/// from its syntax tree: text in a string literal or a comment is not a cast.
+pub fn oid_array_params(stmt: &Statement) -> Arc<[usize]> {
+    let mut out = Vec::new();
+    let _ = visit_expressions(stmt, |e| {
+        if let SqlExpr::Cast {
+            expr,
+            data_type: SqlType::Array(ArrayElemTypeDef::SquareBracket(elem, _)),
+            ..
+        } = e
+        {
+            if let (SqlExpr::Value(v), true) = (expr.as_ref(), is_oid(elem)) {
+                if let Value::Placeholder(p) = &v.value {
+                    out.extend(p.strip_prefix('$').and_then(|n| n.parse::<usize>().ok()));
+                }
+            }
+        }
+        ControlFlow::<()>::Continue(())
+    });
+    out.into()
+}
 
-pub fn oid_array_params(sql: &str) -> Arc<[usize]> {
-    let Some(re) = OID_ARRAY_CAST.as_ref() else {
-        return Arc::from(Vec::new());
-    };
-    re.captures_iter(sql)
-        .filter_map(|c| c.get(1).and_then(|m| m.as_str().parse().ok()))
-        .collect::<Vec<usize>>()
-        .into()
+fn is_oid(t: &SqlType) -> bool {
+    match t {
+        SqlType::Custom(name, modifiers) if modifiers.is_empty() => name
+            .0
+            .last()
+            .and_then(|part| part.as_ident())
+            .is_some_and(|id| id.value.eq_ignore_ascii_case("oid")),
+        _ => false,
+    }
 }
 
 /// The type of each placeholder (`$1` → …): DataFusion's inference, else the type the SQL
@@ -100,4 +122,22 @@ pub fn described_types(plan: &LogicalPlan, oid_arrays: &[usize]) -> PgWireResult
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+    use datafusion::sql::sqlparser::parser::Parser;
+
+    use super::*;
+
+    #[test]
+    fn oid_array_casts_come_from_the_syntax_tree_not_the_text() {
+        let sql = "SELECT $2::oid[], CAST($1 AS pg_catalog.oid[]), '$3::oid[]', $4::int[] \
+                   /* $5::oid[] */ WHERE $6::oid = 1";
+        let stmt = Parser::parse_sql(&PostgreSqlDialect {}, sql)
+            .expect("parse")
+            .remove(0);
+        assert_eq!(&*oid_array_params(&stmt), &[2, 1]);
+    }
 }

@@ -103,7 +103,7 @@ impl Planner {
             return Ok(Prepared::Fixture(f));
         }
         super::rewrite::rewrite(&mut stmt);
-        let oid_arrays = params::oid_array_params(&stmt.to_string());
+        let oid_arrays = params::oid_array_params(&stmt);
         let state = self.state_for(session);
         let plan = state
             .statement_to_plan(DfStatement::Statement(Box::new(stmt)))
