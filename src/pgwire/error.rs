@@ -3,7 +3,7 @@
 use datafusion::common::SchemaError;
 use datafusion::error::DataFusionError;
 use pgwire::error::{ErrorInfo, PgWireError};
-use timberline_udfs::QueryError;
+use timberline_udfs::{sqlstate, QueryError};
 
 /// The SQLSTATE and client-facing message of a DataFusion error.
 pub fn sqlstate_of(e: &DataFusionError) -> (&'static str, String) {
@@ -17,48 +17,48 @@ pub fn sqlstate_of(e: &DataFusionError) -> (&'static str, String) {
         && msg.contains("Subquery")
     {
         return (
-            "0A000",
+            sqlstate::FEATURE_NOT_SUPPORTED,
             "this correlated subquery is not supported (only correlations by equality are); \
              rewrite it as a join"
                 .into(),
         );
     }
-    if msg.contains("unrecognized configuration parameter") {
-        return ("42704", msg);
-    }
     let code = match root {
-        DataFusionError::SQL(..) => "42601",
+        DataFusionError::SQL(..) => sqlstate::SYNTAX_ERROR,
         DataFusionError::SchemaError(se, _) => match se.as_ref() {
-            SchemaError::FieldNotFound { .. } => "42703",
-            SchemaError::AmbiguousReference { .. } => "42702",
+            SchemaError::FieldNotFound { .. } => sqlstate::UNDEFINED_COLUMN,
+            SchemaError::AmbiguousReference { .. } => sqlstate::AMBIGUOUS_COLUMN,
             SchemaError::DuplicateQualifiedField { .. }
-            | SchemaError::DuplicateUnqualifiedField { .. } => "42701",
+            | SchemaError::DuplicateUnqualifiedField { .. } => sqlstate::DUPLICATE_COLUMN,
         },
-        DataFusionError::Plan(m) if m.starts_with("invalid argument:") => "22023",
-        DataFusionError::Plan(m) if m.contains("table") && m.contains("not found") => "42P01",
+        DataFusionError::Plan(m) if m.contains("table") && m.contains("not found") => {
+            sqlstate::UNDEFINED_TABLE
+        }
         DataFusionError::Plan(m)
             if m.contains("Invalid function") || m.contains("No function matches") =>
         {
-            "42883"
+            sqlstate::UNDEFINED_FUNCTION
         }
         DataFusionError::Plan(m) if m.contains("not allowed") || m.contains("not supported") => {
-            "0A000"
+            sqlstate::FEATURE_NOT_SUPPORTED
         }
-        DataFusionError::Plan(_) => "42000",
-        DataFusionError::NotImplemented(_) => "0A000",
-        DataFusionError::ResourcesExhausted(_) => "53200",
+        DataFusionError::Plan(_) => sqlstate::SYNTAX_ERROR_OR_ACCESS_RULE_VIOLATION,
+        DataFusionError::NotImplemented(_) => sqlstate::FEATURE_NOT_SUPPORTED,
+        DataFusionError::ResourcesExhausted(_) => sqlstate::OUT_OF_MEMORY,
         DataFusionError::ArrowError(ae, _) => match ae.as_ref() {
-            datafusion::arrow::error::ArrowError::DivideByZero => "22012",
+            datafusion::arrow::error::ArrowError::DivideByZero => sqlstate::DIVISION_BY_ZERO,
             datafusion::arrow::error::ArrowError::CastError(_)
-            | datafusion::arrow::error::ArrowError::ParseError(_) => "22P02",
-            _ => "XX000",
+            | datafusion::arrow::error::ArrowError::ParseError(_) => {
+                sqlstate::INVALID_TEXT_REPRESENTATION
+            }
+            _ => sqlstate::INTERNAL_ERROR,
         },
         DataFusionError::Execution(m)
             if m.contains("Cannot cast") || m.contains("Error parsing") =>
         {
-            "22P02"
+            sqlstate::INVALID_TEXT_REPRESENTATION
         }
-        _ => "XX000",
+        _ => sqlstate::INTERNAL_ERROR,
     };
     (code, msg)
 }

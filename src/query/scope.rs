@@ -2,6 +2,7 @@
 
 use datafusion::error::DataFusionError;
 use timberline_udfs::pg_compat::Tenant;
+use timberline_udfs::{sqlstate, QueryError};
 
 /// The tenant scope of the session a query runs in. A query planned without a session bound
 /// to a tenant is refused: no scope never means "every tenant".
@@ -12,6 +13,10 @@ pub fn session_tenant(state: &dyn datafusion::catalog::Session) -> Result<Tenant
         .get::<timberline_udfs::pg_compat::PgSession>()
         .map(|s| s.tenant.clone())
         .ok_or_else(|| {
-            DataFusionError::Plan("no tenant is bound to this session; the query is refused".into())
+            QueryError::new(
+                sqlstate::INSUFFICIENT_PRIVILEGE,
+                "no tenant is bound to this session; the query is refused",
+            )
+            .into_df()
         })
 }

@@ -20,7 +20,7 @@ use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::catalog::{Session, TableProvider};
 use datafusion::common::tree_node::TreeNode;
-use datafusion::common::{plan_err, DFSchema};
+use datafusion::common::DFSchema;
 use datafusion::datasource::memory::MemorySourceConfig;
 use datafusion::error::Result;
 use datafusion::logical_expr::utils::conjunction;
@@ -30,6 +30,7 @@ use datafusion::physical_plan::union::UnionExec;
 use datafusion::physical_plan::ExecutionPlan;
 
 use timberline_udfs::nearest::MISPLACED;
+use timberline_udfs::sqlstate;
 
 use super::index_select::select;
 use super::nearest::{is_nearest, NearestExec, NearestSpec};
@@ -94,7 +95,10 @@ impl TableProvider for LogTable {
             .iter()
             .any(|f| !is_nearest(&f) && contains_nearest(f))
         {
-            return plan_err!("{MISPLACED}");
+            return timberline_udfs::query_err!(
+                sqlstate::SYNTAX_ERROR_OR_ACCESS_RULE_VIOLATION,
+                "{MISPLACED}"
+            );
         }
         if filters.iter().any(|f| is_nearest(&f)) {
             let spec = NearestSpec::from_filters(filters, state)?;

@@ -2,6 +2,45 @@
 //! SQLSTATE a PostgreSQL client should see. It travels inside `DataFusionError::External`; the
 //! pg front end finds it by downcasting, never by reading message text.
 
+/// The SQLSTATEs Timberline's own failures carry, by PostgreSQL's names: the one place their
+/// literals live.
+pub mod sqlstate {
+    /// Misuse the planner catches (a `nearest()` out of place, a wrong argument kind).
+    pub const SYNTAX_ERROR_OR_ACCESS_RULE_VIOLATION: &str = "42000";
+    pub const SYNTAX_ERROR: &str = "42601";
+    pub const INVALID_PARAMETER_VALUE: &str = "22023";
+    pub const NULL_VALUE_NOT_ALLOWED: &str = "22004";
+    pub const DATATYPE_MISMATCH: &str = "42804";
+    pub const UNDEFINED_FUNCTION: &str = "42883";
+    pub const UNDEFINED_OBJECT: &str = "42704";
+    pub const UNDEFINED_PARAMETER: &str = "42P02";
+    pub const INSUFFICIENT_PRIVILEGE: &str = "42501";
+    pub const FEATURE_NOT_SUPPORTED: &str = "0A000";
+    pub const CANT_CHANGE_RUNTIME_PARAM: &str = "55P02";
+    pub const PROGRAM_LIMIT_EXCEEDED: &str = "54000";
+    pub const STATEMENT_TOO_COMPLEX: &str = "54001";
+    pub const OUT_OF_MEMORY: &str = "53200";
+    pub const QUERY_CANCELED: &str = "57014";
+    pub const READ_ONLY_SQL_TRANSACTION: &str = "25006";
+    pub const UNDEFINED_FILE: &str = "58P01";
+    pub const DATA_CORRUPTED: &str = "XX001";
+    pub const INTERNAL_ERROR: &str = "XX000";
+    pub const UNDEFINED_TABLE: &str = "42P01";
+    pub const UNDEFINED_COLUMN: &str = "42703";
+    pub const AMBIGUOUS_COLUMN: &str = "42702";
+    pub const DUPLICATE_COLUMN: &str = "42701";
+    pub const DIVISION_BY_ZERO: &str = "22012";
+    pub const INVALID_TEXT_REPRESENTATION: &str = "22P02";
+}
+
+/// `Err(QueryError)` as a DataFusion error: `query_err!(sqlstate::X, "format {}", args)`.
+#[macro_export]
+macro_rules! query_err {
+    ($code:expr, $($arg:tt)*) => {
+        Err($crate::QueryError::new($code, format!($($arg)*)).into_df())
+    };
+}
+
 /// A query failure with its SQLSTATE.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]

@@ -17,7 +17,7 @@ pub mod nearest;
 pub mod pg_compat;
 pub mod text;
 
-pub use error::QueryError;
+pub use error::{sqlstate, QueryError};
 
 use datafusion::prelude::SessionContext;
 

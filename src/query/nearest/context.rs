@@ -5,12 +5,13 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::catalog::{Session, TableFunctionArgs, TableFunctionImpl, TableProvider};
-use datafusion::common::{plan_err, DFSchema, ScalarValue};
+use datafusion::common::{DFSchema, ScalarValue};
 use datafusion::error::Result;
 use datafusion::logical_expr::utils::conjunction;
 use datafusion::logical_expr::{col, lit, Expr, TableType};
 use datafusion::physical_plan::ExecutionPlan;
 use timberline_udfs::nearest::MAX_K;
+use timberline_udfs::sqlstate;
 
 use super::exec::NearestExec;
 use super::spec::{constant, invalid_argument, target_micros, NearestSpec, Selection};
@@ -37,7 +38,7 @@ impl TableFunctionImpl for LogContextFn {
         let state = args.session();
         let args = args.exprs();
         if !(3..=5).contains(&args.len()) {
-            return plan_err!(
+            return timberline_udfs::query_err!(sqlstate::SYNTAX_ERROR_OR_ACCESS_RULE_VIOLATION, 
                 "log_context(ts, host, service [, before [, after]]) takes 3 to 5 arguments, got {}",
                 args.len()
             );

@@ -32,6 +32,8 @@ use datafusion::physical_expr::expressions::Column;
 use datafusion::physical_expr::utils::collect_columns;
 use datafusion::physical_plan::PhysicalExpr;
 
+use timberline_udfs::{sqlstate, QueryError};
+
 use crate::catalog::SegmentMeta;
 use crate::model::{logs_schema, ts_column};
 use crate::query::source::{file_of, segments_url};
@@ -83,7 +85,7 @@ impl SegmentFile {
                 .collect::<Vec<_>>()
         };
         if names(meta.schema()) != names(&expected) {
-            return Err(DataFusionError::Execution(format!(
+            return Err(corrupt(format!(
                 "segment {} does not have the logs columns",
                 path.display()
             )));
@@ -118,7 +120,7 @@ impl SegmentFile {
             let ts = batch
                 .column(0)
                 .as_primitive_opt::<TimestampMicrosecondType>()
-                .ok_or_else(|| DataFusionError::Execution("ts is not a timestamp".into()))?
+                .ok_or_else(|| corrupt("ts is not a timestamp".into()))?
                 .values();
             keys_decoded += ts.len();
             let start = self.group_starts[g];
@@ -126,7 +128,7 @@ impl SegmentFile {
             for page in &pages {
                 for row in page.clone() {
                     let Some(&v) = ts.get(i) else {
-                        return Err(DataFusionError::Execution(format!(
+                        return Err(corrupt(format!(
                             "segment {}: fewer ts values than its page index promises",
                             self.path.display()
                         )));
@@ -263,7 +265,7 @@ impl SegmentFile {
                 .partition_point(|&s| s <= row)
                 .saturating_sub(1);
             if g + 1 >= self.group_starts.len() {
-                return Err(DataFusionError::Execution(format!(
+                return Err(corrupt(format!(
                     "segment {}: row {row} is past its end",
                     self.path.display()
                 )));
@@ -294,8 +296,8 @@ impl SegmentFile {
         selection: RowSelection,
         columns: &[usize],
     ) -> Result<RecordBatch> {
-        let file = File::open(&self.path)
-            .map_err(|e| DataFusionError::Execution(format!("{}: {e}", self.path.display())))?;
+        let file =
+            File::open(&self.path).map_err(|e| corrupt(format!("{}: {e}", self.path.display())))?;
         let builder = ParquetRecordBatchReaderBuilder::new_with_metadata(file, self.meta.clone());
         let mask = ProjectionMask::roots(builder.parquet_schema(), columns.iter().copied());
         let reader = builder
@@ -308,4 +310,9 @@ impl SegmentFile {
         let batches = reader.collect::<std::result::Result<Vec<_>, _>>()?;
         Ok(concat_batches(&schema, &batches)?)
     }
+}
+
+/// A segment file that is not what its catalog entry and page index promise (SQLSTATE XX001).
+fn corrupt(message: String) -> DataFusionError {
+    QueryError::new(sqlstate::DATA_CORRUPTED, message).into_df()
 }

@@ -7,7 +7,7 @@ use datafusion::arrow::array::RecordBatchOptions;
 use datafusion::arrow::datatypes::Schema;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::catalog::Session;
-use datafusion::common::{plan_err, DFSchema, ScalarValue};
+use datafusion::common::{DFSchema, ScalarValue};
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::context::ExecutionProps;
 use datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext;
@@ -16,6 +16,7 @@ use datafusion::logical_expr::{ColumnarValue, Expr};
 use datafusion::physical_expr::create_physical_expr;
 use datafusion::physical_plan::PhysicalExpr;
 use timberline_udfs::nearest::{ts_type, MAX_K, NEAREST};
+use timberline_udfs::{sqlstate, QueryError};
 
 use crate::model::logs_schema;
 
@@ -47,7 +48,20 @@ pub fn is_nearest(expr: &&Expr) -> bool {
 
 /// An argument error of `nearest`/`log_context` (SQLSTATE 22023).
 pub fn invalid_argument(msg: impl std::fmt::Display) -> DataFusionError {
-    DataFusionError::Plan(format!("invalid argument: {msg}"))
+    QueryError::new(
+        sqlstate::INVALID_PARAMETER_VALUE,
+        format!("invalid argument: {msg}"),
+    )
+    .into_df()
+}
+
+/// A `nearest`/`log_context` call written where it cannot apply (SQLSTATE 42000).
+pub fn misused(msg: impl std::fmt::Display) -> DataFusionError {
+    QueryError::new(
+        sqlstate::SYNTAX_ERROR_OR_ACCESS_RULE_VIOLATION,
+        msg.to_string(),
+    )
+    .into_df()
 }
 
 impl NearestSpec {
@@ -55,16 +69,22 @@ impl NearestSpec {
     pub fn from_filters(filters: &[Expr], state: &dyn Session) -> Result<NearestSpec> {
         let (calls, others): (Vec<&Expr>, Vec<&Expr>) = filters.iter().partition(is_nearest);
         let [Expr::ScalarFunction(call)] = calls.as_slice() else {
-            return plan_err!("only one nearest() condition may apply to one scan of logs");
+            return Err(misused(
+                "only one nearest() condition may apply to one scan of logs",
+            ));
         };
         let args = &call.args;
         match args.first() {
             Some(Expr::Column(c)) if c.name == "ts" => {}
-            _ => return plan_err!("nearest() searches the ts column: write nearest(ts, …)"),
+            _ => {
+                return Err(misused(
+                    "nearest() searches the ts column: write nearest(ts, …)",
+                ))
+            }
         }
         let target = match args.get(1) {
             Some(e) => target_micros(&constant(e, state, "the target")?)?,
-            None => return plan_err!("nearest() needs a target timestamp"),
+            None => return Err(misused("nearest() needs a target timestamp")),
         };
         let k = match args.get(2) {
             None => 1,

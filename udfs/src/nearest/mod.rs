@@ -12,7 +12,9 @@ use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, AsArray, DurationMicrosecondArray};
 use datafusion::arrow::datatypes::{DataType, TimeUnit, TimestampMicrosecondType};
-use datafusion::common::{exec_err, plan_err, ScalarValue};
+use datafusion::common::ScalarValue;
+
+use crate::sqlstate;
 use datafusion::error::Result;
 use datafusion::logical_expr::{
     ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
@@ -38,7 +40,8 @@ pub fn ts_type() -> DataType {
 /// Coerces (timestamp, target [, integer]) argument types; anything else is a plan error.
 fn coerce(name: &str, args: &[DataType], max_args: usize) -> Result<Vec<DataType>> {
     if args.len() < 2 || args.len() > max_args {
-        return plan_err!(
+        return crate::query_err!(
+            sqlstate::SYNTAX_ERROR_OR_ACCESS_RULE_VIOLATION,
             "{name}() takes {} arguments: (ts, target timestamp{}), got {}",
             if max_args == 3 { "2 or 3" } else { "2" },
             if max_args == 3 { " [, k]" } else { "" },
@@ -58,13 +61,15 @@ fn coerce(name: &str, args: &[DataType], max_args: usize) -> Result<Vec<DataType
         )
     };
     if !matches!(args[0], DataType::Timestamp(..)) {
-        return plan_err!(
+        return crate::query_err!(
+            sqlstate::SYNTAX_ERROR_OR_ACCESS_RULE_VIOLATION,
             "{name}(): the first argument must be the ts column, got {}",
             args[0]
         );
     }
     if !is_time_or_text(&args[1]) {
-        return plan_err!(
+        return crate::query_err!(
+            sqlstate::SYNTAX_ERROR_OR_ACCESS_RULE_VIOLATION,
             "{name}(): the target must be a timestamp or an RFC 3339 string, got {}",
             args[1]
         );
@@ -72,7 +77,10 @@ fn coerce(name: &str, args: &[DataType], max_args: usize) -> Result<Vec<DataType
     let mut out = vec![ts_type(), ts_type()];
     if let Some(k) = args.get(2) {
         if !k.is_integer() && !k.is_null() {
-            return plan_err!("{name}(): k must be an integer, got {k}");
+            return crate::query_err!(
+                sqlstate::SYNTAX_ERROR_OR_ACCESS_RULE_VIOLATION,
+                "{name}(): k must be an integer, got {k}"
+            );
         }
         out.push(DataType::Int64);
     }
@@ -111,7 +119,10 @@ impl ScalarUDFImpl for NearestUdf {
     }
 
     fn invoke_with_args(&self, _args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        plan_err!("{MISPLACED}")
+        crate::query_err!(
+            sqlstate::SYNTAX_ERROR_OR_ACCESS_RULE_VIOLATION,
+            "{MISPLACED}"
+        )
     }
 }
 
@@ -148,12 +159,18 @@ impl ScalarUDFImpl for TsDistanceUdf {
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let [ts, target] = args.args.as_slice() else {
-            return exec_err!("ts_distance() takes 2 arguments");
+            return crate::query_err!(
+                sqlstate::UNDEFINED_FUNCTION,
+                "ts_distance() takes 2 arguments"
+            );
         };
         let scalar_us = |v: &ScalarValue| match v {
             ScalarValue::TimestampMicrosecond(t, _) => Ok(*t),
             ScalarValue::Null => Ok(None),
-            other => exec_err!("ts_distance(): expected a timestamp, got {other:?}"),
+            other => crate::query_err!(
+                sqlstate::DATATYPE_MISMATCH,
+                "ts_distance(): expected a timestamp, got {other:?}"
+            ),
         };
         let distance =
             |a: Option<i64>, b: Option<i64>| Some(a?.abs_diff(b?).min(i64::MAX as u64) as i64);

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, BooleanArray, StringBuilder};
 use datafusion::arrow::datatypes::DataType;
-use datafusion::common::{exec_err, ScalarValue};
+use datafusion::common::ScalarValue;
 use datafusion::error::Result;
 use datafusion::logical_expr::{
     create_udf, ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature,
@@ -13,6 +13,7 @@ use datafusion::logical_expr::{
 };
 
 use super::settings::{default_setting, PgSession, PG_VERSION};
+use crate::{sqlstate, QueryError};
 
 /// The text of `SELECT version()`.
 pub fn version_string() -> String {
@@ -160,7 +161,11 @@ pub fn set_config_udf() -> ScalarUDF {
                     value.clone(),
                 ))))
             }
-            _ => exec_err!("set_config() is not supported inside a query; use SET name = value"),
+            _ => Err(QueryError::new(
+                sqlstate::FEATURE_NOT_SUPPORTED,
+                "set_config() is not supported inside a query; use SET name = value",
+            )
+            .into_df()),
         }),
     )
 }
@@ -201,7 +206,11 @@ impl ScalarUDFImpl for CurrentSetting {
             match value {
                 Some(v) => Ok(Some(v)),
                 None if missing_ok => Ok(None),
-                None => exec_err!("unrecognized configuration parameter \"{name}\""),
+                None => Err(QueryError::new(
+                    sqlstate::UNDEFINED_OBJECT,
+                    format!("unrecognized configuration parameter \"{name}\""),
+                )
+                .into_df()),
             }
         };
         match args.args.first() {
@@ -220,7 +229,10 @@ impl ScalarUDFImpl for CurrentSetting {
                 }
                 Ok(ColumnarValue::Array(Arc::new(out.finish()) as ArrayRef))
             }
-            None => exec_err!("current_setting takes one or two arguments"),
+            None => crate::query_err!(
+                sqlstate::UNDEFINED_FUNCTION,
+                "current_setting takes one or two arguments"
+            ),
         }
     }
 }

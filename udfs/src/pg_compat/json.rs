@@ -5,7 +5,9 @@ use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, ArrayRef, StringBuilder};
 use datafusion::arrow::datatypes::DataType;
-use datafusion::common::{exec_err, ScalarValue};
+use datafusion::common::ScalarValue;
+
+use crate::sqlstate;
 use datafusion::error::Result;
 use datafusion::logical_expr::{
     ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
@@ -75,7 +77,10 @@ impl ScalarUDFImpl for JsonBuildObject {
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         if args.args.len() % 2 != 0 {
-            return exec_err!("argument list must have even number of elements");
+            return crate::query_err!(
+                sqlstate::INVALID_PARAMETER_VALUE,
+                "argument list must have even number of elements"
+            );
         }
         let n = args.number_rows;
         let arrays = args
@@ -90,7 +95,10 @@ impl ScalarUDFImpl for JsonBuildObject {
                 let [k, v] = pair else { continue };
                 let key = ScalarValue::try_from_array(k, row)?;
                 if key.is_null() {
-                    return exec_err!("null value not allowed for object key");
+                    return crate::query_err!(
+                        sqlstate::NULL_VALUE_NOT_ALLOWED,
+                        "null value not allowed for object key"
+                    );
                 }
                 let key = match to_json(&key) {
                     Value::String(s) => s,

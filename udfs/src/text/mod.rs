@@ -16,15 +16,17 @@ use std::sync::Arc;
 use datafusion::arrow::array::{Array, AsArray, BooleanArray};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::DataType;
-use datafusion::common::{plan_err, DataFusionError, ScalarValue};
+use datafusion::common::{DataFusionError, ScalarValue};
 use datafusion::error::Result;
+
+use crate::{sqlstate, QueryError};
 use datafusion::logical_expr::simplify::{ExprSimplifyResult, SimplifyContext};
 use datafusion::logical_expr::{
     ColumnarValue, Expr, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
 };
 
 pub use at_at::AtAtPlanner;
-pub use query::{Query, QueryError};
+pub use query::{MatchSyntaxError, Query};
 
 /// Name of the search function.
 pub const MATCH: &str = "match";
@@ -49,7 +51,11 @@ pub fn match_udf() -> ScalarUDF {
 }
 
 fn invalid(e: impl std::fmt::Display) -> DataFusionError {
-    DataFusionError::Plan(format!("invalid argument: {e}"))
+    QueryError::new(
+        sqlstate::INVALID_PARAMETER_VALUE,
+        format!("invalid argument: {e}"),
+    )
+    .into_df()
 }
 
 /// The query of a constant argument.
@@ -85,8 +91,15 @@ impl ScalarUDFImpl for MatchUdf {
         };
         match args {
             [a, b] if texty(a) && texty(b) => Ok(vec![DataType::Utf8, DataType::Utf8]),
-            [a, b] => plan_err!("match(text, query) takes two text arguments, got ({a}, {b})"),
-            _ => plan_err!("match(text, query) takes 2 arguments, got {}", args.len()),
+            [a, b] => crate::query_err!(
+                sqlstate::UNDEFINED_FUNCTION,
+                "match(text, query) takes two text arguments, got ({a}, {b})"
+            ),
+            _ => crate::query_err!(
+                sqlstate::UNDEFINED_FUNCTION,
+                "match(text, query) takes 2 arguments, got {}",
+                args.len()
+            ),
         }
     }
 
@@ -117,7 +130,10 @@ impl ScalarUDFImpl for MatchUdf {
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let [text, query] = args.args.as_slice() else {
-            return plan_err!("match(text, query) takes 2 arguments");
+            return crate::query_err!(
+                sqlstate::UNDEFINED_FUNCTION,
+                "match(text, query) takes 2 arguments"
+            );
         };
         let ColumnarValue::Scalar(q) = query else {
             return Err(invalid("match() query must be a constant"));

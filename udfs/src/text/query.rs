@@ -61,7 +61,7 @@ pub enum Part {
 /// Why a query does not parse.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid match() query {query:?}: {reason}")]
-pub struct QueryError {
+pub struct MatchSyntaxError {
     pub query: String,
     pub reason: String,
 }
@@ -71,8 +71,8 @@ pub const MAX_QUERY_LEN: usize = 4096;
 
 impl Query {
     /// Parses `text`.
-    pub fn parse(text: &str) -> Result<Query, QueryError> {
-        let err = |reason: &str| QueryError {
+    pub fn parse(text: &str) -> Result<Query, MatchSyntaxError> {
+        let err = |reason: &str| MatchSyntaxError {
             query: text.chars().take(200).collect(),
             reason: reason.to_string(),
         };
