@@ -16,14 +16,61 @@ use crate::model::format::{LineFormat, LOGHUB_SYSTEMS};
 use crate::wal::format::{decode_body, encode_records};
 
 /// Every fuzz target, by name.
-pub const TARGETS: [(&str, fn(&[u8])); 6] = [
+pub const TARGETS: [(&str, fn(&[u8])); 7] = [
     ("ingest_body", ingest_body),
     ("log_lines", log_lines),
     ("match_query", match_query),
     ("wal_body", wal_body),
     ("sidecar", sidecar),
     ("pg_session", pg_session),
+    ("pg_frames", pg_frames),
 ];
+
+/// A client's byte stream after TLS negotiation, as the server reads it: each chunk passes the
+/// frame check, then pgwire's decoder takes every frame it lets through, the connection state
+/// moving as a server's would (startup, then a password first unless bit 0 of the first byte
+/// says trust). Bits 1–3 pick the chunk size the bytes arrive in. Nothing may panic, and
+/// pgwire must never be handed a frame the check refused.
+pub fn pg_frames(data: &[u8]) {
+    use pgwire::api::{ClientInfo, DefaultClient, PgWireConnectionState as State};
+    use pgwire::messages::PgWireFrontendMessage as Msg;
+    use tokio_util::codec::Decoder;
+
+    let Some((&mode, stream)) = data.split_first() else {
+        return;
+    };
+    let password_first = mode & 1 == 0;
+    let chunk = [1, 2, 3, 5, 8, 64, 512, 4096][usize::from((mode >> 1) & 7)];
+    let mut check = crate::pgwire::FrameCheck::new(password_first, 1 << 16);
+    let client = DefaultClient::<()>::new(([127, 0, 0, 1], 5432).into(), false);
+    let mut codec = pgwire::tokio::server::PgWireMessageServerCodec::new(client);
+    codec.client_info.set_state(State::AwaitingStartup);
+    let mut buf = bytes::BytesMut::new();
+    for piece in stream.chunks(chunk) {
+        let refused = check.observe(piece).err();
+        let pass = refused.as_ref().map_or(piece.len(), |r| r.pass);
+        buf.extend_from_slice(&piece[..pass]);
+        loop {
+            match codec.decode(&mut buf) {
+                Ok(Some(Msg::Startup(_))) if password_first => {
+                    codec.client_info.set_state(State::AuthenticationInProgress)
+                }
+                Ok(Some(Msg::Startup(_) | Msg::PasswordMessageFamily(_))) => {
+                    codec.client_info.set_state(State::ReadyForQuery);
+                    check.logged_in();
+                }
+                Ok(Some(Msg::CancelRequest(_))) => return,
+                Ok(Some(_)) => {}
+                // pgwire refusing what the check let through is fine; the server ends the
+                // connection on it as well.
+                Ok(None) | Err(_) => break,
+            }
+        }
+        if refused.is_some() {
+            return;
+        }
+    }
+}
 
 /// An HTTP ingest body: the first byte picks JSON batch or NDJSON, plain, gzip or zstd. Every
 /// decoded batch must survive the WAL's encoding unchanged.

@@ -141,6 +141,25 @@ fn seeds(target: &str, sidecar: &[u8]) -> Vec<Vec<u8>> {
             [startup("timberline"), query("SET x.y = 'ü'; SHOW x.y"), query("SELECT $4000000000::int")].concat(),
             [8u32.to_be_bytes().to_vec(), 80877103u32.to_be_bytes().to_vec()].concat(),
         ],
+        "pg_frames" => {
+            let session = [
+                startup("timberline"),
+                query("SELECT 1"),
+                parse("SELECT $1::text"),
+                msg(b'B', &[cstr(""), cstr(""), vec![0, 0, 0, 1, 0, 0, 0, 3], b"abc".to_vec(), vec![0, 0]].concat()),
+                msg(b'D', &[b'P', 0]),
+                execute(0),
+                sync(),
+                msg(b'X', &[]),
+            ]
+            .concat();
+            let password = [startup("timberline"), msg(b'p', b"secret\0"), query("SELECT 1")].concat();
+            vec![
+                [&[1u8][..], &session].concat(),
+                [&[0u8][..], &password].concat(),
+                [&[11u8][..], &session].concat(),
+            ]
+        }
         other => panic!("no seeds for {other}"),
     }
 }

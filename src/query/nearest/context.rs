@@ -38,7 +38,8 @@ impl TableFunctionImpl for LogContextFn {
         let state = args.session();
         let args = args.exprs();
         if !(3..=5).contains(&args.len()) {
-            return timberline_udfs::query_err!(sqlstate::SYNTAX_ERROR_OR_ACCESS_RULE_VIOLATION, 
+            return timberline_udfs::query_err!(
+                sqlstate::SYNTAX_ERROR_OR_ACCESS_RULE_VIOLATION,
                 "log_context(ts, host, service [, before [, after]]) takes 3 to 5 arguments, got {}",
                 args.len()
             );
