@@ -13,9 +13,9 @@
 
 pub mod admission;
 pub mod auth;
-pub mod bench;
 pub mod buffer;
 pub mod catalog;
+pub mod cli;
 pub mod config;
 #[doc(hidden)]
 pub mod fuzz;

@@ -9,9 +9,9 @@ use clap::{Parser, Subcommand};
 // Ingest allocates many small strings per event; mimalloc serves that far better than glibc.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+use timberline::cli::load::{load, LoadOptions};
 use timberline::config::{Config, Overrides};
 use timberline::generate::{parse_level_mix, Generator};
-use timberline::ingest::file::{load, LoadOptions};
 use timberline::server::{run_demo, Server};
 
 #[derive(Parser)]
@@ -73,7 +73,7 @@ enum Command {
     /// Measure a running server (see benches/RESULTS.md).
     Bench {
         #[command(subcommand)]
-        what: timberline::bench::BenchCommand,
+        what: timberline::cli::bench::BenchCommand,
     },
 }
 
@@ -245,7 +245,7 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             );
             Ok(())
         }
-        Command::Bench { what } => timberline::bench::run(what).await,
+        Command::Bench { what } => timberline::cli::bench::run(what).await,
     }
 }
 

@@ -1,10 +1,9 @@
-//! Ingest: decoders that turn shipper payloads into records, the durable accept path, and the
-//! file loader behind `timberline ingest`.
+//! Ingest: decoders that turn shipper payloads into records, and the durable accept path (the
+//! file loader behind `timberline ingest` is a client, in `cli::load`).
 
 pub mod decode;
 pub mod encoding;
 mod fast_event;
-pub mod file;
 
 use std::sync::Arc;
 

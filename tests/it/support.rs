@@ -187,7 +187,7 @@ pub const API_KEY: &str = "timberline";
 
 /// An HTTP client that sends the demo API key (a request's own Authorization wins).
 pub fn http() -> reqwest::Client {
-    timberline::ingest::file::http_client(API_KEY).expect("HTTP client")
+    timberline::cli::load::http_client(API_KEY).expect("HTTP client")
 }
 
 pub async fn pg_connect(port: u16, user: &str) -> Result<Client, tokio_postgres::Error> {

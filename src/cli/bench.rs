@@ -119,7 +119,7 @@ pub async fn run(cmd: BenchCommand) -> Result<(), Box<dyn std::error::Error>> {
             let avg_event =
                 bodies.iter().map(Vec::len).sum::<usize>() / (bodies.len() * batch).max(1);
             let bodies = Arc::new(bodies);
-            let client = crate::ingest::file::http_client(&bench_api_key())?;
+            let client = crate::cli::load::http_client(&bench_api_key())?;
             let accepted = Arc::new(AtomicU64::new(0));
             let deadline = Instant::now() + Duration::from_secs(seconds);
             let started = Instant::now();
@@ -222,7 +222,7 @@ pub async fn run(cmd: BenchCommand) -> Result<(), Box<dyn std::error::Error>> {
             samples,
         } => {
             let url = format!("{}/v1/ingest", server.trim_end_matches('/'));
-            let client = crate::ingest::file::http_client(&bench_api_key())?;
+            let client = crate::cli::load::http_client(&bench_api_key())?;
             let (pg, conn) = tokio_postgres::connect(&pg, tokio_postgres::NoTls).await?;
             tokio::spawn(conn);
             let stmt = pg

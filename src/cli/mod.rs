@@ -1,0 +1,6 @@
+//! Client-side tools of the `timberline` command, apart from the server's data path: loading
+//! log files into a running server and benchmarking one. They reach the server over HTTP and
+//! pgwire as any client does.
+
+pub mod bench;
+pub mod load;
