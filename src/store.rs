@@ -12,8 +12,9 @@ use timberline_udfs::pg_compat::Tenant;
 
 use crate::buffer::HotBuffer;
 use crate::catalog::{Catalog, CatalogError, Change, SegmentMeta};
-use crate::index::{bloom_path, index_path, BloomCache, IndexCache};
+use crate::index::{BloomCache, IndexCache};
 use crate::segment::{write_segments, SegmentError, SEGMENTS_DIR};
+use crate::storage::SegmentFiles;
 use crate::wal::{Wal, WalError};
 
 /// Errors of a flush.
@@ -78,6 +79,8 @@ impl Snapshot {
 #[derive(Debug)]
 pub struct Store {
     pub data_dir: PathBuf,
+    /// Where segment files are found and read.
+    pub files: SegmentFiles,
     pub buffer: Arc<HotBuffer>,
     pub catalog: Arc<dyn Catalog>,
     /// Write sidecar indexes at flush with postings over blocks of this many rows (`None`: off).
@@ -114,12 +117,14 @@ pub struct Written {
 impl Store {
     pub fn new(
         data_dir: &Path,
+        files: SegmentFiles,
         buffer: Arc<HotBuffer>,
         catalog: Arc<dyn Catalog>,
         index: Option<u32>,
     ) -> Store {
         Store {
             data_dir: data_dir.to_path_buf(),
+            files,
             index,
             indexes: IndexCache::default(),
             blooms: BloomCache::default(),
@@ -202,13 +207,13 @@ impl Store {
             .segments()
             .iter()
             .flat_map(|s| {
-                let parquet = self.data_dir.join(&s.path);
-                let index = s.index.as_ref().map(|_| index_path(&parquet));
+                let parquet = self.files.data(&s.path);
+                let index = s.index.as_ref().map(|_| self.files.index(&s.path));
                 let blooms = s
                     .index
                     .as_ref()
                     .filter(|i| !i.blooms.is_empty())
-                    .map(|_| bloom_path(&parquet));
+                    .map(|_| self.files.bloom(&s.path));
                 std::iter::once(parquet).chain(index).chain(blooms)
             })
             .collect();

@@ -11,7 +11,7 @@
 //! the index (request ids, user ids). A missing or corrupt file means "cannot rule out".
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use datafusion::parquet::bloom_filter::Sbbf;
 
@@ -24,11 +24,6 @@ const MAGIC: &[u8; 8] = b"TLBLOOM\x01";
 const FPP: f64 = 0.01;
 /// The fields with a bloom.
 pub const BLOOM_FIELDS: [&str; 2] = ["trace_id", "attrs"];
-
-/// The bloom file of the Parquet file at `parquet`.
-pub fn bloom_path(parquet: &Path) -> PathBuf {
-    parquet.with_extension("bloom")
-}
 
 /// A bloom under construction, sized for at most `max_values` values and folded to [`FPP`] at
 /// the end, so its size follows the distinct values actually seen.
@@ -67,7 +62,7 @@ pub fn write_blooms(
     parquet: &Path,
     blooms: Vec<(&str, BloomBuilder)>,
 ) -> Result<Vec<String>, IndexError> {
-    let path = bloom_path(parquet);
+    let path = crate::storage::layout::bloom_path(parquet);
     let io = |source| IndexError::Io {
         path: path.clone(),
         source,

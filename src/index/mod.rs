@@ -39,14 +39,14 @@ mod postings;
 mod read;
 mod write;
 
-pub use bloom::{bloom_path, BloomCache, SegmentBlooms, BLOOM_FIELDS};
+pub use bloom::{BloomCache, SegmentBlooms, BLOOM_FIELDS};
 pub use counts::{CountKey, CountTable, LabelFilter, Split, COUNTS_SECTION, LABELS, MINUTE_US};
 pub use eval::{candidates, IndexFilter};
 use format::VERSION_2;
 pub use format::{attr_key_marker, BLOCK_ROWS, FIELDS as INDEXED_FIELDS, MAGIC, VERSION};
 pub use postings::{decode_blocks, encode_blocks};
 pub use read::{IndexCache, SegmentIndex};
-pub use write::{build_index_with_blocks, index_path, write_index, Written};
+pub use write::{build_index_with_blocks, write_index, Written};
 
 /// Where an fst value points: one block held in the value, or a serialized bitmap.
 #[derive(Debug, Clone, Copy, PartialEq)]

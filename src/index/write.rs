@@ -2,7 +2,7 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use datafusion::arrow::array::{Array, AsArray, StringArray};
 use datafusion::arrow::compute::cast;
@@ -27,11 +27,6 @@ use super::{IndexError, Posted};
 /// the index larger than the data and narrow nothing a scan of one segment would not.
 const ATTR_MAX_DISTINCT: usize = 256;
 const ATTR_MIN_ROWS_PER_VALUE: usize = 64;
-
-/// The sidecar file of a segment: its Parquet path with the extension `idx`.
-pub fn index_path(parquet: &Path) -> PathBuf {
-    parquet.with_extension("idx")
-}
 
 /// Terms → blocks of one field's `values`, sorted by term (borrowing from `values` if they can).
 fn field_postings<'a>(
@@ -347,7 +342,7 @@ pub fn write_index(
     batch: &RecordBatch,
     block_rows: u32,
 ) -> Result<Written, IndexError> {
-    let path = index_path(parquet);
+    let path = crate::storage::layout::index_path(parquet);
     let io = |source| IndexError::Io {
         path: path.clone(),
         source,

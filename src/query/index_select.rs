@@ -7,14 +7,14 @@
 //! runs cost more than a scan.
 
 use std::collections::HashMap;
-use std::path::Path;
 
 use datafusion::logical_expr::Expr;
 use datafusion::parquet::arrow::arrow_reader::RowSelection;
 use roaring::RoaringBitmap;
 
 use crate::catalog::SegmentMeta;
-use crate::index::{bloom_path, candidates, index_path, BloomCache, IndexCache, IndexFilter};
+use crate::index::{candidates, BloomCache, IndexCache, IndexFilter};
+use crate::storage::SegmentFiles;
 
 /// Rows a selected run costs beyond its own: about one page of the widest column, decoded
 /// around it (msg pages hold a few hundred to a few thousand rows).
@@ -67,7 +67,7 @@ fn selection_for(ranges: Vec<std::ops::Range<usize>>, total: u64) -> Option<RowS
 
 /// Applies the segments' indexes to `filters` over the `segments` time pruning kept.
 pub fn select<'a>(
-    data_dir: &Path,
+    files: &SegmentFiles,
     cache: &IndexCache,
     blooms: &BloomCache,
     segments: Vec<&'a SegmentMeta>,
@@ -80,7 +80,7 @@ pub fn select<'a>(
         let has_blooms = seg.index.as_ref().is_some_and(|i| !i.blooms.is_empty());
         if has_blooms && !index_filters.is_empty() {
             let excluded = blooms
-                .get(&bloom_path(&data_dir.join(&seg.path)))
+                .get(&files.bloom(&seg.path))
                 .is_some_and(|b| b.excludes(&index_filters));
             if excluded {
                 out.pruned_bloom += 1;
@@ -90,7 +90,7 @@ pub fn select<'a>(
         let narrowed = if index_filters.is_empty() || seg.index.is_none() {
             None
         } else {
-            match cache.get(&index_path(&data_dir.join(&seg.path))) {
+            match cache.get(&files.index(&seg.path)) {
                 Some(ix) if u64::from(ix.rows()) == seg.rows => candidates(&ix, &index_filters)
                     .map(|blocks| row_ranges(&blocks, ix.block_rows(), seg.rows)),
                 _ => {

@@ -78,7 +78,7 @@ pub fn new_context(
         .with_default_features()
         .with_optimizer_rule(Arc::new(count::CountFromIndex::new(store.clone())))
         .build();
-    source::register_segments_store(state.runtime_env(), &store.data_dir)?;
+    source::register_segments_store(state.runtime_env(), &store.files);
     let mut ctx = SessionContext::new_with_state(state);
     ctx.register_table("logs", Arc::new(LogTable::new(store.clone())))?;
     ctx.register_table("segments", Arc::new(SegmentsTable::new(store.clone())))?;

@@ -1,7 +1,6 @@
 //! The physical sources of a `logs` scan: Parquet segments (through the footer cache) and hot batches.
 
 use std::collections::HashMap;
-use std::path::Path;
 use std::sync::Arc;
 
 use datafusion::arrow::datatypes::SchemaRef;
@@ -14,37 +13,28 @@ use datafusion::datasource::physical_plan::parquet::{
 use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder, ParquetSource};
 use datafusion::datasource::source::DataSourceExec;
 use datafusion::error::Result;
-use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::execution::runtime_env::RuntimeEnv;
 use datafusion::parquet::arrow::arrow_reader::RowSelection;
 use datafusion::physical_plan::{ExecutionPlan, PhysicalExpr};
 
-use timberline_udfs::QueryError;
+use timberline_udfs::{sqlstate, QueryError};
 
 use crate::catalog::SegmentMeta;
 use crate::model::ts_column;
+use crate::storage::SegmentFiles;
 
-/// The object store segments are read through: the data directory, so a plan names a segment
-/// by its path inside it (`tenant=…/date=…/…parquet`), never by where the server's disk is.
-pub fn segments_url() -> ObjectStoreUrl {
-    ObjectStoreUrl::parse("timberline://segments/")
-        .unwrap_or_else(|_| ObjectStoreUrl::local_filesystem())
-}
-
-/// Registers the data directory as [`segments_url`] in `runtime`.
-pub fn register_segments_store(runtime: &RuntimeEnv, data_dir: &Path) -> Result<()> {
-    let local = datafusion::object_store::local::LocalFileSystem::new_with_prefix(data_dir)?;
-    runtime.register_object_store(segments_url().as_ref(), Arc::new(local));
-    Ok(())
+/// Registers the segment files' store as [`SegmentFiles::url`] in `runtime`.
+pub fn register_segments_store(runtime: &RuntimeEnv, files: &SegmentFiles) {
+    runtime.register_object_store(SegmentFiles::url().as_ref(), files.object_store());
 }
 
 /// Fails (58P01) when a segment's data file is gone: every path that would read or count the
 /// segment's rows refuses the query the same way, instead of some answering without them.
-pub fn require_data_file(data_dir: &Path, seg: &SegmentMeta) -> Result<()> {
-    match std::fs::metadata(data_dir.join(&seg.path)) {
-        Ok(m) if m.is_file() => Ok(()),
-        Ok(_) | Err(_) => Err(QueryError::new(
-            "58P01",
+pub fn require_data_file(files: &SegmentFiles, seg: &SegmentMeta) -> Result<()> {
+    match files.has_data(&seg.path) {
+        true => Ok(()),
+        false => Err(QueryError::new(
+            sqlstate::UNDEFINED_FILE,
             format!(
                 "segment {} ({}) has lost its data file; restore it from a backup or remove the segment",
                 seg.id, seg.path
@@ -88,7 +78,7 @@ pub fn parquet_exec(
     partitions: usize,
     runtime: &RuntimeEnv,
 ) -> Result<Arc<dyn ExecutionPlan>> {
-    let url = segments_url();
+    let url = SegmentFiles::url();
     let mut groups: Vec<Vec<PartitionedFile>> =
         vec![Vec::new(); partitions.max(1).min(segments.len().max(1))];
     let n = groups.len();

@@ -145,13 +145,7 @@ pub(super) fn scan_rows(
         .map(|(s, _)| &**s)
         .collect();
     let pruned_time = segments.len() - kept.len();
-    let picked = select(
-        &store.data_dir,
-        &store.indexes,
-        &store.blooms,
-        kept,
-        filters,
-    );
+    let picked = select(&store.files, &store.indexes, &store.blooms, kept, filters);
     let counts = ScanCounts {
         segments_total: segments.len(),
         segments_pruned_time: pruned_time,
@@ -165,7 +159,7 @@ pub(super) fn scan_rows(
     };
     let kept = picked.kept;
     for seg in &kept {
-        require_data_file(&store.data_dir, seg)?;
+        require_data_file(&store.files, seg)?;
     }
 
     let mut inputs: Vec<Arc<dyn ExecutionPlan>> = Vec::new();

@@ -1,11 +1,10 @@
 //! Segments: immutable Parquet files, one per tenant and hour of a flush, sorted by `ts`.
 
-mod paths;
 mod writer;
 
 use std::path::PathBuf;
 
-pub use paths::{segment_rel_path, SEGMENTS_DIR};
+pub use crate::storage::layout::{segment_rel_path, SEGMENTS_DIR};
 pub use writer::{write_segments, writer_properties};
 
 /// Errors of writing or reading a segment.

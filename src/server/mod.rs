@@ -22,6 +22,7 @@ use crate::ingest::Ingestor;
 use crate::model::records_to_batch;
 use crate::pgwire::{serve, tls_acceptor, PgHandlers, SessionLimits, TlsError};
 use crate::query::{new_context, QueryMemory};
+use crate::storage::SegmentFiles;
 use crate::store::Store;
 use crate::wal::{replay_dir, Wal, WalError};
 
@@ -50,6 +51,8 @@ pub enum StartError {
     Tls(#[from] TlsError),
     #[error("TLS needs both --tls-cert and --tls-key (and --require-tls needs TLS)")]
     TlsMissing,
+    #[error("segment storage: {0}")]
+    Storage(#[from] datafusion::object_store::Error),
     #[error("rebuilding replayed batches: {0}")]
     Arrow(#[from] datafusion::arrow::error::ArrowError),
 }
@@ -83,6 +86,7 @@ impl Server {
         let buffer = Arc::new(HotBuffer::new(config.flush_bytes, config.max_buffer_bytes));
         let store = Arc::new(Store::new(
             &data_dir,
+            SegmentFiles::local(&data_dir)?,
             buffer.clone(),
             catalog.clone(),
             config.index.then_some(config.index_block_rows),

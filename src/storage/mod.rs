@@ -1,8 +1,14 @@
-//! Where Timberline's files live and how they are written durably: a file is replaced whole
-//! (temporary file, fsync, rename) and its directory fsynced, so a crash leaves the old file or
-//! the new one, never a part.
+//! Where Timberline's files live and how they are written durably: the segment layout
+//! ([`layout`]), the store segment files are read through ([`SegmentFiles`]), and whole-file
+//! replacement (temporary file, fsync, rename, then the directory fsynced), so a crash leaves
+//! the old file or the new one, never a part.
+
+mod files;
+pub mod layout;
 
 use std::path::Path;
+
+pub use files::SegmentFiles;
 
 /// Replaces `path` with `bytes` whole: written to `<path>.<tmp_ext>`, fsynced, then renamed
 /// over `path`, so a reader sees the old file or the new one, never a part. The caller fsyncs

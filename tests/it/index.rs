@@ -562,9 +562,10 @@ fn candidates_hold_every_matching_row() {
 /// directory (a flush used to fail with "No such file or directory" when it lost that race).
 #[test]
 fn segments_and_indexes_land_in_fresh_hour_directories() {
-    use timberline::index::{index_path, write_index, SegmentIndex};
+    use timberline::index::{write_index, SegmentIndex};
     use timberline::model::{records_to_batch, LogRecord};
     use timberline::segment::write_segments;
+    use timberline::storage::layout::index_path;
     const HOUR: i64 = 3_600_000_000;
 
     let record = |ts: i64| LogRecord {

@@ -31,7 +31,7 @@ use datafusion::physical_plan::ExecutionPlan;
 
 use super::spec::CountSpec;
 use crate::catalog::SegmentMeta;
-use crate::index::{index_path, CountKey, CountTable, Split, COUNTS_SECTION, LABELS, MINUTE_US};
+use crate::index::{CountKey, CountTable, Split, COUNTS_SECTION, LABELS, MINUTE_US};
 use crate::model::logs_schema;
 use crate::query::scan::{Counted, LogScanExec, ScanCounts};
 use crate::query::scope::session_tenant;
@@ -75,9 +75,7 @@ fn count_table(store: &Store, seg: &SegmentMeta) -> Option<Arc<CountTable>> {
     if !meta.fields.iter().any(|f| f == COUNTS_SECTION) {
         return None;
     }
-    let index = store
-        .indexes
-        .get(&index_path(&store.data_dir.join(&seg.path)))?;
+    let index = store.indexes.get(&store.files.index(&seg.path))?;
     if u64::from(index.rows()) != seg.rows {
         return None;
     }
@@ -152,7 +150,7 @@ impl TableProvider for CountedLogs {
             let rows = table.tally(&spec.labels, whole.clone(), split, &mut groups);
             if rows > 0 {
                 // Counted rows must be rows a scan could still read.
-                require_data_file(&self.store.data_dir, seg)?;
+                require_data_file(&self.store.files, seg)?;
             }
             counted.rows += rows;
             if seg.min_ts < whole_from || seg.max_ts >= whole_to {

@@ -339,7 +339,7 @@ async fn read_ranges(
             Some((file, _)) => file.clone(),
             None => {
                 let file = Arc::new(
-                    SegmentFile::open(&store.data_dir, seg, task.runtime_env().as_ref()).await?,
+                    SegmentFile::open(&store.files, seg, task.runtime_env().as_ref()).await?,
                 );
                 found.segments.insert(i, (file.clone(), Found::default()));
                 file

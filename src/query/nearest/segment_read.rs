@@ -36,7 +36,8 @@ use timberline_udfs::{sqlstate, QueryError};
 
 use crate::catalog::SegmentMeta;
 use crate::model::{logs_schema, ts_column};
-use crate::query::source::{file_of, segments_url};
+use crate::query::source::file_of;
+use crate::storage::SegmentFiles;
 
 /// Rows read in one decoder batch (the reader's output chunk, not a limit).
 const BATCH_ROWS: usize = 8192;
@@ -59,14 +60,14 @@ pub struct SegmentFile {
 impl SegmentFile {
     /// Opens `seg`, its metadata from (or into) the runtime's metadata cache.
     pub async fn open(
-        data_dir: &std::path::Path,
+        files: &SegmentFiles,
         seg: &SegmentMeta,
         runtime: &RuntimeEnv,
     ) -> Result<SegmentFile> {
-        let path = data_dir.join(&seg.path);
+        let path = files.data(&seg.path);
         // The same key and size the Parquet scans use, so both share one cache entry.
         let object = file_of(&logs_schema(), seg).object_meta;
-        let store = runtime.object_store(segments_url())?;
+        let store = runtime.object_store(SegmentFiles::url())?;
         let metadata = DFParquetMetadata::new(store.as_ref(), &object)
             .with_file_metadata_cache(Some(runtime.cache_manager.get_file_metadata_cache()))
             .with_page_index_policy(Some(PageIndexPolicy::Optional))

@@ -1,6 +1,8 @@
-//! Hive-style segment paths: `segments/tenant=…/date=YYYY-MM-DD/hour=HH/seg-<id>.parquet`.
-//!
-//! Other tools (DuckDB, Spark, `datafusion-cli`) read these directories as partitioned tables.
+//! Where each file of a segment lives: hive-style data paths
+//! (`segments/tenant=…/date=YYYY-MM-DD/hour=HH/seg-<id>.parquet`, which DuckDB, Spark and
+//! `datafusion-cli` read as partitioned tables) and the sidecars beside them (`.idx`, `.bloom`).
+
+use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
 
@@ -31,4 +33,14 @@ fn escape(s: &str) -> String {
         }
     }
     out
+}
+
+/// The sidecar file of a segment: its Parquet path with the extension `idx`.
+pub fn index_path(parquet: &Path) -> PathBuf {
+    parquet.with_extension("idx")
+}
+
+/// The bloom file of the Parquet file at `parquet`.
+pub fn bloom_path(parquet: &Path) -> PathBuf {
+    parquet.with_extension("bloom")
 }
