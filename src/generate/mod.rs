@@ -275,3 +275,142 @@ pub fn format_ts(ts: Micros) -> String {
         .unwrap_or_default()
         .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generator_is_deterministic_and_realistic() {
+        let a: Vec<_> = {
+            let mut g = Generator::new(9, 0, 1000);
+            (0..500).map(|_| g.next_record()).collect()
+        };
+        let b: Vec<_> = {
+            let mut g = Generator::new(9, 0, 1000);
+            (0..500).map(|_| g.next_record()).collect()
+        };
+        assert_eq!(a, b);
+        let services: std::collections::HashSet<_> = a.iter().map(|r| r.service.as_str()).collect();
+        assert!(services.len() > 10, "{}", services.len());
+        let errors = a.iter().filter(|r| r.level == "ERROR").count();
+        assert!((10..70).contains(&errors), "{errors} errors in 500");
+        assert!(a.iter().all(|r| !r.msg.contains("<*>")));
+        let traced = a.iter().filter(|r| r.trace_id.is_some()).count();
+        assert!(traced > 250);
+    }
+
+    /// The distributions the benchmark driver relies on (README, "timberline generate").
+    #[test]
+    fn generator_matches_the_advertised_distributions() {
+        use crate::generate::NEEDLE_TOKEN;
+        use std::collections::{HashMap, HashSet};
+        const N: usize = 50_000;
+        let mut g = Generator::new(1, 0, 10_000);
+        let events: Vec<Value> = (0..N).map(|_| g.next_event()).collect();
+        let mut g = Generator::new(1, 0, 10_000);
+        let recs: Vec<_> = (0..N).map(|_| g.next_record()).collect();
+
+        for (level, per_mille) in [
+            ("DEBUG", 300),
+            ("INFO", 500),
+            ("WARN", 120),
+            ("ERROR", 70),
+            ("FATAL", 10),
+        ] {
+            let got = recs.iter().filter(|r| r.level == level).count() * 1000 / N;
+            assert!(
+                got.abs_diff(per_mille) <= 15,
+                "{level}: {got}‰, want {per_mille}‰"
+            );
+        }
+        let mut by_service: HashMap<&str, usize> = HashMap::new();
+        for r in &recs {
+            *by_service.entry(r.service.as_str()).or_default() += 1;
+        }
+        assert_eq!(by_service.len(), 50);
+        let mut volumes: Vec<usize> = by_service.values().copied().collect();
+        volumes.sort_unstable_by(|a, b| b.cmp(a));
+        assert!(
+            volumes[0] > N / 10 && volumes[49] < N / 200,
+            "Zipf-skewed: {volumes:?}"
+        );
+        let hosts: HashSet<&str> = recs.iter().map(|r| r.host.as_str()).collect();
+        assert!((400..=500).contains(&hosts.len()), "{} hosts", hosts.len());
+
+        // Each trace id is carried by 3-8 consecutive traced events (the last may be cut short).
+        let mut spans: Vec<(String, usize, HashSet<String>)> = Vec::new();
+        for r in recs.iter().filter(|r| r.trace_id.is_some()) {
+            let id = r.trace_id.clone().unwrap_or_default();
+            match spans.last_mut() {
+                Some((last, n, services)) if *last == id => {
+                    *n += 1;
+                    services.insert(r.service.clone());
+                }
+                _ => spans.push((id, 1, HashSet::from([r.service.clone()]))),
+            }
+        }
+        let complete = &spans[..spans.len() - 1];
+        assert!(complete.iter().all(|(_, n, _)| (3..=8).contains(n)));
+        let ids: HashSet<&String> = spans.iter().map(|(id, _, _)| id).collect();
+        assert_eq!(ids.len(), spans.len(), "a trace id is never reused");
+        assert!(complete.iter().filter(|(_, _, s)| s.len() >= 2).count() > complete.len() * 3 / 4);
+
+        let users: HashSet<String> = recs
+            .iter()
+            .map(|r| serde_json::from_str::<Value>(&r.attrs).unwrap()["user_id"].to_string())
+            .collect();
+        assert!(users.len() > 5_000, "{} user ids", users.len());
+
+        // ~1% late by at most 10 s; otherwise increasing.
+        let mut newest = i64::MIN;
+        let mut late = 0;
+        for r in &recs {
+            if r.ts < newest {
+                late += 1;
+                assert!(
+                    newest - r.ts <= 10_000_000 + 20_000,
+                    "{} µs late",
+                    newest - r.ts
+                );
+            }
+            newest = newest.max(r.ts);
+        }
+        assert!((N / 200..N / 50).contains(&late), "{late} late of {N}");
+
+        let bytes: usize = events.iter().map(|e| e.to_string().len() + 1).sum();
+        assert!(
+            (400..600).contains(&(bytes / N)),
+            "{} bytes per event",
+            bytes / N
+        );
+        let needles: Vec<usize> = recs
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.msg.contains(NEEDLE_TOKEN))
+            .map(|(i, _)| i)
+            .collect();
+        assert_eq!(needles, vec![4_999], "one needle per million rows");
+    }
+
+    #[test]
+    fn generator_level_mix_is_configurable() {
+        use crate::generate::parse_level_mix;
+        let mix = parse_level_mix("info=90, error=10").unwrap();
+        assert_eq!(
+            mix,
+            vec![("INFO".to_string(), 90), ("ERROR".to_string(), 10)]
+        );
+        assert!(parse_level_mix("INFO").is_none());
+        assert!(parse_level_mix("INFO=0").is_none());
+        let mut g = Generator::new(1, 0, 1000).with_levels(mix);
+        let recs: Vec<_> = (0..2000).map(|_| g.next_record()).collect();
+        assert!(recs.iter().all(|r| r.level == "INFO" || r.level == "ERROR"));
+        let errors = recs.iter().filter(|r| r.level == "ERROR").count();
+        assert!((120..280).contains(&errors), "{errors} of 2000 at 10%");
+        // Errors carry 5xx statuses, like real services.
+        let e = recs.iter().find(|r| r.level == "ERROR").unwrap();
+        let attrs: Value = serde_json::from_str(&e.attrs).unwrap();
+        assert!(attrs["http_status"].as_u64().unwrap() >= 500);
+    }
+}

@@ -44,7 +44,7 @@ pub use counts::{CountKey, CountTable, LabelFilter, Split, COUNTS_SECTION, LABEL
 pub use eval::{candidates, IndexFilter};
 use format::VERSION_2;
 pub use format::{attr_key_marker, BLOCK_ROWS, FIELDS as INDEXED_FIELDS, MAGIC, VERSION};
-pub use postings::{decode_blocks, encode_blocks};
+
 pub use read::{IndexCache, SegmentIndex};
 pub use write::{build_index_with_blocks, write_index, Written};
 

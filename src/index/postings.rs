@@ -184,3 +184,52 @@ pub fn decode_blocks(bytes: &[u8]) -> Option<RoaringBitmap> {
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn block_lists_round_trip_in_every_encoding() {
+        use super::{decode_blocks, encode_blocks};
+        use rand::{Rng, SeedableRng};
+        use roaring::RoaringBitmap;
+        let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+        let mut tags = std::collections::BTreeSet::new();
+        for case in 0..500 {
+            // Sparse, dense and very large block numbers, so each encoding gets chosen.
+            let (span, n) = match case % 5 {
+                0 => (200, rng.gen_range(1..5)),
+                1 => (200, rng.gen_range(100..200)),
+                2 => (5_000_000, rng.gen_range(1..50)),
+                3 => (70_000, rng.gen_range(1..70_000)),
+                _ => (65_536, rng.gen_range(40_000..60_000)),
+            };
+            let mut blocks: RoaringBitmap = (0..n).map(|_| rng.gen_range(0..span)).collect();
+            if case % 5 == 4 {
+                // Dense blocks and one far away: roaring's bitmap container beats both others.
+                blocks.insert(rng.gen_range(1_000_000..5_000_000));
+            }
+            let mut bytes = vec![0xee];
+            encode_blocks(&blocks, &mut bytes).expect("encode");
+            tags.insert(bytes[1]);
+            assert_eq!(
+                decode_blocks(&bytes[1..]),
+                Some(blocks.clone()),
+                "case {case}"
+            );
+            // Cut short or garbled, a list decodes to something or nothing; it never panics.
+            for cut in [1, bytes.len() / 2] {
+                let _ = decode_blocks(&bytes[1..cut.max(1)]);
+            }
+            let mut bad = bytes[1..].to_vec();
+            bad.iter_mut().skip(1).for_each(|b| *b = !*b);
+            let _ = decode_blocks(&bad);
+        }
+        assert_eq!(
+            tags.len(),
+            3,
+            "deltas, bitset and roaring were all used: {tags:?}"
+        );
+        assert_eq!(decode_blocks(&[9, 1, 2]), None, "unknown encoding");
+        assert_eq!(decode_blocks(&[]), None);
+    }
+}

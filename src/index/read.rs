@@ -242,3 +242,47 @@ impl super::cache::Sidecar for SegmentIndex {
 
 /// Opened indexes by file.
 pub type IndexCache = super::cache::SidecarCache<SegmentIndex>;
+
+#[cfg(test)]
+mod tests {
+    /// A version 2 sidecar (bit 63 marking an inline block, bare roaring postings), written here
+    /// byte by byte as the previous build wrote it, still answers term lookups.
+    #[test]
+    fn version_2_sidecars_are_still_read() {
+        use crate::index::SegmentIndex;
+        use roaring::RoaringBitmap;
+        let many: RoaringBitmap = [1u32, 4, 9].into_iter().collect();
+        let mut postings = Vec::new();
+        many.serialize_into(&mut postings).expect("roaring");
+        let mut map = fst::MapBuilder::memory();
+        map.insert("card", (postings.len() as u64) | 0)
+            .expect("fst");
+        map.insert("declined", 1 << 63 | 7).expect("fst");
+        let fst = map.into_inner().expect("fst");
+        let name = b"msg";
+        let header_len = 8 + 16 + 1 + name.len() + 36;
+        let mut file = Vec::new();
+        file.extend_from_slice(b"TLIDX\0\0\x01");
+        for v in [2u32, 10 * 1024, 1024, 1] {
+            file.extend_from_slice(&v.to_le_bytes());
+        }
+        file.push(name.len() as u8);
+        file.extend_from_slice(name);
+        let (fst_at, post_at) = (header_len as u64, (header_len + fst.len()) as u64);
+        for v in [fst_at, fst.len() as u64, post_at, postings.len() as u64] {
+            file.extend_from_slice(&v.to_le_bytes());
+        }
+        let crc = crc32c::crc32c_append(crc32c::crc32c(&fst), &postings);
+        file.extend_from_slice(&crc.to_le_bytes());
+        file.extend_from_slice(&fst);
+        file.extend_from_slice(&postings);
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("seg-1.idx");
+        std::fs::write(&path, file).expect("write");
+        let index = SegmentIndex::open(&path).expect("a version 2 sidecar opens");
+        assert_eq!(index.term("msg", "card"), many);
+        assert_eq!(index.term("msg", "declined"), [7u32].into_iter().collect());
+        assert!(index.term("msg", "missing").is_empty());
+        assert!(index.counts().is_none(), "version 2 had no count table");
+    }
+}

@@ -189,7 +189,7 @@ pub fn decode_batch(body: &[u8], now: Micros) -> Result<Decoded, DecodeError> {
 }
 
 /// The lenient decoder alone (no fast path): the reference the fast path is tested against.
-pub fn decode_batch_reference(text: &str, now: Micros) -> Result<Decoded, DecodeError> {
+fn decode_batch_reference(text: &str, now: Micros) -> Result<Decoded, DecodeError> {
     let value: Value =
         serde_json::from_str(text).map_err(|e| DecodeError::Malformed(e.to_string()))?;
     let Value::Object(mut top) = value else {
@@ -313,4 +313,70 @@ fn event_to_record(event: Value, source: &Source, now: Micros) -> LogRecord {
     r.attrs = Value::Object(attrs).to_string();
     r.enforce_msg_limit();
     r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batch_maps_source_meta_and_trace() {
+        let body = br#"{"source":{"service":"payments","host":"h1","region":"eu","environment":"prod"},
+            "logs":[{"ts":"2024-01-15T10:30:45.123Z","level":"warning","msg":"x","meta":{"trace_id":"t1","user_id":7}}]}"#;
+        let d = decode_batch(body, 5).unwrap();
+        let r = &d.records[0];
+        assert_eq!(
+            (r.service.as_str(), r.host.as_str(), r.level.as_str()),
+            ("payments", "h1", "WARN")
+        );
+        assert_eq!(r.trace_id.as_deref(), Some("t1"));
+        assert_eq!(r.ts, 1_705_314_645_123_000);
+        assert_eq!(r.ingest_ts, 5);
+        let attrs: Value = serde_json::from_str(&r.attrs).unwrap();
+        assert_eq!(attrs["region"], "eu");
+        assert_eq!(attrs["environment"], "prod");
+        assert_eq!(attrs["user_id"], 7);
+        assert!(attrs.get("trace_id").is_none());
+    }
+
+    #[test]
+    fn ndjson_limits_and_raw_lines() {
+        let body = "{\"msg\":\"a\"}\n\n[1]\n{\"msg\":\"b\"}\r\n";
+        let d = decode_ndjson(body.as_bytes(), 1).unwrap();
+        assert_eq!(d.records.len(), 3);
+        assert!(d.records[1].parse_failed);
+        assert_eq!(d.records[1].msg, "[1]");
+        let many = "{}\n".repeat(10_001);
+        assert!(matches!(
+            decode_ndjson(many.as_bytes(), 1),
+            Err(DecodeError::TooManyEvents(_))
+        ));
+    }
+
+    #[test]
+    fn fast_path_and_reference_decoder_store_the_same_rows() {
+        use crate::ingest::decode::decode_batch_reference;
+        let events = [
+            r#"{"ts":"2024-01-15T10:30:45.123Z","level":"warning","msg":"a","meta":{"trace_id":"t1","user_id":7,"z":{"n":[1,2]}}}"#,
+            r#"{"ts":1705314645123,"msg":"b \"quoted\" \u00e9","service":"other","host":"h9"}"#,
+            r#"{"msg":"no ts, no level","meta":{"region":"us","traceId":"t2"}}"#,
+            r#"{"ts":null,"level":null,"msg":null,"meta":null}"#,
+            r#"{"ts":"2024-01-15 10:30:45","level":"E","msg":"c","meta":{"region":"override"}}"#,
+        ];
+        for e in events {
+            let body = format!(
+                r#"{{"source":{{"service":"s","host":"h","region":"eu","environment":"prod"}},"logs":[{e}]}}"#
+            );
+            let fast = decode_batch(body.as_bytes(), 42).unwrap().records;
+            let reference = decode_batch_reference(&body, 42).unwrap().records;
+            assert_eq!(fast.len(), 1);
+            let (mut f, r) = (fast[0].clone(), reference[0].clone());
+            // attrs must be the same JSON object (text may differ in whitespace only).
+            let fa: Value = serde_json::from_str(&f.attrs).unwrap();
+            let ra: Value = serde_json::from_str(&r.attrs).unwrap();
+            assert_eq!(fa, ra, "{e}");
+            f.attrs = r.attrs.clone();
+            assert_eq!(f, r, "{e}");
+        }
+    }
 }

@@ -15,3 +15,23 @@ pub fn normalize(level: &str) -> String {
     };
     canon.to_string()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn levels_normalise() {
+        for (given, want) in [
+            ("warning", "WARN"),
+            ("E", "ERROR"),
+            ("notice", "INFO"),
+            ("crit", "FATAL"),
+            ("trace", "TRACE"),
+            (" debug ", "DEBUG"),
+            ("audit", "audit"),
+        ] {
+            assert_eq!(normalize(given), want, "{given}");
+        }
+    }
+}

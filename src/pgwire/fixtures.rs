@@ -288,3 +288,60 @@ pub fn answer(f: &Fixture, session: &mut PgSession, format: FieldFormat) -> PgWi
         }
     })
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn set_statements_are_recognised_in_every_spelling() {
+        use super::{classify, Fixture};
+        let set = |name: &str, value: Option<&str>| {
+            Some(Fixture::Set {
+                name: name.into(),
+                value: value.map(str::to_string),
+            })
+        };
+        assert_eq!(
+            classify("SET statement_timeout = '5s'"),
+            set("statement_timeout", Some("5s"))
+        );
+        assert_eq!(
+            classify("set LOCAL statement_timeout TO 100"),
+            set("statement_timeout", Some("100"))
+        );
+        assert_eq!(
+            classify("SET TIME ZONE 'Europe/Paris'"),
+            set("TimeZone", Some("Europe/Paris"))
+        );
+        assert_eq!(
+            classify("SET NAMES 'UTF8'"),
+            set("client_encoding", Some("UTF8"))
+        );
+        assert_eq!(
+            classify("SET search_path TO public, \"$user\""),
+            set("search_path", Some("public, \"$user\""))
+        );
+        assert_eq!(
+            classify("SET application_name = 'it''s'"),
+            set("application_name", Some("it's"))
+        );
+        assert_eq!(classify("SET x.y = DEFAULT"), set("x.y", None));
+        assert_eq!(
+            classify("SET TRANSACTION READ ONLY"),
+            Some(Fixture::Tag("SET"))
+        );
+        assert_eq!(
+            classify("SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL READ COMMITTED"),
+            Some(Fixture::Tag("SET"))
+        );
+        assert!(matches!(
+            classify("SET ROLE admin"),
+            Some(Fixture::Refuse("0A000", _))
+        ));
+        assert_eq!(classify("RESET ALL"), Some(Fixture::Reset(None, "RESET")));
+        assert_eq!(
+            classify("SHOW \"TimeZone\""),
+            Some(Fixture::Show("TimeZone".into()))
+        );
+        assert_eq!(classify("SELECT 1"), None);
+    }
+}

@@ -33,7 +33,6 @@ use tokio::net::TcpListener;
 
 pub use crate::auth::AuthMethod;
 pub use error::{df_error, sqlstate_of};
-pub use fixtures::{classify, Fixture};
 pub use frames::{FrameCheck, FrameError, Refused};
 pub use query::QueryEngine;
 pub use tls::{tls_acceptor, TlsError};

@@ -163,3 +163,23 @@ pub fn go_duration(us: u64) -> String {
         (h, m) => format!("{h}h{m}m{s}s"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn distances_are_written_like_go_durations() {
+        use crate::query::seed_api::go_duration;
+        for (us, want) in [
+            (0, "0s"),
+            (750, "750µs"),
+            (26_000, "26ms"),
+            (1_500, "1.5ms"),
+            (2_250_000, "2.25s"),
+            (180_000_000, "3m0s"),
+            (3_723_500_000, "1h2m3.5s"),
+            (3_600_000_000, "1h0m0s"),
+        ] {
+            assert_eq!(go_duration(us), want);
+        }
+    }
+}

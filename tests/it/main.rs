@@ -17,6 +17,5 @@ mod pg_session;
 mod slt;
 mod support;
 mod text;
-mod units;
 mod wal;
 mod wire;

@@ -117,3 +117,42 @@ impl Postings {
         self.by_value.get(value).map_or(&[], |v| v.as_slice())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    /// The in-memory kernel against a brute-force sort, on runs with duplicates, for every k.
+    #[test]
+    fn nearest_kernel_equals_brute_force() {
+        use crate::nearest::kernel;
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+        for _ in 0..300 {
+            let n = rng.gen_range(0..200);
+            let mut ts: Vec<i64> = (0..n).map(|_| rng.gen_range(0..1_000)).collect();
+            ts.sort();
+            let levels: Vec<&str> = (0..n)
+                .map(|_| ["INFO", "ERROR", "FATAL"][rng.gen_range(0..3)])
+                .collect();
+            let postings = kernel::Postings::build(n, |i| Some(levels[i]));
+            let target = rng.gen_range(-50..1_050);
+            let k = rng.gen_range(1..20);
+            let brute = |keep: &dyn Fn(usize) -> bool| {
+                let mut rows: Vec<u32> = (0..n).filter(|&i| keep(i)).map(|i| i as u32).collect();
+                rows.sort_by_key(|&i| (ts[i as usize].abs_diff(target), ts[i as usize], i));
+                rows.truncate(k);
+                rows
+            };
+            let mut out = Vec::new();
+            kernel::nearest(&ts, target, k, &mut out);
+            assert_eq!(out, brute(&|_| true), "ts={ts:?} target={target} k={k}");
+            out.clear();
+            kernel::nearest_among(&ts, postings.rows("FATAL"), target, k, &mut out);
+            assert_eq!(out, brute(&|i| levels[i] == "FATAL"));
+            let r = kernel::range(&ts, target - 10, target + 10);
+            let want: Vec<usize> = (0..n)
+                .filter(|&i| (target - 10..=target + 10).contains(&ts[i]))
+                .collect();
+            assert_eq!(r.collect::<Vec<_>>(), want);
+        }
+    }
+}

@@ -315,3 +315,60 @@ impl ExtensionOptions for PgSession {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn pg_settings_match_postgres() {
+        use crate::pg_compat::{default_setting, version_string};
+        assert_eq!(default_setting("server_version_num"), Some("160006"));
+        assert_eq!(default_setting("TimeZone"), Some("UTC"));
+        assert_eq!(default_setting("no.such"), None);
+        assert!(version_string().starts_with("PostgreSQL 16.6 (Timberline "));
+    }
+
+    #[test]
+    fn session_settings_set_reset_and_refuse_like_postgres() {
+        use crate::pg_compat::PgSession;
+        use std::time::Duration;
+        let mut s = PgSession::new("u", crate::pg_compat::Tenant::One("t".into()));
+        s.set("TimeZone", "Europe/Paris").unwrap();
+        assert_eq!(s.get("timezone").as_deref(), Some("Europe/Paris"));
+        // Durations: bare numbers are ms; stored the way PostgreSQL shows them.
+        for (given, shown, ms) in [
+            ("5000", "5s", 5000),
+            ("1.5 min", "90s", 90_000),
+            ("2min", "2min", 120_000),
+            ("250", "250ms", 250),
+        ] {
+            s.set("statement_timeout", given).unwrap();
+            assert_eq!(
+                s.get("statement_timeout").as_deref(),
+                Some(shown),
+                "{given}"
+            );
+            assert_eq!(s.statement_timeout(), Some(Duration::from_millis(ms)));
+        }
+        assert_eq!(
+            s.set("statement_timeout", "soon").unwrap_err().sqlstate(),
+            "22023"
+        );
+        assert_eq!(
+            s.set("server_version", "1").unwrap_err().sqlstate(),
+            "55P02"
+        );
+        assert_eq!(
+            s.set("client_encoding", "LATIN1").unwrap_err().sqlstate(),
+            "22023"
+        );
+        // Unknown names are remembered but reported as unknown (the caller warns).
+        assert_eq!(s.set("nope", "1"), Ok(false));
+        assert_eq!(s.get("nope").as_deref(), Some("1"));
+        assert_eq!(s.set("myapp.flag", "on"), Ok(true));
+        s.reset("timezone");
+        assert_eq!(s.get("TimeZone").as_deref(), Some("UTC"));
+        s.reset_all();
+        assert_eq!(s.statement_timeout(), None);
+        assert_eq!((s.get("myapp.flag"), s.get("nope")), (None, None));
+    }
+}
