@@ -61,9 +61,10 @@ pub fn pg_frames(data: &[u8]) {
                 }
                 Ok(Some(Msg::CancelRequest(_))) => return,
                 Ok(Some(_)) => {}
-                // pgwire refusing what the check let through is fine; the server ends the
-                // connection on it as well.
-                Ok(None) | Err(_) => break,
+                Ok(None) => break,
+                // pgwire refusing what the check let through is fine: the server ends the
+                // connection there, and so does this.
+                Err(_) => return,
             }
         }
         if refused.is_some() {

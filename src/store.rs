@@ -4,7 +4,7 @@
 //! and retires the matching hot rows under the write side. So every query sees each row exactly
 //! once, before, during and after a flush.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 
 use datafusion::arrow::record_batch::RecordBatch;
@@ -115,15 +115,15 @@ pub struct Written {
 }
 
 impl Store {
+    /// `files`' root is the data directory segments are written to and cleaned in.
     pub fn new(
-        data_dir: &Path,
         files: SegmentFiles,
         buffer: Arc<HotBuffer>,
         catalog: Arc<dyn Catalog>,
         index: Option<u32>,
     ) -> Store {
         Store {
-            data_dir: data_dir.to_path_buf(),
+            data_dir: files.root().to_path_buf(),
             files,
             index,
             indexes: IndexCache::default(),

@@ -41,6 +41,9 @@ struct Head {
     log: File,
     log_bytes: u64,
     checkpoint_bytes: u64,
+    /// A failed fsync (or a failed undo of a half-written line) leaves the log's state unknown:
+    /// no later commit is taken until the catalog is opened again.
+    poisoned: bool,
 }
 
 impl FileCatalog {
@@ -104,6 +107,7 @@ impl FileCatalog {
                 log,
                 log_bytes,
                 checkpoint_bytes,
+                poisoned: false,
             }),
             visible: RwLock::new(state),
         })
@@ -134,6 +138,7 @@ impl FileCatalog {
 /// Applies the log's commits past `state`'s; returns how many bytes hold whole commits.
 fn replay(path: &Path, bytes: &[u8], state: &mut CatalogState) -> Result<usize, CatalogError> {
     let mut at = 0;
+    let mut applied = false;
     while let Some(len) = bytes[at..].iter().position(|&b| b == b'\n') {
         let line = &bytes[at..at + len];
         let broken = |why: String| CatalogError::Log {
@@ -144,11 +149,15 @@ fn replay(path: &Path, bytes: &[u8], state: &mut CatalogState) -> Result<usize, 
         let last = at + len + 1 == bytes.len();
         let entry: Entry = match serde_json::from_slice(line) {
             Ok(e) => e,
-            // A crash may leave a last line whole but garbled; it never returned.
-            Err(_) if last => return Ok(at),
+            // A crash may leave a last line cut or garbled; that commit never returned. A
+            // well-formed line this build cannot read is not a crash's doing.
+            Err(e) if last && (e.is_eof() || e.is_syntax()) => return Ok(at),
             Err(e) => return Err(broken(e.to_string())),
         };
-        if entry.commit > state.commit {
+        // Lines the checkpoint already holds come first; after them, each commit follows the
+        // last one exactly.
+        let skip = !applied && entry.commit <= state.commit;
+        if !skip {
             if entry.commit != state.commit + 1 {
                 return Err(broken(format!(
                     "commit {} follows commit {}",
@@ -158,6 +167,7 @@ fn replay(path: &Path, bytes: &[u8], state: &mut CatalogState) -> Result<usize, 
             *state = state
                 .apply(&entry.change)
                 .map_err(|e| broken(e.to_string()))?;
+            applied = true;
         }
         at += len + 1;
     }
@@ -174,6 +184,9 @@ impl Catalog for FileCatalog {
 
     fn commit(&self, change: Change) -> Result<Arc<CatalogState>, CatalogError> {
         let mut head = self.head.lock().unwrap_or_else(|p| p.into_inner());
+        if head.poisoned {
+            return Err(CatalogError::Poisoned);
+        }
         let next = Arc::new(head.state.apply(&change)?);
         let entry = Entry {
             commit: next.commit,
@@ -189,8 +202,20 @@ impl Catalog for FileCatalog {
             source,
         })?;
         line.push(b'\n');
-        head.log.write_all(&line).map_err(io)?;
-        head.log.sync_data().map_err(io)?;
+        if let Err(e) = head.log.write_all(&line) {
+            // Undo a part-written line, so the next commit starts on a line of its own.
+            let undone = head
+                .log
+                .set_len(head.log_bytes)
+                .and_then(|()| head.log.sync_all());
+            head.poisoned = undone.is_err();
+            return Err(io(e));
+        }
+        if let Err(e) = head.log.sync_data() {
+            // Whether the line is durable is unknown: a later commit must not reuse its number.
+            head.poisoned = true;
+            return Err(io(e));
+        }
         head.log_bytes += line.len() as u64;
         head.state = next.clone();
         if head.log_bytes >= head.checkpoint_bytes.max(MIN_LOG_BYTES) {
@@ -309,6 +334,20 @@ mod tests {
         std::fs::write(&log, [&b"garbage\n"[..], &whole].concat()).expect("write");
         let err = FileCatalog::open(dir.path()).expect_err("broken log");
         assert!(matches!(err, CatalogError::Log { offset: 0, .. }), "{err}");
+    }
+
+    #[test]
+    fn a_commit_number_seen_twice_is_an_error_not_a_skip() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let c = FileCatalog::open(dir.path()).expect("open");
+        c.install(c.commit(flush(&[1], 1)).expect("commit"));
+        drop(c);
+        let log = dir.path().join(LOG);
+        let whole = std::fs::read(&log).expect("log");
+        let dup = r#"{"commit":1,"change":{"kind":"flush","added":[],"wal_through":9}}"#;
+        std::fs::write(&log, [&whole[..], dup.as_bytes(), b"\n"].concat()).expect("write");
+        let err = FileCatalog::open(dir.path()).expect_err("duplicate commit");
+        assert!(matches!(err, CatalogError::Log { .. }), "{err}");
     }
 
     #[test]

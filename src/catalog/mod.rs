@@ -40,6 +40,8 @@ pub enum CatalogError {
     },
     #[error("catalog change conflicts with commit {commit}: {why}")]
     Conflict { commit: u64, why: String },
+    #[error("the catalog log failed to sync; restart the server to reopen it")]
+    Poisoned,
 }
 
 pub use file::FileCatalog;
@@ -130,6 +132,10 @@ impl CatalogState {
         };
         if let Some(s) = added.iter().find(|s| s.id < self.next_segment_id) {
             return Err(conflict(format!("segment id {} is already used", s.id)));
+        }
+        let mut ids = HashSet::with_capacity(added.len());
+        if let Some(s) = added.iter().find(|s| !ids.insert(s.id)) {
+            return Err(conflict(format!("segment id {} is added twice", s.id)));
         }
         let removed: HashSet<u64> = removed.iter().copied().collect();
         let mut segments = Vec::with_capacity(self.segments.len() + added.len());
@@ -251,6 +257,14 @@ mod tests {
         assert!(
             matches!(again, Err(CatalogError::Conflict { commit: 2, .. })),
             "{again:?}"
+        );
+        let twice = t.apply(&Change::Flush {
+            added: vec![seg(7), seg(7)],
+            wal_through: 2,
+        });
+        assert!(
+            matches!(twice, Err(CatalogError::Conflict { .. })),
+            "{twice:?}"
         );
         // An id that was handed out before.
         let reused = t.apply(&Change::Flush {

@@ -23,6 +23,10 @@ pub fn sqlstate_of(e: &DataFusionError) -> (&'static str, String) {
                 .into(),
         );
     }
+    // DataFusion turns a UDF's argument check (`coerce_types`) into text.
+    if msg.contains("user-defined coercion failed") {
+        return (sqlstate::UNDEFINED_FUNCTION, msg);
+    }
     let code = match root {
         DataFusionError::SQL(..) => sqlstate::SYNTAX_ERROR,
         DataFusionError::SchemaError(se, _) => match se.as_ref() {

@@ -9,6 +9,7 @@ use pgwire::api::results::{DataRowEncoder, FieldFormat, FieldInfo, QueryResponse
 use pgwire::api::Type;
 use pgwire::error::{ErrorInfo, PgWireResult};
 use timberline_udfs::pg_compat::{canonical_name, PgSession};
+use timberline_udfs::sqlstate;
 
 use super::error::user_error;
 
@@ -55,7 +56,7 @@ pub fn classify(sql: &str) -> Option<Fixture> {
         "SHOW" => Fixture::Show(unquote_name(rest)),
         "INSERT" | "UPDATE" | "DELETE" | "MERGE" | "CREATE" | "DROP" | "ALTER" | "TRUNCATE"
         | "COPY" | "GRANT" | "REVOKE" | "VACUUM" | "LOCK" => Fixture::Refuse(
-            "25006",
+            sqlstate::READ_ONLY_SQL_TRANSACTION,
             format!("cannot execute {first} in a read-only transaction"),
         ),
         _ => return None,
@@ -78,7 +79,10 @@ fn classify_set(rest: &str) -> Fixture {
         return Fixture::Tag("SET");
     }
     if upper.starts_with("ROLE") || upper.starts_with("AUTHORIZATION") {
-        return Fixture::Refuse("0A000", format!("SET {rest} is not supported"));
+        return Fixture::Refuse(
+            sqlstate::FEATURE_NOT_SUPPORTED,
+            format!("SET {rest} is not supported"),
+        );
     }
     let (name, value) = if let Some(v) = strip_words(rest, &["TIME", "ZONE"]) {
         ("TimeZone".to_string(), v)
@@ -234,7 +238,7 @@ pub fn answer(f: &Fixture, session: &mut PgSession, format: FieldFormat) -> PgWi
                 notice: (!known).then(|| {
                     ErrorInfo::new(
                         "WARNING".into(),
-                        "42704".into(),
+                        sqlstate::UNDEFINED_OBJECT.into(),
                         format!(
                             "unrecognized configuration parameter \"{name}\"; its value is \
                              remembered but has no effect"
@@ -261,7 +265,7 @@ pub fn answer(f: &Fixture, session: &mut PgSession, format: FieldFormat) -> PgWi
                 let key = column_name(name);
                 let value = session.get(&key).ok_or_else(|| {
                     user_error(
-                        "42704",
+                        sqlstate::UNDEFINED_OBJECT,
                         format!("unrecognized configuration parameter \"{name}\""),
                     )
                 })?;

@@ -64,6 +64,8 @@ pub struct FrameCheck {
     /// Body bytes still to come of the current frame (`None`: reading a header).
     need: Option<usize>,
     body: Vec<u8>,
+    /// Once a frame is refused, every later call is refused the same way.
+    refused: Option<FrameError>,
 }
 
 impl FrameCheck {
@@ -79,6 +81,7 @@ impl FrameCheck {
             head_len: 0,
             need: None,
             body: Vec::new(),
+            refused: None,
         }
     }
 
@@ -89,6 +92,20 @@ impl FrameCheck {
 
     /// Follows `bytes`, the next bytes read from the client.
     pub fn observe(&mut self, bytes: &[u8]) -> Result<(), Refused> {
+        if let Some(error) = &self.refused {
+            return Err(Refused {
+                pass: 0,
+                error: error.clone(),
+            });
+        }
+        let refused = self.follow(bytes);
+        if let Err(r) = &refused {
+            self.refused = Some(r.error.clone());
+        }
+        refused
+    }
+
+    fn follow(&mut self, bytes: &[u8]) -> Result<(), Refused> {
         let mut at = 0;
         while at < bytes.len() {
             match self.need {
@@ -196,8 +213,8 @@ fn check_startup(body: &[u8]) -> Result<(), FrameError> {
     let code = fields.u32()?;
     match code {
         CANCEL_REQUEST => {
-            // Protocol 3.0 keys are 4 bytes; 3.2 allows up to 256.
-            let key = fields.rest.len();
+            // The process id, then the key: 4 bytes in protocol 3.0, up to 256 in 3.2.
+            let key = fields.rest.len().saturating_sub(4);
             if !(4..=256).contains(&key) {
                 return Err(fields.bad("cancel request key length"));
             }
@@ -305,10 +322,10 @@ impl<'a> Fields<'a> {
         self.take().map(i32::from_be_bytes)
     }
 
-    /// An Int16 count of the items that follow: never negative.
+    /// A count of the items that follow, unsigned as PostgreSQL reads it (up to 65,535
+    /// parameters; the items must still fit in the frame).
     fn count(&mut self) -> Result<usize, FrameError> {
-        let n = self.take().map(i16::from_be_bytes)?;
-        usize::try_from(n).map_err(|_| self.bad("negative count"))
+        self.take().map(u16::from_be_bytes).map(usize::from)
     }
 
     fn skip(&mut self, n: usize) -> Result<(), FrameError> {
@@ -498,6 +515,7 @@ mod tests {
             (b'B', b"\0\0\0\0\0\x01\xff\xff\xff\xfe\0\0"),
             (b'B', b"\0\0\0\0\0\x01\0\0\0\x09ab\0\0"),
             (b'B', b"\0\0\xff\xff"),
+            (b'P', b"\0q\0\x80\x00"),
             (b'E', b"\0\0\0"),
             (b'S', b"x"),
             (b'D', b""),
@@ -505,6 +523,41 @@ mod tests {
             let error = both_ways(&frame(kind, body)).expect_err("refused").error;
             assert!(matches!(error, FrameError::Format { .. }), "{error}");
         }
+    }
+
+    #[test]
+    fn counts_are_unsigned_as_postgresql_reads_them() {
+        // 40,000 parameters: a count past i16, as pgjdbc and pgx send up to 65,535.
+        let n: u16 = 40_000;
+        let parse = [
+            &b"s\0SELECT 1\0"[..],
+            &n.to_be_bytes(),
+            &vec![0; 4 * 40_000],
+        ]
+        .concat();
+        let nulls: Vec<u8> = (0..n).flat_map(|_| (-1i32).to_be_bytes()).collect();
+        let bind = [&b"\0s\0\0\0"[..], &n.to_be_bytes(), &nulls, &[0, 0]].concat();
+        let mut check = FrameCheck::new(false, 1 << 20);
+        check.observe(&startup()).expect("startup");
+        check.logged_in();
+        assert_eq!(
+            check.observe(&[frame(b'P', &parse), frame(b'B', &bind)].concat()),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn a_refusal_sticks() {
+        let mut check = session();
+        assert!(check.observe(b"F\0\0\0\x04").is_err());
+        let again = check.observe(&frame(b'S', b"")).expect_err("still refused");
+        assert_eq!(
+            again,
+            Refused {
+                pass: 0,
+                error: FrameError::Type('F')
+            }
+        );
     }
 
     #[test]

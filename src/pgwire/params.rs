@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::ops::ControlFlow;
 use std::sync::Arc;
+use timberline_udfs::sqlstate;
 
 use arrow_pg::datatypes::into_pg_type;
 use datafusion::arrow::datatypes::DataType;
@@ -90,7 +91,12 @@ pub fn check_placeholders(plan: &LogicalPlan) -> PgWireResult<()> {
     for name in placeholder_types(plan)?.keys() {
         match name.trim_start_matches('$').parse::<usize>() {
             Ok(i) if (1..=MAX_PLACEHOLDER).contains(&i) => {}
-            _ => return Err(user_error("42P02", format!("there is no parameter {name}"))),
+            _ => {
+                return Err(user_error(
+                    sqlstate::UNDEFINED_PARAMETER,
+                    format!("there is no parameter {name}"),
+                ))
+            }
         }
     }
     Ok(())

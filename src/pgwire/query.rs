@@ -30,6 +30,7 @@ use pgwire::error::{PgWireError, PgWireResult};
 use pgwire::messages::startup::ParameterStatus;
 use pgwire::messages::PgWireBackendMessage;
 use timberline_udfs::pg_compat::PgSession;
+use timberline_udfs::sqlstate;
 
 use super::error::{df_error, user_error};
 use super::fixtures::{self, Fixture};
@@ -58,7 +59,7 @@ impl Planner {
     fn parse(&self, sql: &str) -> PgWireResult<Vec<Statement>> {
         if super::depth::depth(sql).is_some_and(|d| d > super::depth::MAX_DEPTH) {
             return Err(user_error(
-                "54001",
+                sqlstate::STATEMENT_TOO_COMPLEX,
                 format!(
                     "statement too complex: its expressions nest deeper than {} levels",
                     super::depth::MAX_DEPTH
@@ -66,7 +67,7 @@ impl Planner {
             ));
         }
         let text = super::rewrite::rewrite_text(sql);
-        let syntax = |e| user_error("42601", format!("syntax error: {e}"));
+        let syntax = |e| user_error(sqlstate::SYNTAX_ERROR, format!("syntax error: {e}"));
         // Only a text with a subquery can have one over data tables to keep from the parser.
         if text.to_ascii_lowercase().matches("select").nth(1).is_some() {
             let dialect = datafusion::sql::sqlparser::dialect::PostgreSqlDialect {};
@@ -109,9 +110,12 @@ impl Planner {
             .statement_to_plan(DfStatement::Statement(Box::new(stmt)))
             .await
             .map_err(df_error)?;
-        self.options
-            .verify_plan(&plan)
-            .map_err(|e| user_error("25006", format!("read-only database: {}", e.message())))?;
+        self.options.verify_plan(&plan).map_err(|e| {
+            user_error(
+                sqlstate::READ_ONLY_SQL_TRANSACTION,
+                format!("read-only database: {}", e.message()),
+            )
+        })?;
         params::check_placeholders(&plan)?;
         Ok(Prepared::Plan(Box::new(plan), oid_arrays))
     }
@@ -312,7 +316,7 @@ impl QueryParser for Planner {
                 Ok(Some(self.prepare(statements.remove(0), &session).await?))
             }
             _ => Err(user_error(
-                "42601",
+                sqlstate::SYNTAX_ERROR,
                 "cannot insert multiple commands into a prepared statement",
             )),
         }
@@ -360,7 +364,7 @@ fn check_formats(portal: &Portal<Prepared>) -> PgWireResult<()> {
     if let Format::Individual(codes) = &portal.parameter_format {
         if codes.len() != portal.parameter_len() {
             return Err(user_error(
-                "08P01",
+                sqlstate::PROTOCOL_VIOLATION,
                 format!(
                     "bind message has {} parameter formats but {} parameters",
                     codes.len(),
@@ -376,7 +380,7 @@ fn check_formats(portal: &Portal<Prepared>) -> PgWireResult<()> {
         };
         if codes.len() != columns {
             return Err(user_error(
-                "08P01",
+                sqlstate::PROTOCOL_VIOLATION,
                 format!(
                     "bind message has {} result formats but query has {columns} columns",
                     codes.len()

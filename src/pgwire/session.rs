@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use timberline_udfs::sqlstate;
 
 use async_trait::async_trait;
 use futures::{Stream, StreamExt};
@@ -52,10 +53,10 @@ impl Connection {
             };
             tokio::select! {
                 Ok(_) = rx.wait_for(|cancelled| *cancelled) => {
-                    user_error("57014", "canceling statement due to user request")
+                    user_error(sqlstate::QUERY_CANCELED, "canceling statement due to user request")
                 }
                 _ = deadline => {
-                    user_error("57014", "canceling statement due to statement timeout")
+                    user_error(sqlstate::QUERY_CANCELED, "canceling statement due to statement timeout")
                 }
             }
         }
@@ -103,7 +104,12 @@ pub fn connection<C: ClientInfo + ?Sized>(client: &C) -> PgWireResult<Arc<Connec
         .session_extensions()
         .get::<Arc<Connection>>()
         .map(|c| c.as_ref().clone())
-        .ok_or_else(|| user_error("28000", "not authenticated: log in first"))
+        .ok_or_else(|| {
+            user_error(
+                sqlstate::INVALID_AUTHORIZATION_SPECIFICATION,
+                "not authenticated: log in first",
+            )
+        })
 }
 
 type Key = (i32, Vec<u8>);

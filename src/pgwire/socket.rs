@@ -10,6 +10,7 @@ use std::net::IpAddr;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
+use timberline_udfs::sqlstate;
 
 use futures::{FutureExt, SinkExt, StreamExt};
 use pgwire::api::{ClientInfo, NoopHandler, PgWireConnectionState};
@@ -53,6 +54,16 @@ pub async fn serve_connection(
     let Some(socket) = negotiated else {
         return Ok(());
     };
+    if socket.is_secure() && !socket.read_buffer().is_empty() {
+        // Bytes sent in the clear after an SSLRequest are not the client's to vouch for
+        // (CVE-2021-23214): PostgreSQL refuses them too.
+        let mut socket = socket;
+        let info = fatal(
+            sqlstate::PROTOCOL_VIOLATION,
+            "received unencrypted data after SSL request".into(),
+        );
+        return end_with(&mut socket, info).await;
+    }
     let mut socket = checked(socket, handlers.frame_check());
     let startup = Arc::new(handlers.startup());
     let engine = handlers.engine.clone();
@@ -78,14 +89,20 @@ pub async fn serve_connection(
         let mut msg = match next {
             Ok(Some(Ok(msg))) => msg,
             Ok(Some(Err(e))) => {
-                let info = fatal("08P01", format!("invalid frontend message: {e}"));
+                let info = fatal(
+                    sqlstate::PROTOCOL_VIOLATION,
+                    format!("invalid frontend message: {e}"),
+                );
                 return end_with(&mut socket, info).await;
             }
             Ok(None) => return Ok(()),
             Err(panic) => {
                 let why = panic_text(&panic);
                 tracing::error!(%peer, panic = %why, "decoding a pg message panicked");
-                let info = fatal("08P01", format!("invalid frontend message: {why}"));
+                let info = fatal(
+                    sqlstate::PROTOCOL_VIOLATION,
+                    format!("invalid frontend message: {why}"),
+                );
                 return end_with(&mut socket, info).await;
             }
         };
@@ -204,7 +221,7 @@ pub async fn refuse(mut tcp: TcpStream, why: String) {
     for (field, value) in [
         (b'S', "FATAL"),
         (b'V', "FATAL"),
-        (b'C', "53300"),
+        (b'C', sqlstate::TOO_MANY_CONNECTIONS),
         (b'M', why.as_str()),
     ] {
         body.push(field);

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::fmt::Debug;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use timberline_udfs::sqlstate;
 
 use async_trait::async_trait;
 use futures::sink::Sink;
@@ -111,7 +112,7 @@ fn user_of<C: ClientInfo>(client: &C) -> String {
 fn no_such_user(user: &str) -> PgWireError {
     PgWireError::UserError(Box::new(ErrorInfo::new(
         "FATAL".into(),
-        "28P01".into(),
+        sqlstate::INVALID_PASSWORD.into(),
         format!("password authentication failed for user \"{user}\""),
     )))
 }
@@ -186,7 +187,7 @@ fn sasl_initial_response(raw: &[u8]) -> PgWireResult<SASLInitialResponse> {
     let malformed = || {
         PgWireError::UserError(Box::new(ErrorInfo::new(
             "FATAL".into(),
-            "08P01".into(),
+            sqlstate::PROTOCOL_VIOLATION.into(),
             "malformed SASLInitialResponse message".into(),
         )))
     };
@@ -270,7 +271,7 @@ impl StartupHandler for Startup {
         {
             return Err(PgWireError::UserError(Box::new(ErrorInfo::new(
                 "FATAL".into(),
-                "28000".into(),
+                sqlstate::INVALID_AUTHORIZATION_SPECIFICATION.into(),
                 "this server accepts only TLS connections (use sslmode=require)".into(),
             ))));
         }
@@ -282,7 +283,7 @@ impl StartupHandler for Startup {
         {
             return Err(PgWireError::UserError(Box::new(ErrorInfo::new(
                 "FATAL".into(),
-                "08P01".into(),
+                sqlstate::PROTOCOL_VIOLATION.into(),
                 format!(
                     "expected password response, got message type {}",
                     message_name(&message)

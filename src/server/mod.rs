@@ -85,7 +85,6 @@ impl Server {
         let catalog: Arc<dyn Catalog> = Arc::new(FileCatalog::open(&data_dir)?);
         let buffer = Arc::new(HotBuffer::new(config.flush_bytes, config.max_buffer_bytes));
         let store = Arc::new(Store::new(
-            &data_dir,
             SegmentFiles::local(&data_dir)?,
             buffer.clone(),
             catalog.clone(),

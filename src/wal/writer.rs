@@ -2,6 +2,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
+use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex};
@@ -178,7 +179,14 @@ impl WriterThread {
                     for (i, (_, batch, done)) in appends.into_iter().enumerate() {
                         let seq = first_seq + i as u64;
                         for sink in &self.sinks {
-                            sink.publish(seq, batch.clone());
+                            // The batch is durable: a sink that panics must not stop the
+                            // writer, or the request from being answered.
+                            let published = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                                sink.publish(seq, batch.clone())
+                            }));
+                            if published.is_err() {
+                                tracing::error!(seq, "a WAL sink panicked; the batch is durable");
+                            }
                         }
                         let _ = done.send(Ok(seq));
                     }

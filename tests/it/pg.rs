@@ -114,6 +114,8 @@ async fn errors_carry_sqlstates_and_the_connection_stays_usable() {
         ("SELECT no_such_column FROM logs", "42703"),
         ("SELEC 1", "42601"),
         ("SELECT no_such_function(1)", "42883"),
+        ("SELECT match(1, 2)", "42883"),
+        ("SELECT count(*) FROM logs WHERE nearest(ts)", "42883"),
         ("INSERT INTO logs (msg) VALUES ('x')", "25006"),
         ("CREATE TABLE t (a int)", "25006"),
         ("SELECT current_setting('no.such')", "42704"),

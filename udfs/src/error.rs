@@ -25,6 +25,10 @@ pub mod sqlstate {
     pub const UNDEFINED_FILE: &str = "58P01";
     pub const DATA_CORRUPTED: &str = "XX001";
     pub const INTERNAL_ERROR: &str = "XX000";
+    pub const PROTOCOL_VIOLATION: &str = "08P01";
+    pub const TOO_MANY_CONNECTIONS: &str = "53300";
+    pub const INVALID_PASSWORD: &str = "28P01";
+    pub const INVALID_AUTHORIZATION_SPECIFICATION: &str = "28000";
     pub const UNDEFINED_TABLE: &str = "42P01";
     pub const UNDEFINED_COLUMN: &str = "42703";
     pub const AMBIGUOUS_COLUMN: &str = "42702";

@@ -5,6 +5,7 @@
 //! Without this, one expression allocates by a number the client sent, and the allocation
 //! either overflows Arrow's 32-bit offsets (a panic) or fails outright (an abort of the server).
 
+use crate::sqlstate;
 use std::any::Any;
 use std::sync::Arc;
 
@@ -123,7 +124,7 @@ impl Guarded {
         let name = self.inner.name();
         if largest > MAX_VALUE_BYTES {
             return Err(limit_error(
-                "54000",
+                sqlstate::PROGRAM_LIMIT_EXCEEDED,
                 format!("{name}: requested length too large ({largest} bytes; at most {MAX_VALUE_BYTES} per value)"),
             ));
         }
@@ -135,7 +136,7 @@ impl Guarded {
             .unwrap_or_default();
         if total > u128::from(budget.bytes) {
             return Err(limit_error(
-                "53200",
+                sqlstate::OUT_OF_MEMORY,
                 format!(
                     "{name}: its output would take {total} bytes, more than the query's memory budget of {} bytes",
                     budget.bytes

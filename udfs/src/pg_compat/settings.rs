@@ -4,6 +4,7 @@
 use std::any::Any;
 use std::collections::BTreeMap;
 
+use crate::sqlstate;
 use datafusion::common::config::{ConfigEntry, ConfigExtension, ExtensionOptions};
 use datafusion::error::Result;
 
@@ -84,9 +85,9 @@ impl SettingError {
     /// The SQLSTATE PostgreSQL gives this error.
     pub fn sqlstate(&self) -> &'static str {
         match self {
-            SettingError::Unknown(_) => "42704",
-            SettingError::ReadOnly(_) => "55P02",
-            SettingError::Invalid { .. } => "22023",
+            SettingError::Unknown(_) => sqlstate::UNDEFINED_OBJECT,
+            SettingError::ReadOnly(_) => sqlstate::CANT_CHANGE_RUNTIME_PARAM,
+            SettingError::Invalid { .. } => sqlstate::INVALID_PARAMETER_VALUE,
         }
     }
 }
