@@ -314,14 +314,20 @@ mod tests {
         assert_eq!(c.current().commit, id);
     }
 
-    #[test]
-    fn a_commit_cut_short_is_dropped_and_a_broken_one_is_an_error() {
+    /// A catalog of one commit, closed: its directory, log path and log bytes.
+    fn one_commit_logged() -> (tempfile::TempDir, PathBuf, Vec<u8>) {
         let dir = tempfile::tempdir().expect("tempdir");
         let c = FileCatalog::open(dir.path()).expect("open");
         c.install(c.commit(flush(&[1], 1)).expect("commit"));
         drop(c);
         let log = dir.path().join(LOG);
         let whole = std::fs::read(&log).expect("log");
+        (dir, log, whole)
+    }
+
+    #[test]
+    fn a_commit_cut_short_is_dropped_and_a_broken_one_is_an_error() {
+        let (dir, log, whole) = one_commit_logged();
         std::fs::write(&log, [&whole[..], b"{\"commit\":2,\"chan"].concat()).expect("write");
         let c = FileCatalog::open(dir.path()).expect("reopen");
         assert_eq!(ids(&c), [1]);
@@ -338,12 +344,7 @@ mod tests {
 
     #[test]
     fn a_commit_number_seen_twice_is_an_error_not_a_skip() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let c = FileCatalog::open(dir.path()).expect("open");
-        c.install(c.commit(flush(&[1], 1)).expect("commit"));
-        drop(c);
-        let log = dir.path().join(LOG);
-        let whole = std::fs::read(&log).expect("log");
+        let (dir, log, whole) = one_commit_logged();
         let dup = r#"{"commit":1,"change":{"kind":"flush","added":[],"wal_through":9}}"#;
         std::fs::write(&log, [&whole[..], dup.as_bytes(), b"\n"].concat()).expect("write");
         let err = FileCatalog::open(dir.path()).expect_err("duplicate commit");
