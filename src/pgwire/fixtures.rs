@@ -4,6 +4,10 @@
 
 use std::sync::Arc;
 
+use datafusion::sql::sqlparser::ast::{
+    DiscardObject, DollarQuotedString, Expr, ObjectName, Reset, ResetStatement, Set, Statement,
+    Value,
+};
 use futures::stream;
 use pgwire::api::results::{DataRowEncoder, FieldFormat, FieldInfo, QueryResponse, Response, Tag};
 use pgwire::api::Type;
@@ -34,135 +38,199 @@ pub enum Fixture {
     Refuse(&'static str, String),
 }
 
-/// Recognises a fixture from a statement's text (as printed by the SQL parser).
-pub fn classify(sql: &str) -> Option<Fixture> {
-    let text = sql.trim().trim_end_matches(';').trim();
-    let upper = text.to_ascii_uppercase();
-    let mut words = upper.split_whitespace();
-    let first = words.next().unwrap_or("");
-    let rest = text.get(first.len()..).unwrap_or("").trim();
-    let fixture = match first {
-        "BEGIN" | "START" => Fixture::Begin,
-        "COMMIT" | "END" => Fixture::Commit,
-        "ROLLBACK" | "ABORT" => Fixture::Rollback,
-        "SET" => classify_set(rest),
-        "RESET" if rest.eq_ignore_ascii_case("ALL") => Fixture::Reset(None, "RESET"),
-        "RESET" => Fixture::Reset(Some(unquote_name(rest)), "RESET"),
-        "DISCARD" => Fixture::Reset(None, "DISCARD ALL"),
-        "DEALLOCATE" => Fixture::Tag("DEALLOCATE"),
-        "UNLISTEN" => Fixture::Tag("UNLISTEN"),
-        "CLOSE" => Fixture::Tag("CLOSE CURSOR ALL"),
-        "CHECKPOINT" => Fixture::Tag("CHECKPOINT"),
-        "SHOW" => Fixture::Show(unquote_name(rest)),
-        "INSERT" | "UPDATE" | "DELETE" | "MERGE" | "CREATE" | "DROP" | "ALTER" | "TRUNCATE"
-        | "COPY" | "GRANT" | "REVOKE" | "VACUUM" | "LOCK" => Fixture::Refuse(
-            sqlstate::READ_ONLY_SQL_TRANSACTION,
-            format!("cannot execute {first} in a read-only transaction"),
+/// Recognises a fixture from a parsed statement; `None` sends it to the planner.
+pub fn classify(stmt: &Statement) -> Option<Fixture> {
+    let fixture = match stmt {
+        Statement::StartTransaction { .. } => Fixture::Begin,
+        Statement::Commit { .. } => Fixture::Commit,
+        Statement::Rollback {
+            savepoint: Some(_), ..
+        } => Fixture::Tag("ROLLBACK"),
+        Statement::Rollback { .. } => Fixture::Rollback,
+        Statement::Savepoint { .. } => Fixture::Tag("SAVEPOINT"),
+        Statement::ReleaseSavepoint { .. } => Fixture::Tag("RELEASE"),
+        Statement::Set(set) => classify_set(set),
+        Statement::Reset(ResetStatement { reset }) => match reset {
+            Reset::ALL => Fixture::Reset(None, "RESET"),
+            Reset::ConfigurationParameter(name) => {
+                Fixture::Reset(Some(setting_name(name)), "RESET")
+            }
+        },
+        Statement::Discard { object_type } => match object_type {
+            DiscardObject::ALL => Fixture::Reset(None, "DISCARD ALL"),
+            DiscardObject::PLANS => Fixture::Tag("DISCARD PLANS"),
+            DiscardObject::SEQUENCES => Fixture::Tag("DISCARD SEQUENCES"),
+            DiscardObject::TEMP => Fixture::Tag("DISCARD TEMP"),
+        },
+        Statement::Deallocate { .. } => Fixture::Tag("DEALLOCATE"),
+        Statement::UNLISTEN { .. } => Fixture::Tag("UNLISTEN"),
+        Statement::Close { .. } => Fixture::Tag("CLOSE CURSOR ALL"),
+        Statement::ShowVariable { variable } => Fixture::Show(
+            variable
+                .iter()
+                .map(|i| i.value.as_str())
+                .collect::<Vec<_>>()
+                .join(" "),
         ),
+        s if writes(s) => {
+            let text = s.to_string();
+            let verb = text.split_whitespace().next().unwrap_or("this statement");
+            Fixture::Refuse(
+                sqlstate::READ_ONLY_SQL_TRANSACTION,
+                format!(
+                    "cannot execute {} in a read-only transaction",
+                    verb.to_ascii_uppercase()
+                ),
+            )
+        }
         _ => return None,
     };
     Some(fixture)
 }
 
-fn classify_set(rest: &str) -> Fixture {
-    let mut rest = rest;
-    for scope in ["SESSION ", "LOCAL "] {
-        // `get`, not indexing: the cut may fall inside a multibyte character.
-        if let (Some(head), Some(tail)) = (rest.get(..scope.len()), rest.get(scope.len()..)) {
-            if head.eq_ignore_ascii_case(scope) {
-                rest = tail.trim_start();
-            }
-        }
-    }
-    let upper = rest.to_ascii_uppercase();
-    if upper.starts_with("TRANSACTION") || upper.starts_with("CHARACTERISTICS") {
-        return Fixture::Tag("SET");
-    }
-    if upper.starts_with("ROLE") || upper.starts_with("AUTHORIZATION") {
-        return Fixture::Refuse(
+/// Whether a statement would change data, schema or grants.
+fn writes(stmt: &Statement) -> bool {
+    use Statement as S;
+    matches!(
+        stmt,
+        S::Insert(_)
+            | S::Update { .. }
+            | S::Delete(_)
+            | S::Merge { .. }
+            | S::Truncate { .. }
+            | S::Copy { .. }
+            | S::CopyIntoSnowflake { .. }
+            | S::CreateView { .. }
+            | S::CreateTable(_)
+            | S::CreateVirtualTable { .. }
+            | S::CreateIndex(_)
+            | S::CreateRole(_)
+            | S::CreateSecret { .. }
+            | S::CreateServer(_)
+            | S::CreatePolicy { .. }
+            | S::CreateConnector(_)
+            | S::CreateOperator(_)
+            | S::CreateOperatorFamily(_)
+            | S::CreateOperatorClass(_)
+            | S::CreateExtension(_)
+            | S::CreateCollation(_)
+            | S::CreateSchema { .. }
+            | S::CreateDatabase { .. }
+            | S::CreateFunction(_)
+            | S::CreateTrigger(_)
+            | S::CreateProcedure { .. }
+            | S::CreateMacro { .. }
+            | S::CreateStage { .. }
+            | S::CreateSequence { .. }
+            | S::CreateDomain(_)
+            | S::CreateType { .. }
+            | S::CreateUser(_)
+            | S::AlterTable(_)
+            | S::AlterSchema(_)
+            | S::AlterIndex { .. }
+            | S::AlterView { .. }
+            | S::AlterFunction(_)
+            | S::AlterType(_)
+            | S::AlterCollation(_)
+            | S::AlterOperator(_)
+            | S::AlterOperatorFamily(_)
+            | S::AlterOperatorClass(_)
+            | S::AlterRole { .. }
+            | S::AlterPolicy(_)
+            | S::AlterConnector { .. }
+            | S::AlterUser(_)
+            | S::Drop { .. }
+            | S::DropFunction(_)
+            | S::DropDomain(_)
+            | S::DropProcedure { .. }
+            | S::DropSecret { .. }
+            | S::DropPolicy(_)
+            | S::DropConnector { .. }
+            | S::DropExtension(_)
+            | S::DropOperator(_)
+            | S::DropOperatorFamily(_)
+            | S::DropOperatorClass(_)
+            | S::DropTrigger(_)
+            | S::Comment { .. }
+            | S::Grant(_)
+            | S::Revoke(_)
+            | S::Deny(_)
+            | S::Vacuum(_)
+            | S::Lock(_)
+            | S::LockTables { .. }
+            | S::RenameTable(_)
+            | S::LoadData { .. }
+    )
+}
+
+fn classify_set(set: &Set) -> Fixture {
+    match set {
+        Set::SetTransaction { .. } => Fixture::Tag("SET"),
+        Set::SetRole { .. } | Set::SetSessionAuthorization(_) => Fixture::Refuse(
             sqlstate::FEATURE_NOT_SUPPORTED,
-            format!("SET {rest} is not supported"),
-        );
+            format!("{set} is not supported"),
+        ),
+        Set::SingleAssignment {
+            variable, values, ..
+        } => Fixture::Set {
+            name: setting_name(variable),
+            value: set_value(values),
+        },
+        Set::SetTimeZone { value, .. } => Fixture::Set {
+            name: "TimeZone".into(),
+            value: set_value(std::slice::from_ref(value)),
+        },
+        Set::SetNames { charset_name, .. } => Fixture::Set {
+            name: "client_encoding".into(),
+            value: Some(charset_name.value.clone()),
+        },
+        Set::SetNamesDefault {} => Fixture::Set {
+            name: "client_encoding".into(),
+            value: None,
+        },
+        Set::ParenthesizedAssignments { .. }
+        | Set::MultipleAssignments { .. }
+        | Set::SetSessionParam(_) => Fixture::Refuse(
+            sqlstate::SYNTAX_ERROR,
+            format!("syntax error: {set} is not PostgreSQL's SET"),
+        ),
     }
-    let (name, value) = if let Some(v) = strip_words(rest, &["TIME", "ZONE"]) {
-        ("TimeZone".to_string(), v)
-    } else if let Some(v) = strip_words(rest, &["NAMES"]) {
-        ("client_encoding".to_string(), v)
-    } else if let Some(v) = strip_words(rest, &["SCHEMA"]) {
-        ("search_path".to_string(), v)
-    } else {
-        let end = rest
-            .find(|c: char| c.is_whitespace() || c == '=')
-            .unwrap_or(rest.len());
-        let (name, tail) = rest.split_at(end);
-        let tail = tail.trim_start();
-        let tail = tail
-            .strip_prefix('=')
-            .or_else(|| strip_words(tail, &["TO"]))
-            .unwrap_or(tail);
-        (unquote_name(name), tail.trim())
-    };
-    let value = if value.eq_ignore_ascii_case("DEFAULT") || value.eq_ignore_ascii_case("LOCAL") {
-        None
-    } else {
-        Some(set_value(value))
-    };
-    Fixture::Set { name, value }
 }
 
-/// `text` without the leading keywords `words` (any case), if it starts with them.
-fn strip_words<'a>(text: &'a str, words: &[&str]) -> Option<&'a str> {
-    let mut rest = text.trim_start();
-    for w in words {
-        let head = rest.get(..w.len())?;
-        if !head.eq_ignore_ascii_case(w) {
-            return None;
-        }
-        rest = rest.get(w.len()..)?;
-        if !(rest.is_empty() || rest.starts_with(char::is_whitespace)) {
-            return None;
-        }
-        rest = rest.trim_start();
-    }
-    Some(rest)
-}
-
-fn unquote_name(name: &str) -> String {
-    name.trim().trim_matches('"').to_string()
-}
-
-/// A SET value list as PostgreSQL stores it: string literals unquoted, items joined by `, `.
-fn set_value(value: &str) -> String {
-    let mut items = Vec::new();
-    let mut cur = String::new();
-    let mut quote: Option<char> = None;
-    let mut chars = value.chars().peekable();
-    while let Some(c) = chars.next() {
-        match (quote, c) {
-            (None, ',') => items.push(std::mem::take(&mut cur)),
-            (None, '\'') => quote = Some('\''),
-            (None, '"') => {
-                quote = Some('"');
-                cur.push(c);
-            }
-            (Some('\''), '\'') if chars.peek() == Some(&'\'') => {
-                chars.next();
-                cur.push('\'');
-            }
-            (Some('\''), '\'') => quote = None,
-            (Some('"'), '"') => {
-                quote = None;
-                cur.push(c);
-            }
-            _ => cur.push(c),
-        }
-    }
-    items.push(cur);
-    items
+/// A setting's name as written, without quotes: `"TimeZone"` is `TimeZone`, `x.y` stays dotted.
+fn setting_name(name: &ObjectName) -> String {
+    name.0
         .iter()
-        .map(|s| s.trim())
+        .map(|part| match part.as_ident() {
+            Some(ident) => ident.value.clone(),
+            None => part.to_string(),
+        })
         .collect::<Vec<_>>()
-        .join(", ")
+        .join(".")
+}
+
+/// A SET value list as PostgreSQL stores it: string literals unquoted, items joined by `, `;
+/// `None` for `DEFAULT` (and `LOCAL`, `SET TIME ZONE LOCAL`).
+fn set_value(values: &[Expr]) -> Option<String> {
+    if let [Expr::Identifier(ident)] = values {
+        if ident.quote_style.is_none()
+            && (ident.value.eq_ignore_ascii_case("DEFAULT")
+                || ident.value.eq_ignore_ascii_case("LOCAL"))
+        {
+            return None;
+        }
+    }
+    let item = |e: &Expr| match e {
+        Expr::Value(v) => match &v.value {
+            Value::SingleQuotedString(s)
+            | Value::EscapedStringLiteral(s)
+            | Value::DollarQuotedString(DollarQuotedString { value: s, .. }) => s.clone(),
+            other => other.to_string(),
+        },
+        Expr::Identifier(ident) if ident.quote_style.is_none() => ident.value.clone(),
+        other => other.to_string(),
+    };
+    Some(values.iter().map(item).collect::<Vec<_>>().join(", "))
 }
 
 /// The result columns of a fixture (empty: no rows).
@@ -295,9 +363,22 @@ pub fn answer(f: &Fixture, session: &mut PgSession, format: FieldFormat) -> PgWi
 
 #[cfg(test)]
 mod tests {
+    use datafusion::sql::sqlparser::ast::Statement;
+    use datafusion_pg_catalog::sql::PostgresCompatibilityParser;
+
+    /// Parses as the server does.
+    fn parse(sql: &str) -> Statement {
+        let mut statements = PostgresCompatibilityParser::new()
+            .parse(sql)
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        assert_eq!(statements.len(), 1, "{sql}");
+        statements.remove(0)
+    }
+
     #[test]
     fn set_statements_are_recognised_in_every_spelling() {
-        use super::{classify, Fixture};
+        use super::Fixture;
+        let classify = |sql: &str| super::classify(&parse(sql));
         let set = |name: &str, value: Option<&str>| {
             Some(Fixture::Set {
                 name: name.into(),
@@ -347,5 +428,97 @@ mod tests {
             Some(Fixture::Show("TimeZone".into()))
         );
         assert_eq!(classify("SELECT 1"), None);
+        assert_eq!(classify("SET TIME ZONE LOCAL"), set("TimeZone", None));
+        assert_eq!(
+            classify("SET TIME ZONE 'UTC'"),
+            set("TimeZone", Some("UTC"))
+        );
+        assert_eq!(
+            classify("SET extra_float_digits = 3"),
+            set("extra_float_digits", Some("3"))
+        );
+        assert_eq!(
+            classify("SET \"TimeZone\" = 'Asia/Tokyo'"),
+            set("TimeZone", Some("Asia/Tokyo"))
+        );
+        assert_eq!(
+            classify("SET application_name = 'münchen'"),
+            set("application_name", Some("münchen"))
+        );
+    }
+
+    #[test]
+    fn transaction_and_session_statements_are_recognised_from_the_ast() {
+        use super::Fixture;
+        let classify = |sql: &str| super::classify(&parse(sql));
+        assert_eq!(classify("BEGIN"), Some(Fixture::Begin));
+        assert_eq!(
+            classify("START TRANSACTION READ ONLY"),
+            Some(Fixture::Begin)
+        );
+        assert_eq!(classify("COMMIT"), Some(Fixture::Commit));
+        assert_eq!(classify("END"), Some(Fixture::Commit));
+        assert_eq!(classify("ROLLBACK"), Some(Fixture::Rollback));
+        assert_eq!(classify("SAVEPOINT s1"), Some(Fixture::Tag("SAVEPOINT")));
+        assert_eq!(
+            classify("RELEASE SAVEPOINT s1"),
+            Some(Fixture::Tag("RELEASE"))
+        );
+        assert_eq!(
+            classify("ROLLBACK TO SAVEPOINT s1"),
+            Some(Fixture::Tag("ROLLBACK"))
+        );
+        assert_eq!(
+            classify("DISCARD ALL"),
+            Some(Fixture::Reset(None, "DISCARD ALL"))
+        );
+        assert_eq!(
+            classify("DISCARD PLANS"),
+            Some(Fixture::Tag("DISCARD PLANS"))
+        );
+        assert_eq!(
+            classify("RESET statement_timeout"),
+            Some(Fixture::Reset(Some("statement_timeout".into()), "RESET"))
+        );
+        assert_eq!(
+            classify("SHOW TIME ZONE"),
+            Some(Fixture::Show("TIME ZONE".into()))
+        );
+        assert_eq!(
+            classify("SHOW transaction isolation level"),
+            Some(Fixture::Show("transaction isolation level".into()))
+        );
+        assert_eq!(classify("DEALLOCATE ALL"), Some(Fixture::Tag("DEALLOCATE")));
+        assert_eq!(classify("UNLISTEN *"), Some(Fixture::Tag("UNLISTEN")));
+        assert_eq!(
+            classify("CLOSE ALL"),
+            Some(Fixture::Tag("CLOSE CURSOR ALL"))
+        );
+        for (sql, verb) in [
+            ("INSERT INTO logs (msg) VALUES ('x')", "INSERT"),
+            ("update logs set msg = 'é'", "UPDATE"),
+            ("DELETE FROM logs", "DELETE"),
+            ("CREATE TABLE t (a int)", "CREATE"),
+            ("DROP TABLE logs", "DROP"),
+            ("ALTER TABLE logs ADD COLUMN x int", "ALTER"),
+            ("TRUNCATE logs", "TRUNCATE"),
+            ("COPY logs FROM STDIN", "COPY"),
+            ("GRANT SELECT ON logs TO bob", "GRANT"),
+            ("COMMENT ON TABLE logs IS 'x'", "COMMENT"),
+        ] {
+            match classify(sql) {
+                Some(Fixture::Refuse(code, msg)) => {
+                    assert_eq!(code, "25006", "{sql}");
+                    assert_eq!(
+                        msg,
+                        format!("cannot execute {verb} in a read-only transaction")
+                    );
+                }
+                other => panic!("{sql}: {other:?}"),
+            }
+        }
+        // Statements that only mention a keyword are not fixtures.
+        assert_eq!(classify("SELECT 'SET x = 1', 'INSERT'"), None);
+        assert_eq!(classify("EXPLAIN SELECT 1"), None);
     }
 }

@@ -100,7 +100,7 @@ impl Planner {
     }
 
     async fn prepare(&self, mut stmt: Statement, session: &PgSession) -> PgWireResult<Prepared> {
-        if let Some(f) = fixtures::classify(&stmt.to_string()) {
+        if let Some(f) = fixtures::classify(&stmt) {
             return Ok(Prepared::Fixture(f));
         }
         super::rewrite::rewrite(&mut stmt);
