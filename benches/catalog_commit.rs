@@ -22,10 +22,10 @@ fn segment(id: u64) -> SegmentMeta {
         max_ts: start + HOUR - 1,
         rows: 250_000,
         bytes: 12_345_678,
-        path: format!(
+        location: timberline::catalog::Location::hot(format!(
             "segments/tenant=tenant-{}/hour=2024-01-15T10/{id:020}.parquet",
             id % 50
-        ),
+        )),
         created_at: start + HOUR,
         index: Some(IndexMeta {
             version: 3,

@@ -1,8 +1,9 @@
 //! The live view of the data: cataloged segments plus the hot buffer, switched atomically.
 //!
-//! A query takes a [`Snapshot`] under the view lock's read side; a flush installs its new segments
-//! and retires the matching hot rows under the write side. So every query sees each row exactly
-//! once, before, during and after a flush.
+//! A query takes a [`Snapshot`] under the view lock's read side; every catalog commit is
+//! installed, and the hot rows its segments hold retired, under the write side
+//! ([`Store::install`]). So every query sees each row exactly once, before, during and after a
+//! flush or any later change.
 
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
@@ -183,11 +184,7 @@ impl Store {
         let state = tokio::task::spawn_blocking(move || catalog.commit(change))
             .await
             .map_err(|e| FlushError::Join(e.to_string()))??;
-        {
-            let _g = self.view.write().unwrap_or_else(|p| p.into_inner());
-            self.catalog.install(state);
-            self.buffer.retire_through(through);
-        }
+        self.install(state);
         report.wal_files_removed = wal.remove_through(through)?;
         tracing::info!(
             segments = report.segments,
@@ -199,6 +196,16 @@ impl Store {
         Ok(report)
     }
 
+    /// Makes a committed catalog state what queries see, and retires from the hot buffer every
+    /// row its segments now hold, in one step under the view lock: whichever commit installs
+    /// first — a flush, or a later change built on it — no query sees a row twice or misses one.
+    pub fn install(&self, state: Arc<crate::catalog::CatalogState>) {
+        let _g = self.view.write().unwrap_or_else(|p| p.into_inner());
+        self.catalog.install(state);
+        self.buffer
+            .retire_through(self.catalog.current().flushed_through);
+    }
+
     /// Deletes segment and index files that no catalog entry names: leftovers of a crash between writing a
     /// segment and cataloging it (their rows are still in the WAL and will be flushed again).
     pub fn remove_orphan_segments(&self) -> std::io::Result<usize> {
@@ -207,14 +214,15 @@ impl Store {
             .segments()
             .iter()
             .flat_map(|s| {
-                let parquet = self.files.data(&s.path);
-                let index = s.index.as_ref().map(|_| self.files.index(&s.path));
+                let at = &s.location;
+                let parquet = self.files.data(at).ok();
+                let index = s.index.as_ref().and_then(|_| self.files.index(at).ok());
                 let blooms = s
                     .index
                     .as_ref()
                     .filter(|i| !i.blooms.is_empty())
-                    .map(|_| self.files.bloom(&s.path));
-                std::iter::once(parquet).chain(index).chain(blooms)
+                    .and_then(|_| self.files.bloom(at).ok());
+                parquet.into_iter().chain(index).chain(blooms)
             })
             .collect();
         let mut removed = 0;
@@ -234,5 +242,83 @@ impl Store {
             }
         }
         Ok(removed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::{FileCatalog, Location};
+    use crate::model::{records_to_batch, LogRecord};
+
+    fn segment(id: u64, rows: u64) -> SegmentMeta {
+        SegmentMeta {
+            id,
+            tenant: "default".into(),
+            min_ts: 0,
+            max_ts: 1,
+            rows,
+            bytes: 1,
+            location: Location::hot(format!("segments/{id}.parquet")),
+            created_at: 0,
+            index: None,
+        }
+    }
+
+    fn rows(snapshot: &Snapshot) -> u64 {
+        let cold: u64 = snapshot.segments.iter().map(|s| s.rows).sum();
+        let hot: usize = snapshot.hot.iter().map(|b| b.num_rows()).sum();
+        cold + hot as u64
+    }
+
+    /// A change committed on top of a flush (compaction, a tier move) may be installed before
+    /// the flush itself: it must retire the flushed rows from the buffer too, or queries would
+    /// see them twice.
+    #[test]
+    fn installing_a_later_commit_first_never_shows_a_row_twice() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let catalog: Arc<dyn Catalog> = Arc::new(FileCatalog::open(dir.path()).expect("catalog"));
+        let buffer = Arc::new(HotBuffer::new(1 << 30, 1 << 30));
+        let files = SegmentFiles::local(dir.path()).expect("files");
+        let store = Store::new(files, buffer.clone(), catalog.clone(), None);
+        let record = LogRecord {
+            ts: 0,
+            ingest_ts: 0,
+            tenant: "default".into(),
+            service: "api".into(),
+            host: "h".into(),
+            level: "INFO".into(),
+            msg: "m".into(),
+            trace_id: None,
+            attrs: "{}".into(),
+            parse_failed: false,
+            truncated: false,
+        };
+        let batch = records_to_batch(&[record.clone(), record]).expect("batch");
+        buffer.push(1, batch);
+        assert_eq!(rows(&store.snapshot()), 2);
+
+        // The flush commits its segment; before it installs, a Replace is committed on top.
+        let flushed = catalog
+            .commit(Change::Flush {
+                added: vec![segment(1, 2)],
+                wal_through: 1,
+            })
+            .expect("flush");
+        let replaced = catalog
+            .commit(Change::Replace {
+                removed: vec![1],
+                added: vec![segment(2, 2)],
+            })
+            .expect("replace");
+        store.install(replaced);
+        let seen = store.snapshot();
+        assert_eq!(rows(&seen), 2, "{seen:?}");
+        assert_eq!(seen.segments.iter().map(|s| s.id).collect::<Vec<_>>(), [2]);
+        // The flush's own install, now older than what is visible, changes nothing.
+        store.install(flushed);
+        let seen = store.snapshot();
+        assert_eq!(rows(&seen), 2);
+        assert_eq!(seen.segments.iter().map(|s| s.id).collect::<Vec<_>>(), [2]);
     }
 }

@@ -354,12 +354,19 @@ mod tests {
     #[test]
     fn a_catalog_from_before_commits_loads_as_commit_zero() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let old = r#"{"version":1,"next_segment_id":3,"flushed_through":7,"segments":[]}"#;
+        let old = r#"{"version":1,"next_segment_id":3,"flushed_through":7,"segments":[
+            {"id":2,"tenant":"default","min_ts":0,"max_ts":1,"rows":1,"bytes":1,
+             "path":"segments/tenant=default/date=1970-01-01/hour=00/seg-000000000002.parquet",
+             "created_at":0}]}"#;
         std::fs::write(dir.path().join(CHECKPOINT), old).expect("write");
         let c = FileCatalog::open(dir.path()).expect("open");
         assert_eq!(
             (c.current().commit, c.flushed_through(), c.next_segment_id()),
             (0, 7, 3)
         );
+        // Its segments were written before tiers: local, hot, keyed by their old path.
+        let seg = &c.current().segments[0];
+        assert_eq!(seg.location.tier, super::super::Tier::Hot);
+        assert!(seg.location.key.ends_with("seg-000000000002.parquet"));
     }
 }

@@ -16,6 +16,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::model::Micros;
+pub use crate::storage::{Location, Tier};
 
 /// Errors of the catalog.
 #[derive(Debug, thiserror::Error)]
@@ -55,8 +56,9 @@ pub struct SegmentMeta {
     pub max_ts: Micros,
     pub rows: u64,
     pub bytes: u64,
-    /// Path relative to the data directory.
-    pub path: String,
+    /// Its tier and key: where its files are.
+    #[serde(flatten)]
+    pub location: Location,
     pub created_at: Micros,
     /// Its sidecar index, if it has one (segments flushed with indexing off, or before it
     /// existed, have none and are scanned).
@@ -176,6 +178,8 @@ pub trait Catalog: Send + Sync + std::fmt::Debug {
     fn commit(&self, change: Change) -> Result<Arc<CatalogState>, CatalogError>;
 
     /// Makes a committed state what queries see (one older than the visible one is ignored).
+    /// The store calls it under its view lock, with the hot buffer's retirement
+    /// (`Store::install`); nothing else should.
     fn install(&self, state: Arc<CatalogState>);
 
     /// First id a new segment may take (after the latest commit, visible or not).
@@ -204,7 +208,7 @@ mod tests {
             max_ts: 1,
             rows: 1,
             bytes: 1,
-            path: format!("segments/{id}.parquet"),
+            location: Location::hot(format!("segments/{id}.parquet")),
             created_at: 0,
             index: None,
         }

@@ -79,8 +79,10 @@ pub fn select<'a>(
     for seg in segments {
         let has_blooms = seg.index.as_ref().is_some_and(|i| !i.blooms.is_empty());
         if has_blooms && !index_filters.is_empty() {
-            let excluded = blooms
-                .get(&files.bloom(&seg.path))
+            let excluded = files
+                .bloom(&seg.location)
+                .ok()
+                .and_then(|path| blooms.get(&path))
                 .is_some_and(|b| b.excludes(&index_filters));
             if excluded {
                 out.pruned_bloom += 1;
@@ -90,7 +92,7 @@ pub fn select<'a>(
         let narrowed = if index_filters.is_empty() || seg.index.is_none() {
             None
         } else {
-            match cache.get(&files.index(&seg.path)) {
+            match files.index(&seg.location).ok().and_then(|p| cache.get(&p)) {
                 Some(ix) if u64::from(ix.rows()) == seg.rows => candidates(&ix, &index_filters)
                     .map(|blocks| row_ranges(&blocks, ix.block_rows(), seg.rows)),
                 _ => {

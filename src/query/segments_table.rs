@@ -57,7 +57,9 @@ impl SegmentsTable {
             Arc::new(StringArray::from_iter_values(
                 segs.iter().map(|s| s.tenant.as_str()),
             )),
-            Arc::new(StringArray::from_iter_values(segs.iter().map(|_| "hot"))),
+            Arc::new(StringArray::from_iter_values(
+                segs.iter().map(|s| s.location.tier.as_str()),
+            )),
             ts(|s| s.min_ts),
             ts(|s| s.max_ts),
             Arc::new(Int64Array::from(
@@ -67,7 +69,7 @@ impl SegmentsTable {
                 segs.iter().map(|s| s.bytes as i64).collect::<Vec<_>>(),
             )),
             Arc::new(StringArray::from_iter_values(
-                segs.iter().map(|s| s.path.as_str()),
+                segs.iter().map(|s| s.location.key.as_str()),
             )),
             ts(|s| s.created_at),
         ];

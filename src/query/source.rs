@@ -12,7 +12,8 @@ use datafusion::datasource::physical_plan::parquet::{
 };
 use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder, ParquetSource};
 use datafusion::datasource::source::DataSourceExec;
-use datafusion::error::Result;
+use datafusion::error::{DataFusionError, Result};
+use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::execution::runtime_env::RuntimeEnv;
 use datafusion::parquet::arrow::arrow_reader::RowSelection;
 use datafusion::physical_plan::{ExecutionPlan, PhysicalExpr};
@@ -21,27 +22,34 @@ use timberline_udfs::{sqlstate, QueryError};
 
 use crate::catalog::SegmentMeta;
 use crate::model::ts_column;
-use crate::storage::SegmentFiles;
+use crate::storage::{SegmentFiles, StorageError};
 
-/// Registers the segment files' store as [`SegmentFiles::url`] in `runtime`.
+/// Registers each store of the segment files under its [`SegmentFiles::url`] in `runtime`.
 pub fn register_segments_store(runtime: &RuntimeEnv, files: &SegmentFiles) {
-    runtime.register_object_store(SegmentFiles::url().as_ref(), files.object_store());
+    for (url, store) in files.stores() {
+        runtime.register_object_store(url.as_ref(), store);
+    }
 }
 
 /// Fails (58P01) when a segment's data file is gone: every path that would read or count the
 /// segment's rows refuses the query the same way, instead of some answering without them.
 pub fn require_data_file(files: &SegmentFiles, seg: &SegmentMeta) -> Result<()> {
-    match files.has_data(&seg.path) {
+    match files.has_data(&seg.location) {
         true => Ok(()),
         false => Err(QueryError::new(
             sqlstate::UNDEFINED_FILE,
             format!(
                 "segment {} ({}) has lost its data file; restore it from a backup or remove the segment",
-                seg.id, seg.path
+                seg.id, seg.location
             ),
         )
         .into_df()),
     }
+}
+
+/// A segment's file that storage could not give (58030), with the segment and the reason.
+pub fn storage_failure(seg: &SegmentMeta, e: StorageError) -> DataFusionError {
+    QueryError::new(sqlstate::IO_ERROR, format!("segment {}: {e}", seg.id)).into_df()
 }
 
 /// One segment as a file for DataFusion, with the catalog's exact statistics (row count, ts range)
@@ -63,13 +71,51 @@ pub fn file_of(schema: &SchemaRef, seg: &SegmentMeta) -> PartitionedFile {
         total_byte_size: Precision::Absent,
         column_statistics: columns,
     };
-    PartitionedFile::new(seg.path.clone(), seg.bytes).with_statistics(Arc::new(stats))
+    PartitionedFile::new(seg.location.key.clone(), seg.bytes).with_statistics(Arc::new(stats))
 }
 
-/// A Parquet scan of `segments` spread over up to `partitions` partitions: row groups, pages
-/// (page index) and bloom filters pruned by `predicate`, which is also applied row by row while
-/// decoding. Footers and page indexes come from the runtime's metadata cache after the first read.
-pub fn parquet_exec(
+/// Parquet scans of `segments`, one per store that holds some (local disk, the object store),
+/// each spread over up to `partitions` partitions: row groups, pages (page index) and bloom
+/// filters pruned by `predicate`, which is also applied row by row while decoding. Footers and
+/// page indexes come from the runtime's metadata cache after the first read.
+pub fn parquet_execs(
+    schema: &SchemaRef,
+    segments: &[&SegmentMeta],
+    selections: &HashMap<u64, RowSelection>,
+    projection: Option<Vec<usize>>,
+    predicate: Option<Arc<dyn PhysicalExpr>>,
+    partitions: usize,
+    runtime: &RuntimeEnv,
+) -> Result<Vec<Arc<dyn ExecutionPlan>>> {
+    let mut by_store: Vec<(ObjectStoreUrl, Vec<&SegmentMeta>)> = Vec::new();
+    for seg in segments {
+        let url = SegmentFiles::url(seg.location.tier);
+        match by_store.iter_mut().find(|(u, _)| *u == url) {
+            Some((_, segs)) => segs.push(seg),
+            None => by_store.push((url, vec![seg])),
+        }
+    }
+    by_store
+        .into_iter()
+        .map(|(url, segs)| {
+            parquet_exec(
+                url,
+                schema,
+                &segs,
+                selections,
+                projection.clone(),
+                predicate.clone(),
+                partitions,
+                runtime,
+            )
+        })
+        .collect()
+}
+
+/// A Parquet scan of `segments`, all in the store registered as `url`.
+#[allow(clippy::too_many_arguments)]
+fn parquet_exec(
+    url: ObjectStoreUrl,
     schema: &SchemaRef,
     segments: &[&SegmentMeta],
     selections: &HashMap<u64, RowSelection>,
@@ -78,7 +124,6 @@ pub fn parquet_exec(
     partitions: usize,
     runtime: &RuntimeEnv,
 ) -> Result<Arc<dyn ExecutionPlan>> {
-    let url = SegmentFiles::url();
     let mut groups: Vec<Vec<PartitionedFile>> =
         vec![Vec::new(); partitions.max(1).min(segments.len().max(1))];
     let n = groups.len();

@@ -37,7 +37,7 @@ use super::nearest::{is_nearest, NearestExec, NearestSpec};
 use super::prune::keep_by_time;
 use super::scan::{LogScanExec, ScanCounts};
 use super::scope::session_tenant;
-use super::source::{parquet_exec, require_data_file};
+use super::source::{parquet_execs, require_data_file};
 use crate::catalog::SegmentMeta;
 use crate::model::logs_schema;
 use crate::store::Store;
@@ -164,7 +164,7 @@ pub(super) fn scan_rows(
 
     let mut inputs: Vec<Arc<dyn ExecutionPlan>> = Vec::new();
     if !kept.is_empty() {
-        inputs.push(parquet_exec(
+        inputs.extend(parquet_execs(
             &schema,
             &kept,
             &picked.selections,

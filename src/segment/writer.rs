@@ -1,6 +1,5 @@
 //! Writes a flush's batches as one sorted, fsynced Parquet file per tenant and hour.
 
-use std::fs::File;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -12,12 +11,13 @@ use datafusion::arrow::datatypes::TimestampMicrosecondType;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::parquet::basic::{Compression, Encoding, ZstdLevel};
+use datafusion::parquet::errors::ParquetError;
 use datafusion::parquet::file::metadata::SortingColumn;
 use datafusion::parquet::file::properties::{EnabledStatistics, WriterProperties};
 use datafusion::parquet::schema::types::ColumnPath;
 
 use super::{segment_rel_path, SegmentError};
-use crate::catalog::{IndexMeta, SegmentMeta};
+use crate::catalog::{IndexMeta, Location, SegmentMeta};
 use crate::index::{write_index, COUNTS_SECTION, INDEXED_FIELDS, VERSION as INDEX_VERSION};
 use crate::model::{logs_schema, now_micros, ts_column};
 
@@ -195,7 +195,7 @@ pub fn write_segments(
                 max_ts,
                 rows: part.num_rows() as u64,
                 bytes,
-                path: rel,
+                location: Location::hot(rel),
                 created_at: now_micros(),
                 index,
             });
@@ -210,24 +210,31 @@ pub fn write_segments(
 /// Encodes `batch` as the Parquet file `path` (fsync, then rename into place; the caller makes
 /// the directory and syncs it).
 fn write_file(path: &Path, batch: &RecordBatch) -> Result<u64, SegmentError> {
-    let io = |source| SegmentError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
-    let tmp = path.with_extension("parquet.tmp");
-    let file = File::create(&tmp).map_err(io)?;
-    let parquet = |source| SegmentError::Parquet {
-        path: path.to_path_buf(),
-        source,
-    };
-    let mut writer =
-        ArrowWriter::try_new(file, Arc::clone(&batch.schema()), Some(writer_properties()))
-            .map_err(parquet)?;
-    writer.write(batch).map_err(parquet)?;
-    let file = writer.into_inner().map_err(parquet)?;
-    file.sync_all().map_err(io)?;
-    let bytes = file.metadata().map_err(io)?.len();
-    drop(file);
-    std::fs::rename(&tmp, path).map_err(io)?;
-    Ok(bytes)
+    /// What can fail while the file is written.
+    enum Failure {
+        Io(std::io::Error),
+        Parquet(ParquetError),
+    }
+    impl From<std::io::Error> for Failure {
+        fn from(e: std::io::Error) -> Failure {
+            Failure::Io(e)
+        }
+    }
+    let written = crate::storage::write_durably(path, "parquet.tmp", |file| {
+        let mut writer =
+            ArrowWriter::try_new(file, Arc::clone(&batch.schema()), Some(writer_properties()))
+                .map_err(Failure::Parquet)?;
+        writer.write(batch).map_err(Failure::Parquet)?;
+        writer.into_inner().map_err(Failure::Parquet)
+    });
+    written.map_err(|failure| match failure {
+        Failure::Io(source) => SegmentError::Io {
+            path: path.to_path_buf(),
+            source,
+        },
+        Failure::Parquet(source) => SegmentError::Parquet {
+            path: path.to_path_buf(),
+            source,
+        },
+    })
 }

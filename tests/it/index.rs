@@ -590,7 +590,7 @@ fn segments_and_indexes_land_in_fresh_hour_directories() {
     let segments = write_segments(dir.path(), &[batch.clone()], 1, Some(16)).unwrap();
     assert_eq!(segments.len(), 48);
     for s in &segments {
-        let parquet = dir.path().join(&s.path);
+        let parquet = dir.path().join(&s.location.key);
         assert!(parquet.exists(), "{} missing", parquet.display());
         let index = SegmentIndex::open(&index_path(&parquet)).unwrap();
         assert_eq!(index.rows(), 1);

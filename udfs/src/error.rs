@@ -22,6 +22,7 @@ pub mod sqlstate {
     pub const OUT_OF_MEMORY: &str = "53200";
     pub const QUERY_CANCELED: &str = "57014";
     pub const READ_ONLY_SQL_TRANSACTION: &str = "25006";
+    pub const IO_ERROR: &str = "58030";
     pub const UNDEFINED_FILE: &str = "58P01";
     pub const DATA_CORRUPTED: &str = "XX001";
     pub const INTERNAL_ERROR: &str = "XX000";

@@ -75,7 +75,7 @@ fn count_table(store: &Store, seg: &SegmentMeta) -> Option<Arc<CountTable>> {
     if !meta.fields.iter().any(|f| f == COUNTS_SECTION) {
         return None;
     }
-    let index = store.indexes.get(&store.files.index(&seg.path))?;
+    let index = store.indexes.get(&store.files.index(&seg.location).ok()?)?;
     if u64::from(index.rows()) != seg.rows {
         return None;
     }

@@ -36,7 +36,7 @@ use timberline_udfs::{sqlstate, QueryError};
 
 use crate::catalog::SegmentMeta;
 use crate::model::{logs_schema, ts_column};
-use crate::query::source::file_of;
+use crate::query::source::{file_of, storage_failure};
 use crate::storage::SegmentFiles;
 
 /// Rows read in one decoder batch (the reader's output chunk, not a limit).
@@ -64,10 +64,12 @@ impl SegmentFile {
         seg: &SegmentMeta,
         runtime: &RuntimeEnv,
     ) -> Result<SegmentFile> {
-        let path = files.data(&seg.path);
+        let path = files
+            .data(&seg.location)
+            .map_err(|e| storage_failure(seg, e))?;
         // The same key and size the Parquet scans use, so both share one cache entry.
         let object = file_of(&logs_schema(), seg).object_meta;
-        let store = runtime.object_store(SegmentFiles::url())?;
+        let store = runtime.object_store(SegmentFiles::url(seg.location.tier))?;
         let metadata = DFParquetMetadata::new(store.as_ref(), &object)
             .with_file_metadata_cache(Some(runtime.cache_manager.get_file_metadata_cache()))
             .with_page_index_policy(Some(PageIndexPolicy::Optional))
