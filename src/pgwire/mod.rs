@@ -11,6 +11,7 @@
 //! - [`query`]: plan and stream rows; [`params`]: parameter types; [`rewrite`]: client SQL
 //!   DataFusion cannot plan as written; [`tls`]: the rustls acceptor.
 
+mod column_names;
 mod depth;
 mod error;
 mod fixtures;
@@ -21,6 +22,7 @@ mod rewrite;
 mod session;
 mod socket;
 mod startup;
+mod text_out;
 mod throttle;
 mod tls;
 

@@ -5,7 +5,8 @@ use std::fmt::Debug;
 use std::sync::Arc;
 
 use arrow_pg::datatypes::arrow_schema_to_pg_fields;
-use arrow_pg::datatypes::df::{deserialize_parameters, encode_dataframe};
+use arrow_pg::datatypes::df::deserialize_parameters;
+use arrow_pg::datatypes::encode_recordbatch;
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::DataType;
 use datafusion::dataframe::DataFrame;
@@ -27,6 +28,7 @@ use pgwire::api::stmt::{QueryParser, StoredStatement};
 use pgwire::api::store::PortalStore;
 use pgwire::api::{ClientInfo, ClientPortalStore, Type};
 use pgwire::error::{PgWireError, PgWireResult};
+use pgwire::messages::data::DataRow;
 use pgwire::messages::startup::ParameterStatus;
 use pgwire::messages::PgWireBackendMessage;
 use timberline_udfs::pg_compat::PgSession;
@@ -37,6 +39,7 @@ use super::fixtures::{self, Fixture};
 use super::params;
 use super::rewrite::DataSubqueries;
 use super::session::{connection, stoppable, Connection};
+use super::text_out::TextOutput;
 
 /// A parsed statement, ready to bind and run.
 #[derive(Debug, Clone)]
@@ -44,7 +47,8 @@ pub enum Prepared {
     Fixture(Fixture),
     /// A plan, and the (1-based) placeholders the SQL casts to `oid[]`: they are described
     /// to clients as `oid[]` (asyncpg's type introspection binds one) and decoded as `int4[]`.
-    Plan(Box<LogicalPlan>, Arc<[usize]>),
+    /// The third part: PostgreSQL's names of the columns the SQL leaves unnamed.
+    Plan(Box<LogicalPlan>, Arc<[usize]>, Arc<[Option<String>]>),
 }
 
 /// Plans statements against the shared session.
@@ -103,6 +107,7 @@ impl Planner {
         if let Some(f) = fixtures::classify(&stmt) {
             return Ok(Prepared::Fixture(f));
         }
+        let names = super::column_names::unaliased(&stmt);
         super::rewrite::rewrite(&mut stmt);
         let oid_arrays = params::oid_array_params(&stmt);
         let state = self.state_for(session);
@@ -117,7 +122,7 @@ impl Planner {
             )
         })?;
         params::check_placeholders(&plan)?;
-        Ok(Prepared::Plan(Box::new(plan), oid_arrays))
+        Ok(Prepared::Plan(Box::new(plan), oid_arrays, names.into()))
     }
 
     /// Runs a prepared statement on `conn`, sending any notice it raises to `client` first.
@@ -160,43 +165,51 @@ impl Planner {
                 }
                 Ok(answer.response)
             }
-            Prepared::Plan(p, _) => {
+            Prepared::Plan(p, _, names) => {
                 let plan = plan.unwrap_or_else(|| (**p).clone());
                 let session = conn.session().clone();
                 let stop = conn.start_query();
                 let state =
                     crate::query::memory::scoped(self.state_for(&session)).map_err(df_error)?;
                 let df = DataFrame::new(state, plan);
-                let resp = encode_dataframe(df, format, None)
-                    .await
-                    .map_err(with_sqlstate)?;
+                let fields = Arc::new(pg_names(
+                    arrow_schema_to_pg_fields(df.schema().as_arrow(), format, None)?,
+                    names,
+                ));
+                let zone = session.get("TimeZone").unwrap_or_default();
+                let output = TextOutput::new(&zone, &fields);
+                let batches = df.execute_stream().await.map_err(df_error)?;
+                let encode_fields = fields.clone();
+                let rows = batches.flat_map(move |batch| {
+                    let encoded: Box<dyn Iterator<Item = PgWireResult<DataRow>> + Send> =
+                        match batch.and_then(|b| Ok(output.apply(b)?)) {
+                            Ok(b) => encode_recordbatch(encode_fields.clone(), b),
+                            Err(e) => Box::new(std::iter::once(Err(df_error(e)))),
+                        };
+                    futures::stream::iter(encoded)
+                });
                 // Errors raised while rows stream (casts, division by zero, …) get SQLSTATEs too.
-                let QueryResponse {
-                    command_tag,
-                    row_schema,
-                    data_rows,
-                    ..
-                } = resp;
-                let fields = Arc::new(pg_names(row_schema.iter().cloned().collect()));
-                let rows = stoppable(data_rows.map(|r| r.map_err(with_sqlstate)), stop);
-                let mut resp = QueryResponse::new(fields, rows);
-                resp.set_command_tag(&command_tag);
-                Ok(Response::Query(resp))
+                let rows = stoppable(rows.map(|r| r.map_err(with_sqlstate)), stop);
+                Ok(Response::Query(QueryResponse::new(fields, rows)))
             }
         }
     }
 }
 
-/// PostgreSQL names an unaliased function-call column after the function (`count(*)` → `count`,
-/// `date_trunc('hour', ts)` → `date_trunc`); DataFusion names it after the whole expression.
-/// A column of untyped NULLs is `text`, as PostgreSQL resolves it, never `unknown` (drivers such
-/// as asyncpg would try to introspect `unknown`, and loop).
-fn pg_names(fields: Vec<FieldInfo>) -> Vec<FieldInfo> {
+/// Columns named as PostgreSQL names them: `names` (from the statement, see `column_names`)
+/// where the SQL left a column unnamed; otherwise, for a column DataFusion named after a whole
+/// function call, the function's name (`count(*)` → `count`). A column of untyped NULLs is
+/// `text`, as PostgreSQL resolves it, never `unknown` (drivers such as asyncpg would try to
+/// introspect `unknown`, and loop).
+fn pg_names(fields: Vec<FieldInfo>, names: &[Option<String>]) -> Vec<FieldInfo> {
+    let lined_up = names.len() == fields.len();
     fields
         .into_iter()
-        .map(|f| {
+        .enumerate()
+        .map(|(i, f)| {
             let unknown = *f.datatype() == Type::UNKNOWN;
-            match (function_name(f.name()), unknown) {
+            let given = names.get(i).filter(|_| lined_up).cloned().flatten();
+            match (given.or_else(|| function_name(f.name())), unknown) {
                 (None, false) => f,
                 (name, _) => FieldInfo::new(
                     name.unwrap_or_else(|| f.name().to_string()),
@@ -324,7 +337,7 @@ impl QueryParser for Planner {
 
     fn get_parameter_types(&self, stmt: &Prepared) -> PgWireResult<Vec<Type>> {
         match stmt {
-            Prepared::Plan(plan, oid_arrays) => params::described_types(plan, oid_arrays),
+            Prepared::Plan(plan, oid_arrays, _) => params::described_types(plan, oid_arrays),
             Prepared::Fixture(_) => Ok(Vec::new()),
         }
     }
@@ -349,11 +362,10 @@ impl QueryParser for Planner {
                     )
                 })
                 .collect()),
-            Prepared::Plan(plan, _) => Ok(pg_names(arrow_schema_to_pg_fields(
-                plan.schema().as_arrow(),
-                &format,
-                None,
-            )?)),
+            Prepared::Plan(plan, _, names) => Ok(pg_names(
+                arrow_schema_to_pg_fields(plan.schema().as_arrow(), &format, None)?,
+                names,
+            )),
         }
     }
 }
@@ -375,7 +387,7 @@ fn check_formats(portal: &Portal<Prepared>) -> PgWireResult<()> {
     }
     if let Format::Individual(codes) = &portal.result_column_format {
         let columns = match &portal.statement.statement {
-            Prepared::Plan(plan, _) => plan.schema().fields().len(),
+            Prepared::Plan(plan, ..) => plan.schema().fields().len(),
             Prepared::Fixture(f) => fixtures::fields(f).len(),
         };
         if codes.len() != columns {
@@ -463,7 +475,7 @@ impl ExtendedQueryHandler for QueryEngine {
         check_formats(portal)?;
         let prepared = &portal.statement.statement;
         let bound = match prepared {
-            Prepared::Plan(plan, _) if portal.parameter_len() > 0 => {
+            Prepared::Plan(plan, ..) if portal.parameter_len() > 0 => {
                 let types = params::placeholder_types(plan)?;
                 let inferred: Vec<Option<&DataType>> = (1..=portal.parameter_len())
                     .map(|i| types.get(&format!("${i}")))

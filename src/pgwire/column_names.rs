@@ -1,0 +1,217 @@
+//! The names PostgreSQL gives result columns nobody named (its `FigureColname`): a column
+//! reference keeps its name, a function call takes the function's, a cast of a constant the
+//! type's (`'x'::varchar` → `varchar`), `CASE` is `case`, and any other expression `?column?`.
+//! Read from the parsed statement, where DataFusion would print the whole expression.
+
+use datafusion::sql::sqlparser::ast::{
+    DataType, Expr, ObjectName, Query, SelectItem, SetExpr, Statement, TimezoneInfo,
+};
+
+/// The name of each result column of `stmt` that it does not alias (`None` where the planner's
+/// name stands); empty when the columns cannot be lined up with the select list (`*`).
+pub fn unaliased(stmt: &Statement) -> Vec<Option<String>> {
+    match stmt {
+        Statement::Query(q) => query_names(q),
+        _ => Vec::new(),
+    }
+}
+
+fn query_names(q: &Query) -> Vec<Option<String>> {
+    body_names(&q.body)
+}
+
+fn body_names(body: &SetExpr) -> Vec<Option<String>> {
+    match body {
+        SetExpr::Select(select) => {
+            let mut out = Vec::with_capacity(select.projection.len());
+            for item in &select.projection {
+                match item {
+                    SelectItem::UnnamedExpr(e) => out.push(Some(expr_name(e).0)),
+                    SelectItem::ExprWithAlias { .. } | SelectItem::ExprWithAliases { .. } => {
+                        out.push(None)
+                    }
+                    // A wildcard's width is the planner's to know.
+                    _ => return Vec::new(),
+                }
+            }
+            out
+        }
+        SetExpr::Query(q) => query_names(q),
+        SetExpr::SetOperation { left, .. } => body_names(left),
+        _ => Vec::new(),
+    }
+}
+
+/// A name and how strongly it names the expression (PostgreSQL's strength: 2 for a column or a
+/// function, 1 for a type, 0 for `?column?`), which decides whether a cast names by its type.
+fn expr_name(e: &Expr) -> (String, u8) {
+    let named = |s: &str| (s.to_ascii_lowercase(), 2);
+    match e {
+        Expr::Identifier(ident) => (ident.value.clone(), 2),
+        Expr::CompoundIdentifier(parts) => parts
+            .last()
+            .map_or_else(unknown, |ident| (ident.value.clone(), 2)),
+        Expr::Function(f) => (function_name(&f.name), 2),
+        Expr::Nested(inner) => expr_name(inner),
+        Expr::Cast {
+            expr, data_type, ..
+        } => {
+            let inner = expr_name(expr);
+            if inner.1 > 1 {
+                inner
+            } else {
+                (type_name(data_type), 1)
+            }
+        }
+        Expr::TypedString(t) => (type_name(&t.data_type), 1),
+        Expr::Case { .. } => named("case"),
+        Expr::Exists { .. } => named("exists"),
+        Expr::Subquery(q) => query_names(q)
+            .into_iter()
+            .next()
+            .flatten()
+            .map_or_else(unknown, |n| (n, 2)),
+        Expr::Array(_) => named("array"),
+        Expr::CompoundFieldAccess { root, .. } => expr_name(root),
+        Expr::Extract { .. } => named("extract"),
+        Expr::Position { .. } => named("position"),
+        Expr::Substring { .. } => named("substring"),
+        Expr::Trim { .. } => named("btrim"),
+        Expr::Ceil { .. } => named("ceil"),
+        Expr::Floor { .. } => named("floor"),
+        Expr::Overlay { .. } => named("overlay"),
+        Expr::AtTimeZone { .. } => named("timezone"),
+        Expr::Interval(_) => ("interval".into(), 1),
+        _ => unknown(),
+    }
+}
+
+fn unknown() -> (String, u8) {
+    ("?column?".into(), 0)
+}
+
+fn function_name(name: &ObjectName) -> String {
+    name.0
+        .last()
+        .map(|part| match part.as_ident() {
+            Some(ident) if ident.quote_style.is_some() => ident.value.clone(),
+            Some(ident) => ident.value.to_ascii_lowercase(),
+            None => part.to_string().to_ascii_lowercase(),
+        })
+        .unwrap_or_else(|| "?column?".into())
+}
+
+/// PostgreSQL's own name of a type as written in a cast (`integer` is `int4`).
+fn type_name(t: &DataType) -> String {
+    let name = match t {
+        DataType::Int(_) | DataType::Int4(_) | DataType::Integer(_) => "int4",
+        DataType::BigInt(_) | DataType::Int8(_) => "int8",
+        DataType::SmallInt(_) | DataType::Int2(_) => "int2",
+        DataType::Real | DataType::Float4 => "float4",
+        DataType::Double(_) | DataType::DoublePrecision | DataType::Float8 | DataType::Float(_) => {
+            "float8"
+        }
+        DataType::Bool | DataType::Boolean => "bool",
+        DataType::Varchar(_) | DataType::CharacterVarying(_) | DataType::CharVarying(_) => {
+            "varchar"
+        }
+        DataType::Char(_) | DataType::Character(_) => "bpchar",
+        DataType::Text => "text",
+        DataType::Numeric(_) | DataType::Decimal(_) | DataType::Dec(_) => "numeric",
+        DataType::Date => "date",
+        DataType::Timestamp(_, TimezoneInfo::WithTimeZone | TimezoneInfo::Tz) => "timestamptz",
+        DataType::Timestamp(..) => "timestamp",
+        DataType::Time(..) => "time",
+        DataType::Interval { .. } => "interval",
+        DataType::JSON => "json",
+        DataType::JSONB => "jsonb",
+        DataType::Bytea => "bytea",
+        DataType::Uuid => "uuid",
+        DataType::Regclass => "regclass",
+        DataType::Array(inner) => {
+            use datafusion::sql::sqlparser::ast::ArrayElemTypeDef;
+            return match inner {
+                ArrayElemTypeDef::AngleBracket(t)
+                | ArrayElemTypeDef::SquareBracket(t, _)
+                | ArrayElemTypeDef::Parenthesis(t) => type_name(t),
+                ArrayElemTypeDef::None => "?column?".into(),
+            };
+        }
+        DataType::Custom(name, _) => return function_name(name),
+        other => {
+            let text = other.to_string().to_ascii_lowercase();
+            return text
+                .split(|c: char| c == '(' || c.is_whitespace())
+                .next()
+                .unwrap_or("?column?")
+                .to_string();
+        }
+    };
+    name.into()
+}
+
+#[cfg(test)]
+mod tests {
+    use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+    use datafusion::sql::sqlparser::parser::Parser;
+
+    fn names(sql: &str) -> Vec<Option<String>> {
+        let stmt = Parser::parse_sql(&PostgreSqlDialect {}, sql)
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+            .remove(0);
+        super::unaliased(&stmt)
+    }
+
+    fn all(sql: &str) -> Vec<String> {
+        names(sql)
+            .into_iter()
+            .map(|n| n.unwrap_or_default())
+            .collect()
+    }
+
+    #[test]
+    fn unnamed_columns_are_named_as_postgresql_names_them() {
+        assert_eq!(all("SELECT 1, 'a' || 'b', NULL, true"), ["?column?"; 4]);
+        assert_eq!(
+            all("SELECT count(*), COUNT(x), pg_catalog.now()"),
+            ["count", "count", "now"]
+        );
+        assert_eq!(all("SELECT ts, l.msg FROM logs l"), ["ts", "msg"]);
+        assert_eq!(
+            all("SELECT 'x'::varchar(3), '1'::integer, 1::bigint, '1'::double precision, 'y'::boolean"),
+            ["varchar", "int4", "int8", "float8", "bool"]
+        );
+        assert_eq!(
+            all("SELECT ts::text, count(*)::int, (attrs->>'a')::int FROM logs"),
+            ["ts", "count", "int4"]
+        );
+        assert_eq!(
+            all("SELECT timestamptz '2024-01-15', date '2024-01-15'"),
+            ["timestamptz", "date"]
+        );
+        assert_eq!(
+            all("SELECT CASE WHEN true THEN 1 END, EXISTS (SELECT 1)"),
+            ["case", "exists"]
+        );
+        assert_eq!(
+            all("SELECT (SELECT max(ts) FROM logs), (array[1, 2])[1]"),
+            ["max", "array"]
+        );
+        assert_eq!(
+            all("SELECT extract(hour FROM ts), position('a' IN 'b'), substring('a' FROM 1), trim(' a ') FROM logs"),
+            ["extract", "position", "substring", "btrim"]
+        );
+        assert_eq!(
+            all("SELECT ts AT TIME ZONE 'UTC', ts - interval '1 hour' FROM logs"),
+            ["timezone", "?column?"]
+        );
+        assert_eq!(all("SELECT attrs->>'user' FROM logs"), ["?column?"]);
+        assert_eq!(
+            names("SELECT count(*) AS n, 1"),
+            [None, Some("?column?".into())]
+        );
+        assert_eq!(all("SELECT 1 UNION SELECT 2"), ["?column?"]);
+        assert!(names("SELECT *, 1 FROM logs").is_empty());
+        assert!(names("SHOW TimeZone").is_empty());
+    }
+}

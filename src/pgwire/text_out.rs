@@ -1,0 +1,223 @@
+//! PostgreSQL's text output for the values arrow-pg prints its own way: timestamps in the
+//! session's `TimeZone`, with the fraction's trailing zeros dropped (`10:04:11.23757+01`, not
+//! `09:04:11.237570+00`), and floats in PostgreSQL's shortest form (`1705312680`, `1e+20`).
+//! Text-format columns of those types are turned into their text here, before arrow-pg encodes
+//! the rows; the columns keep their declared PostgreSQL types.
+
+use std::str::FromStr;
+use std::sync::Arc;
+
+use chrono::{DateTime, NaiveDateTime, Offset, TimeZone, Timelike};
+use datafusion::arrow::array::timezone::Tz;
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, StringArray};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{
+    DataType, Field, Float32Type, Float64Type, Schema, TimeUnit, TimestampMicrosecondType,
+};
+use datafusion::arrow::error::ArrowError;
+use datafusion::arrow::record_batch::RecordBatch;
+use pgwire::api::results::{FieldFormat, FieldInfo};
+
+/// How one connection's text output is written.
+#[derive(Debug, Clone)]
+pub struct TextOutput {
+    /// `None`: UTC.
+    zone: Option<Tz>,
+    /// Per column: whether it is sent as text (binary columns are left to arrow-pg).
+    text: Arc<[bool]>,
+}
+
+impl TextOutput {
+    /// For the columns `fields` in the session zone `time_zone` (UTC when it is not a zone
+    /// arrow knows).
+    pub fn new(time_zone: &str, fields: &[FieldInfo]) -> TextOutput {
+        TextOutput {
+            zone: Tz::from_str(time_zone).ok(),
+            text: fields
+                .iter()
+                .map(|f| f.format() == FieldFormat::Text)
+                .collect(),
+        }
+    }
+
+    /// `batch` with its text-format timestamp and float columns as PostgreSQL's text.
+    pub fn apply(&self, batch: RecordBatch) -> Result<RecordBatch, ArrowError> {
+        let schema = batch.schema();
+        let mut changed = false;
+        let mut columns = Vec::with_capacity(batch.num_columns());
+        let mut fields = Vec::with_capacity(batch.num_columns());
+        for (i, (column, field)) in batch.columns().iter().zip(schema.fields()).enumerate() {
+            let as_text = self.text.get(i).copied().unwrap_or(false);
+            match as_text.then(|| self.column_text(column)).transpose()? {
+                Some(Some(text)) => {
+                    changed = true;
+                    fields.push(Field::new(field.name(), DataType::Utf8, true));
+                    columns.push(text);
+                }
+                _ => {
+                    fields.push(field.as_ref().clone());
+                    columns.push(column.clone());
+                }
+            }
+        }
+        if !changed {
+            return Ok(batch);
+        }
+        RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
+    }
+
+    fn column_text(&self, column: &ArrayRef) -> Result<Option<ArrayRef>, ArrowError> {
+        let text: StringArray = match column.data_type() {
+            DataType::Timestamp(_, zone) => {
+                let micros = cast(column, &DataType::Timestamp(TimeUnit::Microsecond, None))?;
+                let micros = micros.as_primitive::<TimestampMicrosecondType>();
+                let zoned = zone.is_some();
+                micros
+                    .iter()
+                    .map(|v| v.map(|v| self.timestamp(v, zoned)))
+                    .collect()
+            }
+            DataType::Float64 => column
+                .as_primitive::<Float64Type>()
+                .iter()
+                .map(|v| v.map(float8))
+                .collect(),
+            DataType::Float32 => column
+                .as_primitive::<Float32Type>()
+                .iter()
+                .map(|v| v.map(float4))
+                .collect(),
+            _ => return Ok(None),
+        };
+        Ok(Some(Arc::new(text)))
+    }
+
+    /// `micros` since the epoch as PostgreSQL prints a `timestamptz` (in the session zone, with
+    /// its offset) or a `timestamp` (as is).
+    fn timestamp(&self, micros: i64, zoned: bool) -> String {
+        let Some(utc) = DateTime::from_timestamp_micros(micros) else {
+            return micros.to_string();
+        };
+        if zoned {
+            let (local, offset) = match &self.zone {
+                Some(zone) => {
+                    let local = zone.from_utc_datetime(&utc.naive_utc());
+                    (local.naive_local(), local.offset().fix().local_minus_utc())
+                }
+                None => (utc.naive_utc(), 0),
+            };
+            let mut out = wall_clock(&local);
+            out.push_str(&offset_text(offset));
+            out
+        } else {
+            wall_clock(&utc.naive_utc())
+        }
+    }
+}
+
+/// `YYYY-MM-DD HH:MM:SS[.fraction without trailing zeros]`.
+fn wall_clock(t: &NaiveDateTime) -> String {
+    let mut out = t.format("%Y-%m-%d %H:%M:%S").to_string();
+    let micros = t.nanosecond() / 1_000;
+    if micros != 0 {
+        let fraction = format!("{micros:06}");
+        out.push('.');
+        out.push_str(fraction.trim_end_matches('0'));
+    }
+    out
+}
+
+/// PostgreSQL's ISO offset: `+01`, `-03:30`, `+05:45`.
+fn offset_text(seconds: i32) -> String {
+    let sign = if seconds < 0 { '-' } else { '+' };
+    let s = seconds.unsigned_abs();
+    let (h, m, sec) = (s / 3600, s % 3600 / 60, s % 60);
+    match (m, sec) {
+        (0, 0) => format!("{sign}{h:02}"),
+        (_, 0) => format!("{sign}{h:02}:{m:02}"),
+        _ => format!("{sign}{h:02}:{m:02}:{sec:02}"),
+    }
+}
+
+/// A `float8` as PostgreSQL prints it (shortest exact form; exponent from 1e15 up and below 1e-4).
+pub fn float8(v: f64) -> String {
+    if v.is_nan() {
+        return "NaN".into();
+    }
+    if v.is_infinite() {
+        return if v > 0.0 { "Infinity" } else { "-Infinity" }.into();
+    }
+    shortest(format!("{v}"), format!("{v:e}"), v.abs(), 1e15)
+}
+
+/// A `float4` as PostgreSQL prints it.
+pub fn float4(v: f32) -> String {
+    if v.is_nan() {
+        return "NaN".into();
+    }
+    if v.is_infinite() {
+        return if v > 0.0 { "Infinity" } else { "-Infinity" }.into();
+    }
+    shortest(format!("{v}"), format!("{v:e}"), f64::from(v.abs()), 1e6)
+}
+
+fn shortest(plain: String, exp: String, abs: f64, big: f64) -> String {
+    if abs != 0.0 && (abs >= big || abs < 1e-4) {
+        // Rust writes `1e20` and `1.5e-5`; PostgreSQL `1e+20` and `1.5e-05`.
+        let (mantissa, exponent) = exp.split_once('e').unwrap_or((&exp, "0"));
+        let (sign, digits) = match exponent.strip_prefix('-') {
+            Some(d) => ('-', d),
+            None => ('+', exponent),
+        };
+        return format!("{mantissa}e{sign}{digits:0>2}");
+    }
+    if plain == "-0" {
+        return "-0".into();
+    }
+    plain
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_print_as_postgresql_prints_them() {
+        let out = |zone: &str, micros: i64, zoned: bool| {
+            TextOutput::new(zone, &[]).timestamp(micros, zoned)
+        };
+        let t = 1_705_312_680_000_000; // 2024-01-15 09:58:00 UTC
+        assert_eq!(out("UTC", t, true), "2024-01-15 09:58:00+00");
+        assert_eq!(
+            out("UTC", t + 237_570, true),
+            "2024-01-15 09:58:00.23757+00"
+        );
+        assert_eq!(out("Europe/Berlin", t, true), "2024-01-15 10:58:00+01");
+        assert_eq!(out("Asia/Kolkata", t, true), "2024-01-15 15:28:00+05:30");
+        assert_eq!(
+            out("America/St_Johns", t, true),
+            "2024-01-15 06:28:00-03:30"
+        );
+        assert_eq!(
+            out("Europe/Berlin", t + 1, false),
+            "2024-01-15 09:58:00.000001"
+        );
+        assert_eq!(out("no/such_zone", t, true), "2024-01-15 09:58:00+00");
+    }
+
+    #[test]
+    fn floats_print_as_postgresql_prints_them() {
+        assert_eq!(float8(1_705_312_680.0), "1705312680");
+        assert_eq!(float8(0.1 + 0.2), "0.30000000000000004");
+        assert_eq!(float8(2.5), "2.5");
+        assert_eq!(float8(1e20), "1e+20");
+        assert_eq!(float8(1.5e-5), "1.5e-05");
+        assert_eq!(float8(123_456_789_012_345.0), "123456789012345");
+        assert_eq!(float8(1e15), "1e+15");
+        assert_eq!(float8(-0.0), "-0");
+        assert_eq!(float8(f64::NAN), "NaN");
+        assert_eq!(float8(f64::NEG_INFINITY), "-Infinity");
+        assert_eq!(float4(1.5), "1.5");
+        assert_eq!(float4(1e7), "1e+07");
+    }
+}
