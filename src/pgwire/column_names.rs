@@ -4,7 +4,7 @@
 //! Read from the parsed statement, where DataFusion would print the whole expression.
 
 use datafusion::sql::sqlparser::ast::{
-    DataType, Expr, ObjectName, Query, SelectItem, SetExpr, Statement, TimezoneInfo,
+    DataType, Expr, Ident, ObjectName, Query, SelectItem, SetExpr, Statement, TimezoneInfo,
 };
 
 /// The name of each result column of `stmt` that it does not alias (`None` where the planner's
@@ -13,6 +13,38 @@ pub fn unaliased(stmt: &Statement) -> Vec<Option<String>> {
     match stmt {
         Statement::Query(q) => query_names(q),
         _ => Vec::new(),
+    }
+}
+
+/// Gives an unaliased cast or `AT TIME ZONE` in a select list its PostgreSQL name as an alias:
+/// DataFusion names a cast after the column inside it, so `SELECT ts::text FROM logs ORDER BY
+/// ts` would hold two columns named `ts`. PostgreSQL's `ORDER BY ts` then sorts by the output
+/// column, as here.
+pub fn alias_casts(stmt: &mut Statement) {
+    let Statement::Query(q) = stmt else {
+        return;
+    };
+    let names = body_names(&q.body);
+    let SetExpr::Select(select) = q.body.as_mut() else {
+        return;
+    };
+    for (i, item) in select.projection.iter_mut().enumerate() {
+        if let SelectItem::UnnamedExpr(e @ (Expr::Cast { .. } | Expr::AtTimeZone { .. })) = item {
+            let name = expr_name(e).0;
+            // Two columns of one name (`'a'::bool, 'b'::bool`) are left to the planner's names.
+            let clashes = names
+                .iter()
+                .enumerate()
+                .any(|(j, n)| j != i && n.as_deref() == Some(name.as_str()));
+            if clashes {
+                continue;
+            }
+            let alias = Ident::with_quote('"', name);
+            *item = SelectItem::ExprWithAlias {
+                expr: e.clone(),
+                alias,
+            };
+        }
     }
 }
 
@@ -75,6 +107,9 @@ fn expr_name(e: &Expr) -> (String, u8) {
         Expr::CompoundFieldAccess { root, .. } => expr_name(root),
         Expr::Extract { .. } => named("extract"),
         Expr::Position { .. } => named("position"),
+        Expr::Substring {
+            shorthand: true, ..
+        } => named("substr"),
         Expr::Substring { .. } => named("substring"),
         Expr::Trim { .. } => named("btrim"),
         Expr::Ceil { .. } => named("ceil"),

@@ -16,6 +16,7 @@ mod depth;
 mod error;
 mod fixtures;
 mod frames;
+mod operators;
 mod params;
 mod query;
 mod rewrite;

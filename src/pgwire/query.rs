@@ -108,13 +108,16 @@ impl Planner {
             return Ok(Prepared::Fixture(f));
         }
         let names = super::column_names::unaliased(&stmt);
+        super::column_names::alias_casts(&mut stmt);
         super::rewrite::rewrite(&mut stmt);
+        super::operators::rewrite(&mut stmt);
         let oid_arrays = params::oid_array_params(&stmt);
         let state = self.state_for(session);
         let plan = state
             .statement_to_plan(DfStatement::Statement(Box::new(stmt)))
             .await
             .map_err(df_error)?;
+        let plan = super::text_out::signed_counts(plan).map_err(df_error)?;
         self.options.verify_plan(&plan).map_err(|e| {
             user_error(
                 sqlstate::READ_ONLY_SQL_TRANSACTION,

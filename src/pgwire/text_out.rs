@@ -2,12 +2,11 @@
 //! session's `TimeZone`, with the fraction's trailing zeros dropped (`10:04:11.23757+01`, not
 //! `09:04:11.237570+00`), and floats in PostgreSQL's shortest form (`1705312680`, `1e+20`).
 //! Text-format columns of those types are turned into their text here, before arrow-pg encodes
-//! the rows; the columns keep their declared PostgreSQL types.
+//! the rows; the columns keep their declared PostgreSQL types. Unsigned counts are `bigint`.
 
 use std::str::FromStr;
 use std::sync::Arc;
 
-use chrono::{DateTime, NaiveDateTime, Offset, TimeZone, Timelike};
 use datafusion::arrow::array::timezone::Tz;
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, StringArray};
 use datafusion::arrow::compute::cast;
@@ -16,7 +15,46 @@ use datafusion::arrow::datatypes::{
 };
 use datafusion::arrow::error::ArrowError;
 use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::common::Column;
+use datafusion::logical_expr::{Expr, LogicalPlan, LogicalPlanBuilder};
 use pgwire::api::results::{FieldFormat, FieldInfo};
+use timberline_udfs::pg_compat::timestamp_text;
+
+/// `plan` with its unsigned integer columns (`row_number()`, `rank()`, …) as `bigint`:
+/// PostgreSQL has no unsigned types, and arrow-pg would describe them as `numeric`.
+pub fn signed_counts(plan: LogicalPlan) -> datafusion::error::Result<LogicalPlan> {
+    let unsigned = |t: &DataType| {
+        matches!(
+            t,
+            DataType::UInt8 | DataType::UInt16 | DataType::UInt32 | DataType::UInt64
+        )
+    };
+    if !matches!(
+        plan,
+        LogicalPlan::Projection(_) | LogicalPlan::Sort(_) | LogicalPlan::Limit(_)
+    ) || !plan
+        .schema()
+        .fields()
+        .iter()
+        .any(|f| unsigned(f.data_type()))
+    {
+        return Ok(plan);
+    }
+    let columns: Vec<Expr> = plan
+        .schema()
+        .iter()
+        .map(|(qualifier, field)| {
+            let column = Expr::Column(Column::new(qualifier.cloned(), field.name()));
+            if unsigned(field.data_type()) {
+                datafusion::logical_expr::cast(column, DataType::Int64)
+                    .alias_qualified(qualifier.cloned(), field.name())
+            } else {
+                column
+            }
+        })
+        .collect();
+    LogicalPlanBuilder::from(plan).project(columns)?.build()
+}
 
 /// How one connection's text output is written.
 #[derive(Debug, Clone)]
@@ -95,47 +133,7 @@ impl TextOutput {
     /// `micros` since the epoch as PostgreSQL prints a `timestamptz` (in the session zone, with
     /// its offset) or a `timestamp` (as is).
     fn timestamp(&self, micros: i64, zoned: bool) -> String {
-        let Some(utc) = DateTime::from_timestamp_micros(micros) else {
-            return micros.to_string();
-        };
-        if zoned {
-            let (local, offset) = match &self.zone {
-                Some(zone) => {
-                    let local = zone.from_utc_datetime(&utc.naive_utc());
-                    (local.naive_local(), local.offset().fix().local_minus_utc())
-                }
-                None => (utc.naive_utc(), 0),
-            };
-            let mut out = wall_clock(&local);
-            out.push_str(&offset_text(offset));
-            out
-        } else {
-            wall_clock(&utc.naive_utc())
-        }
-    }
-}
-
-/// `YYYY-MM-DD HH:MM:SS[.fraction without trailing zeros]`.
-fn wall_clock(t: &NaiveDateTime) -> String {
-    let mut out = t.format("%Y-%m-%d %H:%M:%S").to_string();
-    let micros = t.nanosecond() / 1_000;
-    if micros != 0 {
-        let fraction = format!("{micros:06}");
-        out.push('.');
-        out.push_str(fraction.trim_end_matches('0'));
-    }
-    out
-}
-
-/// PostgreSQL's ISO offset: `+01`, `-03:30`, `+05:45`.
-fn offset_text(seconds: i32) -> String {
-    let sign = if seconds < 0 { '-' } else { '+' };
-    let s = seconds.unsigned_abs();
-    let (h, m, sec) = (s / 3600, s % 3600 / 60, s % 60);
-    match (m, sec) {
-        (0, 0) => format!("{sign}{h:02}"),
-        (_, 0) => format!("{sign}{h:02}:{m:02}"),
-        _ => format!("{sign}{h:02}:{m:02}:{sec:02}"),
+        timestamp_text(micros, zoned, self.zone.as_ref())
     }
 }
 

@@ -1,10 +1,12 @@
-//! SQL over the store: the DataFusion session, the `logs` and `segments` tables, `nearest`.
+//! SQL over the store: the DataFusion session, the `logs` and `segments` tables, `nearest`,
+//! and PostgreSQL's meaning for what DataFusion reads otherwise.
 
 mod count;
 mod index_select;
 mod information_schema;
 pub mod memory;
 pub mod nearest;
+mod pg_semantics;
 mod prune;
 mod scan;
 mod scope;
@@ -65,7 +67,9 @@ pub fn new_context(
         // Ours (PostgreSQL's spellings), registered below, replaces DataFusion's.
         .with_information_schema(false)
         .set_bool("datafusion.execution.parquet.pushdown_filters", true)
-        .set_bool("datafusion.execution.parquet.reorder_filters", true);
+        .set_bool("datafusion.execution.parquet.reorder_filters", true)
+        // `timestamptz` is a zoned instant (not DataFusion's zoneless default).
+        .set_str("datafusion.execution.time_zone", pg_semantics::ENGINE_ZONE);
     let runtime = RuntimeEnvBuilder::new()
         .with_memory_pool(memory::shared_pool(
             usize::try_from(memory.total).unwrap_or(usize::MAX),
@@ -80,6 +84,7 @@ pub fn new_context(
         .build();
     source::register_segments_store(state.runtime_env(), &store.files);
     let mut ctx = SessionContext::new_with_state(state);
+    ctx.add_analyzer_rule(Arc::new(pg_semantics::PgSemantics::new()));
     ctx.register_table("logs", Arc::new(LogTable::new(store.clone())))?;
     ctx.register_table("segments", Arc::new(SegmentsTable::new(store.clone())))?;
     ctx.register_udtf("log_context", Arc::new(nearest::LogContextFn::new(store)));

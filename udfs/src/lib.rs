@@ -28,6 +28,9 @@ pub fn register(ctx: &mut SessionContext) -> datafusion::error::Result<()> {
         std::sync::Arc::new(text::AtAtPlanner),
     )?;
     ctx.register_udf(pg_compat::version_udf());
+    ctx.register_udf(pg_compat::to_char_udf());
+    ctx.register_udf(pg_compat::at_time_zone_udf());
+    register_aliases(ctx)?;
     ctx.register_udf(pg_compat::current_setting_udf());
     ctx.register_udf(pg_compat::set_config_udf());
     ctx.register_udf(pg_compat::pg_get_serial_sequence_udf());
@@ -48,5 +51,21 @@ pub fn register(ctx: &mut SessionContext) -> datafusion::error::Result<()> {
     }
     #[cfg(debug_assertions)]
     ctx.register_udf(failpoint::panic_udf());
+    Ok(())
+}
+
+/// PostgreSQL's names for functions DataFusion has under another: `sign` (`signum`),
+/// `variance` (`var_samp`), `jsonb_array_length` (`json_length`).
+fn register_aliases(ctx: &mut SessionContext) -> datafusion::error::Result<()> {
+    let state = ctx.state();
+    let scalar = [("signum", "sign"), ("json_length", "jsonb_array_length")];
+    for (name, alias) in scalar {
+        if let Some(udf) = state.scalar_functions().get(name) {
+            ctx.register_udf(udf.as_ref().clone().with_aliases([alias]));
+        }
+    }
+    if let Some(udaf) = state.aggregate_functions().get("var_samp") {
+        ctx.register_udaf(udaf.as_ref().clone().with_aliases(["variance"]));
+    }
     Ok(())
 }
