@@ -6,6 +6,7 @@ mod bad_input;
 mod clients;
 mod counts;
 mod crash;
+mod differential;
 mod e2e;
 mod file_ingest;
 mod fuzz;
