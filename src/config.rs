@@ -219,28 +219,28 @@ impl Default for Config {
 #[derive(Debug, Clone, Default, Deserialize, clap::Args)]
 #[serde(deny_unknown_fields)]
 pub struct Overrides {
-    /// Data directory (WAL, segments, catalog).
+    /// Data directory (WAL, segments, catalog) [default: ./timberline-data].
     #[arg(long, env = "TIMBERLINE_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
-    /// HTTP listen address.
+    /// HTTP listen address [default: 127.0.0.1:8080].
     #[arg(long, env = "TIMBERLINE_HTTP_ADDR")]
     pub http_addr: Option<SocketAddr>,
-    /// PostgreSQL wire listen address.
+    /// PostgreSQL wire listen address [default: 127.0.0.1:5433].
     #[arg(long, env = "TIMBERLINE_PG_ADDR")]
     pub pg_addr: Option<SocketAddr>,
-    /// Flush the hot buffer at this many bytes.
+    /// Flush the hot buffer at this many bytes [default: 64 MiB].
     #[arg(long, env = "TIMBERLINE_FLUSH_BYTES")]
     pub flush_bytes: Option<usize>,
-    /// Flush the hot buffer when its oldest row is this many seconds old.
+    /// Flush the hot buffer when its oldest row is this many seconds old [default: 30].
     #[arg(long, env = "TIMBERLINE_FLUSH_INTERVAL_SECS")]
     pub flush_interval_secs: Option<u64>,
-    /// Memory cap of the hot buffer; reaching it forces an early flush.
+    /// Memory cap of the hot buffer; reaching it forces an early flush [default: 512 MiB].
     #[arg(long, env = "TIMBERLINE_MAX_BUFFER_BYTES")]
     pub max_buffer_bytes: Option<usize>,
-    /// Rotate WAL files at this many bytes.
+    /// Rotate WAL files at this many bytes [default: 64 MiB].
     #[arg(long, env = "TIMBERLINE_WAL_FILE_BYTES")]
     pub wal_file_bytes: Option<u64>,
-    /// Largest accepted ingest body in bytes.
+    /// Largest accepted ingest body in bytes [default: 64 MiB].
     #[arg(long, env = "TIMBERLINE_MAX_BODY_BYTES")]
     pub max_body_bytes: Option<usize>,
     /// pg authentication: scram-sha-256 (default), md5 or trust.

@@ -147,8 +147,18 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                 server.http_addr, server.pg_addr
             );
             std::io::stdout().flush()?;
+            let password = if config.password.is_some() {
+                "the one in TIMBERLINE_PASSWORD / --password".to_string()
+            } else {
+                format!("{} (the demo password: set TIMBERLINE_PASSWORD)", timberline::auth::DEMO_PASSWORD)
+            };
+            let key = if config.api_key.is_some() {
+                "<the key in TIMBERLINE_API_KEY / --api-key>".to_string()
+            } else {
+                format!("{} (the demo key: set TIMBERLINE_API_KEY)", timberline::auth::DEMO_API_KEY)
+            };
             tracing::info!(
-                "connect with: psql -h {} -p {} -U {} (password: TIMBERLINE_PASSWORD)   |   send logs: POST http://{}/v1/ingest with Authorization: Bearer <TIMBERLINE_API_KEY>",
+                "connect with: psql -h {} -p {} -U {} (password: {password})   |   send logs: POST http://{}/v1/ingest with Authorization: Bearer {key}",
                 server.pg_addr.ip(),
                 server.pg_addr.port(),
                 timberline::auth::BOOTSTRAP_USER,
