@@ -150,12 +150,18 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             let password = if config.password.is_some() {
                 "the one in TIMBERLINE_PASSWORD / --password".to_string()
             } else {
-                format!("{} (the demo password: set TIMBERLINE_PASSWORD)", timberline::auth::DEMO_PASSWORD)
+                format!(
+                    "{} (the demo password: set TIMBERLINE_PASSWORD)",
+                    timberline::auth::DEMO_PASSWORD
+                )
             };
             let key = if config.api_key.is_some() {
                 "<the key in TIMBERLINE_API_KEY / --api-key>".to_string()
             } else {
-                format!("{} (the demo key: set TIMBERLINE_API_KEY)", timberline::auth::DEMO_API_KEY)
+                format!(
+                    "{} (the demo key: set TIMBERLINE_API_KEY)",
+                    timberline::auth::DEMO_API_KEY
+                )
             };
             tracing::info!(
                 "connect with: psql -h {} -p {} -U {} (password: {password})   |   send logs: POST http://{}/v1/ingest with Authorization: Bearer {key}",

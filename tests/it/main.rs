@@ -18,5 +18,6 @@ mod pg_session;
 mod slt;
 mod support;
 mod text;
+mod tour;
 mod wal;
 mod wire;
