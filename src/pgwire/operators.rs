@@ -119,9 +119,10 @@ fn json_chain(e: &Expr) -> Option<(String, Vec<Key>, bool)> {
         BinaryOperator::LongArrow | BinaryOperator::HashLongArrow
     );
     let (base, mut path) = match left.as_ref() {
-        Expr::BinaryOp { op: inner, .. }
-            if matches!(inner, BinaryOperator::Arrow | BinaryOperator::HashArrow) =>
-        {
+        Expr::BinaryOp {
+            op: BinaryOperator::Arrow | BinaryOperator::HashArrow,
+            ..
+        } => {
             let (base, path, _) = json_chain(left)?;
             (base, path)
         }

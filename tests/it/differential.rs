@@ -17,16 +17,16 @@ const INITDB: &str = "/usr/lib/postgresql/15/bin/initdb";
 const POSTGRES: &str = "/usr/lib/postgresql/15/bin/postgres";
 
 /// A PostgreSQL 15 server of its own, on 127.0.0.1, in a temporary directory.
-struct Reference {
+pub struct Reference {
     child: Child,
-    port: u16,
+    pub port: u16,
     _dir: tempfile::TempDir,
 }
 
 impl Reference {
     /// `None` when PostgreSQL 15 is not installed (CI installs it and sets
     /// `TIMBERLINE_REQUIRE_CLIENTS`, which makes its absence a failure).
-    fn start() -> Option<Reference> {
+    pub fn start() -> Option<Reference> {
         if !Path::new(POSTGRES).exists() {
             assert!(
                 std::env::var_os("TIMBERLINE_REQUIRE_CLIENTS").is_none(),
@@ -100,7 +100,7 @@ impl Reference {
     }
 
     /// A connection, once the server accepts one (it is polled: startup has no other signal).
-    async fn connect(&self) -> Client {
+    pub async fn connect(&self) -> Client {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let conn = tokio_postgres::connect(
@@ -211,7 +211,7 @@ fn events() -> Vec<serde_json::Value> {
 
 /// Loads the rows into Timberline (half flushed into segments, half hot), reads them back as
 /// Timberline stores them, and inserts exactly those into PostgreSQL's `logs`.
-async fn load(server: &TestServer, tl: &Client, pg: &Client) {
+pub async fn load(server: &TestServer, tl: &Client, pg: &Client) {
     let all = events();
     let (first, second) = all.split_at(all.len() / 2);
     server.ingest_ndjson(first.iter().cloned()).await;
@@ -268,16 +268,16 @@ async fn load(server: &TestServer, tl: &Client, pg: &Client) {
 }
 
 /// One statement of the corpus.
-struct Case {
-    line: usize,
-    sql: String,
+pub struct Case {
+    pub line: usize,
+    pub sql: String,
     /// The documented reason it answers differently, if it does.
-    differs: Option<String>,
+    pub differs: Option<String>,
 }
 
 /// Statements end with `;` at the end of a line; `--` lines are comments, and a
 /// `-- differs: reason` line marks the next statement as a documented exception.
-fn corpus(path: &Path) -> Vec<Case> {
+pub fn corpus(path: &Path) -> Vec<Case> {
     let text = std::fs::read_to_string(path).expect("corpus");
     let mut out = Vec::new();
     let mut sql = String::new();

@@ -10,6 +10,7 @@ mod differential;
 mod e2e;
 mod file_ingest;
 mod fuzz;
+mod grafana;
 mod index;
 mod nearest;
 mod parsers;

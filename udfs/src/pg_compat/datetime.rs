@@ -198,6 +198,9 @@ pub fn format(t: &NaiveDateTime, offset: i32, pattern: &str) -> String {
     out
 }
 
+/// One template pattern's text, computed only for the pattern that matches.
+type Render<'a> = Box<dyn Fn() -> String + 'a>;
+
 /// The text of the template pattern at the start of `p`, and the pattern's length.
 fn token(t: &NaiveDateTime, offset: i32, p: &str, fill: bool) -> Option<(String, usize)> {
     let num = |v: i64, width: usize| {
@@ -230,7 +233,7 @@ fn token(t: &NaiveDateTime, offset: i32, p: &str, fill: bool) -> Option<(String,
     let day = DAYS[t.weekday().num_days_from_sunday() as usize];
     let iso = t.iso_week();
     let micros = i64::from(t.nanosecond() / 1000);
-    let candidates: [(&str, Box<dyn Fn() -> String>); 44] = [
+    let candidates: [(&str, Render); 44] = [
         ("HH24", Box::new(|| num(i64::from(t.hour()), 2))),
         ("HH12", Box::new(|| num(i64::from(hour12), 2))),
         ("HH", Box::new(|| num(i64::from(hour12), 2))),
