@@ -326,6 +326,12 @@ SELECT count(*) FROM logs WHERE ts < '2024-01-15 05:00:00';
 RESET TimeZone;
 SHOW TimeZone;
 
+-- Catalog helpers psql's `+` commands and analysis SQL call
+SELECT pg_size_pretty(10239::bigint), pg_size_pretty(10240::bigint), pg_size_pretty(1234567::bigint), pg_size_pretty(123456789::bigint), pg_size_pretty(20000000000::bigint);
+SELECT pg_typeof(ts)::text, pg_typeof(msg)::text, pg_typeof(parse_failed)::text FROM logs LIMIT 1;
+SELECT pg_typeof(count(*))::text FROM logs;
+SELECT obj_description(0, 'pg_class');
+
 -- Booleans, NULLs and casts
 SELECT NULL::int IS NULL, 1 IS DISTINCT FROM NULL;
 SELECT true AND NULL, false OR NULL;

@@ -131,5 +131,14 @@ async fn psql_meta_commands_describe_our_database() {
     assert!(dn.lines().any(|l| l.starts_with("public|")), "{dn}");
     // No user-defined functions: an empty list, not an error.
     assert_eq!(run("\\df").trim(), "");
+    // The `+` forms call pg_size_pretty, pg_table_size and obj_description.
+    let dt_plus = run("\\dt+");
+    assert!(
+        dt_plus.lines().any(|l| l.starts_with("public|logs|table|")),
+        "{dt_plus}"
+    );
+    let l_plus = run("\\l+");
+    assert!(l_plus.lines().any(|l| l.starts_with("timberline|")), "{l_plus}");
+    assert_eq!(run("\\dT").trim(), "");
     assert_eq!(run("SELECT count(*) FROM logs").trim(), "120");
 }

@@ -30,6 +30,9 @@ pub fn register(ctx: &mut SessionContext) -> datafusion::error::Result<()> {
     ctx.register_udf(pg_compat::version_udf());
     ctx.register_udf(pg_compat::to_char_udf());
     ctx.register_udf(pg_compat::at_time_zone_udf());
+    for udf in pg_compat::catalog_function_udfs() {
+        ctx.register_udf(udf);
+    }
     register_aliases(ctx)?;
     ctx.register_udf(pg_compat::current_setting_udf());
     ctx.register_udf(pg_compat::set_config_udf());

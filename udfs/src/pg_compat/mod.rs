@@ -1,11 +1,13 @@
 //! PostgreSQL compatibility: the settings a session reports and changes, and the functions
 //! drivers call (`version()`, `current_setting`, `set_config`, …), answered as PostgreSQL 16.6 would.
 
+mod catalog_functions;
 mod datetime;
 mod functions;
 mod json;
 mod settings;
 
+pub use catalog_functions::catalog_function_udfs;
 pub use datetime::{at_time_zone_udf, timestamp_text, timestamp_text_udf, to_char_udf};
 pub use functions::{
     advisory_unlock_all_udf, current_setting_udf, function_signature_udfs, is_visible_udfs,

@@ -1,0 +1,239 @@
+//! The catalog helpers psql's `+` meta-commands and analysis SQL call: `pg_size_pretty(bigint)`
+//! (PostgreSQL's rounding and units), `pg_typeof(any)` (the PostgreSQL name of a value's type),
+//! `pg_table_size(oid)` (NULL: no relation here has PostgreSQL storage), `obj_description`,
+//! `col_description`, `shobj_description` (NULL: nothing carries a comment) and
+//! `pg_type_is_visible` (every type is).
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{AsArray, StringArray};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{DataType, Int64Type, IntervalUnit, TimeUnit};
+use datafusion::common::{Result, ScalarValue};
+use datafusion::logical_expr::{
+    create_udf, ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature,
+    TypeSignature, Volatility,
+};
+
+/// PostgreSQL's `pg_size_pretty(bigint)`: bytes below 10 kB, then kB, MB, GB, TB, PB, each
+/// rounded half away from zero.
+pub fn size_pretty(bytes: i64) -> String {
+    const LIMIT: i64 = 10 * 1024;
+    const LIMIT2: i64 = LIMIT * 2 - 1;
+    let half_rounded = |x: i64| (x + if x < 0 { -1 } else { 1 }) / 2;
+    if bytes.abs() < LIMIT {
+        return format!("{bytes} bytes");
+    }
+    // One extra bit is kept for rounding.
+    let mut size = bytes >> 9;
+    for unit in ["kB", "MB", "GB", "TB"] {
+        if size.abs() < LIMIT2 {
+            return format!("{} {unit}", half_rounded(size));
+        }
+        size >>= 10;
+    }
+    format!("{} PB", half_rounded(size))
+}
+
+/// `pg_size_pretty(bigint)`.
+pub fn size_pretty_udf() -> ScalarUDF {
+    create_udf(
+        "pg_size_pretty",
+        vec![DataType::Int64],
+        DataType::Utf8,
+        Volatility::Immutable,
+        Arc::new(|args: &[ColumnarValue]| {
+            let scalar = args.iter().all(|a| matches!(a, ColumnarValue::Scalar(_)));
+            let array = match args.first() {
+                Some(a) => a.to_array(1)?,
+                None => return Ok(ColumnarValue::Scalar(ScalarValue::Utf8(None))),
+            };
+            let array = cast(&array, &DataType::Int64)?;
+            let out: StringArray = array
+                .as_primitive::<Int64Type>()
+                .iter()
+                .map(|v| v.map(size_pretty))
+                .collect();
+            Ok(if scalar {
+                ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?)
+            } else {
+                ColumnarValue::Array(Arc::new(out))
+            })
+        }),
+    )
+}
+
+/// The PostgreSQL name of the type a value of `t` has here.
+pub fn pg_type_name(t: &DataType) -> &'static str {
+    match t {
+        DataType::Null => "unknown",
+        DataType::Boolean => "boolean",
+        DataType::Int8 | DataType::Int16 | DataType::UInt8 => "smallint",
+        DataType::Int32 | DataType::UInt16 => "integer",
+        DataType::Int64 | DataType::UInt32 | DataType::UInt64 => "bigint",
+        DataType::Float16 | DataType::Float32 => "real",
+        DataType::Float64 => "double precision",
+        DataType::Decimal128(..) | DataType::Decimal256(..) => "numeric",
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => "text",
+        DataType::Binary | DataType::LargeBinary | DataType::BinaryView => "bytea",
+        DataType::Date32 | DataType::Date64 => "date",
+        DataType::Time32(_) | DataType::Time64(_) => "time without time zone",
+        DataType::Timestamp(_, Some(_)) => "timestamp with time zone",
+        DataType::Timestamp(_, None) => "timestamp without time zone",
+        DataType::Interval(IntervalUnit::MonthDayNano | IntervalUnit::DayTime)
+        | DataType::Interval(IntervalUnit::YearMonth)
+        | DataType::Duration(TimeUnit::Second | TimeUnit::Millisecond)
+        | DataType::Duration(TimeUnit::Microsecond | TimeUnit::Nanosecond) => "interval",
+        DataType::List(f) | DataType::LargeList(f) | DataType::FixedSizeList(f, _) => {
+            match f.data_type() {
+                DataType::Int32 => "integer[]",
+                DataType::Int64 => "bigint[]",
+                DataType::Float64 => "double precision[]",
+                DataType::Boolean => "boolean[]",
+                DataType::Timestamp(_, Some(_)) => "timestamp with time zone[]",
+                _ => "text[]",
+            }
+        }
+        _ => "unknown",
+    }
+}
+
+/// `pg_typeof(any)`.
+pub fn typeof_udf() -> ScalarUDF {
+    ScalarUDF::new_from_impl(TypeOf {
+        signature: Signature::any(1, Volatility::Immutable),
+    })
+}
+
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct TypeOf {
+    signature: Signature,
+}
+
+impl ScalarUDFImpl for TypeOf {
+    fn name(&self) -> &str {
+        "pg_typeof"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _args: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Utf8)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let name = args
+            .arg_fields
+            .first()
+            .map_or("unknown", |f| pg_type_name(f.data_type()));
+        Ok(ColumnarValue::Scalar(ScalarValue::Utf8(Some(name.into()))))
+    }
+}
+
+/// A function answering NULL of `returns` for any arguments of the given shapes.
+fn null_udf(name: &str, shapes: Vec<Vec<DataType>>, returns: DataType) -> ScalarUDF {
+    let signature = Signature::one_of(
+        shapes.into_iter().map(TypeSignature::Exact).collect(),
+        Volatility::Stable,
+    );
+    let null = ScalarValue::try_from(&returns).unwrap_or(ScalarValue::Null);
+    ScalarUDF::new_from_impl(Null {
+        name: name.to_string(),
+        signature,
+        returns,
+        null,
+    })
+}
+
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct Null {
+    name: String,
+    signature: Signature,
+    returns: DataType,
+    null: ScalarValue,
+}
+
+impl ScalarUDFImpl for Null {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _args: &[DataType]) -> Result<DataType> {
+        Ok(self.returns.clone())
+    }
+
+    fn invoke_with_args(&self, _args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        Ok(ColumnarValue::Scalar(self.null.clone()))
+    }
+}
+
+/// `pg_table_size`, `obj_description`, `col_description`, `shobj_description`,
+/// `pg_type_is_visible`, `pg_size_pretty`, `pg_typeof`.
+pub fn catalog_function_udfs() -> Vec<ScalarUDF> {
+    let oid = DataType::Int64;
+    let text = DataType::Utf8;
+    vec![
+        size_pretty_udf(),
+        typeof_udf(),
+        null_udf("pg_table_size", vec![vec![oid.clone()]], DataType::Int64),
+        null_udf("pg_indexes_size", vec![vec![oid.clone()]], DataType::Int64),
+        null_udf(
+            "pg_database_size",
+            vec![vec![oid.clone()], vec![text.clone()]],
+            DataType::Int64,
+        ),
+        null_udf(
+            "obj_description",
+            vec![vec![oid.clone()], vec![oid.clone(), text.clone()]],
+            text.clone(),
+        ),
+        null_udf(
+            "col_description",
+            vec![
+                vec![oid.clone(), DataType::Int32],
+                vec![oid.clone(), DataType::Int64],
+            ],
+            text.clone(),
+        ),
+        null_udf(
+            "shobj_description",
+            vec![vec![oid.clone(), text.clone()]],
+            text,
+        ),
+        create_udf(
+            "pg_type_is_visible",
+            vec![oid],
+            DataType::Boolean,
+            Volatility::Stable,
+            Arc::new(|_args: &[ColumnarValue]| {
+                Ok(ColumnarValue::Scalar(ScalarValue::Boolean(Some(true))))
+            }),
+        ),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_print_as_postgresql_prints_them() {
+        for (bytes, want) in [
+            (0, "0 bytes"),
+            (10_239, "10239 bytes"),
+            (10_240, "10 kB"),
+            (1_234_567, "1206 kB"),
+            (123_456_789, "118 MB"),
+            (20_000_000_000, "19 GB"),
+            (-10_240, "-10 kB"),
+        ] {
+            assert_eq!(size_pretty(bytes), want, "{bytes}");
+        }
+    }
+}
