@@ -6,6 +6,8 @@
 //! - `attrs #>> '{a,b}'` and `attrs #> '{a,b}'` become `json_as_text(attrs, 'a', 'b')` and
 //!   `json_get_json(…)`; a chain `attrs -> 'a' ->> 'b'` becomes one call, so `->` yields JSON
 //!   text rather than a union no client can read.
+//! - `substring(x from 'regex')` is PostgreSQL's regex substring: the first parenthesized
+//!   group's match, else the whole match (`regexp_match(x, 'regex')[1]`).
 //! - `::json` and `::jsonb` casts are dropped: JSON values here are their text.
 //! - `x AT TIME ZONE z` becomes `pg_at_time_zone(x, z)`: a `timestamptz` becomes the local
 //!   `timestamp` of `z`, a `timestamp` is read as local time in `z`.
@@ -71,6 +73,14 @@ fn rewritten(e: &Expr) -> Option<Expr> {
         Expr::Cast {
             expr, data_type, ..
         } if is_json_type(data_type) => Some(Expr::Nested(expr.clone())),
+        Expr::Substring {
+            expr,
+            substring_from: Some(pattern),
+            substring_for: None,
+            ..
+        } if string_literal(pattern).is_some() => {
+            parse(&format!("(regexp_match({expr}, {pattern}))[1]"))
+        }
         Expr::AtTimeZone {
             timestamp,
             time_zone,
@@ -252,6 +262,16 @@ mod tests {
         assert_eq!(
             rewritten_sql("SELECT msg NOT SIMILAR TO '%time%' FROM logs"),
             "SELECT (msg) !~ '^(?:.*time.*)$' FROM logs"
+        );
+    }
+
+    #[test]
+    fn substring_from_a_pattern_is_a_regex_match() {
+        assert_eq!(
+            rewritten_sql(
+                "SELECT substring(msg from '[0-9]+'), substring(msg from 3 for 2) FROM logs"
+            ),
+            "SELECT (regexp_match(msg, '[0-9]+'))[1], SUBSTRING(msg FROM 3 FOR 2) FROM logs"
         );
     }
 

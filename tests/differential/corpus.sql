@@ -62,9 +62,7 @@ SELECT regexp_match('user:42', '([a-z]+):([0-9]+)');
 SELECT regexp_count('a1b2c3', '[0-9]');
 SELECT regexp_like('timeout', 'time');
 SELECT to_hex(255), ascii('A'), chr(66);
--- differs: quote_literal is not implemented (42883)
 SELECT quote_ident('Logs'), quote_literal('it''s');
--- differs: format() is not implemented (42883)
 SELECT format('%s-%s', 'a', 1);
 SELECT string_agg(x, ',' ORDER BY x) FROM (VALUES ('b'), ('a'), ('c')) AS t(x);
 
@@ -154,7 +152,6 @@ SELECT count(*) FROM logs WHERE (attrs->>'status')::int >= 400;
 SELECT count(*) FROM logs WHERE attrs @> '{"status": 500}';
 SELECT count(*) FROM logs WHERE attrs ? 'retry';
 SELECT count(*) FROM logs WHERE attrs->>'retry' = 'true';
--- differs: jsonb_typeof is not implemented (42883)
 SELECT jsonb_typeof(attrs->'latency_ms'), jsonb_typeof(attrs->'http') FROM logs ORDER BY ts LIMIT 1;
 -- differs: jsonb_object_keys as a table function is not implemented (42P01); json_keys() is
 SELECT k, count(*) FROM logs, jsonb_object_keys(attrs) AS k GROUP BY k ORDER BY k;
@@ -365,3 +362,46 @@ SELECT 1/0;
 SELECT 'abc'::int;
 SELECT FROM WHERE;
 SELECT ts FROM logs WHERE ts > 'not a time';
+
+-- Hand-written analysis SQL over logs
+WITH errs AS (SELECT service, count(*) AS n FROM logs WHERE level = 'ERROR' GROUP BY service) SELECT service, n FROM errs WHERE n > 5 ORDER BY n DESC, service;
+SELECT service, count(DISTINCT host) AS hosts, count(DISTINCT attrs->>'user') AS users FROM logs GROUP BY service ORDER BY service;
+SELECT service FROM logs GROUP BY service HAVING count(*) FILTER (WHERE level = 'ERROR') > 3 ORDER BY service;
+-- differs: type: decimal literals and numeric results (round, ceil, avg, sum of decimals, extract(epoch)) are double precision (float8) here, numeric in PostgreSQL
+SELECT level, count(*) * 100.0 / sum(count(*)) OVER () AS pct FROM logs GROUP BY level ORDER BY level;
+SELECT service, round(avg((attrs->>'latency_ms')::numeric), 2) AS avg_ms FROM logs GROUP BY service ORDER BY service;
+-- differs: percentile_disc is not implemented (42883); percentile_cont and approx_percentile_cont are
+SELECT service, percentile_disc(0.9) WITHIN GROUP (ORDER BY (attrs->>'latency_ms')::int) AS p90 FROM logs GROUP BY service ORDER BY service;
+SELECT service, max(ts) - min(ts) AS span FROM logs GROUP BY service ORDER BY service;
+SELECT service, lag(ts) OVER (PARTITION BY service ORDER BY ts) AS prev, ts FROM logs ORDER BY service, ts LIMIT 5;
+SELECT ts, ts - lag(ts) OVER (ORDER BY ts) AS gap FROM logs ORDER BY ts LIMIT 4;
+SELECT service, first_value(msg) OVER (PARTITION BY service ORDER BY ts) AS first_msg FROM logs ORDER BY service, ts LIMIT 4;
+SELECT count(*) FROM logs WHERE service IN (SELECT service FROM logs WHERE level = 'ERROR' GROUP BY service HAVING count(*) > 10);
+SELECT count(*) FROM logs l WHERE NOT EXISTS (SELECT 1 FROM logs e WHERE e.trace_id = l.trace_id AND e.level = 'ERROR');
+SELECT a.service, b.service FROM (SELECT DISTINCT service FROM logs) a JOIN (SELECT DISTINCT service FROM logs) b ON a.service < b.service ORDER BY 1, 2;
+SELECT service FROM logs WHERE level = 'ERROR' UNION SELECT service FROM logs WHERE level = 'WARN' ORDER BY 1;
+SELECT level FROM logs UNION ALL SELECT 'X' ORDER BY 1 LIMIT 3;
+SELECT string_agg(DISTINCT service, ', ' ORDER BY service) FROM logs;
+SELECT array_agg(DISTINCT level ORDER BY level) FROM logs;
+SELECT split_part(host, '-', 1) AS svc, count(*) FROM logs GROUP BY 1 ORDER BY 1;
+SELECT substring(msg from '[0-9]+') AS num, count(*) FROM logs GROUP BY 1 ORDER BY 1 NULLS FIRST;
+SELECT regexp_replace(msg, '[0-9]+', '#', 'g') AS pattern, count(*) FROM logs GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 5;
+SELECT coalesce(trace_id, '-') AS t, count(*) FROM logs GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 3;
+SELECT CASE WHEN (attrs->>'latency_ms')::int >= 500 THEN 'slow' ELSE 'fast' END AS speed, count(*) FROM logs GROUP BY 1 ORDER BY 1;
+SELECT date_trunc('hour', ts) + interval '30 minutes' AS mid, count(*) FROM logs GROUP BY 1 ORDER BY 1;
+SELECT ts::date AS day, count(*) FROM logs GROUP BY 1 ORDER BY 1;
+-- differs: type: decimal literals and numeric results (round, ceil, avg, sum of decimals, extract(epoch)) are double precision (float8) here, numeric in PostgreSQL
+SELECT extract(epoch FROM max(ts) - min(ts)) AS seconds FROM logs;
+SELECT count(*) FROM logs WHERE ts BETWEEN now() - interval '10 years' AND now();
+SELECT count(*) FROM logs WHERE ts > current_date - 3650;
+SELECT min(ts)::timestamp, max(ts)::timestamp FROM logs;
+SELECT count(*) FROM logs WHERE ts::time BETWEEN '10:00' AND '10:30';
+SELECT lower(level) AS lvl, length(msg) AS len FROM logs ORDER BY ts LIMIT 3;
+SELECT msg ILIKE '%TIMEOUT%' AS t, count(*) FROM logs GROUP BY 1 ORDER BY 1;
+SELECT count(*) FILTER (WHERE msg ~* 'declined|timeout') AS bad, count(*) AS total FROM logs;
+-- differs: type: integer literals and integer functions are bigint (int8) here, integer (int4) in PostgreSQL
+SELECT (attrs->>'status')::int / 100 AS class, count(*) FROM logs GROUP BY 1 ORDER BY 1;
+SELECT to_char(date_trunc('hour', ts), 'HH24:MI') AS hour, count(*) FROM logs GROUP BY 1 ORDER BY 1;
+SELECT ts FROM logs ORDER BY ts DESC OFFSET 5 LIMIT 2;
+-- differs: type: attrs and JSON results are JSON text (text, OID 25) here, jsonb in PostgreSQL
+SELECT * FROM logs ORDER BY ts LIMIT 1;

@@ -138,7 +138,10 @@ async fn psql_meta_commands_describe_our_database() {
         "{dt_plus}"
     );
     let l_plus = run("\\l+");
-    assert!(l_plus.lines().any(|l| l.starts_with("timberline|")), "{l_plus}");
+    assert!(
+        l_plus.lines().any(|l| l.starts_with("timberline|")),
+        "{l_plus}"
+    );
     assert_eq!(run("\\dT").trim(), "");
     assert_eq!(run("SELECT count(*) FROM logs").trim(), "120");
 }

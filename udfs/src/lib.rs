@@ -30,7 +30,10 @@ pub fn register(ctx: &mut SessionContext) -> datafusion::error::Result<()> {
     ctx.register_udf(pg_compat::version_udf());
     ctx.register_udf(pg_compat::to_char_udf());
     ctx.register_udf(pg_compat::at_time_zone_udf());
-    for udf in pg_compat::catalog_function_udfs() {
+    for udf in pg_compat::catalog_function_udfs()
+        .into_iter()
+        .chain(pg_compat::text_function_udfs())
+    {
         ctx.register_udf(udf);
     }
     register_aliases(ctx)?;

@@ -6,6 +6,7 @@ mod datetime;
 mod functions;
 mod json;
 mod settings;
+mod text_functions;
 
 pub use catalog_functions::catalog_function_udfs;
 pub use datetime::{at_time_zone_udf, timestamp_text, timestamp_text_udf, to_char_udf};
@@ -17,3 +18,4 @@ pub use json::json_build_object_udf;
 pub use settings::{
     canonical_name, default_setting, PgSession, SettingError, Tenant, PG_VERSION, PG_VERSION_NUM,
 };
+pub use text_functions::text_function_udfs;
