@@ -79,10 +79,10 @@ fn body_names(body: &SetExpr) -> Vec<Option<String>> {
 fn expr_name(e: &Expr) -> (String, u8) {
     let named = |s: &str| (s.to_ascii_lowercase(), 2);
     match e {
-        Expr::Identifier(ident) => (ident.value.clone(), 2),
+        Expr::Identifier(ident) => (identifier(ident), 2),
         Expr::CompoundIdentifier(parts) => parts
             .last()
-            .map_or_else(unknown, |ident| (ident.value.clone(), 2)),
+            .map_or_else(unknown, |ident| (identifier(ident), 2)),
         Expr::Function(f) => (function_name(&f.name), 2),
         Expr::Nested(inner) => expr_name(inner),
         Expr::Cast {
@@ -118,6 +118,14 @@ fn expr_name(e: &Expr) -> (String, u8) {
         Expr::AtTimeZone { .. } => named("timezone"),
         Expr::Interval(_) => ("interval".into(), 1),
         _ => unknown(),
+    }
+}
+
+/// An identifier as PostgreSQL folds it: lower case unless quoted.
+fn identifier(ident: &Ident) -> String {
+    match ident.quote_style {
+        Some(_) => ident.value.clone(),
+        None => ident.value.to_ascii_lowercase(),
     }
 }
 
@@ -212,6 +220,10 @@ mod tests {
             ["count", "count", "now"]
         );
         assert_eq!(all("SELECT ts, l.msg FROM logs l"), ["ts", "msg"]);
+        assert_eq!(
+            all("SELECT Level, \"Quoted\" FROM logs"),
+            ["level", "Quoted"]
+        );
         assert_eq!(
             all("SELECT 'x'::varchar(3), '1'::integer, 1::bigint, '1'::double precision, 'y'::boolean"),
             ["varchar", "int4", "int8", "float8", "bool"]

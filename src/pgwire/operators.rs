@@ -1,7 +1,7 @@
 //! PostgreSQL operators DataFusion reads differently or not at all, rewritten on the parsed
 //! statement into what it plans with PostgreSQL's answer:
 //!
-//! - `x SIMILAR TO 'pattern'` becomes `x ~ '^(?:regex)$'` with PostgreSQL's translation of the
+//! - `x SIMILAR TO 'pattern'` becomes `x ~ '^(?s:regex)$'` with PostgreSQL's translation of the
 //!   pattern (`%` → `.*`, `_` → `.`, `.` `^` `$` literal, the escape character honoured).
 //! - `attrs #>> '{a,b}'` and `attrs #> '{a,b}'` become `json_as_text(attrs, 'a', 'b')` and
 //!   `json_get_json(…)`; a chain `attrs -> 'a' ->> 'b'` becomes one call, so `->` yields JSON
@@ -210,7 +210,8 @@ fn parse(sql: &str) -> Option<Expr> {
 /// `.`, `^` and `$` are literal, the rest of the regex syntax (`|`, `*`, `+`, `?`, `{}`, `()`,
 /// `[]`) keeps its meaning; the escape character makes the next character literal.
 pub fn similar_to_regex(pattern: &str, escape: Option<char>) -> String {
-    let mut out = String::from("^(?:");
+    // `(?s)`: `.` matches a newline, as in PostgreSQL (multi-line messages).
+    let mut out = String::from("^(?s:");
     let mut chars = pattern.chars();
     let mut in_class = false;
     while let Some(c) = chars.next() {
@@ -255,13 +256,13 @@ mod tests {
 
     #[test]
     fn similar_to_is_an_anchored_regex() {
-        assert_eq!(similar_to_regex("%(a|b)%", Some('\\')), "^(?:.*(a|b).*)$");
-        assert_eq!(similar_to_regex("a_c.d", Some('\\')), "^(?:a.c\\.d)$");
-        assert_eq!(similar_to_regex("100\\%", Some('\\')), "^(?:100%)$");
-        assert_eq!(similar_to_regex("[a%]x", None), "^(?:[a%]x)$");
+        assert_eq!(similar_to_regex("%(a|b)%", Some('\\')), "^(?s:.*(a|b).*)$");
+        assert_eq!(similar_to_regex("a_c.d", Some('\\')), "^(?s:a.c\\.d)$");
+        assert_eq!(similar_to_regex("100\\%", Some('\\')), "^(?s:100%)$");
+        assert_eq!(similar_to_regex("[a%]x", None), "^(?s:[a%]x)$");
         assert_eq!(
             rewritten_sql("SELECT msg NOT SIMILAR TO '%time%' FROM logs"),
-            "SELECT (msg) !~ '^(?:.*time.*)$' FROM logs"
+            "SELECT (msg) !~ '^(?s:.*time.*)$' FROM logs"
         );
     }
 

@@ -316,6 +316,9 @@ SELECT date_trunc('day', ts) AS d, count(*) FROM logs GROUP BY 1 ORDER BY 1;
 SELECT count(*) FROM logs WHERE ts >= '2024-01-15 11:00' AND ts < 'January 15, 2024 12:00';
 SELECT count(*) FROM logs WHERE ts >= '2024-01-15 10:00:00Z';
 SELECT count(*) FROM logs WHERE ts::date = '2024-01-15';
+SELECT count(*) FROM logs WHERE date_trunc('minute', ts) = ts;
+SELECT '2024-10-27 02:30'::timestamptz;
+SELECT to_char(ts, 'yyyy-mm-dd hh24:mi') FROM logs ORDER BY ts LIMIT 1;
 SET TIME ZONE 'UTC';
 SELECT ts FROM logs ORDER BY ts LIMIT 1;
 SET TimeZone = 'America/New_York';
@@ -405,3 +408,10 @@ SELECT to_char(date_trunc('hour', ts), 'HH24:MI') AS hour, count(*) FROM logs GR
 SELECT ts FROM logs ORDER BY ts DESC OFFSET 5 LIMIT 2;
 -- differs: type: attrs and JSON results are JSON text (text, OID 25) here, jsonb in PostgreSQL
 SELECT * FROM logs ORDER BY ts LIMIT 1;
+
+-- Cases an independent review found
+SELECT interval '36 hours' BETWEEN interval '1 day' AND interval '2 days', interval '24 hours' IN (interval '1 day');
+SELECT E'a\nerror' SIMILAR TO '%error%';
+SELECT '1/15/24'::date;
+SELECT pg_size_pretty(-10241::bigint), pg_size_pretty((-9223372036854775807 - 1)::bigint);
+SELECT Level, count(*) FROM logs GROUP BY Level ORDER BY Level;

@@ -73,8 +73,8 @@ pub fn parse(text: &str, now: DateTime<Utc>, zone: &Tz) -> Option<Input> {
                 zone: Some(Zone::Fixed(FixedOffset::east_opt(0)?)),
             }),
             "now" => Some(Input {
-                local: now.naive_utc(),
-                zone: Some(Zone::Fixed(FixedOffset::east_opt(0)?)),
+                local: now.with_timezone(zone).naive_local(),
+                zone: None,
             }),
             "today" => midnight(today).map(|local| Input { local, zone: None }),
             "yesterday" => midnight(today.checked_sub_days(Days::new(1))?)
@@ -137,7 +137,7 @@ fn parse_date(text: &str, today: NaiveDate) -> Option<NaiveDate> {
     if cleaned.is_empty() {
         return None;
     }
-    DATE_FORMATS.iter().find_map(|f| {
+    let date = DATE_FORMATS.iter().find_map(|f| {
         if *f == "%B %d" {
             // `Jan 15`: this year, as PostgreSQL reads it.
             let with_year = format!("{cleaned} {}", chrono::Datelike::year(&today));
@@ -145,7 +145,19 @@ fn parse_date(text: &str, today: NaiveDate) -> Option<NaiveDate> {
         } else {
             NaiveDate::parse_from_str(&cleaned, f).ok()
         }
-    })
+    })?;
+    // A year written with one or two digits is PostgreSQL's 1970–2069.
+    let year_digits = cleaned
+        .split(|c: char| !c.is_ascii_digit())
+        .map(str::len)
+        .max()
+        .unwrap_or(0);
+    let year = chrono::Datelike::year(&date);
+    if year_digits <= 2 && (0..100).contains(&year) {
+        let full = if year < 70 { 2000 + year } else { 1900 + year };
+        return chrono::Datelike::with_year(&date, full);
+    }
+    Some(date)
 }
 
 /// Nanoseconds of a fraction's digits, rounded to microseconds as PostgreSQL keeps them.
@@ -209,7 +221,8 @@ impl Input {
 fn resolve<Z: TimeZone>(zone: &Z, local: NaiveDateTime) -> Option<DateTime<Z>> {
     match zone.from_local_datetime(&local) {
         LocalResult::Single(t) => Some(t),
-        LocalResult::Ambiguous(earliest, _) => Some(earliest),
+        // An ambiguous local time (the hour DST repeats) is standard time, the later instant.
+        LocalResult::Ambiguous(_, later) => Some(later),
         LocalResult::None => zone
             .from_local_datetime(&(local + chrono::Duration::hours(1)))
             .earliest(),
@@ -247,6 +260,7 @@ mod tests {
             ("2024/01/15 10:30:00", "2024-01-15 10:30:00"),
             ("20240115", "2024-01-15 00:00:00"),
             ("2024-01-15 10:30:00.1234567", "2024-01-15 10:30:00.123457"),
+            ("1/15/24", "2024-01-15 00:00:00"),
             ("yesterday", "2024-02-29 00:00:00"),
             ("not a date", "none"),
             ("2024-13-01", "none"),

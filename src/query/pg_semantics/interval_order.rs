@@ -56,7 +56,11 @@ impl ScalarUDFImpl for IntervalOrder {
         let [arg] = args.args.as_slice() else {
             return exec_err!("pg_interval_order() takes one interval");
         };
-        let array = arg.to_array(args.number_rows)?;
+        let rows = match arg {
+            ColumnarValue::Scalar(_) => 1,
+            ColumnarValue::Array(_) => args.number_rows,
+        };
+        let array = arg.to_array(rows)?;
         let array = cast(&array, &DataType::Interval(IntervalUnit::MonthDayNano))?;
         let intervals =
             array.as_primitive::<datafusion::arrow::datatypes::IntervalMonthDayNanoType>();

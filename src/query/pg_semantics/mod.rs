@@ -120,6 +120,24 @@ impl Scope<'_> {
                     right: key(right),
                 })))
             }
+            Expr::Between(mut b)
+                if is_interval(type_of(&b.expr).as_ref())
+                    && is_interval(type_of(&b.low).as_ref())
+                    && is_interval(type_of(&b.high).as_ref()) =>
+            {
+                b.expr = Box::new(self.interval_key(*b.expr));
+                b.low = Box::new(self.interval_key(*b.low));
+                b.high = Box::new(self.interval_key(*b.high));
+                Ok(Transformed::yes(Expr::Between(b)))
+            }
+            Expr::InList(mut l)
+                if is_interval(type_of(&l.expr).as_ref())
+                    && l.list.iter().all(|e| is_interval(type_of(e).as_ref())) =>
+            {
+                l.expr = Box::new(self.interval_key(*l.expr));
+                l.list = l.list.into_iter().map(|e| self.interval_key(e)).collect();
+                Ok(Transformed::yes(Expr::InList(l)))
+            }
             Expr::Cast(Cast { expr: inner, field }) => {
                 match self.cast(&inner, field.data_type(), type_of(&inner).as_ref())? {
                     Some(e) => Ok(Transformed::yes(e)),
@@ -146,13 +164,30 @@ impl Scope<'_> {
                     Some(DataType::Timestamp(unit, Some(tz))) if *tz != *self.zone_name => {
                         let local = DataType::Timestamp(unit, Some(self.zone_name.clone()));
                         f.args[1] = Expr::Cast(Cast::new(Box::new(f.args[1].clone()), local));
-                        Ok(Transformed::yes(Expr::ScalarFunction(f)))
+                        let truncates = f.name() == "date_trunc";
+                        let call = Expr::ScalarFunction(f);
+                        // date_trunc answers in its argument's type: keep the original zone so
+                        // the plan's types stay as planned.
+                        Ok(Transformed::yes(if truncates {
+                            let original = DataType::Timestamp(unit, Some(tz));
+                            Expr::Cast(Cast::new(Box::new(call), original))
+                        } else {
+                            call
+                        }))
                     }
                     _ => Ok(Transformed::no(Expr::ScalarFunction(f))),
                 }
             }
             other => Ok(Transformed::no(other)),
         }
+    }
+
+    /// `pg_interval_order(e)`: an interval's ordering key.
+    fn interval_key(&self, e: Expr) -> Expr {
+        Expr::ScalarFunction(ScalarFunction::new_udf(
+            self.rule.interval_order.clone(),
+            vec![e],
+        ))
     }
 
     /// A cast's rewrite: a literal read as PostgreSQL reads it, or a `timestamp` given the

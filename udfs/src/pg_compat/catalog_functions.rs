@@ -18,19 +18,20 @@ use datafusion::logical_expr::{
 /// PostgreSQL's `pg_size_pretty(bigint)`: bytes below 10 kB, then kB, MB, GB, TB, PB, each
 /// rounded half away from zero.
 pub fn size_pretty(bytes: i64) -> String {
-    const LIMIT: i64 = 10 * 1024;
-    const LIMIT2: i64 = LIMIT * 2 - 1;
-    let half_rounded = |x: i64| (x + if x < 0 { -1 } else { 1 }) / 2;
+    const LIMIT: i128 = 10 * 1024;
+    const LIMIT2: i128 = LIMIT * 2 - 1;
+    let half_rounded = |x: i128| (x + if x < 0 { -1 } else { 1 }) / 2;
+    let bytes = i128::from(bytes);
     if bytes.abs() < LIMIT {
         return format!("{bytes} bytes");
     }
-    // One extra bit is kept for rounding.
-    let mut size = bytes >> 9;
+    // One extra bit is kept for rounding; division truncates toward zero as PostgreSQL's does.
+    let mut size = bytes / 512;
     for unit in ["kB", "MB", "GB", "TB"] {
         if size.abs() < LIMIT2 {
             return format!("{} {unit}", half_rounded(size));
         }
-        size >>= 10;
+        size /= 1024;
     }
     format!("{} PB", half_rounded(size))
 }
@@ -44,8 +45,12 @@ pub fn size_pretty_udf() -> ScalarUDF {
         Volatility::Immutable,
         Arc::new(|args: &[ColumnarValue]| {
             let scalar = args.iter().all(|a| matches!(a, ColumnarValue::Scalar(_)));
+            let rows = args.iter().find_map(|a| match a {
+                ColumnarValue::Array(x) => Some(x.len()),
+                ColumnarValue::Scalar(_) => None,
+            });
             let array = match args.first() {
-                Some(a) => a.to_array(1)?,
+                Some(a) => a.to_array(rows.unwrap_or(1))?,
                 None => return Ok(ColumnarValue::Scalar(ScalarValue::Utf8(None))),
             };
             let array = cast(&array, &DataType::Int64)?;
@@ -232,6 +237,8 @@ mod tests {
             (123_456_789, "118 MB"),
             (20_000_000_000, "19 GB"),
             (-10_240, "-10 kB"),
+            (-10_241, "-10 kB"),
+            (i64::MIN, "-8192 PB"),
         ] {
             assert_eq!(size_pretty(bytes), want, "{bytes}");
         }

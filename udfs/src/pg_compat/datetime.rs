@@ -82,7 +82,7 @@ impl ScalarUDFImpl for ToChar {
         let [value, pattern] = args.args.as_slice() else {
             return crate::query_err!(sqlstate::UNDEFINED_FUNCTION, "to_char() takes 2 arguments");
         };
-        let n = args.number_rows;
+        let n = rows(&args);
         let zoned = matches!(value.data_type(), DataType::Timestamp(_, Some(_)));
         let values = value.to_array(n)?;
         let values = cast(&values, &DataType::Timestamp(TimeUnit::Microsecond, None))?;
@@ -118,6 +118,19 @@ fn text_type(t: &DataType) -> Result<DataType> {
             sqlstate::DATATYPE_MISMATCH,
             "to_char(): the pattern must be text, not {other}"
         ),
+    }
+}
+
+/// The rows to compute: one when every argument is a scalar (a batch may have none).
+fn rows(args: &ScalarFunctionArgs) -> usize {
+    if args
+        .args
+        .iter()
+        .all(|a| matches!(a, ColumnarValue::Scalar(_)))
+    {
+        1
+    } else {
+        args.number_rows
     }
 }
 
@@ -317,7 +330,18 @@ fn token(t: &NaiveDateTime, offset: i32, p: &str, fill: bool) -> Option<(String,
     ];
     candidates
         .iter()
-        .find(|(name, _)| p.starts_with(name))
+        .find(|(name, _)| {
+            // Numeric patterns take any case (`yyyy-mm-dd hh24:mi`); words and AM/PM spell
+            // their output's case.
+            let worded = name.chars().any(|c| c.is_ascii_lowercase())
+                || ["MONTH", "MON", "DAY", "DY", "AM", "PM", "A.M.", "P.M."].contains(name);
+            if !worded {
+                p.get(..name.len())
+                    .is_some_and(|head| head.eq_ignore_ascii_case(name))
+            } else {
+                p.starts_with(name)
+            }
+        })
         .map(|(name, text)| (text(), name.len()))
 }
 
@@ -383,7 +407,7 @@ impl ScalarUDFImpl for AtTimeZone {
         let [value, zone] = args.args.as_slice() else {
             return crate::query_err!(sqlstate::UNDEFINED_FUNCTION, "AT TIME ZONE takes a zone");
         };
-        let n = args.number_rows;
+        let n = rows(&args);
         let to_local = matches!(value.data_type(), DataType::Timestamp(_, Some(_)));
         let values = value.to_array(n)?;
         let values = values.as_primitive::<TimestampMicrosecondType>();
@@ -414,7 +438,8 @@ impl ScalarUDFImpl for AtTimeZone {
                 DateTime::<Utc>::from_timestamp_micros(micros).and_then(|t| {
                     let local = t.naive_utc();
                     let at = match tz.from_local_datetime(&local) {
-                        LocalResult::Single(x) | LocalResult::Ambiguous(x, _) => Some(x),
+                        // An ambiguous local time is standard time (the later), as in PostgreSQL.
+                        LocalResult::Single(x) | LocalResult::Ambiguous(_, x) => Some(x),
                         LocalResult::None => tz
                             .from_local_datetime(&(local + chrono::Duration::hours(1)))
                             .earliest(),
@@ -522,7 +547,7 @@ impl ScalarUDFImpl for TimestampText {
             return crate::query_err!(sqlstate::UNDEFINED_FUNCTION, "one timestamp expected");
         };
         let zoned = matches!(value.data_type(), DataType::Timestamp(_, Some(_)));
-        let values = value.to_array(args.number_rows)?;
+        let values = value.to_array(rows(&args))?;
         let values = values.as_primitive::<TimestampMicrosecondType>();
         let out: StringArray = values
             .iter()
@@ -550,6 +575,7 @@ mod tests {
             ("HH24:MI:SS.MS", "09:58:00.123"),
             ("HH24:MI:SS.US", "09:58:00.123456"),
             ("DDD Q", "015 1"),
+            ("yyyy-mm-dd hh24:mi:ss", "2024-01-15 09:58:00"),
             ("YYYY-MM-DD\"T\"HH24:MI:SSOF", "2024-01-15T09:58:00+01"),
         ] {
             assert_eq!(format(&t, 3600, pattern), want, "{pattern}");

@@ -237,7 +237,11 @@ fn text_rows(
     args: &ScalarFunctionArgs,
     row: impl Fn(&[Option<String>]) -> Result<Option<String>>,
 ) -> Result<ColumnarValue> {
-    let n = args.number_rows;
+    let all_scalar = args
+        .args
+        .iter()
+        .all(|a| matches!(a, ColumnarValue::Scalar(_)));
+    let n = if all_scalar { 1 } else { args.number_rows };
     let columns: Vec<_> = args
         .args
         .iter()
