@@ -415,3 +415,5 @@ SELECT E'a\nerror' SIMILAR TO '%error%';
 SELECT '1/15/24'::date;
 SELECT pg_size_pretty(-10241::bigint), pg_size_pretty((-9223372036854775807 - 1)::bigint);
 SELECT Level, count(*) FROM logs GROUP BY Level ORDER BY Level;
+SELECT i FROM (VALUES (interval '36 hours'), (interval '1 day'), (interval '2 days 1 hour'), (interval '47 hours')) AS t(i) ORDER BY i;
+SELECT service, max(ts) - min(ts) AS span FROM logs GROUP BY service ORDER BY span DESC, service;

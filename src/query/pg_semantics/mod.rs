@@ -1,9 +1,9 @@
 //! PostgreSQL's meaning for SQL DataFusion reads its own way, as one analyzer rule run after
-//! type coercion: interval comparisons by length, date/time literals in PostgreSQL's input
-//! shapes read in the session's `TimeZone`, a `timestamp` (no zone) taken as local time in that
-//! zone where it meets a `timestamptz`, and `date_trunc`/`date_part` on a `timestamptz`
-//! computed on the session zone's calendar; a timestamp cast to text written as PostgreSQL
-//! writes it (`2024-01-15 10:30:00+01`).
+//! type coercion: interval comparisons and sort keys by length, date/time literals in
+//! PostgreSQL's input shapes read in the session's `TimeZone`, a `timestamp` (no zone) taken as
+//! local time in that zone where it meets a `timestamptz`, `date_trunc`/`date_part` on a
+//! `timestamptz` computed on the session zone's calendar, and a timestamp cast to text written
+//! as PostgreSQL writes it (`2024-01-15 10:30:00+01`).
 
 mod datetime_input;
 mod interval_order;
@@ -89,9 +89,15 @@ impl AnalyzerRule for PgSemantics {
                 other => merge_schema(&other.inputs()),
             };
             let names = NamePreserver::new(&node);
+            let sorts_by_key = matches!(node, LogicalPlan::Sort(_));
             node.map_expressions(|e| {
                 let saved = names.save(&e);
                 let out = e.transform_up(|e| scope.rewrite(e, &schema))?;
+                // A sort key that is an interval sorts by its length. (A Sort's keys are not
+                // its output, so the key's name does not matter.)
+                if sorts_by_key && is_interval(out.data.get_type(&schema).ok().as_ref()) {
+                    return Ok(Transformed::yes(scope.interval_key(out.data)));
+                }
                 Ok(out.update_data(|e| saved.restore(e)))
             })
         })
