@@ -64,14 +64,13 @@ impl AnalyzerRule for PgSemantics {
     }
 
     fn analyze(&self, plan: LogicalPlan, config: &ConfigOptions) -> Result<LogicalPlan> {
-        let named = config
+        let session_zone = config
             .extensions
             .get::<PgSession>()
-            .and_then(|s| s.get("TimeZone"))
-            .unwrap_or_else(|| ENGINE_ZONE.to_string());
-        let (zone, zone_name) = match Tz::from_str(&named) {
-            Ok(z) => (z, named),
-            Err(_) => (Tz::from_str(ENGINE_ZONE)?, ENGINE_ZONE.to_string()),
+            .and_then(PgSession::time_zone);
+        let (zone_name, zone) = match session_zone {
+            Some(z) => z,
+            None => (ENGINE_ZONE.to_string(), Tz::from_str(ENGINE_ZONE)?),
         };
         let utc = matches!(
             zone_name.to_ascii_uppercase().as_str(),

@@ -1,18 +1,19 @@
 //! The catalog helpers psql's `+` meta-commands and analysis SQL call: `pg_size_pretty(bigint)`
 //! (PostgreSQL's rounding and units), `pg_typeof(any)` (the PostgreSQL name of a value's type),
 //! `pg_table_size(oid)` (NULL: no relation here has PostgreSQL storage), `obj_description`,
-//! `col_description`, `shobj_description` (NULL: nothing carries a comment) and
-//! `pg_type_is_visible` (every type is).
+//! `col_description`, `shobj_description` (NULL: nothing carries a comment).
 
 use std::sync::Arc;
 
 use datafusion::arrow::array::{AsArray, StringArray};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Int64Type, IntervalUnit, TimeUnit};
+
+use super::columnar::answer;
+use super::functions::null_udf;
 use datafusion::common::{Result, ScalarValue};
 use datafusion::logical_expr::{
-    create_udf, ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature,
-    TypeSignature, Volatility,
+    create_udf, ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
 };
 
 /// PostgreSQL's `pg_size_pretty(bigint)`: bytes below 10 kB, then kB, MB, GB, TB, PB, each
@@ -44,13 +45,9 @@ pub fn size_pretty_udf() -> ScalarUDF {
         DataType::Utf8,
         Volatility::Immutable,
         Arc::new(|args: &[ColumnarValue]| {
-            let scalar = args.iter().all(|a| matches!(a, ColumnarValue::Scalar(_)));
-            let rows = args.iter().find_map(|a| match a {
-                ColumnarValue::Array(x) => Some(x.len()),
-                ColumnarValue::Scalar(_) => None,
-            });
             let array = match args.first() {
-                Some(a) => a.to_array(rows.unwrap_or(1))?,
+                Some(ColumnarValue::Array(a)) => a.clone(),
+                Some(ColumnarValue::Scalar(s)) => s.to_array()?,
                 None => return Ok(ColumnarValue::Scalar(ScalarValue::Utf8(None))),
             };
             let array = cast(&array, &DataType::Int64)?;
@@ -59,11 +56,7 @@ pub fn size_pretty_udf() -> ScalarUDF {
                 .iter()
                 .map(|v| v.map(size_pretty))
                 .collect();
-            Ok(if scalar {
-                ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?)
-            } else {
-                ColumnarValue::Array(Arc::new(out))
-            })
+            answer(args, Arc::new(out))
         }),
     )
 }
@@ -137,49 +130,8 @@ impl ScalarUDFImpl for TypeOf {
     }
 }
 
-/// A function answering NULL of `returns` for any arguments of the given shapes.
-fn null_udf(name: &str, shapes: Vec<Vec<DataType>>, returns: DataType) -> ScalarUDF {
-    let signature = Signature::one_of(
-        shapes.into_iter().map(TypeSignature::Exact).collect(),
-        Volatility::Stable,
-    );
-    let null = ScalarValue::try_from(&returns).unwrap_or(ScalarValue::Null);
-    ScalarUDF::new_from_impl(Null {
-        name: name.to_string(),
-        signature,
-        returns,
-        null,
-    })
-}
-
-#[derive(Debug, PartialEq, Eq, Hash)]
-struct Null {
-    name: String,
-    signature: Signature,
-    returns: DataType,
-    null: ScalarValue,
-}
-
-impl ScalarUDFImpl for Null {
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    fn signature(&self) -> &Signature {
-        &self.signature
-    }
-
-    fn return_type(&self, _args: &[DataType]) -> Result<DataType> {
-        Ok(self.returns.clone())
-    }
-
-    fn invoke_with_args(&self, _args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        Ok(ColumnarValue::Scalar(self.null.clone()))
-    }
-}
-
 /// `pg_table_size`, `obj_description`, `col_description`, `shobj_description`,
-/// `pg_type_is_visible`, `pg_size_pretty`, `pg_typeof`.
+/// `pg_size_pretty`, `pg_typeof`.
 pub fn catalog_function_udfs() -> Vec<ScalarUDF> {
     let oid = DataType::Int64;
     let text = DataType::Utf8;
@@ -210,15 +162,6 @@ pub fn catalog_function_udfs() -> Vec<ScalarUDF> {
             "shobj_description",
             vec![vec![oid.clone(), text.clone()]],
             text,
-        ),
-        create_udf(
-            "pg_type_is_visible",
-            vec![oid],
-            DataType::Boolean,
-            Volatility::Stable,
-            Arc::new(|_args: &[ColumnarValue]| {
-                Ok(ColumnarValue::Scalar(ScalarValue::Boolean(Some(true))))
-            }),
         ),
     ]
 }

@@ -12,21 +12,19 @@ use datafusion::arrow::array::timezone::Tz;
 use datafusion::arrow::array::{Array, AsArray, StringArray, TimestampMicrosecondArray};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, TimeUnit, TimestampMicrosecondType};
-use datafusion::common::{Result, ScalarValue};
+use datafusion::common::Result;
 use datafusion::logical_expr::{
     ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
 };
 
+use super::columnar::{answer, rows};
 use super::PgSession;
 use crate::sqlstate;
 
 /// The session's zone (`None`: UTC, or a name the zone database does not know).
 fn session_zone(args: &ScalarFunctionArgs) -> Option<Tz> {
-    args.config_options
-        .extensions
-        .get::<PgSession>()
-        .and_then(|s| s.get("TimeZone"))
-        .and_then(|z| Tz::from_str(&z).ok())
+    let session = args.config_options.extensions.get::<PgSession>()?;
+    session.time_zone().map(|(_, zone)| zone)
 }
 
 const MICRO: DataType = DataType::Timestamp(TimeUnit::Microsecond, None);
@@ -82,7 +80,7 @@ impl ScalarUDFImpl for ToChar {
         let [value, pattern] = args.args.as_slice() else {
             return crate::query_err!(sqlstate::UNDEFINED_FUNCTION, "to_char() takes 2 arguments");
         };
-        let n = rows(&args);
+        let n = rows(&args.args, args.number_rows);
         let zoned = matches!(value.data_type(), DataType::Timestamp(_, Some(_)));
         let values = value.to_array(n)?;
         let values = cast(&values, &DataType::Timestamp(TimeUnit::Microsecond, None))?;
@@ -105,7 +103,7 @@ impl ScalarUDFImpl for ToChar {
                 Some(format(&local, offset, patterns.value(i)))
             })
             .collect();
-        Ok(scalar_if_scalar(&args.args, Arc::new(out)))
+        answer(&args.args, Arc::new(out))
     }
 }
 
@@ -119,29 +117,6 @@ fn text_type(t: &DataType) -> Result<DataType> {
             "to_char(): the pattern must be text, not {other}"
         ),
     }
-}
-
-/// The rows to compute: one when every argument is a scalar (a batch may have none).
-fn rows(args: &ScalarFunctionArgs) -> usize {
-    if args
-        .args
-        .iter()
-        .all(|a| matches!(a, ColumnarValue::Scalar(_)))
-    {
-        1
-    } else {
-        args.number_rows
-    }
-}
-
-/// One row's answer as a scalar when every argument was one.
-fn scalar_if_scalar(args: &[ColumnarValue], out: Arc<dyn Array>) -> ColumnarValue {
-    if args.iter().all(|a| matches!(a, ColumnarValue::Scalar(_))) {
-        if let Ok(v) = ScalarValue::try_from_array(&out, 0) {
-            return ColumnarValue::Scalar(v);
-        }
-    }
-    ColumnarValue::Array(out)
 }
 
 const MONTHS: [&str; 12] = [
@@ -326,7 +301,7 @@ fn token(t: &NaiveDateTime, offset: i32, p: &str, fill: bool) -> Option<(String,
             "CC",
             Box::new(|| num(i64::from((t.year() - 1).div_euclid(100) + 1), 2)),
         ),
-        ("OF", Box::new(|| utc_offset(offset))),
+        ("OF", Box::new(|| offset_text(offset))),
     ];
     candidates
         .iter()
@@ -343,18 +318,6 @@ fn token(t: &NaiveDateTime, offset: i32, p: &str, fill: bool) -> Option<(String,
             }
         })
         .map(|(name, text)| (text(), name.len()))
-}
-
-/// `+01`, `-05:30`: PostgreSQL's `OF`.
-fn utc_offset(seconds: i32) -> String {
-    let sign = if seconds < 0 { '-' } else { '+' };
-    let s = seconds.unsigned_abs();
-    let (h, m) = (s / 3600, (s % 3600) / 60);
-    if m == 0 {
-        format!("{sign}{h:02}")
-    } else {
-        format!("{sign}{h:02}:{m:02}")
-    }
 }
 
 /// `x AT TIME ZONE zone` as `pg_at_time_zone(x, zone)`.
@@ -407,7 +370,7 @@ impl ScalarUDFImpl for AtTimeZone {
         let [value, zone] = args.args.as_slice() else {
             return crate::query_err!(sqlstate::UNDEFINED_FUNCTION, "AT TIME ZONE takes a zone");
         };
-        let n = rows(&args);
+        let n = rows(&args.args, args.number_rows);
         let to_local = matches!(value.data_type(), DataType::Timestamp(_, Some(_)));
         let values = value.to_array(n)?;
         let values = values.as_primitive::<TimestampMicrosecondType>();
@@ -454,7 +417,7 @@ impl ScalarUDFImpl for AtTimeZone {
         } else {
             array.with_timezone("UTC")
         };
-        Ok(scalar_if_scalar(&args.args, Arc::new(array)))
+        answer(&args.args, Arc::new(array))
     }
 }
 
@@ -547,13 +510,13 @@ impl ScalarUDFImpl for TimestampText {
             return crate::query_err!(sqlstate::UNDEFINED_FUNCTION, "one timestamp expected");
         };
         let zoned = matches!(value.data_type(), DataType::Timestamp(_, Some(_)));
-        let values = value.to_array(rows(&args))?;
+        let values = value.to_array(rows(&args.args, args.number_rows))?;
         let values = values.as_primitive::<TimestampMicrosecondType>();
         let out: StringArray = values
             .iter()
             .map(|v| v.map(|v| timestamp_text(v, zoned, zone.as_ref())))
             .collect();
-        Ok(scalar_if_scalar(&args.args, Arc::new(out)))
+        answer(&args.args, Arc::new(out))
     }
 }
 

@@ -43,13 +43,51 @@ pub fn version_udf() -> ScalarUDF {
 /// nothing to report (`pg_get_serial_sequence`: no column is serial) or nothing to do
 /// (`pg_advisory_unlock_all()`: a read-only database holds no locks).
 fn null_text_udf(name: &str, args: Vec<DataType>) -> ScalarUDF {
-    create_udf(
-        name,
-        args,
-        DataType::Utf8,
-        Volatility::Stable,
-        Arc::new(|_args: &[ColumnarValue]| Ok(ColumnarValue::Scalar(ScalarValue::Utf8(None)))),
-    )
+    null_udf(name, vec![args], DataType::Utf8)
+}
+
+/// A function answering NULL of `returns` for any arguments of the given shapes.
+pub(super) fn null_udf(name: &str, shapes: Vec<Vec<DataType>>, returns: DataType) -> ScalarUDF {
+    let signature = match <[Vec<DataType>; 1]>::try_from(shapes) {
+        Ok([one]) => Signature::exact(one, Volatility::Stable),
+        Err(many) => Signature::one_of(
+            many.into_iter().map(TypeSignature::Exact).collect(),
+            Volatility::Stable,
+        ),
+    };
+    let null = ScalarValue::try_from(&returns).unwrap_or(ScalarValue::Null);
+    ScalarUDF::new_from_impl(Null {
+        name: name.to_string(),
+        signature,
+        returns,
+        null,
+    })
+}
+
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct Null {
+    name: String,
+    signature: Signature,
+    returns: DataType,
+    null: ScalarValue,
+}
+
+impl ScalarUDFImpl for Null {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _args: &[DataType]) -> Result<DataType> {
+        Ok(self.returns.clone())
+    }
+
+    fn invoke_with_args(&self, _args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        Ok(ColumnarValue::Scalar(self.null.clone()))
+    }
 }
 
 /// `session_user` / `current_user` / `user`: the session's authenticated user. (`current_user`
@@ -89,23 +127,28 @@ impl ScalarUDFImpl for SessionUser {
     }
 }
 
-/// `pg_collation_is_visible(oid)`, `pg_function_is_visible(oid)`: everything is visible on the
+/// `pg_collation_is_visible(oid)`, `pg_function_is_visible(oid)`, `pg_type_is_visible(oid)`:
+/// everything is visible on the
 /// search path (one schema of tables, functions all built in).
 pub fn is_visible_udfs() -> Vec<ScalarUDF> {
-    ["pg_collation_is_visible", "pg_function_is_visible"]
-        .into_iter()
-        .map(|name| {
-            create_udf(
-                name,
-                vec![DataType::Int64],
-                DataType::Boolean,
-                Volatility::Stable,
-                Arc::new(|_args: &[ColumnarValue]| {
-                    Ok(ColumnarValue::Scalar(ScalarValue::Boolean(Some(true))))
-                }),
-            )
-        })
-        .collect()
+    [
+        "pg_collation_is_visible",
+        "pg_function_is_visible",
+        "pg_type_is_visible",
+    ]
+    .into_iter()
+    .map(|name| {
+        create_udf(
+            name,
+            vec![DataType::Int64],
+            DataType::Boolean,
+            Volatility::Stable,
+            Arc::new(|_args: &[ColumnarValue]| {
+                Ok(ColumnarValue::Scalar(ScalarValue::Boolean(Some(true))))
+            }),
+        )
+    })
+    .collect()
 }
 
 /// `pg_get_serial_sequence(table, column)`: always NULL, no column is backed by a sequence.

@@ -2,6 +2,7 @@
 //! drivers call (`version()`, `current_setting`, `set_config`, …), answered as PostgreSQL 16.6 would.
 
 mod catalog_functions;
+mod columnar;
 mod datetime;
 mod functions;
 mod json;

@@ -3,8 +3,10 @@
 
 use std::any::Any;
 use std::collections::BTreeMap;
+use std::str::FromStr;
 
 use crate::sqlstate;
+use datafusion::arrow::array::timezone::Tz;
 use datafusion::common::config::{ConfigEntry, ConfigExtension, ExtensionOptions};
 use datafusion::error::Result;
 
@@ -177,6 +179,14 @@ impl PgSession {
             "session_authorization" | "session_user" => Some(self.user.clone()),
             _ => default_setting(name).map(str::to_string),
         }
+    }
+
+    /// The session's `TimeZone`: its name and the zone, or `None` for a name the zone
+    /// database does not know (read as UTC).
+    pub fn time_zone(&self) -> Option<(String, Tz)> {
+        let name = self.get("TimeZone")?;
+        let zone = Tz::from_str(&name).ok()?;
+        Some((name, zone))
     }
 
     /// `SET name = value`. Returns `false` for a name we do not know, which is remembered all

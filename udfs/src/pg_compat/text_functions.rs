@@ -7,11 +7,12 @@ use std::sync::Arc;
 use datafusion::arrow::array::{Array, AsArray, StringArray};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::DataType;
-use datafusion::common::{Result, ScalarValue};
+use datafusion::common::Result;
 use datafusion::logical_expr::{
     ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
 };
 
+use super::columnar::{answer, rows};
 use crate::sqlstate;
 
 /// `'it''s'`; with a backslash, PostgreSQL's escape-string form `E'a\\b'`.
@@ -237,11 +238,7 @@ fn text_rows(
     args: &ScalarFunctionArgs,
     row: impl Fn(&[Option<String>]) -> Result<Option<String>>,
 ) -> Result<ColumnarValue> {
-    let all_scalar = args
-        .args
-        .iter()
-        .all(|a| matches!(a, ColumnarValue::Scalar(_)));
-    let n = if all_scalar { 1 } else { args.number_rows };
+    let n = rows(&args.args, args.number_rows);
     let columns: Vec<_> = args
         .args
         .iter()
@@ -259,18 +256,7 @@ fn text_rows(
             .collect();
         out.push(row(&values)?);
     }
-    let array = StringArray::from(out);
-    Ok(
-        if args
-            .args
-            .iter()
-            .all(|a| matches!(a, ColumnarValue::Scalar(_)))
-        {
-            ColumnarValue::Scalar(ScalarValue::try_from_array(&array, 0)?)
-        } else {
-            ColumnarValue::Array(Arc::new(array))
-        },
-    )
+    answer(&args.args, Arc::new(StringArray::from(out)))
 }
 
 #[derive(Debug, PartialEq, Eq, Hash)]
