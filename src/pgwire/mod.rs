@@ -9,7 +9,10 @@
 //!   the protocol's layouts before pgwire decodes it; [`startup`]: SCRAM/md5/trust and the session;
 //! - [`session`]: settings, cancel and `statement_timeout`; [`fixtures`]: `SET`/`SHOW`/`BEGIN`…;
 //! - [`query`]: plan and stream rows; [`params`]: parameter types; [`rewrite`]: client SQL
-//!   DataFusion cannot plan as written; [`tls`]: the rustls acceptor.
+//!   DataFusion cannot plan as written; [`operators`]: PostgreSQL operators (SIMILAR TO, JSON
+//!   paths, AT TIME ZONE) rewritten to what plans with PostgreSQL's answer;
+//! - [`column_names`]: PostgreSQL's names of unnamed columns; [`text_out`]: PostgreSQL's text
+//!   output (session-zone timestamps, shortest floats); [`tls`]: the rustls acceptor.
 
 mod column_names;
 mod depth;
