@@ -742,6 +742,16 @@ async fn every_query_runs_within_a_memory_budget() {
             "SELECT length(regexp_replace(msg, '', repeat('y', 1000000), 'g')) FROM logs",
             "53200",
         ),
+        // A 10 MB pattern over every row: its text is bounded before it is built.
+        (
+            "SELECT length(to_char(ts, repeat('Month', 2000000))) FROM logs",
+            "54000",
+        ),
+        // One argument referenced 2,048 times: bounded before the result is built.
+        (
+            "SELECT length(format(repeat('%1$s', 2048), repeat('x', 1048576)))",
+            "54000",
+        ),
     ] {
         let e = pg
             .query(sql, &[])

@@ -1,9 +1,11 @@
 //! What the row-wise PostgreSQL functions share: how many rows to compute, and their answer
-//! as a scalar when every argument was one.
+//! as a scalar when every argument was one, and text arguments read without copying.
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::Array;
+use datafusion::arrow::array::{Array, ArrayRef, AsArray};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::DataType;
 use datafusion::common::{Result, ScalarValue};
 use datafusion::logical_expr::ColumnarValue;
 
@@ -27,4 +29,35 @@ pub fn answer(args: &[ColumnarValue], out: Arc<dyn Array>) -> Result<ColumnarVal
     } else {
         ColumnarValue::Array(out)
     })
+}
+
+/// A text argument: one value for a scalar (never repeated per row: a large constant would
+/// be copied into every row), or a column.
+pub enum Texts {
+    One(Option<String>),
+    Many(ArrayRef),
+}
+
+impl Texts {
+    pub fn new(value: &ColumnarValue) -> Result<Texts> {
+        Ok(match value {
+            ColumnarValue::Scalar(s) => {
+                let text = cast(&s.to_array()?, &DataType::Utf8)?;
+                let text = text.as_string::<i32>();
+                Texts::One((!text.is_empty() && !text.is_null(0)).then(|| text.value(0).into()))
+            }
+            ColumnarValue::Array(a) => Texts::Many(cast(a, &DataType::Utf8)?),
+        })
+    }
+
+    /// Row `i`'s text.
+    pub fn get(&self, i: usize) -> Option<&str> {
+        match self {
+            Texts::One(v) => v.as_deref(),
+            Texts::Many(a) => {
+                let a = a.as_string::<i32>();
+                (i < a.len() && !a.is_null(i)).then(|| a.value(i))
+            }
+        }
+    }
 }

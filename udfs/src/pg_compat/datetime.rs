@@ -17,7 +17,7 @@ use datafusion::logical_expr::{
     ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
 };
 
-use super::columnar::{answer, rows};
+use super::columnar::{answer, rows, Texts};
 use super::PgSession;
 use crate::sqlstate;
 
@@ -85,11 +85,22 @@ impl ScalarUDFImpl for ToChar {
         let values = value.to_array(n)?;
         let values = cast(&values, &DataType::Timestamp(TimeUnit::Microsecond, None))?;
         let values = values.as_primitive::<TimestampMicrosecondType>();
-        let patterns = cast(&pattern.to_array(n)?, &DataType::Utf8)?;
-        let patterns = patterns.as_string::<i32>();
+        let patterns = Texts::new(pattern)?;
+        // A pattern's text is at most 9 bytes per pattern byte (`Month` padded): bound the
+        // batch's output before building it.
+        let bound: u128 = (0..values.len())
+            .map(|i| 9 * patterns.get(i).map_or(0, str::len) as u128)
+            .sum();
+        if bound > crate::limits::MAX_VALUE_BYTES {
+            return crate::query_err!(
+                sqlstate::PROGRAM_LIMIT_EXCEEDED,
+                "to_char() output would exceed 1 GB"
+            );
+        }
         let out: StringArray = (0..values.len())
             .map(|i| {
-                if values.is_null(i) || patterns.is_null(i) {
+                let pattern = patterns.get(i)?;
+                if values.is_null(i) {
                     return None;
                 }
                 let instant = DateTime::from_timestamp_micros(values.value(i))?;
@@ -100,7 +111,7 @@ impl ScalarUDFImpl for ToChar {
                     }
                     _ => (instant.naive_utc(), 0),
                 };
-                Some(format(&local, offset, patterns.value(i)))
+                Some(format(&local, offset, pattern))
             })
             .collect();
         answer(&args.args, Arc::new(out))

@@ -4,15 +4,14 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, AsArray, StringArray};
-use datafusion::arrow::compute::cast;
+use datafusion::arrow::array::StringArray;
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::Result;
 use datafusion::logical_expr::{
     ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
 };
 
-use super::columnar::{answer, rows};
+use super::columnar::{answer, rows, Texts};
 use crate::sqlstate;
 
 /// `'it''s'`; with a backslash, PostgreSQL's escape-string form `E'a\\b'`.
@@ -186,14 +185,43 @@ pub fn quote_ident(s: &str) -> String {
     }
 }
 
-/// PostgreSQL's `format()`.
-pub fn format(fmt: &str, args: &[Option<String>]) -> std::result::Result<String, String> {
-    let mut out = String::new();
+/// Why `format()` refused.
+#[derive(Debug, PartialEq)]
+pub enum FormatError {
+    /// A bad specifier or too few arguments (22023).
+    Invalid(String),
+    /// The result would pass PostgreSQL's 1 GB field limit (54000): `%1$s` repeated over a
+    /// large argument multiplies it, so the size is checked as the result grows.
+    TooLarge,
+}
+
+impl From<&str> for FormatError {
+    fn from(s: &str) -> FormatError {
+        FormatError::Invalid(s.to_string())
+    }
+}
+
+impl From<String> for FormatError {
+    fn from(s: String) -> FormatError {
+        FormatError::Invalid(s)
+    }
+}
+
+/// One part of a `format()` result.
+enum Piece<'a> {
+    Char(char),
+    Arg(char, Option<&'a str>),
+}
+
+/// PostgreSQL's `format()`. The pieces are read first and the result's size bounded before it
+/// is built: `%1$s` repeated over a large argument multiplies it.
+pub fn format<'a>(fmt: &str, args: &[Option<&'a str>]) -> std::result::Result<String, FormatError> {
+    let mut pieces = Vec::new();
     let mut chars = fmt.chars().peekable();
     let mut next = 0;
     while let Some(c) = chars.next() {
         if c != '%' {
-            out.push(c);
+            pieces.push(Piece::Char(c));
             continue;
         }
         let mut digits = String::new();
@@ -214,20 +242,37 @@ pub fn format(fmt: &str, args: &[Option<String>]) -> std::result::Result<String,
         };
         let kind = chars.next().ok_or("unterminated format() type specifier")?;
         if kind == '%' && index.is_none() {
-            out.push('%');
+            pieces.push(Piece::Char('%'));
             continue;
+        }
+        if !matches!(kind, 's' | 'I' | 'L') {
+            return Err(format!("unrecognized format() type specifier \"{kind}\"").into());
         }
         let i = index.unwrap_or(next);
         next = i + 1;
         let arg = args.get(i).ok_or("too few arguments for format()")?;
-        match kind {
-            's' => out.push_str(arg.as_deref().unwrap_or("")),
-            'I' => out.push_str(&quote_ident(
-                arg.as_deref()
-                    .ok_or("null values cannot be formatted as an SQL identifier")?,
+        pieces.push(Piece::Arg(kind, *arg));
+    }
+    // Quoting at most doubles an argument and adds `E''`.
+    let bound: u128 = pieces
+        .iter()
+        .map(|p| match p {
+            Piece::Char(c) => c.len_utf8() as u128,
+            Piece::Arg(_, a) => 2 * a.map_or(4, str::len) as u128 + 3,
+        })
+        .sum();
+    if bound > crate::limits::MAX_VALUE_BYTES {
+        return Err(FormatError::TooLarge);
+    }
+    let mut out = String::new();
+    for piece in pieces {
+        match piece {
+            Piece::Char(c) => out.push(c),
+            Piece::Arg('I', arg) => out.push_str(&quote_ident(
+                arg.ok_or("null values cannot be formatted as an SQL identifier")?,
             )),
-            'L' => out.push_str(&arg.as_deref().map_or("NULL".into(), quote_literal)),
-            other => return Err(format!("unrecognized format() type specifier \"{other}\"")),
+            Piece::Arg('L', arg) => out.push_str(&arg.map_or("NULL".into(), quote_literal)),
+            Piece::Arg(_, arg) => out.push_str(arg.unwrap_or("")),
         }
     }
     Ok(out)
@@ -236,25 +281,24 @@ pub fn format(fmt: &str, args: &[Option<String>]) -> std::result::Result<String,
 /// Every argument as text, row by row; the answer a scalar when every argument was one.
 fn text_rows(
     args: &ScalarFunctionArgs,
-    row: impl Fn(&[Option<String>]) -> Result<Option<String>>,
+    row: impl Fn(&[Option<&str>]) -> Result<Option<String>>,
 ) -> Result<ColumnarValue> {
-    let n = rows(&args.args, args.number_rows);
-    let columns: Vec<_> = args
-        .args
-        .iter()
-        .map(|a| cast(&a.to_array(n)?, &DataType::Utf8).map_err(Into::into))
-        .collect::<Result<_>>()?;
-    let len = columns.first().map_or(1, |c| c.len());
+    let len = rows(&args.args, args.number_rows);
+    let columns: Vec<Texts> = args.args.iter().map(Texts::new).collect::<Result<_>>()?;
+    let mut total: u128 = 0;
     let mut out = Vec::with_capacity(len);
     for i in 0..len {
-        let values: Vec<Option<String>> = columns
-            .iter()
-            .map(|c| {
-                let c = c.as_string::<i32>();
-                (!c.is_null(i)).then(|| c.value(i).to_string())
-            })
-            .collect();
-        out.push(row(&values)?);
+        let values: Vec<Option<&str>> = columns.iter().map(|c| c.get(i)).collect();
+        let value = row(&values)?;
+        // Arrow's offsets are 32-bit: the batch's text stays within 1 GB.
+        total += value.as_ref().map_or(0, |v| v.len() as u128);
+        if total > crate::limits::MAX_VALUE_BYTES {
+            return crate::query_err!(
+                sqlstate::PROGRAM_LIMIT_EXCEEDED,
+                "the result exceeds the maximum size of 1 GB"
+            );
+        }
+        out.push(value);
     }
     answer(&args.args, Arc::new(StringArray::from(out)))
 }
@@ -310,16 +354,16 @@ impl ScalarUDFImpl for TextFn {
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         match self.which {
             Which::QuoteLiteral => text_rows(&args, |v| {
-                Ok(v.first().cloned().flatten().map(|s| quote_literal(&s)))
+                Ok(v.first().copied().flatten().map(quote_literal))
             }),
-            Which::QuoteIdent => text_rows(&args, |v| {
-                Ok(v.first().cloned().flatten().map(|s| quote_ident(&s)))
-            }),
+            Which::QuoteIdent => {
+                text_rows(&args, |v| Ok(v.first().copied().flatten().map(quote_ident)))
+            }
             Which::JsonbTypeof => text_rows(&args, |v| {
-                let Some(text) = v.first().cloned().flatten() else {
+                let Some(text) = v.first().copied().flatten() else {
                     return Ok(None);
                 };
-                Ok(serde_json::from_str::<serde_json::Value>(&text)
+                Ok(serde_json::from_str::<serde_json::Value>(text)
                     .ok()
                     .map(|j| {
                         match j {
@@ -334,12 +378,19 @@ impl ScalarUDFImpl for TextFn {
                     }))
             }),
             Which::Format => text_rows(&args, |v| {
-                let Some(fmt) = v.first().cloned().flatten() else {
+                let Some(fmt) = v.first().copied().flatten() else {
                     return Ok(None);
                 };
-                format(&fmt, v.get(1..).unwrap_or(&[]))
-                    .map(Some)
-                    .or_else(|e| crate::query_err!(sqlstate::INVALID_PARAMETER_VALUE, "{e}"))
+                match format(fmt, v.get(1..).unwrap_or(&[])) {
+                    Ok(text) => Ok(Some(text)),
+                    Err(FormatError::Invalid(e)) => {
+                        crate::query_err!(sqlstate::INVALID_PARAMETER_VALUE, "{e}")
+                    }
+                    Err(FormatError::TooLarge) => crate::query_err!(
+                        sqlstate::PROGRAM_LIMIT_EXCEEDED,
+                        "format() result exceeds the maximum value size of 1 GB"
+                    ),
+                }
             }),
         }
     }
@@ -369,7 +420,7 @@ mod tests {
 
     #[test]
     fn format_and_quote_as_postgresql_does() {
-        let args = |v: &[Option<&str>]| v.iter().map(|s| s.map(str::to_string)).collect::<Vec<_>>();
+        let args = |v: &[Option<&'static str>]| v.to_vec();
         assert_eq!(
             format("%s-%s", &args(&[Some("a"), Some("1")])),
             Ok("a-1".into())
@@ -380,6 +431,12 @@ mod tests {
         );
         assert_eq!(format("%L", &args(&[None])), Ok("NULL".into()));
         assert!(format("%s %s", &args(&[Some("a")])).is_err());
+        let big = "x".repeat(1 << 20);
+        let many = "%1$s".repeat(2048);
+        assert_eq!(
+            format(&many, &[Some(big.as_str())]),
+            Err(FormatError::TooLarge)
+        );
         assert_eq!(quote_literal("a\\b"), "E'a\\\\b'");
         assert_eq!(quote_ident("Logs"), "\"Logs\"");
         assert_eq!(quote_ident("select"), "\"select\"");
