@@ -33,6 +33,12 @@ pub struct Config {
     pub data_dir: PathBuf,
     pub http_addr: SocketAddr,
     pub pg_addr: SocketAddr,
+    /// OTLP/gRPC listen address (off when `None`).
+    pub otlp_grpc_addr: Option<SocketAddr>,
+    /// syslog listen address, UDP and TCP (off when `None`).
+    pub syslog_addr: Option<SocketAddr>,
+    /// Tenant of the rows syslog receives.
+    pub syslog_tenant: String,
     /// Flush when the hot buffer holds this many bytes.
     pub flush_bytes: usize,
     /// Flush when the oldest buffered row is this old.
@@ -185,6 +191,9 @@ impl Default for Config {
             data_dir: PathBuf::from("./timberline-data"),
             http_addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
             pg_addr: SocketAddr::from(([127, 0, 0, 1], 5433)),
+            otlp_grpc_addr: None,
+            syslog_addr: None,
+            syslog_tenant: crate::model::DEFAULT_TENANT.to_string(),
             flush_bytes: 64 << 20,
             flush_interval_secs: 30,
             max_buffer_bytes: 512 << 20,
@@ -228,6 +237,15 @@ pub struct Overrides {
     /// PostgreSQL wire listen address [default: 127.0.0.1:5433].
     #[arg(long, env = "TIMBERLINE_PG_ADDR")]
     pub pg_addr: Option<SocketAddr>,
+    /// OTLP/gRPC listen address, e.g. 127.0.0.1:4317 [default: off; OTLP/HTTP is on the HTTP port].
+    #[arg(long, env = "TIMBERLINE_OTLP_GRPC_ADDR")]
+    pub otlp_grpc_addr: Option<SocketAddr>,
+    /// syslog listen address, UDP and TCP (RFC 5424/3164), e.g. 127.0.0.1:1514 [default: off].
+    #[arg(long, env = "TIMBERLINE_SYSLOG_ADDR")]
+    pub syslog_addr: Option<SocketAddr>,
+    /// Tenant of the rows syslog receives [default: default].
+    #[arg(long, env = "TIMBERLINE_SYSLOG_TENANT")]
+    pub syslog_tenant: Option<String>,
     /// Flush the hot buffer at this many bytes [default: 64 MiB].
     #[arg(long, env = "TIMBERLINE_FLUSH_BYTES")]
     pub flush_bytes: Option<usize>,
@@ -345,6 +363,9 @@ impl Config {
             data_dir: pick!(data_dir),
             http_addr: pick!(http_addr),
             pg_addr: pick!(pg_addr),
+            otlp_grpc_addr: cli.otlp_grpc_addr.or(from_file.otlp_grpc_addr),
+            syslog_addr: cli.syslog_addr.or(from_file.syslog_addr),
+            syslog_tenant: pick!(syslog_tenant),
             flush_bytes: pick!(flush_bytes),
             flush_interval_secs: pick!(flush_interval_secs),
             max_buffer_bytes: pick!(max_buffer_bytes),

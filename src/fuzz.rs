@@ -12,7 +12,7 @@ use bytes::Bytes;
 use crate::index::SegmentIndex;
 use crate::ingest::decode::{decode_batch, decode_ndjson};
 use crate::ingest::encoding::decompress;
-use crate::model::format::{LineFormat, LOGHUB_SYSTEMS};
+use crate::model::format::{is_continuation, Clock, LineFormat, LOGHUB_SYSTEMS};
 use crate::wal::format::{decode_body, encode_records};
 
 /// Every fuzz target, by name.
@@ -106,16 +106,21 @@ pub fn ingest_body(data: &[u8]) {
 pub fn log_lines(data: &[u8]) {
     let text = String::from_utf8_lossy(data);
     let lines: Vec<&str> = text.lines().take(64).collect();
-    let _ = LineFormat::detect(&lines, 2024);
-    let mut formats = vec![LineFormat::Triage];
-    formats.extend(
-        LOGHUB_SYSTEMS
-            .iter()
-            .map(|system| LineFormat::Loghub { system, year: 2024 }),
-    );
+    let clock = Clock::new(1_709_251_200_000_000);
+    let _ = LineFormat::detect(&lines, &clock);
+    let mut formats = vec![
+        LineFormat::Triage,
+        LineFormat::Json,
+        LineFormat::Logfmt,
+        LineFormat::Cri,
+        LineFormat::AccessLog,
+        LineFormat::Stamped(None),
+    ];
+    formats.extend(LOGHUB_SYSTEMS.iter().map(LineFormat::Loghub));
     for format in &formats {
         for line in &lines {
-            let _ = format.parse(line);
+            let _ = format.parse(line, &clock);
+            let _ = is_continuation(line);
         }
     }
 }

@@ -142,10 +142,17 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         } => {
             let config = Config::load(config.as_deref(), &overrides)?;
             let server = Server::start(&config).await?;
-            println!(
+            let mut ready = format!(
                 "timberline ready http={} pg={}",
                 server.http_addr, server.pg_addr
             );
+            if let Some(a) = server.otlp_grpc_addr {
+                ready.push_str(&format!(" otlp-grpc={a}"));
+            }
+            if let Some(a) = server.syslog_addr {
+                ready.push_str(&format!(" syslog={a}"));
+            }
+            println!("{ready}");
             std::io::stdout().flush()?;
             let password = if config.password.is_some() {
                 "the one in TIMBERLINE_PASSWORD / --password".to_string()
@@ -184,6 +191,9 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             let started = std::time::Instant::now();
             let report = load(opts).await?;
             let secs = started.elapsed().as_secs_f64();
+            for file in &report.files {
+                eprintln!("{}", file.summary());
+            }
             println!(
                 "ingested {} lines ({} bytes) in {:.2}s: {:.0} lines/s; accepted {}, failed {}, unparsed (stored raw) {}",
                 report.lines,

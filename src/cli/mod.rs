@@ -4,3 +4,4 @@
 
 pub mod bench;
 pub mod load;
+mod shipper_bodies;

@@ -74,11 +74,9 @@ pub async fn key_tenant(s: &HttpState, headers: &HeaderMap) -> Result<String, Ap
         .ok_or_else(|| unauthorized("no API key"))?
         .to_str()
         .map_err(|_| unauthorized("unreadable Authorization header"))?;
-    let key = value
-        .strip_prefix("Bearer ")
-        .or_else(|| value.strip_prefix("bearer "))
-        .ok_or_else(|| unauthorized("Authorization is not a Bearer key"))?
-        .trim();
+    let key = presented_key(value)
+        .ok_or_else(|| unauthorized("Authorization is not a Bearer, Basic or ApiKey credential"))?;
+    let key = key.as_str();
     // Every request of a known key takes this path; only an unknown one reads the keys file.
     if let Some(tenant) = s.keys.known(key) {
         return Ok(tenant);
@@ -96,6 +94,34 @@ pub async fn key_tenant(s: &HttpState, headers: &HeaderMap) -> Result<String, Ap
             )
         })?;
     found.ok_or_else(|| unauthorized("unknown API key"))
+}
+
+/// The API key an `Authorization` value carries: `Bearer <key>`; `Basic` with the key as the
+/// password (any user name, as Loki and Elasticsearch clients send it); `ApiKey <key>` or
+/// Elasticsearch's `ApiKey base64(id:key)`.
+fn presented_key(value: &str) -> Option<String> {
+    use base64::Engine;
+    let (scheme, rest) = value.trim().split_once(' ')?;
+    let rest = rest.trim();
+    let decoded = || {
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(rest)
+            .ok()?;
+        String::from_utf8(bytes).ok()
+    };
+    match scheme.to_ascii_lowercase().as_str() {
+        "bearer" => Some(rest.to_string()),
+        "basic" => {
+            let text = decoded()?;
+            let (user, password) = text.split_once(':')?;
+            Some(if password.is_empty() { user } else { password }.to_string())
+        }
+        "apikey" => Some(match decoded() {
+            Some(text) if text.contains(':') => text.split_once(':')?.1.to_string(),
+            _ => rest.to_string(),
+        }),
+        _ => None,
+    }
 }
 
 /// Middleware of every endpoint that needs a key: checks it, then reads the body within the
@@ -199,4 +225,21 @@ async fn collect(
         out.extend_from_slice(&chunk);
     }
     Ok(Bytes::from(out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::presented_key;
+
+    #[test]
+    fn keys_come_from_bearer_basic_and_apikey() {
+        assert_eq!(presented_key("Bearer k1").as_deref(), Some("k1"));
+        // base64("loki:k2"), base64("k3:"), base64("id:k4")
+        assert_eq!(presented_key("Basic bG9raTprMg==").as_deref(), Some("k2"));
+        assert_eq!(presented_key("Basic azM6").as_deref(), Some("k3"));
+        assert_eq!(presented_key("ApiKey aWQ6azQ=").as_deref(), Some("k4"));
+        assert_eq!(presented_key("ApiKey k5").as_deref(), Some("k5"));
+        assert_eq!(presented_key("Digest x"), None);
+        assert_eq!(presented_key("Basic !!!"), None);
+    }
 }

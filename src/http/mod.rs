@@ -1,11 +1,16 @@
-//! The HTTP API: `POST /v1/ingest` (JSON batch or NDJSON, zstd/gzip), `POST /v1/flush`,
-//! `GET /health`, `GET /ready`, and the seed tool's `POST /query`. Every refusal is a 4xx/5xx
-//! with `{"error": reason}`.
+//! The HTTP API: `POST /v1/ingest` (JSON batch or NDJSON, zstd/gzip), the shipper endpoints
+//! (OTLP `POST /v1/logs`, Loki `POST /loki/api/v1/push`, Elasticsearch `/_bulk` and `GET /`),
+//! `POST /v1/flush`, `GET /health`, `GET /ready`, and the seed tool's `POST /query`. Refusals
+//! are a 4xx/5xx with `{"error": reason}`, or the shipper protocol's own error shape.
 //!
 //! - [`serve`]: the listener (connection caps, header timeout); [`guard`]: the API key, checked
 //!   before the body is read, and the body's size, time and in-flight limits.
 
+mod elastic;
 pub mod guard;
+mod loki;
+mod otlp;
+pub mod otlp_grpc;
 pub mod serve;
 
 use std::sync::Arc;
@@ -78,12 +83,20 @@ pub fn router(state: HttpState) -> Router {
     let data = Router::new()
         .route("/v1/ingest", post(ingest))
         .route("/v1/flush", post(flush))
+        .route("/v1/logs", post(otlp::logs))
+        .route("/loki/api/v1/push", post(loki::push))
+        .route("/_bulk", post(elastic::bulk).put(elastic::bulk))
+        .route(
+            "/{index}/_bulk",
+            post(elastic::index_bulk).put(elastic::index_bulk),
+        )
         .route("/query", post(seed_query))
         .route_layer(from_fn_with_state(state.clone(), guard::admit));
     Router::new()
         .merge(data)
         .route("/health", get(|| async { Json(json!({ "status": "ok" })) }))
         .route("/ready", get(ready))
+        .route("/", get(elastic::info))
         .layer(DefaultBodyLimit::max(limit))
         .with_state(state)
 }
@@ -152,15 +165,7 @@ async fn ingest(
     let raw = decompress(&headers, body, s.body.max_bytes)?;
     // A decompressed body is held beside its compressed one: charge the difference.
     let _decompressed = s.body.reserve(raw.len().saturating_sub(compressed))?;
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("application/json")
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
+    let content_type = content_type(&headers, "application/json");
     let now = now_micros();
     let decoded = match content_type.as_str() {
         "application/json" | "" => decode_batch(&raw, now),
@@ -181,29 +186,8 @@ async fn ingest(
         DecodeError::Malformed(_) => ApiError::new(StatusCode::BAD_REQUEST, e.to_string()),
     })?;
     let mut decoded = decoded;
-    // The decoded events (each with its copy of the batch's source) are held too.
-    let expanded: usize = decoded.records.iter().map(LogRecord::approx_bytes).sum();
-    let _decoded = s.body.reserve(expanded)?;
-    if tenant != DEFAULT_TENANT {
-        for r in &mut decoded.records {
-            r.tenant.clone_from(&tenant);
-        }
-    }
     let accepted = decoded.records.len();
-    if accepted > 0 {
-        s.ingestor
-            .accept(&mut decoded.records)
-            .await
-            .map_err(|e| match e {
-                IngestError::BufferFull { .. } => {
-                    ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
-                }
-                IngestError::TooLarge { .. } => {
-                    ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, e.to_string())
-                }
-                other => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, other.to_string()),
-            })?;
-    }
+    store_records(&s, &tenant, &mut decoded.records).await?;
     let errors: Vec<EventError> = decoded.errors;
     let body = json!({
         "accepted": accepted,
@@ -212,4 +196,45 @@ async fn ingest(
         "lag_hint": s.ingestor.pressure().as_str(),
     });
     Ok((StatusCode::ACCEPTED, Json(body)).into_response())
+}
+
+/// The media type of a request (`default` when it names none), lower case, parameters dropped.
+fn content_type(headers: &HeaderMap, default: &str) -> String {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or(default)
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase()
+}
+
+/// Every endpoint's way in: charges the decoded records to the in-flight budget (each holds its
+/// copy of shared labels), stamps the key's tenant, and accepts them durably (WAL fsync, then
+/// the hot buffer). A full buffer is 503 (retry), a batch larger than the buffer 413.
+async fn store_records(
+    s: &HttpState,
+    tenant: &str,
+    records: &mut [LogRecord],
+) -> Result<(), ApiError> {
+    if records.is_empty() {
+        return Ok(());
+    }
+    let expanded: usize = records.iter().map(LogRecord::approx_bytes).sum();
+    let _held = s.body.reserve(expanded)?;
+    if tenant != DEFAULT_TENANT {
+        for r in records.iter_mut() {
+            r.tenant = tenant.to_string();
+        }
+    }
+    s.ingestor.accept(records).await.map_err(|e| match e {
+        IngestError::BufferFull { .. } => {
+            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
+        }
+        IngestError::TooLarge { .. } => ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, e.to_string()),
+        other => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, other.to_string()),
+    })?;
+    Ok(())
 }

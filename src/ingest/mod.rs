@@ -1,9 +1,14 @@
-//! Ingest: decoders that turn shipper payloads into records, and the durable accept path (the
-//! file loader behind `timberline ingest` is a client, in `cli::load`).
+//! Ingest: decoders that turn shipper payloads (JSON batches, OTLP, Loki push, Elasticsearch
+//! `_bulk`, syslog) into records, the syslog listener, and the durable accept path (the file
+//! loader behind `timberline ingest` is a client, in `cli::load`).
 
+pub mod bulk;
 pub mod decode;
 pub mod encoding;
 mod fast_event;
+pub mod loki;
+pub mod otlp;
+pub mod syslog;
 
 use std::sync::Arc;
 

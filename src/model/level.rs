@@ -16,9 +16,109 @@ pub fn normalize(level: &str) -> String {
     canon.to_string()
 }
 
+/// Canonical level of a word that names one unmistakably (`ERROR`, `warning`, `crit`…); single
+/// letters and `log` are too common in text to count.
+fn level_word(word: &str) -> Option<&'static str> {
+    if word.len() < 3 || word.len() > 11 {
+        return None;
+    }
+    let canon = match word.to_ascii_uppercase().as_str() {
+        "TRACE" | "FINEST" | "FINER" => "TRACE",
+        "DEBUG" | "DBG" | "FINE" | "VERBOSE" => "DEBUG",
+        "INFO" | "INF" | "NOTICE" | "INFORMATION" => "INFO",
+        "WARN" | "WARNING" | "WRN" => "WARN",
+        "ERROR" | "ERR" | "SEVERE" => "ERROR",
+        "FATAL" | "CRITICAL" | "CRIT" | "EMERG" | "EMERGENCY" | "PANIC" => "FATAL",
+        _ => return None,
+    };
+    Some(canon)
+}
+
+/// A level word that opens `text` (`ERROR rest`, `[warn] rest`, `<info> rest`, `E rest` not),
+/// with the text after it; lower-case words count only in brackets.
+pub fn leading_level(text: &str) -> Option<(&'static str, &str)> {
+    let t = text.trim_start();
+    let (word, rest) = t.split_once(char::is_whitespace).unwrap_or((t, ""));
+    let bracketed = word.len() > 2
+        && matches!(
+            (word.as_bytes()[0], word.as_bytes()[word.len() - 1]),
+            (b'[', b']') | (b'<', b'>') | (b'(', b')')
+        );
+    let bare = word.trim_matches(['[', ']', '<', '>', '(', ')', ':']);
+    let canon = level_word(bare)?;
+    let shouting = bare.bytes().all(|b| b.is_ascii_uppercase());
+    (shouting || bracketed).then_some((canon, rest.trim_start()))
+}
+
+/// The level a free-text line names near its start: `level=warn`, `"level":"error"`, `[ERROR]`,
+/// `<warn>`, or a level word in capitals (`ERROR`, `WARN`); lower-case words only when marked
+/// as a level, since `error` in a sentence is not one. `None` when the line names none.
+pub fn find_level(line: &str) -> Option<&'static str> {
+    let head = match line.char_indices().nth(160) {
+        Some((i, _)) => &line[..i],
+        None => line,
+    };
+    let mut start = None;
+    for (i, c) in head
+        .char_indices()
+        .chain(std::iter::once((head.len(), ' ')))
+    {
+        if c.is_ascii_alphabetic() {
+            start.get_or_insert(i);
+            continue;
+        }
+        let Some(s) = start.take() else { continue };
+        let word = &head[s..i];
+        let Some(canon) = level_word(word) else {
+            continue;
+        };
+        let before = head[..s].trim_end_matches(['"', '\\', ' ']);
+        let marked = before.ends_with(['[', '<', '(', '|', '='])
+            || before.strip_suffix(':').is_some_and(|k| {
+                let key = k.trim_end_matches(['"', '\\']);
+                let k = key.as_bytes();
+                k.len() >= 5 && k[k.len() - 5..].eq_ignore_ascii_case(b"level")
+            });
+        let shouting = word.bytes().all(|b| b.is_ascii_uppercase());
+        if shouting || marked {
+            return Some(canon);
+        }
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn leading_levels() {
+        assert_eq!(
+            leading_level("ERROR card declined"),
+            Some(("ERROR", "card declined"))
+        );
+        assert_eq!(leading_level("[warn] disk"), Some(("WARN", "disk")));
+        assert_eq!(leading_level("WARNING: cpu"), Some(("WARN", "cpu")));
+        assert_eq!(leading_level("error in line"), None);
+        assert_eq!(leading_level("INFO"), Some(("INFO", "")));
+    }
+
+    #[test]
+    fn levels_found_in_text() {
+        for (line, want) in [
+            ("2024-01-15 10:30:45 ERROR payment failed", Some("ERROR")),
+            ("level=warn msg=\"slow\"", Some("WARN")),
+            ("{\"level\":\"error\",\"msg\":\"x\"}", Some("ERROR")),
+            ("[info] started", Some("INFO")),
+            ("<crit> disk", Some("FATAL")),
+            ("an error occurred while reading", None),
+            ("E0115 10:30:45 glog style", None),
+            ("Jan 15 host kernel: WARNING: CPU: 1 PID", Some("WARN")),
+            ("nothing here", None),
+        ] {
+            assert_eq!(find_level(line), want, "{line}");
+        }
+    }
 
     #[test]
     fn levels_normalise() {

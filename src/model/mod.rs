@@ -1,5 +1,6 @@
 //! The log record, the Arrow schema of the `logs` table, and line formats.
 
+pub mod fields;
 pub mod format;
 pub mod level;
 mod record;

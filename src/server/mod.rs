@@ -1,4 +1,5 @@
-//! The server: replay the WAL, then open the HTTP and pg ports, flush in the background.
+//! The server: replay the WAL, then open the HTTP, pg, OTLP/gRPC and syslog ports, flush in the
+//! background.
 
 mod demo;
 
@@ -61,6 +62,8 @@ pub enum StartError {
 pub struct Server {
     pub http_addr: SocketAddr,
     pub pg_addr: SocketAddr,
+    pub otlp_grpc_addr: Option<SocketAddr>,
+    pub syslog_addr: Option<SocketAddr>,
     pub store: Arc<Store>,
     pub wal: Wal,
     pub ingestor: Ingestor,
@@ -157,6 +160,33 @@ impl Server {
             keys: Arc::new(ApiKeys::new(&data_dir, &api_key)),
         };
         let (pg_cap, http_cap) = connection_caps(config);
+        let otlp_grpc_addr = match config.otlp_grpc_addr {
+            Some(addr) => {
+                let (listener, local) = bind(addr).await?;
+                tokio::spawn(crate::http::otlp_grpc::serve(listener, state.clone()));
+                Some(local)
+            }
+            None => None,
+        };
+        let syslog_addr = match config.syslog_addr {
+            Some(addr) => {
+                let (tcp, local) = bind(addr).await?;
+                let bind_err = |source| StartError::Bind {
+                    addr: local,
+                    source,
+                };
+                let udp = tokio::net::UdpSocket::bind(local).await.map_err(bind_err)?;
+                crate::ingest::syslog::listener::spawn(
+                    udp,
+                    tcp,
+                    config.syslog_tenant.clone(),
+                    ingestor.clone(),
+                    Admission::new(http_cap, config.max_connections_per_address),
+                );
+                Some(local)
+            }
+            None => None,
+        };
         tokio::spawn(crate::http::serve::serve(
             http,
             router(state),
@@ -204,6 +234,8 @@ impl Server {
         Ok(Server {
             http_addr,
             pg_addr,
+            otlp_grpc_addr,
+            syslog_addr,
             store,
             wal,
             ingestor,

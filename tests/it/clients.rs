@@ -34,7 +34,7 @@ async fn load(server: &TestServer) {
 }
 
 /// Whether `program --version`-style probing finds the client; fails when CI requires it.
-fn available(what: &str, probe: &mut Command, install: &str) -> bool {
+pub(crate) fn available(what: &str, probe: &mut Command, install: &str) -> bool {
     let ok = probe.output().map(|o| o.status.success()).unwrap_or(false);
     if !ok {
         assert!(

@@ -91,3 +91,506 @@ async fn auto_detects_triage_format_from_stdin() {
         1
     );
 }
+
+/// Runs `timberline ingest` with `args` against `server`; (success, stdout, stderr).
+fn ingest(
+    server: &TestServer,
+    args: &[&str],
+    files: &[&std::path::Path],
+    data_dir: &std::path::Path,
+) -> (bool, String, String) {
+    let out = Command::new(bin())
+        .args(["ingest", "--quiet", "--server", &server.http, "--data-dir"])
+        .arg(data_dir)
+        .args(args)
+        .args(files)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+async fn ts_range(pg: &tokio_postgres::Client, filter: &str) -> (i64, i64) {
+    let row = pg
+        .query_one(
+            &format!("SELECT CAST(extract(epoch from min(ts)) * 1000000 AS bigint), CAST(extract(epoch from max(ts)) * 1000000 AS bigint) FROM logs {filter}"),
+            &[],
+        )
+        .await
+        .unwrap();
+    (row.get(0), row.get(1))
+}
+
+/// All 16 loghub samples, auto-detected with no flags: every line a row with its own timestamp
+/// (the range the parsers give, which tests/it/parsers.rs checks against loghub's CSVs), none
+/// stored raw, none in the future.
+#[tokio::test(flavor = "multi_thread")]
+async fn every_loghub_sample_lands_with_its_timestamps() {
+    use timberline::model::format::{Clock, LineFormat, LOGHUB_SYSTEMS};
+    let server = TestServer::start();
+    let pg = server.pg().await;
+    let state = tempfile::tempdir().unwrap();
+    let now = chrono::Utc::now().timestamp_micros();
+    for sys in LOGHUB_SYSTEMS.iter() {
+        let path = repo_path(&format!("tests/data/loghub/{0}/{0}_2k.log", sys.name));
+        let (ok, stdout, stderr) = ingest(&server, &[], &[&path], state.path());
+        assert!(ok, "{}: {stderr}", sys.name);
+        assert!(
+            stdout.contains("ingested 2000 lines"),
+            "{}: {stdout}",
+            sys.name
+        );
+        assert!(
+            stderr.contains(&format!("format loghub:{}", sys.name)),
+            "{}: {stderr}",
+            sys.name
+        );
+        assert!(!stderr.contains("WARNING"), "{}: {stderr}", sys.name);
+        let service = format!("WHERE service = '{}'", sys.name.to_ascii_lowercase());
+        assert_eq!(count(&pg, &service).await, 2000, "{}", sys.name);
+        assert_eq!(
+            count(&pg, &format!("{service} AND parse_failed")).await,
+            0,
+            "{}",
+            sys.name
+        );
+        // The range the parser gives for the file with the year the loader infers.
+        let text = std::fs::read_to_string(&path).unwrap();
+        let clock = Clock::new(now);
+        let format = LineFormat::Loghub(sys);
+        let stamps: Vec<i64> = text
+            .lines()
+            .map(|l| format.parse(l, &clock).unwrap().ts)
+            .collect();
+        let want = (*stamps.iter().min().unwrap(), *stamps.iter().max().unwrap());
+        assert_eq!(ts_range(&pg, &service).await, want, "{}", sys.name);
+        assert!(
+            want.1 <= now + 86_400_000_000,
+            "{}: year-less lines not in the future",
+            sys.name
+        );
+    }
+}
+
+/// A Latin-1 byte, gzip and zstd copies, a re-run, an appended line: every line stored once.
+#[tokio::test(flavor = "multi_thread")]
+async fn awkward_files_load_whole_and_once() {
+    use std::io::Write;
+    let server = TestServer::start();
+    let pg = server.pg().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut text = Vec::new();
+    for i in 0..500 {
+        writeln!(
+            text,
+            "2024-01-15T10:{:02}:{:02}Z INFO request {i} done",
+            i / 60,
+            i % 60
+        )
+        .unwrap();
+        if i == 250 {
+            text.extend_from_slice(b"2024-01-15T10:04:10Z WARN caf\xe9 latin-1 byte\n");
+        }
+    }
+    let plain = dir.path().join("app.log");
+    std::fs::write(&plain, &text).unwrap();
+    let gz = dir.path().join("gz-app.log.gz");
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    enc.write_all(&text).unwrap();
+    std::fs::write(&gz, enc.finish().unwrap()).unwrap();
+    let zst = dir.path().join("zst-app.log.zst");
+    std::fs::write(&zst, zstd::encode_all(&text[..], 3).unwrap()).unwrap();
+    let state = dir.path().join("state");
+
+    let (ok, _, stderr) = ingest(&server, &["--batch", "100"], &[&plain, &gz, &zst], &state);
+    assert!(ok, "{stderr}");
+    for service in ["app", "gz-app", "zst-app"] {
+        assert_eq!(
+            count(&pg, &format!("WHERE service = '{service}'")).await,
+            501,
+            "{service}"
+        );
+        assert_eq!(
+            count(
+                &pg,
+                &format!("WHERE service = '{service}' AND parse_failed")
+            )
+            .await,
+            0
+        );
+        assert_eq!(
+            count(
+                &pg,
+                &format!("WHERE service = '{service}' AND msg = 'caf\u{fffd} latin-1 byte'")
+            )
+            .await,
+            1
+        );
+    }
+    // Again: nothing new, nothing twice.
+    let (ok, stdout, stderr) = ingest(&server, &[], &[&plain, &gz, &zst], &state);
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("ingested 0 lines"), "{stdout}");
+    assert!(stderr.contains("resumed after byte"), "{stderr}");
+    assert_eq!(count(&pg, "").await, 3 * 501);
+    // An appended line is all a third run sends.
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&plain)
+        .unwrap()
+        .write_all(b"2024-01-15T11:00:00Z ERROR appended\n")
+        .unwrap();
+    let (ok, stdout, _) = ingest(&server, &[], &[&plain], &state);
+    assert!(ok);
+    assert!(stdout.contains("ingested 1 lines"), "{stdout}");
+    assert_eq!(count(&pg, "WHERE service = 'app'").await, 502);
+    // --from-start loads it all again, on purpose.
+    let (ok, _, _) = ingest(
+        &server,
+        &["--from-start", "--service", "again"],
+        &[&plain],
+        &state,
+    );
+    assert!(ok);
+    assert_eq!(count(&pg, "WHERE service = 'again'").await, 502);
+}
+
+/// The shapes people have: JSON lines with ECS keys, logfmt, CRI with partial lines, an nginx
+/// access log, a Java service log with stack traces, glog, and `--service`/`--host` on all.
+#[tokio::test(flavor = "multi_thread")]
+async fn files_in_the_shapes_people_have() {
+    let server = TestServer::start();
+    let pg = server.pg().await;
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, text: &str| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    };
+    let state = dir.path().join("state");
+    let files = [
+        write("ecs.json", concat!(
+            r#"{"@timestamp":"2024-01-15T10:30:45.123Z","log":{"level":"error"},"message":"card declined","service":{"name":"pay"},"host":{"name":"p-1"},"trace":{"id":"t-1"},"user":{"id":7}}"#, "\n",
+            r#"{"time":"2024-01-15T10:30:46Z","level":"info","msg":"ok"}"#, "\n",
+        )),
+        write("fmt.log", "ts=2024-01-15T10:30:47Z level=warn msg=\"slow query\" dur=1.2s\nts=2024-01-15T10:30:48Z level=info msg=done\n"),
+        write("cri.log", "2024-01-15T10:30:49.123456789Z stdout P first half \n2024-01-15T10:30:49.2Z stdout F second half\n2024-01-15T10:30:50Z stderr F ERROR crashed\n"),
+        write("access.log", "10.0.0.1 - - [15/Jan/2024:10:30:51 +0000] \"GET /cart HTTP/1.1\" 502 157 \"-\" \"curl/8\"\n10.0.0.2 - bob [15/Jan/2024:10:30:52 +0000] \"POST /pay HTTP/1.1\" 200 12 \"-\" \"ua\"\n"),
+        write("java.log", concat!(
+            "2024-01-15 10:30:53,001 ERROR [main] c.s.Pay - charge failed\n",
+            "java.lang.IllegalStateException: gateway timeout\n",
+            "\tat com.shop.Pay.charge(Pay.java:42)\n",
+            "Caused by: java.net.SocketTimeoutException: read timed out\n",
+            "\t... 3 more\n",
+            "2024-01-15 10:30:54,002 INFO [main] c.s.Pay - retried\n",
+        )),
+        write("glog.log", "E0115 10:30:55.000001  12 pay.go:10] refund failed\nI0115 10:30:56.000002  12 pay.go:11] refund ok\n"),
+    ];
+    let paths: Vec<&std::path::Path> = files.iter().map(|p| p.as_path()).collect();
+    let (ok, _, stderr) = ingest(&server, &["--year", "2024"], &paths, &state);
+    assert!(ok, "{stderr}");
+    assert!(!stderr.contains("WARNING"), "{stderr}");
+    let one = |sql: &'static str| {
+        let pg = &pg;
+        async move {
+            pg.query_one(sql, &[])
+                .await
+                .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        }
+    };
+    let r = one("SELECT service, host, level, trace_id, attrs->'user'->>'id', ts::text FROM logs WHERE msg = 'card declined'").await;
+    assert_eq!(
+        (
+            r.get::<_, String>(0),
+            r.get::<_, String>(1),
+            r.get::<_, String>(2),
+            r.get::<_, String>(3),
+            r.get::<_, String>(4)
+        ),
+        (
+            "pay".into(),
+            "p-1".into(),
+            "ERROR".into(),
+            "t-1".into(),
+            "7".into()
+        )
+    );
+    assert_eq!(r.get::<_, String>(5), "2024-01-15 10:30:45.123+00");
+    let r = one("SELECT service, level FROM logs WHERE msg = 'slow query'").await;
+    assert_eq!(
+        (r.get::<_, String>(0), r.get::<_, String>(1)),
+        ("fmt".into(), "WARN".into())
+    );
+    let r = one("SELECT ts::text, attrs->>'stream' FROM logs WHERE msg = 'first half second half'")
+        .await;
+    assert_eq!(
+        (r.get::<_, String>(0), r.get::<_, String>(1)),
+        ("2024-01-15 10:30:49.123456+00".into(), "stdout".into())
+    );
+    assert_eq!(
+        count(&pg, "WHERE service = 'cri'").await,
+        2,
+        "partial lines joined"
+    );
+    let r = one("SELECT level, attrs->>'status', attrs->>'path' FROM logs WHERE service = 'access' AND attrs->>'method' = 'GET'").await;
+    assert_eq!(
+        (
+            r.get::<_, String>(0),
+            r.get::<_, String>(1),
+            r.get::<_, String>(2)
+        ),
+        ("ERROR".into(), "502".into(), "/cart".into())
+    );
+    assert_eq!(
+        count(&pg, "WHERE service = 'java'").await,
+        2,
+        "the stack trace is one row"
+    );
+    let r = one("SELECT level, msg FROM logs WHERE service = 'java' AND level = 'ERROR'").await;
+    let msg: String = r.get(1);
+    assert!(
+        msg.contains("charge failed\njava.lang.IllegalStateException")
+            && msg.ends_with("... 3 more"),
+        "{msg:?}"
+    );
+    let r = one(
+        "SELECT level, ts::text FROM logs WHERE service = 'glog' AND msg LIKE '%refund failed'",
+    )
+    .await;
+    assert_eq!(
+        (r.get::<_, String>(0), r.get::<_, String>(1)),
+        ("ERROR".into(), "2024-01-15 10:30:55.000001+00".into())
+    );
+    assert_eq!(count(&pg, "WHERE parse_failed").await, 0);
+
+    // --service and --host apply to every format, JSON included.
+    let (ok, _, stderr) = ingest(
+        &server,
+        &["--service", "forced", "--host", "h9"],
+        &[&files[0], &files[2]],
+        &dir.path().join("s2"),
+    );
+    assert!(ok, "{stderr}");
+    assert_eq!(
+        count(&pg, "WHERE service = 'forced' AND host = 'h9'").await,
+        4
+    );
+}
+
+/// A format nobody knows is loud (count, samples, how to pick another) and `--pattern` reads it.
+#[tokio::test(flavor = "multi_thread")]
+async fn unknown_shapes_are_loud_and_pattern_reads_them() {
+    let server = TestServer::start();
+    let pg = server.pg().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("odd.log");
+    std::fs::write(
+        &file,
+        "@@ day 15.01.24 at 10h30m45s | red | kaput\n@@ day 15.01.24 at 10h31m00s | green | fine\n",
+    )
+    .unwrap();
+    let (ok, _, stderr) = ingest(&server, &[], &[&file], &dir.path().join("a"));
+    assert!(ok, "{stderr}");
+    assert!(
+        stderr.contains("WARNING: 2 of 2 lines matched no format"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("line 1: @@ day 15.01.24"), "{stderr}");
+    assert!(stderr.contains("--pattern"), "{stderr}");
+    assert_eq!(count(&pg, "WHERE parse_failed").await, 2);
+    let pattern = r"^@@ day (?P<d>\d+)\.(?P<m>\d+)\.(?P<y>\d+) at (?P<ts>\S+) \| (?P<color>\w+) \| (?P<msg>.*)$";
+    let (ok, _, stderr) = ingest(
+        &server,
+        &["--pattern", pattern, "--service", "odd2"],
+        &[&file],
+        &dir.path().join("b"),
+    );
+    // `10h30m45s` alone is no timestamp: the pattern must say where one is. A bad one says why.
+    assert!(!ok || stderr.contains("WARNING"), "{stderr}");
+    let pattern = r"^@@ day (?P<ts>\S+ at \S+) \| (?P<color>\w+) \| (?P<msg>.*)$";
+    let (ok, _, stderr) = ingest(
+        &server,
+        &["--pattern", "(unclosed"],
+        &[&file],
+        &dir.path().join("c"),
+    );
+    assert!(
+        !ok && stderr.contains("--pattern is not a valid regex"),
+        "{stderr}"
+    );
+    let _ = pattern;
+    let iso = dir.path().join("iso.log");
+    std::fs::write(&iso, "@@ 2024-01-15 10:30:45 | red | kaput\n").unwrap();
+    let (ok, _, stderr) = ingest(
+        &server,
+        &[
+            "--pattern",
+            r"^@@ (?P<ts>\S+ \S+) \| (?P<color>\w+) \| (?P<msg>.*)$",
+            "--service",
+            "odd3",
+            "--tz",
+            "Europe/Berlin",
+        ],
+        &[&iso],
+        &dir.path().join("d"),
+    );
+    assert!(ok, "{stderr}");
+    let r = pg
+        .query_one(
+            "SELECT ts::text, msg, attrs->>'color' FROM logs WHERE service = 'odd3'",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            r.get::<_, String>(0),
+            r.get::<_, String>(1),
+            r.get::<_, String>(2)
+        ),
+        (
+            "2024-01-15 09:30:45+00".into(),
+            "kaput".into(),
+            "red".into()
+        ),
+        "--tz reads zone-less stamps as Berlin time"
+    );
+}
+
+/// Errors say what to do: a server address without `http://` works, a stopped one says so.
+#[tokio::test(flavor = "multi_thread")]
+async fn server_addresses_as_people_write_them() {
+    let server = TestServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("a.log");
+    std::fs::write(&file, "2024-01-15T10:30:45Z INFO hello\n").unwrap();
+    let bare = server.http.trim_start_matches("http://").to_string();
+    let out = Command::new(bin())
+        .args(["ingest", "--quiet", "--server", &bare, "--data-dir"])
+        .arg(dir.path())
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let out = Command::new(bin())
+        .args([
+            "ingest",
+            "--quiet",
+            "--from-start",
+            "--server",
+            &closed.to_string(),
+            "--data-dir",
+        ])
+        .arg(dir.path())
+        .arg(&file)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("cannot reach the Timberline server") && stderr.contains("--server"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("refused"), "the cause is named: {stderr}");
+}
+
+/// `--follow` tails a growing file through rotation and truncation, and a restarted follower
+/// resumes with no gap and no duplicate.
+#[tokio::test(flavor = "multi_thread")]
+async fn follow_tails_rotation_and_resumes() {
+    use std::io::Write;
+    let server = TestServer::start();
+    let pg = server.pg().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("live.log");
+    let state = dir.path().join("state");
+    let append = |text: &str| {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&file)
+            .unwrap()
+            .write_all(text.as_bytes())
+            .unwrap();
+    };
+    append("2024-01-15T10:00:00Z INFO line 1\n");
+    let follow = || {
+        Command::new(bin())
+            .args([
+                "ingest",
+                "--quiet",
+                "--follow",
+                "--server",
+                &server.http,
+                "--data-dir",
+            ])
+            .arg(&state)
+            .arg(&file)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let wait = |n: i64| {
+        let pg = &pg;
+        async move {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+            loop {
+                let got = count(pg, "WHERE service = 'live'").await;
+                if got >= n {
+                    return got;
+                }
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "{got} of {n} lines arrived"
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        }
+    };
+    let mut child = follow();
+    assert_eq!(wait(1).await, 1);
+    append("2024-01-15T10:00:01Z INFO line 2\n2024-01-15T10:00:02Z INFO line 3\n");
+    assert_eq!(wait(3).await, 3);
+    // Rotation: the file is renamed and a new one starts.
+    std::fs::rename(&file, dir.path().join("live.log.1")).unwrap();
+    append("2024-01-15T10:00:03Z INFO line 4\n");
+    assert_eq!(wait(4).await, 4);
+    // The follower stops; lines written meanwhile arrive when it is back, once.
+    child.kill().unwrap();
+    child.wait().unwrap();
+    append("2024-01-15T10:00:04Z INFO line 5\n");
+    let mut child = follow();
+    assert_eq!(wait(5).await, 5);
+    // Truncation: the file starts over.
+    std::fs::write(&file, "").unwrap();
+    append("2024-01-15T10:00:05Z INFO line 6\n");
+    assert_eq!(wait(6).await, 6);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let msgs: Vec<String> = pg
+        .query(
+            "SELECT msg FROM logs WHERE service = 'live' ORDER BY ts",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(
+        msgs,
+        (1..=6).map(|i| format!("line {i}")).collect::<Vec<_>>()
+    );
+}

@@ -16,6 +16,7 @@ mod nearest;
 mod parsers;
 mod pg;
 mod pg_session;
+mod shippers;
 mod slt;
 mod support;
 mod text;

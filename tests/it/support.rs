@@ -16,6 +16,8 @@ pub struct TestServer {
     pub http: String,
     pub pg_port: u16,
     pub extra: Vec<String>,
+    /// The ready line (`timberline ready http=… pg=… [otlp-grpc=…] [syslog=…]`).
+    pub ready: String,
 }
 
 pub fn bin() -> &'static str {
@@ -76,7 +78,17 @@ impl TestServer {
             http,
             pg_port,
             extra,
+            ready: line.trim().to_string(),
         }
+    }
+
+    /// An address the ready line names (`otlp-grpc`, `syslog`), if the server opened it.
+    pub fn listener(&self, name: &str) -> Option<String> {
+        let prefix = format!("{name}=");
+        self.ready
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix(prefix.as_str()))
+            .map(str::to_string)
     }
 
     /// SIGKILL: no flush, no clean shutdown.

@@ -1,4 +1,6 @@
-//! The loghub system formats (HDFS, Zookeeper, Spark, Linux, OpenSSH, Apache).
+//! The loghub system formats: all 16 systems of loghub's 2k samples (HDFS, Hadoop, Spark,
+//! Zookeeper, BGL, HPC, Thunderbird, Windows, Linux, Mac, Android, HealthApp, Apache, OpenSSH,
+//! OpenStack, Proxifier).
 //!
 //! Each format is the `log_format` string of logpai/logparser's benchmark, turned into a regex
 //! exactly as Drain does it (`<Header>` → lazy named group, runs of spaces → `\s+`, anchored, the
@@ -6,6 +8,7 @@
 
 use std::sync::LazyLock;
 
+use chrono::{Datelike, NaiveDate};
 use regex::{Captures, Regex};
 use serde_json::{Map, Value};
 
@@ -85,8 +88,10 @@ macro_rules! system {
     };
 }
 
-/// Every supported loghub system; more specific formats first (OpenSSH lines also fit Linux's).
-pub static LOGHUB_SYSTEMS: [LoghubSystem; 6] = [
+/// Every supported loghub system; more specific formats first (OpenSSH and Mac lines also fit
+/// Linux's; many lines fit HPC's six loose fields, so it comes last). Each timestamp function
+/// is strict, so a line of one system does not parse as another's.
+pub static LOGHUB_SYSTEMS: [LoghubSystem; 16] = [
     system!(
         "HDFS",
         "<Date> <Time> <Pid> <Level> <Component>: <Content>",
@@ -132,7 +137,7 @@ pub static LOGHUB_SYSTEMS: [LoghubSystem; 6] = [
         &["Date", "Time"],
         |c, _| {
             let mut d = c.name("Date")?.as_str().split('/');
-            let y: i32 = d.next()?.parse().ok()?;
+            let y: i32 = d.next().filter(|y| y.len() == 2)?.parse().ok()?;
             let (m, day) = (d.next()?.parse().ok()?, d.next()?.parse().ok()?);
             let (h, mi, s, us) = clock(c.name("Time")?.as_str())?;
             civil_micros(2000 + y, m, day, h, mi, s, us)
@@ -147,6 +152,135 @@ pub static LOGHUB_SYSTEMS: [LoghubSystem; 6] = [
         |c, year| {
             let m = month_number(c.name("Date")?.as_str())?;
             let day = c.name("Day")?.as_str().parse().ok()?;
+            let (h, mi, s, us) = clock(c.name("Time")?.as_str())?;
+            civil_micros(year, m, day, h, mi, s, us)
+        }
+    ),
+    system!(
+        "Thunderbird",
+        r"<Label> <Timestamp> <Date> <User> <Month> <Day> <Time> <Location> <Component>(\[<PID>\])?: <Content>",
+        None,
+        Some("User"),
+        &["Timestamp", "Date", "Month", "Day", "Time"],
+        |c, _| {
+            let epoch = epoch_seconds(c.name("Timestamp")?.as_str())?;
+            month_number(c.name("Month")?.as_str())?;
+            clock(c.name("Time")?.as_str())?;
+            Some(epoch)
+        }
+    ),
+    system!(
+        "BGL",
+        "<Label> <Timestamp> <Date> <Node> <Time> <NodeRepeat> <Type> <Component> <Level> <Content>",
+        Some("Level"),
+        Some("Node"),
+        &["Timestamp", "Date", "Time"],
+        |c, _| {
+            // `2005-06-03-15.42.50.675872`: local time; the epoch seconds are the instant.
+            let epoch = epoch_seconds(c.name("Timestamp")?.as_str())?;
+            let (date, rest) = c.name("Time")?.as_str().split_at_checked(10)?;
+            NaiveDate::parse_from_str(date, "%Y-%m-%d").ok()?;
+            let mut p = rest.strip_prefix('-')?.split('.');
+            let (_h, _m) = (p.next()?, p.next()?);
+            let sec: i64 = p.next()?.parse().ok()?;
+            let frac = p.next().map_or(Some(0), fraction_micros)?;
+            let same_second = epoch / 1_000_000 % 60 == sec;
+            Some(if same_second { epoch + i64::from(frac) } else { epoch })
+        }
+    ),
+    system!(
+        "Windows",
+        "<Date> <Time>, <Level>                  <Component>    <Content>",
+        Some("Level"),
+        None,
+        &["Date", "Time"],
+        |c, _| {
+            let d = NaiveDate::parse_from_str(c.name("Date")?.as_str(), "%Y-%m-%d").ok()?;
+            let (h, mi, s, us) = clock(c.name("Time")?.as_str())?;
+            civil_micros(d.year(), d.month(), d.day(), h, mi, s, us)
+        }
+    ),
+    system!(
+        "OpenStack",
+        r"<Logrecord> <Date> <Time> <Pid> <Level> <Component> \[<ADDR>\] <Content>",
+        Some("Level"),
+        None,
+        &["Date", "Time"],
+        |c, _| {
+            let d = NaiveDate::parse_from_str(c.name("Date")?.as_str(), "%Y-%m-%d").ok()?;
+            let (h, mi, s, us) = clock(c.name("Time")?.as_str())?;
+            civil_micros(d.year(), d.month(), d.day(), h, mi, s, us)
+        }
+    ),
+    system!(
+        "Hadoop",
+        r"<Date> <Time> <Level> \[<Process>\] <Component>: <Content>",
+        Some("Level"),
+        None,
+        &["Date", "Time"],
+        |c, _| {
+            let d = NaiveDate::parse_from_str(c.name("Date")?.as_str(), "%Y-%m-%d").ok()?;
+            let (h, mi, s, us) = clock(c.name("Time")?.as_str())?;
+            civil_micros(d.year(), d.month(), d.day(), h, mi, s, us)
+        }
+    ),
+    system!(
+        "Android",
+        "<Date> <Time>  <Pid>  <Tid> <Level> <Component>: <Content>",
+        Some("Level"),
+        None,
+        &["Date", "Time"],
+        |c, year| {
+            // `03-17 16:13:38.811`, no year.
+            let (m, d) = c.name("Date")?.as_str().split_once('-')?;
+            let (h, mi, s, us) = clock(c.name("Time")?.as_str())?;
+            civil_micros(year, m.parse().ok()?, d.parse().ok()?, h, mi, s, us)
+        }
+    ),
+    system!(
+        "HealthApp",
+        r"<Time>\|<Component>\|<Pid>\|<Content>",
+        None,
+        None,
+        &["Time"],
+        |c, _| {
+            // `20171223-22:15:29:606` (milliseconds not always padded: `:6` is 6 ms).
+            let (date, clock) = c.name("Time")?.as_str().split_once('-')?;
+            let d = NaiveDate::parse_from_str(date, "%Y%m%d").ok()?;
+            let mut p = clock.split(':');
+            let h = p.next()?.parse().ok()?;
+            let mi = p.next()?.parse().ok()?;
+            let s = p.next()?.parse().ok()?;
+            let ms: u32 = p.next()?.parse().ok()?;
+            if ms > 999 || p.next().is_some() {
+                return None;
+            }
+            civil_micros(d.year(), d.month(), d.day(), h, mi, s, ms * 1000)
+        }
+    ),
+    system!(
+        "Proxifier",
+        r"\[<Time>\] <Program> - <Content>",
+        None,
+        None,
+        &["Time"],
+        |c, year| {
+            // `10.30 16:49:06`: month.day, no year.
+            let (md, t) = c.name("Time")?.as_str().split_once(' ')?;
+            let (m, d) = md.split_once('.')?;
+            let (h, mi, s, us) = clock(t)?;
+            civil_micros(year, m.parse().ok()?, d.parse().ok()?, h, mi, s, us)
+        }
+    ),
+    system!(
+        "Mac",
+        r"<Month>  <Date> <Time> <User> <Component>\[<PID>\]( \(<Address>\))?: <Content>",
+        None,
+        Some("User"),
+        &["Month", "Date", "Time"],
+        |c, year| {
+            let m = month_number(c.name("Month")?.as_str())?;
+            let day = c.name("Date")?.as_str().parse().ok()?;
             let (h, mi, s, us) = clock(c.name("Time")?.as_str())?;
             civil_micros(year, m, day, h, mi, s, us)
         }
@@ -181,7 +315,31 @@ pub static LOGHUB_SYSTEMS: [LoghubSystem; 6] = [
             civil_micros(y, m, day, h, mi, s, us)
         }
     ),
+    system!(
+        "HPC",
+        "<LogId> <Node> <Component> <State> <Time> <Flag> <Content>",
+        None,
+        Some("Node"),
+        &["Time"],
+        |c, _| epoch_seconds(c.name("Time")?.as_str())
+    ),
 ];
+
+/// Epoch seconds as loghub writes them (9 or 10 digits, 1973–2286) to µs.
+fn epoch_seconds(s: &str) -> Option<Micros> {
+    if !(9..=10).contains(&s.len()) || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    s.parse::<i64>().ok().map(|v| v * 1_000_000)
+}
+
+/// A decimal fraction of a second (`675872`, `5`) to µs.
+fn fraction_micros(s: &str) -> Option<u32> {
+    if s.is_empty() || s.len() > 6 || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some(s.parse::<u32>().ok()? * 10u32.pow(6 - s.len() as u32))
+}
 
 fn digits(s: &str, len: usize) -> Option<i32> {
     if s.len() != len || !s.bytes().all(|b| b.is_ascii_digit()) {

@@ -15,13 +15,16 @@ pub(super) fn parse(line: &str) -> Option<ParsedLine> {
             Some(tag.to_string()),
             body.strip_prefix(' ').unwrap_or(body),
         ),
-        _ => (None, rest),
+        _ => match crate::model::level::leading_level(rest) {
+            Some((level, body)) => (Some(level.to_string()), body),
+            None => (None, rest),
+        },
     };
     Some(ParsedLine {
         ts,
         level,
-        host: None,
         msg: msg.to_string(),
         attrs: Map::new(),
+        ..ParsedLine::default()
     })
 }

@@ -1,0 +1,129 @@
+//! `POST /v1/logs`: OTLP/HTTP logs, protobuf (`application/x-protobuf`) or OTLP/JSON
+//! (`application/json`), gzip or not. Answers as the OTLP spec says: the
+//! `ExportLogsServiceResponse` in the request's encoding on success, a `google.rpc.Status` (same
+//! encoding) with 400 for a body that cannot be decoded, 503 with `Retry-After` when the buffer
+//! is full, so exporters retry.
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Extension;
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceResponse;
+use prost::Message;
+
+use super::guard::KeyTenant;
+use super::{content_type, decompress, store_records, ApiError, HttpState};
+use crate::ingest::otlp;
+use crate::model::now_micros;
+
+/// `google.rpc.Status`, the OTLP error body.
+#[derive(Clone, PartialEq, Message)]
+struct Status {
+    #[prost(int32, tag = "1")]
+    code: i32,
+    #[prost(string, tag = "2")]
+    message: String,
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Encoding {
+    Protobuf,
+    Json,
+}
+
+impl Encoding {
+    fn media_type(self) -> &'static str {
+        match self {
+            Encoding::Protobuf => "application/x-protobuf",
+            Encoding::Json => "application/json",
+        }
+    }
+}
+
+/// An error in the OTLP shape of the request's encoding.
+fn status(encoding: Encoding, e: ApiError) -> Response {
+    // gRPC codes: INVALID_ARGUMENT 3, RESOURCE_EXHAUSTED 8, UNAVAILABLE 14.
+    let code = match e.status {
+        StatusCode::BAD_REQUEST | StatusCode::UNSUPPORTED_MEDIA_TYPE => 3,
+        StatusCode::PAYLOAD_TOO_LARGE => 8,
+        _ => 14,
+    };
+    let body = match encoding {
+        Encoding::Protobuf => Status {
+            code,
+            message: e.reason.clone(),
+        }
+        .encode_to_vec(),
+        Encoding::Json => serde_json::json!({ "code": code, "message": e.reason })
+            .to_string()
+            .into_bytes(),
+    };
+    let mut resp = (e.status, body).into_response();
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(encoding.media_type()),
+    );
+    if e.status == StatusCode::SERVICE_UNAVAILABLE {
+        h.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    }
+    resp
+}
+
+pub async fn logs(
+    State(s): State<HttpState>,
+    Extension(KeyTenant(tenant)): Extension<KeyTenant>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let encoding = match content_type(&headers, "application/x-protobuf").as_str() {
+        "application/x-protobuf" | "application/protobuf" => Encoding::Protobuf,
+        "application/json" => Encoding::Json,
+        other => {
+            let e = ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                format!("unsupported Content-Type \"{other}\"; OTLP/HTTP is application/x-protobuf or application/json"),
+            );
+            return status(Encoding::Json, e);
+        }
+    };
+    match export(&s, &tenant, &headers, body, encoding).await {
+        Ok(()) => {
+            let resp = ExportLogsServiceResponse {
+                partial_success: None,
+            };
+            let body = match encoding {
+                Encoding::Protobuf => resp.encode_to_vec(),
+                Encoding::Json => b"{}".to_vec(),
+            };
+            let mut r = (StatusCode::OK, body).into_response();
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(encoding.media_type()),
+            );
+            r
+        }
+        Err(e) => status(encoding, e),
+    }
+}
+
+async fn export(
+    s: &HttpState,
+    tenant: &str,
+    headers: &HeaderMap,
+    body: Bytes,
+    encoding: Encoding,
+) -> Result<(), ApiError> {
+    let compressed = body.len();
+    let raw = decompress(headers, body, s.body.max_bytes)?;
+    let _decompressed = s.body.reserve(raw.len().saturating_sub(compressed))?;
+    let now = now_micros();
+    let decoded = match encoding {
+        Encoding::Protobuf => otlp::decode_protobuf(&raw, now),
+        Encoding::Json => otlp::decode_json(&raw, now),
+    }
+    .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.to_string()))?;
+    let mut records = decoded.records;
+    store_records(s, tenant, &mut records).await
+}

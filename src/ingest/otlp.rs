@@ -1,0 +1,265 @@
+//! OTLP logs (`ExportLogsServiceRequest`, protobuf or OTLP/JSON) to records, with the
+//! generated `opentelemetry-proto` types.
+//!
+//! Resource `service.name` → `service`, `host.name` → `host`, severity → `level`, the body →
+//! `msg` (non-string bodies as JSON), trace id as hex; resource, scope and record attributes,
+//! the span id, flags, event name and the observed time → `attrs`. `ts` is the record's time,
+//! else its observed time, else the receive time.
+
+use base64::Engine;
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
+use opentelemetry_proto::tonic::logs::v1::LogRecord as OtlpRecord;
+use prost::Message;
+use serde_json::{Map, Value};
+
+use super::decode::Decoded;
+use crate::model::fields;
+use crate::model::level::find_level;
+use crate::model::{LogRecord, Micros};
+
+/// Why an OTLP body is refused whole.
+#[derive(Debug, thiserror::Error)]
+pub enum OtlpError {
+    #[error("protobuf ExportLogsServiceRequest: {0}")]
+    Protobuf(#[from] prost::DecodeError),
+    #[error("OTLP/JSON ExportLogsServiceRequest: {0}")]
+    Json(#[from] serde_json::Error),
+}
+
+/// Decodes a protobuf `ExportLogsServiceRequest`.
+pub fn decode_protobuf(body: &[u8], now: Micros) -> Result<Decoded, OtlpError> {
+    Ok(decode_request(ExportLogsServiceRequest::decode(body)?, now))
+}
+
+/// Decodes an OTLP/JSON `ExportLogsServiceRequest` (camelCase keys, hex ids).
+pub fn decode_json(body: &[u8], now: Micros) -> Result<Decoded, OtlpError> {
+    Ok(decode_request(serde_json::from_slice(body)?, now))
+}
+
+/// Records of a decoded request (also the gRPC service's path).
+pub fn decode_request(req: ExportLogsServiceRequest, now: Micros) -> Decoded {
+    let mut out = Decoded::default();
+    for rl in req.resource_logs {
+        let resource: Vec<(String, Value)> = rl
+            .resource
+            .map(|r| r.attributes)
+            .unwrap_or_default()
+            .into_iter()
+            .map(pair)
+            .collect();
+        for sl in rl.scope_logs {
+            let mut scope = Vec::new();
+            if let Some(s) = sl.scope {
+                if !s.name.is_empty() {
+                    scope.push(("otel.scope.name".to_string(), Value::String(s.name)));
+                }
+                if !s.version.is_empty() {
+                    scope.push(("otel.scope.version".to_string(), Value::String(s.version)));
+                }
+                scope.extend(s.attributes.into_iter().map(pair));
+            }
+            for record in sl.log_records {
+                out.records.push(to_record(&resource, &scope, record, now));
+            }
+        }
+    }
+    out
+}
+
+fn nanos_to_micros(ns: u64) -> Option<Micros> {
+    (ns != 0).then(|| i64::try_from(ns / 1000).ok()).flatten()
+}
+
+/// The canonical level of an OTLP severity number (1–4 TRACE … 21–24 FATAL).
+fn severity_level(n: i32) -> Option<&'static str> {
+    Some(match n {
+        1..=4 => "TRACE",
+        5..=8 => "DEBUG",
+        9..=12 => "INFO",
+        13..=16 => "WARN",
+        17..=20 => "ERROR",
+        21..=24 => "FATAL",
+        _ => return None,
+    })
+}
+
+fn to_record(
+    resource: &[(String, Value)],
+    scope: &[(String, Value)],
+    r: OtlpRecord,
+    now: Micros,
+) -> LogRecord {
+    let mut pairs: Vec<(String, Value)> = resource.to_vec();
+    pairs.extend(scope.iter().cloned());
+    pairs.extend(r.attributes.into_iter().map(pair));
+    let observed = nanos_to_micros(r.observed_time_unix_nano);
+    if let Some(o) = observed {
+        let text = chrono::DateTime::from_timestamp_micros(o)
+            .map(|d| d.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true));
+        if let Some(text) = text {
+            pairs.push(("observed_time".into(), Value::String(text)));
+        }
+    }
+    if !r.span_id.is_empty() {
+        pairs.push(("span_id".into(), Value::String(hex::encode(&r.span_id))));
+    }
+    if r.flags != 0 {
+        pairs.push(("trace_flags".into(), Value::from(r.flags)));
+    }
+    if !r.event_name.is_empty() {
+        pairs.push(("event_name".into(), Value::String(r.event_name)));
+    }
+    let mut routed = fields::route(pairs);
+    let msg = match r.body.and_then(|b| b.value) {
+        Some(any_value::Value::StringValue(s)) => s,
+        Some(other) => any_json(other).to_string(),
+        None => String::new(),
+    };
+    let level = if !r.severity_text.is_empty() {
+        Some(crate::model::level::normalize(&r.severity_text))
+    } else {
+        severity_level(r.severity_number).map(str::to_string)
+    };
+    routed.level = level
+        .or(routed.level)
+        .or_else(|| find_level(&msg).map(str::to_string));
+    if !r.trace_id.is_empty() {
+        routed.trace_id = Some(hex::encode(&r.trace_id));
+    }
+    let ts = nanos_to_micros(r.time_unix_nano).or(observed);
+    routed.into_record(ts, now, msg)
+}
+
+fn pair(kv: KeyValue) -> (String, Value) {
+    let v = kv.value.and_then(|v| v.value).map_or(Value::Null, any_json);
+    (kv.key, v)
+}
+
+/// An `AnyValue` as JSON: kvlists as objects, bytes as base64.
+fn any_json(v: any_value::Value) -> Value {
+    use any_value::Value as V;
+    match v {
+        V::StringValue(s) => Value::String(s),
+        V::BoolValue(b) => Value::Bool(b),
+        V::IntValue(i) => Value::from(i),
+        V::DoubleValue(d) => serde_json::Number::from_f64(d).map_or(Value::Null, Value::Number),
+        V::ArrayValue(a) => Value::Array(a.values.into_iter().map(any_opt).collect()),
+        V::KvlistValue(kv) => {
+            let m: Map<String, Value> = kv.values.into_iter().map(pair).collect();
+            Value::Object(m)
+        }
+        V::BytesValue(b) => Value::String(base64::engine::general_purpose::STANDARD.encode(b)),
+        #[allow(unreachable_patterns)]
+        _ => Value::Null,
+    }
+}
+
+fn any_opt(v: AnyValue) -> Value {
+    v.value.map_or(Value::Null, any_json)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use opentelemetry_proto::tonic::logs::v1::{ResourceLogs, ScopeLogs};
+    use opentelemetry_proto::tonic::resource::v1::Resource;
+
+    fn kv(k: &str, v: any_value::Value) -> KeyValue {
+        KeyValue {
+            key: k.into(),
+            value: Some(AnyValue { value: Some(v) }),
+            ..Default::default()
+        }
+    }
+
+    fn request() -> ExportLogsServiceRequest {
+        use any_value::Value as V;
+        ExportLogsServiceRequest {
+            resource_logs: vec![ResourceLogs {
+                resource: Some(Resource {
+                    attributes: vec![
+                        kv("service.name", V::StringValue("checkout".into())),
+                        kv("host.name", V::StringValue("web-1".into())),
+                        kv("deployment.environment", V::StringValue("prod".into())),
+                    ],
+                    ..Default::default()
+                }),
+                scope_logs: vec![ScopeLogs {
+                    log_records: vec![
+                        OtlpRecord {
+                            time_unix_nano: 1_705_314_645_123_456_789,
+                            observed_time_unix_nano: 1_705_314_646_000_000_000,
+                            severity_number: 17,
+                            body: Some(AnyValue {
+                                value: Some(V::StringValue("card declined".into())),
+                            }),
+                            attributes: vec![kv("user.id", V::IntValue(7))],
+                            trace_id: vec![0xab; 16],
+                            span_id: vec![0xcd; 8],
+                            ..Default::default()
+                        },
+                        OtlpRecord {
+                            observed_time_unix_nano: 1_705_314_646_000_000_000,
+                            severity_text: "Warning".into(),
+                            body: Some(AnyValue {
+                                value: Some(V::KvlistValue(
+                                    opentelemetry_proto::tonic::common::v1::KeyValueList {
+                                        values: vec![kv("a", V::BoolValue(true))],
+                                    },
+                                )),
+                            }),
+                            ..Default::default()
+                        },
+                    ],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        }
+    }
+
+    #[test]
+    fn records_map_resource_severity_body_and_ids() {
+        let d = decode_protobuf(&request().encode_to_vec(), 1).unwrap_or_default();
+        assert_eq!(d.records.len(), 2);
+        let a = &d.records[0];
+        assert_eq!(a.ts, 1_705_314_645_123_456);
+        assert_eq!((a.service.as_str(), a.host.as_str()), ("checkout", "web-1"));
+        assert_eq!(
+            (a.level.as_str(), a.msg.as_str()),
+            ("ERROR", "card declined")
+        );
+        assert_eq!(
+            a.trace_id.as_deref(),
+            Some("abababababababababababababababab")
+        );
+        let attrs: Value = serde_json::from_str(&a.attrs).unwrap_or_default();
+        assert_eq!(attrs["user.id"], 7);
+        assert_eq!(attrs["span_id"], "cdcdcdcdcdcdcdcd");
+        assert_eq!(attrs["deployment.environment"], "prod");
+        assert_eq!(attrs["observed_time"], "2024-01-15T10:30:46Z");
+        let b = &d.records[1];
+        assert_eq!(
+            b.ts, 1_705_314_646_000_000,
+            "observed time when the record has none"
+        );
+        assert_eq!(
+            (b.level.as_str(), b.msg.as_str()),
+            ("WARN", r#"{"a":true}"#)
+        );
+        assert_eq!(b.trace_id, None);
+    }
+
+    #[test]
+    fn json_and_protobuf_agree_and_truncation_is_refused() {
+        let req = request();
+        let json = serde_json::to_vec(&req).unwrap_or_default();
+        let from_json = decode_json(&json, 1).unwrap_or_default();
+        let from_pb = decode_protobuf(&req.encode_to_vec(), 1).unwrap_or_default();
+        assert_eq!(from_json.records, from_pb.records);
+        let pb = req.encode_to_vec();
+        assert!(decode_protobuf(&pb[..pb.len() - 3], 1).is_err());
+        assert!(decode_json(b"{\"resourceLogs\": [", 1).is_err());
+    }
+}
