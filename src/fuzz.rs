@@ -16,8 +16,9 @@ use crate::model::format::{is_continuation, Clock, LineFormat, LOGHUB_SYSTEMS};
 use crate::wal::format::{decode_body, encode_records};
 
 /// Every fuzz target, by name.
-pub const TARGETS: [(&str, fn(&[u8])); 7] = [
+pub const TARGETS: [(&str, fn(&[u8])); 8] = [
     ("ingest_body", ingest_body),
+    ("shipper_bodies", shipper_bodies),
     ("log_lines", log_lines),
     ("match_query", match_query),
     ("wal_body", wal_body),
@@ -100,6 +101,52 @@ pub fn ingest_body(data: &[u8]) {
     let (seq, back) = decode_body(&body).unwrap_or_else(|e| panic!("WAL round trip: {e}"));
     assert_eq!(seq, 7);
     assert_eq!(back, decoded.records, "WAL round trip changed records");
+}
+
+/// A shipper's body through its decoder, picked by the first byte: OTLP protobuf and JSON, Loki
+/// protobuf (snappy) and JSON, an Elasticsearch `_bulk` body, syslog messages and TCP framing
+/// (the rest of the byte: the chunk size). Nothing may panic; every decoded record fits the WAL.
+pub fn shipper_bodies(data: &[u8]) {
+    use crate::ingest::{bulk, loki, otlp, syslog};
+    let Some((&mode, body)) = data.split_first() else {
+        return;
+    };
+    let now = 1_709_251_200_000_000;
+    let records = match mode % 6 {
+        0 => otlp::decode_protobuf(body, now)
+            .map(|d| d.records)
+            .unwrap_or_default(),
+        1 => otlp::decode_json(body, now)
+            .map(|d| d.records)
+            .unwrap_or_default(),
+        2 => loki::decode_protobuf(body, 1 << 20, now)
+            .map(|d| d.records)
+            .unwrap_or_default(),
+        3 => loki::decode_json(body, now)
+            .map(|d| d.records)
+            .unwrap_or_default(),
+        4 => bulk::decode_bulk(&String::from_utf8_lossy(body), Some("fuzz"), now).records,
+        _ => {
+            let chunk = [1, 3, 7, 64, 4096][usize::from(mode / 6 % 5)];
+            let mut framer = syslog::framing::Framer::new(256);
+            let mut frames = Vec::new();
+            for piece in body.chunks(chunk) {
+                framer.push(piece, &mut frames);
+            }
+            frames.extend(framer.finish());
+            frames
+                .iter()
+                .map(|f| {
+                    assert!(f.bytes.len() <= 256, "a frame over the limit");
+                    syslog::parse(&String::from_utf8_lossy(&f.bytes), "peer", now)
+                })
+                .collect()
+        }
+    };
+    let payload = encode_records(&records);
+    let body = [&1u64.to_le_bytes()[..], &payload].concat();
+    let (_, back) = decode_body(&body).unwrap_or_else(|e| panic!("WAL round trip: {e}"));
+    assert_eq!(back, records, "WAL round trip changed records");
 }
 
 /// Lines of a log file: format detection, then every format's parser on every line.

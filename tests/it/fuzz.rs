@@ -104,7 +104,41 @@ fn seeds(target: &str, sidecar: &[u8]) -> Vec<Vec<u8>> {
             [&[2u8][..], &gzip(batch.as_bytes())].concat(),
             [&[7u8][..], &zstd::encode_all(ndjson.as_bytes(), 1).expect("zstd")].concat(),
         ],
+        "shipper_bodies" => {
+            use prost::Message;
+            let otlp_json = r#"{"resourceLogs":[{"resource":{"attributes":[{"key":"service.name","value":{"stringValue":"api"}}]},"scopeLogs":[{"scope":{"name":"s"},"logRecords":[{"timeUnixNano":"1705314645000000000","severityNumber":17,"body":{"kvlistValue":{"values":[{"key":"a","value":{"intValue":"7"}}]}},"traceId":"5b8efff798038103d269b633813fc60c","attributes":[{"key":"k","value":{"arrayValue":{"values":[{"boolValue":true}]}}}]}]}]}]}"#;
+            let otlp_pb = serde_json::from_str::<opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest>(otlp_json)
+                .expect("OTLP JSON seed")
+                .encode_to_vec();
+            let loki_pb = timberline::ingest::loki::PushRequest {
+                streams: vec![timberline::ingest::loki::StreamAdapter {
+                    labels: r#"{app="api", level="error"}"#.into(),
+                    entries: vec![timberline::ingest::loki::EntryAdapter {
+                        timestamp: Some(timberline::ingest::loki::Timestamp { seconds: 1_705_314_645, nanos: 5 }),
+                        line: b"card declined".to_vec(),
+                        structured_metadata: vec![timberline::ingest::loki::LabelPairAdapter { name: "trace_id".into(), value: "t".into() }],
+                    }],
+                    hash: 0,
+                }],
+            }
+            .encode_to_vec();
+            let loki_json = r#"{"streams":[{"stream":{"app":"api"},"values":[["1705314645000000000","x",{"u":"1"}]]}]}"#;
+            let bulk = "{\"index\":{\"_index\":\"a\"}}\n{\"@timestamp\":\"2024-01-15T10:30:45Z\",\"message\":\"m\",\"log\":{\"level\":\"warn\"}}\n{\"delete\":{}}\nnot json\n";
+            let syslog = "60 <165>1 2024-01-15T10:30:44Z h app 1 ID [sd@1 a=\"b\"] msg\n<13>Jan 15 10:30:45 h app[3]: bsd line\nno header\n";
+            vec![
+                [&[0u8][..], &otlp_pb].concat(),
+                [&[1u8][..], otlp_json.as_bytes()].concat(),
+                [&[2u8][..], &snap::raw::Encoder::new().compress_vec(&loki_pb).expect("snappy")].concat(),
+                [&[3u8][..], loki_json.as_bytes()].concat(),
+                [&[4u8][..], bulk.as_bytes()].concat(),
+                [&[5u8][..], syslog.as_bytes()].concat(),
+                [&[11u8][..], syslog.as_bytes()].concat(),
+            ]
+        }
         "log_lines" => vec![
+            b"2024-01-15 10:30:53,001 ERROR [main] c.s.Pay - charge failed\njava.lang.IllegalStateException: x\n\tat a.b(C.java:1)\n".to_vec(),
+            b"ts=2024-01-15T10:30:47Z level=warn msg=\"slow\" dur=1.2s\n2024-01-15T10:30:49.123456789Z stdout P half\n".to_vec(),
+            b"10.0.0.1 - - [15/Jan/2024:10:30:51 +0000] \"GET /cart HTTP/1.1\" 502 157 \"-\" \"curl/8\"\nE0115 10:30:55.000001  12 pay.go:10] x\n".to_vec(),
             b"2024-01-15T10:30:45.123Z [ERROR] payment failed\n2024-01-15T10:30:46Z body only\n".to_vec(),
             b"081109 203615 148 INFO dfs.DataNode$PacketResponder: PacketResponder 1 for block blk_38865049064139660 terminating\n".to_vec(),
             b"Jun 14 15:16:01 combo sshd(pam_unix)[19939]: authentication failure; logname= uid=0\n".to_vec(),
@@ -169,10 +203,18 @@ async fn fuzz_targets_survive_their_seeds_and_mutations() {
     let sidecar = a_sidecar().await;
     // The in-process pg server needs its own runtime: run the targets off this one.
     tokio::task::spawn_blocking(move || {
+        let only = std::env::var("TIMBERLINE_FUZZ_TARGET").ok();
         for (name, target) in TARGETS {
+            if only.as_deref().is_some_and(|o| o != name) {
+                continue;
+            }
             let seeds = seeds(name, &sidecar);
             write_seeds(name, &seeds);
-            let rounds = if name == "pg_session" { 300 } else { 3_000 };
+            // TIMBERLINE_FUZZ_ROUNDS=N for a longer local run.
+            let rounds = std::env::var("TIMBERLINE_FUZZ_ROUNDS")
+                .ok()
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(if name == "pg_session" { 300 } else { 3_000 });
             let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ name.len() as u64);
             for seed in &seeds {
                 target(seed);
