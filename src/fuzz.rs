@@ -125,7 +125,9 @@ pub fn shipper_bodies(data: &[u8]) {
         3 => loki::decode_json(body, now)
             .map(|d| d.records)
             .unwrap_or_default(),
-        4 => bulk::decode_bulk(&String::from_utf8_lossy(body), Some("fuzz"), now).records,
+        4 => bulk::decode_bulk(&String::from_utf8_lossy(body), Some("fuzz"), now)
+            .map(|b| b.records)
+            .unwrap_or_default(),
         _ => {
             let chunk = [1, 3, 7, 64, 4096][usize::from(mode / 6 % 5)];
             let mut framer = syslog::framing::Framer::new(256);

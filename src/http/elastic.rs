@@ -32,8 +32,13 @@ fn product(mut resp: Response) -> Response {
 
 /// An Elasticsearch-shaped error.
 fn es_error(e: ApiError) -> Response {
+    // Elasticsearch answers a full queue with 429, which its clients retry.
+    let e = match e.status {
+        StatusCode::SERVICE_UNAVAILABLE => ApiError::new(StatusCode::TOO_MANY_REQUESTS, e.reason),
+        _ => e,
+    };
     let kind = match e.status {
-        StatusCode::SERVICE_UNAVAILABLE => "es_rejected_execution_exception",
+        StatusCode::TOO_MANY_REQUESTS => "es_rejected_execution_exception",
         StatusCode::PAYLOAD_TOO_LARGE => "content_too_long_exception",
         StatusCode::UNAUTHORIZED => "security_exception",
         _ => "parse_exception",
@@ -47,7 +52,7 @@ fn es_error(e: ApiError) -> Response {
         "status": e.status.as_u16(),
     });
     let mut resp = (e.status, Json(body)).into_response();
-    if e.status == StatusCode::SERVICE_UNAVAILABLE {
+    if e.status == StatusCode::TOO_MANY_REQUESTS {
         resp.headers_mut()
             .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
     }
@@ -114,7 +119,10 @@ async fn bulk_into(
         Err(e) => return es_error(e),
     };
     let text = String::from_utf8_lossy(&raw);
-    let mut bulk = decode_bulk(&text, index, now_micros());
+    let mut bulk = match decode_bulk(&text, index, now_micros()) {
+        Ok(b) => b,
+        Err(e) => return es_error(ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, e.to_string())),
+    };
     if let Err(e) = store_records(s, tenant, &mut bulk.records).await {
         return es_error(e);
     }

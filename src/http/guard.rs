@@ -29,6 +29,8 @@ pub struct BodyLimits {
     pub timeout: Duration,
     /// Bytes of request bodies (compressed and decompressed) held in all requests at once.
     pub in_flight: Arc<Semaphore>,
+    /// The whole of that budget: a request needing more can never fit (413, not 503).
+    pub capacity: usize,
 }
 
 impl BodyLimits {
@@ -37,6 +39,9 @@ impl BodyLimits {
             max_bytes,
             timeout,
             in_flight: Arc::new(Semaphore::new(in_flight_bytes.min(Semaphore::MAX_PERMITS))),
+            capacity: in_flight_bytes
+                .min(Semaphore::MAX_PERMITS)
+                .min(u32::MAX as usize),
         }
     }
 
@@ -51,6 +56,12 @@ impl BodyLimits {
                 "the server holds as many request bodies as it may; retry shortly",
             )
         };
+        if bytes > self.capacity {
+            return Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("the request needs {bytes} bytes in memory, more than the server holds for all requests ({}); send smaller batches", self.capacity),
+            ));
+        }
         let n = u32::try_from(bytes).map_err(|_| busy())?;
         let permit = self
             .in_flight

@@ -64,7 +64,7 @@ async fn accept(
     }
     .map_err(|e| {
         let status = match e {
-            loki::LokiError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            loki::LokiError::TooLarge { .. } | loki::LokiError::Limit(_) => StatusCode::PAYLOAD_TOO_LARGE,
             _ => StatusCode::BAD_REQUEST,
         };
         ApiError::new(status, e.to_string())

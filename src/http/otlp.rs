@@ -123,7 +123,10 @@ async fn export(
         Encoding::Protobuf => otlp::decode_protobuf(&raw, now),
         Encoding::Json => otlp::decode_json(&raw, now),
     }
-    .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.to_string()))?;
+    .map_err(|e| match e {
+        otlp::OtlpError::Limit(_) => ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, e.to_string()),
+        _ => ApiError::new(StatusCode::BAD_REQUEST, e.to_string()),
+    })?;
     let mut records = decoded.records;
     store_records(s, tenant, &mut records).await
 }

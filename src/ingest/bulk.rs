@@ -8,6 +8,7 @@
 
 use serde_json::{Map, Value};
 
+use super::limits::{self, LimitError};
 use crate::model::fields;
 use crate::model::{LogRecord, Micros};
 
@@ -61,7 +62,14 @@ fn action_of(line: &str) -> Option<(&'static str, Map<String, Value>)> {
 }
 
 /// Decodes a body; `path_index` is the `{index}` of `/{index}/_bulk`, the default for actions.
-pub fn decode_bulk(body: &str, path_index: Option<&str>, now: Micros) -> Bulk {
+/// More than [`MAX_RECORDS`](limits::MAX_RECORDS) actions are refused before any is built.
+pub fn decode_bulk(body: &str, path_index: Option<&str>, now: Micros) -> Result<Bulk, LimitError> {
+    let lines = body.split('\n').filter(|l| !l.trim().is_empty()).count();
+    // A delete carries no document line: the actions are at most the lines.
+    if lines > 2 * limits::MAX_RECORDS {
+        return Err(LimitError::Records { records: lines / 2 });
+    }
+    limits::check(lines / 2, body.len().saturating_mul(2))?;
     let mut out = Bulk::default();
     let mut lines = body
         .split('\n')
@@ -114,7 +122,7 @@ pub fn decode_bulk(body: &str, path_index: Option<&str>, now: Micros) -> Bulk {
             outcome,
         });
     }
-    out
+    Ok(out)
 }
 
 /// One document line: a JSON object mapped by [`fields::json_event`], anything else raw.
@@ -154,7 +162,7 @@ mod tests {
             r#"{"index":{}}"#,
             "\n",
         );
-        let b = decode_bulk(body, Some("dflt"), 9);
+        let b = decode_bulk(body, Some("dflt"), 9).unwrap_or_default();
         assert_eq!(b.records.len(), 3);
         assert_eq!(b.items.len(), 6);
         assert_eq!(b.records[0].level, "WARN");

@@ -9,6 +9,7 @@ use prost::Message;
 use serde_json::{Map, Value};
 
 use super::decode::Decoded;
+use super::limits::{self, LimitError};
 use crate::model::fields;
 use crate::model::format::parse_rfc3339_micros;
 use crate::model::level::find_level;
@@ -25,6 +26,8 @@ pub enum LokiError {
     Protobuf(String),
     #[error("JSON push body: {0}")]
     Json(String),
+    #[error(transparent)]
+    Limit(#[from] LimitError),
 }
 
 /// `logproto.PushRequest` (grafana/loki `pkg/push/push.proto`). Lines are read as bytes so a
@@ -82,6 +85,17 @@ pub fn decode_protobuf(body: &[u8], max: usize, now: Micros) -> Result<Decoded, 
         .decompress_vec(body)
         .map_err(|e| LokiError::Snappy(e.to_string()))?;
     let push = PushRequest::decode(&raw[..]).map_err(|e| LokiError::Protobuf(e.to_string()))?;
+    let (mut records, mut expanded) = (0usize, 0usize);
+    for s in &push.streams {
+        let n = s.entries.len();
+        records = records.saturating_add(n);
+        // Labels are copied into every entry, and written again as its attrs.
+        let own: usize = s.entries.iter().map(|e| e.encoded_len()).sum();
+        expanded = expanded
+            .saturating_add(n.saturating_mul(s.labels.len().saturating_mul(2)))
+            .saturating_add(own.saturating_mul(2));
+    }
+    limits::check(records, expanded)?;
     let mut out = Decoded::default();
     for stream in push.streams {
         let labels = parse_labels(&stream.labels);
@@ -89,6 +103,7 @@ pub fn decode_protobuf(body: &[u8], max: usize, now: Micros) -> Result<Decoded, 
             let ts = entry.timestamp.and_then(|t| {
                 let us = t.seconds.checked_mul(1_000_000)?;
                 us.checked_add(i64::from(t.nanos) / 1000)
+                    .and_then(crate::model::plausible_ts)
             });
             let meta = entry
                 .structured_metadata
@@ -108,6 +123,23 @@ pub fn decode_json(body: &[u8], now: Micros) -> Result<Decoded, LokiError> {
     let Some(Value::Array(streams)) = top.get("streams") else {
         return Err(LokiError::Json("expected {\"streams\": [...]}".into()));
     };
+    let (mut records, mut expanded) = (0usize, 0usize);
+    for stream in streams {
+        let labels = stream
+            .get("stream")
+            .or_else(|| stream.get("labels"))
+            .map_or(0, json_len);
+        for key in ["values", "entries"] {
+            if let Some(Value::Array(v)) = stream.get(key) {
+                records = records.saturating_add(v.len());
+                let own: usize = v.iter().map(json_len).sum();
+                expanded = expanded
+                    .saturating_add(v.len().saturating_mul(labels.saturating_mul(2)))
+                    .saturating_add(own.saturating_mul(2));
+            }
+        }
+    }
+    limits::check(records, expanded)?;
     let mut out = Decoded::default();
     for stream in streams {
         let labels: Labels = match (stream.get("stream"), stream.get("labels")) {
@@ -171,6 +203,21 @@ fn text(v: &Value) -> String {
     }
 }
 
+/// Bytes of a value's JSON text, without writing it.
+fn json_len(v: &Value) -> usize {
+    match v {
+        Value::String(s) => s.len() + 2,
+        Value::Array(a) => a.iter().map(|x| json_len(x) + 1).sum::<usize>() + 2,
+        Value::Object(m) => {
+            m.iter()
+                .map(|(k, x)| k.len() + 4 + json_len(x))
+                .sum::<usize>()
+                + 2
+        }
+        _ => 8,
+    }
+}
+
 /// A Loki timestamp: nanoseconds as a string (or a number), to µs.
 fn nanos_value(v: &Value) -> Option<Micros> {
     let ns: i128 = match v {
@@ -178,7 +225,9 @@ fn nanos_value(v: &Value) -> Option<Micros> {
         Value::Number(n) => i128::from(n.as_i64()?),
         _ => return None,
     };
-    i64::try_from(ns / 1000).ok()
+    i64::try_from(ns / 1000)
+        .ok()
+        .and_then(crate::model::plausible_ts)
 }
 
 fn entry_record(

@@ -6,6 +6,7 @@ pub mod bulk;
 pub mod decode;
 pub mod encoding;
 mod fast_event;
+pub mod limits;
 pub mod loki;
 pub mod otlp;
 pub mod syslog;

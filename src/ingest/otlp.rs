@@ -14,6 +14,7 @@ use prost::Message;
 use serde_json::{Map, Value};
 
 use super::decode::Decoded;
+use super::limits::{self, LimitError};
 use crate::model::fields;
 use crate::model::level::find_level;
 use crate::model::{LogRecord, Micros};
@@ -25,20 +26,36 @@ pub enum OtlpError {
     Protobuf(#[from] prost::DecodeError),
     #[error("OTLP/JSON ExportLogsServiceRequest: {0}")]
     Json(#[from] serde_json::Error),
+    #[error(transparent)]
+    Limit(#[from] LimitError),
 }
 
 /// Decodes a protobuf `ExportLogsServiceRequest`.
 pub fn decode_protobuf(body: &[u8], now: Micros) -> Result<Decoded, OtlpError> {
-    Ok(decode_request(ExportLogsServiceRequest::decode(body)?, now))
+    decode_request(ExportLogsServiceRequest::decode(body)?, now)
 }
 
 /// Decodes an OTLP/JSON `ExportLogsServiceRequest` (camelCase keys, hex ids).
 pub fn decode_json(body: &[u8], now: Micros) -> Result<Decoded, OtlpError> {
-    Ok(decode_request(serde_json::from_slice(body)?, now))
+    decode_request(serde_json::from_slice(body)?, now)
 }
 
-/// Records of a decoded request (also the gRPC service's path).
-pub fn decode_request(req: ExportLogsServiceRequest, now: Micros) -> Decoded {
+/// Records of a decoded request (also the gRPC service's path), once its size is checked.
+pub fn decode_request(req: ExportLogsServiceRequest, now: Micros) -> Result<Decoded, OtlpError> {
+    let (mut records, mut expanded) = (0usize, 0usize);
+    for rl in &req.resource_logs {
+        let resource = rl.resource.as_ref().map_or(0, |r| r.encoded_len());
+        for sl in &rl.scope_logs {
+            let shared = resource + sl.scope.as_ref().map_or(0, |s| s.encoded_len());
+            let n = sl.log_records.len();
+            records = records.saturating_add(n);
+            let own: usize = sl.log_records.iter().map(|r| r.encoded_len()).sum();
+            expanded = expanded
+                .saturating_add(n.saturating_mul(shared))
+                .saturating_add(own);
+        }
+    }
+    limits::check(records, expanded.saturating_mul(2))?;
     let mut out = Decoded::default();
     for rl in req.resource_logs {
         let resource: Vec<(String, Value)> = rl
@@ -64,11 +81,14 @@ pub fn decode_request(req: ExportLogsServiceRequest, now: Micros) -> Decoded {
             }
         }
     }
-    out
+    Ok(out)
 }
 
 fn nanos_to_micros(ns: u64) -> Option<Micros> {
-    (ns != 0).then(|| i64::try_from(ns / 1000).ok()).flatten()
+    (ns != 0)
+        .then(|| i64::try_from(ns / 1000).ok())
+        .flatten()
+        .and_then(crate::model::plausible_ts)
 }
 
 /// The canonical level of an OTLP severity number (1–4 TRACE … 21–24 FATAL).
@@ -249,6 +269,44 @@ mod tests {
             ("WARN", r#"{"a":true}"#)
         );
         assert_eq!(b.trace_id, None);
+    }
+
+    #[test]
+    fn many_records_sharing_a_big_resource_are_refused_before_they_are_built() {
+        use any_value::Value as V;
+        let big = "x".repeat(1 << 20);
+        let req = ExportLogsServiceRequest {
+            resource_logs: vec![ResourceLogs {
+                resource: Some(Resource {
+                    attributes: vec![kv("blob", V::StringValue(big))],
+                    ..Default::default()
+                }),
+                scope_logs: vec![ScopeLogs {
+                    log_records: vec![OtlpRecord::default(); 200],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        };
+        let body = req.encode_to_vec();
+        assert!(body.len() < 2 << 20, "a small body");
+        assert!(matches!(
+            decode_protobuf(&body, 1),
+            Err(OtlpError::Limit(LimitError::Expanded { .. }))
+        ));
+        let many = ExportLogsServiceRequest {
+            resource_logs: vec![ResourceLogs {
+                scope_logs: vec![ScopeLogs {
+                    log_records: vec![OtlpRecord::default(); 100_001],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        };
+        assert!(matches!(
+            decode_protobuf(&many.encode_to_vec(), 1),
+            Err(OtlpError::Limit(LimitError::Records { .. }))
+        ));
     }
 
     #[test]

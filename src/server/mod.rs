@@ -163,7 +163,11 @@ impl Server {
         let otlp_grpc_addr = match config.otlp_grpc_addr {
             Some(addr) => {
                 let (listener, local) = bind(addr).await?;
-                tokio::spawn(crate::http::otlp_grpc::serve(listener, state.clone()));
+                tokio::spawn(crate::http::otlp_grpc::serve(
+                    listener,
+                    state.clone(),
+                    Admission::new(http_cap, config.max_connections_per_address),
+                ));
                 Some(local)
             }
             None => None,

@@ -563,20 +563,32 @@ async fn follow_tails_rotation_and_resumes() {
     assert_eq!(wait(1).await, 1);
     append("2024-01-15T10:00:01Z INFO line 2\n2024-01-15T10:00:02Z INFO line 3\n");
     assert_eq!(wait(3).await, 3);
-    // Rotation: the file is renamed and a new one starts.
-    std::fs::rename(&file, dir.path().join("live.log.1")).unwrap();
+    // Rotation: the file is renamed, the app writes one more line to it, then a new one starts.
+    let old = dir.path().join("live.log.1");
+    std::fs::rename(&file, &old).unwrap();
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&old)
+        .unwrap()
+        .write_all(b"2024-01-15T10:00:02.5Z INFO line 3b\n")
+        .unwrap();
     append("2024-01-15T10:00:03Z INFO line 4\n");
-    assert_eq!(wait(4).await, 4);
+    assert_eq!(wait(5).await, 5);
     // The follower stops; lines written meanwhile arrive when it is back, once.
     child.kill().unwrap();
     child.wait().unwrap();
     append("2024-01-15T10:00:04Z INFO line 5\n");
     let mut child = follow();
-    assert_eq!(wait(5).await, 5);
+    assert_eq!(wait(6).await, 6);
     // Truncation: the file starts over.
     std::fs::write(&file, "").unwrap();
     append("2024-01-15T10:00:05Z INFO line 6\n");
-    assert_eq!(wait(6).await, 6);
+    assert_eq!(wait(7).await, 7);
+    // A half-written line waits for its end (the pause lets the follower see the half).
+    append("2024-01-15T10:00:06Z INFO li");
+    std::thread::sleep(std::time::Duration::from_millis(400));
+    append("ne 7\n");
+    assert_eq!(wait(8).await, 8);
     child.kill().unwrap();
     child.wait().unwrap();
     let msgs: Vec<String> = pg
@@ -589,8 +601,30 @@ async fn follow_tails_rotation_and_resumes() {
         .iter()
         .map(|r| r.get(0))
         .collect();
-    assert_eq!(
-        msgs,
-        (1..=6).map(|i| format!("line {i}")).collect::<Vec<_>>()
-    );
+    let want: Vec<String> = ["1", "2", "3", "3b", "4", "5", "6", "7"]
+        .iter()
+        .map(|i| format!("line {i}"))
+        .collect();
+    assert_eq!(msgs, want);
+}
+
+/// A batch larger than the server takes (413) is split and sent in parts: every line arrives.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_batch_too_big_for_the_server_is_sent_in_parts() {
+    let server = TestServer::start_with(&["--max-body-bytes", "1048576"]);
+    let pg = server.pg().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("big.log");
+    let text: String = (0..60)
+        .map(|i| {
+            format!(
+                "2024-01-15T10:00:{i:02}Z INFO row {i} {}\n",
+                "y".repeat(40_000)
+            )
+        })
+        .collect();
+    std::fs::write(&file, text).unwrap();
+    let (ok, _, stderr) = ingest(&server, &[], &[&file], &dir.path().join("s"));
+    assert!(ok, "{stderr}");
+    assert_eq!(count(&pg, "WHERE service = 'big'").await, 60);
 }

@@ -101,11 +101,16 @@ async fn opentelemetry_sdk_exports_over_http_and_grpc() {
             assert_eq!(r.host, "web-7", "{kind}: host.name → host");
             assert!(!r.parse_failed);
             let ts: chrono::DateTime<chrono::Utc> = r.ts.into();
-            assert!(
-                ts >= before - chrono::Duration::seconds(1),
-                "{kind}: ts is the record's time"
-            );
             let a = attrs(r);
+            // The SDK stamps the record when it is made and observes it after: a receive time
+            // (later still) would fail the second bound.
+            let observed =
+                chrono::DateTime::parse_from_rfc3339(a["observed_time"].as_str().unwrap_or(""))
+                    .unwrap_or_else(|e| panic!("{kind}: observed_time {a}: {e}"));
+            assert!(
+                ts >= before && ts <= observed,
+                "{kind}: ts {ts} is the record's time (observed {observed})"
+            );
             assert_eq!(a["otel.scope.name"], format!("shop.{kind}"), "{kind}: {a}");
             assert!(
                 a["observed_time"].is_string(),
@@ -156,10 +161,29 @@ async fn opentelemetry_sdk_exports_over_http_and_grpc() {
     assert_eq!(status_json["code"], 3, "{status_json}");
     let (status, _, _) = post(&server, "/v1/logs", "text/plain", b"hi".to_vec()).await;
     assert_eq!(status, 415);
+    // A small body whose records would each copy a 1 MiB resource: 413 before they are built.
+    let blob = "x".repeat(1 << 20);
+    let records: Vec<Value> = (0..200)
+        .map(|_| serde_json::json!({"body": {"stringValue": "r"}}))
+        .collect();
+    let amplifying = serde_json::json!({"resourceLogs": [{"resource": {"attributes": [{"key": "blob", "value": {"stringValue": blob}}]},
+        "scopeLogs": [{"logRecords": records}]}]});
+    let (status, body, _) = post(
+        &server,
+        "/v1/logs",
+        "application/json",
+        amplifying.to_string().into_bytes(),
+    )
+    .await;
+    assert_eq!(status, 413, "{}", String::from_utf8_lossy(&body));
     assert_eq!(
         count(&pg, "").await,
         6,
         "nothing of the bad bodies was stored, nothing lost"
+    );
+    assert!(
+        server.pg().await.simple_query("SELECT 1").await.is_ok(),
+        "still serving"
     );
 }
 
@@ -308,6 +332,28 @@ async fn loki_clients_push_json_and_snappy_protobuf() {
         assert!(got[1].msg.starts_with("slow upstream"), "{:?}", got[1].msg);
     }
 
+    // A Loki timestamp is kept to the microsecond, structured metadata lands in attrs.
+    let push = r#"{"streams":[{"stream":{"service_name":"exact","level":"warn"},"values":[["1705314645123456789","exact line",{"trace_id":"tr-9","user":"u1"}]]}]}"#;
+    let (status, _, _) = post(
+        &server,
+        "/loki/api/v1/push",
+        "application/json",
+        push.as_bytes().to_vec(),
+    )
+    .await;
+    assert_eq!(status, 204);
+    let got = rows(&pg, "WHERE service = 'exact'").await;
+    assert_eq!(got.len(), 1);
+    assert_eq!(
+        chrono::DateTime::<chrono::Utc>::from(got[0].ts).to_rfc3339(),
+        "2024-01-15T10:30:45.123456+00:00"
+    );
+    assert_eq!(
+        (got[0].level.as_str(), got[0].trace_id.as_deref()),
+        ("WARN", Some("tr-9"))
+    );
+    assert_eq!(attrs(&got[0])["user"], "u1");
+
     // Wrong snappy and a broken JSON body: 400 with a text reason.
     let (status, body, _) = post(
         &server,
@@ -326,7 +372,7 @@ async fn loki_clients_push_json_and_snappy_protobuf() {
     )
     .await;
     assert_eq!(status, 400);
-    let expect = if node_ok { 4 } else { 2 };
+    let expect = if node_ok { 5 } else { 3 };
     assert_eq!(count(&pg, "").await, expect);
 }
 
@@ -435,6 +481,61 @@ async fn logger_sends_syslog_over_udp_and_tcp() {
         .expect("write");
     drop(tcp);
     wait_rows(&pg, "WHERE parse_failed AND msg = 'no header at all'", 1).await;
+    // What arrived of the frame that claimed a gigabyte is kept, flagged, not waited for.
+    wait_rows(
+        &pg,
+        "WHERE parse_failed AND msg LIKE '999999999 %claims a gigabyte'",
+        1,
+    )
+    .await;
+    // The message's own time, to the microsecond (logger's would be "now").
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0").expect("udp");
+    udp.send_to(
+        b"<11>1 2024-01-15T10:30:44.123456Z db-9 pinned 77 - - exact time",
+        &addr,
+    )
+    .expect("send");
+    wait_rows(&pg, "WHERE service = 'pinned'", 1).await;
+    let got = rows(&pg, "WHERE service = 'pinned'").await;
+    assert_eq!(
+        chrono::DateTime::<chrono::Utc>::from(got[0].ts).to_rfc3339(),
+        "2024-01-15T10:30:44.123456+00:00"
+    );
+    assert_eq!(
+        (got[0].host.as_str(), got[0].level.as_str()),
+        ("db-9", "ERROR")
+    );
     send(&["--udp", "--rfc5424", "-t", "after"], "still serving line");
     wait_rows(&pg, "WHERE service = 'after'", 1).await;
+}
+
+/// A syslog batch larger than the whole hot buffer is stored in parts, not retried forever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn syslog_fills_a_small_buffer_without_stalling() {
+    let server = TestServer::start_with(&[
+        "--syslog-addr",
+        "127.0.0.1:0",
+        "--max-buffer-bytes",
+        "1048576",
+        "--flush-bytes",
+        "262144",
+    ]);
+    let pg = server.pg().await;
+    let addr = server.listener("syslog").expect("syslog in the ready line");
+    let mut stream = Vec::new();
+    for i in 0..3000 {
+        let msg = format!(
+            "<14>1 2024-01-15T10:30:44Z h bulk - - - event {i} {}",
+            "x".repeat(1000)
+        );
+        stream.extend_from_slice(format!("{} {msg}", msg.len()).as_bytes());
+    }
+    let mut tcp = std::net::TcpStream::connect(&addr).expect("tcp");
+    tcp.write_all(&stream).expect("write");
+    drop(tcp);
+    wait_rows(&pg, "WHERE service = 'bulk'", 3000).await;
+    assert_eq!(
+        count(&pg, "WHERE service = 'bulk' AND parse_failed").await,
+        0
+    );
 }

@@ -56,19 +56,29 @@ impl FileId {
         &self.key
     }
 
+    /// Whether `later` (this file read again) still starts with the bytes this one hashed;
+    /// false when it was rewritten.
+    pub fn continues_in(&self, path: &Path, later: &FileId) -> bool {
+        later.starts_with(path, self.prefix_len, &self.prefix_md5)
+    }
+
+    /// Whether this file (at `path`) starts with `len` bytes hashing to `md5`.
+    fn starts_with(&self, path: &Path, len: u64, md5: &str) -> bool {
+        if len > self.prefix_len {
+            return false;
+        }
+        if len == self.prefix_len {
+            return md5 == self.prefix_md5;
+        }
+        let mut head = Vec::new();
+        let read = std::fs::File::open(path).and_then(|f| f.take(len).read_to_end(&mut head));
+        read.is_ok() && format!("{:x}", md5::compute(&head)) == md5
+    }
+
     /// Whether a checkpoint was taken of this file: same prefix (a file that grew since keeps
     /// the bytes the checkpoint hashed).
     fn matches(&self, path: &Path, cp: &Checkpoint) -> bool {
-        if cp.prefix_len > self.prefix_len {
-            return false;
-        }
-        if cp.prefix_len == self.prefix_len {
-            return cp.prefix_md5 == self.prefix_md5;
-        }
-        let mut head = Vec::new();
-        let read =
-            std::fs::File::open(path).and_then(|f| f.take(cp.prefix_len).read_to_end(&mut head));
-        read.is_ok() && format!("{:x}", md5::compute(&head)) == cp.prefix_md5
+        self.starts_with(path, cp.prefix_len, &cp.prefix_md5)
     }
 }
 

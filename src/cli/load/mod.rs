@@ -299,7 +299,7 @@ pub async fn load(opts: LoadOptions) -> Result<LoadReport, LoadError> {
             service: opts.service.clone(),
             host: opts.host.clone(),
             source: json!({ "service": service, "host": "unknown" }),
-            batch_lines: opts.batch_lines.max(1),
+            batch_lines: opts.batch_lines.clamp(1, crate::ingest::decode::MAX_EVENTS),
             follow: opts.follow,
         };
         tracing::info!(file = %path.display(), format = %format.name(), "loading");
@@ -414,14 +414,14 @@ fn stream_from<T: Send + 'static>(
     futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
 }
 
-/// POSTs one body (retrying while the server is busy); returns (accepted, failed).
+/// POSTs one body; returns (accepted, failed). A busy server (503) is retried with backoff for
+/// as long as it takes; a body too large for the server (413) is split in two and each half sent.
 async fn send(client: &reqwest::Client, url: &str, body: Vec<u8>) -> Result<(u64, u64), LoadError> {
-    let content_type = "application/json";
     let mut delay = Duration::from_millis(50);
     loop {
         let resp = client
             .post(url)
-            .header("content-type", content_type)
+            .header("content-type", "application/json")
             .body(body.clone())
             .send()
             .await
@@ -430,12 +430,19 @@ async fn send(client: &reqwest::Client, url: &str, body: Vec<u8>) -> Result<(u64
                 reason: unreachable_reason(&e),
             })?;
         let status = resp.status();
-        if status.as_u16() == 503 && delay < Duration::from_secs(30) {
+        if status.as_u16() == 503 {
             tokio::time::sleep(delay).await;
-            delay *= 2;
+            delay = (delay * 2).min(Duration::from_secs(5));
             continue;
         }
         let text = resp.text().await.unwrap_or_default();
+        if status.as_u16() == 413 {
+            if let Some((a, b)) = halves(&body) {
+                let (a1, f1) = Box::pin(send(client, url, a)).await?;
+                let (a2, f2) = Box::pin(send(client, url, b)).await?;
+                return Ok((a1 + a2, f1 + f2));
+            }
+        }
         if !status.is_success() {
             return Err(LoadError::Refused {
                 status: status.as_u16(),
@@ -448,6 +455,19 @@ async fn send(client: &reqwest::Client, url: &str, body: Vec<u8>) -> Result<(u64
             v["failed"].as_u64().unwrap_or(0),
         ));
     }
+}
+
+/// A JSON batch body split into two with half the events each; `None` for a single event.
+fn halves(body: &[u8]) -> Option<(Vec<u8>, Vec<u8>)> {
+    let mut batch: Value = serde_json::from_slice(body).ok()?;
+    let logs = batch.get_mut("logs")?.as_array_mut()?;
+    if logs.len() < 2 {
+        return None;
+    }
+    let second = logs.split_off(logs.len() / 2);
+    let first = serde_json::to_vec(&batch).ok()?;
+    batch["logs"] = Value::Array(second);
+    Some((first, serde_json::to_vec(&batch).ok()?))
 }
 
 /// Why a request got no answer, in words (reqwest's own say only "error sending request").

@@ -186,6 +186,143 @@ pub struct Input {
     pub line_no: u64,
 }
 
+/// Longest line kept; the rest of a longer one is skipped (the row flagged by the server's
+/// message limit), so a file without newlines cannot exhaust memory.
+const MAX_LINE: usize = 1 << 20;
+/// A request body stops growing at about this many bytes of messages (well under the server's
+/// 64 MiB body limit), whatever `--batch` says.
+const MAX_CHUNK_BYTES: usize = 8 << 20;
+
+/// Reads up to and including the next `\n` into `buf`, keeping at most [`MAX_LINE`] bytes;
+/// returns (bytes consumed, whether the newline was reached).
+fn read_line(reader: &mut dyn BufRead, buf: &mut Vec<u8>) -> std::io::Result<(usize, bool)> {
+    let mut consumed = 0;
+    loop {
+        let available = reader.fill_buf()?;
+        if available.is_empty() {
+            return Ok((consumed, false));
+        }
+        let (take, done) = match available.iter().position(|b| *b == b'\n') {
+            Some(i) => (i + 1, true),
+            None => (available.len(), false),
+        };
+        let room = MAX_LINE.saturating_sub(buf.len());
+        buf.extend_from_slice(&available[..take.min(room)]);
+        reader.consume(take);
+        consumed += take;
+        if done {
+            return Ok((consumed, true));
+        }
+    }
+}
+
+/// Where records are assembled: the record waiting for continuation lines, CRI partial lines
+/// waiting for their end, and the chunk being packed.
+struct Assembly<'a> {
+    plan: &'a Plan,
+    packer: Packer<'a>,
+    pending: Option<Pending>,
+    /// Joined CRI partial lines and the offset of the first.
+    partial: Option<(String, u64)>,
+    chunk_bytes: usize,
+}
+
+impl Assembly<'_> {
+    /// The offset a checkpoint may move to: nothing of a record still being assembled passed.
+    fn safe_offset(&self, offset: u64) -> u64 {
+        let pending = self.pending.as_ref().map_or(offset, |p| p.start);
+        let partial = self.partial.as_ref().map_or(offset, |p| p.1);
+        offset.min(pending).min(partial)
+    }
+
+    fn emit_pending(&mut self) {
+        if let Some(p) = self.pending.take() {
+            self.packer.push_parsed(p.parsed);
+        }
+    }
+
+    /// One whole line, starting at `start`.
+    fn line(&mut self, line: &str, start: u64, line_no: u64) {
+        self.chunk_bytes += line.len() + 64;
+        self.packer.chunk.lines += 1;
+        let format = &self.plan.format;
+        let (line, start) = match self.partial.take() {
+            Some((mut joined, first)) => {
+                joined.push_str(format.content(line));
+                if format.partial_content(line).is_some() && joined.len() < MAX_LINE {
+                    self.partial = Some((joined, first));
+                    return;
+                }
+                (std::borrow::Cow::Owned(joined), first)
+            }
+            None if format.partial_content(line).is_some() => {
+                self.partial = Some((line.to_string(), start));
+                return;
+            }
+            None => (std::borrow::Cow::Borrowed(line), start),
+        };
+        match format.parse(&line, &self.plan.clock) {
+            Some(parsed) => {
+                self.emit_pending();
+                self.pending = Some(Pending { parsed, start });
+            }
+            None => {
+                let joins = format.joins_lines() && is_continuation(&line);
+                match self.pending.as_mut() {
+                    // Past the message limit the server cuts the row and flags it `truncated`.
+                    Some(p) if joins => {
+                        if p.parsed.msg.len() <= MAX_MSG_BYTES {
+                            p.parsed.msg.push('\n');
+                            p.parsed.msg.push_str(&line);
+                        }
+                    }
+                    _ => {
+                        self.emit_pending();
+                        self.packer.push_raw(&line, line_no);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Everything still held becomes records (end of input, or a followed file gone quiet).
+    fn finish_records(&mut self, line_no: u64) {
+        if let Some((joined, _)) = self.partial.take() {
+            match self.plan.format.parse(&joined, &self.plan.clock) {
+                Some(p) => {
+                    self.emit_pending();
+                    self.packer.push_parsed(p);
+                }
+                None => {
+                    self.emit_pending();
+                    self.packer.push_raw(&joined, line_no);
+                }
+            }
+        }
+        self.emit_pending();
+    }
+
+    fn full(&self) -> bool {
+        self.packer.chunk.records as usize >= self.plan.batch_lines
+            || self.chunk_bytes >= MAX_CHUNK_BYTES
+    }
+
+    fn take(&mut self, offset: u64, file: &Option<Arc<(PathBuf, FileId)>>) -> Chunk {
+        self.chunk_bytes = 0;
+        let safe = self.safe_offset(offset);
+        self.packer.take(safe, file)
+    }
+}
+
+/// What became of a followed file since it was last read to its end.
+enum FileState {
+    Same,
+    /// A new file at the path: finish the old one, then read this from its start.
+    Rotated(Input),
+    /// Cut short or rewritten: read it again from its start.
+    Truncated(Input),
+}
+
 /// Reads `input` to its end (or forever with `--follow`), sending chunks; returns when done or
 /// when the receiver is gone.
 pub fn run(
@@ -193,23 +330,28 @@ pub fn run(
     plan: &Plan,
     tx: &tokio::sync::mpsc::Sender<Result<Chunk, LoadError>>,
 ) {
-    let mut packer = Packer {
+    let mut asm = Assembly {
         plan,
-        events: Vec::new(),
-        chunk: Chunk::default(),
+        packer: Packer {
+            plan,
+            events: Vec::new(),
+            chunk: Chunk::default(),
+        },
+        pending: None,
+        partial: None,
+        chunk_bytes: 0,
     };
-    let mut pending: Option<Pending> = None;
-    let mut partial: Option<(String, u64)> = None;
     let mut buf = Vec::new();
+    // Bytes of the line in `buf` consumed so far (it may be longer than what `buf` keeps).
+    let mut line_bytes = 0u64;
     let mut offset = input.offset;
     let mut line_no = input.line_no;
     let mut idle_polls = 0u32;
+    let mut rotated: Option<Input> = None;
     let send = |chunk: Chunk| tx.blocking_send(Ok(chunk)).is_ok();
     loop {
-        buf.clear();
-        let read = input.reader.read_until(b'\n', &mut buf);
-        let n = match read {
-            Ok(n) => n,
+        let (n, complete) = match read_line(&mut *input.reader, &mut buf) {
+            Ok(r) => r,
             Err(source) => {
                 let path = input
                     .file
@@ -223,133 +365,98 @@ pub fn run(
                 return;
             }
         };
-        let complete = buf.last() == Some(&b'\n');
-        if n == 0 || (plan.follow && !complete) {
-            // End of what is there now. A followed file's half-written last line waits.
-            if plan.follow && n > 0 {
-                if let Some(f) = &input.file {
-                    if let Ok(mut file) = File::open(&f.0) {
-                        // Re-read the half line next time: reopen at its start.
-                        if file.seek(SeekFrom::Start(offset)).is_ok() {
-                            input.reader = Box::new(BufReader::with_capacity(1 << 20, file));
-                        }
-                    }
-                }
-            }
-            if !plan.follow {
-                break;
-            }
-            idle_polls += 1;
-            if idle_polls >= 2 {
-                if let Some(p) = pending.take() {
-                    packer.push_parsed(p.parsed);
-                }
-            }
-            if packer.chunk.records > 0 || packer.chunk.lines > 0 {
-                let safe = pending.as_ref().map_or(offset, |p| p.start);
-                if !send(packer.take(safe, &input.file)) {
+        line_bytes += n as u64;
+        let at_end = !complete;
+        // A half-written last line of a followed file waits in `buf` for its end.
+        let whole = complete
+            || (!plan.follow && line_bytes > 0)
+            || (at_end && rotated.is_some() && line_bytes > 0);
+        if whole {
+            idle_polls = 0;
+            let start = offset;
+            offset += line_bytes;
+            line_bytes = 0;
+            let text = String::from_utf8_lossy(&buf).into_owned();
+            buf.clear();
+            let this_line = line_no;
+            line_no += 1;
+            let line = text.trim_end_matches(['\n', '\r']);
+            if !line.trim().is_empty() {
+                asm.line(line, start, this_line);
+                if asm.full() && !send(asm.take(offset, &input.file)) {
                     return;
                 }
             }
-            std::thread::sleep(FOLLOW_POLL);
-            if let Some(next) = reopen_if_rotated(&input, offset) {
-                if let Some(p) = pending.take() {
-                    packer.push_parsed(p.parsed);
-                }
-                if packer.chunk.records > 0 && !send(packer.take(offset, &input.file)) {
+            continue;
+        }
+        // At the end of what the file holds now.
+        if let Some(next) = rotated.take() {
+            // The old file is read to its end: finish it and go on with the new one.
+            asm.finish_records(line_no);
+            if !send(asm.take(offset, &input.file)) {
+                return;
+            }
+            input = next;
+            (offset, line_no, line_bytes) = (0, 1, 0);
+            buf.clear();
+            continue;
+        }
+        if !plan.follow {
+            break;
+        }
+        idle_polls += 1;
+        if idle_polls >= 2 {
+            asm.finish_records(line_no);
+        }
+        if asm.packer.chunk.records > 0 && !send(asm.take(offset, &input.file)) {
+            return;
+        }
+        std::thread::sleep(FOLLOW_POLL);
+        match file_state(&input, offset + line_bytes) {
+            FileState::Same => {}
+            // Read the old file once more (what was written to it before the rename).
+            FileState::Rotated(next) => rotated = Some(next),
+            FileState::Truncated(next) => {
+                asm.finish_records(line_no);
+                if !send(asm.take(offset, &input.file)) {
                     return;
                 }
                 input = next;
-                offset = 0;
-                line_no = 1;
-            }
-            continue;
-        }
-        idle_polls = 0;
-        let start = offset;
-        offset += n as u64;
-        let this_line = line_no;
-        line_no += 1;
-        let text = String::from_utf8_lossy(&buf);
-        let mut line: std::borrow::Cow<str> =
-            std::borrow::Cow::Borrowed(text.trim_end_matches(['\n', '\r']));
-        if line.trim().is_empty() {
-            continue;
-        }
-        packer.chunk.lines += 1;
-        // CRI partial lines: hold the first, append the contents of the rest.
-        if let Some((mut joined, first_start)) = partial.take() {
-            joined.push_str(plan.format.content(&line));
-            if plan.format.partial_content(&line).is_some() && joined.len() < MAX_MSG_BYTES {
-                partial = Some((joined, first_start));
-                continue;
-            }
-            line = std::borrow::Cow::Owned(joined);
-        } else if plan.format.partial_content(&line).is_some() {
-            partial = Some((line.into_owned(), start));
-            continue;
-        }
-        match plan.format.parse(&line, &plan.clock) {
-            Some(parsed) => {
-                if let Some(p) = pending.replace(Pending { parsed, start }) {
-                    packer.push_parsed(p.parsed);
-                }
-            }
-            None => {
-                let joins = plan.format.joins_lines() && is_continuation(&line);
-                match pending.as_mut() {
-                    Some(p) if joins => {
-                        if p.parsed.msg.len() <= MAX_MSG_BYTES {
-                            p.parsed.msg.push('\n');
-                            p.parsed.msg.push_str(&line);
-                        }
-                    }
-                    _ => {
-                        if let Some(p) = pending.take() {
-                            packer.push_parsed(p.parsed);
-                        }
-                        packer.push_raw(&line, this_line);
-                    }
-                }
-            }
-        }
-        if packer.chunk.records as usize >= plan.batch_lines {
-            let safe = pending.as_ref().map_or(offset, |p| p.start);
-            if !send(packer.take(safe, &input.file)) {
-                return;
+                (offset, line_no, line_bytes) = (0, 1, 0);
+                buf.clear();
             }
         }
     }
-    if let Some((joined, _)) = partial.take() {
-        match plan.format.parse(&joined, &plan.clock) {
-            Some(p) => packer.push_parsed(p),
-            None => packer.push_raw(&joined, line_no),
-        }
-    }
-    if let Some(p) = pending.take() {
-        packer.push_parsed(p.parsed);
-    }
-    if packer.chunk.records > 0 || packer.chunk.lines > 0 {
-        let _ = send(packer.take(offset, &input.file));
+    asm.finish_records(line_no);
+    if asm.packer.chunk.records > 0 || asm.packer.chunk.lines > 0 {
+        let _ = send(asm.take(offset, &input.file));
     }
 }
 
-/// A followed file that was rotated (a new file at its path) or truncated: the input to go on
-/// with, from the new file's start.
-fn reopen_if_rotated(input: &Input, offset: u64) -> Option<Input> {
-    let f = input.file.as_ref()?;
+/// Whether a followed file was rotated (a new file at its path) or truncated (shorter than what
+/// was read, or its first bytes changed), and the input to go on with.
+fn file_state(input: &Input, read: u64) -> FileState {
+    let Some(f) = input.file.as_ref() else {
+        return FileState::Same;
+    };
     let path = &f.0;
-    let now = FileId::of(path).ok()?;
-    let len = std::fs::metadata(path).ok()?.len();
-    let rotated = now.key() != f.1.key();
-    if !rotated && len >= offset {
-        return None;
+    let (Ok(now), Ok(meta)) = (FileId::of(path), std::fs::metadata(path)) else {
+        return FileState::Same;
+    };
+    let open = |id: FileId| -> Option<Input> {
+        let file = File::open(path).ok()?;
+        Some(Input {
+            reader: Box::new(BufReader::with_capacity(1 << 20, file)),
+            file: Some(Arc::new((path.clone(), id))),
+            offset: 0,
+            line_no: 1,
+        })
+    };
+    if now.key() != f.1.key() {
+        return open(now).map_or(FileState::Same, FileState::Rotated);
     }
-    let file = File::open(path).ok()?;
-    Some(Input {
-        reader: Box::new(BufReader::with_capacity(1 << 20, file)),
-        file: Some(Arc::new((path.clone(), now))),
-        offset: 0,
-        line_no: 1,
-    })
+    if meta.len() < read || !f.1.continues_in(path, &now) {
+        return open(now).map_or(FileState::Same, FileState::Truncated);
+    }
+    FileState::Same
 }

@@ -45,21 +45,33 @@ async fn batcher(mut rx: mpsc::Receiver<LogRecord>, ingestor: Ingestor, tenant: 
         for r in &mut batch {
             r.tenant.clone_from(&tenant);
         }
-        let mut wait = Duration::from_millis(5);
-        loop {
-            match ingestor.accept(&mut batch).await {
-                Ok(_) => break,
-                Err(IngestError::BufferFull { .. }) => {
-                    tokio::time::sleep(wait).await;
-                    wait = (wait * 2).min(Duration::from_millis(500));
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, rows = batch.len(), "syslog batch not stored; retrying");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                }
+        store(&ingestor, &mut batch).await;
+        batch.clear();
+    }
+}
+
+/// Stores `records`, waiting while the buffer is full; a batch larger than the whole buffer is
+/// stored in halves (a single record always fits: labels and messages are capped).
+async fn store(ingestor: &Ingestor, records: &mut [LogRecord]) {
+    let mut wait = Duration::from_millis(5);
+    loop {
+        match ingestor.accept(records).await {
+            Ok(_) => return,
+            Err(IngestError::BufferFull { .. }) => {
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(Duration::from_millis(500));
+            }
+            Err(IngestError::TooLarge { .. }) if records.len() > 1 => {
+                let (a, b) = records.split_at_mut(records.len() / 2);
+                Box::pin(store(ingestor, a)).await;
+                Box::pin(store(ingestor, b)).await;
+                return;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, rows = records.len(), "syslog batch not stored; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
             }
         }
-        batch.clear();
     }
 }
 

@@ -20,13 +20,15 @@ use crate::model::{LogRecord, Micros, DEFAULT_TENANT, MAX_MSG_BYTES};
 pub fn infer_year(now: Micros, (month, day, hour, min, sec): IncompleteDate) -> i32 {
     let today = chrono::DateTime::from_timestamp_micros(now).unwrap_or_default();
     let year = today.year();
-    let candidate = NaiveDate::from_ymd_opt(year, month, day)
-        .and_then(|d| d.and_hms_opt(hour, min, sec))
-        .map(|d| d.and_utc().timestamp_micros());
-    match candidate {
-        Some(us) if us > now + 86_400_000_000 => year - 1,
-        _ => year,
-    }
+    // The latest year in which the date exists (Feb 29) and is not ahead of now.
+    (year - 4..=year)
+        .rev()
+        .find(|y| {
+            NaiveDate::from_ymd_opt(*y, month, day)
+                .and_then(|d| d.and_hms_opt(hour, min, sec.min(59)))
+                .is_some_and(|d| d.and_utc().timestamp_micros() <= now + 86_400_000_000)
+        })
+        .unwrap_or(year)
 }
 
 fn level_of(sev: SyslogSeverity) -> &'static str {
@@ -149,6 +151,12 @@ mod tests {
         );
         let r = parse("<11>Jan 15 10:00:00 db-2 postgres: x", "p", NOW);
         assert_eq!(r.ts, 1_705_312_800_000_000);
+    }
+
+    #[test]
+    fn a_leap_day_read_later_takes_the_last_leap_year() {
+        // 2025-03-01: Feb 29 was last in 2024.
+        assert_eq!(infer_year(1_740_787_200_000_000, (2, 29, 12, 0, 0)), 2024);
     }
 
     #[test]

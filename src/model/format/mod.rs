@@ -240,12 +240,19 @@ impl LineFormat {
                     None => chrono::DateTime::from_timestamp_micros(clock.now)
                         .map_or(1970, |d| chrono::Datelike::year(&d)),
                 };
-                let p = system.parse(line, year)?;
-                if clock.year.is_none() && p.ts > clock.now + 86_400_000_000 {
-                    // A year-less line would land in the future: it is last year's.
-                    return system.parse(line, year - 1);
+                let p = system.parse(line, year);
+                if clock.year.is_some()
+                    || p.as_ref()
+                        .is_some_and(|p| p.ts <= clock.now + 86_400_000_000)
+                {
+                    return p;
                 }
-                Some(p)
+                // A year-less line in the future is last year's; a Feb 29 the last leap year's.
+                (year - 4..year)
+                    .rev()
+                    .filter_map(|y| system.parse(line, y))
+                    .find(|p| p.ts <= clock.now + 86_400_000_000)
+                    .or(p)
             }
             LineFormat::Stamped(hint) => stamped(line, clock, *hint),
             LineFormat::Pattern(p) => p.parse(line, clock),

@@ -301,10 +301,11 @@ fn micros_of(shape: Shape, c: &Captures, clock: &Clock) -> Option<Micros> {
         None => {
             // No year: this year's, unless that is more than a day ahead of now.
             let this_year = chrono::DateTime::from_timestamp_micros(clock.now)?.year();
-            match build(this_year) {
-                Some(t) if t <= clock.now + 86_400_000_000 => Some(t),
-                _ => build(this_year - 1),
-            }
+            // The latest year in which the date exists (Feb 29) and is not ahead of now.
+            (this_year - 4..=this_year)
+                .rev()
+                .filter_map(build)
+                .find(|t| *t <= clock.now + 86_400_000_000)
         }
     }
 }
