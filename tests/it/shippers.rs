@@ -135,6 +135,51 @@ async fn opentelemetry_sdk_exports_over_http_and_grpc() {
         assert_eq!(a["span_id"].as_str().map(str::len), Some(16), "{kind}: {a}");
     }
 
+    // The OpenTelemetry JS SDK with its OTLP/HTTP protobuf exporter: the record's own time,
+    // severity by number alone, a structured body as JSON, the scope's version.
+    let node_dir = repo_path("tests/shippers");
+    if available(
+        "the OpenTelemetry JS SDK (npm)",
+        Command::new("node")
+            .arg("-e")
+            .arg("require('@opentelemetry/exporter-logs-otlp-proto')")
+            .current_dir(&node_dir),
+        "npm ci --prefix tests/shippers",
+    ) {
+        let out = Command::new("node")
+            .arg("otel_js.js")
+            .args([&server.http, API_KEY])
+            .current_dir(&node_dir)
+            .output()
+            .expect("node");
+        assert!(
+            out.status.success(),
+            "otel js: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let got = rows(&pg, "WHERE service = 'shop-js'").await;
+        assert_eq!(got.len(), 2, "{got:?}");
+        for r in &got {
+            assert_eq!(
+                chrono::DateTime::<chrono::Utc>::from(r.ts).to_rfc3339(),
+                "2024-01-15T10:30:45.123+00:00"
+            );
+            assert_eq!(r.host, "js-1");
+            assert_eq!(attrs(r)["otel.scope.version"], "1.2.3");
+        }
+        let (declined, structured) = (&got[0], &got[1]);
+        assert_eq!(
+            (declined.level.as_str(), declined.msg.as_str()),
+            ("ERROR", "js card declined")
+        );
+        assert_eq!(attrs(declined)["amount"], 9.5);
+        assert_eq!(
+            (structured.level.as_str(), structured.msg.as_str()),
+            ("WARN", r#"{"kind":"structured","n":2}"#)
+        );
+    }
+
     // Bad input gets OTLP's own answer and the server keeps serving.
     let (status, body, ctype) = post(
         &server,
@@ -177,7 +222,7 @@ async fn opentelemetry_sdk_exports_over_http_and_grpc() {
     .await;
     assert_eq!(status, 413, "{}", String::from_utf8_lossy(&body));
     assert_eq!(
-        count(&pg, "").await,
+        count(&pg, "WHERE service LIKE 'shop-otlp-%'").await,
         6,
         "nothing of the bad bodies was stored, nothing lost"
     );
@@ -537,5 +582,122 @@ async fn syslog_fills_a_small_buffer_without_stalling() {
     assert_eq!(
         count(&pg, "WHERE service = 'bulk' AND parse_failed").await,
         0
+    );
+}
+
+/// rsyslog, as people run it in front of a store: a message it receives is forwarded as RFC 5424
+/// over TCP (octet-counted) and as Elasticsearch `_bulk` (omelasticsearch, Basic auth with the
+/// key) — both land, field by field.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rsyslog_forwards_over_tcp_and_bulk() {
+    if !available(
+        "rsyslogd (rsyslog, rsyslog-elasticsearch)",
+        Command::new("rsyslogd").arg("-v"),
+        "apt-get install rsyslog rsyslog-elasticsearch",
+    ) {
+        return;
+    }
+    let server = TestServer::start_with(&["--syslog-addr", "127.0.0.1:0"]);
+    let pg = server.pg().await;
+    let syslog = server.listener("syslog").expect("syslog in the ready line");
+    let syslog_port = syslog.rsplit(':').next().expect("port");
+    let http_port = server.http.rsplit(':').next().expect("port");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let inbound = std::net::UdpSocket::bind("127.0.0.1:0").expect("a free port");
+    let in_port = inbound.local_addr().expect("addr").port();
+    drop(inbound);
+    let conf = dir.path().join("rsyslog.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            r#"global(workDirectory="{work}")
+module(load="imudp")
+input(type="imudp" address="127.0.0.1" port="{in_port}" ruleset="fwd")
+module(load="omelasticsearch")
+template(name="ecs" type="list" option.jsonf="on") {{
+  property(outname="@timestamp" name="timereported" dateFormat="rfc3339" format="jsonf")
+  property(outname="message" name="msg" format="jsonf")
+  property(outname="host.name" name="hostname" format="jsonf")
+  property(outname="service.name" name="programname" format="jsonf")
+  property(outname="log.level" name="syslogseverity-text" format="jsonf")
+}}
+ruleset(name="fwd") {{
+  action(type="omfwd" target="127.0.0.1" port="{syslog_port}" protocol="tcp" template="RSYSLOG_SyslogProtocol23Format" TCP_Framing="octet-counted")
+  action(type="omelasticsearch" server="127.0.0.1" serverport="{http_port}" template="ecs" searchIndex="rsyslog" bulkmode="on" uid="rsyslog" pwd="{API_KEY}" esVersion.major="8")
+}}
+"#,
+            work = dir.path().display()
+        ),
+    )
+    .expect("write config");
+    let mut rsyslogd = Command::new("rsyslogd")
+        .args(["-n", "-f"])
+        .arg(&conf)
+        .arg("-i")
+        .arg(dir.path().join("rsyslogd.pid"))
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("rsyslogd");
+    // Until rsyslog listens, a datagram is lost: send a probe until one arrives.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let mut i = 0;
+    while count(&pg, "WHERE service = 'probe'").await == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "rsyslog forwarded nothing"
+        );
+        let _ = Command::new("logger")
+            .args([
+                "-n",
+                "127.0.0.1",
+                "-P",
+                &in_port.to_string(),
+                "--udp",
+                "-t",
+                "probe",
+            ])
+            .arg(format!("probe {i}"))
+            .output();
+        i += 1;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let out = Command::new("logger")
+        .args([
+            "-n",
+            "127.0.0.1",
+            "-P",
+            &in_port.to_string(),
+            "--udp",
+            "--rfc3164",
+            "-t",
+            "rsysapp",
+            "-p",
+            "local2.err",
+        ])
+        .arg("card declined via rsyslog")
+        .output()
+        .expect("logger");
+    assert!(out.status.success());
+    wait_rows(&pg, "WHERE service = 'rsysapp'", 2).await;
+    let _ = rsyslogd.kill();
+    let _ = rsyslogd.wait();
+    let got = rows(&pg, "WHERE service = 'rsysapp'").await;
+    for r in &got {
+        assert_eq!(
+            (r.msg.trim(), r.level.as_str()),
+            ("card declined via rsyslog", "ERROR"),
+            "{r:?}"
+        );
+        assert!(!r.parse_failed && !r.host.is_empty());
+    }
+    let via: Vec<Value> = got.iter().map(attrs).collect();
+    assert!(
+        via.iter().any(|a| a["_index"] == "rsyslog"),
+        "one came through _bulk: {via:?}"
+    );
+    assert!(
+        via.iter()
+            .any(|a| a["syslog"] == "rfc5424" && a["facility"] == "local2"),
+        "one over TCP: {via:?}"
     );
 }
