@@ -159,6 +159,14 @@ pub struct JsonFields {
 /// best message key as `msg` (the whole document when it has none, so text search still finds
 /// it), the labels routed, everything else in `attrs`.
 pub fn json_fields(mut doc: Map<String, Value>) -> JsonFields {
+    // `/v1/ingest`'s own convention: a `meta` object holds the attributes.
+    if matches!(doc.get("meta"), Some(Value::Object(_))) {
+        if let Some(Value::Object(meta)) = doc.remove("meta") {
+            for (k, v) in meta {
+                doc.entry(k).or_insert(v);
+            }
+        }
+    }
     lift_nested(&mut doc);
     let pick = |doc: &Map<String, Value>, names: &[&str]| {
         names
@@ -300,6 +308,17 @@ mod tests {
         assert!(r.parse_failed);
         assert_eq!(r.ts, 5);
         assert_eq!(r.msg, r#"{"cpu":3,"time":"soon"}"#);
+    }
+
+    #[test]
+    fn meta_objects_hold_attributes() {
+        let Value::Object(doc) = json!({"ts": "2024-01-15T10:30:45Z", "msg": "m", "meta": {"trace_id": "t9", "user": "u"}})
+        else {
+            unreachable!()
+        };
+        let f = json_fields(doc);
+        assert_eq!(f.routed.trace_id.as_deref(), Some("t9"));
+        assert_eq!(f.routed.attrs.get("user"), Some(&json!("u")));
     }
 
     #[test]

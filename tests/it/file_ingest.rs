@@ -275,6 +275,7 @@ async fn files_in_the_shapes_people_have() {
         write("ecs.json", concat!(
             r#"{"@timestamp":"2024-01-15T10:30:45.123Z","log":{"level":"error"},"message":"card declined","service":{"name":"pay"},"host":{"name":"p-1"},"trace":{"id":"t-1"},"user":{"id":7}}"#, "\n",
             r#"{"time":"2024-01-15T10:30:46Z","level":"info","msg":"ok"}"#, "\n",
+            r#"{"ts":"2024-01-15T10:30:47.5Z","level":"warn","msg":"own shape","meta":{"trace_id":"t-own","user_id":"u1"}}"#, "\n",
         )),
         write("fmt.log", "ts=2024-01-15T10:30:47Z level=warn msg=\"slow query\" dur=1.2s\nts=2024-01-15T10:30:48Z level=info msg=done\n"),
         write("cri.log", "2024-01-15T10:30:49.123456789Z stdout P first half \n2024-01-15T10:30:49.2Z stdout F second half\n2024-01-15T10:30:50Z stderr F ERROR crashed\n"),
@@ -376,7 +377,16 @@ async fn files_in_the_shapes_people_have() {
     assert!(ok, "{stderr}");
     assert_eq!(
         count(&pg, "WHERE service = 'forced' AND host = 'h9'").await,
-        4
+        5
+    );
+    // Timberline's own event shape (`meta` holding the attributes) keeps its trace id.
+    assert_eq!(
+        count(
+            &pg,
+            "WHERE trace_id = 't-own' AND attrs->>'user_id' = 'u1' AND level = 'WARN'"
+        )
+        .await,
+        2
     );
 }
 
