@@ -54,13 +54,14 @@ out="$work/report.md"
   echo "16 requests in flight; the load generator runs on the same 2 cores as the server."
   echo
 } >"$out"
+stored() { PGPASSWORD=timberline psql -X -tA -h 127.0.0.1 -p "$pg_port" -U timberline -c 'SELECT count(*) FROM logs'; }
 for proto in json otlp loki bulk; do
   start
-  echo "- $("$bin" bench ingest --server "$http" --seconds "$SECONDS_LOAD" --protocol "$proto")" >>"$out"
+  echo "- $("$bin" bench ingest --server "$http" --seconds "$SECONDS_LOAD" --protocol "$proto"); rows stored: $(stored)" >>"$out"
   stop
 done
 start
-echo "- $(python3 benches/shippers/otlp_grpc_load.py "$grpc" timberline "$SECONDS_LOAD" 8)" >>"$out"
+echo "- $(python3 benches/shippers/otlp_grpc_load.py "$grpc" timberline "$SECONDS_LOAD" 8); rows stored: $(stored)" >>"$out"
 stop
 start
 echo "- $("$bin" bench ingest --protocol syslog-tcp --syslog "$syslog" --pg "host=127.0.0.1 port=$pg_port user=timberline password=timberline" --seconds "$SECONDS_LOAD" --concurrency 4)" >>"$out"

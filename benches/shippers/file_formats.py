@@ -19,14 +19,16 @@ def main():
         ts = e["ts"]
         t = datetime.fromisoformat(ts.replace("Z", "+00:00"))
         lvl, msg, svc, host = e["level"], e["msg"], e["service"], e["host"]
-        files["logfmt"].write(f'ts={ts} level={lvl.lower()} service={svc} host={host} msg="{msg}"\n')
+        quoted = msg.replace("\\", "\\\\").replace('"', '\\"')
+        files["logfmt"].write(f'ts={ts} level={lvl.lower()} service={svc} host={host} msg="{quoted}"\n')
         files["cri"].write(f"{t.strftime('%Y-%m-%dT%H:%M:%S.%f')}000Z stdout F {lvl} {msg}\n")
         status = {"ERROR": 502, "WARN": 404}.get(lvl, 200)
         files["access"].write(f'10.0.{i % 256}.{i % 7} - - [{t.strftime("%d/%b/%Y:%H:%M:%S +0000")}] "GET /api/{svc}/{i} HTTP/1.1" {status} {len(msg)} "-" "bench/1.0"\n')
         files["java"].write(f"{t.strftime('%Y-%m-%d %H:%M:%S')},{t.microsecond // 1000:03d} {lvl} [worker-{i % 8}] {svc} - {msg}\n")
         if i % 100 == 99:
             files["java"].write("java.lang.IllegalStateException: boom\n\tat com.shop.A.b(A.java:1)\n\tat com.shop.C.d(C.java:2)\n")
-        files["glog"].write(f"{lvl[0]}{t.strftime('%m%d %H:%M:%S')}.{t.microsecond:06d}  {i % 99} {svc}.go:{i % 300}] {msg}\n")
+        glog_level = {"ERROR": "E", "WARN": "W", "FATAL": "F"}.get(lvl, "I")  # glog has only I, W, E, F
+        files["glog"].write(f"{glog_level}{t.strftime('%m%d %H:%M:%S')}.{t.microsecond:06d}  {i % 99} {svc}.go:{i % 300}] {msg}\n")
         files["ecs"].write(json.dumps({"@timestamp": ts, "message": msg, "log": {"level": lvl.lower()},
                                        "service": {"name": svc}, "host": {"name": host}, "labels": e.get("meta", {})}) + "\n")
     for f in files.values():

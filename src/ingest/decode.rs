@@ -266,34 +266,57 @@ fn raw_record(raw: String, source: &Source, now: Micros) -> LogRecord {
 }
 
 fn event_to_record(event: Value, source: &Source, now: Micros) -> LogRecord {
-    let Value::Object(fields) = event else {
+    let Value::Object(mut fields) = event else {
         return raw_record(text(&event), source, now);
     };
+    // ECS objects (`{"log":{"level":…}}`) as the dotted keys other shippers send.
+    crate::model::fields::lift_nested(&mut fields);
     let mut r = base(source, now);
     let mut attrs = source.attrs.clone();
+    let mut set = Set::default();
+    let mut others: Vec<String> = Vec::new();
     for (k, v) in fields {
         // A null is an absent key (a null `ts` means "use the receive time").
         if v.is_null() {
             continue;
         }
         match k.as_str() {
-            "ts" | "timestamp" | "time" | "@timestamp" => match parse_ts(&v) {
-                Some(ts) => r.ts = ts,
-                None => {
-                    r.parse_failed = true;
-                    attrs.insert("_invalid_ts".into(), v);
+            "ts" | "timestamp" | "time" | "@timestamp" => {
+                set.ts = true;
+                match parse_ts(&v) {
+                    Some(ts) => r.ts = ts,
+                    None => {
+                        r.parse_failed = true;
+                        attrs.insert("_invalid_ts".into(), v);
+                    }
                 }
-            },
-            "level" | "severity" | "tag" => r.level = normalize(&text(&v)),
-            "msg" | "message" | "body" => r.msg = text(&v),
-            "service" => r.service = text(&v),
-            "host" => r.host = text(&v),
-            "trace_id" => r.trace_id = Some(text(&v)).filter(|t| !t.is_empty()),
+            }
+            "level" | "severity" | "tag" if !v.is_object() => {
+                set.level = true;
+                r.level = normalize(&text(&v));
+            }
+            "msg" | "message" | "body" => {
+                set.msg = true;
+                r.msg = text(&v);
+            }
+            "service" if !v.is_object() => {
+                set.service = true;
+                r.service = text(&v);
+            }
+            "host" if !v.is_object() => {
+                set.host = true;
+                r.host = text(&v);
+            }
+            "trace_id" if !v.is_object() => {
+                set.trace = true;
+                r.trace_id = Some(text(&v)).filter(|t| !t.is_empty());
+            }
             "parse_failed" => r.parse_failed |= v.as_bool().unwrap_or(false),
             "meta" => match v {
                 Value::Object(meta) => {
                     for (mk, mv) in meta {
                         if mk == "trace_id" || mk == "traceId" {
+                            set.trace = true;
                             r.trace_id = Some(text(&mv)).filter(|t| !t.is_empty());
                         } else {
                             attrs.insert(mk, mv);
@@ -306,13 +329,76 @@ fn event_to_record(event: Value, source: &Source, now: Micros) -> LogRecord {
                 }
             },
             _ => {
+                others.push(k.clone());
                 attrs.insert(k, v);
             }
         }
     }
+    other_shippers_keys(&mut r, &mut attrs, &others, &set);
     r.attrs = Value::Object(attrs).to_string();
     r.enforce_msg_limit();
     r
+}
+
+/// Which columns an event named with our own keys.
+#[derive(Default)]
+struct Set {
+    ts: bool,
+    level: bool,
+    msg: bool,
+    service: bool,
+    host: bool,
+    trace: bool,
+}
+
+/// Columns an event did not name with our keys, from the keys other shippers use for them
+/// (`t`/`date`, `log`, `log.level`, `service.name`, `app`, `host.name`, `trace.id`…), taken
+/// from its own top-level keys only (never from `meta` or the batch's `source`).
+fn other_shippers_keys(
+    r: &mut LogRecord,
+    attrs: &mut Map<String, Value>,
+    others: &[String],
+    set: &Set,
+) {
+    use crate::model::fields::{self, best_key, label_text};
+    if !set.ts {
+        if let Some(k) = best_key(others, fields::TIME_KEYS) {
+            if let Some(ts) = attrs.get(k).and_then(parse_ts) {
+                r.ts = ts;
+                attrs.remove(k);
+            }
+        }
+    }
+    if !set.msg {
+        if let Some(k) = best_key(others, fields::MESSAGE_KEYS) {
+            if let Some(v) = attrs.remove(k) {
+                let mut m = text(&v);
+                // Docker's json-file keeps the line's newline.
+                if m.ends_with('\n') {
+                    m.pop();
+                }
+                r.msg = m;
+            }
+        }
+    }
+    let columns: [(bool, &[&str], &mut dyn FnMut(String)); 4] = [
+        (set.level, fields::LEVEL, &mut |v| r.level = normalize(&v)),
+        (set.service, fields::SERVICE, &mut |v| r.service = v),
+        (set.host, fields::HOST, &mut |v| r.host = v),
+        (set.trace, fields::TRACE, &mut |v| r.trace_id = Some(v)),
+    ];
+    for (named, names, put) in columns {
+        if named {
+            continue;
+        }
+        let Some(k) = best_key(others, names) else {
+            continue;
+        };
+        if let Some(v) = attrs.get(k).and_then(label_text) {
+            put(v);
+            attrs.remove(k);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -337,6 +423,44 @@ mod tests {
         assert_eq!(attrs["environment"], "prod");
         assert_eq!(attrs["user_id"], 7);
         assert!(attrs.get("trace_id").is_none());
+    }
+
+    #[test]
+    fn other_shippers_keys_fill_the_columns_ours_leave_empty() {
+        let body = concat!(
+            r#"{"@timestamp":"2024-01-15T10:30:45Z","message":"m","log":{"level":"error"},"service":{"name":"pay","version":"2"},"host":{"name":"h1","ip":"10.0.0.1"},"trace":{"id":"t1"}}"#,
+            "\n",
+            r#"{"log":"docker line\n","stream":"stdout","time":"2024-01-15T10:30:46Z"}"#,
+            "\n",
+            r#"{"t":1705314647,"app":"api","lvl":"warn","msg":"x","service":"own"}"#,
+            "\n",
+        );
+        let d = decode_ndjson(body.as_bytes(), 1).unwrap_or_default();
+        let r = &d.records;
+        assert_eq!(
+            (
+                r[0].service.as_str(),
+                r[0].host.as_str(),
+                r[0].level.as_str()
+            ),
+            ("pay", "h1", "ERROR")
+        );
+        assert_eq!(r[0].trace_id.as_deref(), Some("t1"));
+        assert!(
+            r[0].attrs.contains(r#""service":{"version":"2"}"#),
+            "{}",
+            r[0].attrs
+        );
+        assert_eq!(
+            (r[1].msg.as_str(), r[1].ts),
+            ("docker line", 1_705_314_646_000_000)
+        );
+        assert_eq!(
+            (r[2].ts, r[2].level.as_str()),
+            (1_705_314_647_000_000, "WARN")
+        );
+        assert_eq!(r[2].service, "own", "our own key wins over an alias");
+        assert!(r[2].attrs.contains(r#""app":"api""#));
     }
 
     #[test]

@@ -12,7 +12,7 @@ use super::level::normalize;
 use super::{LogRecord, Micros, DEFAULT_TENANT};
 
 /// Names that fill a column, best first (matched without regard to case).
-const SERVICE: &[&str] = &[
+pub const SERVICE: &[&str] = &[
     "service.name",
     "service_name",
     "service",
@@ -24,7 +24,7 @@ const SERVICE: &[&str] = &[
     "container_name",
     "container",
 ];
-const HOST: &[&str] = &[
+pub const HOST: &[&str] = &[
     "host.name",
     "host",
     "hostname",
@@ -34,7 +34,7 @@ const HOST: &[&str] = &[
     "node",
     "nodename",
 ];
-const LEVEL: &[&str] = &[
+pub const LEVEL: &[&str] = &[
     "level",
     "log.level",
     "severity",
@@ -45,7 +45,7 @@ const LEVEL: &[&str] = &[
     "log_level",
     "lvl",
 ];
-const TRACE: &[&str] = &["trace_id", "trace.id", "traceid"];
+pub const TRACE: &[&str] = &["trace_id", "trace.id", "traceid"];
 
 /// The columns a set of fields fills, and the fields left for `attrs`.
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -63,7 +63,7 @@ fn rank(names: &[&str], key: &str) -> Option<usize> {
 }
 
 /// A label value as text (a string as is, anything else as JSON); `None` for null or empty.
-fn label_text(v: &Value) -> Option<String> {
+pub fn label_text(v: &Value) -> Option<String> {
     match v {
         Value::Null => None,
         Value::String(s) if s.is_empty() => None,
@@ -71,6 +71,17 @@ fn label_text(v: &Value) -> Option<String> {
         Value::Object(_) | Value::Array(_) => None,
         other => Some(other.to_string()),
     }
+}
+
+/// Of `keys`, the one best ranked among `names` (matched without regard to case).
+pub fn best_key<'a>(
+    keys: impl IntoIterator<Item = &'a String>,
+    names: &[&str],
+) -> Option<&'a String> {
+    keys.into_iter()
+        .filter_map(|k| rank(names, k).map(|r| (r, k)))
+        .min_by_key(|(r, _)| *r)
+        .map(|(_, k)| k)
 }
 
 /// Routes `fields` (in order; a later duplicate key replaces an earlier one in `attrs`).

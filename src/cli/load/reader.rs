@@ -112,6 +112,8 @@ struct Pending {
 struct Packer<'a> {
     plan: &'a Plan,
     events: Vec<Value>,
+    /// JSON lines passed through whole (the server maps their keys), as JSON texts.
+    raw_json: Vec<String>,
     chunk: Chunk,
 }
 
@@ -164,11 +166,48 @@ impl Packer<'_> {
         }
     }
 
+    /// A JSON line sent as it is (the server's decoder maps the same keys, with its zero-copy
+    /// path for Timberline's own shape); a line that is not a JSON object goes as a string,
+    /// which the server stores raw with `parse_failed`.
+    fn push_json_line(&mut self, line: &str, line_no: u64) {
+        let trimmed = line.trim();
+        let object = trimmed.starts_with('{')
+            && serde_json::from_str::<serde::de::IgnoredAny>(trimmed).is_ok();
+        if object {
+            self.raw_json.push(trimmed.to_string());
+            self.chunk.records += 1;
+        } else {
+            self.raw_json
+                .push(Value::String(line.to_string()).to_string());
+            self.chunk.records += 1;
+            self.chunk.parse_failed += 1;
+            if self.chunk.samples.len() < 3 {
+                self.chunk
+                    .samples
+                    .push((line_no, line.chars().take(120).collect()));
+            }
+        }
+    }
+
     fn take(&mut self, end_offset: u64, file: &Option<Arc<(PathBuf, FileId)>>) -> Chunk {
         let events = std::mem::take(&mut self.events);
-        let body = json!({ "source": self.plan.source, "logs": events });
+        let raw = std::mem::take(&mut self.raw_json);
         let mut chunk = std::mem::take(&mut self.chunk);
-        chunk.body = serde_json::to_vec(&body).unwrap_or_default();
+        chunk.body = if raw.is_empty() {
+            serde_json::to_vec(&json!({ "source": self.plan.source, "logs": events }))
+                .unwrap_or_default()
+        } else {
+            let mut body = format!("{{\"source\":{},\"logs\":[", self.plan.source).into_bytes();
+            let all = raw.into_iter().chain(events.iter().map(Value::to_string));
+            for (i, ev) in all.enumerate() {
+                if i > 0 {
+                    body.push(b',');
+                }
+                body.extend_from_slice(ev.as_bytes());
+            }
+            body.extend_from_slice(b"]}");
+            body
+        };
         chunk.end_offset = end_offset;
         chunk.file = file.clone();
         chunk
@@ -261,6 +300,13 @@ impl Assembly<'_> {
             }
             None => (std::borrow::Cow::Borrowed(line), start),
         };
+        if matches!(format, LineFormat::Json)
+            && self.plan.service.is_none()
+            && self.plan.host.is_none()
+        {
+            self.packer.push_json_line(&line, line_no);
+            return;
+        }
         match format.parse(&line, &self.plan.clock) {
             Some(parsed) => {
                 self.emit_pending();
@@ -335,6 +381,7 @@ pub fn run(
         packer: Packer {
             plan,
             events: Vec::new(),
+            raw_json: Vec::new(),
             chunk: Chunk::default(),
         },
         pending: None,
