@@ -1,7 +1,7 @@
 """Sends known log records to Timberline with the real shipper libraries people run.
 
-    ship.py otlp-http  http://127.0.0.1:PORT  KEY   # OpenTelemetry SDK, OTLP/HTTP protobuf exporter
-    ship.py otlp-grpc  127.0.0.1:PORT         KEY   # OpenTelemetry SDK, OTLP/gRPC exporter
+    ship.py otlp-http  http://127.0.0.1:PORT  KEY   # OpenTelemetry SDK, OTLP/HTTP protobuf exporter, gzip
+    ship.py otlp-grpc  127.0.0.1:PORT         KEY   # OpenTelemetry SDK, OTLP/gRPC exporter, gzip
     ship.py es         http://127.0.0.1:PORT  KEY   # elasticsearch client, helpers.bulk
     ship.py loki       http://127.0.0.1:PORT  KEY   # python-logging-loki (JSON push)
 
@@ -24,11 +24,17 @@ def otel(kind, target, key):
     if kind == "otlp-http":
         from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
 
-        exporter = OTLPLogExporter(endpoint=f"{target}/v1/logs", headers={"authorization": f"Bearer {key}"})
+        from opentelemetry.exporter.otlp.proto.http import Compression
+
+        exporter = OTLPLogExporter(endpoint=f"{target}/v1/logs", headers={"authorization": f"Bearer {key}"},
+                                   compression=Compression.Gzip)
     else:
         from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter
 
-        exporter = OTLPLogExporter(endpoint=target, insecure=True, headers=(("authorization", f"Bearer {key}"),))
+        from grpc import Compression as GrpcCompression
+
+        exporter = OTLPLogExporter(endpoint=target, insecure=True, headers=(("authorization", f"Bearer {key}"),),
+                                   compression=GrpcCompression.Gzip)
     results = []
     real_export = exporter.export
 
