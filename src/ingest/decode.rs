@@ -363,7 +363,9 @@ fn other_shippers_keys(
     use crate::model::fields::{self, best_key, label_text};
     if !set.ts {
         if let Some(k) = best_key(others, fields::TIME_KEYS) {
-            if let Some(ts) = attrs.get(k).and_then(parse_ts) {
+            // `t` or `date` may mean something else: only a time since 2000 counts as one.
+            let plausible = |ts: &Micros| *ts >= 946_684_800_000_000;
+            if let Some(ts) = attrs.get(k).and_then(parse_ts).filter(plausible) {
                 r.ts = ts;
                 attrs.remove(k);
             }
@@ -461,6 +463,9 @@ mod tests {
         );
         assert_eq!(r[2].service, "own", "our own key wins over an alias");
         assert!(r[2].attrs.contains(r#""app":"api""#));
+        let d = decode_ndjson(br#"{"msg":"temp","t":5}"#, 1).unwrap_or_default();
+        assert_eq!(d.records[0].ts, 1, "a small `t` is not a time");
+        assert!(d.records[0].attrs.contains(r#""t":5"#) && !d.records[0].parse_failed);
     }
 
     #[test]

@@ -188,9 +188,13 @@ pub fn json_fields(mut doc: Map<String, Value>) -> JsonFields {
     let mut ts = None;
     if let Some(key) = pick(&doc, TIME_KEYS) {
         ts = doc.get(&key).and_then(parse_ts);
-        if ts.is_some() {
+        // `t` or `date` may mean something else: only a time since 2000 counts as one there.
+        let loose = matches!(key.to_ascii_lowercase().as_str(), "t" | "date" | "datetime");
+        if loose && ts.is_some_and(|t| t < 946_684_800_000_000) {
+            ts = None;
+        } else if ts.is_some() {
             doc.remove(&key);
-        } else {
+        } else if !loose {
             failed = true;
         }
     }
