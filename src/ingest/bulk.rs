@@ -1,7 +1,7 @@
 //! Elasticsearch `_bulk` bodies: NDJSON action/document pairs to records, with one result per
 //! action in the order sent, as Elasticsearch answers them.
 //!
-//! `index` and `create` store their document (ECS keys mapped by [`fields::json_event`]);
+//! `index` and `create` store their document (ECS keys mapped by [`fields::json_fields`]);
 //! `delete` and `update` are refused per item (logs are append-only). A document line that is
 //! not JSON is stored raw with `parse_failed`; a line where an action was expected that is not
 //! one is stored as a document of an implied `index` — no line is dropped.
@@ -93,15 +93,12 @@ pub fn decode_bulk(body: &str, path_index: Option<&str>, now: Micros) -> Result<
         });
         let outcome = match (verb, doc_line) {
             ("index" | "create", Some(Some(doc))) => {
-                let mut record = document(doc, now);
-                let mut attrs: Map<String, Value> =
-                    serde_json::from_str(&record.attrs).unwrap_or_default();
-                attrs.insert("_index".into(), Value::String(index.clone()));
+                let mut meta = Map::new();
+                meta.insert("_index".into(), Value::String(index.clone()));
                 if let Some(id) = &id {
-                    attrs.insert("_id".into(), Value::String(id.clone()));
+                    meta.insert("_id".into(), Value::String(id.clone()));
                 }
-                record.attrs = Value::Object(attrs).to_string();
-                out.records.push(record);
+                out.records.push(document(doc, meta, now));
                 Outcome::Stored(out.records.len() - 1)
             }
             ("index" | "create", _) => Outcome::Refused {
@@ -125,12 +122,23 @@ pub fn decode_bulk(body: &str, path_index: Option<&str>, now: Micros) -> Result<
     Ok(out)
 }
 
-/// One document line: a JSON object mapped by [`fields::json_event`], anything else raw.
-fn document(line: &str, now: Micros) -> LogRecord {
+/// One document line: a JSON object mapped by [`fields::json_fields`], anything else raw.
+/// `meta` (the action's `_index` and `_id`) joins the document's attributes.
+fn document(line: &str, meta: Map<String, Value>, now: Micros) -> LogRecord {
     match serde_json::from_str::<Value>(line) {
-        Ok(Value::Object(doc)) => fields::json_event(doc, now),
+        Ok(Value::Object(doc)) => {
+            let mut f = fields::json_fields(doc);
+            f.routed.attrs.extend(meta);
+            let mut r = f.routed.into_record(f.ts, now, f.msg);
+            r.parse_failed = f.failed;
+            r
+        }
         _ => {
-            let mut r = fields::Routed::default().into_record(None, now, line.to_string());
+            let routed = fields::Routed {
+                attrs: meta,
+                ..fields::Routed::default()
+            };
+            let mut r = routed.into_record(None, now, line.to_string());
             r.parse_failed = true;
             r
         }
