@@ -436,9 +436,31 @@ pub fn run(
             }
             continue;
         }
-        // At the end of what the file holds now.
-        if let Some(next) = rotated.take() {
-            // The old file is read to its end: finish it and go on with the new one.
+        // At the end of what the file holds now. A rotated file read to its end once more
+        // (what was written to it before the rename) goes on with the new one.
+        let mut next = rotated.take();
+        if next.is_none() {
+            if !plan.follow {
+                break;
+            }
+            idle_polls += 1;
+            if idle_polls >= 2 {
+                asm.finish_records(line_no);
+            }
+            if asm.packer.chunk.records > 0 && !send(asm.take(offset, &input.file)) {
+                return;
+            }
+            std::thread::sleep(FOLLOW_POLL);
+            match file_state(&input, offset + line_bytes) {
+                FileState::Same => continue,
+                FileState::Rotated(n) => {
+                    rotated = Some(n);
+                    continue;
+                }
+                FileState::Truncated(n) => next = Some(n),
+            }
+        }
+        if let Some(next) = next {
             asm.finish_records(line_no);
             if !send(asm.take(offset, &input.file)) {
                 return;
@@ -446,32 +468,6 @@ pub fn run(
             input = next;
             (offset, line_no, line_bytes) = (0, 1, 0);
             buf.clear();
-            continue;
-        }
-        if !plan.follow {
-            break;
-        }
-        idle_polls += 1;
-        if idle_polls >= 2 {
-            asm.finish_records(line_no);
-        }
-        if asm.packer.chunk.records > 0 && !send(asm.take(offset, &input.file)) {
-            return;
-        }
-        std::thread::sleep(FOLLOW_POLL);
-        match file_state(&input, offset + line_bytes) {
-            FileState::Same => {}
-            // Read the old file once more (what was written to it before the rename).
-            FileState::Rotated(next) => rotated = Some(next),
-            FileState::Truncated(next) => {
-                asm.finish_records(line_no);
-                if !send(asm.take(offset, &input.file)) {
-                    return;
-                }
-                input = next;
-                (offset, line_no, line_bytes) = (0, 1, 0);
-                buf.clear();
-            }
         }
     }
     asm.finish_records(line_no);

@@ -194,11 +194,7 @@ pub static LOGHUB_SYSTEMS: [LoghubSystem; 16] = [
         Some("Level"),
         None,
         &["Date", "Time"],
-        |c, _| {
-            let d = NaiveDate::parse_from_str(c.name("Date")?.as_str(), "%Y-%m-%d").ok()?;
-            let (h, mi, s, us) = clock(c.name("Time")?.as_str())?;
-            civil_micros(d.year(), d.month(), d.day(), h, mi, s, us)
-        }
+        |c, _| iso_date_time(c)
     ),
     system!(
         "OpenStack",
@@ -206,11 +202,7 @@ pub static LOGHUB_SYSTEMS: [LoghubSystem; 16] = [
         Some("Level"),
         None,
         &["Date", "Time"],
-        |c, _| {
-            let d = NaiveDate::parse_from_str(c.name("Date")?.as_str(), "%Y-%m-%d").ok()?;
-            let (h, mi, s, us) = clock(c.name("Time")?.as_str())?;
-            civil_micros(d.year(), d.month(), d.day(), h, mi, s, us)
-        }
+        |c, _| iso_date_time(c)
     ),
     system!(
         "Hadoop",
@@ -218,11 +210,7 @@ pub static LOGHUB_SYSTEMS: [LoghubSystem; 16] = [
         Some("Level"),
         None,
         &["Date", "Time"],
-        |c, _| {
-            let d = NaiveDate::parse_from_str(c.name("Date")?.as_str(), "%Y-%m-%d").ok()?;
-            let (h, mi, s, us) = clock(c.name("Time")?.as_str())?;
-            civil_micros(d.year(), d.month(), d.day(), h, mi, s, us)
-        }
+        |c, _| iso_date_time(c)
     ),
     system!(
         "Android",
@@ -324,6 +312,14 @@ pub static LOGHUB_SYSTEMS: [LoghubSystem; 16] = [
         |c, _| epoch_seconds(c.name("Time")?.as_str())
     ),
 ];
+
+/// `Date` as `yyyy-MM-dd` and `Time` as `HH:mm:ss` with an optional fraction (Windows,
+/// OpenStack, Hadoop).
+fn iso_date_time(c: &Captures) -> Option<Micros> {
+    let d = NaiveDate::parse_from_str(c.name("Date")?.as_str(), "%Y-%m-%d").ok()?;
+    let (h, mi, s, us) = clock(c.name("Time")?.as_str())?;
+    civil_micros(d.year(), d.month(), d.day(), h, mi, s, us)
+}
 
 /// Epoch seconds as loghub writes them (9 or 10 digits, 1973–2286) to µs.
 fn epoch_seconds(s: &str) -> Option<Micros> {
