@@ -12,7 +12,11 @@ use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::object_store::local::LocalFileSystem;
 use datafusion::object_store::ObjectStore;
 
-use super::layout::{bloom_path, index_path};
+use datafusion::object_store::path::Path as ObjectPath;
+use datafusion::object_store::ObjectStoreExt;
+
+use super::cache::CachedStore;
+use super::layout::{bloom_path, index_path, SIDECAR_CACHE_DIR};
 use super::{Location, StorageError, Tier};
 
 /// Segment files: the local tiers under one root directory, and the cold tier's object store
@@ -21,7 +25,7 @@ use super::{Location, StorageError, Tier};
 pub struct SegmentFiles {
     root: PathBuf,
     local: Arc<dyn ObjectStore>,
-    cold: Option<Arc<dyn ObjectStore>>,
+    cold: Option<Arc<CachedStore>>,
 }
 
 impl SegmentFiles {
@@ -32,6 +36,23 @@ impl SegmentFiles {
             local: Arc::new(LocalFileSystem::new_with_prefix(root)?),
             cold: None,
         })
+    }
+
+    /// These files with the cold tier in `store`, its ranges cached within `cache_bytes` (and
+    /// cold segments' sidecars kept under `<root>/cache/`).
+    pub fn with_cold(mut self, store: Arc<dyn ObjectStore>, cache_bytes: u64) -> SegmentFiles {
+        self.cold = Some(Arc::new(CachedStore::new(store, cache_bytes)));
+        self
+    }
+
+    /// The cold tier's store, when one is configured.
+    pub fn cold(&self) -> Option<&Arc<CachedStore>> {
+        self.cold.as_ref()
+    }
+
+    /// The directory cold segments' sidecars are kept in, mirroring their keys.
+    pub fn sidecar_cache(&self) -> PathBuf {
+        self.root.join(SIDECAR_CACHE_DIR)
     }
 
     /// The URL plans read segments of `tier` under.
@@ -48,7 +69,7 @@ impl SegmentFiles {
     pub fn stores(&self) -> Vec<(ObjectStoreUrl, Arc<dyn ObjectStore>)> {
         let mut out = vec![(Self::url(Tier::Hot), self.local.clone())];
         if let Some(cold) = &self.cold {
-            out.push((Self::url(Tier::Cold), cold.clone()));
+            out.push((Self::url(Tier::Cold), cold.clone() as Arc<dyn ObjectStore>));
         }
         out
     }
@@ -58,25 +79,81 @@ impl SegmentFiles {
         &self.root
     }
 
-    /// The local copy of the data file at `at`.
+    /// The local file of the data file at `at` (on the local tiers only: cold data is read by
+    /// range from the object store).
     pub fn data(&self, at: &Location) -> Result<PathBuf, StorageError> {
         self.local_copy(at)
     }
 
-    /// The local copy of the sidecar index of the segment at `at`.
+    /// The local copy of the sidecar index of the segment at `at` (for a cold segment, its
+    /// cached copy, which [`SegmentFiles::fetch_sidecars`] brings).
     pub fn index(&self, at: &Location) -> Result<PathBuf, StorageError> {
-        Ok(index_path(&self.local_copy(at)?))
+        Ok(index_path(&self.sidecar_base(at)?))
     }
 
     /// The local copy of the bloom file of the segment at `at`.
     pub fn bloom(&self, at: &Location) -> Result<PathBuf, StorageError> {
-        Ok(bloom_path(&self.local_copy(at)?))
+        Ok(bloom_path(&self.sidecar_base(at)?))
     }
 
-    /// Whether the data file at `at` is there.
+    /// Whether the data file at `at` is there: on the local tiers, the file; on the cold tier,
+    /// the catalog's word (a read that finds it gone fails then).
     pub fn has_data(&self, at: &Location) -> bool {
+        if !at.tier.is_local() {
+            return self.cold.is_some();
+        }
         self.data(at)
             .is_ok_and(|p| std::fs::metadata(p).is_ok_and(|m| m.is_file()))
+    }
+
+    /// The store a segment at `at` is read from.
+    pub fn store_of(&self, at: &Location) -> Result<Arc<dyn ObjectStore>, StorageError> {
+        match at.tier {
+            Tier::Cold => self
+                .cold
+                .clone()
+                .map(|c| c as Arc<dyn ObjectStore>)
+                .ok_or_else(|| StorageError::NoStore {
+                    location: at.clone(),
+                }),
+            _ => Ok(self.local.clone()),
+        }
+    }
+
+    /// Brings the cold segments' sidecars named by `keys` (object keys, as [`index_key`] and
+    /// [`bloom_key`] make them) into the local cache where they are not there yet, so pruning a
+    /// cold segment costs no GET after its first. A sidecar that cannot be fetched is left out:
+    /// its segment is scanned instead.
+    pub async fn fetch_sidecars(&self, keys: Vec<String>) {
+        let Some(cold) = &self.cold else {
+            return;
+        };
+        for key in keys {
+            let local = self.sidecar_cache().join(&key);
+            if local.is_file() {
+                continue;
+            }
+            let path = ObjectPath::from(key.as_str());
+            let fetched = match cold.get(&path).await {
+                Ok(got) => got.bytes().await,
+                Err(e) => Err(e),
+            };
+            match fetched {
+                Ok(bytes) => {
+                    if let Err(e) = keep_file(&local, &bytes) {
+                        tracing::warn!(key, error = %e, "could not cache a cold sidecar");
+                    }
+                }
+                Err(e) => tracing::warn!(key, error = %e, "could not fetch a cold sidecar"),
+            }
+        }
+    }
+
+    fn sidecar_base(&self, at: &Location) -> Result<PathBuf, StorageError> {
+        match at.tier {
+            Tier::Cold => Ok(self.sidecar_cache().join(&at.key)),
+            _ => self.local_copy(at),
+        }
     }
 
     fn local_copy(&self, at: &Location) -> Result<PathBuf, StorageError> {
@@ -88,4 +165,22 @@ impl SegmentFiles {
             })
         }
     }
+}
+
+/// The object key of the sidecar index of the data file `key`.
+pub fn index_key(key: &str) -> String {
+    index_path(Path::new(key)).to_string_lossy().into_owned()
+}
+
+/// The object key of the bloom file of the data file `key`.
+pub fn bloom_key(key: &str) -> String {
+    bloom_path(Path::new(key)).to_string_lossy().into_owned()
+}
+
+/// Writes `bytes` as the file `path` (making its directory), whole or not at all.
+pub fn keep_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    super::replace_file(path, "part", bytes)
 }

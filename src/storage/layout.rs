@@ -10,6 +10,9 @@ use crate::model::Micros;
 
 /// Directory under the data directory that holds every segment.
 pub const SEGMENTS_DIR: &str = "segments";
+/// Directory under the data directory that keeps cold segments' sidecars (index, bloom),
+/// mirroring their object keys.
+pub const SIDECAR_CACHE_DIR: &str = "cache";
 
 /// Relative path of segment `id` of `tenant` for the hour containing `ts`.
 pub fn segment_rel_path(tenant: &str, ts: Micros, id: u64) -> String {

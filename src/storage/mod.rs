@@ -4,8 +4,11 @@
 //! disk (temporary file, fsync, rename, then the directory fsynced, so a crash leaves the old
 //! file or the new one, never a part) and a conditional put on an object store.
 
+pub mod cache;
+pub mod cold;
 mod files;
 pub mod layout;
+mod remote;
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -14,7 +17,10 @@ use bytes::Bytes;
 use datafusion::object_store::{self, ObjectStore, PutMode, PutOptions, PutPayload};
 use serde::{Deserialize, Serialize};
 
-pub use files::SegmentFiles;
+pub use cache::{CachedStore, StoreCount};
+pub use cold::{open_cold_store, ColdStoreError};
+pub use files::{bloom_key, index_key, keep_file, SegmentFiles};
+pub use remote::RemoteFile;
 
 /// Where a segment sits in its life: freshly flushed (`hot`), compacted (`warm`, both on local
 /// disk), or moved to the object store (`cold`).
@@ -101,12 +107,19 @@ pub fn write_durably<E: From<std::io::Error>>(
     write: impl FnOnce(File) -> Result<File, E>,
 ) -> Result<u64, E> {
     let tmp = path.with_extension(tmp_ext);
-    let file = write(File::create(&tmp)?)?;
-    file.sync_all()?;
-    let bytes = file.metadata()?.len();
-    drop(file);
-    std::fs::rename(&tmp, path)?;
-    Ok(bytes)
+    let written = (|| {
+        let file = write(File::create(&tmp)?)?;
+        file.sync_all()?;
+        let bytes = file.metadata()?.len();
+        drop(file);
+        std::fs::rename(&tmp, path)?;
+        Ok(bytes)
+    })();
+    if written.is_err() {
+        // A full disk must not stay full of our half-written files.
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
 }
 
 /// Replaces `path` with `bytes` whole, as [`write_durably`] does.
