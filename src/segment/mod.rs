@@ -1,10 +1,12 @@
 //! Segments: immutable Parquet files, one per tenant and hour of a flush, sorted by `ts`.
 
+mod merge;
 mod writer;
 
 use std::path::PathBuf;
 
 pub use crate::storage::layout::{segment_rel_path, SEGMENTS_DIR};
+pub use merge::read_segment;
 pub use writer::{write_segments, writer_properties};
 
 /// Errors of writing or reading a segment.

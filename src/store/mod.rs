@@ -1,12 +1,18 @@
-//! The live view of the data: cataloged segments plus the hot buffer, switched atomically.
+//! The live view of the data: cataloged segments plus the hot buffer, switched atomically;
+//! and the changes made to it: flushes here, tier moves in [`tiers`], policies in [`policy`],
+//! the sweep of files a crash left behind in [`sweep`].
 //!
 //! A query takes a [`Snapshot`] under the view lock's read side; every catalog commit is
 //! installed, and the hot rows its segments hold retired, under the write side
 //! ([`Store::install`]). So every query sees each row exactly once, before, during and after a
 //! flush or any later change.
 
+pub mod policy;
+mod sweep;
+pub mod tiers;
+
 use std::path::PathBuf;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use datafusion::arrow::record_batch::RecordBatch;
 use timberline_udfs::pg_compat::Tenant;
@@ -14,7 +20,7 @@ use timberline_udfs::pg_compat::Tenant;
 use crate::buffer::HotBuffer;
 use crate::catalog::{Catalog, CatalogError, Change, SegmentMeta};
 use crate::index::{BloomCache, IndexCache};
-use crate::segment::{write_segments, SegmentError, SEGMENTS_DIR};
+use crate::segment::{write_segments, SegmentError};
 use crate::storage::SegmentFiles;
 use crate::wal::{Wal, WalError};
 
@@ -90,10 +96,25 @@ pub struct Store {
     pub indexes: IndexCache,
     /// Opened segment blooms.
     pub blooms: BloomCache,
+    /// Largest compacted segment, in bytes of the segments merged into it.
+    pub compact_bytes: u64,
     view: RwLock<()>,
-    /// Serialises flushes.
+    /// Serialises flushes, and the hand-out of segment ids to flushes and tier changes.
     flushing: tokio::sync::Mutex<()>,
+    /// Serialises maintenance passes.
+    maintaining: tokio::sync::Mutex<()>,
+    /// Segments replaced or expired whose files wait to be deleted until no query holds them.
+    retired: Mutex<Vec<Arc<SegmentMeta>>>,
+    /// Whether this process has swept the object store of orphans yet.
+    objects_swept: std::sync::atomic::AtomicBool,
 }
+
+/// Directory under the data directory where compaction writes a segment before it is renamed
+/// into place.
+pub const STAGING_DIR: &str = "staging";
+
+/// Default largest compacted segment (see [`Store::compact_bytes`]).
+pub const COMPACT_BYTES: u64 = 256 << 20;
 
 /// What one flush did.
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -131,8 +152,12 @@ impl Store {
             blooms: BloomCache::default(),
             buffer,
             catalog,
+            compact_bytes: COMPACT_BYTES,
             view: RwLock::new(()),
             flushing: tokio::sync::Mutex::new(()),
+            maintaining: tokio::sync::Mutex::new(()),
+            retired: Mutex::new(Vec::new()),
+            objects_swept: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -204,44 +229,6 @@ impl Store {
         self.catalog.install(state);
         self.buffer
             .retire_through(self.catalog.current().flushed_through);
-    }
-
-    /// Deletes segment and index files that no catalog entry names: leftovers of a crash between writing a
-    /// segment and cataloging it (their rows are still in the WAL and will be flushed again).
-    pub fn remove_orphan_segments(&self) -> std::io::Result<usize> {
-        let known: std::collections::HashSet<PathBuf> = self
-            .catalog
-            .segments()
-            .iter()
-            .flat_map(|s| {
-                let at = &s.location;
-                let parquet = self.files.data(at).ok();
-                let index = s.index.as_ref().and_then(|_| self.files.index(at).ok());
-                let blooms = s
-                    .index
-                    .as_ref()
-                    .filter(|i| !i.blooms.is_empty())
-                    .and_then(|_| self.files.bloom(at).ok());
-                parquet.into_iter().chain(index).chain(blooms)
-            })
-            .collect();
-        let mut removed = 0;
-        let mut stack = vec![self.data_dir.join(SEGMENTS_DIR)];
-        while let Some(dir) = stack.pop() {
-            let Ok(entries) = std::fs::read_dir(&dir) else {
-                continue;
-            };
-            for entry in entries.flatten() {
-                let path = entry.path();
-                if path.is_dir() {
-                    stack.push(path);
-                } else if !known.contains(&path) {
-                    std::fs::remove_file(&path)?;
-                    removed += 1;
-                }
-            }
-        }
-        Ok(removed)
     }
 }
 
