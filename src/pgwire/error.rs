@@ -10,6 +10,12 @@ pub fn sqlstate_of(e: &DataFusionError) -> (&'static str, String) {
     if let Some(q) = QueryError::find(e) {
         return (q.sqlstate, q.message.clone());
     }
+    if let Some(why) = object_store_failure(e) {
+        return (
+            sqlstate::IO_ERROR,
+            format!("the object store holding cold segments could not be read: {why}"),
+        );
+    }
     let root = e.find_root();
     let msg = client_message(&root.to_string());
     if matches!(root, DataFusionError::NotImplemented(_))
@@ -65,6 +71,46 @@ pub fn sqlstate_of(e: &DataFusionError) -> (&'static str, String) {
         _ => sqlstate::INTERNAL_ERROR,
     };
     (code, msg)
+}
+
+/// The object-store failure (cold tier unreachable, slow, or missing an object) behind `e`, if
+/// that is what it is: PostgreSQL's `io_error` (58030) rather than an internal error.
+fn object_store_failure(e: &DataFusionError) -> Option<String> {
+    use datafusion::arrow::error::ArrowError;
+    use datafusion::object_store::Error as StoreError;
+    use datafusion::parquet::errors::ParquetError;
+    let mut at: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    let mut depth = 0;
+    while let Some(err) = at {
+        depth += 1;
+        if depth > 32 {
+            return None;
+        }
+        if let Some(store) = err.downcast_ref::<StoreError>() {
+            return Some(store.to_string());
+        }
+        if let Some(ParquetError::External(inner)) = err.downcast_ref::<ParquetError>() {
+            at = Some(inner.as_ref());
+            continue;
+        }
+        if let Some(ArrowError::ExternalError(inner)) = err.downcast_ref::<ArrowError>() {
+            at = Some(inner.as_ref());
+            continue;
+        }
+        at = match err.downcast_ref::<DataFusionError>() {
+            Some(DataFusionError::ObjectStore(store)) => return Some(store.to_string()),
+            Some(DataFusionError::ParquetError(p)) => Some(p.as_ref()),
+            Some(DataFusionError::ArrowError(a, _)) => Some(a.as_ref()),
+            Some(DataFusionError::Shared(shared)) => Some(shared.as_ref()),
+            Some(DataFusionError::Context(_, inner)) => Some(inner.as_ref()),
+            Some(DataFusionError::External(inner)) => Some(inner.as_ref()),
+            _ => err.source(),
+        };
+    }
+    // Parquet's metadata fetch keeps only the text of the store's error.
+    let text = e.to_string();
+    text.contains("Object Store error")
+        .then(|| client_message(&e.find_root().to_string()))
 }
 
 /// A DataFusion error as a pg ErrorResponse.

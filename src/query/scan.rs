@@ -3,19 +3,33 @@
 //! It passes its input's batches through unchanged. Its metrics (`segments_total`,
 //! `segments_pruned_time`, `segments_pruned_bloom`, `segments_pruned_index`, `segments_scanned`,
 //! `index_fallbacks`, `rows_selected`, `hot_batches`, and for a `count(*)` answered from count
-//! tables `segments_counted` and `rows_counted`) show in `EXPLAIN ANALYZE`.
+//! tables `segments_counted` and `rows_counted`) show in `EXPLAIN ANALYZE`, with the segments
+//! and bytes scanned per tier (`segments_hot`, `bytes_cold`, …) and the object-store requests
+//! made while the scan ran (`store_gets`, `store_get_bytes`, `store_cache_hits`: counted over
+//! the server, so a concurrent query's reads of cold data show too).
+//!
+//! It also holds the segments its snapshot chose until its last stream ends: a segment a
+//! running scan holds is never deleted under it by compaction, a tier move or retention.
 
 use std::fmt;
 use std::sync::Arc;
+
+use std::sync::OnceLock;
 
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::error::Result;
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::physical_plan::execution_plan::ReplaceChildrenOptions;
+use datafusion::physical_plan::metrics::Gauge;
 use datafusion::physical_plan::metrics::{ExecutionPlanMetricsSet, MetricBuilder, MetricsSet};
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{
     DisplayAs, DisplayFormatType, ExecutionPlan, PhysicalExpr, PlanProperties,
 };
+use futures::StreamExt;
+
+use crate::catalog::SegmentMeta;
+use crate::storage::{CachedStore, StoreCount};
 
 /// What the catalog did for one scan.
 #[derive(Debug, Clone, Copy, Default)]
@@ -36,6 +50,18 @@ pub struct ScanCounts {
     pub hot_batches: usize,
     /// Set when `count(*)` is answered from count tables (see `query::count`).
     pub counted: Option<Counted>,
+    /// Segments scanned, and their bytes, per tier (hot, warm, cold).
+    pub tier_segments: [usize; 3],
+    pub tier_bytes: [u64; 3],
+}
+
+/// The index of `tier` in [`ScanCounts::tier_segments`].
+pub fn tier_slot(tier: crate::storage::Tier) -> usize {
+    match tier {
+        crate::storage::Tier::Hot => 0,
+        crate::storage::Tier::Warm => 1,
+        crate::storage::Tier::Cold => 2,
+    }
 }
 
 /// What the count tables answered for one `count(*)`.
@@ -60,8 +86,18 @@ impl ScanCounts {
             segments_scanned: self.segments_scanned + other.segments_scanned,
             hot_batches: self.hot_batches + other.hot_batches,
             counted: self.counted.or(other.counted),
+            tier_segments: std::array::from_fn(|i| self.tier_segments[i] + other.tier_segments[i]),
+            tier_bytes: std::array::from_fn(|i| self.tier_bytes[i] + other.tier_bytes[i]),
         }
     }
+}
+
+/// What a scan holds while it runs: the segments its snapshot chose (so none is deleted under
+/// it), and the cold store whose requests it reports.
+#[derive(Debug, Clone, Default)]
+pub struct ScanHold {
+    pub segments: Vec<Arc<SegmentMeta>>,
+    pub cold: Option<Arc<CachedStore>>,
 }
 
 /// Pass-through root of a `logs` scan carrying its pruning counts.
@@ -70,10 +106,21 @@ pub struct LogScanExec {
     input: Arc<dyn ExecutionPlan>,
     counts: ScanCounts,
     metrics: ExecutionPlanMetricsSet,
+    hold: Arc<ScanHold>,
+    /// The cold store's counters when the first stream started.
+    started: Arc<OnceLock<StoreCount>>,
 }
 
 impl LogScanExec {
-    pub fn new(input: Arc<dyn ExecutionPlan>, counts: ScanCounts) -> LogScanExec {
+    pub fn new(input: Arc<dyn ExecutionPlan>, counts: ScanCounts, hold: ScanHold) -> LogScanExec {
+        Self::with_hold(input, counts, Arc::new(hold))
+    }
+
+    fn with_hold(
+        input: Arc<dyn ExecutionPlan>,
+        counts: ScanCounts,
+        hold: Arc<ScanHold>,
+    ) -> LogScanExec {
         let metrics = ExecutionPlanMetricsSet::new();
         let set =
             |name: &'static str, v: usize| MetricBuilder::new(&metrics).global_counter(name).add(v);
@@ -89,10 +136,18 @@ impl LogScanExec {
         set("index_fallbacks", counts.index_fallbacks);
         set("rows_selected", counts.rows_selected as usize);
         set("hot_batches", counts.hot_batches);
+        for (i, tier) in ["hot", "warm", "cold"].iter().enumerate() {
+            let segs = MetricBuilder::new(&metrics).global_counter(format!("segments_{tier}"));
+            segs.add(counts.tier_segments[i]);
+            let bytes = MetricBuilder::new(&metrics).global_counter(format!("bytes_{tier}"));
+            bytes.add(counts.tier_bytes[i] as usize);
+        }
         LogScanExec {
             input,
             counts,
             metrics,
+            hold,
+            started: Arc::new(OnceLock::new()),
         }
     }
 
@@ -118,6 +173,13 @@ impl DisplayAs for LogScanExec {
             c.rows_selected,
             c.hot_batches
         )?;
+        if c.tier_segments[2] > 0 {
+            write!(
+                f,
+                ", segments_cold={}, bytes_cold={}",
+                c.tier_segments[2], c.tier_bytes[2]
+            )?;
+        }
         match c.counted {
             Some(counted) => write!(
                 f,
@@ -163,7 +225,11 @@ impl ExecutionPlan for LogScanExec {
         _options: ReplaceChildrenOptions,
     ) -> Result<Arc<dyn ExecutionPlan>> {
         let input = children.swap_remove(0);
-        Ok(Arc::new(LogScanExec::new(input, self.counts)))
+        Ok(Arc::new(LogScanExec::with_hold(
+            input,
+            self.counts,
+            self.hold.clone(),
+        )))
     }
 
     fn with_new_children(
@@ -172,7 +238,11 @@ impl ExecutionPlan for LogScanExec {
     ) -> Result<Arc<dyn ExecutionPlan>> {
         let mut children = children;
         let input = children.swap_remove(0);
-        Ok(Arc::new(LogScanExec::new(input, self.counts)))
+        Ok(Arc::new(LogScanExec::with_hold(
+            input,
+            self.counts,
+            self.hold.clone(),
+        )))
     }
 
     fn execute(
@@ -180,10 +250,55 @@ impl ExecutionPlan for LogScanExec {
         partition: usize,
         context: Arc<TaskContext>,
     ) -> Result<SendableRecordBatchStream> {
-        self.input.execute(partition, context)
+        let stream = self.input.execute(partition, context)?;
+        let reads = self.hold.cold.clone().map(|cold| {
+            let started = *self.started.get_or_init(|| cold.count());
+            Arc::new(StoreReads {
+                gets: MetricBuilder::new(&self.metrics).gauge("store_gets", partition),
+                get_bytes: MetricBuilder::new(&self.metrics).gauge("store_get_bytes", partition),
+                hits: MetricBuilder::new(&self.metrics).gauge("store_cache_hits", partition),
+                cold,
+                started,
+            })
+        });
+        let (hold, at_end) = (self.hold.clone(), reads.clone());
+        let schema = stream.schema();
+        let counted = stream
+            .inspect(move |_| {
+                if let Some(r) = &reads {
+                    r.record();
+                }
+            })
+            .chain(futures::stream::poll_fn(move |_| {
+                // The segments stay held until the stream's end.
+                let _ = &hold;
+                if let Some(r) = &at_end {
+                    r.record();
+                }
+                std::task::Poll::Ready(None)
+            }));
+        Ok(Box::pin(RecordBatchStreamAdapter::new(schema, counted)))
     }
 
     fn metrics(&self) -> Option<MetricsSet> {
         Some(self.metrics.clone_inner())
+    }
+}
+
+/// The cold store's requests since a scan started, kept in its metrics.
+struct StoreReads {
+    gets: Gauge,
+    get_bytes: Gauge,
+    hits: Gauge,
+    cold: Arc<CachedStore>,
+    started: StoreCount,
+}
+
+impl StoreReads {
+    fn record(&self) {
+        let d = self.cold.count().since(self.started);
+        self.gets.set(d.gets as usize);
+        self.get_bytes.set(d.get_bytes as usize);
+        self.hits.set(d.hits as usize);
     }
 }

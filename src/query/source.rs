@@ -22,12 +22,31 @@ use timberline_udfs::{sqlstate, QueryError};
 
 use crate::catalog::SegmentMeta;
 use crate::model::ts_column;
-use crate::storage::{SegmentFiles, StorageError};
+use crate::storage::{bloom_key, index_key, SegmentFiles, StorageError};
+use crate::store::Store;
 
 /// Registers each store of the segment files under its [`SegmentFiles::url`] in `runtime`.
 pub fn register_segments_store(runtime: &RuntimeEnv, files: &SegmentFiles) {
     for (url, store) in files.stores() {
         runtime.register_object_store(url.as_ref(), store);
+    }
+}
+
+/// Brings the sidecars of the cold segments among `segments` into the local cache (a GET each
+/// the first time, none after), so they prune as local ones do.
+pub async fn prefetch_cold_sidecars(store: &Store, segments: &[Arc<SegmentMeta>]) {
+    let keys: Vec<String> = segments
+        .iter()
+        .filter(|s| !s.location.tier.is_local())
+        .filter_map(|s| s.index.as_ref().map(|i| (s, i)))
+        .flat_map(|(s, i)| {
+            let key = &s.location.key;
+            let bloom = (!i.blooms.is_empty()).then(|| bloom_key(key));
+            std::iter::once(index_key(key)).chain(bloom)
+        })
+        .collect();
+    if !keys.is_empty() {
+        store.files.fetch_sidecars(keys).await;
     }
 }
 

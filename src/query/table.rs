@@ -35,9 +35,9 @@ use timberline_udfs::sqlstate;
 use super::index_select::select;
 use super::nearest::{is_nearest, NearestExec, NearestSpec};
 use super::prune::keep_by_time;
-use super::scan::{LogScanExec, ScanCounts};
+use super::scan::{tier_slot, LogScanExec, ScanCounts, ScanHold};
 use super::scope::session_tenant;
-use super::source::{parquet_execs, require_data_file};
+use super::source::{parquet_execs, prefetch_cold_sidecars, require_data_file};
 use crate::catalog::SegmentMeta;
 use crate::model::logs_schema;
 use crate::store::Store;
@@ -110,6 +110,7 @@ impl TableProvider for LogTable {
             )?));
         }
         let snap = self.store.snapshot().for_tenant(&session_tenant(state)?)?;
+        prefetch_cold_sidecars(&self.store, &snap.segments).await;
         let (plan, counts) = scan_rows(
             &self.store,
             state,
@@ -118,7 +119,19 @@ impl TableProvider for LogTable {
             projection,
             filters,
         )?;
-        Ok(Arc::new(LogScanExec::new(plan, counts)))
+        Ok(Arc::new(LogScanExec::new(
+            plan,
+            counts,
+            hold_of(&self.store, &snap.segments),
+        )))
+    }
+}
+
+/// What a scan of `segments` holds while it runs (see [`ScanHold`]).
+pub(super) fn hold_of(store: &Store, segments: &[Arc<SegmentMeta>]) -> ScanHold {
+    ScanHold {
+        segments: segments.to_vec(),
+        cold: store.files.cold().cloned(),
     }
 }
 
@@ -156,10 +169,16 @@ pub(super) fn scan_rows(
         segments_scanned: picked.kept.len(),
         hot_batches: hot.len(),
         counted: None,
+        tier_segments: [0; 3],
+        tier_bytes: [0; 3],
     };
     let kept = picked.kept;
+    let mut counts = counts;
     for seg in &kept {
         require_data_file(&store.files, seg)?;
+        let slot = tier_slot(seg.location.tier);
+        counts.tier_segments[slot] += 1;
+        counts.tier_bytes[slot] += seg.bytes;
     }
 
     let mut inputs: Vec<Arc<dyn ExecutionPlan>> = Vec::new();

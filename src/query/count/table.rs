@@ -35,8 +35,8 @@ use crate::index::{CountKey, CountTable, Split, COUNTS_SECTION, LABELS, MINUTE_U
 use crate::model::logs_schema;
 use crate::query::scan::{Counted, LogScanExec, ScanCounts};
 use crate::query::scope::session_tenant;
-use crate::query::source::require_data_file;
-use crate::query::table::scan_rows;
+use crate::query::source::{prefetch_cold_sidecars, require_data_file};
+use crate::query::table::{hold_of, scan_rows};
 use crate::store::Store;
 
 /// The column holding how many rows a row of [`CountedLogs`] stands for.
@@ -126,6 +126,7 @@ impl TableProvider for CountedLogs {
         };
 
         let snap = self.store.snapshot().for_tenant(&session_tenant(state)?)?;
+        prefetch_cold_sidecars(&self.store, &snap.segments).await;
         let whole = spec.whole_minutes();
         let (whole_from, whole_to) = (
             whole.start.saturating_mul(MINUTE_US),
@@ -207,7 +208,11 @@ impl TableProvider for CountedLogs {
             });
         }
         let plan = UnionExec::try_new(inputs)?;
-        Ok(Arc::new(LogScanExec::new(plan, scans)))
+        Ok(Arc::new(LogScanExec::new(
+            plan,
+            scans,
+            hold_of(&self.store, &snap.segments),
+        )))
     }
 }
 

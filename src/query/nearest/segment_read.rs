@@ -28,6 +28,7 @@ use datafusion::parquet::arrow::arrow_reader::{
 use datafusion::parquet::arrow::ProjectionMask;
 use datafusion::parquet::file::metadata::{PageIndexPolicy, ParquetMetaData};
 use datafusion::parquet::file::page_index::column_index::ColumnIndexMetaData;
+use datafusion::parquet::file::reader::ChunkReader;
 use datafusion::physical_expr::expressions::Column;
 use datafusion::physical_expr::utils::collect_columns;
 use datafusion::physical_plan::PhysicalExpr;
@@ -37,7 +38,7 @@ use timberline_udfs::{sqlstate, QueryError};
 use crate::catalog::SegmentMeta;
 use crate::model::{logs_schema, ts_column};
 use crate::query::source::{file_of, storage_failure};
-use crate::storage::SegmentFiles;
+use crate::storage::{RemoteFile, SegmentFiles};
 
 /// Rows read in one decoder batch (the reader's output chunk, not a limit).
 const BATCH_ROWS: usize = 8192;
@@ -49,9 +50,24 @@ pub struct Found {
     pub ts: Vec<i64>,
 }
 
+/// Where a segment's bytes are read from: its local file, or its object in the cold store.
+enum Held {
+    Local(PathBuf),
+    Remote(RemoteFile),
+}
+
+impl std::fmt::Display for Held {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Held::Local(p) => write!(f, "{}", p.display()),
+            Held::Remote(r) => write!(f, "cold:{}", r.key),
+        }
+    }
+}
+
 /// An open segment: where it is, and its decoded footer and page index.
 pub struct SegmentFile {
-    path: PathBuf,
+    path: Held,
     meta: ArrowReaderMetadata,
     /// The first file row of each row group, plus the row count at the end.
     group_starts: Vec<u64>,
@@ -64,12 +80,23 @@ impl SegmentFile {
         seg: &SegmentMeta,
         runtime: &RuntimeEnv,
     ) -> Result<SegmentFile> {
-        let path = files
-            .data(&seg.location)
-            .map_err(|e| storage_failure(seg, e))?;
         // The same key and size the Parquet scans use, so both share one cache entry.
         let object = file_of(&logs_schema(), seg).object_meta;
         let store = runtime.object_store(SegmentFiles::url(seg.location.tier))?;
+        let path = if seg.location.tier.is_local() {
+            Held::Local(
+                files
+                    .data(&seg.location)
+                    .map_err(|e| storage_failure(seg, e))?,
+            )
+        } else {
+            Held::Remote(RemoteFile {
+                store: store.clone(),
+                key: object.location.clone(),
+                size: seg.bytes,
+                rt: tokio::runtime::Handle::current(),
+            })
+        };
         let metadata = DFParquetMetadata::new(store.as_ref(), &object)
             .with_file_metadata_cache(Some(runtime.cache_manager.get_file_metadata_cache()))
             .with_page_index_policy(Some(PageIndexPolicy::Optional))
@@ -78,7 +105,7 @@ impl SegmentFile {
         SegmentFile::new(path, metadata)
     }
 
-    fn new(path: PathBuf, metadata: Arc<ParquetMetaData>) -> Result<SegmentFile> {
+    fn new(path: Held, metadata: Arc<ParquetMetaData>) -> Result<SegmentFile> {
         let meta = ArrowReaderMetadata::try_new(metadata, ArrowReaderOptions::new())?;
         let expected = logs_schema();
         let names = |s: &Schema| {
@@ -89,8 +116,7 @@ impl SegmentFile {
         };
         if names(meta.schema()) != names(&expected) {
             return Err(corrupt(format!(
-                "segment {} does not have the logs columns",
-                path.display()
+                "segment {path} does not have the logs columns"
             )));
         }
         let mut group_starts = vec![0u64];
@@ -133,7 +159,7 @@ impl SegmentFile {
                     let Some(&v) = ts.get(i) else {
                         return Err(corrupt(format!(
                             "segment {}: fewer ts values than its page index promises",
-                            self.path.display()
+                            self.path
                         )));
                     };
                     i += 1;
@@ -270,7 +296,7 @@ impl SegmentFile {
             if g + 1 >= self.group_starts.len() {
                 return Err(corrupt(format!(
                     "segment {}: row {row} is past its end",
-                    self.path.display()
+                    self.path
                 )));
             }
             if groups.last() != Some(&g) {
@@ -299,9 +325,24 @@ impl SegmentFile {
         selection: RowSelection,
         columns: &[usize],
     ) -> Result<RecordBatch> {
-        let file =
-            File::open(&self.path).map_err(|e| corrupt(format!("{}: {e}", self.path.display())))?;
-        let builder = ParquetRecordBatchReaderBuilder::new_with_metadata(file, self.meta.clone());
+        match &self.path {
+            Held::Local(path) => {
+                let file =
+                    File::open(path).map_err(|e| corrupt(format!("{}: {e}", path.display())))?;
+                self.decode_from(file, groups, selection, columns)
+            }
+            Held::Remote(object) => self.decode_from(object.clone(), groups, selection, columns),
+        }
+    }
+
+    fn decode_from<R: ChunkReader + 'static>(
+        &self,
+        input: R,
+        groups: Vec<usize>,
+        selection: RowSelection,
+        columns: &[usize],
+    ) -> Result<RecordBatch> {
+        let builder = ParquetRecordBatchReaderBuilder::new_with_metadata(input, self.meta.clone());
         let mask = ProjectionMask::roots(builder.parquet_schema(), columns.iter().copied());
         let reader = builder
             .with_row_groups(groups)
