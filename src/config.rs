@@ -88,6 +88,20 @@ pub struct Config {
     pub pg_max_message: usize,
     /// Longest `service`, `host` or `level`; longer ones are cut and the row flagged `truncated`.
     pub max_label_bytes: usize,
+    /// The cold tier's object store (`s3://BUCKET[/PREFIX]` or `file:///DIR`; none: local only).
+    pub object_store: Option<String>,
+    /// The tier policy: ages of a segment's newest event (see `store::policy`).
+    pub compact_after: Duration,
+    pub cold_after: Option<Duration>,
+    pub retention: Option<Duration>,
+    /// Largest compacted segment, in bytes of the segments merged into it.
+    pub compact_bytes: u64,
+    /// Time between maintenance passes (0: only on `POST /v1/maintenance`).
+    pub maintenance_interval: Duration,
+    /// Bytes of cold data ranges cached in memory.
+    pub cache_bytes: u64,
+    /// The key of `POST /v1/maintenance` (default: the bootstrap API key).
+    pub admin_key: Option<String>,
 }
 
 /// A size as people write it: `512MiB`, `1GiB`, `64MB`, `4096` (bytes).
@@ -159,8 +173,23 @@ macro_rules! deserialize_from_str {
         }
     };
 }
+/// An age limit as people write it (`7d`, `12h`), or `never`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Age(pub Option<Duration>);
+
+impl FromStr for Age {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Age, String> {
+        match s.trim() {
+            "never" | "forever" | "off" => Ok(Age(None)),
+            other => other.parse::<Span>().map(|d| Age(Some(d.0))),
+        }
+    }
+}
+
 deserialize_from_str!(Size);
 deserialize_from_str!(Span);
+deserialize_from_str!(Age);
 
 /// Half the memory the server may use (the default budget of all queries): the machine's, or
 /// its cgroup's limit when lower (in a container); 4 GiB when neither can be read.
@@ -220,6 +249,14 @@ impl Default for Config {
             statement_timeout: Duration::from_secs(300),
             pg_max_message: 64 << 20,
             max_label_bytes: 1024,
+            object_store: None,
+            compact_after: Duration::from_secs(3600),
+            cold_after: Some(Duration::from_secs(7 * 86_400)),
+            retention: None,
+            compact_bytes: 256 << 20,
+            maintenance_interval: Duration::from_secs(60),
+            cache_bytes: 1 << 30,
+            admin_key: None,
         }
     }
 }
@@ -324,6 +361,30 @@ pub struct Overrides {
     /// Longest service, host or level name kept; longer ones are cut and flagged truncated.
     #[arg(long, env = "TIMBERLINE_MAX_LABEL_BYTES")]
     pub max_label_bytes: Option<usize>,
+    /// Object store of the cold tier: s3://BUCKET[/PREFIX] (AWS_* variables) or file:///DIR [default: none].
+    #[arg(long, env = "TIMBERLINE_OBJECT_STORE")]
+    pub object_store: Option<String>,
+    /// Compact a tenant-hour once its newest event is this old, e.g. 1h [default: 1h].
+    #[arg(long, env = "TIMBERLINE_COMPACT_AFTER")]
+    pub compact_after: Option<Span>,
+    /// Move segments to the object store once their newest event is this old, or never [default: 7d].
+    #[arg(long, env = "TIMBERLINE_COLD_AFTER")]
+    pub cold_after: Option<Age>,
+    /// Delete segments everywhere once their newest event is this old, e.g. 30d [default: never].
+    #[arg(long, env = "TIMBERLINE_RETENTION")]
+    pub retention: Option<Age>,
+    /// Largest compacted segment (bytes of the segments merged), e.g. 256MiB [default: 256MiB].
+    #[arg(long, env = "TIMBERLINE_COMPACT_BYTES")]
+    pub compact_bytes: Option<Size>,
+    /// Time between background maintenance passes (0: only on POST /v1/maintenance) [default: 60s].
+    #[arg(long, env = "TIMBERLINE_MAINTENANCE_INTERVAL")]
+    pub maintenance_interval: Option<Span>,
+    /// Memory for cached ranges of cold segments, e.g. 1GiB [default: 1GiB].
+    #[arg(long, env = "TIMBERLINE_CACHE_BYTES")]
+    pub cache_bytes: Option<Size>,
+    /// Key of the admin endpoints (POST /v1/maintenance) [default: the bootstrap API key].
+    #[arg(long, env = "TIMBERLINE_ADMIN_KEY", hide_env_values = true)]
+    pub admin_key: Option<String>,
 }
 
 impl Config {
@@ -396,6 +457,14 @@ impl Config {
                     .clamp(1 << 10, 1 << 30)
             }),
             max_label_bytes: pick!(max_label_bytes).max(16),
+            object_store: cli.object_store.clone().or(from_file.object_store.clone()),
+            compact_after: pick_with!(compact_after, |s: Span| s.0),
+            cold_after: pick_with!(cold_after, |a: Age| a.0),
+            retention: pick_with!(retention, |a: Age| a.0),
+            compact_bytes: pick_with!(compact_bytes, |s: Size| s.0.max(1)),
+            maintenance_interval: pick_with!(maintenance_interval, |s: Span| s.0),
+            cache_bytes: pick_with!(cache_bytes, |s: Size| s.0),
+            admin_key: cli.admin_key.clone().or(from_file.admin_key.clone()),
         })
     }
 }
@@ -422,5 +491,11 @@ mod tests {
             toml::from_str("query_memory = \"2GiB\"\nauth_delay = \"1s\"").unwrap();
         assert_eq!(file.query_memory, Some(Size(2 << 30)));
         assert_eq!(file.auth_delay, Some(Span(Duration::from_secs(1))));
+        assert_eq!("never".parse::<Age>(), Ok(Age(None)));
+        assert_eq!(
+            "7d".parse::<Age>(),
+            Ok(Age(Some(Duration::from_secs(7 * 86_400))))
+        );
+        assert!("soon".parse::<Age>().is_err());
     }
 }

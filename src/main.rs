@@ -65,6 +65,12 @@ enum Command {
         #[command(subcommand)]
         what: UserCommand,
     },
+    /// Per-tenant tier policy: `timberline tenant set acme --retention 90d --cold-after 1d`
+    /// (kept in the data directory; a running server uses it from its next maintenance pass).
+    Tenant {
+        #[command(subcommand)]
+        what: TenantCommand,
+    },
     /// Manage HTTP API keys: `timberline key add --tenant T`.
     Key {
         #[command(subcommand)]
@@ -83,6 +89,32 @@ enum KeyCommand {
     Add {
         #[arg(long, default_value = timberline::model::DEFAULT_TENANT)]
         tenant: String,
+        /// Data directory of the server.
+        #[arg(long, env = "TIMBERLINE_DATA_DIR", default_value = "./timberline-data")]
+        data_dir: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum TenantCommand {
+    /// Set a tenant's overrides of the server's tier policy (each a duration such as 90d, or never).
+    Set {
+        tenant: String,
+        /// Delete the tenant's segments once their newest event is this old.
+        #[arg(long)]
+        retention: Option<String>,
+        /// Move the tenant's segments to the object store once this old.
+        #[arg(long)]
+        cold_after: Option<String>,
+        /// Compact the tenant's closed hours once this old.
+        #[arg(long)]
+        compact_after: Option<String>,
+        /// Data directory of the server.
+        #[arg(long, env = "TIMBERLINE_DATA_DIR", default_value = "./timberline-data")]
+        data_dir: PathBuf,
+    },
+    /// Print every tenant's overrides (JSON).
+    Show {
         /// Data directory of the server.
         #[arg(long, env = "TIMBERLINE_DATA_DIR", default_value = "./timberline-data")]
         data_dir: PathBuf,
@@ -269,6 +301,37 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                 "API key for tenant {tenant} saved in {}",
                 data_dir.display()
             );
+            Ok(())
+        }
+        Command::Tenant {
+            what:
+                TenantCommand::Set {
+                    tenant,
+                    retention,
+                    cold_after,
+                    compact_after,
+                    data_dir,
+                },
+        } => {
+            use timberline::store::policy::{set_overrides, TenantOverrides};
+            let change = TenantOverrides {
+                retention,
+                cold_after,
+                compact_after,
+            };
+            let now = set_overrides(&data_dir, &tenant, change)?;
+            println!("{}", serde_json::to_string(&now)?);
+            eprintln!(
+                "tenant {tenant}'s tier policy saved in {}",
+                data_dir.display()
+            );
+            Ok(())
+        }
+        Command::Tenant {
+            what: TenantCommand::Show { data_dir },
+        } => {
+            let all = timberline::store::policy::read_overrides(&data_dir)?;
+            println!("{}", serde_json::to_string_pretty(&all)?);
             Ok(())
         }
         Command::Bench { what } => timberline::cli::bench::run(what).await,

@@ -110,7 +110,7 @@ pub async fn key_tenant(s: &HttpState, headers: &HeaderMap) -> Result<String, Ap
 /// The API key an `Authorization` value carries: `Bearer <key>`; `Basic` with the key as the
 /// password (any user name, as Loki and Elasticsearch clients send it); `ApiKey <key>` or
 /// Elasticsearch's `ApiKey base64(id:key)`.
-fn presented_key(value: &str) -> Option<String> {
+pub fn presented_key(value: &str) -> Option<String> {
     use base64::Engine;
     let (scheme, rest) = value.trim().split_once(' ')?;
     let rest = rest.trim();

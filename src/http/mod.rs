@@ -9,6 +9,7 @@
 mod elastic;
 pub mod guard;
 mod loki;
+mod maintenance;
 mod otlp;
 pub mod otlp_grpc;
 pub mod serve;
@@ -32,6 +33,7 @@ use crate::ingest::encoding::{self, EncodingError};
 use crate::ingest::{IngestError, Ingestor};
 use crate::model::{now_micros, LogRecord, DEFAULT_TENANT};
 use crate::query::seed_api::{self, SeedQuery};
+use crate::store::policy::TierPolicy;
 use crate::store::Store;
 use crate::wal::Wal;
 use guard::KeyTenant;
@@ -48,6 +50,10 @@ pub struct HttpState {
     pub task: Arc<TaskContext>,
     /// Keys the data endpoints require (`Authorization: Bearer …`).
     pub keys: Arc<ApiKeys>,
+    /// The server's tier policy (each tenant's overrides are read at each pass).
+    pub tiers: TierPolicy,
+    /// The key of the admin endpoints.
+    pub admin_key: Arc<String>,
 }
 
 /// An HTTP refusal with a JSON reason.
@@ -94,6 +100,7 @@ pub fn router(state: HttpState) -> Router {
         .route_layer(from_fn_with_state(state.clone(), guard::admit));
     Router::new()
         .merge(data)
+        .route("/v1/maintenance", post(maintenance::run))
         .route("/health", get(|| async { Json(json!({ "status": "ok" })) }))
         .route("/ready", get(ready))
         .route("/", get(elastic::info))

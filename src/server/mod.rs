@@ -23,7 +23,8 @@ use crate::ingest::Ingestor;
 use crate::model::records_to_batch;
 use crate::pgwire::{serve, tls_acceptor, PgHandlers, SessionLimits, TlsError};
 use crate::query::{new_context, QueryMemory};
-use crate::storage::SegmentFiles;
+use crate::storage::{open_cold_store, SegmentFiles};
+use crate::store::policy::{Policies, TierPolicy};
 use crate::store::Store;
 use crate::wal::{replay_dir, Wal, WalError};
 
@@ -54,6 +55,8 @@ pub enum StartError {
     TlsMissing,
     #[error("segment storage: {0}")]
     Storage(#[from] datafusion::object_store::Error),
+    #[error(transparent)]
+    ColdStore(#[from] crate::storage::ColdStoreError),
     #[error("rebuilding replayed batches: {0}")]
     Arrow(#[from] datafusion::arrow::error::ArrowError),
 }
@@ -87,12 +90,18 @@ impl Server {
 
         let catalog: Arc<dyn Catalog> = Arc::new(FileCatalog::open(&data_dir)?);
         let buffer = Arc::new(HotBuffer::new(config.flush_bytes, config.max_buffer_bytes));
-        let store = Arc::new(Store::new(
-            SegmentFiles::local(&data_dir)?,
+        let mut files = SegmentFiles::local(&data_dir)?;
+        if let Some(url) = &config.object_store {
+            files = files.with_cold(open_cold_store(url)?, config.cache_bytes);
+        }
+        let mut store = Store::new(
+            files,
             buffer.clone(),
             catalog.clone(),
             config.index.then_some(config.index_block_rows),
-        ));
+        );
+        store.compact_bytes = config.compact_bytes;
+        let store = Arc::new(store);
         let orphans = store
             .remove_orphan_segments()
             .map_err(|source| StartError::DataDir {
@@ -102,6 +111,11 @@ impl Server {
         if orphans > 0 {
             tracing::warn!(orphans, "removed segment files that no catalog entry names");
         }
+        let tiers = TierPolicy {
+            compact_after: config.compact_after,
+            cold_after: config.cold_after,
+            retention: config.retention,
+        };
 
         // Replay before any port opens: rows not yet in a segment go back to the hot buffer.
         let flushed = catalog.flushed_through();
@@ -158,6 +172,8 @@ impl Server {
                 usize::try_from(config.max_inflight_body_bytes).unwrap_or(usize::MAX),
             ),
             keys: Arc::new(ApiKeys::new(&data_dir, &api_key)),
+            tiers,
+            admin_key: Arc::new(config.admin_key.clone().unwrap_or_else(|| api_key.clone())),
         };
         let (pg_cap, http_cap) = connection_caps(config);
         let otlp_grpc_addr = match config.otlp_grpc_addr {
@@ -234,6 +250,13 @@ impl Server {
             wal.clone(),
             Duration::from_secs(config.flush_interval_secs.max(1)),
         ));
+        if !config.maintenance_interval.is_zero() {
+            tokio::spawn(maintenance_loop(
+                store.clone(),
+                tiers,
+                config.maintenance_interval,
+            ));
+        }
 
         Ok(Server {
             http_addr,
@@ -290,6 +313,26 @@ async fn flush_loop(store: Arc<Store>, wal: Wal, interval: Duration) {
             if let Err(e) = store.flush(&wal).await {
                 tracing::error!(error = %e, "flush failed; rows stay in the hot buffer and WAL");
             }
+        }
+    }
+}
+
+/// Runs a maintenance pass every `interval` (compaction, tier moves, retention), with each
+/// tenant's overrides read afresh.
+async fn maintenance_loop(store: Arc<Store>, tiers: TierPolicy, interval: Duration) {
+    loop {
+        tokio::time::sleep(interval).await;
+        let policies = Policies::load(tiers, &store.data_dir);
+        let report = store.maintain(&policies, crate::model::now_micros()).await;
+        if report.compacted_segments + report.moved_segments + report.deleted_segments > 0 {
+            tracing::info!(
+                compacted = report.compacted_segments,
+                into = report.compacted_into,
+                moved = report.moved_segments,
+                deleted = report.deleted_segments,
+                ms = report.elapsed_ms,
+                "maintenance pass"
+            );
         }
     }
 }
