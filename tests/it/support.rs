@@ -16,6 +16,8 @@ pub struct TestServer {
     pub http: String,
     pub pg_port: u16,
     pub extra: Vec<String>,
+    /// Environment variables the server was started with (kept across restarts).
+    pub env: Vec<(String, String)>,
     /// The ready line (`timberline ready http=… pg=… [otlp-grpc=…] [syslog=…]`).
     pub ready: String,
 }
@@ -32,11 +34,25 @@ impl TestServer {
 
     /// Starts a server with extra `serve` flags.
     pub fn start_with(extra: &[&str]) -> TestServer {
-        let dir = Arc::new(tempfile::tempdir().expect("tempdir"));
-        Self::spawn(dir, extra.iter().map(|s| s.to_string()).collect())
+        Self::start_env(extra, &[])
     }
 
-    fn spawn(dir: Arc<tempfile::TempDir>, extra: Vec<String>) -> TestServer {
+    /// Starts a server with extra `serve` flags and environment variables.
+    pub fn start_env(extra: &[&str], env: &[(&str, &str)]) -> TestServer {
+        let dir = Arc::new(tempfile::tempdir().expect("tempdir"));
+        let env = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Self::spawn(dir, extra.iter().map(|s| s.to_string()).collect(), env)
+    }
+
+    /// Starts a server on `dir` (a data directory another server used), with `env`.
+    pub fn spawn(
+        dir: Arc<tempfile::TempDir>,
+        extra: Vec<String>,
+        env: Vec<(String, String)>,
+    ) -> TestServer {
         let mut child = Command::new(bin())
             .args([
                 "serve",
@@ -50,6 +66,7 @@ impl TestServer {
             .args(&extra)
             // The demo-credentials warning would repeat for every test server.
             .env("RUST_LOG", "warn,timberline::server=error")
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -78,6 +95,7 @@ impl TestServer {
             http,
             pg_port,
             extra,
+            env,
             ready: line.trim().to_string(),
         }
     }
@@ -100,9 +118,9 @@ impl TestServer {
     /// Kills the process and starts a new one on the same data directory.
     pub fn restart(mut self) -> TestServer {
         self.kill();
-        let (dir, extra) = (self.dir.clone(), self.extra.clone());
+        let (dir, extra, env) = (self.dir.clone(), self.extra.clone(), self.env.clone());
         drop(self);
-        TestServer::spawn(dir, extra)
+        TestServer::spawn(dir, extra, env)
     }
 
     pub async fn pg(&self) -> Client {
