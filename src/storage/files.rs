@@ -26,6 +26,8 @@ pub struct SegmentFiles {
     root: PathBuf,
     local: Arc<dyn ObjectStore>,
     cold: Option<Arc<CachedStore>>,
+    /// Bytes the cold segments' sidecars may take on local disk.
+    sidecar_bytes: u64,
 }
 
 impl SegmentFiles {
@@ -35,6 +37,7 @@ impl SegmentFiles {
             root: root.to_path_buf(),
             local: Arc::new(LocalFileSystem::new_with_prefix(root)?),
             cold: None,
+            sidecar_bytes: u64::MAX,
         })
     }
 
@@ -42,7 +45,43 @@ impl SegmentFiles {
     /// cold segments' sidecars kept under `<root>/cache/`).
     pub fn with_cold(mut self, store: Arc<dyn ObjectStore>, cache_bytes: u64) -> SegmentFiles {
         self.cold = Some(Arc::new(CachedStore::new(store, cache_bytes)));
+        self.sidecar_bytes = cache_bytes;
         self
+    }
+
+    /// Deletes the least recently used cold sidecars until those left take at most the cache's
+    /// bytes (a sidecar is used when a scan asks for it; one deleted is fetched again when
+    /// next needed). The bytes left.
+    pub fn trim_sidecars(&self) -> u64 {
+        let mut files = Vec::new();
+        let mut stack = vec![self.sidecar_cache()];
+        while let Some(dir) = stack.pop() {
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                let Ok(meta) = entry.metadata() else {
+                    continue;
+                };
+                if meta.is_dir() {
+                    stack.push(entry.path());
+                } else {
+                    let used = meta.modified().unwrap_or(std::time::UNIX_EPOCH);
+                    files.push((used, meta.len(), entry.path()));
+                }
+            }
+        }
+        let mut total: u64 = files.iter().map(|f| f.1).sum();
+        files.sort();
+        for (_, len, path) in files {
+            if total <= self.sidecar_bytes {
+                break;
+            }
+            if std::fs::remove_file(&path).is_ok() {
+                total -= len;
+            }
+        }
+        total
     }
 
     /// The cold tier's store, when one is configured.
@@ -128,11 +167,15 @@ impl SegmentFiles {
         let Some(cold) = &self.cold else {
             return;
         };
+        let mut fetched = false;
         for key in keys {
             let local = self.sidecar_cache().join(&key);
-            if local.is_file() {
+            if let Ok(file) = std::fs::File::options().append(true).open(&local) {
+                // Used now: the last to go when the cache is trimmed.
+                let _ = file.set_modified(std::time::SystemTime::now());
                 continue;
             }
+            fetched = true;
             let path = ObjectPath::from(key.as_str());
             let fetched = match cold.get(&path).await {
                 Ok(got) => got.bytes().await,
@@ -146,6 +189,9 @@ impl SegmentFiles {
                 }
                 Err(e) => tracing::warn!(key, error = %e, "could not fetch a cold sidecar"),
             }
+        }
+        if fetched {
+            self.trim_sidecars();
         }
     }
 
@@ -183,4 +229,48 @@ pub fn keep_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         std::fs::create_dir_all(dir)?;
     }
     super::replace_file(path, "part", bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::object_store::memory::InMemory;
+
+    #[tokio::test]
+    async fn cold_sidecars_are_fetched_once_and_the_least_recently_used_go_past_the_budget() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Arc::new(InMemory::new());
+        for i in 0..4 {
+            let key = ObjectPath::from(format!("segments/s{i}.idx"));
+            store
+                .put(&key, vec![i as u8; 100].into())
+                .await
+                .expect("put");
+        }
+        let files = SegmentFiles::local(dir.path())
+            .expect("files")
+            .with_cold(store, 250);
+        let keys = |ids: &[usize]| ids.iter().map(|i| format!("segments/s{i}.idx")).collect();
+        files.fetch_sidecars(keys(&[0, 1])).await;
+        assert_eq!(files.cold().map(|c| c.count().gets), Some(2));
+        files.fetch_sidecars(keys(&[0, 1])).await;
+        assert_eq!(
+            files.cold().map(|c| c.count().gets),
+            Some(2),
+            "fetched again"
+        );
+        // Using 0 makes 1 the least recently used; fetching 2 pushes it out.
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        files.fetch_sidecars(keys(&[0])).await;
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        files.fetch_sidecars(keys(&[2])).await;
+        let cached = |i: usize| {
+            files
+                .sidecar_cache()
+                .join(format!("segments/s{i}.idx"))
+                .exists()
+        };
+        assert_eq!((cached(0), cached(1), cached(2)), (true, false, true));
+        assert!(files.trim_sidecars() <= 250);
+    }
 }

@@ -288,6 +288,7 @@ impl Store {
             })
             .cloned()
             .collect();
+        let moved_any = !due.is_empty();
         for seg in due {
             match self.move_one(cold.inner(), &seg).await {
                 Ok(bytes) => {
@@ -303,6 +304,9 @@ impl Store {
                     break;
                 }
             }
+        }
+        if moved_any {
+            self.files.trim_sidecars();
         }
     }
 
