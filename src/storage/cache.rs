@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use bytes::Bytes;
 use datafusion::object_store::path::Path;
+use datafusion::object_store::ObjectStoreExt;
 use datafusion::object_store::{
     CopyOptions, GetOptions, GetRange, GetResult, GetResultPayload, ListResult, MultipartUpload,
     ObjectMeta, ObjectStore, PutMultipartOptions, PutOptions, PutPayload, PutResult, Result,
@@ -51,12 +52,17 @@ impl StoreCount {
     }
 }
 
-type RangeKey = (Path, u64, u64);
+/// Bytes of one cached block: reads are rounded out to whole blocks.
+pub const BLOCK: u64 = 512 * 1024;
 
-/// Cached ranges and the bytes they hold.
+/// An object and the number of one of its blocks.
+type RangeKey = (Path, u64);
+
+/// Cached blocks and the bytes they hold; the size of each object read.
 struct Ranges {
     lru: LruCache<RangeKey, Bytes>,
     bytes: u64,
+    sizes: std::collections::HashMap<Path, u64>,
 }
 
 /// An object store whose range reads are cached in memory (objects are immutable: a key is
@@ -88,6 +94,7 @@ impl CachedStore {
             ranges: Mutex::new(Ranges {
                 lru: LruCache::unbounded(),
                 bytes: 0,
+                sizes: Default::default(),
             }),
             capacity,
             counters: StoreCounters::default(),
@@ -129,6 +136,7 @@ impl CachedStore {
                 ranges.bytes -= b.len() as u64;
             }
         }
+        ranges.sizes.remove(location);
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Ranges> {
@@ -145,7 +153,7 @@ impl CachedStore {
 
     fn keep(&self, key: RangeKey, bytes: &Bytes) {
         let len = bytes.len() as u64;
-        if len == 0 || len > self.capacity / 4 {
+        if len == 0 || len > self.capacity {
             return;
         }
         let mut ranges = self.lock();
@@ -170,19 +178,74 @@ impl CachedStore {
         self.counters.other.fetch_add(1, Ordering::Relaxed);
     }
 
-    async fn range(&self, location: &Path, range: Range<u64>) -> Result<Bytes> {
-        let key = (location.clone(), range.start, range.end);
-        if let Some(b) = self.cached(&key) {
-            return Ok(b);
+    /// The size of the object at `location` (a HEAD the first time, remembered after).
+    async fn size(&self, location: &Path) -> Result<u64> {
+        if let Some(&n) = self.lock().sizes.get(location) {
+            return Ok(n);
         }
-        let opts = GetOptions {
-            range: Some(GetRange::Bounded(range)),
-            ..GetOptions::default()
-        };
-        let bytes = self.inner.get_opts(location, opts).await?.bytes().await?;
-        self.fetched(bytes.len() as u64);
-        self.keep(key, &bytes);
-        Ok(bytes)
+        self.other();
+        let meta = self.inner.head(location).await?;
+        self.lock().sizes.insert(location.clone(), meta.size);
+        Ok(meta.size)
+    }
+
+    /// `range` of `location`, read in aligned blocks of [`BLOCK`] bytes: those cached are not
+    /// fetched again, and each run of missing ones is one GET. Blocks rather than the exact
+    /// ranges asked for, so that reads near one another (the pages around successive
+    /// `nearest()` targets, the column chunks of one row group) share what was fetched.
+    async fn range(&self, location: &Path, range: Range<u64>) -> Result<Bytes> {
+        if range.start >= range.end {
+            return Ok(Bytes::new());
+        }
+        let size = self.size(location).await?;
+        let end = range.end.min(size);
+        if range.start >= end {
+            return Ok(Bytes::new());
+        }
+        let (first, last) = (range.start / BLOCK, (end - 1) / BLOCK);
+        let mut blocks: Vec<Option<Bytes>> = (first..=last)
+            .map(|b| self.cached(&(location.clone(), b)))
+            .collect();
+        let mut b = 0;
+        while b < blocks.len() {
+            if blocks[b].is_some() {
+                b += 1;
+                continue;
+            }
+            let run_start = b;
+            while b < blocks.len() && blocks[b].is_none() {
+                b += 1;
+            }
+            let from = (first + run_start as u64) * BLOCK;
+            let to = ((first + b as u64) * BLOCK).min(size);
+            let opts = GetOptions {
+                range: Some(GetRange::Bounded(from..to)),
+                ..GetOptions::default()
+            };
+            let bytes = self.inner.get_opts(location, opts).await?.bytes().await?;
+            self.fetched(bytes.len() as u64);
+            for (i, slot) in blocks[run_start..b].iter_mut().enumerate() {
+                let lo = (i as u64 * BLOCK) as usize;
+                let hi = (lo + BLOCK as usize).min(bytes.len());
+                let block = bytes.slice(lo.min(hi)..hi);
+                self.keep(
+                    (location.clone(), first + run_start as u64 + i as u64),
+                    &block,
+                );
+                *slot = Some(block);
+            }
+        }
+        let offset = (range.start - first * BLOCK) as usize;
+        let len = (end - range.start) as usize;
+        if let [Some(one)] = blocks.as_slice() {
+            return Ok(one.slice(offset..(offset + len).min(one.len())));
+        }
+        let mut out = bytes::BytesMut::with_capacity(blocks.len() * BLOCK as usize);
+        for block in blocks.into_iter().flatten() {
+            out.extend_from_slice(&block);
+        }
+        let out = out.freeze();
+        Ok(out.slice(offset.min(out.len())..(offset + len).min(out.len())))
     }
 }
 
@@ -279,36 +342,54 @@ impl ObjectStore for CachedStore {
 mod tests {
     use super::*;
     use datafusion::object_store::memory::InMemory;
-    use datafusion::object_store::ObjectStoreExt;
 
     #[tokio::test]
-    async fn a_repeated_range_read_costs_no_get_and_the_cache_stays_within_its_bytes() {
+    async fn reads_go_by_cached_blocks_and_the_cache_stays_within_its_bytes() {
         let inner = Arc::new(InMemory::new());
         let path = Path::from("segments/a.parquet");
+        let object: Vec<u8> = (0..(3 * BLOCK + 100)).map(|i| (i % 251) as u8).collect();
         inner
-            .put(&path, PutPayload::from(vec![7u8; 1000]))
+            .put(&path, PutPayload::from(object.clone()))
             .await
             .expect("put");
-        let store = CachedStore::new(inner, 400);
-        let first = store.get_range(&path, 0..100).await.expect("get");
-        let again = store.get_range(&path, 0..100).await.expect("get");
-        assert_eq!(first, again);
+        let store = CachedStore::new(inner, 2 * BLOCK);
+        let want = |r: Range<u64>| Bytes::from(object[r.start as usize..r.end as usize].to_vec());
+        // One GET brings the block; a read near it is answered from the cache.
+        assert_eq!(
+            store.get_range(&path, 10..100).await.expect("get"),
+            want(10..100)
+        );
+        assert_eq!(
+            store.get_range(&path, 5000..9000).await.expect("get"),
+            want(5000..9000)
+        );
         assert_eq!((store.count().gets, store.count().hits), (1, 1));
-        // Ranges beyond the capacity push out the least recently used.
-        for i in 1..6 {
-            store
-                .get_range(&path, i * 100..i * 100 + 90)
-                .await
-                .expect("get");
-        }
-        assert!(store.cached_bytes() <= 400, "{}", store.cached_bytes());
-        store.get_range(&path, 0..100).await.expect("get");
-        assert_eq!(store.count().gets, 7, "the first range was evicted");
+        // A read across blocks fetches only the missing run, in one GET.
+        let across = BLOCK - 10..2 * BLOCK + 10;
+        assert_eq!(
+            store.get_range(&path, across.clone()).await.expect("get"),
+            want(across)
+        );
+        assert_eq!(store.count().gets, 2);
+        assert!(
+            store.cached_bytes() <= 2 * BLOCK,
+            "{}",
+            store.cached_bytes()
+        );
+        // The last block is short; a range past the end stops at it.
+        let tail = 3 * BLOCK..3 * BLOCK + 100;
+        assert_eq!(
+            store.get_range(&path, tail.clone()).await.expect("get"),
+            want(tail)
+        );
         let many = store
-            .get_ranges(&path, &[500..590, 0..100])
+            .get_ranges(&path, &[0..10, 3 * BLOCK + 90..3 * BLOCK + 100])
             .await
             .expect("ranges");
-        assert_eq!(many[1].len(), 100);
+        assert_eq!(
+            many,
+            vec![want(0..10), want(3 * BLOCK + 90..3 * BLOCK + 100)]
+        );
         store.forget(&path);
         assert_eq!(store.cached_bytes(), 0);
     }

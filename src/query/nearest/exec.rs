@@ -11,7 +11,7 @@ use datafusion::physical_expr::EquivalenceProperties;
 use datafusion::physical_plan::execution_plan::{
     Boundedness, EmissionType, ReplaceChildrenOptions,
 };
-use datafusion::physical_plan::metrics::{ExecutionPlanMetricsSet, MetricsSet};
+use datafusion::physical_plan::metrics::{ExecutionPlanMetricsSet, MetricBuilder, MetricsSet};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{
     DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PhysicalExpr, PlanProperties,
@@ -130,9 +130,26 @@ impl ExecutionPlan for NearestExec {
         let projection = self.projection.clone();
         let tenant = self.tenant.clone();
         let metrics = SearchMetrics::new(&self.metrics);
+        let reads = store.files.cold().cloned().map(|cold| {
+            let gauge = |name: &'static str| MetricBuilder::new(&self.metrics).gauge(name, 0);
+            let gauges = [
+                gauge("store_gets"),
+                gauge("store_get_bytes"),
+                gauge("store_cache_hits"),
+            ];
+            (cold.count(), cold, gauges)
+        });
         let rows = async move {
             let snap = store.snapshot().for_tenant(&tenant)?;
-            let batch = search(&store, &snap, &spec, context, &metrics).await?;
+            let found = search(&store, &snap, &spec, context, &metrics).await;
+            // What the object store served this search (counted over the server).
+            if let Some((started, cold, [gets, bytes, hits])) = reads {
+                let d = cold.count().since(started);
+                gets.set(d.gets as usize);
+                bytes.set(d.get_bytes as usize);
+                hits.set(d.hits as usize);
+            }
+            let batch = found?;
             match projection {
                 Some(p) => Ok(batch.project(&p)?),
                 None => Ok(batch),
