@@ -29,9 +29,15 @@ pub async fn run(
         ));
     }
     let policies = Policies::load(s.tiers, &s.store.data_dir);
-    let report = s
-        .store
-        .maintain(&policies, crate::model::now_micros())
-        .await;
+    // Its own task: a client that hangs up must not cut a pass between a commit and its install.
+    let store = s.store.clone();
+    let pass =
+        tokio::spawn(async move { store.maintain(&policies, crate::model::now_micros()).await });
+    let report = pass.await.map_err(|e| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("the maintenance pass failed: {e}"),
+        )
+    })?;
     Ok(Json(report))
 }

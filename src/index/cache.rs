@@ -1,5 +1,6 @@
 //! Opened sidecar files (indexes, blooms) by path, shared by every query. A file that failed to
-//! open is remembered as absent (and logged once) so queries do not retry it.
+//! open (other than by being missing, which a cold segment's sidecar may be until it is fetched)
+//! is remembered as absent (and logged once) so queries do not retry it.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -40,7 +41,7 @@ impl<T: Sidecar> SidecarCache<T> {
         let loaded = match T::open(path) {
             Ok(i) => Some(Arc::new(i)),
             Err(IndexError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
-                None
+                return None;
             }
             Err(e) => {
                 tracing::warn!("{e}; {}", T::WITHOUT_IT);
@@ -51,5 +52,12 @@ impl<T: Sidecar> SidecarCache<T> {
             open.insert(path.to_path_buf(), loaded.clone());
         }
         loaded
+    }
+
+    /// Drops what is known of `path` (its file was deleted or replaced).
+    pub fn forget(&self, path: &Path) {
+        if let Ok(mut open) = self.open.lock() {
+            open.remove(path);
+        }
     }
 }

@@ -107,8 +107,8 @@ pub struct LogScanExec {
     counts: ScanCounts,
     metrics: ExecutionPlanMetricsSet,
     hold: Arc<ScanHold>,
-    /// The cold store's counters when the first stream started.
-    started: Arc<OnceLock<StoreCount>>,
+    /// The cold store's requests, counted from when the first stream started.
+    reads: Arc<OnceLock<Arc<StoreReads>>>,
 }
 
 impl LogScanExec {
@@ -147,7 +147,7 @@ impl LogScanExec {
             counts,
             metrics,
             hold,
-            started: Arc::new(OnceLock::new()),
+            reads: Arc::new(OnceLock::new()),
         }
     }
 
@@ -251,15 +251,20 @@ impl ExecutionPlan for LogScanExec {
         context: Arc<TaskContext>,
     ) -> Result<SendableRecordBatchStream> {
         let stream = self.input.execute(partition, context)?;
+        // One set of gauges for the whole scan, shared by its streams: each sets them to the
+        // server's requests since the first started, so the last to finish leaves the total.
         let reads = self.hold.cold.clone().map(|cold| {
-            let started = *self.started.get_or_init(|| cold.count());
-            Arc::new(StoreReads {
-                gets: MetricBuilder::new(&self.metrics).gauge("store_gets", partition),
-                get_bytes: MetricBuilder::new(&self.metrics).gauge("store_get_bytes", partition),
-                hits: MetricBuilder::new(&self.metrics).gauge("store_cache_hits", partition),
-                cold,
-                started,
-            })
+            self.reads
+                .get_or_init(|| {
+                    Arc::new(StoreReads {
+                        gets: MetricBuilder::new(&self.metrics).gauge("store_gets", 0),
+                        get_bytes: MetricBuilder::new(&self.metrics).gauge("store_get_bytes", 0),
+                        hits: MetricBuilder::new(&self.metrics).gauge("store_cache_hits", 0),
+                        started: cold.count(),
+                        cold,
+                    })
+                })
+                .clone()
         });
         let (hold, at_end) = (self.hold.clone(), reads.clone());
         let schema = stream.schema();
@@ -286,6 +291,7 @@ impl ExecutionPlan for LogScanExec {
 }
 
 /// The cold store's requests since a scan started, kept in its metrics.
+#[derive(Debug)]
 struct StoreReads {
     gets: Gauge,
     get_bytes: Gauge,

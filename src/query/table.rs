@@ -110,7 +110,8 @@ impl TableProvider for LogTable {
             )?));
         }
         let snap = self.store.snapshot().for_tenant(&session_tenant(state)?)?;
-        prefetch_cold_sidecars(&self.store, &snap.segments).await;
+        let in_range = time_kept(state, &snap.segments, filters)?;
+        prefetch_cold_sidecars(&self.store, &in_range).await;
         let (plan, counts) = scan_rows(
             &self.store,
             state,
@@ -217,6 +218,26 @@ pub(super) fn scan_rows(
         _ => UnionExec::try_new(inputs)?,
     };
     Ok((plan, counts))
+}
+
+/// The segments of `segments` whose time range may hold rows passing `filters`.
+fn time_kept(
+    state: &dyn Session,
+    segments: &[Arc<SegmentMeta>],
+    filters: &[Expr],
+) -> Result<Vec<Arc<SegmentMeta>>> {
+    let schema = logs_schema();
+    let df_schema = DFSchema::try_from(schema.clone())?;
+    let predicate = conjunction(filters.to_vec())
+        .map(|e| state.create_physical_expr(e, &df_schema))
+        .transpose()?;
+    let keep = keep_by_time(segments, predicate.as_ref(), &schema);
+    Ok(segments
+        .iter()
+        .zip(keep)
+        .filter(|(_, k)| *k)
+        .map(|(s, _)| s.clone())
+        .collect())
 }
 
 /// True if a `nearest(…)` call appears anywhere in `expr`.

@@ -224,6 +224,16 @@ impl CachedStore {
             };
             let bytes = self.inner.get_opts(location, opts).await?.bytes().await?;
             self.fetched(bytes.len() as u64);
+            if bytes.len() as u64 != to - from {
+                return Err(datafusion::object_store::Error::Generic {
+                    store: "cold",
+                    source: format!(
+                        "{location}: asked for bytes {from}..{to}, got {}",
+                        bytes.len()
+                    )
+                    .into(),
+                });
+            }
             for (i, slot) in blocks[run_start..b].iter_mut().enumerate() {
                 let lo = (i as u64 * BLOCK) as usize;
                 let hi = (lo + BLOCK as usize).min(bytes.len());
@@ -238,7 +248,8 @@ impl CachedStore {
         let offset = (range.start - first * BLOCK) as usize;
         let len = (end - range.start) as usize;
         if let [Some(one)] = blocks.as_slice() {
-            return Ok(one.slice(offset..(offset + len).min(one.len())));
+            let end = (offset + len).min(one.len());
+            return Ok(one.slice(offset.min(end)..end));
         }
         let mut out = bytes::BytesMut::with_capacity(blocks.len() * BLOCK as usize);
         for block in blocks.into_iter().flatten() {

@@ -14,6 +14,7 @@ use datafusion::object_store::ObjectStore;
 
 use datafusion::object_store::path::Path as ObjectPath;
 use datafusion::object_store::ObjectStoreExt;
+use futures::StreamExt;
 
 use super::cache::CachedStore;
 use super::layout::{bloom_path, index_path, SIDECAR_CACHE_DIR};
@@ -167,29 +168,35 @@ impl SegmentFiles {
         let Some(cold) = &self.cold else {
             return;
         };
-        let mut fetched = false;
+        let mut missing = Vec::new();
         for key in keys {
             let local = self.sidecar_cache().join(&key);
             if let Ok(file) = std::fs::File::options().append(true).open(&local) {
                 // Used now: the last to go when the cache is trimmed.
                 let _ = file.set_modified(std::time::SystemTime::now());
-                continue;
-            }
-            fetched = true;
-            let path = ObjectPath::from(key.as_str());
-            let fetched = match cold.get(&path).await {
-                Ok(got) => got.bytes().await,
-                Err(e) => Err(e),
-            };
-            match fetched {
-                Ok(bytes) => {
-                    if let Err(e) = keep_file(&local, &bytes) {
-                        tracing::warn!(key, error = %e, "could not cache a cold sidecar");
-                    }
-                }
-                Err(e) => tracing::warn!(key, error = %e, "could not fetch a cold sidecar"),
+            } else {
+                missing.push((key, local));
             }
         }
+        let fetched = !missing.is_empty();
+        // A few at a time: many cold segments new to this cache need not wait one by one.
+        let fetches =
+            futures::stream::iter(missing).for_each_concurrent(8, |(key, local)| async move {
+                let path = ObjectPath::from(key.as_str());
+                let fetched = match cold.get(&path).await {
+                    Ok(got) => got.bytes().await,
+                    Err(e) => Err(e),
+                };
+                match fetched {
+                    Ok(bytes) => {
+                        if let Err(e) = keep_file(&local, &bytes) {
+                            tracing::warn!(key, error = %e, "could not cache a cold sidecar");
+                        }
+                    }
+                    Err(e) => tracing::warn!(key, error = %e, "could not fetch a cold sidecar"),
+                }
+            });
+        fetches.await;
         if fetched {
             self.trim_sidecars();
         }
@@ -228,7 +235,11 @@ pub fn keep_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    super::replace_file(path, "part", bytes)
+    let ext = path
+        .extension()
+        .map(|e| format!("{}.part", e.to_string_lossy()))
+        .unwrap_or_else(|| "part".into());
+    super::replace_file(path, &ext, bytes)
 }
 
 #[cfg(test)]

@@ -18,6 +18,15 @@ pub struct RemoteFile {
     pub key: ObjectPath,
     pub size: u64,
     pub rt: tokio::runtime::Handle,
+    /// The last read's failure, kept whole: Parquet's reader passes it on only as text.
+    pub failed: Arc<std::sync::Mutex<Option<String>>>,
+}
+
+impl RemoteFile {
+    /// The store's error behind the last failed read, if a read failed.
+    pub fn failure(&self) -> Option<String> {
+        self.failed.lock().ok().and_then(|f| f.clone())
+    }
 }
 
 impl Length for RemoteFile {
@@ -42,6 +51,11 @@ impl ChunkReader for RemoteFile {
         }
         self.rt
             .block_on(self.store.get_range(&self.key, start..end))
-            .map_err(|e| ParquetError::External(Box::new(e)))
+            .map_err(|e| {
+                if let Ok(mut f) = self.failed.lock() {
+                    *f = Some(e.to_string());
+                }
+                ParquetError::External(Box::new(e))
+            })
     }
 }

@@ -144,20 +144,32 @@ pub struct Policies {
 }
 
 impl Policies {
-    /// The server's policy and the overrides in `data_dir` (an unreadable override is
-    /// reported and the server's policy used for that tenant).
+    /// The server's policy and the overrides in `data_dir`. Retention fails closed: when the
+    /// overrides cannot be read, nothing is deleted this pass (a tenant's override may keep
+    /// data longer than the server's policy), and a tenant whose override is unreadable keeps
+    /// everything; compaction and moves go on by the server's policy.
     pub fn load(base: TierPolicy, data_dir: &Path) -> Policies {
-        let overrides = read_overrides(data_dir).unwrap_or_else(|e| {
-            tracing::warn!(error = %e, "tenant tier overrides unreadable; using the server's policy");
-            BTreeMap::new()
-        });
+        let keep = |p: TierPolicy| TierPolicy {
+            retention: None,
+            ..p
+        };
+        let overrides = match read_overrides(data_dir) {
+            Ok(o) => o,
+            Err(e) => {
+                tracing::warn!(error = %e, "tenant tier overrides unreadable; no retention this pass");
+                return Policies {
+                    base: keep(base),
+                    tenants: BTreeMap::new(),
+                };
+            }
+        };
         let tenants = overrides
             .into_iter()
-            .filter_map(|(t, o)| match o.apply(base) {
-                Ok(p) => Some((t, p)),
+            .map(|(t, o)| match o.apply(base) {
+                Ok(p) => (t, p),
                 Err(e) => {
-                    tracing::warn!(tenant = t, error = %e, "ignoring a tenant's tier override");
-                    None
+                    tracing::warn!(tenant = t, error = %e, "a tenant's tier override is unreadable; keeping its data");
+                    (t, keep(base))
                 }
             })
             .collect();
@@ -193,5 +205,26 @@ mod tests {
         set_overrides(dir.path(), "acme", set(Some("never"), None)).expect("set");
         let p = Policies::load(TierPolicy::default(), dir.path());
         assert_eq!(p.of("acme").retention, None);
+        // Unreadable overrides delete nothing, for anyone.
+        let strict = TierPolicy {
+            retention: Some(day),
+            ..TierPolicy::default()
+        };
+        std::fs::write(
+            dir.path().join(TENANTS_FILE),
+            br#"{"acme":{"retention":"soon"}}"#,
+        )
+        .expect("write");
+        let p = Policies::load(strict, dir.path());
+        assert_eq!(
+            (p.of("acme").retention, p.of("other").retention),
+            (None, Some(day))
+        );
+        std::fs::write(dir.path().join(TENANTS_FILE), b"{not json").expect("write");
+        let p = Policies::load(strict, dir.path());
+        assert_eq!(
+            (p.of("acme").retention, p.of("other").retention),
+            (None, None)
+        );
     }
 }

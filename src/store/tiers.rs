@@ -350,6 +350,13 @@ impl Store {
         Ok(total)
     }
 
+    /// Closes the opened sidecar at `path` (its file is going), so neither its mapping nor its
+    /// memory outlives it.
+    fn forget_sidecar(&self, path: &Path) {
+        self.indexes.forget(path);
+        self.blooms.forget(path);
+    }
+
     fn retired_lock(&self) -> std::sync::MutexGuard<'_, Vec<Arc<SegmentMeta>>> {
         self.retired.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -357,7 +364,7 @@ impl Store {
     /// Deletes the files of retired segments no query holds any more (and whose files no
     /// current segment names); the counts removed and still waiting.
     pub async fn remove_retired(&self) -> (usize, usize) {
-        let in_use: HashSet<(bool, String)> = self
+        let mut in_use: HashSet<(bool, String)> = self
             .catalog
             .segments()
             .iter()
@@ -373,6 +380,11 @@ impl Store {
                 free.push(s.clone());
                 false
             });
+            // A segment a query still holds keeps its files, even where another retired
+            // segment names the same ones (a hot segment relabelled warm, then moved).
+            for held in retired.iter() {
+                in_use.insert((held.location.tier.is_local(), held.location.key.clone()));
+            }
             (free, retired.len())
         };
         let mut removed = 0;
@@ -396,7 +408,9 @@ impl Store {
         let keys = [at.key.clone(), index_key(&at.key), bloom_key(&at.key)];
         if at.tier.is_local() {
             for key in &keys {
-                remove_if_there(&self.data_dir.join(key))?;
+                let path = self.data_dir.join(key);
+                self.forget_sidecar(&path);
+                remove_if_there(&path)?;
             }
             return Ok(());
         }
@@ -416,7 +430,9 @@ impl Store {
                 }
             }
             cold.forget(&path);
-            remove_if_there(&self.files.sidecar_cache().join(key))?;
+            let cached = self.files.sidecar_cache().join(key);
+            self.forget_sidecar(&cached);
+            remove_if_there(&cached)?;
         }
         Ok(())
     }
@@ -647,6 +663,39 @@ mod tests {
             dir.path().join(&after.location.key).exists(),
             "its file is still in use"
         );
+    }
+
+    #[tokio::test]
+    async fn a_held_segment_keeps_its_file_though_its_relabelled_copy_moves_cold() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cold_dir = tempfile::tempdir().expect("tempdir");
+        let store = store_with_segments(dir.path(), 1, 100);
+        let cold: Arc<dyn ObjectStore> = Arc::new(
+            datafusion::object_store::local::LocalFileSystem::new_with_prefix(cold_dir.path())
+                .expect("cold"),
+        );
+        // The same store, now with a cold tier (as a restart with --object-store makes it).
+        let files = store.files.clone().with_cold(cold, 1 << 20);
+        let store = Arc::new(Store::new(
+            files,
+            store.buffer.clone(),
+            store.catalog.clone(),
+            Some(64),
+        ));
+        let held = store.snapshot();
+        let key = held.segments[0].location.key.clone();
+        let mut policies = compact_now();
+        policies.base.cold_after = Some(std::time::Duration::ZERO);
+        let report = store.maintain(&policies, HOUR * 1000).await;
+        assert!(report.errors.is_empty(), "{report:?}");
+        // Relabelled warm, then moved: both passes' sources retired, one still held.
+        assert_eq!(report.moved_segments, 1, "{report:?}");
+        assert_eq!(store.snapshot().segments[0].location.tier, Tier::Cold);
+        assert!(dir.path().join(&key).exists(), "deleted under a reader");
+        drop(held);
+        store.remove_retired().await;
+        assert!(!dir.path().join(&key).exists());
+        assert!(cold_dir.path().join(&key).exists());
     }
 
     #[test]

@@ -625,6 +625,16 @@ async fn with_the_store_down_cold_queries_fail_with_58030_and_the_rest_keeps_wor
     assert_eq!(db.code().code(), "58030", "{}", db.message());
     assert!(db.message().contains("object store"), "{}", db.message());
     assert!(started.elapsed() < Duration::from_secs(30));
+    // nearest() and log_context() read cold pages their own way; the same SQLSTATE.
+    let t = rfc3339(anchors(now)[0] + 20 * MINUTE);
+    for sql in [
+        format!("SELECT ts, msg FROM logs WHERE nearest(ts, '{t}', 3)"),
+        format!("SELECT ts, msg FROM log_context('{t}', 'h1', 'api', 2, 2)"),
+    ] {
+        let err = client.simple_query(&sql).await.expect_err(&sql);
+        let db = err.as_db_error().expect("an error response");
+        assert_eq!(db.code().code(), "58030", "{sql}: {}", db.message());
+    }
     // Hot and warm data answer; ingest goes on.
     let recent = format!(
         "SELECT count(*) FROM logs WHERE ts >= '{}'",

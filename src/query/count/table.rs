@@ -126,7 +126,16 @@ impl TableProvider for CountedLogs {
         };
 
         let snap = self.store.snapshot().for_tenant(&session_tenant(state)?)?;
-        prefetch_cold_sidecars(&self.store, &snap.segments).await;
+        let in_range: Vec<Arc<SegmentMeta>> = snap
+            .segments
+            .iter()
+            .filter(|s| {
+                !(spec.lo.is_some_and(|lo| s.max_ts < lo)
+                    || spec.hi.is_some_and(|hi| s.min_ts > hi))
+            })
+            .cloned()
+            .collect();
+        prefetch_cold_sidecars(&self.store, &in_range).await;
         let whole = spec.whole_minutes();
         let (whole_from, whole_to) = (
             whole.start.saturating_mul(MINUTE_US),

@@ -95,6 +95,7 @@ impl SegmentFile {
                 key: object.location.clone(),
                 size: seg.bytes,
                 rt: tokio::runtime::Handle::current(),
+                failed: Default::default(),
             })
         };
         let metadata = DFParquetMetadata::new(store.as_ref(), &object)
@@ -331,7 +332,16 @@ impl SegmentFile {
                     File::open(path).map_err(|e| corrupt(format!("{}: {e}", path.display())))?;
                 self.decode_from(file, groups, selection, columns)
             }
-            Held::Remote(object) => self.decode_from(object.clone(), groups, selection, columns),
+            Held::Remote(object) => self
+                .decode_from(object.clone(), groups, selection, columns)
+                .map_err(|e| match object.failure() {
+                    Some(why) => QueryError::new(
+                        sqlstate::IO_ERROR,
+                        format!("the object store holding cold segments could not be read: {why}"),
+                    )
+                    .into_df(),
+                    None => e,
+                }),
         }
     }
 
