@@ -180,10 +180,10 @@ pub struct Age(pub Option<Duration>);
 impl FromStr for Age {
     type Err = String;
     fn from_str(s: &str) -> Result<Age, String> {
-        match s.trim() {
-            "never" | "forever" | "off" => Ok(Age(None)),
-            other => other.parse::<Span>().map(|d| Age(Some(d.0))),
-        }
+        // The one reader of ages, shared with the tenants' overrides.
+        crate::store::policy::parse_age("age", s)
+            .map(Age)
+            .map_err(|e| e.to_string())
     }
 }
 

@@ -27,7 +27,7 @@ use datafusion::logical_expr::utils::conjunction;
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown, TableType};
 use datafusion::physical_plan::empty::EmptyExec;
 use datafusion::physical_plan::union::UnionExec;
-use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_plan::{ExecutionPlan, PhysicalExpr};
 
 use timberline_udfs::nearest::MISPLACED;
 use timberline_udfs::sqlstate;
@@ -147,16 +147,9 @@ pub(super) fn scan_rows(
     filters: &[Expr],
 ) -> Result<(Arc<dyn ExecutionPlan>, ScanCounts)> {
     let schema = logs_schema();
-    let df_schema = DFSchema::try_from(schema.clone())?;
-    let predicate = conjunction(filters.to_vec())
-        .map(|e| state.create_physical_expr(e, &df_schema))
-        .transpose()?;
-    let keep = keep_by_time(segments, predicate.as_ref(), &schema);
-    let kept: Vec<&SegmentMeta> = segments
-        .iter()
-        .zip(&keep)
-        .filter(|(_, k)| **k)
-        .map(|(s, _)| &**s)
+    let predicate = physical_predicate(state, filters)?;
+    let kept: Vec<&SegmentMeta> = in_time(segments, predicate.as_ref())
+        .map(|s| &**s)
         .collect();
     let pruned_time = segments.len() - kept.len();
     let picked = select(&store.files, &store.indexes, &store.blooms, kept, filters);
@@ -226,18 +219,32 @@ fn time_kept(
     segments: &[Arc<SegmentMeta>],
     filters: &[Expr],
 ) -> Result<Vec<Arc<SegmentMeta>>> {
-    let schema = logs_schema();
-    let df_schema = DFSchema::try_from(schema.clone())?;
-    let predicate = conjunction(filters.to_vec())
+    let predicate = physical_predicate(state, filters)?;
+    Ok(in_time(segments, predicate.as_ref()).cloned().collect())
+}
+
+/// `filters`, AND-ed, planned against the `logs` schema (`None` when there are none).
+fn physical_predicate(
+    state: &dyn Session,
+    filters: &[Expr],
+) -> Result<Option<Arc<dyn PhysicalExpr>>> {
+    let df_schema = DFSchema::try_from(logs_schema())?;
+    conjunction(filters.to_vec())
         .map(|e| state.create_physical_expr(e, &df_schema))
-        .transpose()?;
-    let keep = keep_by_time(segments, predicate.as_ref(), &schema);
-    Ok(segments
+        .transpose()
+}
+
+/// The segments whose catalog time range may hold rows passing `predicate`.
+fn in_time<'a>(
+    segments: &'a [Arc<SegmentMeta>],
+    predicate: Option<&Arc<dyn PhysicalExpr>>,
+) -> impl Iterator<Item = &'a Arc<SegmentMeta>> {
+    let keep = keep_by_time(segments, predicate, &logs_schema());
+    segments
         .iter()
         .zip(keep)
         .filter(|(_, k)| *k)
-        .map(|(s, _)| s.clone())
-        .collect())
+        .map(|(s, _)| s)
 }
 
 /// True if a `nearest(…)` call appears anywhere in `expr`.

@@ -61,6 +61,9 @@ pub fn parse_age(what: &'static str, value: &str) -> Result<Option<Duration>, Po
     if matches!(v, "never" | "forever" | "off") {
         return Ok(None);
     }
+    if v == "0" {
+        return Ok(Some(Duration::ZERO));
+    }
     humantime::parse_duration(v)
         .map(Some)
         .map_err(|_| PolicyError::Duration {

@@ -9,9 +9,9 @@ use std::collections::BTreeMap;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::json;
-use tokio_postgres::{Client, SimpleQueryMessage};
+use tokio_postgres::Client;
 
-use crate::support::{explain, plan_metric, sidecars, TestServer};
+use crate::support::{explain, plan_metric, sidecars, text_rows, TestServer};
 
 const SERVICES: [&str; 3] = ["payments", "checkout", "auth"];
 const LEVELS: [&str; 4] = ["INFO", "WARN", "ERROR", "DEBUG"];
@@ -217,22 +217,9 @@ fn random_query(rng: &mut StdRng, evs: &[Event]) -> (String, Vec<String>) {
     (sql, expected)
 }
 
+/// The rows of `sql`, sorted (see [`text_rows`]).
 async fn lines(client: &Client, sql: &str) -> Vec<String> {
-    let mut out: Vec<String> = client
-        .simple_query(sql)
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e:?}"))
-        .into_iter()
-        .filter_map(|m| match m {
-            SimpleQueryMessage::Row(r) => Some(
-                (0..r.len())
-                    .map(|i| r.get(i).unwrap_or("NULL").to_string())
-                    .collect::<Vec<_>>()
-                    .join("|"),
-            ),
-            _ => None,
-        })
-        .collect();
+    let mut out = text_rows(client, sql).await;
     out.sort();
     out
 }

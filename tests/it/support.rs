@@ -325,6 +325,26 @@ pub fn sidecars(server: &TestServer) -> Vec<PathBuf> {
     out
 }
 
+/// The rows of `sql` in the text format, one string per row (columns joined by `|`, NULL as
+/// `NULL`), in the order the server sent them.
+pub async fn text_rows(client: &Client, sql: &str) -> Vec<String> {
+    client
+        .simple_query(sql)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e:?}"))
+        .into_iter()
+        .filter_map(|m| match m {
+            SimpleQueryMessage::Row(r) => Some(
+                (0..r.len())
+                    .map(|i| r.get(i).unwrap_or("NULL").to_string())
+                    .collect::<Vec<_>>()
+                    .join("|"),
+            ),
+            _ => None,
+        })
+        .collect()
+}
+
 /// The text of `EXPLAIN ANALYZE sql`.
 pub async fn explain(client: &Client, sql: &str) -> String {
     client

@@ -8,10 +8,10 @@ use std::time::{Duration, Instant};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
-use tokio_postgres::{Client, SimpleQueryMessage};
+use tokio_postgres::Client;
 
 use crate::seaweed::{Seaweed, BUCKET};
-use crate::support::{explain, plan_metric, TestServer};
+use crate::support::{explain, plan_metric, text_rows as answer, TestServer};
 
 const MINUTE: i64 = 60_000_000;
 const HOUR: i64 = 60 * MINUTE;
@@ -117,26 +117,6 @@ async fn maintain(server: &TestServer) -> Value {
         .await;
     assert_eq!(status, 200, "{report}");
     report
-}
-
-/// The rows of `sql` in the text format, one string per row.
-async fn answer(client: &Client, sql: &str) -> Vec<String> {
-    let messages = client
-        .simple_query(sql)
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e:?}"));
-    messages
-        .into_iter()
-        .filter_map(|m| match m {
-            SimpleQueryMessage::Row(r) => Some(
-                (0..r.len())
-                    .map(|i| r.get(i).unwrap_or("NULL").to_string())
-                    .collect::<Vec<_>>()
-                    .join("|"),
-            ),
-            _ => None,
-        })
-        .collect()
 }
 
 /// Queries of every kind (plain scans, `match`, `trace_id`, count tables, `nearest`,
@@ -270,6 +250,15 @@ async fn check_brute_force(client: &Client, events: &[Event], when: &str) {
     }
 }
 
+/// `timberline tenant set default --retention AGE` on `server`'s data directory.
+fn retention(server: &TestServer, age: &str) -> std::process::Output {
+    std::process::Command::new(crate::support::bin())
+        .args(["tenant", "set", "default", "--retention", age, "--data-dir"])
+        .arg(server.dir.path())
+        .output()
+        .expect("tenant set")
+}
+
 /// The tiers the `segments` table shows.
 async fn tiers(client: &Client) -> BTreeSet<String> {
     answer(client, "SELECT DISTINCT tier FROM segments")
@@ -302,16 +291,26 @@ fn start(weed: &Seaweed, failpoint: Option<&str>) -> TestServer {
     TestServer::start_env(&flags, &env)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_query_answers_the_same_over_hot_warm_and_cold() {
-    let Some(weed) = Seaweed::start().await else {
-        return;
-    };
+/// SeaweedFS, a server using it, and `rounds` flushed rounds of the corpus of `seed` in it:
+/// the store, the server, the time the corpus is relative to, and the events sent.
+async fn loaded(
+    seed: u64,
+    rounds: usize,
+    per_round: usize,
+) -> Option<(Seaweed, TestServer, i64, Vec<Event>)> {
+    let weed = Seaweed::start().await?;
     let server = start(&weed, None);
     let now = now_micros();
-    let rounds = corpus(16, now, 4, 400);
-    let events: Vec<Event> = rounds.concat();
+    let rounds = corpus(seed, now, rounds, per_round);
     load(&server, &rounds).await;
+    Some((weed, server, now, rounds.concat()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_query_answers_the_same_over_hot_warm_and_cold() {
+    let Some((weed, server, now, events)) = loaded(16, 4, 400).await else {
+        return;
+    };
     let client = server.pg().await;
     let qs = queries(now, 16);
     let before = answers(&client, &qs).await;
@@ -485,18 +484,7 @@ async fn a_kill_at_any_step_of_a_move_or_compaction_loses_and_doubles_nothing() 
         );
         assert_no_orphans(&server, &weed, &client, step).await;
         // The next step starts from an empty bucket prefix: this server's objects go.
-        let tenant_set = std::process::Command::new(crate::support::bin())
-            .args([
-                "tenant",
-                "set",
-                "default",
-                "--retention",
-                "1s",
-                "--data-dir",
-            ])
-            .arg(server.dir.path())
-            .output()
-            .expect("tenant set");
+        let tenant_set = retention(&server, "1s");
         assert!(tenant_set.status.success(), "{tenant_set:?}");
         let gone = maintain(&server).await;
         assert_eq!(
@@ -514,14 +502,9 @@ async fn a_kill_at_any_step_of_a_move_or_compaction_loses_and_doubles_nothing() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retention_deletes_from_every_tier_by_the_tenants_policy_read_while_running() {
-    let Some(weed) = Seaweed::start().await else {
+    let Some((weed, server, now, events)) = loaded(3, 2, 200).await else {
         return;
     };
-    let server = start(&weed, None);
-    let now = now_micros();
-    let rounds = corpus(3, now, 2, 200);
-    let events: Vec<Event> = rounds.concat();
-    load(&server, &rounds).await;
     let client = server.pg().await;
     maintain(&server).await;
     assert_eq!(
@@ -530,31 +513,9 @@ async fn retention_deletes_from_every_tier_by_the_tenants_policy_read_while_runn
     );
     assert!(!weed.keys().await.is_empty());
     // A policy set on the running server: keep one day.
-    let set = std::process::Command::new(crate::support::bin())
-        .args([
-            "tenant",
-            "set",
-            "default",
-            "--retention",
-            "1d",
-            "--data-dir",
-        ])
-        .arg(server.dir.path())
-        .output()
-        .expect("tenant set");
+    let set = retention(&server, "1d");
     assert!(set.status.success(), "{set:?}");
-    let bad = std::process::Command::new(crate::support::bin())
-        .args([
-            "tenant",
-            "set",
-            "default",
-            "--retention",
-            "soon",
-            "--data-dir",
-        ])
-        .arg(server.dir.path())
-        .output()
-        .expect("tenant set");
+    let bad = retention(&server, "soon");
     assert!(!bad.status.success());
     assert!(
         String::from_utf8_lossy(&bad.stderr).contains("never"),
@@ -594,14 +555,9 @@ async fn retention_deletes_from_every_tier_by_the_tenants_policy_read_while_runn
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_the_store_down_cold_queries_fail_with_58030_and_the_rest_keeps_working() {
-    let Some(mut weed) = Seaweed::start().await else {
+    let Some((mut weed, server, now, events)) = loaded(5, 2, 200).await else {
         return;
     };
-    let server = start(&weed, None);
-    let now = now_micros();
-    let rounds = corpus(5, now, 2, 200);
-    let events: Vec<Event> = rounds.concat();
-    load(&server, &rounds).await;
     maintain(&server).await;
     // A restart empties the range cache, so cold rows must come from the store.
     let server = server.restart();
