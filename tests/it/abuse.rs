@@ -1058,3 +1058,55 @@ async fn a_panic_while_answering_is_an_error_on_that_connection_only() {
     assert_eq!(one, 1);
     still_serving(&server).await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn maintenance_runs_only_for_the_admin_key() {
+    let server = TestServer::start_with(&["--maintenance-interval", "0"]);
+    let key = Command::new(bin())
+        .args(["key", "add", "--tenant", "acme", "--data-dir"])
+        .arg(server.dir.path())
+        .output()
+        .expect("key add");
+    assert!(key.status.success());
+    let acme = format!("Bearer {}", String::from_utf8_lossy(&key.stdout).trim());
+    // Two flushes of one closed hour: a pass would merge them.
+    for prefix in ["a", "b"] {
+        let (s, _) = server.ingest(&crate::support::batch(prefix, 50)).await;
+        assert_eq!(s, 202);
+        server.flush().await;
+    }
+    let pg = server.pg().await;
+    let segments = || async {
+        crate::support::text_rows(&pg, "SELECT segment_id, tier FROM segments ORDER BY 1").await
+    };
+    let before = segments().await;
+    assert_eq!(before.len(), 2, "{before:?}");
+    let port = http_port(&server);
+    let me: IpAddr = [127, 0, 0, 1].into();
+    for auth in [
+        String::new(),
+        format!("authorization: {acme}\r\n"),
+        "authorization: Bearer timberlinf\r\n".to_string(),
+        "authorization: Basic !!!\r\n".to_string(),
+    ] {
+        // A tenant's key, a wrong one, garbage or none, even announcing 59 MiB: 401 at once.
+        let head = format!(
+            "POST /v1/maintenance HTTP/1.1\r\nhost: t\r\n{auth}content-length: {}\r\n\r\n",
+            59 << 20
+        );
+        let (status, text) = http_raw(port, me, head.as_bytes()).await;
+        assert!(status.contains("401"), "{auth}: {text}");
+        assert!(text.contains("admin key"), "{text}");
+    }
+    assert_eq!(segments().await, before, "a refused pass changed segments");
+    let (s, report) = server
+        .post_raw(
+            "/v1/maintenance",
+            &[("authorization", &format!("Bearer {API_KEY}"))],
+            Vec::new(),
+        )
+        .await;
+    assert_eq!(s, 200, "{report}");
+    assert_eq!(report["compacted_segments"], 2, "{report}");
+    still_serving(&server).await;
+}
