@@ -37,6 +37,7 @@ mod format;
 mod hashed;
 mod postings;
 mod read;
+pub mod rollup;
 mod write;
 
 pub use bloom::{BloomCache, SegmentBlooms, BLOOM_FIELDS};

@@ -15,6 +15,7 @@
 //!   output (session-zone timestamps, shortest floats); [`tls`]: the rustls acceptor.
 
 mod column_names;
+mod ddl;
 mod depth;
 mod error;
 mod fixtures;
@@ -76,6 +77,7 @@ impl PgHandlers {
     /// `auth_delay`: the wait before a failed login is answered (doubling per address).
     pub fn new(
         ctx: SessionContext,
+        store: Arc<crate::store::Store>,
         auth: AuthMethod,
         users: Users,
         require_tls: bool,
@@ -85,7 +87,7 @@ impl PgHandlers {
         limits: SessionLimits,
     ) -> PgHandlers {
         PgHandlers {
-            engine: Arc::new(QueryEngine::new(ctx)),
+            engine: Arc::new(QueryEngine::new(ctx, store)),
             auth,
             users: Arc::new(users),
             cancels: Arc::new(Cancels::default()),

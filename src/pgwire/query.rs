@@ -49,11 +49,14 @@ pub enum Prepared {
     /// to clients as `oid[]` (asyncpg's type introspection binds one) and decoded as `int4[]`.
     /// The third part: PostgreSQL's names of the columns the SQL leaves unnamed.
     Plan(Box<LogicalPlan>, Arc<[usize]>, Arc<[Option<String>]>),
+    /// A rollup view statement.
+    Ddl(super::ddl::Ddl),
 }
 
 /// Plans statements against the shared session.
 pub struct Planner {
     ctx: SessionContext,
+    store: Arc<crate::store::Store>,
     parser: PostgresCompatibilityParser,
     options: SQLOptions,
 }
@@ -104,6 +107,9 @@ impl Planner {
     }
 
     async fn prepare(&self, mut stmt: Statement, session: &PgSession) -> PgWireResult<Prepared> {
+        if let Some(d) = super::ddl::classify(&stmt)? {
+            return Ok(Prepared::Ddl(d));
+        }
         if let Some(f) = fixtures::classify(&stmt) {
             return Ok(Prepared::Fixture(f));
         }
@@ -167,6 +173,11 @@ impl Planner {
                         .await?;
                 }
                 Ok(answer.response)
+            }
+            Prepared::Ddl(d) => {
+                let session = conn.session().clone();
+                let state = self.state_for(&session);
+                super::ddl::run(d, &session, &self.ctx, &state, &self.store).await
             }
             Prepared::Plan(p, _, names) => {
                 let plan = plan.unwrap_or_else(|| (**p).clone());
@@ -257,7 +268,7 @@ pub struct QueryEngine {
 }
 
 impl QueryEngine {
-    pub fn new(ctx: SessionContext) -> QueryEngine {
+    pub fn new(ctx: SessionContext, store: Arc<crate::store::Store>) -> QueryEngine {
         let options = SQLOptions::new()
             .with_allow_ddl(false)
             .with_allow_dml(false)
@@ -265,6 +276,7 @@ impl QueryEngine {
         QueryEngine {
             planner: Arc::new(Planner {
                 ctx,
+                store,
                 parser: PostgresCompatibilityParser::new(),
                 options,
             }),
@@ -281,7 +293,22 @@ impl SimpleQueryHandler for QueryEngine {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        let statements = self.planner.parse(query)?;
+        let statements = match super::ddl::refresh_of(query) {
+            Some(refresh) => {
+                let conn = connection(client)?;
+                let prepared = Prepared::Ddl(refresh);
+                return match self
+                    .planner
+                    .run(client, &conn, &prepared, None, &Format::UnifiedText)
+                    .await
+                {
+                    Ok(r) => Ok(vec![r]),
+                    Err(PgWireError::UserError(info)) => Ok(vec![Response::Error(info)]),
+                    Err(e) => Err(e),
+                };
+            }
+            None => self.planner.parse(query)?,
+        };
         if statements.is_empty() {
             return Ok(vec![Response::EmptyQuery]);
         }
@@ -324,6 +351,9 @@ impl QueryParser for Planner {
     where
         C: ClientInfo + Unpin + Send + Sync,
     {
+        if let Some(refresh) = super::ddl::refresh_of(sql) {
+            return Ok(Some(Prepared::Ddl(refresh)));
+        }
         let mut statements = self.parse(sql)?;
         match statements.len() {
             0 => Ok(None),
@@ -341,7 +371,7 @@ impl QueryParser for Planner {
     fn get_parameter_types(&self, stmt: &Prepared) -> PgWireResult<Vec<Type>> {
         match stmt {
             Prepared::Plan(plan, oid_arrays, _) => params::described_types(plan, oid_arrays),
-            Prepared::Fixture(_) => Ok(Vec::new()),
+            Prepared::Fixture(_) | Prepared::Ddl(_) => Ok(Vec::new()),
         }
     }
 
@@ -369,6 +399,7 @@ impl QueryParser for Planner {
                 arrow_schema_to_pg_fields(plan.schema().as_arrow(), &format, None)?,
                 names,
             )),
+            Prepared::Ddl(_) => Ok(Vec::new()),
         }
     }
 }
@@ -392,6 +423,7 @@ fn check_formats(portal: &Portal<Prepared>) -> PgWireResult<()> {
         let columns = match &portal.statement.statement {
             Prepared::Plan(plan, ..) => plan.schema().fields().len(),
             Prepared::Fixture(f) => fixtures::fields(f).len(),
+            Prepared::Ddl(_) => 0,
         };
         if codes.len() != columns {
             return Err(user_error(

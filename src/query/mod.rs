@@ -1,13 +1,13 @@
 //! SQL over the store: the DataFusion session, the `logs` and `segments` tables, `nearest`,
 //! and PostgreSQL's meaning for what DataFusion reads otherwise.
 
-mod count;
 mod index_select;
 mod information_schema;
 pub mod memory;
 pub mod nearest;
 mod pg_semantics;
 mod prune;
+pub mod rollup;
 mod scan;
 mod scope;
 pub mod seed_api;
@@ -76,17 +76,24 @@ pub fn new_context(
         ))
         .with_metadata_cache_limit(METADATA_CACHE_BYTES)
         .build_arc()?;
+    // The rewrite compiles its built-in view (the count tables) with a plain session.
+    let plain = SessionStateBuilder::new().with_default_features().build();
+    let rollups = rollup::RollupRewrite::new(store.clone(), &plain)?;
     let state = SessionStateBuilder::new()
         .with_config(config)
         .with_runtime_env(runtime)
         .with_default_features()
-        .with_optimizer_rule(Arc::new(count::CountFromIndex::new(store.clone())))
+        .with_optimizer_rule(Arc::new(rollups))
         .build();
     source::register_segments_store(state.runtime_env(), &store.files);
     let mut ctx = SessionContext::new_with_state(state);
     ctx.add_analyzer_rule(Arc::new(pg_semantics::PgSemantics::new()));
     ctx.register_table("logs", Arc::new(LogTable::new(store.clone())))?;
     ctx.register_table("segments", Arc::new(SegmentsTable::new(store.clone())))?;
+    ctx.register_table(
+        "rollups",
+        Arc::new(rollup::system::RollupsTable::new(store.clone())),
+    )?;
     ctx.register_udtf("log_context", Arc::new(nearest::LogContextFn::new(store)));
     datafusion_pg_catalog::setup_pg_catalog(&ctx, DATABASE, EmptyContextProvider)
         .map_err(|e| *e)?;

@@ -6,8 +6,8 @@ mod writer;
 use std::path::PathBuf;
 
 pub use crate::storage::layout::{segment_rel_path, SEGMENTS_DIR};
-pub use merge::read_segment;
-pub use writer::{write_segments, writer_properties};
+pub use merge::{read_segment, read_segment_from};
+pub use writer::{write_segments, write_segments_keeping, writer_properties};
 
 /// Errors of writing or reading a segment.
 #[derive(Debug, thiserror::Error)]

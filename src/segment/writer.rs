@@ -91,6 +91,18 @@ pub fn write_segments(
     first_id: u64,
     index: Option<u32>,
 ) -> Result<Vec<SegmentMeta>, SegmentError> {
+    let written = write_segments_keeping(data_dir, batches, first_id, index)?;
+    Ok(written.into_iter().map(|(meta, _)| meta).collect())
+}
+
+/// [`write_segments`], also returning each segment's sorted rows (slices of one batch), from
+/// which its rollup partials are computed.
+pub fn write_segments_keeping(
+    data_dir: &Path,
+    batches: &[RecordBatch],
+    first_id: u64,
+    index: Option<u32>,
+) -> Result<Vec<(SegmentMeta, RecordBatch)>, SegmentError> {
     if batches.is_empty() {
         return Ok(Vec::new());
     }
@@ -188,7 +200,7 @@ pub fn write_segments(
                 bytes: written.index_bytes,
                 blooms: written.blooms,
             });
-            out.push(SegmentMeta {
+            out.push((SegmentMeta {
                 id,
                 tenant,
                 min_ts,
@@ -198,7 +210,7 @@ pub fn write_segments(
                 location: Location::hot(rel),
                 created_at: now_micros(),
                 index,
-            });
+            }, part));
             id += 1;
             start = i;
         }

@@ -151,6 +151,9 @@ impl Server {
                 total: config.query_memory_total,
             },
         )?;
+        // Saved rollup views answer queries from now on; partials they lack are backfilled.
+        crate::query::rollup::ddl::install_saved(&ctx, &store).await?;
+        store.spawn_backfill();
         let (http, http_addr) = bind(config.http_addr).await?;
         let (pg, pg_addr) = bind(config.pg_addr).await?;
         let api_key = config.api_key.clone().unwrap_or_else(|| {
@@ -230,6 +233,7 @@ impl Server {
         let users = Users::new(&data_dir, &password);
         let handlers = PgHandlers::new(
             ctx,
+            store.clone(),
             config.pg_auth,
             users,
             config.require_tls,

@@ -7,7 +7,9 @@
 //! ([`Store::install`]). So every query sees each row exactly once, before, during and after a
 //! flush or any later change.
 
+mod backfill;
 pub mod policy;
+pub mod rollups;
 mod sweep;
 pub mod tiers;
 
@@ -20,7 +22,7 @@ use timberline_udfs::pg_compat::Tenant;
 use crate::buffer::HotBuffer;
 use crate::catalog::{Catalog, CatalogError, Change, SegmentMeta};
 use crate::index::{BloomCache, IndexCache};
-use crate::segment::{write_segments, SegmentError};
+use crate::segment::{write_segments_keeping, SegmentError};
 use crate::storage::SegmentFiles;
 use crate::wal::{Wal, WalError};
 
@@ -98,6 +100,8 @@ pub struct Store {
     pub blooms: BloomCache,
     /// Largest compacted segment, in bytes of the segments merged into it.
     pub compact_bytes: u64,
+    /// The rollup views and their partials.
+    pub rollups: rollups::Rollups,
     view: RwLock<()>,
     /// Serialises flushes, and the hand-out of segment ids to flushes and tier changes.
     flushing: tokio::sync::Mutex<()>,
@@ -146,6 +150,7 @@ impl Store {
     ) -> Store {
         Store {
             data_dir: files.root().to_path_buf(),
+            rollups: rollups::Rollups::new(files.root()),
             files,
             index,
             indexes: IndexCache::default(),
@@ -182,7 +187,17 @@ impl Store {
         let index = self.index;
         let first_id = self.catalog.next_segment_id();
         let segments = tokio::task::spawn_blocking(move || {
-            write_segments(&store.data_dir, &batches, first_id, index)
+            let written = write_segments_keeping(&store.data_dir, &batches, first_id, index)?;
+            // Each view's partials are on disk before the segment is committed.
+            Ok::<_, SegmentError>(
+                written
+                    .into_iter()
+                    .map(|(seg, rows)| {
+                        store.rollups.write_all(&seg.location.key, &rows);
+                        seg
+                    })
+                    .collect::<Vec<_>>(),
+            )
         })
         .await
         .map_err(|e| FlushError::Join(e.to_string()))??;

@@ -14,8 +14,8 @@ use crate::segment::SEGMENTS_DIR;
 use crate::storage::{bloom_key, index_key};
 
 impl Store {
-    /// Deletes local segment files (and cached sidecars, and staged compaction output) that no
-    /// catalog entry names.
+    /// Deletes local segment files (and cached sidecars, rollup partials, and staged compaction
+    /// output) that no catalog entry names.
     pub fn remove_orphan_segments(&self) -> std::io::Result<usize> {
         let mut known: HashSet<PathBuf> = HashSet::new();
         for s in self.catalog.segments().iter() {
@@ -32,6 +32,13 @@ impl Store {
         }
         let mut removed = remove_unknown(&self.data_dir.join(SEGMENTS_DIR), &known)?;
         removed += remove_unknown(&self.files.sidecar_cache(), &known)?;
+        let live: HashSet<String> = self
+            .catalog
+            .segments()
+            .iter()
+            .map(|s| s.location.key.clone())
+            .collect();
+        removed += self.rollups.sweep(&live);
         let staging = self.data_dir.join(STAGING_DIR);
         if staging.exists() {
             removed += remove_unknown(&staging, &HashSet::new())?;

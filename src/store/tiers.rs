@@ -24,7 +24,7 @@ use super::policy::Policies;
 use super::{Store, STAGING_DIR};
 use crate::catalog::{CatalogError, Change, Location, SegmentMeta, Tier};
 use crate::model::Micros;
-use crate::segment::{read_segment, segment_rel_path, write_segments, SegmentError};
+use crate::segment::{read_segment, segment_rel_path, write_segments_keeping, SegmentError};
 use crate::storage::{bloom_key, index_key, keep_file, put_new, StorageError};
 
 const HOUR: i64 = 3_600_000_000;
@@ -167,7 +167,7 @@ impl Store {
 
     /// Merges the local segments of every tenant-hour whose newest event is older than the
     /// tenant's `compact_after` into warm segments of at most `compact_bytes` each.
-    async fn compact(&self, policies: &Policies, now: Micros, report: &mut MaintenanceReport) {
+    async fn compact(self: &Arc<Self>, policies: &Policies, now: Micros, report: &mut MaintenanceReport) {
         let mut hours: BTreeMap<(String, i64), Vec<Arc<SegmentMeta>>> = BTreeMap::new();
         for s in self.catalog.segments().iter() {
             if s.location.tier.is_local() {
@@ -205,7 +205,7 @@ impl Store {
     }
 
     async fn merge(
-        &self,
+        self: &Arc<Self>,
         chunk: &[Arc<SegmentMeta>],
         report: &mut MaintenanceReport,
     ) -> Result<(), TierError> {
@@ -221,7 +221,7 @@ impl Store {
             for path in &sources {
                 batches.extend(read_segment(path)?);
             }
-            write_segments(&stage, &batches, 0, index)
+            write_segments_keeping(&stage, &batches, 0, index)
         })
         .await
         .map_err(|e| TierError::Join(e.to_string()))??;
@@ -231,7 +231,7 @@ impl Store {
         let _ids = self.flushing.lock().await;
         let first = self.catalog.next_segment_id();
         let mut added = Vec::with_capacity(staged.len());
-        for (i, mut seg) in staged.into_iter().enumerate() {
+        for (i, (mut seg, rows)) in staged.into_iter().enumerate() {
             let id = first + i as u64;
             let key = segment_rel_path(&seg.tenant, seg.min_ts, id);
             let has_bloom = seg.index.as_ref().is_some_and(|x| !x.blooms.is_empty());
@@ -247,6 +247,11 @@ impl Store {
                 path: self.data_dir.join(&key),
                 source,
             })?;
+            // The views' partials of the merged rows, under the key they will be found by.
+            let rollups_of = (self.clone(), key.clone());
+            tokio::task::spawn_blocking(move || rollups_of.0.rollups.write_all(&rollups_of.1, &rows))
+                .await
+                .map_err(|e| TierError::Join(e.to_string()))?;
             seg.id = id;
             seg.location = Location {
                 tier: Tier::Warm,
@@ -394,7 +399,16 @@ impl Store {
                 continue;
             }
             match self.delete_files(&seg).await {
-                Ok(()) => removed += 1,
+                Ok(()) => {
+                    removed += 1;
+                    // Partials belong to the key, whichever tier holds it: they go with its
+                    // last segment.
+                    if !in_use.iter().any(|(_, key)| key == &at.key) {
+                        if let Err(e) = self.rollups.remove_segment(&at.key) {
+                            tracing::warn!(key = %at.key, error = %e, "could not delete a segment's rollup partials; the next start sweeps them");
+                        }
+                    }
+                }
                 Err(e) => {
                     tracing::warn!(segment = seg.id, error = %e, "could not delete a retired segment's files; the next start sweeps them");
                 }

@@ -1,0 +1,324 @@
+//! `CREATE MATERIALIZED VIEW … AS SELECT <bucket of ts>, <dimensions>, <measures> FROM logs
+//! [WHERE …] GROUP BY …`: what a view may be, checked on its optimized plan (the same form the
+//! rewrite later sees queries in), and its compilation into a [`RollupPlan`]. A definition that
+//! cannot be rolled up is refused with the expression at fault, never accepted.
+
+use std::sync::Arc;
+
+use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
+use datafusion::common::{Column, DFSchema, ScalarValue};
+use datafusion::datasource::source_as_provider;
+use datafusion::error::{DataFusionError, Result};
+use datafusion::execution::SessionState;
+use datafusion::logical_expr::utils::split_conjunction;
+use datafusion::logical_expr::{lit, Expr, LogicalPlan, Volatility};
+use datafusion::physical_plan::aggregates::PhysicalGroupBy;
+#[allow(deprecated)]
+use datafusion::physical_planner::create_aggregate_expr_and_maybe_filter;
+use datafusion::sql::parser::Statement as DfStatement;
+use datafusion::sql::sqlparser::ast::{Query, Statement};
+use timberline_udfs::{sqlstate, QueryError};
+
+use super::bucket::bucket_of;
+use crate::index::rollup::{Bucket, RollupPlan, RollupShape, BUCKET};
+use crate::model::logs_schema;
+use crate::query::LogTable;
+
+/// Columns a view may group by (besides the time bucket) as they are.
+const DIMENSION_COLUMNS: [&str; 4] = ["service", "host", "level", "tenant"];
+/// Aggregates whose partial states merge exactly (approximate ones within their own error).
+const MEASURES: [&str; 7] = [
+    "count",
+    "sum",
+    "min",
+    "max",
+    "avg",
+    "approx_distinct",
+    "approx_percentile_cont",
+];
+
+/// The name of the `i`th dimension column of partials.
+pub fn dim_name(i: usize) -> String {
+    format!("__dim{i}")
+}
+
+fn refuse(reason: impl Into<String>) -> DataFusionError {
+    QueryError::new(
+        sqlstate::FEATURE_NOT_SUPPORTED,
+        format!("cannot roll up this view: {}", reason.into()),
+    )
+    .into_df()
+}
+
+/// `e` with column qualifiers and aliases removed: how view and query expressions compare.
+pub fn normalized(e: &Expr) -> Expr {
+    let e = e.clone().unalias_nested().data;
+    e.transform(|x| match x {
+        Expr::Column(c) if c.relation.is_some() => {
+            Ok(Transformed::yes(Expr::Column(Column::new_unqualified(c.name))))
+        }
+        Expr::Alias(a) => Ok(Transformed::yes(*a.expr)),
+        x => Ok(Transformed::no(x)),
+    })
+    .map(|t| t.data)
+    .unwrap_or_else(|_| e_fallback())
+}
+
+fn e_fallback() -> Expr {
+    lit(ScalarValue::Null)
+}
+
+/// The parts of a view: its bucket, the user's bucket expression, and its shape.
+#[derive(Debug, Clone)]
+pub struct ViewParts {
+    pub bucket: Bucket,
+    pub shape: RollupShape,
+}
+
+/// Plans `query` and checks it is a view that can be rolled up.
+pub async fn view_parts(state: &SessionState, query: &Query) -> Result<ViewParts> {
+    let plan = state
+        .statement_to_plan(DfStatement::Statement(Box::new(Statement::Query(Box::new(
+            query.clone(),
+        )))))
+        .await?;
+    // Before simplification folds them: a view must mean the same at every flush.
+    let mut unstable = None;
+    plan.apply_with_subqueries(|node| {
+        node.apply_expressions(|e| {
+            e.apply(|x| {
+                if let Expr::ScalarFunction(f) = x {
+                    if f.func.signature().volatility != Volatility::Immutable {
+                        unstable = Some(f.func.name().to_string());
+                        return Ok(TreeNodeRecursion::Stop);
+                    }
+                }
+                Ok(TreeNodeRecursion::Continue)
+            })
+        })
+    })?;
+    if let Some(f) = unstable {
+        return Err(refuse(format!(
+            "{f}() changes from one call to the next; a view's definition must not"
+        )));
+    }
+    let optimized = state.optimize(&plan)?;
+    parts_of(&optimized)
+}
+
+/// The parts of an optimized view plan; see [`view_parts`].
+fn parts_of(plan: &LogicalPlan) -> Result<ViewParts> {
+    let mut aggregates = Vec::new();
+    let mut scans = 0;
+    plan.apply_with_subqueries(|node| {
+        match node {
+            LogicalPlan::Aggregate(a) => aggregates.push(a.clone()),
+            LogicalPlan::TableScan(_) => scans += 1,
+            LogicalPlan::Join(_) | LogicalPlan::Union(_) => scans += 2,
+            _ => {}
+        }
+        Ok(TreeNodeRecursion::Continue)
+    })?;
+    let [agg] = aggregates.as_slice() else {
+        return Err(refuse("a view is one GROUP BY over logs"));
+    };
+    if scans != 1 {
+        return Err(refuse("a view reads logs alone (no joins, unions or subqueries)"));
+    }
+    let mut input = agg.input.as_ref();
+    let mut filters = Vec::new();
+    loop {
+        match input {
+            LogicalPlan::Projection(p) if p.expr.iter().all(|e| matches!(e, Expr::Column(_))) => {
+                input = p.input.as_ref()
+            }
+            LogicalPlan::Filter(f) => {
+                filters.extend(split_conjunction(&f.predicate).into_iter().map(normalized));
+                input = f.input.as_ref();
+            }
+            LogicalPlan::TableScan(s) => {
+                if !source_as_provider(&s.source).is_ok_and(|p| p.is::<LogTable>()) {
+                    return Err(refuse("a view reads the logs table"));
+                }
+                if s.fetch.is_some() {
+                    return Err(refuse("a view aggregates every row (no LIMIT below it)"));
+                }
+                filters.extend(s.filters.iter().map(normalized));
+                break;
+            }
+            other => {
+                return Err(refuse(format!(
+                    "a view aggregates rows of logs directly, not {}",
+                    other.display()
+                )))
+            }
+        }
+    }
+    if agg.group_expr.iter().any(|g| matches!(g, Expr::GroupingSet(_))) {
+        return Err(refuse("GROUPING SETS, CUBE and ROLLUP"));
+    }
+    let mut bucket = None;
+    let mut dims = Vec::new();
+    for g in agg.group_expr.iter().map(normalized) {
+        if dimension(&g) {
+            dims.push(g);
+            continue;
+        }
+        match bucket_of(&g) {
+            Ok(b) if bucket.is_none() => bucket = Some(b),
+            Ok(_) => return Err(refuse(format!("{g}: a view has one time bucket"))),
+            Err(why) => {
+                return Err(refuse(format!(
+                    "{g} is neither a time bucket nor a dimension (service, host, level, tenant, attrs->>'key'): {why}"
+                )))
+            }
+        }
+    }
+    let Some(bucket) = bucket else {
+        return Err(refuse(
+            "a view groups by a time bucket of ts (date_bin, date_trunc, floor(extract(epoch from ts)/k))",
+        ));
+    };
+    let mut measures = Vec::new();
+    for m in agg.aggr_expr.iter().map(normalized) {
+        measure(&m)?;
+        measures.push(m);
+    }
+    if measures.is_empty() {
+        return Err(refuse("a view has at least one aggregate"));
+    }
+    Ok(ViewParts {
+        bucket,
+        shape: RollupShape {
+            dims,
+            measures,
+            filters,
+        },
+    })
+}
+
+/// A dimension: a label column, or `attrs->>'key'` (a JSON accessor of `attrs` by literals).
+fn dimension(e: &Expr) -> bool {
+    match e {
+        Expr::Column(c) => DIMENSION_COLUMNS.contains(&c.name.as_str()),
+        Expr::ScalarFunction(f) => {
+            f.func.name().starts_with("json_")
+                && matches!(f.args.first(), Some(Expr::Column(c)) if c.name == "attrs")
+                && f.args[1..]
+                    .iter()
+                    .all(|a| matches!(a, Expr::Literal(v, _) if !v.is_null()))
+                && !f.args[1..].is_empty()
+        }
+        _ => false,
+    }
+}
+
+/// Checks `e` is an aggregate a rollup keeps.
+fn measure(e: &Expr) -> Result<()> {
+    let Expr::AggregateFunction(f) = e else {
+        return Err(refuse(format!("{e} is not an aggregate")));
+    };
+    let name = f.func.name();
+    if !MEASURES.contains(&name) {
+        return Err(refuse(format!(
+            "{name}() has no mergeable state here (rollups keep count, sum, min, max, avg, approx_distinct, approx_percentile_cont)"
+        )));
+    }
+    let p = &f.params;
+    if p.distinct {
+        return Err(refuse(format!("{e}: DISTINCT states do not merge; use approx_distinct")));
+    }
+    if p.filter.is_some() {
+        return Err(refuse(format!("{e}: FILTER clauses; put the filter in WHERE")));
+    }
+    if !p.order_by.is_empty() && name != "approx_percentile_cont" {
+        return Err(refuse(format!("{e}: ordered aggregates")));
+    }
+    let mut bad = None;
+    for arg in p.args.iter().chain(p.order_by.iter().map(|s| &s.expr)) {
+        arg.apply(|x| {
+            if let Expr::Column(c) = x {
+                if c.name == "msg" {
+                    bad = Some(format!("{e} reads msg"));
+                }
+            }
+            Ok(TreeNodeRecursion::Continue)
+        })?;
+    }
+    match bad {
+        Some(why) => Err(refuse(why)),
+        None => Ok(()),
+    }
+}
+
+/// Compiles a view's parts over the `logs` schema.
+pub fn compile(
+    state: &SessionState,
+    id: u64,
+    name: String,
+    sql: String,
+    parts: ViewParts,
+) -> Result<RollupPlan> {
+    let schema = logs_schema();
+    let df_schema = DFSchema::try_from(schema.as_ref().clone())?;
+    let origin = ScalarValue::TimestampMicrosecond(Some(parts.bucket.origin), Some("UTC".into()));
+    let bucket_start = datafusion::functions::datetime::expr_fn::date_bin(
+        lit(ScalarValue::new_interval_mdn(
+            0,
+            0,
+            parts.bucket.width.saturating_mul(1000),
+        )),
+        Expr::Column(Column::new_unqualified("ts")),
+        lit(origin),
+    );
+    // `date_bin` answers in nanoseconds; partials keep `ts`'s own type.
+    let bucket_start = Expr::Cast(datafusion::logical_expr::Cast::new(
+        Box::new(bucket_start),
+        schema.field_with_name("ts")?.data_type().clone(),
+    ));
+    let mut group = vec![(state.create_physical_expr(bucket_start, &df_schema)?, BUCKET.to_string())];
+    for (i, d) in parts.shape.dims.iter().enumerate() {
+        group.push((state.create_physical_expr(d.clone(), &df_schema)?, dim_name(i)));
+    }
+    let mut measures = Vec::new();
+    for m in &parts.shape.measures {
+        #[allow(deprecated)]
+        let (agg, _, _) =
+            create_aggregate_expr_and_maybe_filter(m, &df_schema, &schema, state.execution_props())?;
+        measures.push(agg);
+    }
+    let filter = datafusion::logical_expr::utils::conjunction(parts.shape.filters.clone())
+        .map(|f| state.create_physical_expr(f, &df_schema))
+        .transpose()?;
+    RollupPlan::new(
+        id,
+        name,
+        sql,
+        parts.bucket,
+        parts.shape,
+        PhysicalGroupBy::new_single(group),
+        measures,
+        filter,
+    )
+}
+
+/// Plans and compiles the view `name` defined by `sql` (its `SELECT`).
+pub async fn compile_sql(state: &SessionState, id: u64, name: &str, sql: &str) -> Result<RollupPlan> {
+    let dialect = datafusion::sql::sqlparser::dialect::PostgreSqlDialect {};
+    let statements = datafusion::sql::sqlparser::parser::Parser::parse_sql(&dialect, sql)
+        .map_err(|e| DataFusionError::Plan(format!("view {name}: {e}")))?;
+    let [Statement::Query(query)] = statements.as_slice() else {
+        return Err(DataFusionError::Plan(format!("view {name} is not one SELECT")));
+    };
+    let parts = view_parts(state, query).await?;
+    compile(state, id, name.to_string(), sql.to_string(), parts)
+}
+
+/// The count tables seen as a view: each segment's sidecar counts rows per minute and
+/// (service, host, level), which is this view's partials.
+pub const COUNT_VIEW: &str = "logs_per_minute";
+/// Its definition.
+pub const COUNT_VIEW_SQL: &str = "SELECT date_trunc('minute', ts) AS minute, service, host, level, count(*) AS n FROM logs GROUP BY 1, 2, 3, 4";
+
+/// Keeps `Arc` in the signature of callers that share one compiled plan.
+pub type Shared = Arc<RollupPlan>;

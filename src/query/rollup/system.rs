@@ -1,0 +1,100 @@
+//! The `rollups` system table: each view's definition, bucket, state and backfill progress,
+//! and the bytes its partials take.
+
+use std::sync::{Arc, LazyLock};
+
+use async_trait::async_trait;
+use datafusion::arrow::array::{ArrayRef, Int64Array, StringArray};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::catalog::{Session, TableProvider};
+use datafusion::datasource::MemTable;
+use datafusion::error::Result;
+use datafusion::logical_expr::{Expr, TableType};
+use datafusion::physical_plan::ExecutionPlan;
+
+use crate::store::Store;
+
+static SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+    Arc::new(Schema::new(vec![
+        Field::new("name", DataType::Utf8, false),
+        Field::new("definition", DataType::Utf8, false),
+        Field::new("bucket_seconds", DataType::Int64, false),
+        Field::new("state", DataType::Utf8, false),
+        Field::new("segments_done", DataType::Int64, false),
+        Field::new("segments_total", DataType::Int64, false),
+        Field::new("segments_failed", DataType::Int64, false),
+        Field::new("bytes", DataType::Int64, false),
+    ]))
+});
+
+/// The `rollups` table.
+#[derive(Debug)]
+pub struct RollupsTable {
+    store: Arc<Store>,
+}
+
+impl RollupsTable {
+    pub fn new(store: Arc<Store>) -> RollupsTable {
+        RollupsTable { store }
+    }
+
+    fn batch(&self) -> Result<RecordBatch> {
+        let rollups = &self.store.rollups;
+        let mut plans = rollups.plans();
+        plans.sort_by_key(|p| p.id);
+        let (mut name, mut sql, mut bucket, mut state) = (vec![], vec![], vec![], vec![]);
+        let (mut done, mut total, mut failed, mut bytes) = (vec![], vec![], vec![], vec![]);
+        let segments = self.store.catalog.segments().len() as i64;
+        for p in &plans {
+            let progress = rollups.progress(p.id);
+            name.push(p.name.clone());
+            sql.push(p.sql.clone());
+            bucket.push(p.bucket.width / 1_000_000);
+            let caught_up = progress.segments_total > 0
+                && progress.segments_done >= progress.segments_total;
+            state.push(match () {
+                _ if progress.failed > 0 => "partial",
+                _ if caught_up || segments == 0 => "ready",
+                _ => "backfilling",
+            });
+            done.push(progress.segments_done as i64);
+            total.push(progress.segments_total as i64);
+            failed.push(progress.failed as i64);
+            bytes.push(rollups.bytes(p.id) as i64);
+        }
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(StringArray::from(name)),
+            Arc::new(StringArray::from(sql)),
+            Arc::new(Int64Array::from(bucket)),
+            Arc::new(StringArray::from(state)),
+            Arc::new(Int64Array::from(done)),
+            Arc::new(Int64Array::from(total)),
+            Arc::new(Int64Array::from(failed)),
+            Arc::new(Int64Array::from(bytes)),
+        ];
+        Ok(RecordBatch::try_new(SCHEMA.clone(), columns)?)
+    }
+}
+
+#[async_trait]
+impl TableProvider for RollupsTable {
+    fn schema(&self) -> SchemaRef {
+        SCHEMA.clone()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let table = MemTable::try_new(SCHEMA.clone(), vec![vec![self.batch()?]])?;
+        table.scan(state, projection, filters, limit).await
+    }
+}

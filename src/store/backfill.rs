@@ -1,0 +1,98 @@
+//! The rollup backfill: computes each live view's partials for the segments that existed
+//! before it (or whose partials were lost), one segment at a time, in the background.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use datafusion::arrow::compute::concat_batches;
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::object_store::path::Path as ObjectPath;
+use datafusion::object_store::ObjectStoreExt;
+
+use super::rollups::Progress;
+use super::Store;
+use crate::catalog::SegmentMeta;
+use crate::model::logs_schema;
+use crate::segment::{read_segment, read_segment_from};
+
+impl Store {
+    /// Runs backfill passes until the process ends: one at once, then one each time a view
+    /// is created.
+    pub fn spawn_backfill(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+        let store = self.clone();
+        tokio::spawn(async move {
+            loop {
+                store.backfill_rollups().await;
+                store.rollups.wake.notified().await;
+            }
+        })
+    }
+
+    /// One pass: every segment of the current snapshot that a live view has no partials for.
+    pub async fn backfill_rollups(self: &Arc<Self>) {
+        for plan in self.rollups.plans() {
+            let segments = self.snapshot().segments;
+            let mut progress = Progress {
+                segments_total: segments.len() as u64,
+                ..Progress::default()
+            };
+            for seg in segments.iter() {
+                // A view dropped meanwhile stops its backfill.
+                if !self.rollups.plans().iter().any(|p| p.id == plan.id) {
+                    break;
+                }
+                if !self.rollups.has(plan.id, &seg.location.key) {
+                    match self.segment_rows(seg).await {
+                        Ok(rows) => {
+                            let (store, view, key) =
+                                (self.clone(), plan.clone(), seg.location.key.clone());
+                            let written = tokio::task::spawn_blocking(move || {
+                                store.rollups.write_one(&view, &key, &rows)
+                            })
+                            .await;
+                            if !matches!(written, Ok(Ok(_))) {
+                                tracing::warn!(view = %plan.name, segment = seg.id, "rollup backfill failed for a segment; it is aggregated from its rows");
+                                progress.failed += 1;
+                            }
+                        }
+                        Err(e) => {
+                            tracing::warn!(view = %plan.name, segment = seg.id, error = %e, "rollup backfill could not read a segment");
+                            progress.failed += 1;
+                        }
+                    }
+                }
+                progress.segments_done += 1;
+                self.rollups.set_progress(plan.id, progress);
+            }
+        }
+    }
+
+    /// Every row of a segment, from local disk or fetched whole from the object store.
+    async fn segment_rows(&self, seg: &SegmentMeta) -> Result<RecordBatch, String> {
+        let batches = if seg.location.tier.is_local() {
+            let path = self.files.data(&seg.location).map_err(|e| e.to_string())?;
+            tokio::task::spawn_blocking(move || read_segment(&path))
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| e.to_string())?
+        } else {
+            let Some(cold) = self.files.cold() else {
+                return Err("no object store is configured".into());
+            };
+            let key = seg.location.key.clone();
+            let bytes = cold
+                .inner()
+                .get(&ObjectPath::from(key.as_str()))
+                .await
+                .map_err(|e| e.to_string())?
+                .bytes()
+                .await
+                .map_err(|e| e.to_string())?;
+            tokio::task::spawn_blocking(move || read_segment_from(bytes, Path::new(&key)))
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| e.to_string())?
+        };
+        concat_batches(&logs_schema(), &batches).map_err(|e| e.to_string())
+    }
+}

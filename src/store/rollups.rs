@@ -1,0 +1,396 @@
+//! The rollup views of a data directory: their definitions (`rollups.json`), their compiled
+//! plans, and their partials, one Arrow IPC file per view and segment
+//! (`rollups/<view id>/<segment key>.arrow`), written at flush and compaction, backfilled in
+//! the background for older segments, and deleted with their segment.
+//!
+//! Partials are derived data: a segment without them (not yet backfilled, or a file lost or
+//! unreadable) is aggregated from its rows at query time, so answers never depend on them.
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+
+use datafusion::arrow::record_batch::RecordBatch;
+use serde::{Deserialize, Serialize};
+
+use crate::index::rollup::{decode_partials, encode_partials, RollupPlan};
+
+/// File of the definitions, under the data directory.
+pub const DEFS_FILE: &str = "rollups.json";
+/// Directory of the partials, under the data directory.
+pub const PARTIALS_DIR: &str = "rollups";
+
+/// Most bytes of decoded partials kept in memory.
+const CACHE_BYTES: usize = 256 << 20;
+
+/// Errors of the view registry.
+#[derive(Debug, thiserror::Error)]
+pub enum RollupError {
+    #[error("rollup definitions {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("rollup definitions {path} are unreadable: {source}")]
+    Decode {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("materialized view \"{0}\" already exists")]
+    Exists(String),
+    #[error("materialized view \"{0}\" does not exist")]
+    Missing(String),
+}
+
+/// A view as the user defined it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RollupDef {
+    pub id: u64,
+    pub name: String,
+    pub sql: String,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct DefsFile {
+    next_id: u64,
+    views: Vec<RollupDef>,
+}
+
+/// How far a view's backfill has come.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Progress {
+    pub segments_done: u64,
+    pub segments_total: u64,
+    pub failed: u64,
+}
+
+/// The registry; see the module docs.
+#[derive(Debug)]
+pub struct Rollups {
+    root: PathBuf,
+    /// Serialises changes of the definitions file.
+    defs: Mutex<()>,
+    plans: RwLock<Vec<Arc<RollupPlan>>>,
+    cache: Mutex<Cache>,
+    progress: Mutex<HashMap<u64, Progress>>,
+    /// Wakes the backfill task.
+    pub wake: tokio::sync::Notify,
+}
+
+#[derive(Debug, Default)]
+struct Cache {
+    bytes: usize,
+    partials: HashMap<(u64, String), Arc<RecordBatch>>,
+}
+
+impl Rollups {
+    pub fn new(data_dir: &Path) -> Rollups {
+        Rollups {
+            root: data_dir.to_path_buf(),
+            defs: Mutex::new(()),
+            plans: RwLock::new(Vec::new()),
+            cache: Mutex::new(Cache::default()),
+            progress: Mutex::new(HashMap::new()),
+            wake: tokio::sync::Notify::new(),
+        }
+    }
+
+    fn defs_path(&self) -> PathBuf {
+        self.root.join(DEFS_FILE)
+    }
+
+    fn read_defs(&self) -> Result<DefsFile, RollupError> {
+        let path = self.defs_path();
+        match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|source| RollupError::Decode {
+                path: path.clone(),
+                source,
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(DefsFile {
+                next_id: 1,
+                views: Vec::new(),
+            }),
+            Err(source) => Err(RollupError::Io { path, source }),
+        }
+    }
+
+    fn write_defs(&self, defs: &DefsFile) -> Result<(), RollupError> {
+        let path = self.defs_path();
+        let bytes = serde_json::to_vec_pretty(defs).map_err(|source| RollupError::Decode {
+            path: path.clone(),
+            source,
+        })?;
+        crate::storage::replace_file(&path, "tmp", &bytes)
+            .map_err(|source| RollupError::Io { path, source })
+    }
+
+    /// Every saved definition.
+    pub fn definitions(&self) -> Result<Vec<RollupDef>, RollupError> {
+        Ok(self.read_defs()?.views)
+    }
+
+    /// The id the next view will get.
+    pub fn next_id(&self) -> Result<u64, RollupError> {
+        Ok(self.read_defs()?.next_id.max(1))
+    }
+
+    /// Saves a new definition and makes `plan` live (flushes write its partials from now on;
+    /// the backfill computes them for older segments).
+    pub fn create(&self, plan: RollupPlan, created_at: i64) -> Result<(), RollupError> {
+        let _g = self.defs.lock().unwrap_or_else(|p| p.into_inner());
+        let mut defs = self.read_defs()?;
+        if defs
+            .views
+            .iter()
+            .any(|v| v.name.eq_ignore_ascii_case(&plan.name))
+        {
+            return Err(RollupError::Exists(plan.name.clone()));
+        }
+        defs.next_id = defs.next_id.max(plan.id + 1);
+        defs.views.push(RollupDef {
+            id: plan.id,
+            name: plan.name.clone(),
+            sql: plan.sql.clone(),
+            created_at,
+        });
+        self.write_defs(&defs)?;
+        self.install(plan);
+        Ok(())
+    }
+
+    /// Makes a compiled plan live (at start, for a saved definition).
+    pub fn install(&self, plan: RollupPlan) {
+        let mut plans = self.plans.write().unwrap_or_else(|p| p.into_inner());
+        plans.retain(|p| p.id != plan.id);
+        plans.push(Arc::new(plan));
+        self.wake.notify_one();
+    }
+
+    /// Drops a view: its definition, then its partials.
+    pub fn drop_view(&self, name: &str) -> Result<(), RollupError> {
+        let _g = self.defs.lock().unwrap_or_else(|p| p.into_inner());
+        let mut defs = self.read_defs()?;
+        let Some(at) = defs
+            .views
+            .iter()
+            .position(|v| v.name.eq_ignore_ascii_case(name))
+        else {
+            return Err(RollupError::Missing(name.to_string()));
+        };
+        let gone = defs.views.remove(at);
+        self.write_defs(&defs)?;
+        self.plans
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|p| p.id != gone.id);
+        self.forget(|(id, _)| *id == gone.id);
+        let dir = self.root.join(PARTIALS_DIR).join(gone.id.to_string());
+        if let Err(e) = std::fs::remove_dir_all(&dir) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                tracing::warn!(error = %e, dir = %dir.display(), "could not remove a dropped view's partials; the next start sweeps them");
+            }
+        }
+        Ok(())
+    }
+
+    /// The live plans.
+    pub fn plans(&self) -> Vec<Arc<RollupPlan>> {
+        self.plans
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// The file of `view`'s partials of the segment at `key`.
+    pub fn path(&self, view: u64, key: &str) -> PathBuf {
+        self.root
+            .join(PARTIALS_DIR)
+            .join(view.to_string())
+            .join(format!("{key}.arrow"))
+    }
+
+    /// Computes and durably writes every live view's partials of one segment's rows. A view
+    /// that fails is logged and left to the backfill (the segment is then aggregated from its
+    /// rows until it succeeds).
+    pub fn write_all(&self, key: &str, rows: &RecordBatch) -> u64 {
+        let mut bytes = 0;
+        for plan in self.plans() {
+            match self.write_one(&plan, key, rows) {
+                Ok(n) => bytes += n,
+                Err(e) => {
+                    tracing::warn!(view = %plan.name, key, error = %e, "could not compute a segment's rollup partials")
+                }
+            }
+        }
+        bytes
+    }
+
+    /// Computes and writes `plan`'s partials of one segment's rows; their size in bytes.
+    pub fn write_one(
+        &self,
+        plan: &RollupPlan,
+        key: &str,
+        rows: &RecordBatch,
+    ) -> Result<u64, datafusion::error::DataFusionError> {
+        let partials = plan.partials(rows)?;
+        let bytes = encode_partials(&partials)?;
+        let path = self.path(plan.id, key);
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        crate::storage::replace_file(&path, "tmp", &bytes)?;
+        self.remember(plan.id, key, Arc::new(partials));
+        Ok(bytes.len() as u64)
+    }
+
+    /// `plan`'s partials of the segment at `key`, if they were computed and are readable.
+    pub fn partials(&self, plan: &RollupPlan, key: &str) -> Option<Arc<RecordBatch>> {
+        if let Some(hit) = self.cached(plan.id, key) {
+            return Some(hit);
+        }
+        let path = self.path(plan.id, key);
+        let bytes = std::fs::read(&path).ok()?;
+        match decode_partials(bytes, &plan.state_schema) {
+            Ok(batch) => {
+                let batch = Arc::new(batch);
+                self.remember(plan.id, key, batch.clone());
+                Some(batch)
+            }
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "unreadable rollup partials; the segment is aggregated from its rows");
+                None
+            }
+        }
+    }
+
+    /// Whether `view` has partials for the segment at `key` (on disk).
+    pub fn has(&self, view: u64, key: &str) -> bool {
+        self.cached(view, key).is_some() || self.path(view, key).exists()
+    }
+
+    /// A cached batch of `view` for `key`.
+    pub fn cached(&self, view: u64, key: &str) -> Option<Arc<RecordBatch>> {
+        let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        cache.partials.get(&(view, key.to_string())).cloned()
+    }
+
+    /// Keeps a decoded batch in memory (the cache starts over when full).
+    pub fn remember(&self, view: u64, key: &str, batch: Arc<RecordBatch>) {
+        let size = batch.get_array_memory_size();
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        if cache.bytes + size > CACHE_BYTES {
+            cache.partials.clear();
+            cache.bytes = 0;
+        }
+        if let Some(old) = cache.partials.insert((view, key.to_string()), batch) {
+            cache.bytes = cache.bytes.saturating_sub(old.get_array_memory_size());
+        }
+        cache.bytes += size;
+    }
+
+    fn forget(&self, gone: impl Fn(&(u64, String)) -> bool) {
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        let keys: Vec<(u64, String)> = cache.partials.keys().filter(|k| gone(k)).cloned().collect();
+        for k in keys {
+            if let Some(b) = cache.partials.remove(&k) {
+                cache.bytes = cache.bytes.saturating_sub(b.get_array_memory_size());
+            }
+        }
+    }
+
+    /// Deletes every view's partials of the segment at `key` (its files are being deleted).
+    pub fn remove_segment(&self, key: &str) -> std::io::Result<()> {
+        self.forget(|(_, k)| k == key);
+        for plan in self.plans() {
+            match std::fs::remove_file(self.path(plan.id, key)) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes partial files of views that no longer exist and of segments no key in `live`
+    /// names; how many files were removed.
+    pub fn sweep(&self, live: &HashSet<String>) -> usize {
+        let views: HashSet<String> = self.plans().iter().map(|p| p.id.to_string()).collect();
+        let defined: HashSet<String> = self
+            .definitions()
+            .map(|d| d.iter().map(|v| v.id.to_string()).collect())
+            .unwrap_or_else(|_| views.clone());
+        let dir = self.root.join(PARTIALS_DIR);
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            return 0;
+        };
+        let mut removed = 0;
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if !defined.contains(&name) {
+                if std::fs::remove_dir_all(entry.path()).is_ok() {
+                    removed += 1;
+                }
+                continue;
+            }
+            let view_dir = entry.path();
+            for file in walk(&view_dir) {
+                let Ok(rel) = file.strip_prefix(&view_dir) else {
+                    continue;
+                };
+                let rel = rel.to_string_lossy();
+                let key = rel.strip_suffix(".arrow").unwrap_or(&rel);
+                if !live.contains(key) && std::fs::remove_file(&file).is_ok() {
+                    removed += 1;
+                }
+            }
+        }
+        removed
+    }
+
+    /// Bytes of `view`'s partial files on disk.
+    pub fn bytes(&self, view: u64) -> u64 {
+        walk(&self.root.join(PARTIALS_DIR).join(view.to_string()))
+            .iter()
+            .filter_map(|p| std::fs::metadata(p).ok())
+            .map(|m| m.len())
+            .sum()
+    }
+
+    pub fn progress(&self, view: u64) -> Progress {
+        self.progress
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&view)
+            .copied()
+            .unwrap_or_default()
+    }
+
+    pub fn set_progress(&self, view: u64, progress: Progress) {
+        self.progress
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(view, progress);
+    }
+}
+
+/// Every file under `dir`.
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                todo.push(p);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
