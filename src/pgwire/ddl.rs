@@ -95,10 +95,7 @@ pub fn refresh_of(sql: &str) -> Option<Ddl> {
     };
     let name = match name.strip_prefix('"').and_then(|n| n.strip_suffix('"')) {
         Some(quoted) => quoted.to_string(),
-        None => name
-            .strip_prefix("public.")
-            .unwrap_or(name)
-            .to_lowercase(),
+        None => name.strip_prefix("public.").unwrap_or(name).to_lowercase(),
     };
     Some(Ddl::Refresh(name))
 }
@@ -151,9 +148,15 @@ mod tests {
 
     #[test]
     fn refresh_names_its_view() {
-        assert!(matches!(refresh_of("REFRESH MATERIALIZED VIEW x;"), Some(Ddl::Refresh(n)) if n == "x"));
-        assert!(matches!(refresh_of("refresh materialized view concurrently public.Errs"), Some(Ddl::Refresh(n)) if n == "errs"));
-        assert!(matches!(refresh_of("refresh materialized view \"Errs\""), Some(Ddl::Refresh(n)) if n == "Errs"));
+        assert!(
+            matches!(refresh_of("REFRESH MATERIALIZED VIEW x;"), Some(Ddl::Refresh(n)) if n == "x")
+        );
+        assert!(
+            matches!(refresh_of("refresh materialized view concurrently public.Errs"), Some(Ddl::Refresh(n)) if n == "errs")
+        );
+        assert!(
+            matches!(refresh_of("refresh materialized view \"Errs\""), Some(Ddl::Refresh(n)) if n == "Errs")
+        );
         assert!(refresh_of("refresh materialized view").is_none());
         assert!(refresh_of("select 1").is_none());
     }

@@ -94,10 +94,19 @@ pub fn new_context(
         "rollups",
         Arc::new(rollup::system::RollupsTable::new(store.clone())),
     )?;
-    ctx.register_udtf("log_context", Arc::new(nearest::LogContextFn::new(store)));
+    ctx.register_udtf(
+        "log_context",
+        Arc::new(nearest::LogContextFn::new(store.clone())),
+    );
     datafusion_pg_catalog::setup_pg_catalog(&ctx, DATABASE, EmptyContextProvider)
         .map_err(|e| *e)?;
     if let Some(catalog) = ctx.catalog(DATABASE) {
+        if let Some(pg) = catalog.schema("pg_catalog") {
+            catalog.register_schema(
+                "pg_catalog",
+                Arc::new(rollup::pg_class::WithMatviews::new(pg, store.clone())),
+            )?;
+        }
         catalog.register_schema(
             "information_schema",
             Arc::new(information_schema::InformationSchema::new(

@@ -109,6 +109,8 @@ pub struct LogScanExec {
     hold: Arc<ScanHold>,
     /// The cold store's requests, counted from when the first stream started.
     reads: Arc<OnceLock<Arc<StoreReads>>>,
+    /// The rollup view this scan answers from, if any (shown by `EXPLAIN`).
+    rollup: Option<Arc<str>>,
 }
 
 impl LogScanExec {
@@ -148,7 +150,14 @@ impl LogScanExec {
             metrics,
             hold,
             reads: Arc::new(OnceLock::new()),
+            rollup: None,
         }
+    }
+
+    /// Names the rollup view the scan answers from.
+    pub fn from_rollup(mut self, view: &str) -> LogScanExec {
+        self.rollup = Some(view.into());
+        self
     }
 
     pub fn counts(&self) -> ScanCounts {
@@ -179,6 +188,9 @@ impl DisplayAs for LogScanExec {
                 ", segments_cold={}, bytes_cold={}",
                 c.tier_segments[2], c.tier_bytes[2]
             )?;
+        }
+        if let Some(view) = &self.rollup {
+            write!(f, ", rollup={view}")?;
         }
         match c.counted {
             Some(counted) => write!(
@@ -225,11 +237,9 @@ impl ExecutionPlan for LogScanExec {
         _options: ReplaceChildrenOptions,
     ) -> Result<Arc<dyn ExecutionPlan>> {
         let input = children.swap_remove(0);
-        Ok(Arc::new(LogScanExec::with_hold(
-            input,
-            self.counts,
-            self.hold.clone(),
-        )))
+        let mut scan = LogScanExec::with_hold(input, self.counts, self.hold.clone());
+        scan.rollup = self.rollup.clone();
+        Ok(Arc::new(scan))
     }
 
     fn with_new_children(
@@ -238,11 +248,9 @@ impl ExecutionPlan for LogScanExec {
     ) -> Result<Arc<dyn ExecutionPlan>> {
         let mut children = children;
         let input = children.swap_remove(0);
-        Ok(Arc::new(LogScanExec::with_hold(
-            input,
-            self.counts,
-            self.hold.clone(),
-        )))
+        let mut scan = LogScanExec::with_hold(input, self.counts, self.hold.clone());
+        scan.rollup = self.rollup.clone();
+        Ok(Arc::new(scan))
     }
 
     fn execute(

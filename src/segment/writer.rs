@@ -200,17 +200,20 @@ pub fn write_segments_keeping(
                 bytes: written.index_bytes,
                 blooms: written.blooms,
             });
-            out.push((SegmentMeta {
-                id,
-                tenant,
-                min_ts,
-                max_ts,
-                rows: part.num_rows() as u64,
-                bytes,
-                location: Location::hot(rel),
-                created_at: now_micros(),
-                index,
-            }, part));
+            out.push((
+                SegmentMeta {
+                    id,
+                    tenant,
+                    min_ts,
+                    max_ts,
+                    rows: part.num_rows() as u64,
+                    bytes,
+                    location: Location::hot(rel),
+                    created_at: now_micros(),
+                    index,
+                },
+                part,
+            ));
             id += 1;
             start = i;
         }

@@ -198,10 +198,7 @@ impl Rollups {
 
     /// The live plans.
     pub fn plans(&self) -> Vec<Arc<RollupPlan>> {
-        self.plans
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.plans.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// The file of `view`'s partials of the segment at `key`.

@@ -167,7 +167,12 @@ impl Store {
 
     /// Merges the local segments of every tenant-hour whose newest event is older than the
     /// tenant's `compact_after` into warm segments of at most `compact_bytes` each.
-    async fn compact(self: &Arc<Self>, policies: &Policies, now: Micros, report: &mut MaintenanceReport) {
+    async fn compact(
+        self: &Arc<Self>,
+        policies: &Policies,
+        now: Micros,
+        report: &mut MaintenanceReport,
+    ) {
         let mut hours: BTreeMap<(String, i64), Vec<Arc<SegmentMeta>>> = BTreeMap::new();
         for s in self.catalog.segments().iter() {
             if s.location.tier.is_local() {
@@ -249,9 +254,11 @@ impl Store {
             })?;
             // The views' partials of the merged rows, under the key they will be found by.
             let rollups_of = (self.clone(), key.clone());
-            tokio::task::spawn_blocking(move || rollups_of.0.rollups.write_all(&rollups_of.1, &rows))
-                .await
-                .map_err(|e| TierError::Join(e.to_string()))?;
+            tokio::task::spawn_blocking(move || {
+                rollups_of.0.rollups.write_all(&rollups_of.1, &rows)
+            })
+            .await
+            .map_err(|e| TierError::Join(e.to_string()))?;
             seg.id = id;
             seg.location = Location {
                 tier: Tier::Warm,

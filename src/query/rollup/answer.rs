@@ -79,7 +79,10 @@ impl RollupAnswer {
 }
 
 fn ts_literal(v: i64) -> Expr {
-    lit(ScalarValue::TimestampMicrosecond(Some(v), Some("UTC".into())))
+    lit(ScalarValue::TimestampMicrosecond(
+        Some(v),
+        Some("UTC".into()),
+    ))
 }
 
 #[async_trait]
@@ -96,7 +99,10 @@ impl TableProvider for RollupAnswer {
         &self,
         filters: &[&Expr],
     ) -> Result<Vec<TableProviderFilterPushDown>> {
-        Ok(vec![TableProviderFilterPushDown::Unsupported; filters.len()])
+        Ok(vec![
+            TableProviderFilterPushDown::Unsupported;
+            filters.len()
+        ])
     }
 
     async fn scan(
@@ -131,7 +137,9 @@ impl TableProvider for RollupAnswer {
             keep.push(bucket_col().lt(ts_literal(to)));
         }
         keep.extend(fit.partial_filters.iter().cloned());
-        let keep = conjunction(keep).map(|k| state.create_physical_expr(k, &state_df)).transpose()?;
+        let keep = conjunction(keep)
+            .map(|k| state.create_physical_expr(k, &state_df))
+            .transpose()?;
         let count_measure = view.shape.measures.iter().position(super::is_count_star);
         let mut stored = Vec::new();
         let mut counted = Counted::default();
@@ -151,7 +159,9 @@ impl TableProvider for RollupAnswer {
                 // Rows answered from partials must be rows a scan could still read.
                 require_data_file(&self.store.files, seg)?;
                 if let Some(m) = count_measure {
-                    let n = rows.column(view.state_offsets[m]).as_primitive::<Int64Type>();
+                    let n = rows
+                        .column(view.state_offsets[m])
+                        .as_primitive::<Int64Type>();
                     counted.rows += n.iter().flatten().map(|v| v.max(0) as u64).sum::<u64>();
                 }
                 stored.push(rows);
@@ -206,7 +216,11 @@ impl TableProvider for RollupAnswer {
         } else {
             UnionExec::try_new(inputs)?
         };
-        let merged = self.merge(state, Arc::new(CoalescePartitionsExec::new(union)), &state_df)?;
+        let merged = self.merge(
+            state,
+            Arc::new(CoalescePartitionsExec::new(union)),
+            &state_df,
+        )?;
         // The output columns, renamed, in the projection asked for.
         let wanted: Vec<usize> = match projection {
             Some(p) => p.clone(),
@@ -232,11 +246,10 @@ impl TableProvider for RollupAnswer {
             });
         }
         let plan = Arc::new(ProjectionExec::try_new(exprs, merged)?);
-        Ok(Arc::new(LogScanExec::new(
-            plan,
-            scans,
-            hold_of(&self.store, &snap.segments),
-        )))
+        Ok(Arc::new(
+            LogScanExec::new(plan, scans, hold_of(&self.store, &snap.segments))
+                .from_rollup(&view.name),
+        ))
     }
 }
 

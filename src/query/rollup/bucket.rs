@@ -21,7 +21,9 @@ pub fn is_ts(e: &Expr) -> bool {
     match e {
         Expr::Column(c) => c.name == "ts",
         Expr::Cast(c) => matches!(c.field.data_type(), DataType::Timestamp(..)) && is_ts(&c.expr),
-        Expr::TryCast(c) => matches!(c.field.data_type(), DataType::Timestamp(..)) && is_ts(&c.expr),
+        Expr::TryCast(c) => {
+            matches!(c.field.data_type(), DataType::Timestamp(..)) && is_ts(&c.expr)
+        }
         _ => false,
     }
 }
@@ -41,8 +43,9 @@ fn unit_period(unit: &str) -> Option<Option<i64>> {
         "minute" | "minutes" => Some(MINUTE),
         "hour" | "hours" => Some(HOUR),
         "day" | "days" | "dow" | "doy" | "isodow" => Some(DAY),
-        "week" | "month" | "quarter" | "year" | "decade" | "century" | "millennium"
-        | "isoyear" => None,
+        "week" | "month" | "quarter" | "year" | "decade" | "century" | "millennium" | "isoyear" => {
+            None
+        }
         _ => return None,
     })
 }
@@ -251,7 +254,10 @@ mod tests {
 
     #[test]
     fn buckets_of_view_groupings() {
-        assert_eq!(bucket_of(&date_trunc(lit("minute"), col("ts"))), Ok(minute()));
+        assert_eq!(
+            bucket_of(&date_trunc(lit("minute"), col("ts"))),
+            Ok(minute())
+        );
         assert_eq!(
             bucket_of(&date_bin(interval(5 * MINUTE), col("ts"))).map(|b| b.width),
             Ok(5 * MINUTE)
@@ -270,11 +276,26 @@ mod tests {
         };
         assert!(constant_within(&date_trunc(lit("hour"), col("ts")), five));
         assert!(constant_within(&date_trunc(lit("month"), col("ts")), five));
-        assert!(!constant_within(&date_trunc(lit("minute"), col("ts")), five));
-        assert!(constant_within(&date_bin(interval(10 * MINUTE), col("ts")), five));
-        assert!(!constant_within(&date_bin(interval(7 * MINUTE), col("ts")), five));
-        assert!(!constant_within(&date_part(lit("epoch"), col("ts")), minute()));
-        assert!(constant_within(&date_part(lit("hour"), col("ts")), minute()));
+        assert!(!constant_within(
+            &date_trunc(lit("minute"), col("ts")),
+            five
+        ));
+        assert!(constant_within(
+            &date_bin(interval(10 * MINUTE), col("ts")),
+            five
+        ));
+        assert!(!constant_within(
+            &date_bin(interval(7 * MINUTE), col("ts")),
+            five
+        ));
+        assert!(!constant_within(
+            &date_part(lit("epoch"), col("ts")),
+            minute()
+        ));
+        assert!(constant_within(
+            &date_part(lit("hour"), col("ts")),
+            minute()
+        ));
         assert!(!constant_within(&col("ts"), minute()));
         assert!(constant_within(&col("service"), minute()));
     }

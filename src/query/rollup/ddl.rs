@@ -44,13 +44,21 @@ fn registry_error(e: RollupError) -> DataFusionError {
 }
 
 /// Registers `sql` (a `SELECT`) as the view `name` of the session.
-async fn register(ctx: &SessionContext, state: &SessionState, name: &str, query: &Query) -> Result<()> {
+async fn register(
+    ctx: &SessionContext,
+    state: &SessionState,
+    name: &str,
+    query: &Query,
+) -> Result<()> {
     let plan = state
-        .statement_to_plan(DfStatement::Statement(Box::new(Statement::Query(Box::new(
-            query.clone(),
-        )))))
+        .statement_to_plan(DfStatement::Statement(Box::new(Statement::Query(
+            Box::new(query.clone()),
+        ))))
         .await?;
-    ctx.register_table(name, Arc::new(ViewTable::new(plan, Some(query.to_string()))))?;
+    ctx.register_table(
+        name,
+        Arc::new(ViewTable::new(plan, Some(query.to_string()))),
+    )?;
     Ok(())
 }
 
@@ -68,7 +76,11 @@ pub async fn create(
         if if_not_exists {
             return Ok(());
         }
-        return Err(QueryError::new(DUPLICATE_TABLE, format!("relation \"{name}\" already exists")).into_df());
+        return Err(QueryError::new(
+            DUPLICATE_TABLE,
+            format!("relation \"{name}\" already exists"),
+        )
+        .into_df());
     }
     let parts = view_parts(&state, query).await?;
     let id = store.rollups.next_id().map_err(registry_error)?;

@@ -3,15 +3,13 @@
 //! rewrite later sees queries in), and its compilation into a [`RollupPlan`]. A definition that
 //! cannot be rolled up is refused with the expression at fault, never accepted.
 
-use std::sync::Arc;
-
 use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
 use datafusion::common::{Column, DFSchema, ScalarValue};
 use datafusion::datasource::source_as_provider;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::SessionState;
 use datafusion::logical_expr::utils::split_conjunction;
-use datafusion::logical_expr::{lit, Expr, LogicalPlan, Volatility};
+use datafusion::logical_expr::{lit, Aggregate, Expr, LogicalPlan, TableScan, Volatility};
 use datafusion::physical_plan::aggregates::PhysicalGroupBy;
 #[allow(deprecated)]
 use datafusion::physical_planner::create_aggregate_expr_and_maybe_filter;
@@ -53,19 +51,16 @@ fn refuse(reason: impl Into<String>) -> DataFusionError {
 /// `e` with column qualifiers and aliases removed: how view and query expressions compare.
 pub fn normalized(e: &Expr) -> Expr {
     let e = e.clone().unalias_nested().data;
-    e.transform(|x| match x {
-        Expr::Column(c) if c.relation.is_some() => {
-            Ok(Transformed::yes(Expr::Column(Column::new_unqualified(c.name))))
-        }
-        Expr::Alias(a) => Ok(Transformed::yes(*a.expr)),
-        x => Ok(Transformed::no(x)),
-    })
-    .map(|t| t.data)
-    .unwrap_or_else(|_| e_fallback())
-}
-
-fn e_fallback() -> Expr {
-    lit(ScalarValue::Null)
+    e.clone()
+        .transform(|x| match x {
+            Expr::Column(c) if c.relation.is_some() => Ok(Transformed::yes(Expr::Column(
+                Column::new_unqualified(c.name),
+            ))),
+            Expr::Alias(a) => Ok(Transformed::yes(*a.expr)),
+            x => Ok(Transformed::no(x)),
+        })
+        .map(|t| t.data)
+        .unwrap_or_else(|_| e.clone())
 }
 
 /// The parts of a view: its bucket, the user's bucket expression, and its shape.
@@ -78,29 +73,40 @@ pub struct ViewParts {
 /// Plans `query` and checks it is a view that can be rolled up.
 pub async fn view_parts(state: &SessionState, query: &Query) -> Result<ViewParts> {
     let plan = state
-        .statement_to_plan(DfStatement::Statement(Box::new(Statement::Query(Box::new(
-            query.clone(),
-        )))))
+        .statement_to_plan(DfStatement::Statement(Box::new(Statement::Query(
+            Box::new(query.clone()),
+        ))))
         .await?;
     // Before simplification folds them: a view must mean the same at every flush.
     let mut unstable = None;
     plan.apply_with_subqueries(|node| {
         node.apply_expressions(|e| {
             e.apply(|x| {
-                if let Expr::ScalarFunction(f) = x {
-                    if f.func.signature().volatility != Volatility::Immutable {
-                        unstable = Some(f.func.name().to_string());
+                match x {
+                    Expr::ScalarFunction(f)
+                        if f.func.signature().volatility != Volatility::Immutable =>
+                    {
+                        unstable = Some(format!(
+                            "{}() changes from one call to the next; a view's definition must not",
+                            f.func.name()
+                        ));
                         return Ok(TreeNodeRecursion::Stop);
                     }
+                    // The optimizer turns these into two aggregations: say why first.
+                    Expr::AggregateFunction(f) if f.params.distinct => {
+                        unstable = Some(format!(
+                            "{x}: DISTINCT states do not merge; use approx_distinct"
+                        ));
+                        return Ok(TreeNodeRecursion::Stop);
+                    }
+                    _ => {}
                 }
                 Ok(TreeNodeRecursion::Continue)
             })
         })
     })?;
-    if let Some(f) = unstable {
-        return Err(refuse(format!(
-            "{f}() changes from one call to the next; a view's definition must not"
-        )));
+    if let Some(why) = unstable {
+        return Err(refuse(why));
     }
     let optimized = state.optimize(&plan)?;
     parts_of(&optimized)
@@ -122,44 +128,31 @@ fn parts_of(plan: &LogicalPlan) -> Result<ViewParts> {
     let [agg] = aggregates.as_slice() else {
         return Err(refuse("a view is one GROUP BY over logs"));
     };
-    if scans != 1 {
-        return Err(refuse("a view reads logs alone (no joins, unions or subqueries)"));
+    let Some(flat) = flatten(agg)? else {
+        return Err(refuse(
+            "a view aggregates rows of logs directly (no subqueries or joins below its GROUP BY)",
+        ));
+    };
+    let scan = &flat.scan;
+    if !source_as_provider(&scan.source).is_ok_and(|p| p.is::<LogTable>()) {
+        return Err(refuse("a view reads the logs table"));
     }
-    let mut input = agg.input.as_ref();
-    let mut filters = Vec::new();
-    loop {
-        match input {
-            LogicalPlan::Projection(p) if p.expr.iter().all(|e| matches!(e, Expr::Column(_))) => {
-                input = p.input.as_ref()
-            }
-            LogicalPlan::Filter(f) => {
-                filters.extend(split_conjunction(&f.predicate).into_iter().map(normalized));
-                input = f.input.as_ref();
-            }
-            LogicalPlan::TableScan(s) => {
-                if !source_as_provider(&s.source).is_ok_and(|p| p.is::<LogTable>()) {
-                    return Err(refuse("a view reads the logs table"));
-                }
-                if s.fetch.is_some() {
-                    return Err(refuse("a view aggregates every row (no LIMIT below it)"));
-                }
-                filters.extend(s.filters.iter().map(normalized));
-                break;
-            }
-            other => {
-                return Err(refuse(format!(
-                    "a view aggregates rows of logs directly, not {}",
-                    other.display()
-                )))
-            }
+    if scan.fetch.is_some() {
+        return Err(refuse("a view aggregates every row (no LIMIT below it)"));
+    }
+    let mut filters: Vec<Expr> = Vec::new();
+    for f in flat.filters.iter().map(normalized) {
+        // A filter pushed into the scan is also kept above it: one is enough.
+        if !filters.contains(&f) {
+            filters.push(f);
         }
     }
-    if agg.group_expr.iter().any(|g| matches!(g, Expr::GroupingSet(_))) {
+    if flat.group.iter().any(|g| matches!(g, Expr::GroupingSet(_))) {
         return Err(refuse("GROUPING SETS, CUBE and ROLLUP"));
     }
     let mut bucket = None;
     let mut dims = Vec::new();
-    for g in agg.group_expr.iter().map(normalized) {
+    for g in flat.group.iter().map(normalized) {
         if dimension(&g) {
             dims.push(g);
             continue;
@@ -180,7 +173,7 @@ fn parts_of(plan: &LogicalPlan) -> Result<ViewParts> {
         ));
     };
     let mut measures = Vec::new();
-    for m in agg.aggr_expr.iter().map(normalized) {
+    for m in flat.aggr.iter().map(normalized) {
         measure(&m)?;
         measures.push(m);
     }
@@ -195,6 +188,68 @@ fn parts_of(plan: &LogicalPlan) -> Result<ViewParts> {
             filters,
         },
     })
+}
+
+/// An aggregate seen through what the optimizer put between it and its scan: its groups,
+/// aggregates and filters over the scan's columns (projections, which common-subexpression
+/// elimination and pushdown make, folded in), and the scan.
+#[derive(Debug, Clone)]
+pub struct Flat {
+    pub group: Vec<Expr>,
+    pub aggr: Vec<Expr>,
+    pub filters: Vec<Expr>,
+    pub scan: TableScan,
+}
+
+/// `agg` flattened, if only projections and filters lie between it and one scan.
+pub fn flatten(agg: &Aggregate) -> Result<Option<Flat>> {
+    let (mut group, mut aggr) = (agg.group_expr.clone(), agg.aggr_expr.clone());
+    let mut filters: Vec<Expr> = Vec::new();
+    let mut node = agg.input.as_ref();
+    loop {
+        match node {
+            LogicalPlan::Projection(p) => {
+                let columns: Vec<(Column, Expr)> = (0..p.expr.len())
+                    .map(|i| {
+                        let (q, f) = p.schema.qualified_field(i);
+                        (
+                            Column::new(q.cloned(), f.name()),
+                            p.expr[i].clone().unalias_nested().data,
+                        )
+                    })
+                    .collect();
+                let fold = |e: &Expr| -> Result<Expr> {
+                    e.clone()
+                        .transform(|x| match &x {
+                            Expr::Column(c) => match columns.iter().find(|(k, _)| k == c) {
+                                Some((_, v)) => Ok(Transformed::yes(v.clone())),
+                                None => Ok(Transformed::no(x)),
+                            },
+                            _ => Ok(Transformed::no(x)),
+                        })
+                        .map(|t| t.data)
+                };
+                group = group.iter().map(fold).collect::<Result<_>>()?;
+                aggr = aggr.iter().map(fold).collect::<Result<_>>()?;
+                filters = filters.iter().map(fold).collect::<Result<_>>()?;
+                node = p.input.as_ref();
+            }
+            LogicalPlan::Filter(f) => {
+                filters.extend(split_conjunction(&f.predicate).into_iter().cloned());
+                node = f.input.as_ref();
+            }
+            LogicalPlan::TableScan(s) => {
+                filters.extend(s.filters.iter().cloned());
+                return Ok(Some(Flat {
+                    group,
+                    aggr,
+                    filters,
+                    scan: s.clone(),
+                }));
+            }
+            _ => return Ok(None),
+        }
+    }
 }
 
 /// A dimension: a label column, or `attrs->>'key'` (a JSON accessor of `attrs` by literals).
@@ -226,10 +281,14 @@ fn measure(e: &Expr) -> Result<()> {
     }
     let p = &f.params;
     if p.distinct {
-        return Err(refuse(format!("{e}: DISTINCT states do not merge; use approx_distinct")));
+        return Err(refuse(format!(
+            "{e}: DISTINCT states do not merge; use approx_distinct"
+        )));
     }
     if p.filter.is_some() {
-        return Err(refuse(format!("{e}: FILTER clauses; put the filter in WHERE")));
+        return Err(refuse(format!(
+            "{e}: FILTER clauses; put the filter in WHERE"
+        )));
     }
     if !p.order_by.is_empty() && name != "approx_percentile_cont" {
         return Err(refuse(format!("{e}: ordered aggregates")));
@@ -276,15 +335,25 @@ pub fn compile(
         Box::new(bucket_start),
         schema.field_with_name("ts")?.data_type().clone(),
     ));
-    let mut group = vec![(state.create_physical_expr(bucket_start, &df_schema)?, BUCKET.to_string())];
+    let mut group = vec![(
+        state.create_physical_expr(bucket_start, &df_schema)?,
+        BUCKET.to_string(),
+    )];
     for (i, d) in parts.shape.dims.iter().enumerate() {
-        group.push((state.create_physical_expr(d.clone(), &df_schema)?, dim_name(i)));
+        group.push((
+            state.create_physical_expr(d.clone(), &df_schema)?,
+            dim_name(i),
+        ));
     }
     let mut measures = Vec::new();
     for m in &parts.shape.measures {
         #[allow(deprecated)]
-        let (agg, _, _) =
-            create_aggregate_expr_and_maybe_filter(m, &df_schema, &schema, state.execution_props())?;
+        let (agg, _, _) = create_aggregate_expr_and_maybe_filter(
+            m,
+            &df_schema,
+            &schema,
+            state.execution_props(),
+        )?;
         measures.push(agg);
     }
     let filter = datafusion::logical_expr::utils::conjunction(parts.shape.filters.clone())
@@ -303,12 +372,19 @@ pub fn compile(
 }
 
 /// Plans and compiles the view `name` defined by `sql` (its `SELECT`).
-pub async fn compile_sql(state: &SessionState, id: u64, name: &str, sql: &str) -> Result<RollupPlan> {
+pub async fn compile_sql(
+    state: &SessionState,
+    id: u64,
+    name: &str,
+    sql: &str,
+) -> Result<RollupPlan> {
     let dialect = datafusion::sql::sqlparser::dialect::PostgreSqlDialect {};
     let statements = datafusion::sql::sqlparser::parser::Parser::parse_sql(&dialect, sql)
         .map_err(|e| DataFusionError::Plan(format!("view {name}: {e}")))?;
     let [Statement::Query(query)] = statements.as_slice() else {
-        return Err(DataFusionError::Plan(format!("view {name} is not one SELECT")));
+        return Err(DataFusionError::Plan(format!(
+            "view {name} is not one SELECT"
+        )));
     };
     let parts = view_parts(state, query).await?;
     compile(state, id, name.to_string(), sql.to_string(), parts)
@@ -319,6 +395,3 @@ pub async fn compile_sql(state: &SessionState, id: u64, name: &str, sql: &str) -
 pub const COUNT_VIEW: &str = "logs_per_minute";
 /// Its definition.
 pub const COUNT_VIEW_SQL: &str = "SELECT date_trunc('minute', ts) AS minute, service, host, level, count(*) AS n FROM logs GROUP BY 1, 2, 3, 4";
-
-/// Keeps `Arc` in the signature of callers that share one compiled plan.
-pub type Shared = Arc<RollupPlan>;

@@ -18,6 +18,7 @@ mod bucket;
 pub mod ddl;
 pub mod define;
 mod partials;
+pub mod pg_class;
 pub mod system;
 
 use std::sync::Arc;
@@ -29,9 +30,8 @@ use datafusion::datasource::{provider_as_source, source_as_provider};
 use datafusion::error::Result;
 use datafusion::execution::SessionState;
 use datafusion::functions_aggregate::expr_fn::count;
-use datafusion::logical_expr::utils::split_conjunction;
 use datafusion::logical_expr::{
-    col, lit, Aggregate, Expr, LogicalPlan, Projection, TableScan, TableScanBuilder,
+    col, lit, Aggregate, Expr, LogicalPlan, Projection, TableScanBuilder,
 };
 use datafusion::optimizer::{ApplyOrder, OptimizerConfig, OptimizerRule};
 use timberline_udfs::pg_compat::PgSession;
@@ -39,7 +39,7 @@ use timberline_udfs::{sqlstate, QueryError};
 
 use answer::{Fit, RollupAnswer};
 use bucket::{constant_within, ts_bound};
-use define::{dim_name, normalized, ViewParts};
+use define::{dim_name, normalized, Flat, ViewParts};
 use partials::Source;
 
 use super::LogTable;
@@ -140,38 +140,14 @@ impl RollupRewrite {
         views
     }
 
-    /// The filters of `agg`'s input and its scan of `logs`, if that is what it aggregates.
-    fn base(agg: &Aggregate) -> Option<(&TableScan, Vec<Expr>)> {
-        let input = match agg.input.as_ref() {
-            LogicalPlan::Projection(p) if p.expr.iter().all(|e| matches!(e, Expr::Column(_))) => {
-                p.input.as_ref()
-            }
-            other => other,
-        };
-        let (scan, mut filters): (&TableScan, Vec<Expr>) = match input {
-            LogicalPlan::Filter(f) => match f.input.as_ref() {
-                LogicalPlan::TableScan(s) => (
-                    s,
-                    split_conjunction(&f.predicate).into_iter().cloned().collect(),
-                ),
-                _ => return None,
-            },
-            LogicalPlan::TableScan(s) => (s, Vec::new()),
-            _ => return None,
-        };
-        filters.extend(scan.filters.iter().cloned());
-        let is_logs = source_as_provider(&scan.source).is_ok_and(|p| p.is::<LogTable>());
-        (is_logs && scan.fetch.is_none()).then_some((scan, filters))
-    }
-
     /// How `view` answers `agg` (with `filters`), if it can.
-    fn fit(view: &Arc<RollupPlan>, source: Source, agg: &Aggregate, filters: &[Expr]) -> Option<Fit> {
-        if agg.group_expr.iter().any(|g| matches!(g, Expr::GroupingSet(_))) {
+    fn fit(view: &Arc<RollupPlan>, source: Source, agg: &Flat) -> Option<Fit> {
+        if agg.group.iter().any(|g| matches!(g, Expr::GroupingSet(_))) {
             return None;
         }
         let shape = &view.shape;
-        let mut aggs = Vec::with_capacity(agg.aggr_expr.len());
-        for a in &agg.aggr_expr {
+        let mut aggs = Vec::with_capacity(agg.aggr.len());
+        for a in &agg.aggr {
             let a = normalized(a);
             let m = shape.measures.iter().position(|m| *m == a)?;
             aggs.push((a, m));
@@ -179,8 +155,8 @@ impl RollupRewrite {
         let (mut lo, mut hi): (Option<i64>, Option<i64>) = (None, None);
         let mut covered = vec![false; shape.filters.len()];
         let mut partial_filters = Vec::new();
-        let mut all = Vec::with_capacity(filters.len());
-        for f in filters.iter().map(normalized) {
+        let mut all = Vec::with_capacity(agg.filters.len());
+        for f in agg.filters.iter().map(normalized) {
             all.push(f.clone());
             if let Some((l, h)) = ts_bound(&f) {
                 if let Some(l) = l {
@@ -191,8 +167,10 @@ impl RollupRewrite {
                 }
                 continue;
             }
-            if let Some(i) = shape.filters.iter().position(|v| *v == f) {
-                covered[i] = true;
+            if shape.filters.contains(&f) {
+                for (i, v) in shape.filters.iter().enumerate() {
+                    covered[i] |= *v == f;
+                }
                 continue;
             }
             partial_filters.push(on_partials(&f, view)?);
@@ -201,7 +179,7 @@ impl RollupRewrite {
             return None;
         }
         let groups = agg
-            .group_expr
+            .group
             .iter()
             .map(|g| on_partials(&normalized(g), view))
             .collect::<Option<Vec<_>>>()?;
@@ -303,16 +281,21 @@ impl OptimizerRule for RollupRewrite {
         let LogicalPlan::Aggregate(agg) = &plan else {
             return Ok(Transformed::no(plan));
         };
-        let Some((_, filters)) = Self::base(agg) else {
+        let original = agg;
+        let Ok(Some(flat)) = define::flatten(agg) else {
             return Ok(Transformed::no(plan));
         };
+        let is_logs = source_as_provider(&flat.scan.source).is_ok_and(|p| p.is::<LogTable>());
+        if !is_logs || flat.scan.fetch.is_some() {
+            return Ok(Transformed::no(plan));
+        }
         let mode = mode(config)?;
         if mode == Mode::Off {
             return Ok(Transformed::no(plan));
         }
         for (view, source) in self.candidates() {
-            if let Some(fit) = Self::fit(&view, source, agg, &filters) {
-                return Ok(Transformed::yes(self.rewritten(agg, fit)?));
+            if let Some(fit) = Self::fit(&view, source, &flat) {
+                return Ok(Transformed::yes(self.rewritten(original, fit)?));
             }
         }
         if mode == Mode::Require {
@@ -320,8 +303,8 @@ impl OptimizerRule for RollupRewrite {
                 sqlstate::FEATURE_NOT_SUPPORTED,
                 format!(
                     "no rollup view answers this aggregate ({SETTING} = require): groups [{}], aggregates [{}]",
-                    agg.group_expr.iter().map(|e| e.to_string()).collect::<Vec<_>>().join(", "),
-                    agg.aggr_expr.iter().map(|e| e.to_string()).collect::<Vec<_>>().join(", ")
+                    original.group_expr.iter().map(|e| e.to_string()).collect::<Vec<_>>().join(", "),
+                    original.aggr_expr.iter().map(|e| e.to_string()).collect::<Vec<_>>().join(", ")
                 ),
             )
             .into_df());

@@ -51,8 +51,8 @@ impl RollupsTable {
             name.push(p.name.clone());
             sql.push(p.sql.clone());
             bucket.push(p.bucket.width / 1_000_000);
-            let caught_up = progress.segments_total > 0
-                && progress.segments_done >= progress.segments_total;
+            let caught_up =
+                progress.segments_total > 0 && progress.segments_done >= progress.segments_total;
             state.push(match () {
                 _ if progress.failed > 0 => "partial",
                 _ if caught_up || segments == 0 => "ready",

@@ -1,0 +1,118 @@
+//! `pg_catalog` with rollup views shown as materialized views: their `pg_class.relkind` is
+//! `'m'`, which psql's `\dm` and pgjdbc's `getTables` (type `MATERIALIZED VIEW`) read.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use datafusion::arrow::array::{Array, AsArray, StringArray};
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::catalog::{SchemaProvider, Session, TableProvider};
+use datafusion::datasource::MemTable;
+use datafusion::error::Result;
+use datafusion::logical_expr::{Expr, TableType};
+use datafusion::physical_plan::{collect, ExecutionPlan};
+
+use super::COUNT_VIEW;
+use crate::store::Store;
+
+/// `pg_catalog`, its `pg_class` wrapped; see the module docs.
+#[derive(Debug)]
+pub struct WithMatviews {
+    inner: Arc<dyn SchemaProvider>,
+    store: Arc<Store>,
+}
+
+impl WithMatviews {
+    pub fn new(inner: Arc<dyn SchemaProvider>, store: Arc<Store>) -> WithMatviews {
+        WithMatviews { inner, store }
+    }
+}
+
+#[async_trait]
+impl SchemaProvider for WithMatviews {
+    fn table_names(&self) -> Vec<String> {
+        self.inner.table_names()
+    }
+
+    async fn table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>> {
+        let table = self.inner.table(name).await?;
+        Ok(match (name, table) {
+            ("pg_class", Some(t)) => Some(Arc::new(PgClass {
+                inner: t,
+                store: self.store.clone(),
+            })),
+            (_, t) => t,
+        })
+    }
+
+    fn table_exist(&self, name: &str) -> bool {
+        self.inner.table_exist(name)
+    }
+}
+
+#[derive(Debug)]
+struct PgClass {
+    inner: Arc<dyn TableProvider>,
+    store: Arc<Store>,
+}
+
+impl PgClass {
+    fn relabel(&self, batch: RecordBatch) -> Result<RecordBatch> {
+        let schema = batch.schema();
+        let (Ok(name_at), Ok(kind_at)) = (schema.index_of("relname"), schema.index_of("relkind"))
+        else {
+            return Ok(batch);
+        };
+        let mut views: Vec<String> = self
+            .store
+            .rollups
+            .plans()
+            .iter()
+            .map(|p| p.name.clone())
+            .collect();
+        views.push(COUNT_VIEW.to_string());
+        let names = batch.column(name_at).as_string::<i32>();
+        let kinds = batch.column(kind_at).as_string::<i32>();
+        let relabelled: StringArray = (0..batch.num_rows())
+            .map(|i| {
+                if kinds.is_null(i) {
+                    return None;
+                }
+                let view = kinds.value(i) == "v" && views.iter().any(|v| v == names.value(i));
+                Some(if view { "m" } else { kinds.value(i) })
+            })
+            .collect();
+        let mut columns = batch.columns().to_vec();
+        columns[kind_at] = Arc::new(relabelled);
+        Ok(RecordBatch::try_new(schema, columns)?)
+    }
+}
+
+#[async_trait]
+impl TableProvider for PgClass {
+    fn schema(&self) -> SchemaRef {
+        self.inner.schema()
+    }
+
+    fn table_type(&self) -> TableType {
+        self.inner.table_type()
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let all = self.inner.scan(state, None, &[], None).await?;
+        let batches = collect(all, state.task_ctx()).await?;
+        let batches = batches
+            .into_iter()
+            .map(|b| self.relabel(b))
+            .collect::<Result<Vec<_>>>()?;
+        let table = MemTable::try_new(self.schema(), vec![batches])?;
+        table.scan(state, projection, filters, limit).await
+    }
+}
