@@ -560,6 +560,7 @@ async fn upload_confirmed(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::segment::write_segments;
 
     fn seg(id: u64, bytes: u64) -> Arc<SegmentMeta> {
         Arc::new(SegmentMeta {

@@ -413,3 +413,82 @@ async fn views_are_defined_listed_dropped_and_refused_with_reasons() {
         .expect_err("gone");
     assert_eq!(sqlstate(&e), "42P01");
 }
+
+/// Grafana's expansion of a panel's macros over `[from, to]` with `interval_s` seconds.
+fn expand(sql: &str, from: i64, to: i64, interval_s: i64) -> String {
+    let quoted = |us: i64| format!("'{}'", iso(us));
+    sql.replace(
+        "$__timeGroupAlias(ts, $__interval)",
+        &format!("floor(extract(epoch from ts)/{interval_s})*{interval_s} AS \"time\""),
+    )
+    .replace(
+        "$__timeFilter(ts)",
+        &format!("ts BETWEEN {} AND {}", quoted(from), quoted(to)),
+    )
+    .replace("$__timeTo()", &quoted(to))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_shipped_dashboards_panels_are_answered_from_its_views() {
+    let dashboard: Value = serde_json::from_str(
+        &std::fs::read_to_string(crate::support::repo_path(
+            "docker/grafana/dashboards/timberline.json",
+        ))
+        .expect("dashboard"),
+    )
+    .expect("json");
+    let views = std::fs::read_to_string(crate::support::repo_path("docker/grafana/rollups.sql"))
+        .expect("rollups.sql");
+    let server = TestServer::start();
+    let client = server.pg().await;
+    let mut rng = StdRng::seed_from_u64(24);
+    let end = now_us();
+    for _ in 0..2 {
+        server.ingest_ndjson(events(&mut rng, 2_000, end, 24)).await;
+        server.flush().await;
+    }
+    let ddl: String = views
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("--"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    client
+        .batch_execute(&ddl)
+        .await
+        .expect("the dashboard's views");
+    backfilled(&client, "volume_per_minute").await;
+    backfilled(&client, "latency_per_minute").await;
+    server.ingest_ndjson(events(&mut rng, 300, end, 24)).await;
+
+    let panels = dashboard["panels"].as_array().expect("panels");
+    let mut from_views = Vec::new();
+    for panel in panels {
+        let title = panel["title"].as_str().unwrap_or_default();
+        let raw = panel["targets"][0]["rawSql"].as_str().expect("rawSql");
+        let sql = expand(raw, end - 24 * HOUR_US, end, 60);
+        // Panels order by time only: rows within a minute come in any order.
+        set(&client, "off").await;
+        let mut off = text_rows(&client, &sql).await;
+        set(&client, "on").await;
+        let mut on = text_rows(&client, &sql).await;
+        off.sort();
+        on.sort();
+        assert!(!on.is_empty(), "{title}: {sql}");
+        if sql.contains("approx_percentile_cont") {
+            assert_eq!(off.len(), on.len(), "{title}");
+        } else {
+            assert!(same(&off, &on), "{title}: {sql}");
+        }
+        if explain(&client, &sql).await.contains("rollup=") {
+            from_views.push(title.to_string());
+        }
+    }
+    assert_eq!(
+        from_views,
+        [
+            "Volume by level",
+            "Errors per service",
+            "p99 latency per service"
+        ]
+    );
+}

@@ -252,6 +252,13 @@ mod tests {
         lit(ScalarValue::new_interval_mdn(0, 0, micros * 1000))
     }
 
+    fn epoch() -> Expr {
+        lit(ScalarValue::TimestampMicrosecond(
+            Some(0),
+            Some("UTC".into()),
+        ))
+    }
+
     #[test]
     fn buckets_of_view_groupings() {
         assert_eq!(
@@ -259,7 +266,7 @@ mod tests {
             Ok(minute())
         );
         assert_eq!(
-            bucket_of(&date_bin(interval(5 * MINUTE), col("ts"))).map(|b| b.width),
+            bucket_of(&date_bin(interval(5 * MINUTE), col("ts"), epoch())).map(|b| b.width),
             Ok(5 * MINUTE)
         );
         assert!(bucket_of(&date_trunc(lit("second"), col("ts"))).is_err());
@@ -281,11 +288,11 @@ mod tests {
             five
         ));
         assert!(constant_within(
-            &date_bin(interval(10 * MINUTE), col("ts")),
+            &date_bin(interval(10 * MINUTE), col("ts"), epoch()),
             five
         ));
         assert!(!constant_within(
-            &date_bin(interval(7 * MINUTE), col("ts")),
+            &date_bin(interval(7 * MINUTE), col("ts"), epoch()),
             five
         ));
         assert!(!constant_within(
