@@ -55,9 +55,13 @@ enum Command {
         /// Level mix as weights.
         #[arg(long, default_value = "DEBUG=30,INFO=50,WARN=12,ERROR=7,FATAL=1")]
         levels: String,
-        /// Time of the first event (RFC 3339); events are 10 ms apart on average.
+        /// Time of the first event (RFC 3339).
         #[arg(long, default_value = "2024-01-15T00:00:00Z")]
         start: String,
+        /// Average time between events, in microseconds (10 ms by default; 60480 spreads 10M
+        /// rows over a week).
+        #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(i64).range(1..=86_400_000_000))]
+        step_us: i64,
     },
     /// Manage pg users: `timberline user add NAME --tenant T` (password from
     /// TIMBERLINE_NEW_PASSWORD or the first line of stdin).
@@ -245,6 +249,7 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             out,
             levels,
             start,
+            step_us,
         } => {
             let levels = parse_level_mix(&levels).ok_or_else(|| {
                 format!("bad --levels {levels:?}: use NAME=WEIGHT,… e.g. INFO=90,ERROR=10")
@@ -256,7 +261,7 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             let start = chrono::DateTime::parse_from_rfc3339(&start)
                 .map_err(|e| format!("bad --start {start:?}: {e} (use e.g. 2024-01-15T00:00:00Z)"))?
                 .timestamp_micros();
-            let mut gen = Generator::new(seed, start, 10_000).with_levels(levels);
+            let mut gen = Generator::new(seed, start, step_us).with_levels(levels);
             for _ in 0..rows {
                 match format.as_str() {
                     "triage" => writeln!(sink, "{}", gen.next_triage_line())?,

@@ -6,5 +6,5 @@ CREATE MATERIALIZED VIEW IF NOT EXISTS volume_per_minute AS
   FROM logs GROUP BY 1, 2, 3;
 CREATE MATERIALIZED VIEW IF NOT EXISTS latency_per_minute AS
   SELECT date_trunc('minute', ts) AS t, service, count(*) AS n,
-         approx_percentile_cont(0.99) WITHIN GROUP (ORDER BY (attrs->>'latency_ms')::double) AS p99
+         approx_percentile_cont(0.99) WITHIN GROUP (ORDER BY (attrs->>'duration_ms')::double) AS p99
   FROM logs GROUP BY 1, 2;

@@ -19,9 +19,9 @@ const HOUR_US: i64 = 60 * MINUTE_US;
 
 /// Per service and minute: volume, latency and users (flushed at once, so backfill has no
 /// segment to do for the rows that come after it).
-const PER_MINUTE: &str = "CREATE MATERIALIZED VIEW per_minute AS SELECT date_trunc('minute', ts) AS t, service, level, count(*) AS n, avg((attrs->>'latency_ms')::double) AS avg_ms, max((attrs->>'latency_ms')::double) AS max_ms, min((attrs->>'latency_ms')::double) AS min_ms, sum((attrs->>'latency_ms')::double) AS sum_ms, approx_distinct(attrs->>'user') AS users FROM logs GROUP BY 1, 2, 3";
+const PER_MINUTE: &str = "CREATE MATERIALIZED VIEW per_minute AS SELECT date_trunc('minute', ts) AS t, service, level, count(*) AS n, avg((attrs->>'duration_ms')::double) AS avg_ms, max((attrs->>'duration_ms')::double) AS max_ms, min((attrs->>'duration_ms')::double) AS min_ms, sum((attrs->>'duration_ms')::double) AS sum_ms, approx_distinct(attrs->>'user') AS users FROM logs GROUP BY 1, 2, 3";
 /// Errors per 5 minutes by service and region, with their p99 latency (made after data).
-const ERRORS_5M: &str = "CREATE MATERIALIZED VIEW errors_5m AS SELECT date_bin(INTERVAL '5 minutes', ts) AS t, service, attrs->>'region' AS region, count(*) AS n, approx_percentile_cont(0.99) WITHIN GROUP (ORDER BY (attrs->>'latency_ms')::double) AS p99 FROM logs WHERE level = 'ERROR' GROUP BY 1, 2, 3";
+const ERRORS_5M: &str = "CREATE MATERIALIZED VIEW errors_5m AS SELECT date_bin(INTERVAL '5 minutes', ts) AS t, service, attrs->>'region' AS region, count(*) AS n, approx_percentile_cont(0.99) WITHIN GROUP (ORDER BY (attrs->>'duration_ms')::double) AS p99 FROM logs WHERE level = 'ERROR' GROUP BY 1, 2, 3";
 
 fn now_us() -> i64 {
     let now = std::time::SystemTime::now()
@@ -51,7 +51,7 @@ fn events(rng: &mut StdRng, n: usize, end: i64, hours: i64) -> Vec<Value> {
                 "ts": iso(ts), "service": service, "host": format!("{service}-{}", rng.gen_range(0..2)),
                 "level": LEVELS[rng.gen_range(0..LEVELS.len())], "msg": "m",
                 "region": REGIONS[rng.gen_range(0..2)],
-                "latency_ms": rng.gen_range(1..5_000) as f64 / 10.0,
+                "duration_ms": rng.gen_range(1..5_000) as f64 / 10.0,
                 "user": format!("u{}", rng.gen_range(0..200)),
             })
         })
@@ -77,7 +77,7 @@ fn query(rng: &mut StdRng, from: i64, to: i64) -> String {
         ][rng.gen_range(0..4)];
         let filter =
             ["", " AND service = 'auth'", " AND attrs->>'region' = 'eu'"][rng.gen_range(0..3)];
-        let aggs = ["count(*) AS errors", "count(*), approx_percentile_cont(0.99) WITHIN GROUP (ORDER BY (attrs->>'latency_ms')::double) AS p99"]
+        let aggs = ["count(*) AS errors", "count(*), approx_percentile_cont(0.99) WITHIN GROUP (ORDER BY (attrs->>'duration_ms')::double) AS p99"]
             [rng.gen_range(0..2)];
         (dims, format!(" AND level = 'ERROR'{filter}"), aggs)
     } else {
@@ -90,8 +90,8 @@ fn query(rng: &mut StdRng, from: i64, to: i64) -> String {
         ][rng.gen_range(0..4)];
         let aggs = [
             "count(*)",
-            "avg((attrs->>'latency_ms')::double) AS avg_ms, max((attrs->>'latency_ms')::double)",
-            "count(*), sum((attrs->>'latency_ms')::double), min((attrs->>'latency_ms')::double)",
+            "avg((attrs->>'duration_ms')::double) AS avg_ms, max((attrs->>'duration_ms')::double)",
+            "count(*), sum((attrs->>'duration_ms')::double), min((attrs->>'duration_ms')::double)",
             "approx_distinct(attrs->>'user') AS users",
         ][rng.gen_range(0..4)];
         (dims, filter.to_string(), aggs)
@@ -273,7 +273,7 @@ async fn grafana_queries_answer_the_same_from_views_across_flushes_late_rows_and
     assert!(answered_restarted >= 10);
 
     // p99 from merged digests stays near the exact percentile.
-    let sql = "SELECT service, approx_percentile_cont(0.99) WITHIN GROUP (ORDER BY (attrs->>'latency_ms')::double), percentile_cont(0.99) WITHIN GROUP (ORDER BY (attrs->>'latency_ms')::double) FROM logs WHERE level = 'ERROR' GROUP BY 1 ORDER BY 1";
+    let sql = "SELECT service, approx_percentile_cont(0.99) WITHIN GROUP (ORDER BY (attrs->>'duration_ms')::double), percentile_cont(0.99) WITHIN GROUP (ORDER BY (attrs->>'duration_ms')::double) FROM logs WHERE level = 'ERROR' GROUP BY 1 ORDER BY 1";
     for row in text_rows(&client, sql).await {
         let cells: Vec<f64> = row
             .split('|')
