@@ -78,7 +78,12 @@ for run in $(seq 1 "$RUNS"); do
     if [ "$kind" = none ] || [ "$run" -lt "$RUNS" ]; then stop_tl; fi
   done
 done
-log "views: $(q "SELECT name, state, bytes FROM rollups")"
+# Partials are written in the background after each flush: time the panels once they are.
+for _ in $(seq 1 1200); do
+  [ "$(q "SELECT count(*) FROM rollups WHERE state <> 'ready'")" = 0 ] && break
+  sleep 0.5
+done
+log "views: $(q "SELECT name, state, segments_done, segments_total, bytes FROM rollups")"
 log "timing panels…"
 python3 benches/rollups/panels.py --tl-port "$tl_port" --work "$work" --end "$end" --reps "$REPS" --out "$work/panels.json"
 stop_tl

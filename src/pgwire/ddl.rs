@@ -93,9 +93,10 @@ pub fn refresh_of(sql: &str) -> Option<Ddl> {
     let [name] = rest else {
         return None;
     };
+    let name = name.strip_prefix("public.").unwrap_or(name);
     let name = match name.strip_prefix('"').and_then(|n| n.strip_suffix('"')) {
         Some(quoted) => quoted.to_string(),
-        None => name.strip_prefix("public.").unwrap_or(name).to_lowercase(),
+        None => name.to_lowercase(),
     };
     Some(Ddl::Refresh(name))
 }

@@ -107,6 +107,12 @@ impl Planner {
     }
 
     async fn prepare(&self, mut stmt: Statement, session: &PgSession) -> PgWireResult<Prepared> {
+        if matches!(&stmt, Statement::CreateView(v) if v.materialized) {
+            // A view's SELECT means what the same text means in a query.
+            super::column_names::alias_casts(&mut stmt);
+            super::rewrite::rewrite(&mut stmt);
+            super::operators::rewrite(&mut stmt);
+        }
         if let Some(d) = super::ddl::classify(&stmt)? {
             return Ok(Prepared::Ddl(d));
         }

@@ -98,6 +98,8 @@ impl ScanCounts {
 pub struct ScanHold {
     pub segments: Vec<Arc<SegmentMeta>>,
     pub cold: Option<Arc<CachedStore>>,
+    /// Memory of the query's pool taken by what the scan keeps in memory (rollup partials).
+    pub reserved: Option<Arc<datafusion::execution::memory_pool::MemoryReservation>>,
 }
 
 /// Pass-through root of a `logs` scan carrying its pruning counts.

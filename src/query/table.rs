@@ -133,6 +133,7 @@ pub(super) fn hold_of(store: &Store, segments: &[Arc<SegmentMeta>]) -> ScanHold 
     ScanHold {
         segments: segments.to_vec(),
         cold: store.files.cold().cloned(),
+        reserved: None,
     }
 }
 

@@ -23,7 +23,12 @@ impl Store {
         tokio::spawn(async move {
             loop {
                 store.backfill_rollups().await;
-                store.rollups.wake.notified().await;
+                // Woken by a new view or lost partials; otherwise a pass a minute catches
+                // segments committed while the last pass ran.
+                tokio::select! {
+                    _ = store.rollups.wake.notified() => {}
+                    _ = tokio::time::sleep(std::time::Duration::from_secs(60)) => {}
+                }
             }
         })
     }
@@ -50,6 +55,18 @@ impl Store {
                                 store.rollups.write_one(&view, &key, &rows)
                             })
                             .await;
+                            // A view dropped, or a segment retired, while this ran: its file
+                            // would be an orphan.
+                            let key = &seg.location.key;
+                            let view_gone = !self.rollups.plans().iter().any(|p| p.id == plan.id);
+                            let seg_gone = !self
+                                .catalog
+                                .segments()
+                                .iter()
+                                .any(|s| &s.location.key == key);
+                            if view_gone || seg_gone {
+                                let _ = std::fs::remove_file(self.rollups.path(plan.id, key));
+                            }
                             if !matches!(written, Ok(Ok(_))) {
                                 tracing::warn!(view = %plan.name, segment = seg.id, "rollup backfill failed for a segment; it is aggregated from its rows");
                                 progress.failed += 1;

@@ -186,21 +186,13 @@ impl Store {
         let store = self.clone();
         let index = self.index;
         let first_id = self.catalog.next_segment_id();
-        let segments = tokio::task::spawn_blocking(move || {
-            let written = write_segments_keeping(&store.data_dir, &batches, first_id, index)?;
-            // Each view's partials are on disk before the segment is committed.
-            Ok::<_, SegmentError>(
-                written
-                    .into_iter()
-                    .map(|(seg, rows)| {
-                        store.rollups.write_all(&seg.location.key, &rows);
-                        seg
-                    })
-                    .collect::<Vec<_>>(),
-            )
+        let written = tokio::task::spawn_blocking(move || {
+            write_segments_keeping(&store.data_dir, &batches, first_id, index)
         })
         .await
         .map_err(|e| FlushError::Join(e.to_string()))??;
+        let (segments, rows): (Vec<SegmentMeta>, Vec<RecordBatch>) = written.into_iter().unzip();
+        let keys: Vec<String> = segments.iter().map(|s| s.location.key.clone()).collect();
         let mut report = FlushReport {
             written: segments
                 .iter()
@@ -225,6 +217,7 @@ impl Store {
             .await
             .map_err(|e| FlushError::Join(e.to_string()))??;
         self.install(state);
+        self.derive_rollups(keys.into_iter().zip(rows).collect());
         report.wal_files_removed = wal.remove_through(through)?;
         tracing::info!(
             segments = report.segments,
@@ -234,6 +227,29 @@ impl Store {
             "flushed hot buffer"
         );
         Ok(report)
+    }
+
+    /// Computes the views' partials of just-flushed segments from their rows, in the
+    /// background: the flush (and the ingest waiting on buffer room) does not wait for them, and
+    /// until they are written queries aggregate those segments from their rows.
+    fn derive_rollups(self: &Arc<Self>, parts: Vec<(String, RecordBatch)>) {
+        if parts.is_empty() || self.rollups.plans().is_empty() {
+            return;
+        }
+        let store = self.clone();
+        tokio::task::spawn_blocking(move || {
+            for (key, rows) in parts {
+                let live = |k: &str| store.catalog.segments().iter().any(|s| s.location.key == k);
+                if !live(&key) {
+                    continue;
+                }
+                store.rollups.write_all(&key, &rows);
+                // Compacted away meanwhile: its partials would be orphans.
+                if !live(&key) {
+                    let _ = store.rollups.remove_segment(&key);
+                }
+            }
+        });
     }
 
     /// Makes a committed catalog state what queries see, and retires from the hot buffer every

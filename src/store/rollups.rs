@@ -132,24 +132,16 @@ impl Rollups {
         Ok(self.read_defs()?.views)
     }
 
-    /// The id the next view will get.
-    pub fn next_id(&self) -> Result<u64, RollupError> {
-        Ok(self.read_defs()?.next_id.max(1))
-    }
-
-    /// Saves a new definition and makes `plan` live (flushes write its partials from now on;
-    /// the backfill computes them for older segments).
-    pub fn create(&self, plan: RollupPlan, created_at: i64) -> Result<(), RollupError> {
+    /// Saves a new definition under the next id (given to `plan`) and makes `plan` live
+    /// (flushes write its partials from now on; the backfill computes them for older segments).
+    pub fn create(&self, mut plan: RollupPlan, created_at: i64) -> Result<u64, RollupError> {
         let _g = self.defs.lock().unwrap_or_else(|p| p.into_inner());
         let mut defs = self.read_defs()?;
-        if defs
-            .views
-            .iter()
-            .any(|v| v.name.eq_ignore_ascii_case(&plan.name))
-        {
+        if defs.views.iter().any(|v| v.name == plan.name) {
             return Err(RollupError::Exists(plan.name.clone()));
         }
-        defs.next_id = defs.next_id.max(plan.id + 1);
+        plan.id = defs.next_id.max(1);
+        defs.next_id = plan.id + 1;
         defs.views.push(RollupDef {
             id: plan.id,
             name: plan.name.clone(),
@@ -157,8 +149,9 @@ impl Rollups {
             created_at,
         });
         self.write_defs(&defs)?;
+        let id = plan.id;
         self.install(plan);
-        Ok(())
+        Ok(id)
     }
 
     /// Makes a compiled plan live (at start, for a saved definition).
@@ -173,11 +166,7 @@ impl Rollups {
     pub fn drop_view(&self, name: &str) -> Result<(), RollupError> {
         let _g = self.defs.lock().unwrap_or_else(|p| p.into_inner());
         let mut defs = self.read_defs()?;
-        let Some(at) = defs
-            .views
-            .iter()
-            .position(|v| v.name.eq_ignore_ascii_case(name))
-        else {
+        let Some(at) = defs.views.iter().position(|v| v.name == name) else {
             return Err(RollupError::Missing(name.to_string()));
         };
         let gone = defs.views.remove(at);
@@ -257,7 +246,9 @@ impl Rollups {
                 Some(batch)
             }
             Err(e) => {
-                tracing::warn!(path = %path.display(), error = %e, "unreadable rollup partials; the segment is aggregated from its rows");
+                tracing::warn!(path = %path.display(), error = %e, "unreadable rollup partials, removed; the segment is aggregated from its rows until the backfill computes them again");
+                let _ = std::fs::remove_file(&path);
+                self.wake.notify_one();
                 None
             }
         }
@@ -390,4 +381,104 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::index::rollup::{Bucket, RollupShape, BUCKET};
+    use crate::model::{logs_schema, records_to_batch, LogRecord};
+    use datafusion::functions_aggregate::count::count_udaf;
+    use datafusion::physical_expr::aggregate::AggregateExprBuilder;
+    use datafusion::physical_plan::aggregates::PhysicalGroupBy;
+    use datafusion::physical_plan::expressions::{col, lit};
+
+    fn plan(id: u64) -> RollupPlan {
+        let schema = logs_schema();
+        let count = AggregateExprBuilder::new(count_udaf(), vec![lit(1i64)])
+            .schema(schema.clone())
+            .alias("n")
+            .build()
+            .expect("count");
+        let group = PhysicalGroupBy::new_single(vec![
+            (col("ts", &schema).expect("ts"), BUCKET.to_string()),
+            (col("level", &schema).expect("level"), "__dim0".to_string()),
+        ]);
+        RollupPlan::new(
+            id,
+            format!("v{id}"),
+            "SELECT …".into(),
+            Bucket {
+                width: 60_000_000,
+                origin: 0,
+            },
+            RollupShape {
+                dims: vec![],
+                measures: vec![],
+                filters: vec![],
+            },
+            group,
+            vec![Arc::new(count)],
+            None,
+        )
+        .expect("plan")
+    }
+
+    fn rows() -> RecordBatch {
+        let record = |level: &str| LogRecord {
+            ts: 0,
+            ingest_ts: 0,
+            tenant: "default".into(),
+            service: "api".into(),
+            host: "h".into(),
+            level: level.into(),
+            msg: "m".into(),
+            trace_id: None,
+            attrs: "{}".into(),
+            parse_failed: false,
+            truncated: false,
+        };
+        records_to_batch(&[record("INFO"), record("INFO"), record("ERROR")]).expect("batch")
+    }
+
+    #[test]
+    fn partials_are_kept_per_view_and_key_and_go_with_their_segment_or_view() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let rollups = Rollups::new(dir.path());
+        assert_eq!(rollups.create(plan(1), 0).expect("create"), 1);
+        assert!(matches!(
+            rollups.create(plan(1), 0),
+            Err(RollupError::Exists(_))
+        ));
+        rollups.write_all("segments/a.parquet", &rows());
+        rollups.write_all("segments/b.parquet", &rows());
+        let view = rollups.plans()[0].clone();
+        // Read back from disk by a fresh registry (a restart): one row per level.
+        let reopened = Rollups::new(dir.path());
+        assert_eq!(reopened.definitions().expect("defs").len(), 1);
+        let got = reopened
+            .partials(&view, "segments/a.parquet")
+            .expect("partials");
+        assert_eq!(got.num_rows(), 2);
+        assert!(reopened.partials(&view, "segments/c.parquet").is_none());
+        // A key no segment names any more is swept; a live one stays.
+        let live = HashSet::from(["segments/a.parquet".to_string()]);
+        assert_eq!(rollups.sweep(&live), 1);
+        assert!(rollups.has(1, "segments/a.parquet"));
+        assert!(!rollups.path(1, "segments/b.parquet").exists());
+        rollups
+            .remove_segment("segments/a.parquet")
+            .expect("remove");
+        assert!(!rollups.has(1, "segments/a.parquet"));
+        // Dropping the view removes its definition and its directory.
+        rollups.write_all("segments/a.parquet", &rows());
+        rollups.drop_view("v1").expect("drop");
+        assert!(rollups.plans().is_empty());
+        assert!(rollups.definitions().expect("defs").is_empty());
+        assert!(!dir.path().join(PARTIALS_DIR).join("1").exists());
+        assert!(matches!(
+            rollups.drop_view("v1"),
+            Err(RollupError::Missing(_))
+        ));
+    }
 }

@@ -40,11 +40,12 @@ use super::partials::Source;
 use crate::catalog::SegmentMeta;
 use crate::index::rollup::{RollupPlan, BUCKET};
 use crate::model::logs_schema;
-use crate::query::scan::{Counted, LogScanExec, ScanCounts};
+use crate::query::scan::{Counted, LogScanExec, ScanCounts, ScanHold};
 use crate::query::scope::session_tenant;
 use crate::query::source::require_data_file;
 use crate::query::table::{hold_of, scan_rows};
 use crate::store::Store;
+use datafusion::execution::memory_pool::MemoryConsumer;
 
 /// How one aggregate is answered from one view (what the rewrite found).
 #[derive(Debug, Clone)]
@@ -142,6 +143,9 @@ impl TableProvider for RollupAnswer {
             .transpose()?;
         let count_measure = view.shape.measures.iter().position(super::is_count_star);
         let mut stored = Vec::new();
+        // The states kept in memory count against the query's budget (53200 past it).
+        let reserved =
+            MemoryConsumer::new("rollup partials").register(&state.runtime_env().memory_pool);
         let mut counted = Counted::default();
         let (mut unrolled, mut edges) = (Vec::new(), Vec::new());
         for seg in &in_range {
@@ -164,6 +168,7 @@ impl TableProvider for RollupAnswer {
                         .as_primitive::<Int64Type>();
                     counted.rows += n.iter().flatten().map(|v| v.max(0) as u64).sum::<u64>();
                 }
+                reserved.try_grow(rows.get_array_memory_size())?;
                 stored.push(rows);
             }
             if seg.min_ts < from || seg.max_ts >= to {
@@ -171,6 +176,7 @@ impl TableProvider for RollupAnswer {
             }
         }
         let stored = concat_batches(&view.state_schema, &stored)?;
+        reserved.try_grow(stored.get_array_memory_size())?;
         let mut inputs: Vec<Arc<dyn ExecutionPlan>> = vec![MemorySourceConfig::try_new_exec(
             &[vec![stored]],
             view.state_schema.clone(),
@@ -247,8 +253,15 @@ impl TableProvider for RollupAnswer {
         }
         let plan = Arc::new(ProjectionExec::try_new(exprs, merged)?);
         Ok(Arc::new(
-            LogScanExec::new(plan, scans, hold_of(&self.store, &snap.segments))
-                .from_rollup(&view.name),
+            LogScanExec::new(
+                plan,
+                scans,
+                ScanHold {
+                    reserved: Some(Arc::new(reserved)),
+                    ..hold_of(&self.store, &snap.segments)
+                },
+            )
+            .from_rollup(&view.name),
         ))
     }
 }

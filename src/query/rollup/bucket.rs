@@ -2,7 +2,7 @@
 //! which expressions of `ts` are constant within a bucket (so a query may group or filter by
 //! them on rolled-up rows), and the `ts` bounds of a query's filters.
 
-use datafusion::arrow::datatypes::DataType;
+use datafusion::arrow::datatypes::{DataType, TimeUnit};
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::common::ScalarValue;
 use datafusion::logical_expr::{BinaryExpr, Expr, Operator};
@@ -16,14 +16,20 @@ const DAY: i64 = 24 * HOUR;
 /// 1970-01-05, the first Monday of the epoch: where `date_trunc('week', …)` weeks start.
 const FIRST_MONDAY: i64 = 4 * DAY;
 
-/// `ts`, or `ts` cast to another timestamp type.
+/// `ts`, or `ts` cast to a timestamp type that keeps its instant and its UTC calendar
+/// (microseconds or nanoseconds, UTC or zoneless). A cast into another zone (what a session's
+/// `TimeZone` makes of `date_trunc`) moves the calendar, and is not `ts` here.
 pub fn is_ts(e: &Expr) -> bool {
+    let same = |t: &DataType| match t {
+        DataType::Timestamp(TimeUnit::Microsecond | TimeUnit::Nanosecond, zone) => zone
+            .as_deref()
+            .is_none_or(|z| matches!(z, "UTC" | "+00:00" | "Z")),
+        _ => false,
+    };
     match e {
         Expr::Column(c) => c.name == "ts",
-        Expr::Cast(c) => matches!(c.field.data_type(), DataType::Timestamp(..)) && is_ts(&c.expr),
-        Expr::TryCast(c) => {
-            matches!(c.field.data_type(), DataType::Timestamp(..)) && is_ts(&c.expr)
-        }
+        Expr::Cast(c) => same(c.field.data_type()) && is_ts(&c.expr),
+        Expr::TryCast(c) => same(c.field.data_type()) && is_ts(&c.expr),
         _ => false,
     }
 }
@@ -194,7 +200,10 @@ pub fn constant_within(e: &Expr, bucket: Bucket) -> bool {
             ok &= steps_on(s, bucket);
             return Ok(TreeNodeRecursion::Jump);
         }
+        let volatile = matches!(x, Expr::ScalarFunction(f)
+            if f.func.signature().volatility != datafusion::logical_expr::Volatility::Immutable);
         if is_ts(x)
+            || volatile
             || matches!(
                 x,
                 Expr::ScalarSubquery(_) | Expr::Exists(_) | Expr::InSubquery(_)

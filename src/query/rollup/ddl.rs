@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use datafusion::catalog::view::ViewTable;
+use datafusion::common::TableReference;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::SessionState;
 use datafusion::prelude::SessionContext;
@@ -30,6 +31,8 @@ fn defining(state: &SessionState) -> SessionState {
         .cloned()
         .unwrap_or_else(|| PgSession::new("timberline", Tenant::All));
     let _ = session.set(SETTING, "off");
+    // A view means the same whoever defines it and after every restart: UTC calendars.
+    let _ = session.set("TimeZone", "UTC");
     options.extensions.insert(session);
     state
 }
@@ -56,7 +59,7 @@ async fn register(
         ))))
         .await?;
     ctx.register_table(
-        name,
+        TableReference::bare(name),
         Arc::new(ViewTable::new(plan, Some(query.to_string()))),
     )?;
     Ok(())
@@ -72,7 +75,7 @@ pub async fn create(
     if_not_exists: bool,
 ) -> Result<()> {
     let state = defining(state);
-    if ctx.table_exist(name)? {
+    if ctx.table_exist(TableReference::bare(name))? {
         if if_not_exists {
             return Ok(());
         }
@@ -83,21 +86,31 @@ pub async fn create(
         .into_df());
     }
     let parts = view_parts(&state, query).await?;
-    let id = store.rollups.next_id().map_err(registry_error)?;
-    let plan = compile(&state, id, name.to_string(), query.to_string(), parts)?;
-    register(ctx, &state, name, query).await?;
-    if let Err(e) = store.rollups.create(plan, crate::model::now_micros()) {
-        let _ = ctx.deregister_table(name);
-        return Err(registry_error(e));
+    // The registry gives the id, under its lock; the name is a table once it is saved.
+    let plan = compile(&state, 0, name.to_string(), query.to_string(), parts)?;
+    store
+        .rollups
+        .create(plan, crate::model::now_micros())
+        .map_err(registry_error)?;
+    if let Err(e) = register(ctx, &state, name, query).await {
+        let _ = store.rollups.drop_view(name);
+        return Err(e);
     }
     Ok(())
 }
 
 /// `DROP MATERIALIZED VIEW [IF EXISTS] name`.
 pub fn drop(ctx: &SessionContext, store: &Store, name: &str, if_exists: bool) -> Result<()> {
+    if name == COUNT_VIEW {
+        return Err(QueryError::new(
+            sqlstate::FEATURE_NOT_SUPPORTED,
+            format!("{COUNT_VIEW} is built in (the segments' count tables) and cannot be dropped"),
+        )
+        .into_df());
+    }
     match store.rollups.drop_view(name) {
         Ok(()) => {
-            ctx.deregister_table(name)?;
+            ctx.deregister_table(TableReference::bare(name))?;
             Ok(())
         }
         Err(RollupError::Missing(_)) if if_exists => Ok(()),
@@ -108,11 +121,7 @@ pub fn drop(ctx: &SessionContext, store: &Store, name: &str, if_exists: bool) ->
 /// `REFRESH MATERIALIZED VIEW name`: views are always current; this wakes the backfill (which
 /// recomputes partials that were lost).
 pub fn refresh(store: &Store, name: &str) -> Result<()> {
-    let known = store
-        .rollups
-        .plans()
-        .iter()
-        .any(|p| p.name.eq_ignore_ascii_case(name));
+    let known = store.rollups.plans().iter().any(|p| p.name == name);
     if !known {
         return Err(registry_error(RollupError::Missing(name.to_string())));
     }

@@ -4,7 +4,7 @@
 //! cannot be rolled up is refused with the expression at fault, never accepted.
 
 use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
-use datafusion::common::{Column, DFSchema, ScalarValue};
+use datafusion::common::{Column, DFSchema};
 use datafusion::datasource::source_as_provider;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::SessionState;
@@ -320,20 +320,19 @@ pub fn compile(
 ) -> Result<RollupPlan> {
     let schema = logs_schema();
     let df_schema = DFSchema::try_from(schema.as_ref().clone())?;
-    let origin = ScalarValue::TimestampMicrosecond(Some(parts.bucket.origin), Some("UTC".into()));
-    let bucket_start = datafusion::functions::datetime::expr_fn::date_bin(
-        lit(ScalarValue::new_interval_mdn(
-            0,
-            0,
-            parts.bucket.width.saturating_mul(1000),
-        )),
-        Expr::Column(Column::new_unqualified("ts")),
-        lit(origin),
-    );
-    // `date_bin` answers in nanoseconds; partials keep `ts`'s own type.
+    // The bucket's first instant in integer microseconds, ts − ((ts − origin) mod⁺ width):
+    // exact for every timestamp ingest accepts (`date_bin` counts in nanoseconds and turns
+    // instants past 2262 into NULL).
+    let ts_type = schema.field_with_name("ts")?.data_type().clone();
+    let micros = Expr::Cast(datafusion::logical_expr::Cast::new(
+        Box::new(Expr::Column(Column::new_unqualified("ts"))),
+        datafusion::arrow::datatypes::DataType::Int64,
+    ));
+    let (width, origin) = (lit(parts.bucket.width), lit(parts.bucket.origin));
+    let offset = ((micros.clone() - origin) % width.clone() + width.clone()) % width;
     let bucket_start = Expr::Cast(datafusion::logical_expr::Cast::new(
-        Box::new(bucket_start),
-        schema.field_with_name("ts")?.data_type().clone(),
+        Box::new(micros - offset),
+        ts_type,
     ));
     let mut group = vec![(
         state.create_physical_expr(bucket_start, &df_schema)?,

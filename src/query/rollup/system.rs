@@ -1,4 +1,5 @@
-//! The `rollups` system table: each view's definition, bucket, state and backfill progress,
+//! The `rollups` system table: each view's definition, bucket, state and backfill progress
+//! (segments with its partials, of all segments; `partial` when some could not be computed),
 //! and the bytes its partials take.
 
 use std::sync::{Arc, LazyLock};
@@ -14,6 +15,7 @@ use datafusion::logical_expr::{Expr, TableType};
 use datafusion::physical_plan::ExecutionPlan;
 
 use crate::store::Store;
+use timberline_udfs::pg_compat::Tenant;
 
 static SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
     Arc::new(Schema::new(vec![
@@ -39,27 +41,32 @@ impl RollupsTable {
         RollupsTable { store }
     }
 
-    fn batch(&self) -> Result<RecordBatch> {
+    /// The views, with the coverage of the segments `tenant` sees.
+    fn batch(&self, tenant: &Tenant) -> Result<RecordBatch> {
         let rollups = &self.store.rollups;
         let mut plans = rollups.plans();
         plans.sort_by_key(|p| p.id);
         let (mut name, mut sql, mut bucket, mut state) = (vec![], vec![], vec![], vec![]);
         let (mut done, mut total, mut failed, mut bytes) = (vec![], vec![], vec![], vec![]);
-        let segments = self.store.catalog.segments().len() as i64;
+        let mut segments = (*self.store.catalog.segments()).clone();
+        segments.retain(|s| tenant.sees(&s.tenant));
         for p in &plans {
+            // Coverage as it is now: segments with this view's partials, of all segments.
+            let covered = segments
+                .iter()
+                .filter(|s| rollups.has(p.id, &s.location.key))
+                .count();
             let progress = rollups.progress(p.id);
             name.push(p.name.clone());
             sql.push(p.sql.clone());
             bucket.push(p.bucket.width / 1_000_000);
-            let caught_up =
-                progress.segments_total > 0 && progress.segments_done >= progress.segments_total;
             state.push(match () {
+                _ if covered == segments.len() => "ready",
                 _ if progress.failed > 0 => "partial",
-                _ if caught_up || segments == 0 => "ready",
                 _ => "backfilling",
             });
-            done.push(progress.segments_done as i64);
-            total.push(progress.segments_total as i64);
+            done.push(covered as i64);
+            total.push(segments.len() as i64);
             failed.push(progress.failed as i64);
             bytes.push(rollups.bytes(p.id) as i64);
         }
@@ -94,7 +101,8 @@ impl TableProvider for RollupsTable {
         filters: &[Expr],
         limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        let table = MemTable::try_new(SCHEMA.clone(), vec![vec![self.batch()?]])?;
+        let tenant = crate::query::session_tenant(state)?;
+        let table = MemTable::try_new(SCHEMA.clone(), vec![vec![self.batch(&tenant)?]])?;
         table.scan(state, projection, filters, limit).await
     }
 }
