@@ -347,6 +347,18 @@ async fn views_are_defined_listed_dropped_and_refused_with_reasons() {
     .await;
     assert_eq!(from_view, from_rows);
     assert!(!from_view.is_empty());
+    // In a zone whose hours are not UTC hours, the hourly view cannot answer by the hour: the
+    // same answer comes from the rows.
+    client
+        .batch_execute("SET TimeZone = 'Asia/Kolkata'")
+        .await
+        .expect("zone");
+    let local = "SELECT date_trunc('hour', ts), count(*) FROM logs GROUP BY 1 ORDER BY 1";
+    let by_rows = text_rows(&client, local).await;
+    set(&client, "on").await;
+    assert_eq!(text_rows(&client, local).await, by_rows);
+    set(&client, "off").await;
+    client.batch_execute("SET TimeZone = 'UTC'").await.expect("utc");
 
     // `require` makes a query no view answers an error; `on` scans it.
     set(&client, "require").await;

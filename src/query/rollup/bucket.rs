@@ -313,6 +313,17 @@ mod tests {
             minute()
         ));
         assert!(!constant_within(&col("ts"), minute()));
+        // In another zone's calendar an hour need not start on a UTC hour.
+        let local = Expr::Cast(datafusion::logical_expr::Cast::new(
+            Box::new(col("ts")),
+            DataType::Timestamp(TimeUnit::Microsecond, Some("Asia/Kolkata".into())),
+        ));
+        let hour = Bucket {
+            width: 60 * MINUTE,
+            origin: 0,
+        };
+        assert!(!constant_within(&date_trunc(lit("hour"), local), hour));
+        assert!(constant_within(&date_trunc(lit("hour"), col("ts")), hour));
         assert!(constant_within(&col("service"), minute()));
     }
 }
