@@ -50,6 +50,11 @@ public class Jdbc {
                 while (rs.next()) tables.add(rs.getString("TABLE_NAME"));
             }
             if (!tables.contains("logs")) throw new AssertionError("getTables: " + tables);
+            List<String> matviews = new ArrayList<>();
+            try (ResultSet rs = md.getTables(null, "public", "%", new String[] {"MATERIALIZED VIEW"})) {
+                while (rs.next()) matviews.add(rs.getString("TABLE_NAME"));
+            }
+            if (!matviews.contains("logs_per_minute")) throw new AssertionError("getTables MATERIALIZED VIEW: " + matviews);
             Map<String, Integer> cols = new LinkedHashMap<>();
             Map<String, String> typeNames = new LinkedHashMap<>();
             try (ResultSet rs = md.getColumns(null, "public", "logs", "%")) {

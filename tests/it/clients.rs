@@ -143,5 +143,12 @@ async fn psql_meta_commands_describe_our_database() {
         "{l_plus}"
     );
     assert_eq!(run("\\dT").trim(), "");
+    // Rollup views are materialized views: the count tables' built-in one at least.
+    let dm = run("\\dm");
+    assert!(
+        dm.lines()
+            .any(|l| l.starts_with("public|logs_per_minute|materialized view|")),
+        "{dm}"
+    );
     assert_eq!(run("SELECT count(*) FROM logs").trim(), "120");
 }
