@@ -253,6 +253,11 @@ fn normalize(name: &str, value: &str) -> Result<String, SettingError> {
             "UTF8" | "UNICODE" => Ok("UTF8".into()),
             _ => Err(invalid(" (only UTF8 is supported)")),
         },
+        // Timberline's rollup rewrite (`off`, `on`, `require`).
+        "timberline.rollups" => match value.trim().to_ascii_lowercase().as_str() {
+            v @ ("off" | "on" | "require") => Ok(v.to_string()),
+            _ => Err(invalid(" (off, on or require)")),
+        },
         "extra_float_digits" => match value.trim().parse::<i32>() {
             Ok(n) if (-15..=3).contains(&n) => Ok(n.to_string()),
             _ => Err(invalid(" (an integer from -15 to 3)")),
