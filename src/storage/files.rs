@@ -55,21 +55,16 @@ impl SegmentFiles {
     /// next needed). The bytes left.
     pub fn trim_sidecars(&self) -> u64 {
         let mut files = Vec::new();
-        let mut stack = vec![self.sidecar_cache()];
-        while let Some(dir) = stack.pop() {
-            let Ok(entries) = std::fs::read_dir(&dir) else {
+        for entry in walkdir::WalkDir::new(self.sidecar_cache())
+            .into_iter()
+            .flatten()
+        {
+            let Ok(meta) = entry.metadata() else {
                 continue;
             };
-            for entry in entries.flatten() {
-                let Ok(meta) = entry.metadata() else {
-                    continue;
-                };
-                if meta.is_dir() {
-                    stack.push(entry.path());
-                } else {
-                    let used = meta.modified().unwrap_or(std::time::UNIX_EPOCH);
-                    files.push((used, meta.len(), entry.path()));
-                }
+            if meta.is_file() {
+                let used = meta.modified().unwrap_or(std::time::UNIX_EPOCH);
+                files.push((used, meta.len(), entry.into_path()));
             }
         }
         let mut total: u64 = files.iter().map(|f| f.1).sum();

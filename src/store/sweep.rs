@@ -80,19 +80,10 @@ impl Store {
 /// Removes every file under `root` that is not in `known`; how many.
 fn remove_unknown(root: &Path, known: &HashSet<PathBuf>) -> std::io::Result<usize> {
     let mut removed = 0;
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        for entry in entries.flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                stack.push(path);
-            } else if !known.contains(&path) {
-                std::fs::remove_file(&path)?;
-                removed += 1;
-            }
+    for entry in walkdir::WalkDir::new(root).into_iter().flatten() {
+        if entry.file_type().is_file() && !known.contains(entry.path()) {
+            std::fs::remove_file(entry.path())?;
+            removed += 1;
         }
     }
     Ok(removed)

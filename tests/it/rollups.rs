@@ -194,18 +194,6 @@ async fn backfilled(client: &Client, name: &str) {
     panic!("view {name} never finished its backfill");
 }
 
-async fn maintain(server: &TestServer) -> Value {
-    let (status, report) = server
-        .post_raw(
-            "/v1/maintenance",
-            &[("authorization", "Bearer timberline")],
-            Vec::new(),
-        )
-        .await;
-    assert_eq!(status, 200, "{report}");
-    report
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn grafana_queries_answer_the_same_from_views_across_flushes_late_rows_and_tiers() {
     let cold = tempfile::tempdir().expect("tempdir");
@@ -254,7 +242,7 @@ async fn grafana_queries_answer_the_same_from_views_across_flushes_late_rows_and
     assert!(answered >= 45, "only {answered} of 60 queries used a view");
 
     // Compaction and the cold tier change where partials live, not the answers.
-    let report = maintain(&server).await;
+    let report = server.maintain().await;
     assert!(report["compacted_segments"].as_u64() > Some(0), "{report}");
     assert!(report["moved_segments"].as_u64() > Some(0), "{report}");
     let (answered_after, after) = both_ways(&client, &queries).await;

@@ -129,6 +129,19 @@ impl TestServer {
             .expect("pg connect")
     }
 
+    /// Runs a maintenance pass with the admin key (the bootstrap API key); its report.
+    pub async fn maintain(&self) -> Value {
+        let (status, report) = self
+            .post_raw(
+                "/v1/maintenance",
+                &[("authorization", "Bearer timberline")],
+                Vec::new(),
+            )
+            .await;
+        assert_eq!(status, 200, "{report}");
+        report
+    }
+
     /// POSTs a JSON batch; returns (status, body).
     pub async fn ingest(&self, body: &Value) -> (u16, Value) {
         let resp = http()

@@ -106,19 +106,6 @@ async fn load(server: &TestServer, rounds: &[Vec<Event>]) {
     }
 }
 
-/// Runs a maintenance pass with the admin key; its report.
-async fn maintain(server: &TestServer) -> Value {
-    let (status, report) = server
-        .post_raw(
-            "/v1/maintenance",
-            &[("authorization", "Bearer timberline")],
-            Vec::new(),
-        )
-        .await;
-    assert_eq!(status, 200, "{report}");
-    report
-}
-
 /// Queries of every kind (plain scans, `match`, `trace_id`, count tables, `nearest`,
 /// `log_context`) whose answers must not depend on where segments live.
 fn queries(now: i64, seed: u64) -> Vec<String> {
@@ -317,7 +304,7 @@ async fn every_query_answers_the_same_over_hot_warm_and_cold() {
     check_brute_force(&client, &events, "all hot").await;
     assert_eq!(tiers(&client).await, BTreeSet::from(["hot".to_string()]));
 
-    let report = maintain(&server).await;
+    let report = server.maintain().await;
     assert!(
         report["errors"].as_array().is_some_and(|e| e.is_empty()),
         "{report}"
@@ -368,7 +355,7 @@ async fn every_query_answers_the_same_over_hot_warm_and_cold() {
     let cold_start = answers(&client, &qs).await;
     assert_same(&qs, &before, &cold_start, "after a restart (empty cache)");
     // And a second pass has nothing left to do.
-    let idle = maintain(&server).await;
+    let idle = server.maintain().await;
     assert_eq!(
         (
             &idle["compacted_segments"],
@@ -471,7 +458,7 @@ async fn a_kill_at_any_step_of_a_move_or_compaction_loses_and_doubles_nothing() 
         let server = server.restart();
         let client = server.pg().await;
         check_brute_force(&client, &events, step).await;
-        let report = maintain(&server).await;
+        let report = server.maintain().await;
         assert!(
             report["errors"].as_array().is_some_and(|e| e.is_empty()),
             "{step}: {report}"
@@ -486,7 +473,7 @@ async fn a_kill_at_any_step_of_a_move_or_compaction_loses_and_doubles_nothing() 
         // The next step starts from an empty bucket prefix: this server's objects go.
         let tenant_set = retention(&server, "1s");
         assert!(tenant_set.status.success(), "{tenant_set:?}");
-        let gone = maintain(&server).await;
+        let gone = server.maintain().await;
         assert_eq!(
             gone["deleted_segments"].as_u64().map(|n| n > 0),
             Some(true),
@@ -506,7 +493,7 @@ async fn retention_deletes_from_every_tier_by_the_tenants_policy_read_while_runn
         return;
     };
     let client = server.pg().await;
-    maintain(&server).await;
+    server.maintain().await;
     assert_eq!(
         tiers(&client).await,
         BTreeSet::from(["hot".into(), "warm".into(), "cold".into()])
@@ -521,7 +508,7 @@ async fn retention_deletes_from_every_tier_by_the_tenants_policy_read_while_runn
         String::from_utf8_lossy(&bad.stderr).contains("never"),
         "{bad:?}"
     );
-    let report = maintain(&server).await;
+    let report = server.maintain().await;
     let old: Vec<&Event> = events.iter().filter(|e| e.ts < now - DAY).collect();
     assert_eq!(report["deleted_segments"], 2, "{report}");
     assert_eq!(report["deleted_rows"], old.len(), "{report}");
@@ -558,7 +545,7 @@ async fn with_the_store_down_cold_queries_fail_with_58030_and_the_rest_keeps_wor
     let Some((mut weed, server, now, events)) = loaded(5, 2, 200).await else {
         return;
     };
-    maintain(&server).await;
+    server.maintain().await;
     // A restart empties the range cache, so cold rows must come from the store.
     let server = server.restart();
     let client = server.pg().await;
@@ -603,7 +590,7 @@ async fn with_the_store_down_cold_queries_fail_with_58030_and_the_rest_keeps_wor
     server.flush().await;
     // A move fails and deletes nothing local: every local segment's file is there.
     let cold_before = answer(&client, "SELECT count(*) FROM segments WHERE tier = 'cold'").await;
-    let report = maintain(&server).await;
+    let report = server.maintain().await;
     assert!(
         report["errors"].as_array().is_some_and(|e| !e.is_empty()),
         "{report}"
@@ -617,7 +604,7 @@ async fn with_the_store_down_cold_queries_fail_with_58030_and_the_rest_keeps_wor
 
     // The store is back: the move resumes and the cold rows answer again.
     weed.resume().await;
-    let report = maintain(&server).await;
+    let report = server.maintain().await;
     assert!(
         report["errors"].as_array().is_some_and(|e| e.is_empty()),
         "{report}"

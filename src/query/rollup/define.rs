@@ -50,7 +50,6 @@ fn refuse(reason: impl Into<String>) -> DataFusionError {
 
 /// `e` with column qualifiers and aliases removed: how view and query expressions compare.
 pub fn normalized(e: &Expr) -> Expr {
-    let e = e.clone().unalias_nested().data;
     e.clone()
         .transform(|x| match x {
             Expr::Column(c) if c.relation.is_some() => Ok(Transformed::yes(Expr::Column(
@@ -59,11 +58,10 @@ pub fn normalized(e: &Expr) -> Expr {
             Expr::Alias(a) => Ok(Transformed::yes(*a.expr)),
             x => Ok(Transformed::no(x)),
         })
-        .map(|t| t.data)
-        .unwrap_or_else(|_| e.clone())
+        .map_or_else(|_| e.clone(), |t| t.data)
 }
 
-/// The parts of a view: its bucket, the user's bucket expression, and its shape.
+/// The parts of a view: its bucket and its shape.
 #[derive(Debug, Clone)]
 pub struct ViewParts {
     pub bucket: Bucket,
