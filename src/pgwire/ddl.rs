@@ -38,15 +38,28 @@ fn view_name(name: &ObjectName) -> PgWireResult<String> {
             None => i.value.to_lowercase(),
         })
         .collect();
-    match parts.as_slice() {
-        [name] => Ok(name.clone()),
-        [schema, name] if schema == crate::query::SCHEMA => Ok(name.clone()),
-        _ => Err(user_error(
-            sqlstate::FEATURE_NOT_SUPPORTED,
-            format!("materialized views live in schema public, not {name}"),
-        )),
+    let name = match parts.as_slice() {
+        [name] => name.clone(),
+        [schema, name] if schema == crate::query::SCHEMA => name.clone(),
+        _ => {
+            return Err(user_error(
+                sqlstate::FEATURE_NOT_SUPPORTED,
+                format!("materialized views live in schema public, not {name}"),
+            ))
+        }
+    };
+    // PostgreSQL's NAMEDATALEN − 1.
+    if name.is_empty() || name.len() > 63 {
+        return Err(user_error(
+            NAME_TOO_LONG,
+            format!("a view's name is 1 to 63 bytes, not {}", name.len()),
+        ));
     }
+    Ok(name)
 }
+
+/// SQLSTATE of an identifier over the length limit.
+const NAME_TOO_LONG: &str = "42622";
 
 /// Recognises a rollup view statement; `None` leaves it to the rest.
 pub fn classify(stmt: &Statement) -> PgWireResult<Option<Ddl>> {

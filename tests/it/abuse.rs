@@ -1110,3 +1110,64 @@ async fn maintenance_runs_only_for_the_admin_key() {
     assert_eq!(report["compacted_segments"], 2, "{report}");
     still_serving(&server).await;
 }
+
+/// Rollup view DDL: only the administrator may run it, and hostile or malformed definitions
+/// are refused with a SQLSTATE while the server keeps serving and no view is left behind.
+#[tokio::test(flavor = "multi_thread")]
+async fn rollup_ddl_is_for_the_administrator_and_hostile_definitions_are_refused() {
+    let server = TestServer::start();
+    let admin = server.pg().await;
+    let add = std::process::Command::new(crate::support::bin())
+        .args(["user", "add", "eve", "--tenant", "evil", "--data-dir"])
+        .arg(server.dir.path())
+        .env("TIMBERLINE_NEW_PASSWORD", "pw-eve")
+        .output()
+        .expect("user add");
+    assert!(add.status.success());
+    let eve = crate::support::pg_login(server.pg_port, "eve", "pw-eve")
+        .await
+        .expect("eve");
+    let fine = "CREATE MATERIALIZED VIEW v AS SELECT date_trunc('hour', ts), count(*) FROM logs GROUP BY 1";
+    for sql in [
+        fine,
+        "DROP MATERIALIZED VIEW logs_per_minute",
+        "REFRESH MATERIALIZED VIEW logs_per_minute",
+    ] {
+        let e = eve.batch_execute(sql).await.expect_err(sql);
+        assert_eq!(sqlstate(&e), "42501", "{sql}: {e:?}");
+    }
+    let long = format!(
+        "CREATE MATERIALIZED VIEW {} AS SELECT date_trunc('hour', ts), count(*) FROM logs GROUP BY 1",
+        "v".repeat(100_000)
+    );
+    let nested = format!(
+        "CREATE MATERIALIZED VIEW n AS SELECT date_trunc('hour', ts), sum({}1{}) FROM logs GROUP BY 1",
+        "(".repeat(5_000),
+        ")".repeat(5_000)
+    );
+    for (sql, code) in [
+        (long.as_str(), "42622"),
+        (nested.as_str(), "54001"),
+        ("CREATE MATERIALIZED VIEW j AS SELECT date_trunc('hour', a.ts), count(*) FROM logs a, logs b GROUP BY 1", "0A000"),
+        ("CREATE MATERIALIZED VIEW s AS SELECT date_trunc('hour', ts), count(*) FROM logs WHERE service IN (SELECT service FROM logs) GROUP BY 1", "0A000"),
+        ("CREATE MATERIALIZED VIEW other.x AS SELECT date_trunc('hour', ts), count(*) FROM logs GROUP BY 1", "0A000"),
+        ("CREATE OR REPLACE MATERIALIZED VIEW x AS SELECT date_trunc('hour', ts), count(*) FROM logs GROUP BY 1", "0A000"),
+        ("CREATE MATERIALIZED VIEW y AS SELECT 1", "0A000"),
+        ("DROP MATERIALIZED VIEW logs_per_minute", "0A000"),
+    ] {
+        let e = admin.batch_execute(sql).await.expect_err(&sql[..60.min(sql.len())]);
+        assert_eq!(sqlstate(&e), code, "{}: {e:?}", &sql[..60.min(sql.len())]);
+    }
+    let left: i64 = admin
+        .query_one("SELECT count(*) FROM rollups", &[])
+        .await
+        .expect("rollups")
+        .get(0);
+    assert_eq!(left, 0);
+    admin
+        .batch_execute(fine)
+        .await
+        .expect("the administrator creates a view");
+    let saved = std::fs::read_to_string(server.dir.path().join("rollups.json")).expect("saved");
+    assert!(saved.contains("\"name\": \"v\""), "{saved}");
+}
