@@ -86,6 +86,18 @@ pub struct Config {
     pub statement_timeout: Duration,
     /// Largest message a logged-in pg client may send (a query's text, a Bind's parameters).
     pub pg_max_message: usize,
+    /// Longest SQL text one pg message may carry, checked before it is parsed.
+    pub pg_max_query_bytes: usize,
+    /// Most rollup views, and most bytes of their partials on disk.
+    pub max_views: usize,
+    pub rollup_bytes: u64,
+    /// Where queries spill (none: `<data dir>/spill`), and how much they may spill at once.
+    pub spill_dir: Option<PathBuf>,
+    pub spill_bytes: u64,
+    /// Threads that run queries (apart from those serving ingest, logins and `/health`).
+    pub query_threads: usize,
+    /// Queries one tenant may run at once; more wait for a place.
+    pub tenant_query_concurrency: usize,
     /// Longest `service`, `host` or `level`; longer ones are cut and the row flagged `truncated`.
     pub max_label_bytes: usize,
     /// The cold tier's object store (`s3://BUCKET[/PREFIX]` or `file:///DIR`; none: local only).
@@ -248,6 +260,13 @@ impl Default for Config {
             query_memory_total: half_of_memory(),
             statement_timeout: Duration::from_secs(300),
             pg_max_message: 64 << 20,
+            pg_max_query_bytes: 1 << 20,
+            max_views: crate::store::rollups::DEFAULT_MAX_VIEWS,
+            rollup_bytes: crate::store::rollups::DEFAULT_MAX_BYTES,
+            spill_dir: None,
+            spill_bytes: 16 << 30,
+            query_threads: (4 * num_cpus::get()).max(4),
+            tenant_query_concurrency: num_cpus::get().max(1),
             max_label_bytes: 1024,
             object_store: None,
             compact_after: Duration::from_secs(3600),
@@ -358,6 +377,27 @@ pub struct Overrides {
     /// Largest message a logged-in pg client may send (past it: FATAL 08P01), e.g. 64MiB.
     #[arg(long, env = "TIMBERLINE_PG_MAX_MESSAGE")]
     pub pg_max_message: Option<Size>,
+    /// Longest SQL text of one query (past it: 54000 before parsing), e.g. 1MiB.
+    #[arg(long, env = "TIMBERLINE_PG_MAX_QUERY_BYTES")]
+    pub pg_max_query_bytes: Option<Size>,
+    /// Most rollup views (CREATE MATERIALIZED VIEW past it: 54000) [default: 64].
+    #[arg(long, env = "TIMBERLINE_MAX_VIEWS")]
+    pub max_views: Option<usize>,
+    /// Bytes the views' partials may take on disk; past it segments are aggregated from rows [default: 16GiB].
+    #[arg(long, env = "TIMBERLINE_ROLLUP_BYTES")]
+    pub rollup_bytes: Option<Size>,
+    /// Directory queries spill sorts and aggregations to [default: <data dir>/spill].
+    #[arg(long, env = "TIMBERLINE_SPILL_DIR")]
+    pub spill_dir: Option<PathBuf>,
+    /// Bytes of spill files all queries may hold at once (past it: 53100), e.g. 16GiB [default: 16GiB].
+    #[arg(long, env = "TIMBERLINE_SPILL_BYTES")]
+    pub spill_bytes: Option<Size>,
+    /// Threads that run queries, apart from the ones serving ingest, logins and /health [default: 4 × the cores].
+    #[arg(long, env = "TIMBERLINE_QUERY_THREADS")]
+    pub query_threads: Option<usize>,
+    /// Queries one tenant may run at once; more wait for a place [default: the cores].
+    #[arg(long, env = "TIMBERLINE_TENANT_QUERY_CONCURRENCY")]
+    pub tenant_query_concurrency: Option<usize>,
     /// Longest service, host or level name kept; longer ones are cut and flagged truncated.
     #[arg(long, env = "TIMBERLINE_MAX_LABEL_BYTES")]
     pub max_label_bytes: Option<usize>,
@@ -456,6 +496,17 @@ impl Config {
                     .unwrap_or(usize::MAX)
                     .clamp(1 << 10, 1 << 30)
             }),
+            pg_max_query_bytes: pick_with!(pg_max_query_bytes, |s: Size| {
+                usize::try_from(s.0)
+                    .unwrap_or(usize::MAX)
+                    .clamp(1 << 10, 1 << 30)
+            }),
+            max_views: pick!(max_views).max(1),
+            rollup_bytes: pick_with!(rollup_bytes, |s: Size| s.0),
+            spill_dir: cli.spill_dir.clone().or(from_file.spill_dir.clone()),
+            spill_bytes: pick_with!(spill_bytes, |s: Size| s.0),
+            query_threads: pick!(query_threads).clamp(1, 256),
+            tenant_query_concurrency: pick!(tenant_query_concurrency).clamp(1, 4096),
             max_label_bytes: pick!(max_label_bytes).max(16),
             object_store: cli.object_store.clone().or(from_file.object_store.clone()),
             compact_after: pick_with!(compact_after, |s: Span| s.0),

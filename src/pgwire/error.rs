@@ -116,7 +116,32 @@ fn object_store_failure(e: &DataFusionError) -> Option<String> {
 /// A DataFusion error as a pg ErrorResponse.
 pub fn df_error(e: DataFusionError) -> PgWireError {
     let (code, msg) = sqlstate_of(&e);
-    user_error(code, msg)
+    user_error(code, without_paths(&msg))
+}
+
+/// `text` with the directories of every absolute path taken out (`/srv/data/segments/x.parquet`
+/// → `x.parquet`): a client learns which file, never where the server keeps its data.
+pub fn without_paths(text: &str) -> String {
+    static DIRECTORIES: std::sync::LazyLock<Option<regex::Regex>> =
+        std::sync::LazyLock::new(|| {
+            regex::Regex::new(r#"(?:file://)?(?:/[^\s/'"()\[\],;]+)+/"#).ok()
+        });
+    let Some(directories) = DIRECTORIES.as_ref() else {
+        return text.to_string();
+    };
+    let mut out = String::with_capacity(text.len());
+    let mut last = 0;
+    for m in directories.find_iter(text) {
+        // Not the path of a URL (`http://host/…`, `s3://bucket/…`) nor a relative one.
+        let before = text[..m.start()].chars().next_back();
+        if matches!(before, Some(c) if c == ':' || c == '/' || c.is_alphanumeric() || c == '.') {
+            continue;
+        }
+        out.push_str(&text[last..m.start()]);
+        last = m.end();
+    }
+    out.push_str(&text[last..]);
+    out
 }
 
 /// An ERROR-severity response with `code`.
@@ -146,4 +171,33 @@ fn client_message(text: &str) -> String {
         m = rest.trim();
     }
     m.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::without_paths;
+
+    #[test]
+    fn absolute_paths_lose_their_directories() {
+        assert_eq!(
+            without_paths(
+                "cannot open /srv/tl/segments/tenant=a/date=2024-01-15/x.parquet: No such file"
+            ),
+            "cannot open x.parquet: No such file"
+        );
+        assert_eq!(
+            without_paths("Object at location file:///tmp/cold/seg.parquet not found"),
+            "Object at location seg.parquet not found"
+        );
+        // URLs, relative paths and plain text stay as they are.
+        for kept in [
+            "GET http://127.0.0.1:8333/bucket/key failed",
+            "s3://bucket/prefix/x.parquet",
+            "tenant=a/date=2024-01-15/x.parquet",
+            "a/b division by zero",
+            "invalid match() query \"(card\": unbalanced '('",
+        ] {
+            assert_eq!(without_paths(kept), kept);
+        }
+    }
 }

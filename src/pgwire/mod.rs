@@ -71,6 +71,8 @@ pub struct SessionLimits {
     pub statement_timeout: Duration,
     /// Largest message a logged-in client may send.
     pub max_message: usize,
+    /// Longest SQL text of one query.
+    pub max_query_bytes: usize,
 }
 
 impl PgHandlers {
@@ -85,9 +87,15 @@ impl PgHandlers {
         admission: Arc<Admission>,
         logins: Arc<Admission>,
         limits: SessionLimits,
+        runtime: Arc<crate::query::runtime::QueryRuntime>,
     ) -> PgHandlers {
         PgHandlers {
-            engine: Arc::new(QueryEngine::new(ctx, store)),
+            engine: Arc::new(QueryEngine::new(
+                ctx,
+                store,
+                runtime,
+                limits.max_query_bytes,
+            )),
             auth,
             users: Arc::new(users),
             cancels: Arc::new(Cancels::default()),

@@ -40,6 +40,7 @@ use super::params;
 use super::rewrite::DataSubqueries;
 use super::session::{connection, stoppable, Connection};
 use super::text_out::TextOutput;
+use crate::query::runtime::QueryRuntime;
 
 /// A parsed statement, ready to bind and run.
 #[derive(Debug, Clone)]
@@ -59,11 +60,24 @@ pub struct Planner {
     store: Arc<crate::store::Store>,
     parser: PostgresCompatibilityParser,
     options: SQLOptions,
+    runtime: Arc<QueryRuntime>,
+    /// Longest SQL text parsed; longer is refused before any parsing (54000).
+    max_query_bytes: usize,
 }
 
 impl Planner {
     /// Parses SQL text into statements (none for a comment-only text).
     fn parse(&self, sql: &str) -> PgWireResult<Vec<Statement>> {
+        if sql.len() > self.max_query_bytes {
+            return Err(user_error(
+                sqlstate::PROGRAM_LIMIT_EXCEEDED,
+                format!(
+                    "statement too long: {} bytes of SQL, at most {} (--pg-max-query-bytes)",
+                    sql.len(),
+                    self.max_query_bytes
+                ),
+            ));
+        }
         if super::depth::depth(sql).is_some_and(|d| d > super::depth::MAX_DEPTH) {
             return Err(user_error(
                 sqlstate::STATEMENT_TOO_COMPLEX,
@@ -198,7 +212,8 @@ impl Planner {
                 ));
                 let zone = session.get("TimeZone").unwrap_or_default();
                 let output = TextOutput::new(&zone, &fields);
-                let batches = df.execute_stream().await.map_err(df_error)?;
+                let tenant = session.tenant.name().unwrap_or_default().to_string();
+                let batches = self.runtime.execute(&tenant, df).await.map_err(df_error)?;
                 let encode_fields = fields.clone();
                 let rows = batches.flat_map(move |batch| {
                     let encoded: Box<dyn Iterator<Item = PgWireResult<DataRow>> + Send> =
@@ -274,7 +289,12 @@ pub struct QueryEngine {
 }
 
 impl QueryEngine {
-    pub fn new(ctx: SessionContext, store: Arc<crate::store::Store>) -> QueryEngine {
+    pub fn new(
+        ctx: SessionContext,
+        store: Arc<crate::store::Store>,
+        runtime: Arc<QueryRuntime>,
+        max_query_bytes: usize,
+    ) -> QueryEngine {
         let options = SQLOptions::new()
             .with_allow_ddl(false)
             .with_allow_dml(false)
@@ -285,6 +305,8 @@ impl QueryEngine {
                 store,
                 parser: PostgresCompatibilityParser::new(),
                 options,
+                runtime,
+                max_query_bytes,
             }),
         }
     }

@@ -2,12 +2,15 @@
 //! consumers named in the error), and per query a [`QueryPool`] that refuses growth past the
 //! query's own budget. Operators that can spill (sort, grouped aggregation, repartition) spill
 //! when refused; the others fail the query with SQLSTATE 53200 and the server goes on.
+//! Functions and aggregates that build values larger than their input hold them in the same
+//! pool ([`GuardFunctions`]).
 
 use std::fmt;
 use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
+use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::memory_pool::{
     GreedyMemoryPool, MemoryConsumer, MemoryLimit, MemoryPool, MemoryReservation,
@@ -16,7 +19,10 @@ use datafusion::execution::memory_pool::{
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::execution::SessionState;
 use datafusion::execution::SessionStateBuilder;
-use timberline_udfs::limits::QueryBudget;
+use datafusion::logical_expr::{Expr, LogicalPlan, WindowFunctionDefinition};
+use datafusion::optimizer::{OptimizerConfig, OptimizerRule};
+use timberline_udfs::aggregate_limits::guard_aggregate;
+use timberline_udfs::limits::{guard_scalar, max_value_bytes, QueryBudget, QueryMemoryPool};
 
 /// The pool every query draws from: `total` bytes.
 pub fn shared_pool(total: usize) -> Arc<dyn MemoryPool> {
@@ -33,17 +39,24 @@ pub fn scoped(state: SessionState) -> Result<SessionState> {
         .copied()
         .unwrap_or_default();
     let base = state.runtime_env().clone();
-    let pool = QueryPool {
+    let pool: Arc<dyn MemoryPool> = Arc::new(QueryPool {
         shared: base.memory_pool.clone(),
         limit: usize::try_from(budget.bytes).unwrap_or(usize::MAX),
         used: AtomicUsize::new(0),
-    };
+    });
     let runtime = RuntimeEnvBuilder::from_runtime_env(&base)
-        .with_memory_pool(Arc::new(pool))
+        .with_memory_pool(pool.clone())
         .build_arc()?;
-    Ok(SessionStateBuilder::new_from_existing(state)
+    let mut state = SessionStateBuilder::new_from_existing(state)
         .with_runtime_env(runtime)
-        .build())
+        .build();
+    // Functions that build large values reserve them here while they do (see GuardFunctions).
+    state
+        .config_mut()
+        .options_mut()
+        .extensions
+        .insert(QueryMemoryPool(pool));
+    Ok(state)
 }
 
 /// One query's share of the shared pool.
@@ -157,4 +170,82 @@ mod tests {
         assert!(big.try_grow(1001).is_err());
         assert_eq!(other.reserved(), 0);
     }
+}
+
+/// The plan's last optimizer rule: calls of the functions and aggregates whose output grows
+/// with their input ([`guard_scalar`], [`guard_aggregate`]) are replaced by guarded ones that
+/// size their output first and hold it in the query's pool (see `timberline_udfs::limits`).
+#[derive(Debug)]
+pub struct GuardFunctions;
+
+impl OptimizerRule for GuardFunctions {
+    fn name(&self) -> &str {
+        "guard_functions"
+    }
+
+    fn supports_rewrite(&self) -> bool {
+        true
+    }
+
+    fn rewrite(
+        &self,
+        plan: LogicalPlan,
+        config: &dyn OptimizerConfig,
+    ) -> Result<Transformed<LogicalPlan>> {
+        let options = config.options();
+        let pool = options
+            .extensions
+            .get::<QueryMemoryPool>()
+            .map(|p| p.0.clone());
+        let budget = options
+            .extensions
+            .get::<QueryBudget>()
+            .copied()
+            .unwrap_or_default();
+        let max_value = usize::try_from(max_value_bytes(budget)).unwrap_or(usize::MAX);
+        plan.transform_up_with_subqueries(|node| {
+            node.map_expressions(|e| e.transform_up(|e| guard_expr(e, pool.as_ref(), max_value)))
+        })
+    }
+}
+
+fn guard_expr(
+    expr: Expr,
+    pool: Option<&Arc<dyn MemoryPool>>,
+    max_value: usize,
+) -> Result<Transformed<Expr>> {
+    Ok(match expr {
+        Expr::ScalarFunction(mut f) => match guard_scalar(&f.func) {
+            Some(guarded) => {
+                f.func = Arc::new(guarded);
+                Transformed::yes(Expr::ScalarFunction(f))
+            }
+            None => Transformed::no(Expr::ScalarFunction(f)),
+        },
+        Expr::AggregateFunction(mut a) => {
+            match pool.and_then(|p| guard_aggregate(&a.func, p, max_value)) {
+                Some(guarded) => {
+                    a.func = Arc::new(guarded);
+                    Transformed::yes(Expr::AggregateFunction(a))
+                }
+                None => Transformed::no(Expr::AggregateFunction(a)),
+            }
+        }
+        Expr::WindowFunction(mut w) => {
+            let guarded = match (&w.fun, pool) {
+                (WindowFunctionDefinition::AggregateUDF(udaf), Some(p)) => {
+                    guard_aggregate(udaf, p, max_value)
+                }
+                _ => None,
+            };
+            match guarded {
+                Some(g) => {
+                    w.fun = WindowFunctionDefinition::AggregateUDF(Arc::new(g));
+                    Transformed::yes(Expr::WindowFunction(w))
+                }
+                None => Transformed::no(Expr::WindowFunction(w)),
+            }
+        }
+        other => Transformed::no(other),
+    })
 }

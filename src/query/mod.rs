@@ -8,6 +8,7 @@ pub mod nearest;
 mod pg_semantics;
 mod prune;
 pub mod rollup;
+pub mod runtime;
 mod scan;
 mod scope;
 pub mod seed_api;
@@ -18,6 +19,7 @@ mod table;
 use std::sync::Arc;
 
 use datafusion::error::DataFusionError;
+use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::execution::SessionStateBuilder;
 use datafusion::prelude::{SessionConfig, SessionContext};
@@ -42,12 +44,15 @@ pub const SCHEMA: &str = "public";
 const METADATA_CACHE_BYTES: usize = 256 * 1024 * 1024;
 
 /// How much memory queries may use.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct QueryMemory {
     /// One query's budget.
     pub per_query: u64,
     /// All running queries together.
     pub total: u64,
+    /// Where sorts and aggregations spill, and how many bytes of spill all queries may hold.
+    pub spill_dir: std::path::PathBuf,
+    pub spill_bytes: u64,
 }
 
 /// Builds the session every query runs in: `logs`, `segments`, pg_catalog, information_schema
@@ -75,6 +80,11 @@ pub fn new_context(
             usize::try_from(memory.total).unwrap_or(usize::MAX),
         ))
         .with_metadata_cache_limit(METADATA_CACHE_BYTES)
+        .with_disk_manager_builder(
+            DiskManagerBuilder::default()
+                .with_mode(DiskManagerMode::Directories(vec![memory.spill_dir.clone()]))
+                .with_max_temp_directory_size(memory.spill_bytes),
+        )
         .build_arc()?;
     // The rewrite compiles its built-in view (the count tables) with a plain session.
     let plain = SessionStateBuilder::new().with_default_features().build();
@@ -84,6 +94,8 @@ pub fn new_context(
         .with_runtime_env(runtime)
         .with_default_features()
         .with_optimizer_rule(Arc::new(rollups))
+        // Last, so no later rewrite can put back an unguarded function.
+        .with_optimizer_rule(Arc::new(memory::GuardFunctions))
         .build();
     source::register_segments_store(state.runtime_env(), &store.files);
     let mut ctx = SessionContext::new_with_state(state);

@@ -22,6 +22,7 @@ use crate::http::{router, HttpState};
 use crate::ingest::Ingestor;
 use crate::model::records_to_batch;
 use crate::pgwire::{serve, tls_acceptor, PgHandlers, SessionLimits, TlsError};
+use crate::query::runtime::{QueryRuntime, RuntimeError};
 use crate::query::{new_context, QueryMemory};
 use crate::storage::{open_cold_store, SegmentFiles};
 use crate::store::policy::{Policies, TierPolicy};
@@ -57,6 +58,8 @@ pub enum StartError {
     Storage(#[from] datafusion::object_store::Error),
     #[error(transparent)]
     ColdStore(#[from] crate::storage::ColdStoreError),
+    #[error(transparent)]
+    QueryThreads(#[from] RuntimeError),
     #[error("rebuilding replayed batches: {0}")]
     Arrow(#[from] datafusion::arrow::error::ArrowError),
 }
@@ -101,6 +104,9 @@ impl Server {
             config.index.then_some(config.index_block_rows),
         );
         store.compact_bytes = config.compact_bytes;
+        store
+            .rollups
+            .set_limits(config.max_views, config.rollup_bytes);
         let store = Arc::new(store);
         let orphans = store
             .remove_orphan_segments()
@@ -149,6 +155,8 @@ impl Server {
             QueryMemory {
                 per_query: config.query_memory,
                 total: config.query_memory_total,
+                spill_dir: spill_dir(&config)?,
+                spill_bytes: config.spill_bytes,
             },
         )?;
         // Saved rollup views answer queries from now on; partials they lack are backfilled.
@@ -246,7 +254,12 @@ impl Server {
             SessionLimits {
                 statement_timeout: config.statement_timeout,
                 max_message: config.pg_max_message,
+                max_query_bytes: config.pg_max_query_bytes,
             },
+            Arc::new(QueryRuntime::new(
+                config.query_threads,
+                config.tenant_query_concurrency,
+            )?),
         );
         tokio::spawn(serve(pg, Arc::new(handlers), tls));
         tokio::spawn(flush_loop(
@@ -292,6 +305,23 @@ fn connection_caps(config: &Config) -> (usize, usize) {
         "the open-files limit is too low for the configured connection caps; lowered them"
     );
     (pg_fit, http_fit)
+}
+
+/// The directory queries spill to, emptied of a previous run's leftovers.
+fn spill_dir(config: &Config) -> Result<PathBuf, StartError> {
+    let dir = config
+        .spill_dir
+        .clone()
+        .unwrap_or_else(|| config.data_dir.join("spill"));
+    let fail = |source| StartError::DataDir {
+        path: dir.clone(),
+        source,
+    };
+    if config.spill_dir.is_none() && dir.exists() {
+        std::fs::remove_dir_all(&dir).map_err(fail)?;
+    }
+    std::fs::create_dir_all(&dir).map_err(fail)?;
+    Ok(dir)
 }
 
 /// Binds a listener and reads back its address (port 0 picks a free one).

@@ -3,11 +3,15 @@
 //! (`rollups/<view id>/<segment key>.arrow`), written at flush and compaction, backfilled in
 //! the background for older segments, and deleted with their segment.
 //!
-//! Partials are derived data: a segment without them (not yet backfilled, or a file lost or
-//! unreadable) is aggregated from its rows at query time, so answers never depend on them.
+//! Partials are derived data: a segment without them (not yet backfilled, a file lost or
+//! unreadable, or the partials' byte budget spent) is aggregated from its rows at query time,
+//! so answers never depend on them. The number of views and the bytes of all partials have
+//! limits (`--max-views`, `--rollup-bytes`): past the budget no partial is computed, and the
+//! views' state says `partial`.
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use datafusion::arrow::record_batch::RecordBatch;
@@ -19,6 +23,15 @@ use crate::index::rollup::{decode_partials, encode_partials, RollupPlan};
 pub const DEFS_FILE: &str = "rollups.json";
 /// Directory of the partials, under the data directory.
 pub const PARTIALS_DIR: &str = "rollups";
+
+/// Bytes of the files under `dir`.
+fn files_bytes(dir: &Path) -> u64 {
+    walk(dir)
+        .iter()
+        .filter_map(|p| std::fs::metadata(p).ok())
+        .map(|m| m.len())
+        .sum()
+}
 
 /// Most bytes of decoded partials kept in memory.
 const CACHE_BYTES: usize = 256 << 20;
@@ -42,6 +55,8 @@ pub enum RollupError {
     Exists(String),
     #[error("materialized view \"{0}\" does not exist")]
     Missing(String),
+    #[error("too many materialized views: at most {0} (--max-views); drop one first")]
+    TooMany(usize),
 }
 
 /// A view as the user defined it.
@@ -78,7 +93,17 @@ pub struct Rollups {
     progress: Mutex<HashMap<u64, Progress>>,
     /// Wakes the backfill task.
     pub wake: tokio::sync::Notify,
+    /// Most views, and most bytes of partials on disk.
+    max_views: AtomicUsize,
+    max_bytes: AtomicU64,
+    /// Bytes of partials on disk now (counted at start, kept up to date as files come and go).
+    disk_bytes: AtomicU64,
 }
+
+/// Views one server may have, by default.
+pub const DEFAULT_MAX_VIEWS: usize = 64;
+/// Bytes all views' partials may take on disk, by default.
+pub const DEFAULT_MAX_BYTES: u64 = 16 << 30;
 
 #[derive(Debug, Default)]
 struct Cache {
@@ -95,7 +120,28 @@ impl Rollups {
             cache: Mutex::new(Cache::default()),
             progress: Mutex::new(HashMap::new()),
             wake: tokio::sync::Notify::new(),
+            max_views: AtomicUsize::new(DEFAULT_MAX_VIEWS),
+            max_bytes: AtomicU64::new(DEFAULT_MAX_BYTES),
+            disk_bytes: AtomicU64::new(files_bytes(&data_dir.join(PARTIALS_DIR))),
         }
+    }
+
+    /// Sets the limits: views at most, bytes of partials at most.
+    pub fn set_limits(&self, max_views: usize, max_bytes: u64) {
+        self.max_views.store(max_views.max(1), Ordering::Relaxed);
+        self.max_bytes.store(max_bytes, Ordering::Relaxed);
+    }
+
+    /// Bytes of all views' partials on disk.
+    pub fn disk_bytes(&self) -> u64 {
+        self.disk_bytes.load(Ordering::Relaxed)
+    }
+
+    fn recount(&self) {
+        self.disk_bytes.store(
+            files_bytes(&self.root.join(PARTIALS_DIR)),
+            Ordering::Relaxed,
+        );
     }
 
     fn defs_path(&self) -> PathBuf {
@@ -140,6 +186,10 @@ impl Rollups {
         if defs.views.iter().any(|v| v.name == plan.name) {
             return Err(RollupError::Exists(plan.name.clone()));
         }
+        let max_views = self.max_views.load(Ordering::Relaxed);
+        if defs.views.len() >= max_views {
+            return Err(RollupError::TooMany(max_views));
+        }
         plan.id = defs.next_id.max(1);
         defs.next_id = plan.id + 1;
         defs.views.push(RollupDef {
@@ -182,6 +232,7 @@ impl Rollups {
                 tracing::warn!(error = %e, dir = %dir.display(), "could not remove a dropped view's partials; the next start sweeps them");
             }
         }
+        self.recount();
         Ok(())
     }
 
@@ -221,13 +272,26 @@ impl Rollups {
         key: &str,
         rows: &RecordBatch,
     ) -> Result<u64, datafusion::error::DataFusionError> {
+        let budget = self.max_bytes.load(Ordering::Relaxed);
+        if self.disk_bytes() >= budget {
+            return Err(datafusion::error::DataFusionError::ResourcesExhausted(
+                format!(
+                "the views' partials take their whole budget of {budget} bytes (--rollup-bytes)"
+            ),
+            ));
+        }
         let partials = plan.partials(rows)?;
         let bytes = encode_partials(&partials)?;
         let path = self.path(plan.id, key);
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)?;
         }
+        let replaced = std::fs::metadata(&path).map_or(0, |m| m.len());
         crate::storage::replace_file(&path, "tmp", &bytes)?;
+        self.disk_bytes
+            .fetch_add(bytes.len() as u64, Ordering::Relaxed);
+        self.disk_bytes
+            .fetch_sub(replaced.min(self.disk_bytes()), Ordering::Relaxed);
         self.remember(plan.id, key, Arc::new(partials));
         Ok(bytes.len() as u64)
     }
@@ -293,9 +357,18 @@ impl Rollups {
     pub fn remove_segment(&self, key: &str) -> std::io::Result<()> {
         self.forget(|(_, k)| k == key);
         for plan in self.plans() {
-            match std::fs::remove_file(self.path(plan.id, key)) {
+            let path = self.path(plan.id, key);
+            let size = std::fs::metadata(&path).map_or(0, |m| m.len());
+            match std::fs::remove_file(&path) {
                 Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
-                _ => {}
+                Err(_) => {}
+                Ok(()) => {
+                    let _ =
+                        self.disk_bytes
+                            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |b| {
+                                Some(b.saturating_sub(size))
+                            });
+                }
             }
         }
         Ok(())
@@ -334,14 +407,14 @@ impl Rollups {
                 }
             }
         }
+        self.recount();
         removed
     }
 
-    /// Bytes of `view`'s partial files on disk.
-    pub fn bytes(&self, view: u64) -> u64 {
-        walk(&self.root.join(PARTIALS_DIR).join(view.to_string()))
-            .iter()
-            .filter_map(|p| std::fs::metadata(p).ok())
+    /// Bytes of `view`'s partials of the segments at `keys` (a tenant's: never another's).
+    pub fn bytes_of<'a>(&self, view: u64, keys: impl IntoIterator<Item = &'a str>) -> u64 {
+        keys.into_iter()
+            .filter_map(|k| std::fs::metadata(self.path(view, k)).ok())
             .map(|m| m.len())
             .sum()
     }

@@ -16,6 +16,7 @@ mod nearest;
 mod parsers;
 mod pg;
 mod pg_session;
+mod query_isolation;
 mod rollups;
 mod seaweed;
 mod shippers;

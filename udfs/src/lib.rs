@@ -9,6 +9,7 @@
 //! - [`limits`]: `repeat`, `lpad`, … sized before they run, refused past a value or the query's budget.
 //! - [`QueryError`]: our failures with their SQLSTATE.
 
+pub mod aggregate_limits;
 mod error;
 #[cfg(debug_assertions)]
 mod failpoint;
@@ -53,6 +54,10 @@ pub fn register(ctx: &mut SessionContext) -> datafusion::error::Result<()> {
     ctx.register_udf(nearest::ts_distance_udf());
     ctx.register_udf(text::match_udf());
     for udf in limits::guarded_udfs() {
+        ctx.register_udf(udf);
+    }
+    let state = ctx.state();
+    for udf in limits::guarded_from_inputs(&|name| state.scalar_functions().get(name).cloned()) {
         ctx.register_udf(udf);
     }
     #[cfg(debug_assertions)]

@@ -1,9 +1,12 @@
-//! Output limits for the built-in functions whose result can be far larger than their input
-//! (`repeat`, `lpad`, `rpad`, `array_repeat`, `array_resize`, `range`, `generate_series`): each
-//! call's output is sized from its arguments *before* it is built, and refused past 1 GiB per
-//! value (SQLSTATE 54000, as PostgreSQL does) or past the query's memory budget (53200).
-//! Without this, one expression allocates by a number the client sent, and the allocation
-//! either overflows Arrow's 32-bit offsets (a panic) or fails outright (an abort of the server).
+//! Output limits for the built-in functions whose result can be larger than their input
+//! (`repeat`, `lpad`, `rpad`, `array_repeat`, `array_resize`, `range`, `generate_series`,
+//! `replace`, `regexp_replace`, and — see [`guard_scalar`] — `concat`, `translate`, `upper`
+//! and the other functions that build text or arrays from their arguments): each call's output
+//! is sized from its arguments *before* it is built, and refused past the per-value limit
+//! (SQLSTATE 54000, as PostgreSQL does past 1 GB) or past what the query's memory pool can
+//! still give (53200), which holds the size while the call runs. Without this, one expression
+//! allocates by a number the client sent, and the allocation either overflows Arrow's 32-bit
+//! offsets (a panic) or fails outright (an abort of the server).
 
 use crate::sqlstate;
 use std::any::Any;
@@ -14,16 +17,55 @@ use datafusion::arrow::compute::cast;
 use datafusion::arrow::compute::kernels::length::length;
 use datafusion::arrow::datatypes::{DataType, FieldRef, Int64Type};
 use datafusion::common::config::{ConfigEntry, ConfigExtension, ExtensionOptions};
+use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::{DataFusionError, Result, ScalarValue};
+use datafusion::execution::memory_pool::{MemoryConsumer, MemoryPool, MemoryReservation};
+use datafusion::logical_expr::simplify::ExprSimplifyResult;
 use datafusion::logical_expr::udf_eq::UdfEq;
+use datafusion::logical_expr::Expr;
 use datafusion::logical_expr::{
     ColumnarValue, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature,
 };
 
 use crate::QueryError;
 
-/// The largest value one call may produce, as PostgreSQL's 1 GB field limit.
+/// The largest value one call may produce: PostgreSQL's 1 GB field limit, or an eighth of the
+/// query's budget when that is smaller (a value is copied a few times on its way to the client).
 pub const MAX_VALUE_BYTES: u128 = 1 << 30;
+
+/// The per-value limit of a query with `budget` bytes.
+pub fn max_value_bytes(budget: QueryBudget) -> u128 {
+    MAX_VALUE_BYTES.min(u128::from(budget.bytes / 8).max(1 << 20))
+}
+
+/// The query's own memory pool, which function outputs are reserved from while they are built
+/// (a session config extension the server sets per query; absent: only the budget is checked).
+#[derive(Debug, Clone)]
+pub struct QueryMemoryPool(pub Arc<dyn MemoryPool>);
+
+impl ConfigExtension for QueryMemoryPool {
+    const PREFIX: &'static str = "timberline_pool";
+}
+
+impl ExtensionOptions for QueryMemoryPool {
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+    fn as_any_mut(&mut self) -> &mut dyn Any {
+        self
+    }
+    fn cloned(&self) -> Box<dyn ExtensionOptions> {
+        Box::new(self.clone())
+    }
+    fn set(&mut self, key: &str, _value: &str) -> Result<()> {
+        Err(DataFusionError::Configuration(format!(
+            "{key} is set by the server, not by a session"
+        )))
+    }
+    fn entries(&self) -> Vec<ConfigEntry> {
+        Vec::new()
+    }
+}
 
 /// The memory budget of the query running (a session config extension; absent: none beyond
 /// [`MAX_VALUE_BYTES`] per value and 2 GiB per call).
@@ -80,6 +122,89 @@ enum Growth {
     /// `regexp_replace(text, pattern, replacement [, flags])`: each match (at most one per
     /// byte and gap) becomes the replacement, whose group references copy at most the text.
     RegexpReplace,
+    /// At most this many times the bytes of all arguments together (`concat`: 1; `translate`,
+    /// whose characters may each become a 4-byte one: 4), plus [`ELEMENT_BYTES`] a row.
+    Inputs(u8),
+}
+
+/// Functions that build their output from their arguments, and how much larger it can be.
+const FROM_INPUTS: &[(&str, u8)] = &[
+    ("textcat", 1),
+    ("concat", 1),
+    ("concat_ws", 2),
+    ("translate", 4),
+    ("upper", 3),
+    ("lower", 3),
+    ("initcap", 3),
+    ("overlay", 1),
+    ("reverse", 1),
+    ("to_hex", 2),
+    ("encode", 2),
+    ("decode", 1),
+    ("string_to_array", 2),
+    ("regexp_match", 2),
+    ("array_append", 1),
+    ("array_prepend", 1),
+    ("array_concat", 1),
+    ("make_array", 2),
+    ("array_to_string", 2),
+    ("array_union", 1),
+    ("array_distinct", 1),
+    ("flatten", 1),
+    ("json_build_object", 2),
+    ("to_char", 2),
+    ("split_part", 1),
+    ("substr", 1),
+    ("left", 1),
+    ("right", 1),
+    ("btrim", 1),
+    ("ltrim", 1),
+    ("rtrim", 1),
+];
+
+/// `expr` with every call [`guard_scalar`] guards replaced by its guarded form.
+pub fn guard_tree(expr: Expr) -> Result<Expr> {
+    expr.transform_up(|e| {
+        Ok(match e {
+            Expr::ScalarFunction(mut f) => match guard_scalar(&f.func) {
+                Some(g) => {
+                    f.func = Arc::new(g);
+                    Transformed::yes(Expr::ScalarFunction(f))
+                }
+                None => Transformed::no(Expr::ScalarFunction(f)),
+            },
+            other => Transformed::no(other),
+        })
+    })
+    .map(|t| t.data)
+}
+
+/// The functions [`guard_scalar`] guards, wrapped, to register over DataFusion's (so that
+/// constants folded while planning are guarded too).
+pub fn guarded_from_inputs(registered: &dyn Fn(&str) -> Option<Arc<ScalarUDF>>) -> Vec<ScalarUDF> {
+    FROM_INPUTS
+        .iter()
+        .filter_map(|(name, _)| guard_scalar(registered(name)?.as_ref()))
+        .collect()
+}
+
+/// `udf` wrapped so that its output is sized from its arguments and reserved in the query's
+/// pool before it is built, if it is one of the functions that build text or arrays from their
+/// arguments (and not guarded already); `None` otherwise.
+pub fn guard_scalar(udf: &ScalarUDF) -> Option<ScalarUDF> {
+    let inner = udf.inner();
+    if (inner.as_ref() as &dyn Any).is::<Guarded>() {
+        return None;
+    }
+    let name = inner.name().to_ascii_lowercase();
+    let factor = FROM_INPUTS
+        .iter()
+        .find(|(n, _)| *n == name || inner.aliases().iter().any(|a| a == n))?
+        .1;
+    Some(ScalarUDF::new_from_impl(Guarded {
+        inner: inner.clone().into(),
+        growth: Growth::Inputs(factor),
+    }))
 }
 
 /// Bytes one list element is counted as.
@@ -117,23 +242,25 @@ struct Guarded {
 }
 
 impl Guarded {
-    /// Refuses the call if its output, sized from `args`, is too large.
-    fn check(&self, args: &ScalarFunctionArgs) -> Result<()> {
+    /// Refuses the call if its output, sized from `args`, is too large; else reserves that
+    /// size in the query's pool for as long as the returned reservation lives.
+    fn check(&self, args: &ScalarFunctionArgs) -> Result<Option<MemoryReservation>> {
         let rows = args.number_rows.max(1);
         let (largest, total) = self.sizes(&args.args, rows)?;
         let name = self.inner.name();
-        if largest > MAX_VALUE_BYTES {
-            return Err(limit_error(
-                sqlstate::PROGRAM_LIMIT_EXCEEDED,
-                format!("{name}: requested length too large ({largest} bytes; at most {MAX_VALUE_BYTES} per value)"),
-            ));
-        }
         let budget = args
             .config_options
             .extensions
             .get::<QueryBudget>()
             .copied()
             .unwrap_or_default();
+        let max_value = max_value_bytes(budget);
+        if largest > max_value {
+            return Err(limit_error(
+                sqlstate::PROGRAM_LIMIT_EXCEEDED,
+                format!("{name}: requested length too large ({largest} bytes; at most {max_value} per value)"),
+            ));
+        }
         if total > u128::from(budget.bytes) {
             return Err(limit_error(
                 sqlstate::OUT_OF_MEMORY,
@@ -143,12 +270,20 @@ impl Guarded {
                 ),
             ));
         }
-        Ok(())
+        let Some(pool) = args.config_options.extensions.get::<QueryMemoryPool>() else {
+            return Ok(None);
+        };
+        let reservation = MemoryConsumer::new(format!("{name}() output")).register(&pool.0);
+        reservation.try_grow(usize::try_from(total).unwrap_or(usize::MAX))?;
+        Ok(Some(reservation))
     }
 
     /// (largest value, all values) in bytes, an upper bound. Scalar arguments are read once;
     /// array ones row by row without copying their values.
     fn sizes(&self, args: &[ColumnarValue], rows: usize) -> Result<(u128, u128)> {
+        if let Growth::Inputs(factor) = self.growth {
+            return from_inputs(args, rows, u128::from(factor));
+        }
         let (mut largest, mut total) = (0u128, 0u128);
         let ints = Ints::of(args.get(1))?;
         let lens = Lens::of(args.first())?;
@@ -194,12 +329,46 @@ impl Guarded {
                     };
                     text + (text + 1) * (third.at(i) + refs * text)
                 }
+                Growth::Inputs(_) => 0,
             };
             largest = largest.max(size);
             total = total.saturating_add(size);
         }
         Ok((largest, total))
     }
+}
+
+/// (largest value, all values) of a function whose output is at most `factor` times its
+/// arguments: text arguments by their values' lengths, others by their buffers.
+fn from_inputs(args: &[ColumnarValue], rows: usize, factor: u128) -> Result<(u128, u128)> {
+    let (mut largest, mut total) = (0u128, 0u128);
+    for arg in args {
+        let (arg_largest, arg_total) = match arg {
+            ColumnarValue::Scalar(s) => {
+                let size = s.size() as u128;
+                (size, size * rows as u128)
+            }
+            ColumnarValue::Array(a) => {
+                let bytes = a.get_array_memory_size() as u128;
+                let lens = Lens::of(Some(arg))?;
+                let widest = match lens {
+                    Lens::Column(ref l) => l.iter().flatten().max().unwrap_or(0).max(0) as u128,
+                    // Not text: each value counted as all of it would be wrong for lists of
+                    // many rows; the buffers bound the call, the output check the value.
+                    Lens::Const(_) => 0,
+                };
+                (widest, bytes)
+            }
+        };
+        largest = largest.saturating_add(arg_largest);
+        total = total.saturating_add(arg_total);
+    }
+    Ok((
+        largest.saturating_mul(factor),
+        total
+            .saturating_mul(factor)
+            .saturating_add(rows as u128 * ELEMENT_BYTES),
+    ))
 }
 
 fn limit_error(code: &'static str, message: String) -> DataFusionError {
@@ -427,8 +596,72 @@ impl ScalarUDFImpl for Guarded {
         self.inner.documentation()
     }
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        self.check(&args)?;
+        let _held = self.check(&args)?;
         self.inner.invoke_with_args(args)
+    }
+    fn simplify(
+        &self,
+        args: Vec<datafusion::logical_expr::Expr>,
+        info: &datafusion::logical_expr::simplify::SimplifyContext,
+    ) -> Result<datafusion::logical_expr::simplify::ExprSimplifyResult> {
+        // What the function simplifies to is guarded as well (constants are folded next).
+        Ok(match self.inner.simplify(args, info)? {
+            ExprSimplifyResult::Simplified(e) => ExprSimplifyResult::Simplified(guard_tree(e)?),
+            original => original,
+        })
+    }
+}
+
+/// PostgreSQL's `textcat(a, b)`: what `a || b` means on text (NULL when either is NULL),
+/// guarded like `concat`. The analyzer plans text `||` as this function.
+pub fn textcat_udf() -> ScalarUDF {
+    let plain = ScalarUDF::new_from_impl(TextCat {
+        signature: Signature::uniform(
+            2,
+            vec![DataType::Utf8],
+            datafusion::logical_expr::Volatility::Immutable,
+        ),
+    });
+    guard_scalar(&plain).unwrap_or(plain)
+}
+
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct TextCat {
+    signature: Signature,
+}
+
+impl ScalarUDFImpl for TextCat {
+    fn name(&self) -> &str {
+        "textcat"
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Utf8)
+    }
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let scalars = args
+            .args
+            .iter()
+            .all(|a| matches!(a, ColumnarValue::Scalar(_)));
+        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
+        let (Some(left), Some(right)) = (arrays.first(), arrays.get(1)) else {
+            return Err(DataFusionError::Internal(
+                "textcat takes two arguments".into(),
+            ));
+        };
+        let joined: datafusion::arrow::array::ArrayRef = Arc::new(
+            datafusion::arrow::compute::kernels::concat_elements::concat_elements_utf8(
+                left.as_string::<i32>(),
+                right.as_string::<i32>(),
+            )?,
+        );
+        Ok(if scalars {
+            ColumnarValue::Scalar(ScalarValue::try_from_array(&joined, 0)?)
+        } else {
+            ColumnarValue::Array(joined)
+        })
     }
 }
 

@@ -1,5 +1,6 @@
 //! PostgreSQL's meaning for SQL DataFusion reads its own way, as one analyzer rule run after
-//! type coercion: interval comparisons and sort keys by length, date/time literals in
+//! type coercion: text `||` as `textcat` (sized before it is built, see
+//! `timberline_udfs::limits`), interval comparisons and sort keys by length, date/time literals in
 //! PostgreSQL's input shapes read in the session's `TimeZone`, a `timestamp` (no zone) taken as
 //! local time in that zone where it meets a `timestamptz`, `date_trunc`/`date_part` on a
 //! `timestamptz` computed on the session zone's calendar, and a timestamp cast to text written
@@ -33,6 +34,7 @@ pub const ENGINE_ZONE: &str = "UTC";
 pub struct PgSemantics {
     interval_order: Arc<ScalarUDF>,
     timestamp_text: Arc<ScalarUDF>,
+    textcat: Arc<ScalarUDF>,
 }
 
 impl PgSemantics {
@@ -40,6 +42,7 @@ impl PgSemantics {
         PgSemantics {
             interval_order: interval_order::udf(),
             timestamp_text: Arc::new(timberline_udfs::pg_compat::timestamp_text_udf()),
+            textcat: Arc::new(timberline_udfs::limits::textcat_udf()),
         }
     }
 }
@@ -108,6 +111,16 @@ impl Scope<'_> {
     fn rewrite(&self, expr: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
         let type_of = |e: &Expr| e.get_type(schema).ok();
         match expr {
+            // Text `||` as PostgreSQL's textcat, whose output is sized before it is built.
+            Expr::BinaryExpr(BinaryExpr {
+                left,
+                op: Operator::StringConcat,
+                right,
+            }) if is_text(type_of(&left).as_ref()) && is_text(type_of(&right).as_ref()) => {
+                Ok(Transformed::yes(Expr::ScalarFunction(
+                    ScalarFunction::new_udf(self.rule.textcat.clone(), vec![*left, *right]),
+                )))
+            }
             Expr::BinaryExpr(BinaryExpr { left, op, right })
                 if is_comparison(op)
                     && is_interval(type_of(&left).as_ref())
@@ -289,4 +302,11 @@ fn is_comparison(op: Operator) -> bool {
 
 fn is_interval(t: Option<&DataType>) -> bool {
     matches!(t, Some(DataType::Interval(IntervalUnit::MonthDayNano)))
+}
+
+fn is_text(t: Option<&DataType>) -> bool {
+    matches!(
+        t,
+        Some(DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View)
+    )
 }

@@ -41,6 +41,7 @@ fn registry_error(e: RollupError) -> DataFusionError {
     let code = match e {
         RollupError::Exists(_) => DUPLICATE_TABLE,
         RollupError::Missing(_) => sqlstate::UNDEFINED_TABLE,
+        RollupError::TooMany(_) => sqlstate::PROGRAM_LIMIT_EXCEEDED,
         _ => sqlstate::IO_ERROR,
     };
     QueryError::new(code, e.to_string()).into_df()

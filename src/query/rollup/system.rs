@@ -68,7 +68,9 @@ impl RollupsTable {
             done.push(covered as i64);
             total.push(segments.len() as i64);
             failed.push(progress.failed as i64);
-            bytes.push(rollups.bytes(p.id) as i64);
+            bytes.push(
+                rollups.bytes_of(p.id, segments.iter().map(|s| s.location.key.as_str())) as i64,
+            );
         }
         let columns: Vec<ArrayRef> = vec![
             Arc::new(StringArray::from(name)),

@@ -1,0 +1,165 @@
+//! The threads queries run on: a tokio runtime of their own, at a lower CPU priority than the
+//! threads serving `/health`, logins, ingest and syslog, so that no query — a cross join, a
+//! regexp over every row — can hold those up; and per tenant a cap on the queries running at
+//! once, so one tenant's long scans cannot take every query thread from another's.
+//!
+//! A query is planned and executed there; its batches come back through a small channel. When
+//! the client's side of the stream is dropped (the rows were sent, the client cancelled, or
+//! `statement_timeout` fired), the query's task is aborted: it stops at its next yield point,
+//! and DataFusion's cooperative scheduling puts one between any two batches of any operator.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use datafusion::arrow::array::RecordBatch;
+use datafusion::dataframe::DataFrame;
+use datafusion::error::{DataFusionError, Result};
+use datafusion::physical_plan::execute_stream;
+use futures::{Stream, StreamExt};
+use tokio::runtime::{Handle, Runtime};
+use tokio::sync::{mpsc, Semaphore};
+use tokio::task::JoinHandle;
+
+/// Niceness of the query threads: the kernel gives the serving threads the CPU first.
+const QUERY_NICENESS: i32 = 10;
+
+/// Batches a query may have computed ahead of the client reading them.
+const AHEAD: usize = 2;
+
+/// The query threads and the per-tenant caps.
+pub struct QueryRuntime {
+    handle: Handle,
+    _runtime: Owned,
+    per_tenant: usize,
+    tenants: Mutex<HashMap<String, Arc<Semaphore>>>,
+}
+
+/// Errors of starting the query threads.
+#[derive(Debug, thiserror::Error)]
+#[error("starting the query threads: {0}")]
+pub struct RuntimeError(#[from] std::io::Error);
+
+impl QueryRuntime {
+    /// `threads` query threads; each tenant may run `per_tenant` queries at once.
+    pub fn new(threads: usize, per_tenant: usize) -> Result<QueryRuntime, RuntimeError> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads.max(1))
+            .thread_name("tl-query")
+            .on_thread_start(lower_priority)
+            .enable_all()
+            .build()?;
+        Ok(QueryRuntime {
+            handle: runtime.handle().clone(),
+            _runtime: Owned(Some(runtime)),
+            per_tenant: per_tenant.max(1),
+            tenants: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Runs `df` for `tenant` on the query threads: planned now (errors are returned here),
+    /// executed once one of the tenant's places is free; dropping the stream stops it.
+    pub async fn execute(
+        &self,
+        tenant: &str,
+        df: DataFrame,
+    ) -> Result<impl Stream<Item = Result<RecordBatch>> + Send + 'static> {
+        let task_ctx = Arc::new(df.task_ctx());
+        let planning = AbortOnDrop(
+            self.handle
+                .spawn(async move { df.create_physical_plan().await }),
+        );
+        let plan = planning.join().await??;
+        let places = self.places(tenant);
+        let (tx, rx) = mpsc::channel(AHEAD);
+        let task = self.handle.spawn(async move {
+            let Ok(_place) = places.acquire_owned().await else {
+                return;
+            };
+            let mut batches = match execute_stream(plan, task_ctx) {
+                Ok(s) => s,
+                Err(e) => {
+                    let _ = tx.send(Err(e)).await;
+                    return;
+                }
+            };
+            while let Some(batch) = batches.next().await {
+                if tx.send(batch).await.is_err() {
+                    return;
+                }
+            }
+        });
+        let running = Some(AbortOnDrop(task));
+        Ok(futures::stream::unfold(
+            (rx, running),
+            |(mut rx, running)| async move {
+                if let Some(batch) = rx.recv().await {
+                    return Some((batch, (rx, running)));
+                }
+                // The task ended: its result says whether it finished or panicked.
+                match running?.join().await {
+                    Ok(()) => None,
+                    Err(e) => Some((Err(e), (rx, None))),
+                }
+            },
+        ))
+    }
+
+    /// The semaphore of `tenant`'s running queries.
+    fn places(&self, tenant: &str) -> Arc<Semaphore> {
+        let mut tenants = self.tenants.lock().unwrap_or_else(|p| p.into_inner());
+        // Forget the idle ones now and then, so the map does not grow with every tenant seen.
+        if tenants.len() > 1024 {
+            let per_tenant = self.per_tenant;
+            tenants.retain(|_, s| Arc::strong_count(s) > 1 || s.available_permits() < per_tenant);
+        }
+        tenants
+            .entry(tenant.to_string())
+            .or_insert_with(|| Arc::new(Semaphore::new(self.per_tenant)))
+            .clone()
+    }
+}
+
+/// Aborts its task when dropped.
+struct AbortOnDrop<T>(JoinHandle<T>);
+
+impl<T> AbortOnDrop<T> {
+    /// The task's output; a panic or an abort becomes an error of the query.
+    async fn join(mut self) -> Result<T> {
+        (&mut self.0).await.map_err(|e| {
+            let why = if e.is_panic() {
+                "panicked"
+            } else {
+                "was cancelled"
+            };
+            DataFusionError::Execution(format!("internal error: the query {why}"))
+        })
+    }
+}
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// The runtime, shut down without waiting when the server is dropped (a runtime may not be
+/// dropped inside another's async context).
+struct Owned(Option<Runtime>);
+
+impl Drop for Owned {
+    fn drop(&mut self) {
+        if let Some(rt) = self.0.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+/// Lowers the calling thread's CPU priority (Linux: per thread). Failing is harmless.
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: plain system calls on the calling thread's own id; no memory is shared.
+    unsafe {
+        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+        let _ = libc::setpriority(libc::PRIO_PROCESS, tid, QUERY_NICENESS);
+    }
+}
