@@ -1,6 +1,4 @@
-//! The `segments` system table: the catalog, one row per segment. A tenant's session sees its
-//! own segments under opaque ids (the catalog's ids are one sequence across tenants, so they
-//! would tell how much every other tenant writes).
+//! The `segments` system table: the catalog, one row per segment.
 
 use std::sync::{Arc, LazyLock};
 
@@ -52,25 +50,9 @@ impl SegmentsTable {
                     .with_timezone("UTC"),
             )
         };
-        let opaque = matches!(tenant, Tenant::One(_));
-        let id = |s: &crate::catalog::SegmentMeta| -> i64 {
-            if opaque {
-                opaque_id(s.id)
-            } else {
-                s.id as i64
-            }
-        };
-        let path = |s: &crate::catalog::SegmentMeta| -> String {
-            let key = s.location.key.as_str();
-            if opaque {
-                key.replace(&format!("seg-{:012}", s.id), &format!("seg-{:016x}", id(s)))
-            } else {
-                key.to_string()
-            }
-        };
         let columns: Vec<ArrayRef> = vec![
             Arc::new(Int64Array::from(
-                segs.iter().map(|s| id(s)).collect::<Vec<_>>(),
+                segs.iter().map(|s| s.id as i64).collect::<Vec<_>>(),
             )),
             Arc::new(StringArray::from_iter_values(
                 segs.iter().map(|s| s.tenant.as_str()),
@@ -86,20 +68,13 @@ impl SegmentsTable {
             Arc::new(Int64Array::from(
                 segs.iter().map(|s| s.bytes as i64).collect::<Vec<_>>(),
             )),
-            Arc::new(StringArray::from_iter_values(segs.iter().map(|s| path(s)))),
+            Arc::new(StringArray::from_iter_values(
+                segs.iter().map(|s| s.location.key.as_str()),
+            )),
             ts(|s| s.created_at),
         ];
         Ok(RecordBatch::try_new(SCHEMA.clone(), columns)?)
     }
-}
-
-/// A segment id as a tenant sees it: the same for the same segment while the server runs,
-/// unrelated to the ids of the segments made before and after it.
-fn opaque_id(id: u64) -> i64 {
-    use std::hash::BuildHasher;
-    static KEY: LazyLock<std::collections::hash_map::RandomState> =
-        LazyLock::new(std::collections::hash_map::RandomState::new);
-    (KEY.hash_one(id) >> 1) as i64
 }
 
 #[async_trait]

@@ -42,11 +42,15 @@ pub fn open_cold_store(url: &str) -> Result<Arc<dyn ObjectStore>, ColdStoreError
         let retry = RetryConfig {
             backoff: BackoffConfig {
                 init_backoff: Duration::from_millis(100),
-                max_backoff: Duration::from_secs(2),
+                max_backoff: Duration::from_secs(1),
                 base: 2.0,
             },
-            max_retries: 3,
-            retry_timeout: Duration::from_secs(10),
+            // Bounded by time, not by count: a store just back from an outage can answer
+            // reads of older objects with 5xx or cut bodies for a few seconds (three retries
+            // gave up after ~0.5 s, and a cold nearest() failed then). One that stays down
+            // still fails within the timeout (58030).
+            max_retries: 20,
+            retry_timeout: Duration::from_secs(8),
         };
         // Set as config keys: `with_client_options` would replace what the environment set
         // (`AWS_ALLOW_HTTP` among it).

@@ -651,11 +651,15 @@ impl ScalarUDFImpl for TextCat {
                 "textcat takes two arguments".into(),
             ));
         };
+        // Planned after type coercion: its arguments may be any text type (views, dictionaries).
+        let (left, right) = (cast(left, &DataType::Utf8)?, cast(right, &DataType::Utf8)?);
+        let (Some(l), Some(r)) = (left.as_string_opt::<i32>(), right.as_string_opt::<i32>()) else {
+            return Err(DataFusionError::Internal(
+                "textcat: arguments are not text".into(),
+            ));
+        };
         let joined: datafusion::arrow::array::ArrayRef = Arc::new(
-            datafusion::arrow::compute::kernels::concat_elements::concat_elements_utf8(
-                left.as_string::<i32>(),
-                right.as_string::<i32>(),
-            )?,
+            datafusion::arrow::compute::kernels::concat_elements::concat_elements_utf8(l, r)?,
         );
         Ok(if scalars {
             ColumnarValue::Scalar(ScalarValue::try_from_array(&joined, 0)?)
