@@ -28,8 +28,8 @@ pub const MINUTE_US: i64 = 60_000_000;
 /// Name of the sidecar section holding the table.
 pub const COUNTS_SECTION: &str = "counts";
 
-/// Largest decoded table a reader accepts: 20 bytes a group, and a segment (one tenant-hour of
-/// a flush) has far fewer than 10M groups. A header claiming more is corrupt, not allocated.
+/// Largest decoded table a reader accepts: 20 bytes a group, and a segment (a tenant's busy hour,
+/// or its sparse hours, of a flush) has far fewer than 10M groups. A header claiming more is corrupt, not allocated.
 const MAX_RAW: usize = 200 << 20;
 
 /// Most groups one tally numbers densely (an array of this many counters).

@@ -10,6 +10,7 @@ use serde_json::{Map, Value};
 
 use super::decode::Decoded;
 use super::limits::{self, LimitError};
+use crate::model::epoch::{self, Unit};
 use crate::model::fields;
 use crate::model::format::parse_rfc3339_micros;
 use crate::model::level::find_level;
@@ -100,17 +101,23 @@ pub fn decode_protobuf(body: &[u8], max: usize, now: Micros) -> Result<Decoded, 
     for stream in push.streams {
         let labels = parse_labels(&stream.labels);
         for entry in stream.entries {
-            let ts = entry.timestamp.and_then(|t| {
-                let us = t.seconds.checked_mul(1_000_000)?;
-                us.checked_add(i64::from(t.nanos) / 1000)
-                    .and_then(crate::model::plausible_ts)
-            });
+            // Nanoseconds, as Loki's spec fixes them; one no row can hold is kept in attrs.
+            let ns = entry
+                .timestamp
+                .map(|t| i128::from(t.seconds) * 1_000_000_000 + i128::from(t.nanos));
+            let ts = ns.and_then(|ns| epoch::from_int_in(ns, Unit::Nanos));
+            let invalid = ns
+                .filter(|_| ts.is_none())
+                .map(|ns| ("_invalid_ts".to_string(), Value::String(ns.to_string())));
             let meta = entry
                 .structured_metadata
                 .into_iter()
-                .map(|p| (p.name, Value::String(p.value)));
+                .map(|p| (p.name, Value::String(p.value)))
+                .chain(invalid.clone());
             let line = String::from_utf8_lossy(&entry.line).into_owned();
-            out.records.push(entry_record(&labels, meta, ts, line, now));
+            let mut r = entry_record(&labels, meta, ts, line, now);
+            r.parse_failed |= invalid.is_some();
+            out.records.push(r);
         }
     }
     Ok(out)
@@ -163,12 +170,15 @@ pub fn decode_json(body: &[u8], now: Micros) -> Result<Decoded, LokiError> {
                 };
                 let ts = tuple.first().and_then(nanos_value);
                 let line = tuple.get(1).map(text).unwrap_or_default();
-                let meta: Vec<(String, Value)> = match tuple.get(2) {
+                let mut meta: Vec<(String, Value)> = match tuple.get(2) {
                     Some(Value::Object(m)) => {
                         m.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
                     }
                     _ => Vec::new(),
                 };
+                if let Some(raw) = tuple.first().filter(|_| ts.is_none()) {
+                    meta.push(("_invalid_ts".into(), raw.clone()));
+                }
                 let mut r = entry_record(&labels, meta, ts, line, now);
                 if ts.is_none() {
                     r.parse_failed = true;
@@ -218,16 +228,15 @@ fn json_len(v: &Value) -> usize {
     }
 }
 
-/// A Loki timestamp: nanoseconds as a string (or a number), to µs.
+/// A Loki timestamp: nanoseconds as a string (or a number), to µs (`"-5"` is five
+/// nanoseconds before 1970); `None` when it is not one a row can hold.
 fn nanos_value(v: &Value) -> Option<Micros> {
     let ns: i128 = match v {
         Value::String(s) => s.trim().parse().ok()?,
         Value::Number(n) => i128::from(n.as_i64()?),
         _ => return None,
     };
-    i64::try_from(ns / 1000)
-        .ok()
-        .and_then(crate::model::plausible_ts)
+    epoch::from_int_in(ns, Unit::Nanos)
 }
 
 fn entry_record(

@@ -84,11 +84,11 @@ pub fn decode_request(req: ExportLogsServiceRequest, now: Micros) -> Result<Deco
     Ok(out)
 }
 
+/// An OTLP time (nanoseconds, as the spec fixes them; 0 means unknown) to µs.
 fn nanos_to_micros(ns: u64) -> Option<Micros> {
     (ns != 0)
-        .then(|| i64::try_from(ns / 1000).ok())
+        .then(|| crate::model::epoch::from_int_in(ns.into(), crate::model::epoch::Unit::Nanos))
         .flatten()
-        .and_then(crate::model::plausible_ts)
 }
 
 /// The canonical level of an OTLP severity number (1–4 TRACE … 21–24 FATAL).

@@ -1,5 +1,6 @@
 //! The log record, the Arrow schema of the `logs` table, and line formats.
 
+pub mod epoch;
 pub mod fields;
 pub mod format;
 pub mod level;
@@ -17,12 +18,6 @@ pub const DEFAULT_TENANT: &str = "default";
 
 /// Longest message body stored; longer ones are truncated and flagged `truncated`.
 pub const MAX_MSG_BYTES: usize = 64 * 1024;
-
-/// A shipper's timestamp in µs if it is one a row can carry (1970 to ~9900; the same bound as
-/// `/v1/ingest`), else `None` (the receive time is used and the row flagged).
-pub fn plausible_ts(us: Micros) -> Option<Micros> {
-    (0..250_000_000_000_000_000).contains(&us).then_some(us)
-}
 
 /// Current wall-clock time in microseconds.
 pub fn now_micros() -> Micros {

@@ -1,11 +1,14 @@
-//! Segments: immutable Parquet files, one per tenant and hour of a flush, sorted by `ts`.
+//! Segments: immutable Parquet files of one tenant's rows, sorted by `ts`: one per hour of a
+//! flush, or per run of sparse hours when a flush names many ([`cut`]).
 
+mod cut;
 mod merge;
 mod writer;
 
 use std::path::PathBuf;
 
 pub use crate::storage::layout::{segment_rel_path, SEGMENTS_DIR};
+pub use cut::{age_band, segment_ranges, Cut, HOURS_KEPT_APART, MAX_SPAN_US, SPARSE_HOUR_ROWS};
 pub use merge::{read_segment, read_segment_from};
 pub use writer::{write_segments, write_segments_keeping, writer_properties};
 

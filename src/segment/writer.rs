@@ -1,4 +1,5 @@
-//! Writes a flush's batches as one sorted, fsynced Parquet file per tenant and hour.
+//! Writes a flush's (or a merge's) rows as sorted, fsynced Parquet files, cut per tenant as
+//! [`super::cut`] says.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -16,12 +17,11 @@ use datafusion::parquet::file::metadata::SortingColumn;
 use datafusion::parquet::file::properties::{EnabledStatistics, WriterProperties};
 use datafusion::parquet::schema::types::ColumnPath;
 
+use super::cut::{runs, segment_ranges, Cut};
 use super::{segment_rel_path, SegmentError};
 use crate::catalog::{IndexMeta, Location, SegmentMeta};
 use crate::index::{write_index, COUNTS_SECTION, INDEXED_FIELDS, VERSION as INDEX_VERSION};
 use crate::model::{logs_schema, now_micros, ts_column};
-
-const HOUR: i64 = 3_600_000_000;
 
 /// Parquet settings of every segment: zstd on the text columns, dictionaries on the label
 /// columns, delta-encoded timestamps, page statistics and index, a bloom filter on `trace_id`,
@@ -82,26 +82,28 @@ pub fn writer_properties() -> WriterProperties {
         .build()
 }
 
-/// Writes `batches` (schema `logs`) as segments under `data_dir`, ids from `first_id` upward,
-/// each with its sidecar index (postings over blocks of `index` rows) when `index` is set.
-/// Every file is fsynced and renamed into place, and its directory synced, before this returns.
+/// Writes `batches` (schema `logs`) as segments under `data_dir`, cut as a flush now cuts them,
+/// ids from `first_id` upward, each with its sidecar index (postings over blocks of `index`
+/// rows) when `index` is set. Every file is fsynced and renamed into place, and its directory synced, before this returns.
 pub fn write_segments(
     data_dir: &Path,
     batches: &[RecordBatch],
     first_id: u64,
     index: Option<u32>,
 ) -> Result<Vec<SegmentMeta>, SegmentError> {
-    let written = write_segments_keeping(data_dir, batches, first_id, index)?;
+    let cut = Cut::Flush { now: now_micros() };
+    let written = write_segments_keeping(data_dir, batches, first_id, index, cut)?;
     Ok(written.into_iter().map(|(meta, _)| meta).collect())
 }
 
-/// [`write_segments`], also returning each segment's sorted rows (slices of one batch), from
-/// which its rollup partials are computed.
+/// [`write_segments`], cut as `cut` says, also returning each segment's sorted rows (slices of
+/// one batch), from which its rollup partials are computed.
 pub fn write_segments_keeping(
     data_dir: &Path,
     batches: &[RecordBatch],
     first_id: u64,
     index: Option<u32>,
+    cut: Cut,
 ) -> Result<Vec<(SegmentMeta, RecordBatch)>, SegmentError> {
     if batches.is_empty() {
         return Ok(Vec::new());
@@ -134,89 +136,88 @@ pub fn write_segments_keeping(
         .clone();
     let tenants = sorted.column(2).as_string::<i32>().clone();
     let mut out = Vec::new();
-    let mut start = 0;
     let mut id = first_id;
-    let n = sorted.num_rows();
-    for i in 1..=n {
-        let boundary = i == n
-            || tenants.value(i) != tenants.value(start)
-            || ts.value(i).div_euclid(HOUR) != ts.value(start).div_euclid(HOUR);
-        if boundary {
-            let part = sorted.slice(start, i - start);
-            let tenant = tenants.value(start).to_string();
-            let (min_ts, max_ts) = (ts.value(start), ts.value(i - 1));
-            let rel = segment_rel_path(&tenant, min_ts, id);
-            let path = data_dir.join(&rel);
-            // Both writers below need the hour's directory: make it before either starts.
-            let dir = path.parent().unwrap_or(data_dir);
-            let io = |source| SegmentError::Io {
-                path: dir.to_path_buf(),
-                source,
+    let tenant_runs = runs(sorted.num_rows(), |a, b| {
+        tenants.value(a) == tenants.value(b)
+    });
+    for part_rows in tenant_runs
+        .into_iter()
+        .flat_map(|t| segment_ranges(ts.values(), t, cut))
+    {
+        let (start, i) = (part_rows.start, part_rows.end);
+        let part = sorted.slice(start, i - start);
+        let tenant = tenants.value(start).to_string();
+        let (min_ts, max_ts) = (ts.value(start), ts.value(i - 1));
+        let rel = segment_rel_path(&tenant, min_ts, id);
+        let path = data_dir.join(&rel);
+        // Both writers below need the hour's directory: make it before either starts.
+        let dir = path.parent().unwrap_or(data_dir);
+        let io = |source| SegmentError::Io {
+            path: dir.to_path_buf(),
+            source,
+        };
+        std::fs::create_dir_all(dir).map_err(io)?;
+        // The index is built on a second thread while the Parquet file is encoded.
+        let (bytes, index_bytes) = std::thread::scope(|scope| {
+            let (path, part) = (&path, &part);
+            let indexing = index.map(|block_rows| {
+                scope.spawn(move || {
+                    let started = std::time::Instant::now();
+                    let written = write_index(path, part, block_rows);
+                    tracing::debug!(
+                        rows = part.num_rows(),
+                        ms = started.elapsed().as_millis() as u64,
+                        "index written"
+                    );
+                    written
+                })
+            });
+            let started = std::time::Instant::now();
+            let bytes = write_file(path, part);
+            tracing::debug!(
+                rows = part.num_rows(),
+                ms = started.elapsed().as_millis() as u64,
+                "parquet written"
+            );
+            let index_bytes = match indexing {
+                Some(handle) => Some(handle.join().unwrap_or_else(|_| {
+                    Err(crate::index::IndexError::Build(
+                        "the index builder panicked".into(),
+                    ))
+                })),
+                None => None,
             };
-            std::fs::create_dir_all(dir).map_err(io)?;
-            // The index is built on a second thread while the Parquet file is encoded.
-            let (bytes, index_bytes) = std::thread::scope(|scope| {
-                let (path, part) = (&path, &part);
-                let indexing = index.map(|block_rows| {
-                    scope.spawn(move || {
-                        let started = std::time::Instant::now();
-                        let written = write_index(path, part, block_rows);
-                        tracing::debug!(
-                            rows = part.num_rows(),
-                            ms = started.elapsed().as_millis() as u64,
-                            "index written"
-                        );
-                        written
-                    })
-                });
-                let started = std::time::Instant::now();
-                let bytes = write_file(path, part);
-                tracing::debug!(
-                    rows = part.num_rows(),
-                    ms = started.elapsed().as_millis() as u64,
-                    "parquet written"
-                );
-                let index_bytes = match indexing {
-                    Some(handle) => Some(handle.join().unwrap_or_else(|_| {
-                        Err(crate::index::IndexError::Build(
-                            "the index builder panicked".into(),
-                        ))
-                    })),
-                    None => None,
-                };
-                (bytes, index_bytes)
-            });
-            let bytes = bytes?;
-            let index_bytes = index_bytes.transpose()?;
-            // One directory sync makes both renames durable.
-            crate::storage::sync_dir(dir).map_err(io)?;
-            let index = index_bytes.map(|written| IndexMeta {
-                version: INDEX_VERSION,
-                fields: INDEXED_FIELDS
-                    .iter()
-                    .chain(&[COUNTS_SECTION])
-                    .map(|f| f.to_string())
-                    .collect(),
-                bytes: written.index_bytes,
-                blooms: written.blooms,
-            });
-            out.push((
-                SegmentMeta {
-                    id,
-                    tenant,
-                    min_ts,
-                    max_ts,
-                    rows: part.num_rows() as u64,
-                    bytes,
-                    location: Location::hot(rel),
-                    created_at: now_micros(),
-                    index,
-                },
-                part,
-            ));
-            id += 1;
-            start = i;
-        }
+            (bytes, index_bytes)
+        });
+        let bytes = bytes?;
+        let index_bytes = index_bytes.transpose()?;
+        // One directory sync makes both renames durable.
+        crate::storage::sync_dir(dir).map_err(io)?;
+        let index = index_bytes.map(|written| IndexMeta {
+            version: INDEX_VERSION,
+            fields: INDEXED_FIELDS
+                .iter()
+                .chain(&[COUNTS_SECTION])
+                .map(|f| f.to_string())
+                .collect(),
+            bytes: written.index_bytes,
+            blooms: written.blooms,
+        });
+        out.push((
+            SegmentMeta {
+                id,
+                tenant,
+                min_ts,
+                max_ts,
+                rows: part.num_rows() as u64,
+                bytes,
+                location: Location::hot(rel),
+                created_at: now_micros(),
+                index,
+            },
+            part,
+        ));
+        id += 1;
     }
     debug_assert!(ts.null_count() == 0);
     Ok(out)

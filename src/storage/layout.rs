@@ -1,6 +1,8 @@
 //! Where each file of a segment lives: hive-style data paths
 //! (`segments/tenant=…/date=YYYY-MM-DD/hour=HH/seg-<id>.parquet`, which DuckDB, Spark and
 //! `datafusion-cli` read as partitioned tables) and the sidecars beside them (`.idx`, `.bloom`).
+//! A segment of sparse hours sits under the hour of its first row: there `date` and `hour` name
+//! where it starts, and each row's `ts` its own time.
 
 use std::path::{Path, PathBuf};
 
@@ -14,7 +16,7 @@ pub const SEGMENTS_DIR: &str = "segments";
 /// mirroring their object keys.
 pub const SIDECAR_CACHE_DIR: &str = "cache";
 
-/// Relative path of segment `id` of `tenant` for the hour containing `ts`.
+/// Relative path of segment `id` of `tenant` whose first row is at `ts`.
 pub fn segment_rel_path(tenant: &str, ts: Micros, id: u64) -> String {
     let dt = DateTime::<Utc>::from_timestamp_micros(ts).unwrap_or_default();
     format!(

@@ -1,19 +1,15 @@
 //! The rollup backfill: computes each live view's partials for the segments that existed
 //! before it (or whose partials were lost), one segment at a time, in the background.
 
-use std::path::Path;
 use std::sync::Arc;
 
 use datafusion::arrow::compute::concat_batches;
 use datafusion::arrow::record_batch::RecordBatch;
-use datafusion::object_store::path::Path as ObjectPath;
-use datafusion::object_store::ObjectStoreExt;
 
 use super::rollups::Progress;
 use super::Store;
 use crate::catalog::SegmentMeta;
 use crate::model::logs_schema;
-use crate::segment::{read_segment, read_segment_from};
 
 impl Store {
     /// Runs backfill passes until the process ends: one at once, then one each time a view
@@ -86,30 +82,7 @@ impl Store {
 
     /// Every row of a segment, from local disk or fetched whole from the object store.
     async fn segment_rows(&self, seg: &SegmentMeta) -> Result<RecordBatch, String> {
-        let batches = if seg.location.tier.is_local() {
-            let path = self.files.data(&seg.location).map_err(|e| e.to_string())?;
-            tokio::task::spawn_blocking(move || read_segment(&path))
-                .await
-                .map_err(|e| e.to_string())?
-                .map_err(|e| e.to_string())?
-        } else {
-            let Some(cold) = self.files.cold() else {
-                return Err("no object store is configured".into());
-            };
-            let key = seg.location.key.clone();
-            let bytes = cold
-                .inner()
-                .get(&ObjectPath::from(key.as_str()))
-                .await
-                .map_err(|e| e.to_string())?
-                .bytes()
-                .await
-                .map_err(|e| e.to_string())?;
-            tokio::task::spawn_blocking(move || read_segment_from(bytes, Path::new(&key)))
-                .await
-                .map_err(|e| e.to_string())?
-                .map_err(|e| e.to_string())?
-        };
+        let batches = self.read_rows(seg).await.map_err(|e| e.to_string())?;
         concat_batches(&logs_schema(), &batches).map_err(|e| e.to_string())
     }
 }

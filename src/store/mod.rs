@@ -8,6 +8,7 @@
 //! flush or any later change.
 
 mod backfill;
+pub mod compaction;
 pub mod policy;
 pub mod rollups;
 mod sweep;
@@ -22,7 +23,8 @@ use timberline_udfs::pg_compat::Tenant;
 use crate::buffer::HotBuffer;
 use crate::catalog::{Catalog, CatalogError, Change, SegmentMeta};
 use crate::index::{BloomCache, IndexCache};
-use crate::segment::{write_segments_keeping, SegmentError};
+use crate::model::now_micros;
+use crate::segment::{write_segments_keeping, Cut, SegmentError};
 use crate::storage::SegmentFiles;
 use crate::wal::{Wal, WalError};
 
@@ -187,7 +189,8 @@ impl Store {
         let index = self.index;
         let first_id = self.catalog.next_segment_id();
         let written = tokio::task::spawn_blocking(move || {
-            write_segments_keeping(&store.data_dir, &batches, first_id, index)
+            let cut = Cut::Flush { now: now_micros() };
+            write_segments_keeping(&store.data_dir, &batches, first_id, index, cut)
         })
         .await
         .map_err(|e| FlushError::Join(e.to_string()))??;

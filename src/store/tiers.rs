@@ -9,22 +9,26 @@
 //! crash between any two steps leaves files no catalog entry names, which the next start
 //! sweeps ([`super::sweep`]): no row lost, none doubled.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
+use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::object_store::path::Path as ObjectPath;
 use datafusion::object_store::{ObjectStore, ObjectStoreExt};
 use serde::Serialize;
 
+use super::compaction::{self, Job};
 use super::policy::Policies;
 use super::{Store, STAGING_DIR};
 use crate::catalog::{CatalogError, Change, Location, SegmentMeta, Tier};
 use crate::model::Micros;
-use crate::segment::{read_segment, segment_rel_path, write_segments_keeping, SegmentError};
+use crate::segment::{
+    read_segment, read_segment_from, segment_rel_path, write_segments_keeping, Cut, SegmentError,
+};
 use crate::storage::{bloom_key, index_key, keep_file, put_new, StorageError};
 
 const HOUR: i64 = 3_600_000_000;
@@ -45,6 +49,8 @@ pub struct MaintenanceReport {
     pub deleted_segments: usize,
     pub deleted_rows: u64,
     pub deleted_bytes: u64,
+    /// Segments spanning hours rewritten without their expired rows (counted in `deleted_rows`).
+    pub trimmed_segments: usize,
     /// Replaced segments whose files were deleted in this pass, and those still read by a
     /// running query (deleted by a later pass).
     pub retired_removed: usize,
@@ -136,65 +142,65 @@ impl Store {
         Ok(())
     }
 
+    /// Deletes the segments whose newest event is past their tenant's retention, and rewrites
+    /// without its expired rows a segment spanning hours whose oldest row is past it by more
+    /// than an hour or an eighth of the segment's span (whichever is longer): an expired row
+    /// goes as soon as in a one-hour segment or soon after, a segment is rewritten at most
+    /// about eight times, and no row still inside retention goes because it shares a segment
+    /// with older ones.
     async fn expire(
-        &self,
+        self: &Arc<Self>,
         policies: &Policies,
         now: Micros,
         report: &mut MaintenanceReport,
     ) -> Result<(), TierError> {
-        let expired: Vec<Arc<SegmentMeta>> = self
-            .catalog
-            .segments()
+        let segments = self.catalog.segments();
+        let retention = |s: &SegmentMeta| policies.of(&s.tenant).retention;
+        let expired: Vec<Arc<SegmentMeta>> = segments
             .iter()
-            .filter(|s| {
-                policies
-                    .of(&s.tenant)
-                    .retention
-                    .is_some_and(|r| age(now, s.max_ts) > r)
-            })
+            .filter(|s| retention(s).is_some_and(|r| age(now, s.max_ts) > r))
             .cloned()
             .collect();
-        if expired.is_empty() {
-            return Ok(());
+        if !expired.is_empty() {
+            self.replace(&expired, Vec::new()).await?;
+            failpoint("retention-committed");
+            report.deleted_segments += expired.len();
+            report.deleted_rows += expired.iter().map(|s| s.rows).sum::<u64>();
+            report.deleted_bytes += expired.iter().map(|s| s.bytes).sum::<u64>();
         }
-        self.replace(&expired, Vec::new()).await?;
-        failpoint("retention-committed");
-        report.deleted_segments += expired.len();
-        report.deleted_rows += expired.iter().map(|s| s.rows).sum::<u64>();
-        report.deleted_bytes += expired.iter().map(|s| s.bytes).sum::<u64>();
+        for seg in segments.iter() {
+            let Some(r) = retention(seg) else { continue };
+            let span = seg.max_ts.saturating_sub(seg.min_ts);
+            let slack = std::time::Duration::from_micros((span / 8).max(HOUR) as u64);
+            if age(now, seg.max_ts) > r || age(now, seg.min_ts) <= r.saturating_add(slack) {
+                continue;
+            }
+            let keep_from = now.saturating_sub(i64::try_from(r.as_micros()).unwrap_or(i64::MAX));
+            let done = self
+                .rewrite(std::slice::from_ref(seg), Some(keep_from))
+                .await?;
+            report.trimmed_segments += 1;
+            report.deleted_rows += seg.rows.saturating_sub(done.rows);
+        }
         Ok(())
     }
 
-    /// Merges the local segments of every tenant-hour whose newest event is older than the
-    /// tenant's `compact_after` into warm segments of at most `compact_bytes` each.
+    /// Compacts the local segments whose newest event is older than their tenant's
+    /// `compact_after`, as [`compaction::plan`] groups them.
     async fn compact(
         self: &Arc<Self>,
         policies: &Policies,
         now: Micros,
         report: &mut MaintenanceReport,
     ) {
-        let mut hours: BTreeMap<(String, i64), Vec<Arc<SegmentMeta>>> = BTreeMap::new();
-        for s in self.catalog.segments().iter() {
-            if s.location.tier.is_local() {
-                let key = (s.tenant.clone(), s.min_ts.div_euclid(HOUR));
-                hours.entry(key).or_default().push(s.clone());
-            }
-        }
-        for ((tenant, _), mut segs) in hours {
-            let newest = segs.iter().map(|s| s.max_ts).max().unwrap_or(now);
-            if age(now, newest) <= policies.of(&tenant).compact_after {
-                continue;
-            }
-            segs.sort_by_key(|s| (s.min_ts, s.id));
-            for chunk in chunks_within(segs, self.compact_bytes) {
-                let result = match chunk.as_slice() {
-                    [one] if one.location.tier == Tier::Warm => continue,
-                    [one] => self.relabel_warm(one).await,
-                    _ => self.merge(&chunk, report).await,
-                };
-                if let Err(e) = result {
-                    report.errors.push(format!("compacting {tenant}: {e}"));
-                }
+        let segments = self.catalog.segments();
+        for job in compaction::plan(&segments, policies, now, self.compact_bytes) {
+            let (tenant, result) = match &job {
+                Job::Relabel(one) => (&one.tenant, self.relabel_warm(one).await),
+                Job::Merge(run) => (&run[0].tenant, self.merge(run, report).await),
+            };
+            if let Err(e) = result {
+                report.errors.push(format!("compacting {tenant}: {e}"));
             }
         }
     }
@@ -209,24 +215,79 @@ impl Store {
         self.replace(std::slice::from_ref(seg), vec![warm]).await
     }
 
+    /// Merges `chunk` into as few segments as its rows make; counted as compaction.
     async fn merge(
         self: &Arc<Self>,
         chunk: &[Arc<SegmentMeta>],
         report: &mut MaintenanceReport,
     ) -> Result<(), TierError> {
+        let done = self.rewrite(chunk, None).await?;
+        failpoint("compact-committed");
+        report.compacted_segments += chunk.len();
+        report.compacted_into += done.segments;
+        report.compacted_rows += done.rows;
+        report.compacted_bytes_before += chunk.iter().map(|s| s.bytes).sum::<u64>();
+        report.compacted_bytes_after += done.bytes;
+        Ok(())
+    }
+
+    /// Every row of a segment: read from local disk, or fetched whole from the object store.
+    pub(super) async fn read_rows(&self, seg: &SegmentMeta) -> Result<Vec<RecordBatch>, TierError> {
+        if seg.location.tier.is_local() {
+            let path = self.files.data(&seg.location)?;
+            return tokio::task::spawn_blocking(move || read_segment(&path))
+                .await
+                .map_err(|e| TierError::Join(e.to_string()))?
+                .map_err(TierError::from);
+        }
+        let Some(cold) = self.files.cold() else {
+            return Err(StorageError::NoStore {
+                location: seg.location.clone(),
+            }
+            .into());
+        };
+        let key = seg.location.key.clone();
+        let object = |source| StorageError::Object {
+            key: key.clone(),
+            source,
+        };
+        let bytes = cold
+            .inner()
+            .get(&ObjectPath::from(key.as_str()))
+            .await
+            .map_err(object)?
+            .bytes()
+            .await
+            .map_err(object)?;
+        tokio::task::spawn_blocking(move || read_segment_from(bytes, Path::new(&key)))
+            .await
+            .map_err(|e| TierError::Join(e.to_string()))?
+            .map_err(TierError::from)
+    }
+
+    /// Writes the rows of `sources` (only those at or after `keep_from`, when given) as new
+    /// warm segments, cut as a flush cuts them, and puts them in the sources' place: staged,
+    /// renamed into place, committed, then the sources retired.
+    async fn rewrite(
+        self: &Arc<Self>,
+        sources: &[Arc<SegmentMeta>],
+        keep_from: Option<Micros>,
+    ) -> Result<Rewritten, TierError> {
         let staging = self.data_dir.join(STAGING_DIR);
-        let sources = chunk
-            .iter()
-            .map(|s| self.files.data(&s.location))
-            .collect::<Result<Vec<_>, _>>()?;
+        let mut batches = Vec::new();
+        for s in sources {
+            batches.extend(self.read_rows(s).await?);
+        }
         let index = self.index;
         let stage = staging.clone();
         let staged = tokio::task::spawn_blocking(move || {
-            let mut batches = Vec::new();
-            for path in &sources {
-                batches.extend(read_segment(path)?);
+            if let Some(from) = keep_from {
+                batches = batches
+                    .iter()
+                    .map(|b| rows_from(b, from))
+                    .collect::<Result<_, _>>()?;
             }
-            write_segments_keeping(&stage, &batches, 0, index)
+            write_segments_keeping(&stage, &batches, 0, index, Cut::Merge)
         })
         .await
         .map_err(|e| TierError::Join(e.to_string()))??;
@@ -267,19 +328,13 @@ impl Store {
             added.push(seg);
         }
         failpoint("compact-renamed");
-        let (rows, bytes) = (
-            added.iter().map(|s| s.rows).sum::<u64>(),
-            added.iter().map(|s| s.bytes).sum::<u64>(),
-        );
-        let into = added.len();
-        self.replace(chunk, added).await?;
-        failpoint("compact-committed");
-        report.compacted_segments += chunk.len();
-        report.compacted_into += into;
-        report.compacted_rows += rows;
-        report.compacted_bytes_before += chunk.iter().map(|s| s.bytes).sum::<u64>();
-        report.compacted_bytes_after += bytes;
-        Ok(())
+        let done = Rewritten {
+            segments: added.len(),
+            rows: added.iter().map(|s| s.rows).sum::<u64>(),
+            bytes: added.iter().map(|s| s.bytes).sum::<u64>(),
+        };
+        self.replace(sources, added).await?;
+        Ok(done)
     }
 
     /// Moves every local segment older than its tenant's `cold_after` to the object store.
@@ -459,24 +514,20 @@ impl Store {
     }
 }
 
-/// Splits `segs` (one tenant-hour, in time order) into runs of at most `max_bytes` each (a
-/// segment larger than that is a run of its own).
-fn chunks_within(segs: Vec<Arc<SegmentMeta>>, max_bytes: u64) -> Vec<Vec<Arc<SegmentMeta>>> {
-    let mut out: Vec<Vec<Arc<SegmentMeta>>> = Vec::new();
-    let mut bytes = 0;
-    for s in segs {
-        match out.last_mut() {
-            Some(run) if bytes + s.bytes <= max_bytes => {
-                bytes += s.bytes;
-                run.push(s);
-            }
-            _ => {
-                bytes = s.bytes;
-                out.push(vec![s]);
-            }
-        }
-    }
-    out
+/// What a rewrite wrote: segments, rows, bytes.
+struct Rewritten {
+    segments: usize,
+    rows: u64,
+    bytes: u64,
+}
+
+/// The rows of `batch` at or after `from`.
+fn rows_from(batch: &RecordBatch, from: Micros) -> Result<RecordBatch, SegmentError> {
+    use datafusion::arrow::array::{Scalar, TimestampMicrosecondArray};
+    use datafusion::arrow::compute::{filter_record_batch, kernels::cmp::gt_eq};
+    let from = Scalar::new(TimestampMicrosecondArray::from(vec![from]).with_timezone("UTC"));
+    let keep = gt_eq(batch.column(crate::model::ts_column()), &from)?;
+    Ok(filter_record_batch(batch, &keep)?)
 }
 
 /// Renames a staged segment's files (data, then its sidecars) from `staging/from` to
@@ -561,20 +612,7 @@ async fn upload_confirmed(
 mod tests {
     use super::*;
     use crate::segment::write_segments;
-
-    fn seg(id: u64, bytes: u64) -> Arc<SegmentMeta> {
-        Arc::new(SegmentMeta {
-            id,
-            tenant: "t".into(),
-            min_ts: 0,
-            max_ts: 1,
-            rows: 1,
-            bytes,
-            location: Location::hot(format!("segments/{id}.parquet")),
-            created_at: 0,
-            index: None,
-        })
-    }
+    use std::collections::BTreeMap;
 
     /// A store over a fresh directory holding `flushes` segments of one tenant-hour, each of
     /// `rows` rows.
@@ -718,18 +756,5 @@ mod tests {
         store.remove_retired().await;
         assert!(!dir.path().join(&key).exists());
         assert!(cold_dir.path().join(&key).exists());
-    }
-
-    #[test]
-    fn runs_stay_within_the_size_and_an_oversized_segment_stands_alone() {
-        let runs = chunks_within(
-            vec![seg(1, 40), seg(2, 50), seg(3, 20), seg(4, 500), seg(5, 10)],
-            100,
-        );
-        let ids: Vec<Vec<u64>> = runs
-            .iter()
-            .map(|r| r.iter().map(|s| s.id).collect())
-            .collect();
-        assert_eq!(ids, vec![vec![1, 2], vec![3], vec![4], vec![5]]);
     }
 }

@@ -200,3 +200,224 @@ async fn zstd_bomb_is_refused_with_413() {
     assert_eq!(s, 413, "{b}");
     assert!(b["error"].is_string());
 }
+
+/// One instant, or one that cannot be placed, through every way in: `/v1/ingest` JSON and
+/// NDJSON, `_bulk`, OTLP/HTTP, Loki JSON and protobuf, syslog, and `timberline ingest`'s
+/// `json` and `text` formats. Each is read by the one rule (the unit by magnitude, or the
+/// protocol's fixed nanoseconds): year 9999 in seconds is not 1978, `-5` is before 1970, and
+/// what cannot be placed keeps its line, flagged, at the receive time.
+#[tokio::test(flavor = "multi_thread")]
+async fn every_protocol_reads_a_timestamp_the_same_way() {
+    use prost::Message;
+    use timberline::ingest::loki::{EntryAdapter, PushRequest, StreamAdapter, Timestamp};
+
+    const Y9999: &str = "9999-12-31 23:59:59+00";
+    const MINUS_5S: &str = "1969-12-31 23:59:55+00";
+    const T_MS: &str = "2024-01-15 10:30:45.123+00";
+    const T_US: &str = "2024-01-15 10:30:45.123456+00";
+    let server = TestServer::start_with(&["--syslog-addr", "127.0.0.1:0"]);
+    let mut want: Vec<(&str, &str)> = Vec::new();
+
+    // /v1/ingest: a JSON batch, then NDJSON.
+    let events = [
+        ("json 9999 s", json!(253_402_300_799i64), Y9999),
+        ("json 9999 s text", json!("253402300799"), Y9999),
+        ("json -5", json!(-5), MINUS_5S),
+        ("json s.ms", json!(1_705_314_645.123), T_MS),
+        ("json ms", json!(1_705_314_645_123i64), T_MS),
+        ("json us", json!(1_705_314_645_123_456i64), T_US),
+        ("json ns", json!(1_705_314_645_123_456_789i64), T_US),
+        ("json rfc 9999", json!("9999-12-31T23:59:59Z"), Y9999),
+        ("json bad number", json!(1e22), "flag"),
+        ("json bad digits", json!("253402300800000000000"), "flag"),
+        ("json bad year 0", json!("0000-06-01T00:00:00Z"), "flag"),
+    ];
+    let logs: Vec<_> = events
+        .iter()
+        .map(|(m, ts, _)| json!({"ts": ts, "msg": m}))
+        .collect();
+    let (s, b) = server.ingest(&json!({"logs": logs})).await;
+    assert_eq!((s, &b["failed"]), (202, &json!(0)), "{b}");
+    want.extend(events.iter().map(|(m, _, w)| (*m, *w)));
+    server
+        .ingest_ndjson([
+            json!({"ts": 253_402_300_799i64, "msg": "ndjson 9999 s"}),
+            json!({"ts": -5, "msg": "ndjson -5"}),
+            json!({"ts": "-5", "msg": "ndjson -5 text"}),
+        ])
+        .await;
+    want.extend([
+        ("ndjson 9999 s", Y9999),
+        ("ndjson -5", MINUS_5S),
+        ("ndjson -5 text", MINUS_5S),
+    ]);
+
+    // Elasticsearch _bulk.
+    let bulk = [
+        (json!(253_402_300_799i64), "bulk 9999 s", Y9999),
+        (json!(-5), "bulk -5", MINUS_5S),
+        (json!(1_705_314_645_123i64), "bulk ms", T_MS),
+    ];
+    let mut body = String::new();
+    for (ts, m, w) in &bulk {
+        body.push_str("{\"index\":{}}\n");
+        body.push_str(&json!({"@timestamp": ts, "message": m}).to_string());
+        body.push('\n');
+        want.push((m, w));
+    }
+    let (s, b) = server
+        .post_raw(
+            "/_bulk",
+            &[("content-type", "application/x-ndjson")],
+            body.into_bytes(),
+        )
+        .await;
+    assert_eq!((s, &b["errors"]), (200, &json!(false)), "{b}");
+
+    // OTLP/HTTP JSON: nanoseconds, as the spec fixes them.
+    let otlp = json!({"resourceLogs": [{"scopeLogs": [{"logRecords": [
+        {"timeUnixNano": "1705314645123456789", "body": {"stringValue": "otlp ns"}}
+    ]}]}]});
+    let (s, b) = server
+        .post_raw(
+            "/v1/logs",
+            &[("content-type", "application/json")],
+            otlp.to_string().into_bytes(),
+        )
+        .await;
+    assert_eq!(s, 200, "{b}");
+    want.push(("otlp ns", T_US));
+
+    // Loki JSON and protobuf: nanoseconds too, through the same range check.
+    let loki = json!({"streams": [{"stream": {"app": "loki"}, "values": [
+        ["253402300799000000000", "loki 9999"],
+        ["-5", "loki -5 ns"],
+        ["-5000000000", "loki -5 s"],
+        ["99999999999999999999999", "loki bad"],
+    ]}]});
+    let (s, b) = server
+        .post_raw(
+            "/loki/api/v1/push",
+            &[("content-type", "application/json")],
+            loki.to_string().into_bytes(),
+        )
+        .await;
+    assert_eq!(s, 204, "{b}");
+    want.extend([
+        ("loki 9999", Y9999),
+        ("loki -5 ns", "1969-12-31 23:59:59.999999+00"),
+        ("loki -5 s", MINUS_5S),
+        ("loki bad", "flag"),
+    ]);
+    let entry = |seconds, line: &str| EntryAdapter {
+        timestamp: Some(Timestamp { seconds, nanos: 0 }),
+        line: line.as_bytes().to_vec(),
+        structured_metadata: Vec::new(),
+    };
+    let push = PushRequest {
+        streams: vec![StreamAdapter {
+            labels: "{app=\"loki\"}".into(),
+            entries: vec![
+                entry(253_402_300_799, "loki proto 9999"),
+                entry(i64::MAX, "loki proto bad"),
+            ],
+            hash: 0,
+        }],
+    };
+    let packed = snap::raw::Encoder::new()
+        .compress_vec(&push.encode_to_vec())
+        .expect("snappy");
+    let (s, b) = server
+        .post_raw(
+            "/loki/api/v1/push",
+            &[("content-type", "application/x-protobuf")],
+            packed,
+        )
+        .await;
+    assert_eq!(s, 204, "{b}");
+    want.extend([("loki proto 9999", Y9999), ("loki proto bad", "flag")]);
+
+    // syslog (RFC 5424 over UDP).
+    let addr = server.listener("syslog").expect("syslog in the ready line");
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0").expect("udp");
+    for line in [
+        "<14>1 9999-12-31T23:59:59Z h app - - - syslog 9999",
+        "<14>1 0000-06-01T00:00:00Z h app - - - syslog year 0",
+    ] {
+        udp.send_to(line.as_bytes(), &addr).expect("send");
+    }
+    want.extend([("syslog 9999", Y9999), ("syslog year 0", "flag")]);
+
+    // `timberline ingest`, the json and text formats.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let json_file = dir.path().join("events.json");
+    std::fs::write(
+        &json_file,
+        "{\"ts\":253402300799,\"msg\":\"file json 9999\"}\n{\"ts\":-5,\"msg\":\"file json -5\"}\n",
+    )
+    .expect("write");
+    let text_file = dir.path().join("events.log");
+    std::fs::write(
+        &text_file,
+        "1705314645.123 file text s\n1705314645123 file text ms\n",
+    )
+    .expect("write");
+    for (format, file) in [("json", &json_file), ("text", &text_file)] {
+        let out = std::process::Command::new(crate::support::bin())
+            .args([
+                "ingest",
+                "--quiet",
+                "--server",
+                &server.http,
+                "--format",
+                format,
+            ])
+            .arg("--data-dir")
+            .arg(dir.path())
+            .arg(file)
+            .output()
+            .expect("ingest");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    want.extend([
+        ("file json 9999", Y9999),
+        ("file json -5", MINUS_5S),
+        ("file text s", T_MS),
+        ("file text ms", T_MS),
+    ]);
+
+    let pg = server.pg().await;
+    want.sort();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while count(&pg, "").await < want.len() as i64 {
+        assert!(std::time::Instant::now() < deadline, "syslog never arrived");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let got = crate::support::text_rows(
+        &pg,
+        "SELECT msg, ts, parse_failed, ts = ingest_ts, attrs->>'_invalid_ts' IS NOT NULL \
+         FROM logs ORDER BY msg",
+    )
+    .await;
+    assert_eq!(got.len(), want.len(), "{got:#?}");
+    for (row, (msg, ts)) in got.iter().zip(&want) {
+        let expected = if *ts == "flag" {
+            // Kept, flagged, at the receive time, the value sent in attrs.
+            format!("{msg}|t|t|t")
+        } else {
+            format!("{msg}|{ts}|f|f|f")
+        };
+        let row = if *ts == "flag" {
+            // The receive time itself varies: drop it.
+            let parts: Vec<&str> = row.split('|').collect();
+            format!("{}|{}|{}|{}", parts[0], parts[2], parts[3], parts[4])
+        } else {
+            row.clone()
+        };
+        assert_eq!(row, expected);
+    }
+}

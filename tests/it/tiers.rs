@@ -725,3 +725,186 @@ async fn a_full_disk_answers_503_with_a_reason_keeps_what_it_acked_and_recovers(
         "after a restart"
     );
 }
+
+/// The scattered events of [`one_batch_over_ten_thousand_hours_makes_a_handful_of_segments`]:
+/// event `i` is `i + 2` hours and 30 minutes old (so no retention edge of whole hours falls
+/// near one), its message naming a verb, a user and its own needle.
+fn scattered(now: i64) -> Vec<Event> {
+    (0..10_000i64)
+        .map(|i| Event {
+            ts: now - (i + 2) * HOUR - 30 * MINUTE,
+            service: SERVICES[i as usize % SERVICES.len()],
+            level: LEVELS[i as usize % LEVELS.len()],
+            msg: format!(
+                "{} user{} needle{i} from 10.0.{}.{} via edge-proxy",
+                VERBS[i as usize % VERBS.len()],
+                i % 50,
+                i % 256,
+                i / 256
+            ),
+            trace_id: format!("t{}", i % 40),
+        })
+        .collect()
+}
+
+/// Counts, `match`, count tables and `nearest` over the scattered events, against a brute force.
+async fn check_scattered(client: &Client, events: &[Event], rounds: usize, when: &str) {
+    let n =
+        |f: &dyn Fn(&Event) -> bool| (events.iter().filter(|e| f(e)).count() * rounds).to_string();
+    assert_eq!(
+        answer(client, "SELECT count(*) FROM logs").await,
+        [n(&|_| true)],
+        "{when}"
+    );
+    let newest = events.iter().map(|e| e.ts).max().expect("events");
+    for (from_h, to_h) in [(0, 5), (100, 1_000), (4_000, 4_900), (9_000, 12_000)] {
+        let (lo, hi) = (newest - to_h * HOUR, newest - from_h * HOUR);
+        let got = answer(
+            client,
+            &format!(
+                "SELECT count(*) FROM logs WHERE ts > '{}' AND ts <= '{}'",
+                rfc3339(lo),
+                rfc3339(hi)
+            ),
+        )
+        .await;
+        assert_eq!(
+            got,
+            [n(&|e| e.ts > lo && e.ts <= hi)],
+            "{when}: {from_h}..{to_h} h"
+        );
+    }
+    for verb in VERBS {
+        let got = answer(
+            client,
+            &format!("SELECT count(*) FROM logs WHERE match(msg, '{verb}')"),
+        )
+        .await;
+        assert_eq!(got, [n(&|e| e.msg.starts_with(verb))], "{when}: {verb}");
+    }
+    for level in LEVELS {
+        let got = answer(
+            client,
+            &format!("SELECT count(*) FROM logs WHERE level = '{level}'"),
+        )
+        .await;
+        assert_eq!(got, [n(&|e| e.level == level)], "{when}: {level}");
+    }
+    let needle = &events[events.len() / 3];
+    let tail = needle.msg.split(' ').nth(2).expect("needle");
+    let got = answer(
+        client,
+        &format!("SELECT ts FROM logs WHERE match(msg, '{tail}')"),
+    )
+    .await;
+    assert_eq!(got.len(), rounds, "{when}: {tail}");
+    for e in events.iter().step_by(events.len() / 7) {
+        let target = e.ts + 7 * MINUTE;
+        let best = events
+            .iter()
+            .map(|x| (x.ts - target).abs())
+            .min()
+            .expect("events");
+        let got = answer(
+            client,
+            &format!(
+                "SELECT ts FROM logs WHERE nearest(ts, '{}')",
+                rfc3339(target)
+            ),
+        )
+        .await;
+        let ts = chrono::DateTime::parse_from_str(&got[0], "%Y-%m-%d %H:%M:%S%.f%#z")
+            .unwrap_or_else(|err| panic!("{}: {err}", got[0]))
+            .timestamp_micros();
+        assert_eq!(
+            (ts - target).abs(),
+            best,
+            "{when}: nearest {}",
+            rfc3339(target)
+        );
+    }
+}
+
+/// A 1.7 MB batch of 10,000 events over 10,000 different hours, sent three times, used to make
+/// 30,000 segments (90,000 files). Each flush now makes a handful, a pass merges the three
+/// flushes' and moves the old ones cold, retention trims the segments that span its edge
+/// without losing a row inside it, and every answer equals a brute force throughout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_batch_over_ten_thousand_hours_makes_a_handful_of_segments() {
+    let cold = tempfile::tempdir().expect("tempdir");
+    let store = format!("file://{}", cold.path().display());
+    let server = TestServer::start_with(&[
+        "--object-store",
+        &store,
+        "--compact-after",
+        "1h",
+        "--cold-after",
+        "30d",
+        "--maintenance-interval",
+        "0",
+        "--flush-interval-secs",
+        "3600",
+    ]);
+    let client = server.pg().await;
+    let now = now_micros();
+    let events = scattered(now);
+    let batch = json!({"logs": events.iter().map(Event::json).collect::<Vec<_>>()});
+    assert!(batch.to_string().len() > 1_600_000);
+    for round in 1..=3 {
+        let (status, body) = server.ingest(&batch).await;
+        assert_eq!(status, 202, "{body}");
+        let started = Instant::now();
+        let report = server.flush().await;
+        eprintln!("flush {round}: {report} in {:?}", started.elapsed());
+        assert!(
+            report["segments"].as_u64().is_some_and(|n| n <= 16),
+            "{report}"
+        );
+    }
+    let segments = || async {
+        answer(&client, "SELECT count(*) FROM segments").await[0]
+            .parse::<usize>()
+            .expect("count")
+    };
+    assert!(segments().await <= 48);
+    assert!(local_files(&server).len() <= 3 * 48);
+    let started = Instant::now();
+    check_scattered(&client, &events, 3, "flushed").await;
+    eprintln!("queries after the flushes: {:?}", started.elapsed());
+
+    let report = server.maintain().await;
+    eprintln!("maintenance: {report}");
+    assert!(
+        report["errors"].as_array().is_some_and(|e| e.is_empty()),
+        "{report}"
+    );
+    assert!(report["moved_segments"].as_u64() > Some(0), "{report}");
+    let merged = segments().await;
+    assert!(merged <= 16, "{merged} segments after a pass: {report}");
+    check_scattered(&client, &events, 3, "after a pass").await;
+    assert_eq!(
+        server.maintain().await["compacted_segments"],
+        0,
+        "passes settle"
+    );
+
+    // Keep 200 days: the segment spanning the edge loses only the rows past it.
+    let set = retention(&server, "200d");
+    assert!(set.status.success(), "{set:?}");
+    let report = server.maintain().await;
+    assert!(
+        report["errors"].as_array().is_some_and(|e| e.is_empty()),
+        "{report}"
+    );
+    assert!(report["trimmed_segments"].as_u64() > Some(0), "{report}");
+    let kept: Vec<Event> = events
+        .iter()
+        .filter(|e| e.ts >= now - 200 * DAY)
+        .cloned()
+        .collect();
+    assert!(kept.len() < events.len());
+    check_scattered(&client, &kept, 3, "after retention").await;
+    let server = server.restart();
+    let client = server.pg().await;
+    check_scattered(&client, &kept, 3, "after a restart").await;
+}

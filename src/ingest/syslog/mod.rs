@@ -68,7 +68,14 @@ pub fn parse(text: &str, peer: &str, now: Micros) -> LogRecord {
     };
     let mut attrs = Map::new();
     if let Some(ts) = m.timestamp {
-        r.ts = ts.timestamp_micros();
+        // A stamp no row can hold (year 0000) keeps the receive time, flagged, kept in attrs.
+        match crate::model::epoch::in_range(ts.timestamp_micros().into()) {
+            Some(us) => r.ts = us,
+            None => {
+                r.parse_failed = true;
+                attrs.insert("_invalid_ts".into(), Value::from(ts.to_rfc3339()));
+            }
+        }
     }
     if let Some(h) = m.hostname.filter(|h| *h != "-") {
         r.host = h.to_string();

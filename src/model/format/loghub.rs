@@ -326,7 +326,7 @@ fn epoch_seconds(s: &str) -> Option<Micros> {
     if !(9..=10).contains(&s.len()) || !s.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    s.parse::<i64>().ok().map(|v| v * 1_000_000)
+    crate::model::epoch::from_text(s)
 }
 
 /// A decimal fraction of a second (`675872`, `5`) to µs.

@@ -254,12 +254,12 @@ fn micros_of(shape: Shape, c: &Captures, clock: &Clock) -> Option<Micros> {
         None => 0,
     };
     if shape == Shape::Epoch {
-        let e: i64 = num(c, "epoch")?;
-        let us = if e >= 10_000_000_000 {
-            e.checked_mul(1000)?
-        } else {
-            e.checked_mul(1_000_000)?.checked_add(i64::from(frac_us))?
+        // Seconds or milliseconds by magnitude, as every epoch is read.
+        let text = match c.name("frac") {
+            Some(f) => format!("{}.{}", c.name("epoch")?.as_str(), f.as_str()),
+            None => c.name("epoch")?.as_str().to_string(),
         };
+        let us = crate::model::epoch::from_text(&text)?;
         // 2000-01-01 to a day ahead of now: an ID that happens to be 10 digits is not a time.
         return (946_684_800_000_000..=clock.now + 86_400_000_000)
             .contains(&us)
@@ -296,7 +296,7 @@ fn micros_of(shape: Shape, c: &Captures, clock: &Clock) -> Option<Micros> {
             None => clock.zone.micros(local),
         }
     };
-    match explicit_year.or(clock.year) {
+    let us = match explicit_year.or(clock.year) {
         Some(y) => build(y),
         None => {
             // No year: this year's, unless that is more than a day ahead of now.
@@ -307,7 +307,9 @@ fn micros_of(shape: Shape, c: &Captures, clock: &Clock) -> Option<Micros> {
                 .filter_map(build)
                 .find(|t| *t <= clock.now + 86_400_000_000)
         }
-    }
+    };
+    // Year 0000 is a shape's match, not an instant a row can hold.
+    crate::model::epoch::in_range(us?.into())
 }
 
 #[cfg(test)]

@@ -5,25 +5,29 @@ use std::borrow::Cow;
 use chrono::{DateTime, NaiveDate, NaiveDateTime};
 use serde_json::Value;
 
-use crate::model::Micros;
+use crate::model::{epoch, Micros};
 
-/// Parses RFC 3339 (`2024-01-15T10:30:45.123Z`, `+02:00` offsets, a space for `T`) to µs.
+/// Parses RFC 3339 (`2024-01-15T10:30:45.123Z`, `+02:00` offsets, a space for `T`) to µs, if
+/// a row can hold the instant (years 1 to 9999).
 pub fn parse_rfc3339_micros(text: &str) -> Option<Micros> {
     let t = text.trim();
-    if let Ok(dt) = DateTime::parse_from_rfc3339(t) {
-        return Some(dt.timestamp_micros());
-    }
-    let t2 = t.replacen(' ', "T", 1);
-    if let Ok(dt) = DateTime::parse_from_rfc3339(&t2) {
-        return Some(dt.timestamp_micros());
-    }
-    // No offset at all: read as UTC.
-    for f in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S"] {
-        if let Ok(n) = NaiveDateTime::parse_from_str(&t2, f) {
-            return Some(n.and_utc().timestamp_micros());
+    let us = if let Ok(dt) = DateTime::parse_from_rfc3339(t) {
+        dt.timestamp_micros()
+    } else {
+        let t2 = t.replacen(' ', "T", 1);
+        if let Ok(dt) = DateTime::parse_from_rfc3339(&t2) {
+            dt.timestamp_micros()
+        } else {
+            // No offset at all: read as UTC.
+            ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S"]
+                .iter()
+                .find_map(|f| NaiveDateTime::parse_from_str(&t2, f).ok())?
+                .and_utc()
+                .timestamp_micros()
         }
-    }
-    None
+    };
+    // `0000-…` or a `+23:59` offset can step outside the years a row holds.
+    epoch::in_range(us.into())
 }
 
 /// Builds µs since the epoch from calendar parts read as UTC.
@@ -38,7 +42,7 @@ pub(super) fn civil_micros(
 ) -> Option<Micros> {
     let date = NaiveDate::from_ymd_opt(year, month, day)?;
     let dt = date.and_hms_micro_opt(hour, min, sec, micros)?;
-    Some(dt.and_utc().timestamp_micros())
+    epoch::in_range(dt.and_utc().timestamp_micros().into())
 }
 
 /// `Jan` … `Dec` to 1 … 12.
@@ -83,39 +87,27 @@ pub fn parse_ts_text(raw: &str) -> Option<Micros> {
     let raw = raw.trim();
     if raw.starts_with('"') {
         let s: Cow<str> = serde_json::from_str(raw).ok()?;
-        parse_ts(&Value::String(s.into_owned()))
-    } else if raw.starts_with(|c: char| c.is_ascii_digit()) {
-        raw.parse::<f64>().ok().and_then(epoch_micros)
+        parse_ts_str(&s)
+    } else if raw.starts_with(|c: char| c.is_ascii_digit() || c == '-') {
+        epoch::from_text(raw)
     } else {
         None
     }
 }
 
-/// Reads `ts` as RFC 3339 text or an epoch number (s, ms, µs or ns by magnitude).
+/// Reads `ts` as RFC 3339 text or an epoch number (its unit by magnitude: [`epoch`]); `None`
+/// when it is neither, or names an instant outside years 1 to 9999.
 pub fn parse_ts(v: &Value) -> Option<Micros> {
     match v {
-        Value::String(s) => {
-            parse_rfc3339_micros(s).or_else(|| s.trim().parse::<f64>().ok().and_then(epoch_micros))
-        }
-        Value::Number(n) => n.as_f64().and_then(epoch_micros),
+        Value::String(s) => parse_ts_str(s),
+        // The number's own text: exact where an f64 would round.
+        Value::Number(n) => epoch::from_text(&n.to_string()),
         _ => None,
     }
 }
 
-fn epoch_micros(x: f64) -> Option<Micros> {
-    if !x.is_finite() || x < 0.0 {
-        return None;
-    }
-    let us = if x < 1e11 {
-        x * 1e6
-    } else if x < 1e14 {
-        x * 1e3
-    } else if x < 1e17 {
-        x
-    } else {
-        x / 1e3
-    };
-    (us < 2.5e17).then_some(us as Micros)
+fn parse_ts_str(s: &str) -> Option<Micros> {
+    parse_rfc3339_micros(s).or_else(|| epoch::from_text(s))
 }
 
 #[cfg(test)]
@@ -137,6 +129,15 @@ mod tests {
             assert_eq!(parse_ts(&v), Some(want), "{v}");
         }
         assert_eq!(parse_ts(&serde_json::json!("soon")), None);
-        assert_eq!(parse_ts(&serde_json::json!(-5)), None);
+        // Before 1970 is an instant too; year 9999 in seconds is not 1978 in milliseconds.
+        assert_eq!(parse_ts(&serde_json::json!(-5)), Some(-5_000_000));
+        assert_eq!(parse_ts_text("-5"), Some(-5_000_000));
+        let last = Some(253_402_300_799_000_000);
+        assert_eq!(parse_ts(&serde_json::json!(253_402_300_799i64)), last);
+        assert_eq!(parse_ts_text("253402300799"), last);
+        assert_eq!(parse_ts_text("\"253402300799\""), last);
+        assert_eq!(parse_ts(&serde_json::json!("9999-12-31T23:59:59Z")), last);
+        assert_eq!(parse_ts(&serde_json::json!("0000-12-31T23:59:59Z")), None);
+        assert_eq!(parse_ts(&serde_json::json!(1e30)), None);
     }
 }
