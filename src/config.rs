@@ -73,6 +73,11 @@ pub struct Config {
     pub max_connections_per_address: usize,
     /// Time an HTTP request's headers may take to arrive (also the keep-alive idle limit).
     pub http_header_timeout: Duration,
+    /// Time a new connection has to log in (pg), send an authenticated request (OTLP/gRPC) or
+    /// its first byte (syslog TCP) before it is closed.
+    pub login_timeout: Duration,
+    /// Time a syslog TCP connection may send nothing before it is closed.
+    pub syslog_idle_timeout: Duration,
     /// Time an HTTP request's body may take to arrive.
     pub http_body_timeout: Duration,
     /// Bytes of HTTP request bodies held at once, in all requests.
@@ -115,6 +120,9 @@ pub struct Config {
     /// The key of `POST /v1/maintenance` (default: the bootstrap API key).
     pub admin_key: Option<String>,
 }
+
+/// The shortest connection timeout (a zero would close every connection at once).
+const MIN_TIMEOUT: Duration = Duration::from_millis(100);
 
 /// A size as people write it: `512MiB`, `1GiB`, `64MB`, `4096` (bytes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -249,10 +257,12 @@ impl Default for Config {
             index: true,
             index_block_rows: 1024,
             pg_max_connections: 256,
-            pg_max_pending_logins: 64,
+            pg_max_pending_logins: 128,
             http_max_connections: 1024,
             max_connections_per_address: 128,
             http_header_timeout: Duration::from_secs(10),
+            login_timeout: Duration::from_secs(5),
+            syslog_idle_timeout: Duration::from_secs(300),
             http_body_timeout: Duration::from_secs(60),
             max_inflight_body_bytes: 512 << 20,
             auth_delay: Duration::from_millis(500),
@@ -344,7 +354,8 @@ pub struct Overrides {
     /// pg connections open at once (past it: FATAL 53300).
     #[arg(long, env = "TIMBERLINE_PG_MAX_CONNECTIONS")]
     pub pg_max_connections: Option<usize>,
-    /// pg connections still logging in, a quarter of them from one address (past it: 53300).
+    /// pg connections still logging in, a quarter of them from one address; past it the one
+    /// waiting longest is closed (53300) [default: 128].
     #[arg(long, env = "TIMBERLINE_PG_MAX_PENDING_LOGINS")]
     pub pg_max_pending_logins: Option<usize>,
     /// HTTP connections open at once (past it: 503).
@@ -356,6 +367,12 @@ pub struct Overrides {
     /// Time an HTTP request's headers may take (and an idle keep-alive connection may wait), e.g. 10s.
     #[arg(long, env = "TIMBERLINE_HTTP_HEADER_TIMEOUT")]
     pub http_header_timeout: Option<Span>,
+    /// Time a new connection has to log in (pg), send an authenticated request (OTLP/gRPC) or its first byte (syslog TCP), e.g. 5s.
+    #[arg(long, env = "TIMBERLINE_LOGIN_TIMEOUT")]
+    pub login_timeout: Option<Span>,
+    /// Time a syslog TCP connection may send nothing before it is closed, e.g. 5min.
+    #[arg(long, env = "TIMBERLINE_SYSLOG_IDLE_TIMEOUT")]
+    pub syslog_idle_timeout: Option<Span>,
     /// Time an HTTP request's body may take to arrive, e.g. 60s.
     #[arg(long, env = "TIMBERLINE_HTTP_BODY_TIMEOUT")]
     pub http_body_timeout: Option<Span>,
@@ -485,6 +502,8 @@ impl Config {
             http_max_connections: pick!(http_max_connections),
             max_connections_per_address: pick!(max_connections_per_address),
             http_header_timeout: pick_with!(http_header_timeout, |s: Span| s.0),
+            login_timeout: pick_with!(login_timeout, |s: Span| s.0.max(MIN_TIMEOUT)),
+            syslog_idle_timeout: pick_with!(syslog_idle_timeout, |s: Span| s.0.max(MIN_TIMEOUT)),
             http_body_timeout: pick_with!(http_body_timeout, |s: Span| s.0),
             max_inflight_body_bytes: pick_with!(max_inflight_body_bytes, |s: Size| s.0),
             auth_delay: pick_with!(auth_delay, |s: Span| s.0),

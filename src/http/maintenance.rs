@@ -10,19 +10,23 @@ use super::{ApiError, HttpState};
 use crate::store::policy::Policies;
 use crate::store::tiers::MaintenanceReport;
 
-/// Runs one pass under the server's policy and each tenant's overrides as stored now.
-pub async fn run(
-    State(s): State<HttpState>,
-    headers: HeaderMap,
-) -> Result<Json<MaintenanceReport>, ApiError> {
+/// Whether the request carries the admin key.
+pub(super) fn is_admin(s: &HttpState, headers: &HeaderMap) -> bool {
     let key = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(presented_key);
     // Digests are compared, so the time taken says nothing about the key's bytes.
     let digest = |k: &str| ring::digest::digest(&ring::digest::SHA256, k.as_bytes());
-    let admin = key.is_some_and(|k| digest(&k).as_ref() == digest(&s.admin_key).as_ref());
-    if !admin {
+    key.is_some_and(|k| digest(&k).as_ref() == digest(&s.admin_key).as_ref())
+}
+
+/// Runs one pass under the server's policy and each tenant's overrides as stored now.
+pub async fn run(
+    State(s): State<HttpState>,
+    headers: HeaderMap,
+) -> Result<Json<MaintenanceReport>, ApiError> {
+    if !is_admin(&s, &headers) {
         return Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
             "maintenance needs the admin key: send Authorization: Bearer <admin key>",

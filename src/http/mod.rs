@@ -54,6 +54,8 @@ pub struct HttpState {
     pub tiers: TierPolicy,
     /// The key of the admin endpoints.
     pub admin_key: Arc<String>,
+    /// Every listener's connection caps, for their figures in `/ready`.
+    pub listeners: Arc<Vec<Arc<crate::admission::Admission>>>,
 }
 
 /// An HTTP refusal with a JSON reason.
@@ -108,9 +110,18 @@ pub fn router(state: HttpState) -> Router {
         .with_state(state)
 }
 
-/// Readiness for probes: says nothing about anyone's data (no key is asked for).
-async fn ready() -> impl IntoResponse {
-    Json(json!({ "status": "ready" }))
+/// Readiness for probes: says nothing about anyone's data (no key is asked for). With the
+/// admin key it adds each listener's connections (open, cap, refused and evicted since start).
+async fn ready(State(s): State<HttpState>, headers: HeaderMap) -> impl IntoResponse {
+    if !maintenance::is_admin(&s, &headers) {
+        return Json(json!({ "status": "ready" }));
+    }
+    let connections: serde_json::Map<String, serde_json::Value> = s
+        .listeners
+        .iter()
+        .map(|a| (a.name().to_string(), json!(a.stats())))
+        .collect();
+    Json(json!({ "status": "ready", "connections": connections }))
 }
 
 /// `POST /query` (see [`crate::query::seed_api`]).

@@ -2,6 +2,11 @@
 //! (`--otlp-grpc-addr`, 4317 by convention), served by tonic with the generated service. The
 //! API key comes in the `authorization` metadata, as OTLP exporters send headers; records take
 //! the same durable path as HTTP ingest.
+//!
+//! A connection has the login timeout to send a request with a valid key; one that has, and
+//! then sends nothing for [`SETTLED_IDLE`], is closed too. Past the connection caps the idlest
+//! connection is closed to admit the newcomer (unauthenticated ones first, never one with a
+//! request in progress).
 
 use opentelemetry_proto::tonic::collector::logs::v1::logs_service_server::{
     LogsService, LogsServiceServer,
@@ -9,20 +14,24 @@ use opentelemetry_proto::tonic::collector::logs::v1::logs_service_server::{
 use opentelemetry_proto::tonic::collector::logs::v1::{
     ExportLogsServiceRequest, ExportLogsServiceResponse,
 };
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use prost::Message;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::time::{Instant, Sleep};
+use tokio_util::sync::WaitForCancellationFutureOwned;
 use tonic::codec::CompressionEncoding;
-use tonic::transport::server::{Connected, TcpConnectInfo};
+use tonic::transport::server::Connected;
 use tonic::{Code, Request, Response, Status};
 
 use super::guard::key_tenant;
 use super::{store_records, HttpState};
-use crate::admission::{Admission, Permit};
+use crate::admission::{Activity, Admission, Permit};
 use crate::ingest::otlp;
 use crate::model::now_micros;
 
@@ -49,8 +58,16 @@ impl LogsService for Logs {
         &self,
         request: Request<ExportLogsServiceRequest>,
     ) -> Result<Response<ExportLogsServiceResponse>, Status> {
+        let connection = request
+            .extensions()
+            .get::<GrpcConnection>()
+            .map(|c| c.activity.clone());
+        let _busy = connection.as_ref().map(Activity::busy);
         let headers = request.metadata().clone().into_headers();
         let tenant = key_tenant(&self.state, &headers).await.map_err(status_of)?;
+        if let Some(connection) = &connection {
+            connection.settle();
+        }
         let message = request.into_inner();
         // The decoded message is held while its records are built: charge it to the budget.
         let _held = self
@@ -70,10 +87,50 @@ impl LogsService for Logs {
     }
 }
 
-/// A connection admitted under the caps; its place is given back when it closes.
+/// How long a connection that has sent an authenticated request may then send nothing.
+const SETTLED_IDLE: Duration = Duration::from_secs(300);
+
+/// A connection admitted under the caps; its place is given back when it closes. Its reads
+/// fail (and the connection closes) when it is evicted, when the login timeout passes before
+/// an authenticated request, and after [`SETTLED_IDLE`] without a byte once there was one.
 struct Admitted {
     stream: TcpStream,
-    _permit: Permit,
+    permit: Permit,
+    deadline: Pin<Box<Sleep>>,
+    evicted: Pin<Box<WaitForCancellationFutureOwned>>,
+    last_read: Instant,
+}
+
+impl Admitted {
+    fn new(stream: TcpStream, permit: Permit, login_timeout: Duration) -> Admitted {
+        let evicted = Box::pin(permit.activity().evicted());
+        Admitted {
+            stream,
+            permit,
+            deadline: Box::pin(tokio::time::sleep(login_timeout)),
+            evicted,
+            last_read: Instant::now(),
+        }
+    }
+
+    /// Why the connection must close now, if it must (the wakers are registered otherwise).
+    fn closing(&mut self, cx: &mut Context<'_>) -> Option<std::io::Error> {
+        use std::io::{Error, ErrorKind};
+        if self.evicted.as_mut().poll(cx).is_ready() {
+            return Some(Error::new(
+                ErrorKind::ConnectionAborted,
+                "closed to admit a newer connection",
+            ));
+        }
+        while self.deadline.as_mut().poll(cx).is_ready() {
+            let idle_until = self.last_read + SETTLED_IDLE;
+            if !self.permit.activity().is_settled() || idle_until <= Instant::now() {
+                return Some(Error::new(ErrorKind::TimedOut, "no authenticated request"));
+            }
+            self.deadline.as_mut().reset(idle_until);
+        }
+        None
+    }
 }
 
 impl AsyncRead for Admitted {
@@ -82,7 +139,16 @@ impl AsyncRead for Admitted {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.stream).poll_read(cx, buf)
+        if let Some(e) = self.closing(cx) {
+            return Poll::Ready(Err(e));
+        }
+        let before = buf.filled().len();
+        let read = Pin::new(&mut self.stream).poll_read(cx, buf);
+        if matches!(read, Poll::Ready(Ok(()))) && buf.filled().len() > before {
+            self.last_read = Instant::now();
+            self.permit.activity().touch();
+        }
+        read
     }
 }
 
@@ -102,31 +168,42 @@ impl AsyncWrite for Admitted {
     }
 }
 
+/// What a request knows of its connection (tonic puts it in the request's extensions).
+#[derive(Debug, Clone)]
+struct GrpcConnection {
+    activity: Activity,
+}
+
 impl Connected for Admitted {
-    type ConnectInfo = TcpConnectInfo;
-    fn connect_info(&self) -> TcpConnectInfo {
-        self.stream.connect_info()
+    type ConnectInfo = GrpcConnection;
+    fn connect_info(&self) -> GrpcConnection {
+        GrpcConnection {
+            activity: self.permit.activity().clone(),
+        }
     }
 }
 
-/// Serves OTLP/gRPC on `listener` until the process ends; connections past `admission`'s caps
-/// are closed at once.
-pub async fn serve(listener: TcpListener, state: HttpState, admission: Arc<Admission>) {
+/// Serves OTLP/gRPC on `listener` until the process ends, under `admission`'s caps; a
+/// connection has `login_timeout` to send an authenticated request.
+pub async fn serve(
+    listener: TcpListener,
+    state: HttpState,
+    admission: Arc<Admission>,
+    login_timeout: Duration,
+) {
     let max = state.body.max_bytes;
     let service = LogsServiceServer::new(Logs { state })
         .accept_compressed(CompressionEncoding::Gzip)
         .max_decoding_message_size(max);
-    let incoming =
-        futures::stream::unfold((listener, admission), |(listener, admission)| async move {
+    let incoming = futures::stream::unfold(
+        (listener, admission),
+        move |(listener, admission)| async move {
             loop {
                 match listener.accept().await {
                     Ok((stream, peer)) => match admission.admit(peer.ip()) {
                         Ok(permit) => {
                             let _ = stream.set_nodelay(true);
-                            let conn = Admitted {
-                                stream,
-                                _permit: permit,
-                            };
+                            let conn = Admitted::new(stream, permit, login_timeout);
                             return Some((Ok::<_, std::io::Error>(conn), (listener, admission)));
                         }
                         Err(refused) => {
@@ -139,7 +216,8 @@ pub async fn serve(listener: TcpListener, state: HttpState, admission: Arc<Admis
                     }
                 }
             }
-        });
+        },
+    );
     let result = tonic::transport::Server::builder()
         .concurrency_limit_per_connection(256)
         .timeout(std::time::Duration::from_secs(60))

@@ -47,7 +47,7 @@ pub use tls::{tls_acceptor, TlsError};
 use crate::admission::Admission;
 use crate::auth::Users;
 use session::Cancels;
-use startup::Startup;
+use startup::{Pids, Startup};
 use throttle::LoginThrottle;
 
 /// Everything one pg connection needs.
@@ -58,13 +58,22 @@ pub struct PgHandlers {
     cancels: Arc<Cancels>,
     require_tls: bool,
     throttle: LoginThrottle,
-    admission: Arc<Admission>,
-    /// Caps of connections that have not logged in yet (held until the login completes).
-    logins: Arc<Admission>,
+    caps: PgCaps,
     limits: SessionLimits,
+    pids: Arc<Pids>,
 }
 
-/// What one pg session may do.
+/// The pg listener's connection caps.
+#[derive(Debug, Clone)]
+pub struct PgCaps {
+    /// Logged-in sessions (a place is taken as the login completes).
+    pub sessions: Arc<Admission>,
+    /// Connections that have not logged in yet (held until the login completes); when full,
+    /// the longest-waiting one is closed to make room.
+    pub logins: Arc<Admission>,
+}
+
+/// What one pg session, and a client logging in, may do.
 #[derive(Debug, Clone, Copy)]
 pub struct SessionLimits {
     /// A new session's `statement_timeout` (zero: none).
@@ -73,19 +82,20 @@ pub struct SessionLimits {
     pub max_message: usize,
     /// Longest SQL text of one query.
     pub max_query_bytes: usize,
+    /// Time a connection has, from its accept, to log in.
+    pub login_timeout: Duration,
+    /// The wait before a failed login is answered (doubling per address).
+    pub auth_delay: Duration,
 }
 
 impl PgHandlers {
-    /// `auth_delay`: the wait before a failed login is answered (doubling per address).
     pub fn new(
         ctx: SessionContext,
         store: Arc<crate::store::Store>,
         auth: AuthMethod,
         users: Users,
         require_tls: bool,
-        auth_delay: Duration,
-        admission: Arc<Admission>,
-        logins: Arc<Admission>,
+        caps: PgCaps,
         limits: SessionLimits,
         runtime: Arc<crate::query::runtime::QueryRuntime>,
     ) -> PgHandlers {
@@ -100,10 +110,10 @@ impl PgHandlers {
             users: Arc::new(users),
             cancels: Arc::new(Cancels::default()),
             require_tls,
-            throttle: LoginThrottle::new(auth_delay),
-            admission,
-            logins,
+            throttle: LoginThrottle::new(limits.auth_delay),
+            caps,
             limits,
+            pids: Arc::new(Pids::default()),
         }
     }
 }
@@ -117,6 +127,7 @@ impl PgHandlers {
             self.cancels.clone(),
             self.require_tls,
             self.limits.statement_timeout,
+            self.pids.clone(),
         )
     }
 
@@ -128,18 +139,15 @@ impl PgHandlers {
 }
 
 /// Accepts pg connections until the listener fails; each connection is its own task, and a
-/// broken or hostile client only ever ends its own connection. Past the connection caps a
-/// client is answered FATAL 53300 and closed.
+/// broken or hostile client only ever ends its own connection. A connection first takes a
+/// place among those logging in (the longest-waiting one is closed to make room; an address
+/// past its share is answered FATAL 53300), and a session place once it logs in.
 pub async fn serve(listener: TcpListener, handlers: Arc<PgHandlers>, tls: Option<TlsAcceptor>) {
     loop {
         match listener.accept().await {
             Ok((socket, peer)) => {
-                let admitted = handlers.admission.admit(peer.ip()).and_then(|permit| {
-                    let login = handlers.logins.admit(peer.ip())?;
-                    Ok((permit, login))
-                });
-                let (permit, login) = match admitted {
-                    Ok(permits) => permits,
+                let login = match handlers.caps.logins.admit(peer.ip()) {
+                    Ok(permit) => permit,
                     Err(refused) => {
                         tracing::debug!(%peer, %refused, "pg connection refused");
                         tokio::spawn(socket::refuse(socket, format!("sorry, {refused}")));
@@ -155,7 +163,6 @@ pub async fn serve(listener: TcpListener, handlers: Arc<PgHandlers>, tls: Option
                     if let Err(e) = served {
                         tracing::debug!(%peer, error = %e, "pg connection ended with an error");
                     }
-                    drop(permit);
                 });
             }
             Err(e) => {

@@ -3,7 +3,10 @@
 //! connection (nothing a client sends after a failed login is read); a failed login is answered
 //! only after the address's login-throttle delay; a frame that breaks the protocol's layout
 //! ([`super::frames`]) or that pgwire cannot decode gets a FATAL 08P01; and a panic while decoding or answering a message is contained to its connection and
-//! answered with an ErrorResponse (XX000), never a dropped socket or a dead server.
+//! answered with an ErrorResponse (XX000), never a dropped socket or a dead server. A client
+//! has the login timeout to log in (then FATAL 57014), holds a place among the logins in
+//! progress until it has (the listener may close it for a newcomer: FATAL 53300), and takes a
+//! session place only as its login completes.
 
 use std::io;
 use std::net::IpAddr;
@@ -27,14 +30,18 @@ use super::frames::{Checked, FrameCheck};
 use super::query::Prepared;
 use super::PgHandlers;
 use crate::admission::Permit;
+use crate::auth::AuthMethod;
 
 /// Most rows one Execute returns before PortalSuspended (the client then executes again).
 const MAX_FETCH_ROWS: i32 = 65_536;
 
-/// How long a client may take to finish startup and authentication.
-const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a last error may take to reach a client that does not read.
+const LAST_WORDS: Duration = Duration::from_secs(1);
 
 /// Serves one connection until the client leaves, breaks the protocol or fails to log in.
+/// `login` is the connection's place among those logging in: it has the login timeout to log
+/// in, and is closed early if the listener needs its place for a newcomer. A session place is
+/// taken as the login completes (past the session caps: FATAL 53300).
 pub async fn serve_connection(
     tcp: TcpStream,
     peer: IpAddr,
@@ -42,12 +49,15 @@ pub async fn serve_connection(
     handlers: Arc<PgHandlers>,
     login: Permit,
 ) -> io::Result<()> {
-    // Held while the client logs in: connections not yet logged in have caps of their own.
+    let evicted = login.activity().evicted();
+    tokio::pin!(evicted);
     let mut login = Some(login);
-    let startup_timeout = tokio::time::sleep(STARTUP_TIMEOUT);
-    tokio::pin!(startup_timeout);
+    let mut session: Option<Permit> = None;
+    let deadline = tokio::time::sleep(handlers.limits.login_timeout);
+    tokio::pin!(deadline);
     let negotiated = tokio::select! {
-        _ = &mut startup_timeout => return Ok(()),
+        _ = &mut deadline => return Ok(()),
+        _ = &mut evicted => return Ok(()),
         s = negotiate_tls::<Prepared>(tcp, tls) => s?,
     };
     // A direct TLS handshake with no TLS configured: nothing to answer in.
@@ -69,6 +79,7 @@ pub async fn serve_connection(
     let engine = handlers.engine.clone();
     let cancels = handlers.cancels.clone();
     let copy = Arc::new(NoopHandler);
+    let mut passwords = 0u32;
     loop {
         let logging_in = matches!(
             socket.state(),
@@ -80,7 +91,22 @@ pub async fn serve_connection(
         let next = AssertUnwindSafe(socket.next()).catch_unwind();
         let next = if logging_in {
             tokio::select! {
-                _ = &mut startup_timeout => return Ok(()),
+                _ = &mut deadline => {
+                    let info = ErrorInfo::new(
+                        "FATAL".into(),
+                        sqlstate::QUERY_CANCELED.into(),
+                        "canceling authentication due to timeout".into(),
+                    );
+                    return end_with(&mut socket, info).await;
+                }
+                _ = &mut evicted => {
+                    let info = fatal(
+                        sqlstate::TOO_MANY_CONNECTIONS,
+                        "sorry, too many connections are logging in; this one waited longest"
+                            .into(),
+                    );
+                    return end_with(&mut socket, info).await;
+                }
                 m = next => m,
             }
         } else {
@@ -110,6 +136,19 @@ pub async fn serve_connection(
         if matches!(msg, PgWireFrontendMessage::Terminate(_)) {
             return Ok(());
         }
+        if logging_in {
+            if matches!(msg, PgWireFrontendMessage::PasswordMessageFamily(_)) {
+                passwords += 1;
+            }
+            // The session place is taken before the message that may complete the login is
+            // answered, so a full server says so instead of ReadyForQuery.
+            if session.is_none() && may_complete_login(handlers.auth, &msg, passwords) {
+                match handlers.caps.sessions.admit(peer) {
+                    Ok(permit) => session = Some(permit),
+                    Err(refused) => return refuse_session(&mut socket, refused).await,
+                }
+            }
+        }
         // pgwire sizes a row buffer by Execute's row limit: a negative one means "all rows"
         // (as in PostgreSQL), a huge one is served in portions.
         if let PgWireFrontendMessage::Execute(e) = &mut msg {
@@ -135,6 +174,12 @@ pub async fn serve_connection(
         .catch_unwind()
         .await;
         if login.is_some() && matches!(socket.state(), PgWireConnectionState::ReadyForQuery) {
+            if session.is_none() {
+                match handlers.caps.sessions.admit(peer) {
+                    Ok(permit) => session = Some(permit),
+                    Err(refused) => return refuse_session(&mut socket, refused).await,
+                }
+            }
             login = None;
             socket.get_mut().logged_in();
         }
@@ -152,7 +197,13 @@ pub async fn serve_connection(
             // Every failure before a session exists ends the connection, as in PostgreSQL.
             info.severity = "FATAL".into();
             if info.code.starts_with("28") {
-                handlers.throttle.failed(peer).await;
+                // The answer waits (the throttle), holding no session place; a connection
+                // closed for a newcomer meanwhile goes unanswered.
+                session = None;
+                tokio::select! {
+                    _ = &mut evicted => return Ok(()),
+                    _ = handlers.throttle.failed(peer) => {}
+                }
             }
         }
         if info.severity == "FATAL" {
@@ -165,6 +216,25 @@ pub async fn serve_connection(
         )
         .await?;
     }
+}
+
+/// Whether answering `msg` may complete a login: the StartupMessage under trust, the password
+/// under md5, SCRAM's final message (the second password message).
+fn may_complete_login(auth: AuthMethod, msg: &PgWireFrontendMessage, passwords: u32) -> bool {
+    match auth {
+        AuthMethod::Trust => matches!(msg, PgWireFrontendMessage::Startup(_)),
+        AuthMethod::Md5 => passwords >= 1,
+        AuthMethod::ScramSha256 => passwords >= 2,
+    }
+}
+
+/// Ends a login the session caps have no place for (FATAL 53300).
+async fn refuse_session<S>(socket: &mut S, refused: crate::admission::Refused) -> io::Result<()>
+where
+    S: futures::Sink<PgWireBackendMessage, Error = io::Error> + Unpin,
+{
+    let info = fatal(sqlstate::TOO_MANY_CONNECTIONS, format!("sorry, {refused}"));
+    end_with(socket, info).await
 }
 
 type Codec = PgWireMessageServerCodec<Prepared>;
@@ -181,15 +251,21 @@ fn checked<S>(socket: Framed<S, Codec>, check: FrameCheck) -> Framed<Checked<S>,
     Framed::from_parts(checked)
 }
 
-/// Sends a last error and closes the connection; nothing more is read from it.
+/// Sends a last error and closes the connection; nothing more is read from it. A client that
+/// does not read gets [`LAST_WORDS`] to take it.
 async fn end_with<S>(socket: &mut S, info: ErrorInfo) -> io::Result<()>
 where
     S: futures::Sink<PgWireBackendMessage, Error = io::Error> + Unpin,
 {
-    socket
-        .send(PgWireBackendMessage::ErrorResponse(info.into()))
-        .await?;
-    socket.close().await
+    let last = async {
+        socket
+            .send(PgWireBackendMessage::ErrorResponse(info.into()))
+            .await?;
+        socket.close().await
+    };
+    tokio::time::timeout(LAST_WORDS, last)
+        .await
+        .unwrap_or(Ok(()))
 }
 
 fn fatal(code: &str, message: String) -> ErrorInfo {
@@ -232,7 +308,7 @@ pub async fn refuse(mut tcp: TcpStream, why: String) {
     let mut frame = vec![b'E'];
     frame.extend_from_slice(&(body.len() as u32 + 4).to_be_bytes());
     frame.extend_from_slice(&body);
-    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+    let _ = tokio::time::timeout(LAST_WORDS, async {
         let _ = tcp.write_all(&frame).await;
         let _ = tcp.shutdown().await;
     })

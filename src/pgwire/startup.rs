@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::fmt::Debug;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::Arc;
 use timberline_udfs::sqlstate;
 
@@ -17,13 +17,10 @@ use pgwire::api::auth::{
     finish_authentication, protocol_negotiation, save_startup_parameters_to_metadata, AuthSource,
     LoginInfo, Password, ServerParameterProvider, StartupHandler,
 };
-use pgwire::api::{
-    ClientInfo, PgWireConnectionState, PidSecretKeyGenerator, RandomPidSecretKeyGenerator,
-    METADATA_USER,
-};
+use pgwire::api::{ClientInfo, PgWireConnectionState, PidSecretKeyGenerator, METADATA_USER};
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
-use pgwire::messages::startup::{PasswordMessageFamily, SASLInitialResponse};
-use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
+use pgwire::messages::startup::{PasswordMessageFamily, SASLInitialResponse, SecretKey};
+use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage, ProtocolVersion};
 use timberline_udfs::pg_compat::{PgSession, Tenant, PG_VERSION, PG_VERSION_NUM};
 
 use super::session::{Cancels, Connection};
@@ -44,7 +41,50 @@ pub struct Startup {
 enum Method {
     Scram(SASLAuthStartupHandler<Parameters>),
     Md5(Md5PasswordAuthStartupHandler<Verifiers, Parameters>),
-    Trust(RandomPidSecretKeyGenerator),
+    Trust(Arc<Pids>),
+}
+
+/// The process ids and secret keys of BackendKeyData, shared by every connection: each
+/// connection gets the next id (from a random start, so ids tell nothing of how many
+/// connections came before) and a random key (4 bytes in protocol 3.0, 32 in 3.2), the pair
+/// a CancelRequest must name.
+#[derive(Debug)]
+pub struct Pids {
+    next: AtomicI32,
+}
+
+/// Ids are drawn from `FIRST_PID..=i32::MAX`, wrapping around.
+const FIRST_PID: i32 = 10_000;
+
+impl Default for Pids {
+    fn default() -> Pids {
+        let start = rand::Rng::gen_range(&mut rand::thread_rng(), FIRST_PID..1 << 30);
+        Pids {
+            next: AtomicI32::new(start),
+        }
+    }
+}
+
+impl Pids {
+    fn next_pid(&self) -> i32 {
+        let step = |p: i32| Some(p.checked_add(1).unwrap_or(FIRST_PID));
+        match self
+            .next
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, step)
+        {
+            Ok(pid) | Err(pid) => pid,
+        }
+    }
+}
+
+impl PidSecretKeyGenerator for Pids {
+    fn generate(&self, client: &dyn ClientInfo) -> (i32, SecretKey) {
+        let key = match client.protocol_version() {
+            ProtocolVersion::PROTOCOL3_0 => SecretKey::I32(rand::random::<i32>()),
+            _ => SecretKey::Bytes(bytes::Bytes::from(rand::random::<[u8; 32]>().to_vec())),
+        };
+        (self.next_pid(), key)
+    }
 }
 
 impl Startup {
@@ -55,6 +95,7 @@ impl Startup {
         cancels: Arc<Cancels>,
         require_tls: bool,
         statement_timeout: std::time::Duration,
+        pids: Arc<Pids>,
     ) -> Startup {
         let verifiers = Arc::new(Verifiers {
             users: users.clone(),
@@ -65,10 +106,17 @@ impl Startup {
             AuthMethod::ScramSha256 => {
                 let mut scram = ScramAuth::new(verifiers);
                 scram.set_iterations(SCRAM_ITERATIONS);
-                Method::Scram(SASLAuthStartupHandler::new(params).with_scram(scram))
+                Method::Scram(
+                    SASLAuthStartupHandler::new(params)
+                        .with_scram(scram)
+                        .with_pid_secret_key_generator(pids),
+                )
             }
-            AuthMethod::Md5 => Method::Md5(Md5PasswordAuthStartupHandler::new(verifiers, params)),
-            AuthMethod::Trust => Method::Trust(RandomPidSecretKeyGenerator::default()),
+            AuthMethod::Md5 => Method::Md5(
+                Md5PasswordAuthStartupHandler::new(verifiers, params)
+                    .with_pid_secret_key_generator(pids),
+            ),
+            AuthMethod::Trust => Method::Trust(pids),
         };
         Startup {
             method,

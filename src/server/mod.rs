@@ -12,7 +12,7 @@ use tokio::net::TcpListener;
 
 pub use demo::run_demo;
 
-use crate::admission::Admission;
+use crate::admission::{Admission, Full};
 use crate::auth::{ApiKeys, Users};
 use crate::buffer::HotBuffer;
 use crate::catalog::{Catalog, CatalogError, FileCatalog};
@@ -21,7 +21,7 @@ use crate::http::guard::BodyLimits;
 use crate::http::{router, HttpState};
 use crate::ingest::Ingestor;
 use crate::model::records_to_batch;
-use crate::pgwire::{serve, tls_acceptor, PgHandlers, SessionLimits, TlsError};
+use crate::pgwire::{serve, tls_acceptor, PgCaps, PgHandlers, SessionLimits, TlsError};
 use crate::query::runtime::{QueryRuntime, RuntimeError};
 use crate::query::{new_context, QueryMemory};
 use crate::storage::{open_cold_store, SegmentFiles};
@@ -172,6 +172,26 @@ impl Server {
             crate::auth::DEMO_API_KEY.to_string()
         });
 
+        let caps = connection_caps(config);
+        let per_address = config.max_connections_per_address;
+        let http_conns = Admission::new("HTTP", caps.http, per_address, Full::EvictIdlest);
+        let pg_sessions = Admission::new("pg", caps.pg, per_address, Full::Refuse);
+        let pg_logins = Admission::new(
+            "pg login",
+            caps.pg_logins,
+            (caps.pg_logins / 4).min(per_address),
+            Full::EvictIdlest,
+        );
+        let grpc_conns = Admission::new("OTLP/gRPC", caps.grpc, per_address, Full::EvictIdlest);
+        let syslog_conns =
+            Admission::new("syslog TCP", caps.syslog, per_address, Full::EvictIdlest);
+        let mut listeners = vec![http_conns.clone(), pg_sessions.clone(), pg_logins.clone()];
+        if config.otlp_grpc_addr.is_some() {
+            listeners.push(grpc_conns.clone());
+        }
+        if config.syslog_addr.is_some() {
+            listeners.push(syslog_conns.clone());
+        }
         let state = HttpState {
             ingestor: ingestor.clone(),
             store: store.clone(),
@@ -185,15 +205,16 @@ impl Server {
             keys: Arc::new(ApiKeys::new(&data_dir, &api_key)),
             tiers,
             admin_key: Arc::new(config.admin_key.clone().unwrap_or_else(|| api_key.clone())),
+            listeners: Arc::new(listeners),
         };
-        let (pg_cap, http_cap) = connection_caps(config);
         let otlp_grpc_addr = match config.otlp_grpc_addr {
             Some(addr) => {
                 let (listener, local) = bind(addr).await?;
                 tokio::spawn(crate::http::otlp_grpc::serve(
                     listener,
                     state.clone(),
-                    Admission::new(http_cap, config.max_connections_per_address),
+                    grpc_conns,
+                    config.login_timeout,
                 ));
                 Some(local)
             }
@@ -212,7 +233,11 @@ impl Server {
                     tcp,
                     config.syslog_tenant.clone(),
                     ingestor.clone(),
-                    Admission::new(http_cap, config.max_connections_per_address),
+                    crate::ingest::syslog::listener::TcpLimits {
+                        admission: syslog_conns,
+                        first_byte: config.login_timeout,
+                        idle: config.syslog_idle_timeout,
+                    },
                 );
                 Some(local)
             }
@@ -221,7 +246,7 @@ impl Server {
         tokio::spawn(crate::http::serve::serve(
             http,
             router(state),
-            Admission::new(http_cap, config.max_connections_per_address),
+            http_conns,
             config.http_header_timeout,
         ));
         let password = config.password.clone().unwrap_or_else(|| {
@@ -245,16 +270,16 @@ impl Server {
             config.pg_auth,
             users,
             config.require_tls,
-            config.auth_delay,
-            Admission::new(pg_cap, config.max_connections_per_address),
-            Admission::new(
-                config.pg_max_pending_logins,
-                (config.pg_max_pending_logins / 4).max(1),
-            ),
+            PgCaps {
+                sessions: pg_sessions,
+                logins: pg_logins,
+            },
             SessionLimits {
                 statement_timeout: config.statement_timeout,
                 max_message: config.pg_max_message,
                 max_query_bytes: config.pg_max_query_bytes,
+                login_timeout: config.login_timeout,
+                auth_delay: config.auth_delay,
             },
             Arc::new(QueryRuntime::new(
                 config.query_threads,
@@ -288,23 +313,70 @@ impl Server {
     }
 }
 
-/// The pg and HTTP connection caps, lowered (with a warning) to fit the process's open-files
-/// limit with room left for the server's own files.
-fn connection_caps(config: &Config) -> (usize, usize) {
+/// Connection caps of every listener.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Caps {
+    pg: usize,
+    pg_logins: usize,
+    http: usize,
+    grpc: usize,
+    syslog: usize,
+}
+
+/// The connection caps of every listener (OTLP/gRPC and syslog TCP take the HTTP cap each),
+/// lowered in proportion (with a warning) to fit the process's open-files limit with room left
+/// for the server's own files.
+fn connection_caps(config: &Config) -> Caps {
     let budget = crate::admission::connection_budget();
-    let (pg, http) = (config.pg_max_connections, config.http_max_connections);
-    if pg.saturating_add(http) <= budget {
-        return (pg, http);
+    let http = config.http_max_connections.max(1);
+    let wanted = Caps {
+        pg: config.pg_max_connections.max(1),
+        pg_logins: config.pg_max_pending_logins.max(1),
+        http,
+        grpc: if config.otlp_grpc_addr.is_some() {
+            http
+        } else {
+            0
+        },
+        syslog: if config.syslog_addr.is_some() {
+            http
+        } else {
+            0
+        },
+    };
+    fit_caps(wanted, budget)
+}
+
+fn fit_caps(wanted: Caps, budget: usize) -> Caps {
+    let all = [
+        wanted.pg,
+        wanted.pg_logins,
+        wanted.http,
+        wanted.grpc,
+        wanted.syslog,
+    ];
+    let sum = all.iter().fold(0usize, |a, b| a.saturating_add(*b));
+    if sum <= budget {
+        return wanted;
     }
-    let pg_fit = (budget / 4).max(1).min(pg);
-    let http_fit = budget.saturating_sub(pg_fit).max(1).min(http);
+    // A listener that is off (0) stays at 0; one that is on keeps at least one place.
+    let fit = |n: usize| {
+        let share = u128::try_from(n).unwrap_or(u128::MAX) * budget as u128 / sum as u128;
+        usize::try_from(share).unwrap_or(n).clamp(n.min(1), n)
+    };
+    let caps = Caps {
+        pg: fit(wanted.pg),
+        pg_logins: fit(wanted.pg_logins),
+        http: fit(wanted.http),
+        grpc: fit(wanted.grpc),
+        syslog: fit(wanted.syslog),
+    };
     tracing::warn!(
         budget,
-        pg = pg_fit,
-        http = http_fit,
+        ?caps,
         "the open-files limit is too low for the configured connection caps; lowered them"
     );
-    (pg_fit, http_fit)
+    caps
 }
 
 /// The directory queries spill to, emptied of a previous run's leftovers.
@@ -368,5 +440,27 @@ async fn maintenance_loop(store: Arc<Store>, tiers: TierPolicy, interval: Durati
                 "maintenance pass"
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn caps_fit_the_descriptor_budget_in_proportion() {
+        let wanted = Caps {
+            pg: 256,
+            pg_logins: 128,
+            http: 1024,
+            grpc: 1024,
+            syslog: 0,
+        };
+        assert_eq!(fit_caps(wanted, 10_000), wanted);
+        let fit = fit_caps(wanted, 1216);
+        let sum = fit.pg + fit.pg_logins + fit.http + fit.grpc + fit.syslog;
+        assert!(sum <= 1216, "{fit:?}");
+        assert_eq!((fit.pg, fit.pg_logins, fit.http), (128, 64, 512));
+        assert_eq!(fit.syslog, 0, "a listener that is off takes no share");
     }
 }

@@ -12,6 +12,10 @@ use tokio_postgres::NoTls;
 use crate::support::{bin, http, pg_login as login, TestServer, API_KEY};
 use crate::wire::{cstr, execute, msg, parse, query, startup, sync, tcp_from, Msg, Wire, PATIENCE};
 
+/// Idle connections on every listener.
+#[path = "abuse_idle.rs"]
+mod idle;
+
 const OTHER: [u8; 4] = [127, 0, 0, 2];
 
 fn sqlstate(e: &tokio_postgres::Error) -> String {
@@ -514,14 +518,24 @@ async fn one_address_cannot_take_every_connection() {
         "4",
         "--http-header-timeout",
         "60s",
+        "--http-body-timeout",
+        "60s",
     ]);
     let port = http_port(&server);
+    // Four connections each busy with a request (a body still coming, its 100 Continue
+    // read): an idle one would be closed to make room, a busy one is not.
+    let auth = format!("authorization: Bearer {API_KEY}\r\nexpect: 100-continue\r\n");
     let mut held = Vec::new();
     for _ in 0..4 {
         let mut s = tcp_from([127, 0, 0, 1].into(), port).await;
-        s.write_all(b"GET /health HTTP/1.1\r\n")
+        s.write_all(&post_head(&auth, 1000)).await.expect("write");
+        let mut answer = [0u8; 25];
+        tokio::time::timeout(PATIENCE, s.read_exact(&mut answer))
             .await
-            .expect("write");
+            .expect("100 Continue in time")
+            .expect("read");
+        assert!(answer.starts_with(b"HTTP/1.1 100"), "{answer:?}");
+        s.write_all(b"{\"logs\":").await.expect("write");
         held.push(s);
     }
     // The server counts a connection when it accepts it; retry until the fifth is refused.
@@ -555,32 +569,21 @@ async fn one_address_cannot_take_every_connection() {
         .expect("/health");
     assert_eq!(health.status(), 200);
 
-    // The same on the pg port: FATAL 53300 for the fifth, a login from elsewhere works.
-    let mut pg_held = Vec::new();
+    // The same on the pg port for logged-in sessions: FATAL 53300 for the fifth, a login
+    // from elsewhere works.
+    let mut sessions = Vec::new();
     for _ in 0..4 {
-        pg_held.push(Wire::connect(server.pg_port).await);
+        let session = login_from([127, 0, 0, 1].into(), server.pg_port, "timberline").await;
+        sessions.push(session.expect("login"));
     }
-    let mut refused = None;
-    for _ in 0..100 {
-        let mut w = Wire::connect(server.pg_port).await;
-        w.send(&startup("timberline")).await;
-        let first = w.recv().await;
-        if let Some(m) = first.filter(|m| m.tag == b'E') {
-            refused = Some(m);
-            break;
-        }
-    }
-    let refusal = refused.expect("the fifth pg connection was never refused");
-    assert_eq!(refusal.sqlstate(), "53300", "{refusal:?}");
-    let tcp = tcp_from(IpAddr::from(OTHER), server.pg_port).await;
-    let config: tokio_postgres::Config = "user=timberline password=timberline dbname=timberline"
-        .parse()
-        .expect("config");
-    let (client, conn) = config
-        .connect_raw(tcp, NoTls)
+    let e = login_from([127, 0, 0, 1].into(), server.pg_port, "timberline")
+        .await
+        .err()
+        .expect("the fifth pg session was admitted");
+    assert_eq!(sqlstate(&e), "53300", "{e}");
+    let client = login_from(IpAddr::from(OTHER), server.pg_port, "timberline")
         .await
         .expect("login from 127.0.0.2");
-    tokio::spawn(conn);
     let one: i64 = client
         .query_one("SELECT 1::bigint", &[])
         .await
@@ -994,29 +997,25 @@ async fn before_login_only_small_password_messages_are_read() {
         Some("08P01".into()),
         "{got:?}"
     );
-    // At most a quarter of the pending-login places (2 of 8) go to one address.
+    // At most a quarter of the pending-login places (2 of 8) go to one address: a third
+    // login from it closes the one of them that has waited longest (FATAL 53300).
     let mut waiting = Vec::new();
     for _ in 0..2 {
-        // The refused connection's place is freed when its task ends, which may be a moment
-        // after the client sees the close: poll for the place rather than race it.
-        let mut admitted = None;
-        for _ in 0..200 {
-            let mut w = Wire::connect(server.pg_port).await;
-            w.send(&startup("timberline")).await;
-            let answer = w.recv().await;
-            if answer.as_ref().and_then(|m| m.auth_code()) == Some(10) {
-                admitted = Some(w);
-                break;
-            }
-            assert_eq!(answer.map(|m| m.sqlstate()), Some("53300".into()));
-            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-        }
-        waiting.push(admitted.expect("a pending-login place"));
+        let mut w = Wire::connect(server.pg_port).await;
+        w.send(&startup("timberline")).await;
+        assert_eq!(w.recv().await.and_then(|m| m.auth_code()), Some(10));
+        waiting.push(w);
     }
     let mut third = Wire::connect(server.pg_port).await;
     third.send(&startup("timberline")).await;
-    let refusal = third.recv().await.expect("an answer");
-    assert_eq!(refusal.sqlstate(), "53300", "{refusal:?}");
+    assert_eq!(third.recv().await.and_then(|m| m.auth_code()), Some(10));
+    let oldest = waiting[0].until_closed().await;
+    assert_eq!(
+        oldest.first().map(|m| m.sqlstate()),
+        Some("53300".into()),
+        "{oldest:?}"
+    );
+    waiting.push(third);
     // Logged-in connections do not count against it: once the waiting ones go, a login works.
     drop(waiting);
     let mut done = None;

@@ -2,6 +2,12 @@
 //! and handed to a batcher that accepts records through the [`Ingestor`] (WAL, then the hot
 //! buffer) under the listener's tenant. A full buffer holds the batch and retries, so TCP
 //! senders are slowed (their reads stop) instead of losing lines.
+//!
+//! A TCP connection must send its first byte within the login timeout and then never be
+//! silent for longer than the idle timeout. Past the connection caps the idlest connection
+//! (one that never sent a byte first) is closed to admit the newcomer, after what it already
+//! sent is read and stored: a sender is never accepted only to have its message dropped, and
+//! every eviction or refusal is counted (`/ready`) and logged.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -11,8 +17,8 @@ use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::mpsc;
 
-use super::framing::Framer;
-use crate::admission::Admission;
+use super::framing::{Frame, Framer};
+use crate::admission::{Admission, Permit};
 use crate::ingest::{IngestError, Ingestor};
 use crate::model::{now_micros, LogRecord, MAX_MSG_BYTES};
 
@@ -22,8 +28,20 @@ const MAX_FRAME: usize = MAX_MSG_BYTES + 2048;
 const QUEUE: usize = 16_384;
 /// Most records accepted in one WAL append.
 const BATCH: usize = 4_096;
-/// A TCP connection that sends nothing for this long is closed.
-const IDLE: Duration = Duration::from_secs(600);
+/// Bytes read from a TCP connection at a time.
+const READ_BYTES: usize = 16 * 1024;
+/// Most bytes read from an evicted connection before it is closed.
+const DRAIN_BYTES: usize = 1 << 20;
+
+/// The TCP side's caps and timeouts.
+#[derive(Debug, Clone)]
+pub struct TcpLimits {
+    pub admission: Arc<Admission>,
+    /// Time a new connection has to send its first byte.
+    pub first_byte: Duration,
+    /// Time a connection may then send nothing.
+    pub idle: Duration,
+}
 
 /// Serves syslog on `udp` and `tcp` until the process ends; rows belong to `tenant`.
 pub fn spawn(
@@ -31,12 +49,12 @@ pub fn spawn(
     tcp: TcpListener,
     tenant: String,
     ingestor: Ingestor,
-    admission: Arc<Admission>,
+    limits: TcpLimits,
 ) {
     let (tx, rx) = mpsc::channel(QUEUE);
     tokio::spawn(batcher(rx, ingestor, tenant));
     tokio::spawn(serve_udp(udp, tx.clone()));
-    tokio::spawn(serve_tcp(tcp, tx, admission));
+    tokio::spawn(serve_tcp(tcp, tx, limits));
 }
 
 async fn batcher(mut rx: mpsc::Receiver<LogRecord>, ingestor: Ingestor, tenant: String) {
@@ -100,7 +118,7 @@ async fn serve_udp(socket: UdpSocket, tx: mpsc::Sender<LogRecord>) {
     }
 }
 
-async fn serve_tcp(listener: TcpListener, tx: mpsc::Sender<LogRecord>, admission: Arc<Admission>) {
+async fn serve_tcp(listener: TcpListener, tx: mpsc::Sender<LogRecord>, limits: TcpLimits) {
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(a) => a,
@@ -110,24 +128,43 @@ async fn serve_tcp(listener: TcpListener, tx: mpsc::Sender<LogRecord>, admission
                 continue;
             }
         };
-        let Ok(permit) = admission.admit(peer.ip()) else {
-            tracing::debug!(%peer, "syslog TCP connection refused: too many");
+        // A refusal is counted and logged by the admission; the sender sees the close.
+        let Ok(permit) = limits.admission.admit(peer.ip()) else {
             continue;
         };
         let tx = tx.clone();
-        tokio::spawn(async move {
-            connection(stream, peer, tx).await;
-            drop(permit);
-        });
+        let limits = limits.clone();
+        tokio::spawn(connection(stream, peer, tx, permit, limits));
     }
 }
 
-async fn connection(mut stream: TcpStream, peer: SocketAddr, tx: mpsc::Sender<LogRecord>) {
+async fn connection(
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    tx: mpsc::Sender<LogRecord>,
+    permit: Permit,
+    limits: TcpLimits,
+) {
+    let activity = permit.activity().clone();
+    let evicted = activity.evicted();
+    tokio::pin!(evicted);
     let mut framer = Framer::new(MAX_FRAME);
-    let mut buf = vec![0u8; 64 * 1024];
+    let mut buf = vec![0u8; READ_BYTES];
     let mut frames = Vec::new();
     loop {
-        let n = match tokio::time::timeout(IDLE, stream.read(&mut buf)).await {
+        let wait = if activity.is_settled() {
+            limits.idle
+        } else {
+            limits.first_byte
+        };
+        let read = tokio::select! {
+            read = tokio::time::timeout(wait, stream.read(&mut buf)) => read,
+            _ = &mut evicted => {
+                drain(&stream, &mut buf, &mut framer, &mut frames);
+                break;
+            }
+        };
+        let n = match read {
             Ok(Ok(0)) | Err(_) => break,
             Ok(Ok(n)) => n,
             Ok(Err(e)) => {
@@ -135,14 +172,41 @@ async fn connection(mut stream: TcpStream, peer: SocketAddr, tx: mpsc::Sender<Lo
                 break;
             }
         };
+        activity.settle();
         framer.push(&buf[..n], &mut frames);
-        for f in frames.drain(..) {
-            if tx.send(record(&f.bytes, f.truncated, &peer)).await.is_err() {
-                return;
+        if !send_all(&tx, &mut frames, &peer).await {
+            return;
+        }
+    }
+    frames.extend(framer.finish());
+    send_all(&tx, &mut frames, &peer).await;
+    drop(permit);
+}
+
+/// Reads what an evicted connection already sent (up to [`DRAIN_BYTES`]) without waiting.
+fn drain(stream: &TcpStream, buf: &mut [u8], framer: &mut Framer, frames: &mut Vec<Frame>) {
+    let mut drained = 0;
+    while drained < DRAIN_BYTES {
+        match stream.try_read(buf) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => {
+                drained += n;
+                framer.push(&buf[..n], frames);
             }
         }
     }
-    if let Some(f) = framer.finish() {
-        let _ = tx.send(record(&f.bytes, f.truncated, &peer)).await;
+}
+
+/// Hands `frames` to the batcher (waiting while it is full); false once it has stopped.
+async fn send_all(
+    tx: &mpsc::Sender<LogRecord>,
+    frames: &mut Vec<Frame>,
+    peer: &SocketAddr,
+) -> bool {
+    for f in frames.drain(..) {
+        if tx.send(record(&f.bytes, f.truncated, peer)).await.is_err() {
+            return false;
+        }
     }
+    true
 }
