@@ -10,6 +10,8 @@ use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use super::fast_event::{self, FastSource};
+use super::limits::LimitError;
+use super::measure::{json::measure_value, MeasureError};
 
 use crate::model::format::parse_ts;
 use crate::model::level::normalize;
@@ -20,6 +22,10 @@ pub const MAX_EVENTS: usize = 10_000;
 
 /// Most bytes one request's events may take once decoded, the batch's `source` copied into each.
 pub const MAX_EXPANDED_BYTES: usize = 128 << 20;
+
+/// Events longer than this are measured before they are decoded (a shorter one cannot build
+/// much: its generic value is at most a few dozen times its size).
+const MEASURED_EVENT_BYTES: usize = 16 << 10;
 
 /// An event that could not be stored, with its position in the request.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -48,6 +54,18 @@ pub enum DecodeError {
         per_event: usize,
         events: usize,
     },
+    /// A value (the `source`, an event, the whole body) would build more than the limits allow.
+    #[error("{0}")]
+    Limit(#[from] LimitError),
+}
+
+/// Measures JSON text about to be decoded into a generic value: over the limits is an error;
+/// text that is not JSON is left to the decoder (which keeps it raw or says why).
+fn measured(text: &str) -> Result<(), DecodeError> {
+    match measure_value(text) {
+        Err(MeasureError::Limit(limit)) => Err(DecodeError::Limit(limit)),
+        _ => Ok(()),
+    }
 }
 
 /// Defaults every event of a request starts from (the batch's `source`).
@@ -133,10 +151,45 @@ fn utf8(body: &[u8]) -> Cow<'_, str> {
 
 #[derive(serde::Deserialize)]
 struct BatchIn<'a> {
-    #[serde(default)]
-    source: Option<Value>,
+    #[serde(default, borrow)]
+    source: Option<&'a RawValue>,
     #[serde(borrow)]
-    logs: Vec<&'a RawValue>,
+    logs: Events<'a>,
+}
+
+/// A batch's `logs` array: the first [`MAX_EVENTS`] items, borrowed; the rest only counted.
+struct Events<'a> {
+    kept: Vec<&'a RawValue>,
+    count: usize,
+}
+
+impl<'de: 'a, 'a> serde::Deserialize<'de> for Events<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Items<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for Items<'a> {
+            type Value = Events<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an array of events")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Events<'a>, A::Error> {
+                let mut events = Events {
+                    kept: Vec::new(),
+                    count: 0,
+                };
+                while let Some(raw) = seq.next_element::<&'de RawValue>()? {
+                    events.count += 1;
+                    if events.kept.len() < MAX_EVENTS {
+                        events.kept.push(raw);
+                    }
+                }
+                Ok(events)
+            }
+        }
+        d.deserialize_seq(Items(std::marker::PhantomData))
+    }
 }
 
 impl Source {
@@ -153,32 +206,49 @@ impl Source {
     }
 }
 
-/// Decodes one event: the zero-copy path when it is well-formed, else the lenient one.
-fn decode_event(text: &str, source: &Source, fast: &FastSource, now: Micros) -> LogRecord {
-    if let Some(r) = fast_event::decode(text, fast, now) {
-        return r;
+/// Decodes one event: the zero-copy path when it is well-formed, else the lenient one. A long
+/// event is measured first: refused if its values would build more than the limits allow.
+fn decode_event(
+    text: &str,
+    source: &Source,
+    fast: &FastSource,
+    now: Micros,
+) -> Result<LogRecord, DecodeError> {
+    if text.len() > MEASURED_EVENT_BYTES {
+        measured(text)?;
     }
-    match serde_json::from_str::<Value>(text) {
+    if let Some(r) = fast_event::decode(text, fast, now) {
+        return Ok(r);
+    }
+    Ok(match serde_json::from_str::<Value>(text) {
         Ok(v) => event_to_record(v, source, now),
         Err(_) => raw_record(text.to_string(), source, now),
-    }
+    })
 }
 
 /// Decodes a JSON batch body (already decompressed).
 pub fn decode_batch(body: &[u8], now: Micros) -> Result<Decoded, DecodeError> {
     let text = utf8(body);
     if let Ok(batch) = serde_json::from_str::<BatchIn>(&text) {
-        if batch.logs.len() > MAX_EVENTS {
-            return Err(DecodeError::TooManyEvents(batch.logs.len()));
+        if batch.logs.count > MAX_EVENTS {
+            return Err(DecodeError::TooManyEvents(batch.logs.count));
         }
-        let source = Source::from_value(batch.source.as_ref());
-        source.check_expansion(body.len(), batch.logs.len())?;
+        let source = match batch.source {
+            Some(raw) => {
+                measured(raw.get())?;
+                serde_json::from_str::<Value>(raw.get()).ok()
+            }
+            None => None,
+        };
+        let source = Source::from_value(source.as_ref());
+        source.check_expansion(body.len(), batch.logs.count)?;
         let fast = source.fast();
         let records = batch
             .logs
+            .kept
             .iter()
             .map(|raw| decode_event(raw.get(), &source, &fast, now))
-            .collect();
+            .collect::<Result<_, _>>()?;
         return Ok(Decoded {
             records,
             errors: Vec::new(),
@@ -190,6 +260,7 @@ pub fn decode_batch(body: &[u8], now: Micros) -> Result<Decoded, DecodeError> {
 
 /// The lenient decoder alone (no fast path): the reference the fast path is tested against.
 fn decode_batch_reference(text: &str, now: Micros) -> Result<Decoded, DecodeError> {
+    measured(text)?;
     let value: Value =
         serde_json::from_str(text).map_err(|e| DecodeError::Malformed(e.to_string()))?;
     let Value::Object(mut top) = value else {
@@ -234,7 +305,7 @@ pub fn decode_ndjson(body: &[u8], now: Micros) -> Result<Decoded, DecodeError> {
             ));
         }
         let record = if line.trim_start().starts_with('{') {
-            decode_event(line, &source, &fast, now)
+            decode_event(line, &source, &fast, now)?
         } else {
             raw_record(line.to_string(), &source, now)
         };
