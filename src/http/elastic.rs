@@ -109,16 +109,11 @@ async fn bulk_into(
     body: Bytes,
 ) -> Response {
     let started = std::time::Instant::now();
-    let compressed = body.len();
-    let raw = match decompress(headers, body, s.body.max_bytes) {
+    let raw = match decompress(s, headers, body) {
         Ok(raw) => raw,
         Err(e) => return es_error(e),
     };
-    let _held = match s.body.reserve(raw.len().saturating_sub(compressed)) {
-        Ok(h) => h,
-        Err(e) => return es_error(e),
-    };
-    let text = String::from_utf8_lossy(&raw);
+    let text = String::from_utf8_lossy(&raw.bytes);
     let mut bulk = match decode_bulk(&text, index, now_micros()) {
         Ok(b) => b,
         Err(e) => return es_error(ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, e.to_string())),
