@@ -57,6 +57,8 @@ pub enum StartError {
     Storage(#[from] datafusion::object_store::Error),
     #[error(transparent)]
     ColdStore(#[from] crate::storage::ColdStoreError),
+    #[error("API keys: {0}")]
+    Keys(crate::auth::AuthError),
     #[error("rebuilding replayed batches: {0}")]
     Arrow(#[from] datafusion::arrow::error::ArrowError),
 }
@@ -164,6 +166,10 @@ impl Server {
             crate::auth::DEMO_API_KEY.to_string()
         });
 
+        // Keys are read before any listener serves, so a first request never finds them
+        // still loading.
+        let keys = Arc::new(ApiKeys::new(&data_dir, &api_key));
+        keys.load().await.map_err(StartError::Keys)?;
         let state = HttpState {
             ingestor: ingestor.clone(),
             store: store.clone(),
@@ -174,7 +180,7 @@ impl Server {
                 config.http_body_timeout,
                 usize::try_from(config.max_inflight_body_bytes).unwrap_or(usize::MAX),
             ),
-            keys: Arc::new(ApiKeys::new(&data_dir, &api_key)),
+            keys,
             tiers,
             admin_key: Arc::new(config.admin_key.clone().unwrap_or_else(|| api_key.clone())),
         };
