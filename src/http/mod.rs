@@ -29,7 +29,7 @@ use serde_json::json;
 use tokio::sync::OwnedSemaphorePermit;
 
 use crate::auth::ApiKeys;
-use crate::ingest::decode::{decode_batch, decode_ndjson, DecodeError, EventError};
+use crate::ingest::decode::{decode_batch, decode_ndjson, replaced_len, DecodeError, EventError};
 use crate::ingest::encoding::{self, EncodingError};
 use crate::ingest::{IngestError, Ingestor};
 use crate::model::{now_micros, LogRecord, DEFAULT_TENANT};
@@ -158,6 +158,14 @@ impl From<EncodingError> for ApiError {
     }
 }
 
+/// Charges the copy that replacing invalid UTF-8 makes of a body (none for valid UTF-8).
+fn charge_text(s: &HttpState, raw: &[u8]) -> Result<Option<OwnedSemaphorePermit>, ApiError> {
+    if std::str::from_utf8(raw).is_ok() {
+        return Ok(None);
+    }
+    s.body.reserve(raw.len().saturating_add(replaced_len(raw)))
+}
+
 /// A decompressed body and its share of the in-flight budget (held while it is).
 struct Decompressed {
     bytes: Bytes,
@@ -192,6 +200,7 @@ async fn ingest(
 ) -> Result<Response, ApiError> {
     let raw = decompress(&s, &headers, body)?;
     let raw = &raw.bytes;
+    let _text = charge_text(&s, raw)?;
     let content_type = content_type(&headers, "application/json");
     let now = now_micros();
     let decoded = match content_type.as_str() {

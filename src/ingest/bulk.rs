@@ -8,6 +8,7 @@
 
 use serde_json::{Map, Value};
 
+use super::decode::kept;
 use super::limits::{self, LimitError};
 use super::measure::{json::measure_value, MeasureError};
 use crate::model::fields;
@@ -154,7 +155,7 @@ fn document(line: &str, meta: Map<String, Value>, now: Micros) -> LogRecord {
                 attrs: meta,
                 ..fields::Routed::default()
             };
-            let mut r = routed.into_record(None, now, line.to_string());
+            let mut r = routed.into_record(None, now, kept(line).to_string());
             r.parse_failed = true;
             r
         }

@@ -15,7 +15,7 @@ use super::measure::{json::measure_value, MeasureError};
 
 use crate::model::format::parse_ts;
 use crate::model::level::normalize;
-use crate::model::{LogRecord, Micros, DEFAULT_TENANT};
+use crate::model::{LogRecord, Micros, DEFAULT_TENANT, MAX_MSG_BYTES};
 
 /// Most events one request may carry.
 pub const MAX_EVENTS: usize = 10_000;
@@ -141,12 +141,45 @@ fn text(v: &Value) -> String {
     }
 }
 
-/// Valid UTF-8 is borrowed as is; anything else has its bad bytes replaced (U+FFFD).
-fn utf8(body: &[u8]) -> Cow<'_, str> {
-    match std::str::from_utf8(body) {
-        Ok(s) => Cow::Borrowed(s),
-        Err(_) => String::from_utf8_lossy(body),
+/// Valid UTF-8 is borrowed as is; anything else has its bad bytes replaced (U+FFFD), in one
+/// copy of exactly the size it needs ([`replaced_len`] more than the body).
+pub fn utf8(body: &[u8]) -> Cow<'_, str> {
+    if let Ok(s) = std::str::from_utf8(body) {
+        return Cow::Borrowed(s);
     }
+    let mut out = String::with_capacity(body.len() + replaced_len(body));
+    for chunk in body.utf8_chunks() {
+        out.push_str(chunk.valid());
+        if !chunk.invalid().is_empty() {
+            out.push(char::REPLACEMENT_CHARACTER);
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// How many bytes longer [`utf8`] makes `body` (0 for valid UTF-8): each invalid sequence
+/// becomes U+FFFD, three bytes.
+pub fn replaced_len(body: &[u8]) -> usize {
+    body.utf8_chunks()
+        .map(|c| match c.invalid().len() {
+            0 => 0,
+            n => 3usize.saturating_sub(n),
+        })
+        .sum()
+}
+
+/// The part of `text` a record's message keeps: a prefix long enough that cutting it to the
+/// message limit gives what cutting the whole would (a char is at most 4 bytes), so a long line
+/// is never copied whole.
+pub fn kept(text: &str) -> &str {
+    let mut cut = MAX_MSG_BYTES + 4;
+    if text.len() <= cut {
+        return text;
+    }
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    &text[..cut]
 }
 
 #[derive(serde::Deserialize)]
@@ -222,7 +255,7 @@ fn decode_event(
     }
     Ok(match serde_json::from_str::<Value>(text) {
         Ok(v) => event_to_record(v, source, now),
-        Err(_) => raw_record(text.to_string(), source, now),
+        Err(_) => raw_record(text, source, now),
     })
 }
 
@@ -307,7 +340,7 @@ pub fn decode_ndjson(body: &[u8], now: Micros) -> Result<Decoded, DecodeError> {
         let record = if line.trim_start().starts_with('{') {
             decode_event(line, &source, &fast, now)?
         } else {
-            raw_record(line.to_string(), &source, now)
+            raw_record(line, &source, now)
         };
         out.records.push(record);
     }
@@ -326,10 +359,10 @@ fn base(source: &Source, now: Micros) -> LogRecord {
     }
 }
 
-/// A line or value that is not an event object: kept whole, flagged.
-fn raw_record(raw: String, source: &Source, now: Micros) -> LogRecord {
+/// A line or value that is not an event object: kept (up to the message limit), flagged.
+fn raw_record(raw: &str, source: &Source, now: Micros) -> LogRecord {
     let mut r = base(source, now);
-    r.msg = raw;
+    r.msg = kept(raw).to_string();
     r.parse_failed = true;
     r.attrs = Value::Object(source.attrs.clone()).to_string();
     r.enforce_msg_limit();
@@ -338,7 +371,7 @@ fn raw_record(raw: String, source: &Source, now: Micros) -> LogRecord {
 
 fn event_to_record(event: Value, source: &Source, now: Micros) -> LogRecord {
     let Value::Object(mut fields) = event else {
-        return raw_record(text(&event), source, now);
+        return raw_record(&text(&event), source, now);
     };
     // ECS objects (`{"log":{"level":…}}`) as the dotted keys other shippers send.
     crate::model::fields::lift_nested(&mut fields);
@@ -537,6 +570,31 @@ mod tests {
         let d = decode_ndjson(br#"{"msg":"temp","t":5}"#, 1).unwrap_or_default();
         assert_eq!(d.records[0].ts, 1, "a small `t` is not a time");
         assert!(d.records[0].attrs.contains(r#""t":5"#) && !d.records[0].parse_failed);
+    }
+
+    #[test]
+    fn replaced_bytes_are_sized_first_and_long_lines_copied_only_as_kept() {
+        let body = b"ok \xff\xfe \xe2\x82 end";
+        let text = utf8(body);
+        assert_eq!(text, String::from_utf8_lossy(body));
+        assert_eq!(text.len(), body.len() + replaced_len(body));
+        assert_eq!(replaced_len(b"valid \xc3\xa9"), 0);
+        let long = format!(
+            "{}\u{e9}{}",
+            "a".repeat(MAX_MSG_BYTES - 1),
+            "b".repeat(1 << 20)
+        );
+        let mut whole = LogRecord {
+            msg: long.clone(),
+            ..LogRecord::default()
+        };
+        whole.enforce_msg_limit();
+        let mut cut = LogRecord {
+            msg: kept(&long).to_string(),
+            ..LogRecord::default()
+        };
+        cut.enforce_msg_limit();
+        assert_eq!((cut.msg, cut.truncated), (whole.msg, true));
     }
 
     #[test]

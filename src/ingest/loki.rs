@@ -15,7 +15,7 @@ use super::measure::{json, proto, Kind, MeasureError};
 use crate::model::fields;
 use crate::model::format::parse_rfc3339_micros;
 use crate::model::level::find_level;
-use crate::model::{LogRecord, Micros};
+use crate::model::{LogRecord, Micros, MAX_MSG_BYTES};
 
 /// Why a push body is refused whole (Loki answers these with 400 and the reason as text).
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -113,7 +113,9 @@ pub fn decode_protobuf(body: &[u8], max: usize, now: Micros) -> Result<Decoded, 
                 .structured_metadata
                 .into_iter()
                 .map(|p| (p.name, Value::String(p.value)));
-            let line = String::from_utf8_lossy(&entry.line).into_owned();
+            // Only what the message keeps is converted (a char is at most 4 bytes).
+            let line = &entry.line[..entry.line.len().min(MAX_MSG_BYTES + 4)];
+            let line = String::from_utf8_lossy(line).into_owned();
             out.records.push(entry_record(&labels, meta, ts, line, now));
         }
     }
