@@ -213,17 +213,42 @@ pub const DEMO_API_KEY: &str = "timberline";
 
 const KEYS_FILE: &str = "api_keys.json";
 
+/// Least time between two reads of the keys file prompted by unknown keys: a key added since
+/// the last read is found after at most this wait, and unknown keys make the server read the
+/// file at most this often (and only when it changed).
+const MIN_RELOAD_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// What tells one version of the keys file from another (`None`: there is no file).
+type FileVersion = Option<(std::time::SystemTime, u64, u64)>;
+
+fn version_of(path: &Path) -> FileVersion {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(path).ok()?;
+    Some((m.modified().ok()?, m.len(), m.ino()))
+}
+
+/// The keys file as last read.
+#[derive(Debug, Default)]
+struct Loaded {
+    version: FileVersion,
+    /// When it was read (`None`: never).
+    at: Option<std::time::Instant>,
+}
+
 /// HTTP API keys, each bound to a tenant. Only their SHA-256 is stored, in
-/// `<data dir>/api_keys.json` (written by `timberline key add`, read afresh when a key is not
-/// known yet); the bootstrap key (`TIMBERLINE_API_KEY`) belongs to tenant `default`.
+/// `<data dir>/api_keys.json` (written by `timberline key add`), read at start and again when a
+/// key is not known and the file changed since; the bootstrap key (`TIMBERLINE_API_KEY`)
+/// belongs to tenant `default`.
 #[derive(Debug)]
 pub struct ApiKeys {
     file: PathBuf,
     bootstrap: String,
     known: std::sync::RwLock<BTreeMap<String, String>>,
-    /// The keys file's (mtime, size) when it was read: an unknown key re-reads it only
-    /// if it changed since, so guessing keys costs the server a `stat`, not a file read.
-    read_at: std::sync::Mutex<Option<(std::time::SystemTime, u64)>>,
+    /// Held while the file is read: a request whose key is not known waits here for a read in
+    /// progress and then looks again, so no key in the file is ever answered "unknown" because
+    /// another request was reading it; the version read lets a guessed key cost a `stat`.
+    loaded: tokio::sync::Mutex<Loaded>,
+    reads: std::sync::atomic::AtomicU64,
 }
 
 fn key_hash(key: &str) -> String {
@@ -236,7 +261,8 @@ impl ApiKeys {
             file: data_dir.join(KEYS_FILE),
             bootstrap: key_hash(bootstrap_key),
             known: Default::default(),
-            read_at: Default::default(),
+            loaded: Default::default(),
+            reads: Default::default(),
         }
     }
 
@@ -253,24 +279,60 @@ impl ApiKeys {
             .cloned()
     }
 
-    /// The tenant of `key`, if it is a key, re-reading the keys file for one not known yet.
-    pub fn tenant_of(&self, key: &str) -> Result<Option<String>, AuthError> {
+    /// Reads the keys file now (the server does before its listeners serve); how many keys
+    /// it holds.
+    pub async fn load(&self) -> Result<usize, AuthError> {
+        let mut loaded = self.loaded.lock().await;
+        self.read(&mut loaded).await
+    }
+
+    /// The tenant of `key`, if it is a key. One not known yet waits for a read of the keys
+    /// file in progress, then reads the file itself if it changed since it was last read.
+    pub async fn tenant_of(&self, key: &str) -> Result<Option<String>, AuthError> {
         if let Some(tenant) = self.known(key) {
             return Ok(Some(tenant));
         }
-        let modified = std::fs::metadata(&self.file)
-            .and_then(|m| Ok((m.modified()?, m.len())))
-            .ok();
-        let mut read_at = self.read_at.lock().unwrap_or_else(|p| p.into_inner());
-        if modified.is_some() && *read_at == modified {
+        let mut loaded = self.loaded.lock().await;
+        // The file may have been read while this request waited.
+        if let Some(tenant) = self.known(key) {
+            return Ok(Some(tenant));
+        }
+        let file = self.file.clone();
+        let version = tokio::task::spawn_blocking(move || version_of(&file))
+            .await
+            .unwrap_or(None);
+        if loaded.at.is_some() && version == loaded.version {
             return Ok(None);
         }
-        let hash = key_hash(key);
-        let all = read_json::<String>(&self.file)?;
-        let tenant = all.get(&hash).cloned();
+        if let Some(at) = loaded.at {
+            tokio::time::sleep_until((at + MIN_RELOAD_INTERVAL).into()).await;
+        }
+        self.read(&mut loaded).await?;
+        Ok(self.known(key))
+    }
+
+    /// Times the keys file was read.
+    pub fn reads(&self) -> u64 {
+        self.reads.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Reads the file (off the async workers) and makes its keys the known ones.
+    async fn read(&self, loaded: &mut Loaded) -> Result<usize, AuthError> {
+        // A failed read counts too: a broken file is not read again in a loop.
+        loaded.at = Some(std::time::Instant::now());
+        let file = self.file.clone();
+        let (version, all) = tokio::task::spawn_blocking(move || {
+            let version = version_of(&file);
+            read_json::<String>(&file).map(|all| (version, all))
+        })
+        .await
+        .map_err(|e| AuthError::Invalid(format!("reading API keys: {e}")))??;
+        self.reads
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let n = all.len();
         *self.known.write().unwrap_or_else(|p| p.into_inner()) = all;
-        *read_at = modified;
-        Ok(tenant)
+        loaded.version = version;
+        Ok(n)
     }
 }
 
@@ -284,4 +346,48 @@ pub fn add_api_key(data_dir: &Path, tenant: &str) -> Result<String, AuthError> {
     all.insert(key_hash(&key), tenant.to_string());
     write_json(data_dir, &path, &all)?;
     Ok(key)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn a_key_in_the_file_is_never_unknown_and_guesses_do_not_reread_it() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+        let keys = Arc::new(ApiKeys::new(dir.path(), "boot"));
+        assert_eq!(keys.load().await.ok(), Some(0));
+        // Many keys, written after the server read the file: every concurrent first request
+        // of one of them waits for the one read instead of being told "unknown".
+        let mut all = BTreeMap::new();
+        let wanted: Vec<String> = (0..32).map(|i| format!("key-{i}")).collect();
+        for i in 0..50_000 {
+            all.insert(key_hash(&format!("filler-{i}")), "t0".to_string());
+        }
+        for k in &wanted {
+            all.insert(key_hash(k), "t1".to_string());
+        }
+        assert!(write_json(dir.path(), &dir.path().join(KEYS_FILE), &all).is_ok());
+        let tasks: Vec<_> = wanted
+            .iter()
+            .map(|k| {
+                let (keys, k) = (keys.clone(), k.clone());
+                tokio::spawn(async move { keys.tenant_of(&k).await.ok().flatten() })
+            })
+            .collect();
+        for t in tasks {
+            assert_eq!(t.await.ok().flatten().as_deref(), Some("t1"));
+        }
+        let reads = keys.reads();
+        assert_eq!(reads, 2, "the start, then one read for all 32");
+        for i in 0..100 {
+            assert_eq!(keys.tenant_of(&format!("guess-{i}")).await.ok(), Some(None));
+        }
+        assert_eq!(keys.reads(), reads, "guesses do not read an unchanged file");
+        assert_eq!(
+            keys.tenant_of("boot").await.ok().flatten().as_deref(),
+            Some(DEFAULT_TENANT)
+        );
+    }
 }

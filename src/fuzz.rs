@@ -16,9 +16,10 @@ use crate::model::format::{is_continuation, Clock, LineFormat, LOGHUB_SYSTEMS};
 use crate::wal::format::{decode_body, encode_records};
 
 /// Every fuzz target, by name.
-pub const TARGETS: [(&str, fn(&[u8])); 8] = [
+pub const TARGETS: [(&str, fn(&[u8])); 9] = [
     ("ingest_body", ingest_body),
     ("shipper_bodies", shipper_bodies),
+    ("shipper_measure", shipper_measure),
     ("log_lines", log_lines),
     ("match_query", match_query),
     ("wal_body", wal_body),
@@ -149,6 +150,74 @@ pub fn shipper_bodies(data: &[u8]) {
     let body = [&1u64.to_le_bytes()[..], &payload].concat();
     let (_, back) = decode_body(&body).unwrap_or_else(|e| panic!("WAL round trip: {e}"));
     assert_eq!(back, records, "WAL round trip changed records");
+}
+
+/// A shipper body measured, then decoded without measuring, picked by the first byte (OTLP
+/// protobuf and JSON, Loki protobuf and JSON): measuring never panics, never counts fewer
+/// records than the decoder builds (protobuf: exactly as many), and never refuses as malformed
+/// a body the decoder accepts.
+pub fn shipper_measure(data: &[u8]) {
+    use crate::ingest::loki::PushRequest;
+    use crate::ingest::measure::{json, proto, shapes, Kind, MeasureError};
+    use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest as Otlp;
+    use prost::Message;
+
+    let Some((&mode, body)) = data.split_first() else {
+        return;
+    };
+    let otlp_records = |r: Otlp| -> usize {
+        r.resource_logs
+            .iter()
+            .flat_map(|rl| &rl.scope_logs)
+            .map(|sl| sl.log_records.len())
+            .sum()
+    };
+    let loki_json_records = |v: serde_json::Value| -> usize {
+        let streams = v
+            .get("streams")
+            .and_then(|s| s.as_array())
+            .cloned()
+            .unwrap_or_default();
+        streams
+            .iter()
+            .flat_map(|s| {
+                ["values", "entries"]
+                    .map(|k| s.get(k).and_then(|a| a.as_array()).map_or(0, Vec::len))
+            })
+            .sum()
+    };
+    let (measured, decoded, exact) = match mode % 4 {
+        0 => (
+            proto::measure(body, &shapes::OTLP_LOGS),
+            Otlp::decode(body).ok().map(otlp_records),
+            true,
+        ),
+        1 => (
+            json::measure(body, Kind::Message(&shapes::OTLP_LOGS), 0),
+            serde_json::from_slice::<Otlp>(body).ok().map(otlp_records),
+            false,
+        ),
+        2 => (
+            proto::measure(body, &shapes::LOKI_PUSH),
+            PushRequest::decode(body)
+                .ok()
+                .map(|p| p.streams.iter().map(|s| s.entries.len()).sum()),
+            true,
+        ),
+        _ => (
+            json::measure(body, Kind::Message(&shapes::LOKI_JSON), 1),
+            serde_json::from_slice(body).ok().map(loki_json_records),
+            false,
+        ),
+    };
+    match (measured, decoded) {
+        (Ok(budget), Some(n)) if exact => assert_eq!(budget.records(), n, "records counted"),
+        (Ok(budget), Some(n)) => assert!(budget.records() >= n, "records counted"),
+        (Err(e @ (MeasureError::Wire(_) | MeasureError::Json(_))), Some(_)) => {
+            panic!("measuring refused a body the decoder accepts: {e}")
+        }
+        _ => {}
+    }
 }
 
 /// Lines of a log file: format detection, then every format's parser on every line.

@@ -12,8 +12,9 @@ use axum::{Extension, Json};
 use serde_json::{json, Value};
 
 use super::guard::KeyTenant;
-use super::{decompress, store_records, ApiError, HttpState};
+use super::{charge_text, decompress, store_records, ApiError, HttpState};
 use crate::ingest::bulk::{decode_bulk, Outcome};
+use crate::ingest::decode::utf8;
 use crate::model::now_micros;
 
 /// The Elasticsearch version we answer as (8.x clients accept it).
@@ -109,16 +110,15 @@ async fn bulk_into(
     body: Bytes,
 ) -> Response {
     let started = std::time::Instant::now();
-    let compressed = body.len();
-    let raw = match decompress(headers, body, s.body.max_bytes) {
+    let raw = match decompress(s, headers, body) {
         Ok(raw) => raw,
         Err(e) => return es_error(e),
     };
-    let _held = match s.body.reserve(raw.len().saturating_sub(compressed)) {
-        Ok(h) => h,
+    let _text = match charge_text(s, &raw.bytes) {
+        Ok(held) => held,
         Err(e) => return es_error(e),
     };
-    let text = String::from_utf8_lossy(&raw);
+    let text = utf8(&raw.bytes);
     let mut bulk = match decode_bulk(&text, index, now_micros()) {
         Ok(b) => b,
         Err(e) => return es_error(ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, e.to_string())),

@@ -88,22 +88,15 @@ pub async fn key_tenant(s: &HttpState, headers: &HeaderMap) -> Result<String, Ap
     let key = presented_key(value)
         .ok_or_else(|| unauthorized("Authorization is not a Bearer, Basic or ApiKey credential"))?;
     let key = key.as_str();
-    // Every request of a known key takes this path; only an unknown one reads the keys file.
-    if let Some(tenant) = s.keys.known(key) {
-        return Ok(tenant);
-    }
-    let keys = s.keys.clone();
-    let key = key.to_string();
-    let found = tokio::task::spawn_blocking(move || keys.tenant_of(&key))
-        .await
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
-        .map_err(|e| {
-            tracing::error!(error = %e, "reading API keys");
-            ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "cannot read API keys; see the server log",
-            )
-        })?;
+    // Every request of a known key is answered from memory; an unknown one waits for the keys
+    // file to be read (once, by whichever request came first) if it changed.
+    let found = s.keys.tenant_of(key).await.map_err(|e| {
+        tracing::error!(error = %e, "reading API keys");
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "cannot read API keys; see the server log",
+        )
+    })?;
     found.ok_or_else(|| unauthorized("unknown API key"))
 }
 
@@ -210,7 +203,7 @@ fn too_large(max: usize) -> ApiError {
 }
 
 /// Reads a body chunk by chunk, charging each to the in-flight budget.
-async fn collect(
+pub(super) async fn collect(
     body: Body,
     limits: &BodyLimits,
     held: &mut Option<OwnedSemaphorePermit>,

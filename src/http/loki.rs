@@ -42,7 +42,6 @@ async fn accept(
     headers: &HeaderMap,
     body: Bytes,
 ) -> Result<(), ApiError> {
-    let compressed = body.len();
     let now = now_micros();
     let max = s.body.max_bytes;
     let decoded = match content_type(headers, "application/x-protobuf").as_str() {
@@ -50,11 +49,7 @@ async fn accept(
             let _held = s.body.reserve(max.min(snap_len(&body)))?;
             loki::decode_protobuf(&body, max, now)
         }
-        "application/json" => {
-            let raw = decompress(headers, body, max)?;
-            let _held = s.body.reserve(raw.len().saturating_sub(compressed))?;
-            loki::decode_json(&raw, now)
-        }
+        "application/json" => loki::decode_json(&decompress(s, headers, body)?.bytes, now),
         other => {
             return Err(ApiError::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,

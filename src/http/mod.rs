@@ -26,9 +26,10 @@ use axum::Extension;
 use axum::{Json, Router};
 use datafusion::execution::TaskContext;
 use serde_json::json;
+use tokio::sync::OwnedSemaphorePermit;
 
 use crate::auth::ApiKeys;
-use crate::ingest::decode::{decode_batch, decode_ndjson, DecodeError, EventError};
+use crate::ingest::decode::{decode_batch, decode_ndjson, replaced_len, DecodeError, EventError};
 use crate::ingest::encoding::{self, EncodingError};
 use crate::ingest::{IngestError, Ingestor};
 use crate::model::{now_micros, LogRecord, DEFAULT_TENANT};
@@ -157,20 +158,49 @@ async fn flush(
     ))
 }
 
-/// Decompresses by `Content-Encoding`, refusing output larger than `max`.
-fn decompress(headers: &HeaderMap, body: Bytes, max: usize) -> Result<Bytes, ApiError> {
-    let encoding = headers
-        .get(header::CONTENT_ENCODING)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("identity");
-    encoding::decompress(encoding, body, max).map_err(|e| {
+impl From<EncodingError> for ApiError {
+    fn from(e: EncodingError) -> ApiError {
         let status = match e {
             EncodingError::Unsupported(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             EncodingError::Corrupt { .. } => StatusCode::BAD_REQUEST,
             EncodingError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
         };
         ApiError::new(status, e.to_string())
-    })
+    }
+}
+
+/// Charges the copy that replacing invalid UTF-8 makes of a body (none for valid UTF-8).
+fn charge_text(s: &HttpState, raw: &[u8]) -> Result<Option<OwnedSemaphorePermit>, ApiError> {
+    if std::str::from_utf8(raw).is_ok() {
+        return Ok(None);
+    }
+    s.body.reserve(raw.len().saturating_add(replaced_len(raw)))
+}
+
+/// A decompressed body and its share of the in-flight budget (held while it is).
+struct Decompressed {
+    bytes: Bytes,
+    _held: Option<OwnedSemaphorePermit>,
+}
+
+/// Decompresses by `Content-Encoding`, refusing output larger than the body limit; each chunk
+/// of output is charged to the in-flight budget before it is kept (503 once it is spent).
+fn decompress(s: &HttpState, headers: &HeaderMap, body: Bytes) -> Result<Decompressed, ApiError> {
+    let encoding = headers
+        .get(header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("identity");
+    let mut held: Option<OwnedSemaphorePermit> = None;
+    let bytes = encoding::decompress_charged(encoding, body, s.body.max_bytes, |n| {
+        if let Some(permit) = s.body.reserve(n)? {
+            match &mut held {
+                Some(h) => h.merge(permit),
+                None => held = Some(permit),
+            }
+        }
+        Ok::<(), ApiError>(())
+    })?;
+    Ok(Decompressed { bytes, _held: held })
 }
 
 async fn ingest(
@@ -179,16 +209,15 @@ async fn ingest(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let compressed = body.len();
-    let raw = decompress(&headers, body, s.body.max_bytes)?;
-    // A decompressed body is held beside its compressed one: charge the difference.
-    let _decompressed = s.body.reserve(raw.len().saturating_sub(compressed))?;
+    let raw = decompress(&s, &headers, body)?;
+    let raw = &raw.bytes;
+    let _text = charge_text(&s, raw)?;
     let content_type = content_type(&headers, "application/json");
     let now = now_micros();
     let decoded = match content_type.as_str() {
-        "application/json" | "" => decode_batch(&raw, now),
+        "application/json" | "" => decode_batch(raw, now),
         "application/x-ndjson" | "application/ndjson" | "application/jsonl" | "application/x-jsonlines" => {
-            decode_ndjson(&raw, now)
+            decode_ndjson(raw, now)
         }
         other => {
             return Err(ApiError::new(
@@ -198,7 +227,7 @@ async fn ingest(
         }
     }
     .map_err(|e| match e {
-        DecodeError::TooManyEvents(_) | DecodeError::TooLarge { .. } => {
+        DecodeError::TooManyEvents(_) | DecodeError::TooLarge { .. } | DecodeError::Limit(_) => {
             ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, e.to_string())
         }
         DecodeError::Malformed(_) => ApiError::new(StatusCode::BAD_REQUEST, e.to_string()),

@@ -115,13 +115,11 @@ async fn export(
     body: Bytes,
     encoding: Encoding,
 ) -> Result<(), ApiError> {
-    let compressed = body.len();
-    let raw = decompress(headers, body, s.body.max_bytes)?;
-    let _decompressed = s.body.reserve(raw.len().saturating_sub(compressed))?;
+    let raw = decompress(s, headers, body)?;
     let now = now_micros();
     let decoded = match encoding {
-        Encoding::Protobuf => otlp::decode_protobuf(&raw, now),
-        Encoding::Json => otlp::decode_json(&raw, now),
+        Encoding::Protobuf => otlp::decode_protobuf(&raw.bytes, now),
+        Encoding::Json => otlp::decode_json(&raw.bytes, now),
     }
     .map_err(|e| match e {
         otlp::OtlpError::Limit(_) => ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, e.to_string()),

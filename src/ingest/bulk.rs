@@ -8,7 +8,9 @@
 
 use serde_json::{Map, Value};
 
+use super::decode::kept;
 use super::limits::{self, LimitError};
+use super::measure::{json::measure_value, MeasureError};
 use crate::model::fields;
 use crate::model::{LogRecord, Micros};
 
@@ -77,9 +79,9 @@ pub fn decode_bulk(body: &str, path_index: Option<&str>, now: Micros) -> Result<
         .filter(|l| !l.trim().is_empty());
     let default_index = path_index.unwrap_or("logs");
     while let Some(line) = lines.next() {
-        let (verb, meta, doc_line) = match action_of(line) {
+        let (verb, meta, doc_line) = match action_of(measured(line)?) {
             Some((verb, meta)) if verb == "delete" => (verb, meta, None),
-            Some((verb, meta)) => (verb, meta, Some(lines.next())),
+            Some((verb, meta)) => (verb, meta, Some(lines.next().map(measured).transpose()?)),
             None => ("index", Map::new(), Some(Some(line))),
         };
         let index = meta
@@ -122,6 +124,21 @@ pub fn decode_bulk(body: &str, path_index: Option<&str>, now: Micros) -> Result<
     Ok(out)
 }
 
+/// Lines longer than this are measured before they are decoded into a generic value (a shorter
+/// one cannot build more than a few dozen times its size).
+const MEASURED_LINE_BYTES: usize = 16 << 10;
+
+/// `line`, once measured if it is long: refused if its value would build more than the limits
+/// allow (text that is not JSON is kept raw, so it passes).
+fn measured(line: &str) -> Result<&str, LimitError> {
+    if line.len() > MEASURED_LINE_BYTES {
+        if let Err(MeasureError::Limit(limit)) = measure_value(line) {
+            return Err(limit);
+        }
+    }
+    Ok(line)
+}
+
 /// One document line: a JSON object mapped by [`fields::json_fields`], anything else raw.
 /// `meta` (the action's `_index` and `_id`) joins the document's attributes.
 fn document(line: &str, meta: Map<String, Value>, now: Micros) -> LogRecord {
@@ -138,7 +155,7 @@ fn document(line: &str, meta: Map<String, Value>, now: Micros) -> LogRecord {
                 attrs: meta,
                 ..fields::Routed::default()
             };
-            let mut r = routed.into_record(None, now, line.to_string());
+            let mut r = routed.into_record(None, now, kept(line).to_string());
             r.parse_failed = true;
             r
         }

@@ -10,16 +10,22 @@ use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use super::fast_event::{self, FastSource};
+use super::limits::LimitError;
+use super::measure::{json::measure_value, MeasureError};
 
 use crate::model::format::parse_ts;
 use crate::model::level::normalize;
-use crate::model::{LogRecord, Micros, DEFAULT_TENANT};
+use crate::model::{LogRecord, Micros, DEFAULT_TENANT, MAX_MSG_BYTES};
 
 /// Most events one request may carry.
 pub const MAX_EVENTS: usize = 10_000;
 
 /// Most bytes one request's events may take once decoded, the batch's `source` copied into each.
 pub const MAX_EXPANDED_BYTES: usize = 128 << 20;
+
+/// Events longer than this are measured before they are decoded (a shorter one cannot build
+/// much: its generic value is at most a few dozen times its size).
+const MEASURED_EVENT_BYTES: usize = 16 << 10;
 
 /// An event that could not be stored, with its position in the request.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -48,6 +54,18 @@ pub enum DecodeError {
         per_event: usize,
         events: usize,
     },
+    /// A value (the `source`, an event, the whole body) would build more than the limits allow.
+    #[error("{0}")]
+    Limit(#[from] LimitError),
+}
+
+/// Measures JSON text about to be decoded into a generic value: over the limits is an error;
+/// text that is not JSON is left to the decoder (which keeps it raw or says why).
+fn measured(text: &str) -> Result<(), DecodeError> {
+    match measure_value(text) {
+        Err(MeasureError::Limit(limit)) => Err(DecodeError::Limit(limit)),
+        _ => Ok(()),
+    }
 }
 
 /// Defaults every event of a request starts from (the batch's `source`).
@@ -123,20 +141,88 @@ fn text(v: &Value) -> String {
     }
 }
 
-/// Valid UTF-8 is borrowed as is; anything else has its bad bytes replaced (U+FFFD).
-fn utf8(body: &[u8]) -> Cow<'_, str> {
-    match std::str::from_utf8(body) {
-        Ok(s) => Cow::Borrowed(s),
-        Err(_) => String::from_utf8_lossy(body),
+/// Valid UTF-8 is borrowed as is; anything else has its bad bytes replaced (U+FFFD), in one
+/// copy of exactly the size it needs ([`replaced_len`] more than the body).
+pub fn utf8(body: &[u8]) -> Cow<'_, str> {
+    if let Ok(s) = std::str::from_utf8(body) {
+        return Cow::Borrowed(s);
     }
+    let mut out = String::with_capacity(body.len() + replaced_len(body));
+    for chunk in body.utf8_chunks() {
+        out.push_str(chunk.valid());
+        if !chunk.invalid().is_empty() {
+            out.push(char::REPLACEMENT_CHARACTER);
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// How many bytes longer [`utf8`] makes `body` (0 for valid UTF-8): each invalid sequence
+/// becomes U+FFFD, three bytes.
+pub fn replaced_len(body: &[u8]) -> usize {
+    body.utf8_chunks()
+        .map(|c| match c.invalid().len() {
+            0 => 0,
+            n => 3usize.saturating_sub(n),
+        })
+        .sum()
+}
+
+/// The part of `text` a record's message keeps: a prefix long enough that cutting it to the
+/// message limit gives what cutting the whole would (a char is at most 4 bytes), so a long line
+/// is never copied whole.
+pub fn kept(text: &str) -> &str {
+    let mut cut = MAX_MSG_BYTES + 4;
+    if text.len() <= cut {
+        return text;
+    }
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    &text[..cut]
 }
 
 #[derive(serde::Deserialize)]
 struct BatchIn<'a> {
-    #[serde(default)]
-    source: Option<Value>,
+    #[serde(default, borrow)]
+    source: Option<&'a RawValue>,
     #[serde(borrow)]
-    logs: Vec<&'a RawValue>,
+    logs: Events<'a>,
+}
+
+/// A batch's `logs` array: the first [`MAX_EVENTS`] items, borrowed; the rest only counted.
+struct Events<'a> {
+    kept: Vec<&'a RawValue>,
+    count: usize,
+}
+
+impl<'de: 'a, 'a> serde::Deserialize<'de> for Events<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Items<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for Items<'a> {
+            type Value = Events<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an array of events")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Events<'a>, A::Error> {
+                let mut events = Events {
+                    kept: Vec::new(),
+                    count: 0,
+                };
+                while let Some(raw) = seq.next_element::<&'de RawValue>()? {
+                    events.count += 1;
+                    if events.kept.len() < MAX_EVENTS {
+                        events.kept.push(raw);
+                    }
+                }
+                Ok(events)
+            }
+        }
+        d.deserialize_seq(Items(std::marker::PhantomData))
+    }
 }
 
 impl Source {
@@ -153,32 +239,49 @@ impl Source {
     }
 }
 
-/// Decodes one event: the zero-copy path when it is well-formed, else the lenient one.
-fn decode_event(text: &str, source: &Source, fast: &FastSource, now: Micros) -> LogRecord {
+/// Decodes one event: the zero-copy path when it is well-formed, else the lenient one. A long
+/// event is measured first: refused if its values would build more than the limits allow.
+fn decode_event(
+    text: &str,
+    source: &Source,
+    fast: &FastSource,
+    now: Micros,
+) -> Result<LogRecord, DecodeError> {
+    if text.len() > MEASURED_EVENT_BYTES {
+        measured(text)?;
+    }
     if let Some(r) = fast_event::decode(text, fast, now) {
-        return r;
+        return Ok(r);
     }
-    match serde_json::from_str::<Value>(text) {
+    Ok(match serde_json::from_str::<Value>(text) {
         Ok(v) => event_to_record(v, source, now),
-        Err(_) => raw_record(text.to_string(), source, now),
-    }
+        Err(_) => raw_record(text, source, now),
+    })
 }
 
 /// Decodes a JSON batch body (already decompressed).
 pub fn decode_batch(body: &[u8], now: Micros) -> Result<Decoded, DecodeError> {
     let text = utf8(body);
     if let Ok(batch) = serde_json::from_str::<BatchIn>(&text) {
-        if batch.logs.len() > MAX_EVENTS {
-            return Err(DecodeError::TooManyEvents(batch.logs.len()));
+        if batch.logs.count > MAX_EVENTS {
+            return Err(DecodeError::TooManyEvents(batch.logs.count));
         }
-        let source = Source::from_value(batch.source.as_ref());
-        source.check_expansion(body.len(), batch.logs.len())?;
+        let source = match batch.source {
+            Some(raw) => {
+                measured(raw.get())?;
+                serde_json::from_str::<Value>(raw.get()).ok()
+            }
+            None => None,
+        };
+        let source = Source::from_value(source.as_ref());
+        source.check_expansion(body.len(), batch.logs.count)?;
         let fast = source.fast();
         let records = batch
             .logs
+            .kept
             .iter()
             .map(|raw| decode_event(raw.get(), &source, &fast, now))
-            .collect();
+            .collect::<Result<_, _>>()?;
         return Ok(Decoded {
             records,
             errors: Vec::new(),
@@ -190,6 +293,7 @@ pub fn decode_batch(body: &[u8], now: Micros) -> Result<Decoded, DecodeError> {
 
 /// The lenient decoder alone (no fast path): the reference the fast path is tested against.
 fn decode_batch_reference(text: &str, now: Micros) -> Result<Decoded, DecodeError> {
+    measured(text)?;
     let value: Value =
         serde_json::from_str(text).map_err(|e| DecodeError::Malformed(e.to_string()))?;
     let Value::Object(mut top) = value else {
@@ -234,9 +338,9 @@ pub fn decode_ndjson(body: &[u8], now: Micros) -> Result<Decoded, DecodeError> {
             ));
         }
         let record = if line.trim_start().starts_with('{') {
-            decode_event(line, &source, &fast, now)
+            decode_event(line, &source, &fast, now)?
         } else {
-            raw_record(line.to_string(), &source, now)
+            raw_record(line, &source, now)
         };
         out.records.push(record);
     }
@@ -255,10 +359,10 @@ fn base(source: &Source, now: Micros) -> LogRecord {
     }
 }
 
-/// A line or value that is not an event object: kept whole, flagged.
-fn raw_record(raw: String, source: &Source, now: Micros) -> LogRecord {
+/// A line or value that is not an event object: kept (up to the message limit), flagged.
+fn raw_record(raw: &str, source: &Source, now: Micros) -> LogRecord {
     let mut r = base(source, now);
-    r.msg = raw;
+    r.msg = kept(raw).to_string();
     r.parse_failed = true;
     r.attrs = Value::Object(source.attrs.clone()).to_string();
     r.enforce_msg_limit();
@@ -267,7 +371,7 @@ fn raw_record(raw: String, source: &Source, now: Micros) -> LogRecord {
 
 fn event_to_record(event: Value, source: &Source, now: Micros) -> LogRecord {
     let Value::Object(mut fields) = event else {
-        return raw_record(text(&event), source, now);
+        return raw_record(&text(&event), source, now);
     };
     // ECS objects (`{"log":{"level":…}}`) as the dotted keys other shippers send.
     crate::model::fields::lift_nested(&mut fields);
@@ -466,6 +570,31 @@ mod tests {
         let d = decode_ndjson(br#"{"msg":"temp","t":5}"#, 1).unwrap_or_default();
         assert_eq!(d.records[0].ts, 1, "a small `t` is not a time");
         assert!(d.records[0].attrs.contains(r#""t":5"#) && !d.records[0].parse_failed);
+    }
+
+    #[test]
+    fn replaced_bytes_are_sized_first_and_long_lines_copied_only_as_kept() {
+        let body = b"ok \xff\xfe \xe2\x82 end";
+        let text = utf8(body);
+        assert_eq!(text, String::from_utf8_lossy(body));
+        assert_eq!(text.len(), body.len() + replaced_len(body));
+        assert_eq!(replaced_len(b"valid \xc3\xa9"), 0);
+        let long = format!(
+            "{}\u{e9}{}",
+            "a".repeat(MAX_MSG_BYTES - 1),
+            "b".repeat(1 << 20)
+        );
+        let mut whole = LogRecord {
+            msg: long.clone(),
+            ..LogRecord::default()
+        };
+        whole.enforce_msg_limit();
+        let mut cut = LogRecord {
+            msg: kept(&long).to_string(),
+            ..LogRecord::default()
+        };
+        cut.enforce_msg_limit();
+        assert_eq!((cut.msg, cut.truncated), (whole.msg, true));
     }
 
     #[test]

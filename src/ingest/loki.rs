@@ -9,12 +9,14 @@ use prost::Message;
 use serde_json::{Map, Value};
 
 use super::decode::Decoded;
-use super::limits::{self, LimitError};
+use super::limits::LimitError;
+use super::measure::shapes::{LOKI_JSON, LOKI_PUSH};
+use super::measure::{json, proto, Kind, MeasureError};
 use crate::model::epoch::{self, Unit};
 use crate::model::fields;
 use crate::model::format::parse_rfc3339_micros;
 use crate::model::level::find_level;
-use crate::model::{LogRecord, Micros};
+use crate::model::{LogRecord, Micros, MAX_MSG_BYTES};
 
 /// Why a push body is refused whole (Loki answers these with 400 and the reason as text).
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -29,6 +31,16 @@ pub enum LokiError {
     Json(String),
     #[error(transparent)]
     Limit(#[from] LimitError),
+}
+
+impl LokiError {
+    fn measured(e: MeasureError) -> LokiError {
+        match e {
+            MeasureError::Limit(limit) => LokiError::Limit(limit),
+            MeasureError::Wire(why) => LokiError::Protobuf(why.to_string()),
+            MeasureError::Json(why) => LokiError::Json(why),
+        }
+    }
 }
 
 /// `logproto.PushRequest` (grafana/loki `pkg/push/push.proto`). Lines are read as bytes so a
@@ -76,7 +88,9 @@ pub struct Timestamp {
     pub nanos: i32,
 }
 
-/// Decodes a snappy-compressed protobuf push, refusing one that claims more than `max` bytes.
+/// Decodes a snappy-compressed protobuf push: one that claims more than `max` bytes is refused
+/// before it is decompressed, one whose entries would take more than the limits before any
+/// is built.
 pub fn decode_protobuf(body: &[u8], max: usize, now: Micros) -> Result<Decoded, LokiError> {
     let claimed = snap::raw::decompress_len(body).map_err(|e| LokiError::Snappy(e.to_string()))?;
     if claimed > max {
@@ -85,18 +99,8 @@ pub fn decode_protobuf(body: &[u8], max: usize, now: Micros) -> Result<Decoded, 
     let raw = snap::raw::Decoder::new()
         .decompress_vec(body)
         .map_err(|e| LokiError::Snappy(e.to_string()))?;
+    proto::measure(&raw, &LOKI_PUSH).map_err(LokiError::measured)?;
     let push = PushRequest::decode(&raw[..]).map_err(|e| LokiError::Protobuf(e.to_string()))?;
-    let (mut records, mut expanded) = (0usize, 0usize);
-    for s in &push.streams {
-        let n = s.entries.len();
-        records = records.saturating_add(n);
-        // Labels are copied into every entry, and written again as its attrs.
-        let own: usize = s.entries.iter().map(|e| e.encoded_len()).sum();
-        expanded = expanded
-            .saturating_add(n.saturating_mul(s.labels.len().saturating_mul(2)))
-            .saturating_add(own.saturating_mul(2));
-    }
-    limits::check(records, expanded)?;
     let mut out = Decoded::default();
     for stream in push.streams {
         let labels = parse_labels(&stream.labels);
@@ -114,7 +118,9 @@ pub fn decode_protobuf(body: &[u8], max: usize, now: Micros) -> Result<Decoded, 
                 .into_iter()
                 .map(|p| (p.name, Value::String(p.value)))
                 .chain(invalid.clone());
-            let line = String::from_utf8_lossy(&entry.line).into_owned();
+            // Only what the message keeps is converted (a char is at most 4 bytes).
+            let line = &entry.line[..entry.line.len().min(MAX_MSG_BYTES + 4)];
+            let line = String::from_utf8_lossy(line).into_owned();
             let mut r = entry_record(&labels, meta, ts, line, now);
             r.parse_failed |= invalid.is_some();
             out.records.push(r);
@@ -123,30 +129,15 @@ pub fn decode_protobuf(body: &[u8], max: usize, now: Micros) -> Result<Decoded, 
     Ok(out)
 }
 
-/// Decodes the JSON push: `{"streams":[{"stream":{…},"values":[["<ns>","line",{meta}]]}]}`
+/// Decodes the JSON push (measured first: it is built whole as a generic value): `{"streams":[{"stream":{…},"values":[["<ns>","line",{meta}]]}]}`
 /// (and the older `{"labels":"{…}","entries":[{"ts":"RFC 3339","line":"…"}]}` streams).
 pub fn decode_json(body: &[u8], now: Micros) -> Result<Decoded, LokiError> {
+    // The whole body becomes a generic value: measured, every node of it, before it is built.
+    json::measure(body, Kind::Message(&LOKI_JSON), 1).map_err(LokiError::measured)?;
     let top: Value = serde_json::from_slice(body).map_err(|e| LokiError::Json(e.to_string()))?;
     let Some(Value::Array(streams)) = top.get("streams") else {
         return Err(LokiError::Json("expected {\"streams\": [...]}".into()));
     };
-    let (mut records, mut expanded) = (0usize, 0usize);
-    for stream in streams {
-        let labels = stream
-            .get("stream")
-            .or_else(|| stream.get("labels"))
-            .map_or(0, json_len);
-        for key in ["values", "entries"] {
-            if let Some(Value::Array(v)) = stream.get(key) {
-                records = records.saturating_add(v.len());
-                let own: usize = v.iter().map(json_len).sum();
-                expanded = expanded
-                    .saturating_add(v.len().saturating_mul(labels.saturating_mul(2)))
-                    .saturating_add(own.saturating_mul(2));
-            }
-        }
-    }
-    limits::check(records, expanded)?;
     let mut out = Decoded::default();
     for stream in streams {
         let labels: Labels = match (stream.get("stream"), stream.get("labels")) {
@@ -210,21 +201,6 @@ fn text(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
         other => other.to_string(),
-    }
-}
-
-/// Bytes of a value's JSON text, without writing it.
-fn json_len(v: &Value) -> usize {
-    match v {
-        Value::String(s) => s.len() + 2,
-        Value::Array(a) => a.iter().map(|x| json_len(x) + 1).sum::<usize>() + 2,
-        Value::Object(m) => {
-            m.iter()
-                .map(|(k, x)| k.len() + 4 + json_len(x))
-                .sum::<usize>()
-                + 2
-        }
-        _ => 8,
     }
 }
 

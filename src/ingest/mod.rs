@@ -1,5 +1,6 @@
 //! Ingest: decoders that turn shipper payloads (JSON batches, OTLP, Loki push, Elasticsearch
-//! `_bulk`, syslog) into records, the syslog listener, and the durable accept path (the file
+//! `_bulk`, syslog) into records — each payload measured first ([`measure`]) so that nothing
+//! is built past the limits — the syslog listener, and the durable accept path (the file
 //! loader behind `timberline ingest` is a client, in `cli::load`).
 
 pub mod bulk;
@@ -8,6 +9,7 @@ pub mod encoding;
 mod fast_event;
 pub mod limits;
 pub mod loki;
+pub mod measure;
 pub mod otlp;
 pub mod syslog;
 

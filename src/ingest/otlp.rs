@@ -14,7 +14,9 @@ use prost::Message;
 use serde_json::{Map, Value};
 
 use super::decode::Decoded;
-use super::limits::{self, LimitError};
+use super::limits::LimitError;
+use super::measure::shapes::OTLP_LOGS;
+use super::measure::{json, proto, Kind, MeasureError};
 use crate::model::fields;
 use crate::model::level::find_level;
 use crate::model::{LogRecord, Micros};
@@ -26,36 +28,36 @@ pub enum OtlpError {
     Protobuf(#[from] prost::DecodeError),
     #[error("OTLP/JSON ExportLogsServiceRequest: {0}")]
     Json(#[from] serde_json::Error),
+    #[error("ExportLogsServiceRequest: {0}")]
+    Malformed(MeasureError),
     #[error(transparent)]
     Limit(#[from] LimitError),
 }
 
-/// Decodes a protobuf `ExportLogsServiceRequest`.
-pub fn decode_protobuf(body: &[u8], now: Micros) -> Result<Decoded, OtlpError> {
-    decode_request(ExportLogsServiceRequest::decode(body)?, now)
-}
-
-/// Decodes an OTLP/JSON `ExportLogsServiceRequest` (camelCase keys, hex ids).
-pub fn decode_json(body: &[u8], now: Micros) -> Result<Decoded, OtlpError> {
-    decode_request(serde_json::from_slice(body)?, now)
-}
-
-/// Records of a decoded request (also the gRPC service's path), once its size is checked.
-pub fn decode_request(req: ExportLogsServiceRequest, now: Micros) -> Result<Decoded, OtlpError> {
-    let (mut records, mut expanded) = (0usize, 0usize);
-    for rl in &req.resource_logs {
-        let resource = rl.resource.as_ref().map_or(0, |r| r.encoded_len());
-        for sl in &rl.scope_logs {
-            let shared = resource + sl.scope.as_ref().map_or(0, |s| s.encoded_len());
-            let n = sl.log_records.len();
-            records = records.saturating_add(n);
-            let own: usize = sl.log_records.iter().map(|r| r.encoded_len()).sum();
-            expanded = expanded
-                .saturating_add(n.saturating_mul(shared))
-                .saturating_add(own);
+impl From<MeasureError> for OtlpError {
+    fn from(e: MeasureError) -> OtlpError {
+        match e {
+            MeasureError::Limit(limit) => OtlpError::Limit(limit),
+            other => OtlpError::Malformed(other),
         }
     }
-    limits::check(records, expanded.saturating_mul(2))?;
+}
+
+/// Decodes a protobuf `ExportLogsServiceRequest` (also the gRPC service's path), measured
+/// first so that nothing is built for a request over the limits.
+pub fn decode_protobuf(body: &[u8], now: Micros) -> Result<Decoded, OtlpError> {
+    proto::measure(body, &OTLP_LOGS)?;
+    Ok(to_records(ExportLogsServiceRequest::decode(body)?, now))
+}
+
+/// Decodes an OTLP/JSON `ExportLogsServiceRequest` (camelCase keys, hex ids), measured first.
+pub fn decode_json(body: &[u8], now: Micros) -> Result<Decoded, OtlpError> {
+    json::measure(body, Kind::Message(&OTLP_LOGS), 0)?;
+    Ok(to_records(serde_json::from_slice(body)?, now))
+}
+
+/// Records of a decoded request.
+fn to_records(req: ExportLogsServiceRequest, now: Micros) -> Decoded {
     let mut out = Decoded::default();
     for rl in req.resource_logs {
         let resource: Vec<(String, Value)> = rl
@@ -81,7 +83,7 @@ pub fn decode_request(req: ExportLogsServiceRequest, now: Micros) -> Result<Deco
             }
         }
     }
-    Ok(out)
+    out
 }
 
 /// An OTLP time (nanoseconds, as the spec fixes them; 0 means unknown) to µs.

@@ -60,6 +60,8 @@ pub enum StartError {
     ColdStore(#[from] crate::storage::ColdStoreError),
     #[error(transparent)]
     QueryThreads(#[from] RuntimeError),
+    #[error("API keys: {0}")]
+    Keys(crate::auth::AuthError),
     #[error("rebuilding replayed batches: {0}")]
     Arrow(#[from] datafusion::arrow::error::ArrowError),
 }
@@ -192,6 +194,10 @@ impl Server {
         if config.syslog_addr.is_some() {
             listeners.push(syslog_conns.clone());
         }
+        // Keys are read before any listener serves, so a first request never finds them
+        // still loading.
+        let keys = Arc::new(ApiKeys::new(&data_dir, &api_key));
+        keys.load().await.map_err(StartError::Keys)?;
         let state = HttpState {
             ingestor: ingestor.clone(),
             store: store.clone(),
@@ -202,7 +208,7 @@ impl Server {
                 config.http_body_timeout,
                 usize::try_from(config.max_inflight_body_bytes).unwrap_or(usize::MAX),
             ),
-            keys: Arc::new(ApiKeys::new(&data_dir, &api_key)),
+            keys,
             tiers,
             admin_key: Arc::new(config.admin_key.clone().unwrap_or_else(|| api_key.clone())),
             listeners: Arc::new(listeners),

@@ -1171,3 +1171,328 @@ async fn rollup_ddl_is_for_the_administrator_and_hostile_definitions_are_refused
     let saved = std::fs::read_to_string(server.dir.path().join("rollups.json")).expect("saved");
     assert!(saved.contains("\"name\": \"v\""), "{saved}");
 }
+
+/// Address space the server may map in the ingest bomb tests: enough for its runtime and
+/// budgets, far below what a decoded bomb takes, so a regression fails an allocation (and the
+/// test) rather than the machine.
+const BOMB_ADDRESS_SPACE: u64 = 6 << 30;
+
+/// Most the server's peak RSS may grow under the ingest bombs: the decompressed bodies (64 MiB
+/// each, two at a time) and their measuring, not their decoding.
+const BOMB_RSS_GROWTH_MIB: u64 = 320;
+
+/// A protobuf message of `n` empty records (field `record_tag`, 2 bytes each), wrapped in
+/// one message per tag of `outer` (outermost first), built without copying the records.
+fn empty_records(outer: &[u8], record_tag: u8, n: usize) -> Vec<u8> {
+    fn varint(mut v: usize, out: &mut Vec<u8>) {
+        while v >= 0x80 {
+            out.push((v as u8) | 0x80);
+            v >>= 7;
+        }
+        out.push(v as u8);
+    }
+    let mut len = 2 * n;
+    let mut prefixes = Vec::new();
+    for &tag in outer.iter().rev() {
+        let mut p = vec![tag];
+        varint(len, &mut p);
+        len += p.len();
+        prefixes.push(p);
+    }
+    let mut out = Vec::with_capacity(len);
+    for p in prefixes.iter().rev() {
+        out.extend_from_slice(p);
+    }
+    for _ in 0..n {
+        out.extend_from_slice(&[record_tag, 0]);
+    }
+    out
+}
+
+/// `ExportLogsServiceRequest { resource_logs: [{ scope_logs: [{ log_records: [{}; n] }] }] }`.
+fn otlp_empty_records(n: usize) -> Vec<u8> {
+    empty_records(&[0x0a, 0x12], 0x12, n)
+}
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(bytes).expect("gzip");
+    gz.finish().expect("gzip")
+}
+
+/// One unary OTLP/gRPC `Export` of `message` over a fresh HTTP/2 connection (gzip-compressed
+/// if asked); the call's `grpc-status` and `grpc-message`.
+async fn grpc_export(
+    addr: &str,
+    key: Option<&str>,
+    message: &[u8],
+    gzipped: bool,
+) -> (String, String) {
+    let tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let (client, connection) = h2::client::handshake(tcp).await.expect("h2 handshake");
+    tokio::spawn(connection);
+    let mut client = client.ready().await.expect("h2 ready");
+    let mut req = axum::http::Request::post(format!(
+        "http://{addr}/opentelemetry.proto.collector.logs.v1.LogsService/Export"
+    ))
+    .header("content-type", "application/grpc")
+    .header("te", "trailers");
+    if gzipped {
+        req = req.header("grpc-encoding", "gzip");
+    }
+    if let Some(key) = key {
+        req = req.header("authorization", format!("Bearer {key}"));
+    }
+    let payload = if gzipped {
+        gzip(message)
+    } else {
+        message.to_vec()
+    };
+    let mut frame = vec![u8::from(gzipped)];
+    frame.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+    frame.extend_from_slice(&payload);
+    let (response, mut send) = client
+        .send_request(req.body(()).expect("request"), false)
+        .expect("send request");
+    // The server may answer before it reads the message (no key): the send then just stops.
+    let _ = send.send_data(frame.into(), true);
+    let call = async {
+        let response = response.await.expect("response");
+        let field = |h: &axum::http::HeaderMap, k: &str| {
+            h.get(k).and_then(|v| v.to_str().ok()).map(str::to_string)
+        };
+        if let Some(status) = field(response.headers(), "grpc-status") {
+            let message = field(response.headers(), "grpc-message").unwrap_or_default();
+            return (status, message);
+        }
+        let mut body = response.into_body();
+        while let Some(chunk) = body.data().await {
+            let chunk = chunk.expect("response data");
+            let _ = body.flow_control().release_capacity(chunk.len());
+        }
+        let trailers = body.trailers().await.expect("trailers").unwrap_or_default();
+        (
+            field(&trailers, "grpc-status").unwrap_or_default(),
+            field(&trailers, "grpc-message").unwrap_or_default(),
+        )
+    };
+    tokio::time::timeout(PATIENCE, call)
+        .await
+        .expect("no gRPC answer")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn grpc_export_reads_nothing_before_the_key_and_measures_before_decoding() {
+    let server = TestServer::start_capped(&["--otlp-grpc-addr", "127.0.0.1:0"], BOMB_ADDRESS_SPACE);
+    let addr = server
+        .listener("otlp-grpc")
+        .expect("otlp-grpc in the ready line");
+    // A good export, plain and gzipped, is stored.
+    {
+        use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+        use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue};
+        use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
+        use prost::Message;
+        let request = |msg: &str| {
+            ExportLogsServiceRequest {
+                resource_logs: vec![ResourceLogs {
+                    scope_logs: vec![ScopeLogs {
+                        log_records: vec![LogRecord {
+                            body: Some(AnyValue {
+                                value: Some(any_value::Value::StringValue(msg.into())),
+                            }),
+                            ..Default::default()
+                        }],
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                }],
+            }
+            .encode_to_vec()
+        };
+        for (msg, gzipped) in [("grpc plain", false), ("grpc gzip", true)] {
+            let got = grpc_export(&addr, Some(API_KEY), &request(msg), gzipped).await;
+            assert_eq!(got.0, "0", "{got:?}");
+        }
+        let pg = server.pg().await;
+        let n: i64 = pg
+            .query_one("SELECT count(*) FROM logs WHERE msg LIKE 'grpc %'", &[])
+            .await
+            .expect("count")
+            .get(0);
+        assert_eq!(n, 2);
+    }
+    let idle = peak_rss_mib(&server);
+    // 30M empty records: 60 MB decoded into ~6 GB of structs, sent as a small gzip body.
+    let bomb = otlp_empty_records(30_000_000);
+    let bomb = &bomb;
+    let (a, b) = tokio::join!(
+        grpc_export(&addr, None, bomb, true),
+        grpc_export(&addr, Some("not-a-key"), bomb, true)
+    );
+    for got in [a, b] {
+        assert_eq!(got.0, "16", "UNAUTHENTICATED: {got:?}");
+    }
+    let (a, b) = tokio::join!(
+        grpc_export(&addr, Some(API_KEY), bomb, true),
+        grpc_export(&addr, Some(API_KEY), bomb, true)
+    );
+    for got in [a, b] {
+        assert_eq!(got.0, "8", "RESOURCE_EXHAUSTED: {got:?}");
+        assert!(got.1.contains("records"), "{got:?}");
+    }
+    let peak = peak_rss_mib(&server);
+    eprintln!("OTLP/gRPC bombs: peak RSS {peak} MiB, idle {idle} MiB");
+    assert!(
+        peak < idle + BOMB_RSS_GROWTH_MIB,
+        "peak RSS {peak} MiB, idle {idle} MiB"
+    );
+    still_serving(&server).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn shipper_bodies_are_measured_before_anything_is_built() {
+    // Request bodies (compressed, decompressed, and the copy that replaces invalid UTF-8) may
+    // hold 256 MiB at once.
+    let server =
+        TestServer::start_capped(&["--max-inflight-body-bytes", "256MiB"], BOMB_ADDRESS_SPACE);
+    let idle = peak_rss_mib(&server);
+    let n = 20_000_000;
+    let items = |item: &str| {
+        let mut s = String::with_capacity(n * (item.len() + 1));
+        for i in 0..n {
+            if i > 0 {
+                s.push(',');
+            }
+            s.push_str(item);
+        }
+        s
+    };
+    let snappy = |raw: &[u8]| snap::raw::Encoder::new().compress_vec(raw).expect("snappy");
+    let otlp_pb = gzip(&otlp_empty_records(30_000_000));
+    let loki_pb = snappy(&empty_records(&[0x0a], 0x12, 30_000_000));
+    let otlp_json = gzip(
+        format!(
+            r#"{{"resourceLogs":[{{"scopeLogs":[{{"logRecords":[{}]}}]}}]}}"#,
+            items("{}")
+        )
+        .as_bytes(),
+    );
+    let loki_json = gzip(
+        format!(
+            r#"{{"streams":[{{"stream":{{}},"values":[{}]}}]}}"#,
+            items("[]")
+        )
+        .as_bytes(),
+    );
+    let ingest_source = gzip(format!(r#"{{"source":[{}],"logs":[]}}"#, items("[]")).as_bytes());
+    let ingest_event = gzip(format!(r#"{{"logs":[{{"msg":[{}]}}]}}"#, items("[]")).as_bytes());
+    let ingest_logs = gzip(format!(r#"{{"logs":[{}]}}"#, items("{}")).as_bytes());
+    let bulk = gzip(format!("{{\"index\":{{}}}}\n[{}]\n", items("[]")).as_bytes());
+    // 60 MB of bytes that are not UTF-8: 180 MB once each is replaced by U+FFFD.
+    let not_utf8 = gzip(&vec![0xff; 60_000_000]);
+    let (json, protobuf, ndjson) = (
+        "application/json",
+        "application/x-protobuf",
+        "application/x-ndjson",
+    );
+    let refused: &[u16] = &[413];
+    let cases: [Bomb; 9] = [
+        ("/v1/logs", protobuf, Some("gzip"), &otlp_pb, refused),
+        ("/v1/logs", json, Some("gzip"), &otlp_json, refused),
+        ("/loki/api/v1/push", protobuf, None, &loki_pb, refused),
+        ("/loki/api/v1/push", json, Some("gzip"), &loki_json, refused),
+        ("/v1/ingest", json, Some("gzip"), &ingest_source, refused),
+        ("/v1/ingest", json, Some("gzip"), &ingest_event, refused),
+        ("/v1/ingest", json, Some("gzip"), &ingest_logs, refused),
+        ("/_bulk", ndjson, Some("gzip"), &bulk, refused),
+        // Stored (one line, cut to 64 KiB) while the budget holds its copy, else "retry".
+        ("/v1/ingest", ndjson, Some("gzip"), &not_utf8, &[202, 503]),
+    ];
+    let target = &server;
+    for (path, content_type, encoding, body, expected) in cases {
+        let send = || {
+            let mut headers = vec![("content-type", content_type)];
+            if let Some(e) = encoding {
+                headers.push(("content-encoding", e));
+            }
+            let body = body.to_vec();
+            async move { target.post_raw(path, &headers, body).await }
+        };
+        // Two at once: each is refused while it is measured, before its records are built.
+        let (a, b) = tokio::join!(send(), send());
+        for (status, answer) in [a, b] {
+            assert!(
+                expected.contains(&status),
+                "{path} {content_type}: {status} {answer}"
+            );
+        }
+        let peak = peak_rss_mib(target);
+        eprintln!(
+            "{path} {content_type} ({} bytes sent): peak RSS {peak} MiB, idle {idle} MiB",
+            body.len()
+        );
+        assert!(
+            peak < idle + BOMB_RSS_GROWTH_MIB,
+            "{path} {content_type}: peak RSS {peak} MiB, idle {idle} MiB"
+        );
+    }
+    still_serving(&server).await;
+}
+
+/// An ingest bomb: path, content type, content encoding, body, and the answers it may get.
+type Bomb<'a> = (&'a str, &'a str, Option<&'a str>, &'a [u8], &'a [u16]);
+
+/// The SHA-256 of an API key, as the keys file stores it.
+fn key_hash(key: &str) -> String {
+    hex::encode(ring::digest::digest(&ring::digest::SHA256, key.as_bytes()))
+}
+
+/// Sends one small batch with `key` from each of `keys` at once; the statuses.
+async fn first_requests(server: &TestServer, keys: &[String]) -> Vec<u16> {
+    let client = reqwest::Client::new();
+    let sends = keys.iter().map(|key| {
+        let req = client
+            .post(format!("{}/v1/ingest", server.http))
+            .header("authorization", format!("Bearer {key}"))
+            .json(&json!({"logs": [{"msg": "first request"}]}));
+        async move { req.send().await.map(|r| r.status().as_u16()).unwrap_or(0) }
+    });
+    futures::future::join_all(sends).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn no_key_in_the_keys_file_is_ever_answered_unknown() {
+    let server = TestServer::start_with(&["--max-connections-per-address", "256"]);
+    // 200k keys written while the server runs, in the file's own format (hash → tenant).
+    let keys: Vec<String> = (0..200_000).map(|i| format!("tl_key_{i}")).collect();
+    let all: serde_json::Map<String, Value> = keys
+        .iter()
+        .map(|k| (key_hash(k), Value::String("acme".into())))
+        .collect();
+    let path = server.dir.path().join("api_keys.json");
+    let tmp = server.dir.path().join("api_keys.json.tmp");
+    std::fs::write(&tmp, serde_json::to_vec_pretty(&all).expect("json")).expect("write keys");
+    std::fs::rename(&tmp, &path).expect("rename keys");
+    // 32 first requests at once, while one of them reads the 200k keys: none is refused.
+    let statuses = first_requests(&server, &keys[..32]).await;
+    assert!(statuses.iter().all(|&s| s == 202), "{statuses:?}");
+    // After a restart the keys are read before the listeners serve.
+    let server = server.restart();
+    let statuses = first_requests(&server, &keys[1000..1032]).await;
+    assert!(
+        statuses.iter().all(|&s| s == 202),
+        "after a restart: {statuses:?}"
+    );
+    // Unknown keys are still refused, quickly (the unchanged file is not read again).
+    let started = std::time::Instant::now();
+    let guesses: Vec<String> = (0..64).map(|i| format!("guess-{i}")).collect();
+    let statuses = first_requests(&server, &guesses).await;
+    assert!(statuses.iter().all(|&s| s == 401), "{statuses:?}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+}

@@ -89,6 +89,38 @@ async fn a_sidecar() -> Vec<u8> {
     std::fs::read(path).expect("read sidecar")
 }
 
+/// Shipper bodies for the seeds: OTLP protobuf and JSON, Loki protobuf (not compressed) and
+/// JSON.
+fn shipper_seeds() -> (Vec<u8>, &'static str, Vec<u8>, &'static str) {
+    use prost::Message;
+    let otlp_json = r#"{"resourceLogs":[{"resource":{"attributes":[{"key":"service.name","value":{"stringValue":"api"}}]},"scopeLogs":[{"scope":{"name":"s"},"logRecords":[{"timeUnixNano":"1705314645000000000","severityNumber":17,"body":{"kvlistValue":{"values":[{"key":"a","value":{"intValue":"7"}}]}},"traceId":"5b8efff798038103d269b633813fc60c","attributes":[{"key":"k","value":{"arrayValue":{"values":[{"boolValue":true}]}}}]}]}]}]}"#;
+    let otlp_pb = serde_json::from_str::<
+        opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest,
+    >(otlp_json)
+    .expect("OTLP JSON seed")
+    .encode_to_vec();
+    let loki_pb = timberline::ingest::loki::PushRequest {
+        streams: vec![timberline::ingest::loki::StreamAdapter {
+            labels: r#"{app="api", level="error"}"#.into(),
+            entries: vec![timberline::ingest::loki::EntryAdapter {
+                timestamp: Some(timberline::ingest::loki::Timestamp {
+                    seconds: 1_705_314_645,
+                    nanos: 5,
+                }),
+                line: b"card declined".to_vec(),
+                structured_metadata: vec![timberline::ingest::loki::LabelPairAdapter {
+                    name: "trace_id".into(),
+                    value: "t".into(),
+                }],
+            }],
+            hash: 0,
+        }],
+    }
+    .encode_to_vec();
+    let loki_json = r#"{"streams":[{"stream":{"app":"api"},"values":[["1705314645000000000","x",{"u":"1"}]]}]}"#;
+    (otlp_pb, otlp_json, loki_pb, loki_json)
+}
+
 fn seeds(target: &str, sidecar: &[u8]) -> Vec<Vec<u8>> {
     let batch = json!({"source": {"service": "api", "region": "eu"}, "logs": [
         {"ts": "2024-01-15T10:30:45.123Z", "level": "error", "msg": "card declined", "meta": {"trace_id": "4bf92f35", "user_id": "u42"}},
@@ -105,24 +137,7 @@ fn seeds(target: &str, sidecar: &[u8]) -> Vec<Vec<u8>> {
             [&[7u8][..], &zstd::encode_all(ndjson.as_bytes(), 1).expect("zstd")].concat(),
         ],
         "shipper_bodies" => {
-            use prost::Message;
-            let otlp_json = r#"{"resourceLogs":[{"resource":{"attributes":[{"key":"service.name","value":{"stringValue":"api"}}]},"scopeLogs":[{"scope":{"name":"s"},"logRecords":[{"timeUnixNano":"1705314645000000000","severityNumber":17,"body":{"kvlistValue":{"values":[{"key":"a","value":{"intValue":"7"}}]}},"traceId":"5b8efff798038103d269b633813fc60c","attributes":[{"key":"k","value":{"arrayValue":{"values":[{"boolValue":true}]}}}]}]}]}]}"#;
-            let otlp_pb = serde_json::from_str::<opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest>(otlp_json)
-                .expect("OTLP JSON seed")
-                .encode_to_vec();
-            let loki_pb = timberline::ingest::loki::PushRequest {
-                streams: vec![timberline::ingest::loki::StreamAdapter {
-                    labels: r#"{app="api", level="error"}"#.into(),
-                    entries: vec![timberline::ingest::loki::EntryAdapter {
-                        timestamp: Some(timberline::ingest::loki::Timestamp { seconds: 1_705_314_645, nanos: 5 }),
-                        line: b"card declined".to_vec(),
-                        structured_metadata: vec![timberline::ingest::loki::LabelPairAdapter { name: "trace_id".into(), value: "t".into() }],
-                    }],
-                    hash: 0,
-                }],
-            }
-            .encode_to_vec();
-            let loki_json = r#"{"streams":[{"stream":{"app":"api"},"values":[["1705314645000000000","x",{"u":"1"}]]}]}"#;
+            let (otlp_pb, otlp_json, loki_pb, loki_json) = shipper_seeds();
             let bulk = "{\"index\":{\"_index\":\"a\"}}\n{\"@timestamp\":\"2024-01-15T10:30:45Z\",\"message\":\"m\",\"log\":{\"level\":\"warn\"}}\n{\"delete\":{}}\nnot json\n";
             let syslog = "60 <165>1 2024-01-15T10:30:44Z h app 1 ID [sd@1 a=\"b\"] msg\n<13>Jan 15 10:30:45 h app[3]: bsd line\nno header\n";
             vec![
@@ -133,6 +148,15 @@ fn seeds(target: &str, sidecar: &[u8]) -> Vec<Vec<u8>> {
                 [&[4u8][..], bulk.as_bytes()].concat(),
                 [&[5u8][..], syslog.as_bytes()].concat(),
                 [&[11u8][..], syslog.as_bytes()].concat(),
+            ]
+        }
+        "shipper_measure" => {
+            let (otlp_pb, otlp_json, loki_pb, loki_json) = shipper_seeds();
+            vec![
+                [&[0u8][..], &otlp_pb].concat(),
+                [&[1u8][..], otlp_json.as_bytes()].concat(),
+                [&[2u8][..], &loki_pb].concat(),
+                [&[3u8][..], loki_json.as_bytes()].concat(),
             ]
         }
         "log_lines" => vec![

@@ -22,8 +22,14 @@ pub struct TestServer {
     pub ready: String,
 }
 
+/// The server binary: this build's, or `TIMBERLINE_TEST_BIN` (to replay the suite against
+/// another build, e.g. to measure a change before and after).
 pub fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_timberline")
+    static BIN: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        std::env::var("TIMBERLINE_TEST_BIN")
+            .unwrap_or_else(|_| env!("CARGO_BIN_EXE_timberline").to_string())
+    });
+    &BIN
 }
 
 impl TestServer {
@@ -53,7 +59,32 @@ impl TestServer {
         extra: Vec<String>,
         env: Vec<(String, String)>,
     ) -> TestServer {
-        let mut child = Command::new(bin())
+        Self::spawn_capped(None, dir, extra, env)
+    }
+
+    /// Starts a server under `prlimit --as=<address_space>`, so that a memory regression fails
+    /// its allocations (and the test) instead of exhausting the machine.
+    pub fn start_capped(extra: &[&str], address_space: u64) -> TestServer {
+        let dir = Arc::new(tempfile::tempdir().expect("tempdir"));
+        let extra = extra.iter().map(|s| s.to_string()).collect();
+        Self::spawn_capped(Some(address_space), dir, extra, Vec::new())
+    }
+
+    fn spawn_capped(
+        address_space: Option<u64>,
+        dir: Arc<tempfile::TempDir>,
+        extra: Vec<String>,
+        env: Vec<(String, String)>,
+    ) -> TestServer {
+        let mut command = match address_space {
+            Some(cap) => {
+                let mut c = Command::new("prlimit");
+                c.arg(format!("--as={cap}")).arg("--").arg(bin());
+                c
+            }
+            None => Command::new(bin()),
+        };
+        let mut child = command
             .args([
                 "serve",
                 "--http-addr",
