@@ -21,7 +21,7 @@ use crate::model::{LogRecord, Micros, DEFAULT_TENANT, MAX_MSG_BYTES};
 pub const MAX_EVENTS: usize = 10_000;
 
 /// Most bytes one request's events may take once decoded, the batch's `source` copied into each.
-pub const MAX_EXPANDED_BYTES: usize = 128 << 20;
+pub use super::limits::MAX_EXPANDED_BYTES;
 
 /// Events longer than this are measured before they are decoded (a shorter one cannot build
 /// much: its generic value is at most a few dozen times its size).

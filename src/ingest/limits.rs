@@ -7,7 +7,7 @@
 pub const MAX_RECORDS: usize = 100_000;
 
 /// Most bytes one request's records may take once decoded, shared parts copied into each.
-pub const MAX_EXPANDED_BYTES: usize = super::decode::MAX_EXPANDED_BYTES;
+pub const MAX_EXPANDED_BYTES: usize = 128 << 20;
 
 /// Bytes each record costs in memory for its fixed fields.
 const RECORD_BYTES: usize = 96;

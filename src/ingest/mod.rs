@@ -9,6 +9,7 @@ pub mod encoding;
 mod fast_event;
 pub mod limits;
 pub mod loki;
+pub mod loki_push;
 pub mod measure;
 pub mod otlp;
 pub mod syslog;

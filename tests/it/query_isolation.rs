@@ -203,17 +203,21 @@ async fn cross_joins_neither_freeze_the_server_nor_outlive_their_deadline() {
         assert_eq!(code, "57014");
         late = late.max(took.saturating_sub(Duration::from_secs(3)));
     }
-    // Once cancelled, the joins stop computing: the server idles.
+    // Once cancelled, the joins stop computing: the server falls idle (a 250 ms window with
+    // under 15 ticks of CPU; a join still running uses ~25 a core) at the end of the poll each
+    // was in. How long that takes after the last cancel is the measurement.
     let before = cpu_ticks(&server);
-    let window = Instant::now();
-    let mut idle_ticks = u64::MAX;
-    while window.elapsed() < Duration::from_secs(2) {
+    let cancelled = Instant::now();
+    let mut idle_after = None;
+    while idle_after.is_none() && cancelled.elapsed() < Duration::from_secs(5) {
         let t0 = cpu_ticks(&server);
         let w = Instant::now();
         while w.elapsed() < Duration::from_millis(250) {
             tokio::task::yield_now().await;
         }
-        idle_ticks = idle_ticks.min(cpu_ticks(&server) - t0);
+        if cpu_ticks(&server) - t0 < 15 {
+            idle_after = Some(w.saturating_duration_since(cancelled));
+        }
     }
     let (h99, s99, l_max) = (
         percentile(&mut health, 99),
@@ -222,11 +226,12 @@ async fn cross_joins_neither_freeze_the_server_nor_outlive_their_deadline() {
     );
     println!(
         "during 4 cross joins: /health p99 {h99:.1} ms over {} requests; other tenant's count p99 {s99:.1} ms over {}; \
-         logins max {l_max:.1} ms; ingest {:.1} ms; deadline to cancel, worst {:.0} ms; CPU ticks in the quietest 250 ms after: {idle_ticks} (of {} since)",
+         logins max {l_max:.1} ms; ingest {:.1} ms; deadline to cancel, worst {:.0} ms; CPU idle {:?} after the last cancel ({} ticks since)",
         health.len(),
         small.len(),
         ingest.as_secs_f64() * 1e3,
         late.as_secs_f64() * 1e3,
+        idle_after,
         cpu_ticks(&server) - before,
     );
     // Loose bounds (the figures above are the measurement; this machine is shared and noisy).
@@ -236,10 +241,11 @@ async fn cross_joins_neither_freeze_the_server_nor_outlive_their_deadline() {
         late < Duration::from_secs(2),
         "cancel came {late:?} after the deadline"
     );
-    // 250 ms is 25 ticks of one core: a join still running would use ~50.
+    // Within the poll a join was in when it was aborted (a batch of the nested loop: longer
+    // in this debug build, and on a loaded machine).
     assert!(
-        idle_ticks < 15,
-        "still computing after the cancel: {idle_ticks} ticks"
+        idle_after.is_some_and(|t| t < Duration::from_secs(3)),
+        "still computing 5 s after the cancel"
     );
 }
 

@@ -12,7 +12,7 @@ use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 
 use super::{Field, Kind, Shape, NODE_BYTES};
-use crate::ingest::loki::{EntryAdapter, LabelPairAdapter, PushRequest, StreamAdapter};
+use crate::ingest::loki_push::{EntryAdapter, LabelPairAdapter, PushRequest, StreamAdapter};
 
 const fn field(number: u32, names: &'static [&'static str], kind: Kind) -> Field {
     Field {
