@@ -707,63 +707,60 @@ async fn every_query_runs_within_a_memory_budget() {
     server.flush().await;
     load_rows(&server).await;
     let pg = server.pg().await;
-    for (sql, want) in [
-        // 80,000 × 620 bytes accumulated: the aggregate's reservation is refused by the pool.
-        (
-            "SELECT length(string_agg(l.attrs, ',')) FROM logs l, generate_series(1, 8)",
-            "53200",
-        ),
-        // 10,000 × 12 KB from one function: refused before it runs.
-        (
-            "SELECT length(string_agg(repeat(attrs, 20), ',')) FROM logs",
-            "53200",
-        ),
-        ("SELECT length(lpad(msg, 2147483647)) FROM logs", "54000"),
-        // Past an eighth of the budget in one value: refused as too long.
-        ("SELECT length(repeat(msg, 10000000)) FROM logs", "54000"),
-        ("SELECT length(lpad(msg, 300000000)) FROM logs", "54000"),
-        (
-            "SELECT lpad(msg, 2000000) AS m FROM logs ORDER BY random() LIMIT 1",
-            "53200",
-        ),
-        ("SELECT length(repeat('x', 2000000000))", "54000"),
-        ("SELECT cardinality(range(1, 10000000000))", "54000"),
-        ("SELECT cardinality(array_repeat(1, 2000000000))", "54000"),
-        // Sized by their elements, not a fixed guess per element.
-        (
-            "SELECT cardinality(array_repeat(repeat('x', 1000000), 2000))",
-            "54000",
-        ),
-        (
-            "SELECT cardinality(array_repeat(array_repeat(1, 50000), 50000))",
-            "54000",
-        ),
-        (
-            "SELECT length(replace(repeat('a', 1048576), 'a', repeat('b', 1048576)))",
-            "54000",
-        ),
-        (
-            "SELECT length(regexp_replace(msg, '', repeat('y', 1000000), 'g')) FROM logs",
-            "54000",
-        ),
-        // A 10 MB pattern over every row: its text is bounded before it is built.
-        (
-            "SELECT length(to_char(ts, repeat('Month', 2000000))) FROM logs",
-            "54000",
-        ),
-        // One argument referenced 2,048 times: bounded before the result is built.
-        (
-            "SELECT length(format(repeat('%1$s', 2048), repeat('x', 1048576)))",
-            "54000",
-        ),
-    ] {
-        let e = pg
-            .query(sql, &[])
-            .await
-            .err()
-            .unwrap_or_else(|| panic!("{sql} answered"));
-        assert_eq!(sqlstate(&e), want, "{sql}: {e:?}");
-    }
+    crate::support::refused_with(
+        &pg,
+        &[
+            // 80,000 × 620 bytes accumulated: the aggregate's reservation is refused by the pool.
+            (
+                "SELECT length(string_agg(l.attrs, ',')) FROM logs l, generate_series(1, 8)",
+                "53200",
+            ),
+            // 10,000 × 12 KB from one function: refused before it runs.
+            (
+                "SELECT length(string_agg(repeat(attrs, 20), ',')) FROM logs",
+                "53200",
+            ),
+            ("SELECT length(lpad(msg, 2147483647)) FROM logs", "54000"),
+            // Past an eighth of the budget in one value: refused as too long.
+            ("SELECT length(repeat(msg, 10000000)) FROM logs", "54000"),
+            ("SELECT length(lpad(msg, 300000000)) FROM logs", "54000"),
+            (
+                "SELECT lpad(msg, 2000000) AS m FROM logs ORDER BY random() LIMIT 1",
+                "53200",
+            ),
+            ("SELECT length(repeat('x', 2000000000))", "54000"),
+            ("SELECT cardinality(range(1, 10000000000))", "54000"),
+            ("SELECT cardinality(array_repeat(1, 2000000000))", "54000"),
+            // Sized by their elements, not a fixed guess per element.
+            (
+                "SELECT cardinality(array_repeat(repeat('x', 1000000), 2000))",
+                "54000",
+            ),
+            (
+                "SELECT cardinality(array_repeat(array_repeat(1, 50000), 50000))",
+                "54000",
+            ),
+            (
+                "SELECT length(replace(repeat('a', 1048576), 'a', repeat('b', 1048576)))",
+                "54000",
+            ),
+            (
+                "SELECT length(regexp_replace(msg, '', repeat('y', 1000000), 'g')) FROM logs",
+                "54000",
+            ),
+            // A 10 MB pattern over every row: its text is bounded before it is built.
+            (
+                "SELECT length(to_char(ts, repeat('Month', 2000000))) FROM logs",
+                "54000",
+            ),
+            // One argument referenced 2,048 times: bounded before the result is built.
+            (
+                "SELECT length(format(repeat('%1$s', 2048), repeat('x', 1048576)))",
+                "54000",
+            ),
+        ],
+    )
+    .await;
     // Within the budget, the same shapes answer.
     let n: i64 = pg
         .query_one(

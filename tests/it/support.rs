@@ -414,3 +414,19 @@ pub fn plan_metric(plan: &str, name: &str) -> Option<u64> {
         .parse()
         .ok()
 }
+
+/// Runs each `(sql, sqlstate)`: every statement must fail with its SQLSTATE.
+pub async fn refused_with(client: &Client, cases: &[(&str, &str)]) {
+    for (sql, want) in cases {
+        let e = client
+            .query(*sql, &[])
+            .await
+            .err()
+            .unwrap_or_else(|| panic!("{sql} answered"));
+        let code = e
+            .code()
+            .map(|c| c.code().to_string())
+            .unwrap_or_else(|| format!("no SQLSTATE: {e}"));
+        assert_eq!(code, *want, "{sql}: {e:?}");
+    }
+}
