@@ -196,8 +196,11 @@ impl Store {
         let segments = self.catalog.segments();
         for job in compaction::plan(&segments, policies, now, self.compact_bytes) {
             let (tenant, result) = match &job {
-                Job::Relabel(one) => (&one.tenant, self.relabel_warm(one).await),
-                Job::Merge(run) => (&run[0].tenant, self.merge(run, report).await),
+                Job::Relabel(one) => (one.tenant.as_str(), self.relabel_warm(one).await),
+                Job::Merge(run) => (
+                    run.first().map_or("", |s| s.tenant.as_str()),
+                    self.merge(run, report).await,
+                ),
             };
             if let Err(e) = result {
                 report.errors.push(format!("compacting {tenant}: {e}"));
