@@ -1,5 +1,6 @@
-//! The tier manager: one maintenance pass deletes what retention expired, compacts closed
-//! tenant-hours into warm segments, and moves old segments to the object store (cold).
+//! The tier manager: one maintenance pass deletes what retention expired (and trims segments
+//! spanning its edge), compacts closed tenant-hours into warm segments ([`super::compaction`]),
+//! and moves old segments to the object store (cold).
 //!
 //! Every change follows invariant 5: the target is written whole and confirmed (a staged and
 //! renamed file; an upload, sidecars first, whose size a HEAD confirms), then `Replace` is
