@@ -94,6 +94,7 @@ pub fn ingest_body(data: &[u8]) {
         return;
     };
     for r in &mut decoded.records {
+        assert_placeable(r.ts);
         r.enforce_label_limit(64);
         assert!(r.service.len() <= 64 && r.host.len() <= 64 && r.level.len() <= 64);
     }
@@ -102,6 +103,15 @@ pub fn ingest_body(data: &[u8]) {
     let (seq, back) = decode_body(&body).unwrap_or_else(|e| panic!("WAL round trip: {e}"));
     assert_eq!(seq, 7);
     assert_eq!(back, decoded.records, "WAL round trip changed records");
+}
+
+/// A row's time is an instant a row can hold (a placed one, or the receive time), whatever was
+/// sent.
+fn assert_placeable(ts: crate::model::Micros) {
+    assert!(
+        (crate::model::epoch::MIN_MICROS..=crate::model::epoch::MAX_MICROS).contains(&ts),
+        "ts {ts} outside years 1 to 9999"
+    );
 }
 
 /// A shipper's body through its decoder, picked by the first byte: OTLP protobuf and JSON, Loki
@@ -146,6 +156,9 @@ pub fn shipper_bodies(data: &[u8]) {
                 .collect()
         }
     };
+    for r in &records {
+        assert_placeable(r.ts);
+    }
     let payload = encode_records(&records);
     let body = [&1u64.to_le_bytes()[..], &payload].concat();
     let (_, back) = decode_body(&body).unwrap_or_else(|e| panic!("WAL round trip: {e}"));
@@ -237,7 +250,9 @@ pub fn log_lines(data: &[u8]) {
     formats.extend(LOGHUB_SYSTEMS.iter().map(LineFormat::Loghub));
     for format in &formats {
         for line in &lines {
-            let _ = format.parse(line, &clock);
+            if let Some(p) = format.parse(line, &clock).filter(|p| !p.failed) {
+                assert_placeable(p.ts);
+            }
             let _ = is_continuation(line);
         }
     }

@@ -5,7 +5,7 @@
 //!
 //! ```text
 //! ingest (HTTP, files) → wal (durable, group commit) → buffer (hot Arrow batches)
-//!   → segment (Parquet per tenant and hour) → catalog (one row per segment)
+//!   → segment (Parquet per tenant and hour, or sparse hours) → catalog (one row per segment)
 //!   → query (`logs` TableProvider) → pgwire (PostgreSQL front end), http (the HTTP API)
 //! ```
 //!

@@ -54,7 +54,7 @@ impl Unit {
     pub fn of(magnitude: u128) -> Option<Unit> {
         [Unit::Seconds, Unit::Millis, Unit::Micros, Unit::Nanos]
             .into_iter()
-            .find(|u| magnitude <= (MAX_SECONDS as u128 + 1) * u.per_second() as u128 - 1)
+            .find(|u| magnitude < (MAX_SECONDS as u128 + 1) * u.per_second() as u128)
     }
 }
 

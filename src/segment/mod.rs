@@ -1,7 +1,7 @@
 //! Segments: immutable Parquet files of one tenant's rows, sorted by `ts`: one per hour of a
 //! flush, or per run of sparse hours when a flush names many ([`cut`]).
 
-pub mod cut;
+mod cut;
 mod merge;
 mod writer;
 

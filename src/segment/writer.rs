@@ -136,14 +136,13 @@ pub fn write_segments_keeping(
         .clone();
     let tenants = sorted.column(2).as_string::<i32>().clone();
     let mut out = Vec::new();
-    let mut id = first_id;
     let tenant_runs = runs(sorted.num_rows(), |a, b| {
         tenants.value(a) == tenants.value(b)
     });
-    for part_rows in tenant_runs
+    let parts = tenant_runs
         .into_iter()
-        .flat_map(|t| segment_ranges(ts.values(), t, cut))
-    {
+        .flat_map(|t| segment_ranges(ts.values(), t, cut));
+    for (id, part_rows) in (first_id..).zip(parts) {
         let (start, i) = (part_rows.start, part_rows.end);
         let part = sorted.slice(start, i - start);
         let tenant = tenants.value(start).to_string();
@@ -217,7 +216,6 @@ pub fn write_segments_keeping(
             },
             part,
         ));
-        id += 1;
     }
     debug_assert!(ts.null_count() == 0);
     Ok(out)

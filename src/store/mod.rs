@@ -1,6 +1,6 @@
 //! The live view of the data: cataloged segments plus the hot buffer, switched atomically;
-//! and the changes made to it: flushes here, tier moves in [`tiers`], policies in [`policy`],
-//! the sweep of files a crash left behind in [`sweep`].
+//! and the changes made to it: flushes here, tier moves in [`tiers`] (what compaction merges:
+//! [`compaction`]), policies in [`policy`], the sweep of files a crash left behind in [`sweep`].
 //!
 //! A query takes a [`Snapshot`] under the view lock's read side; every catalog commit is
 //! installed, and the hot rows its segments hold retired, under the write side

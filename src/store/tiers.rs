@@ -1,5 +1,6 @@
-//! The tier manager: one maintenance pass deletes what retention expired, compacts closed
-//! tenant-hours into warm segments, and moves old segments to the object store (cold).
+//! The tier manager: one maintenance pass deletes what retention expired (and trims segments
+//! spanning its edge), compacts closed tenant-hours into warm segments ([`super::compaction`]),
+//! and moves old segments to the object store (cold).
 //!
 //! Every change follows invariant 5: the target is written whole and confirmed (a staged and
 //! renamed file; an upload, sidecars first, whose size a HEAD confirms), then `Replace` is
@@ -196,8 +197,11 @@ impl Store {
         let segments = self.catalog.segments();
         for job in compaction::plan(&segments, policies, now, self.compact_bytes) {
             let (tenant, result) = match &job {
-                Job::Relabel(one) => (&one.tenant, self.relabel_warm(one).await),
-                Job::Merge(run) => (&run[0].tenant, self.merge(run, report).await),
+                Job::Relabel(one) => (one.tenant.as_str(), self.relabel_warm(one).await),
+                Job::Merge(run) => (
+                    run.first().map_or("", |s| s.tenant.as_str()),
+                    self.merge(run, report).await,
+                ),
             };
             if let Err(e) = result {
                 report.errors.push(format!("compacting {tenant}: {e}"));

@@ -135,6 +135,8 @@ fn seeds(target: &str, sidecar: &[u8]) -> Vec<Vec<u8>> {
             [&[4u8][..], ndjson.as_bytes()].concat(),
             [&[2u8][..], &gzip(batch.as_bytes())].concat(),
             [&[7u8][..], &zstd::encode_all(ndjson.as_bytes(), 1).expect("zstd")].concat(),
+            // Epochs at and past every unit's bound, before 1970 and past year 9999.
+            [&[4u8][..], b"{\"ts\":253402300799}\n{\"ts\":253402300800}\n{\"ts\":-62135596801}\n{\"ts\":\"-5\"}\n{\"ts\":1e22}\n{\"ts\":253402300799999999999.5}\n{\"ts\":\"0000-01-01T00:00:00Z\"}\n"].concat(),
         ],
         "shipper_bodies" => {
             let (otlp_pb, otlp_json, loki_pb, loki_json) = shipper_seeds();

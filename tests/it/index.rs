@@ -564,7 +564,7 @@ fn candidates_hold_every_matching_row() {
 fn segments_and_indexes_land_in_fresh_hour_directories() {
     use timberline::index::{write_index, SegmentIndex};
     use timberline::model::{records_to_batch, LogRecord};
-    use timberline::segment::write_segments;
+    use timberline::segment::{write_segments, HOURS_KEPT_APART};
     use timberline::storage::layout::index_path;
     const HOUR: i64 = 3_600_000_000;
 
@@ -581,16 +581,16 @@ fn segments_and_indexes_land_in_fresh_hour_directories() {
         parse_failed: false,
         truncated: false,
     };
-    // 16 hours with one row each (as many sparse hours as a flush keeps apart): 16 new
-    // directories, 16 races the old code could lose.
-    let hours = timberline::segment::cut::HOURS_KEPT_APART as i64;
+    // One row in each of as many hours as a flush keeps apart: as many new directories, as
+    // many races the old code could lose.
+    let hours = HOURS_KEPT_APART as i64;
     let records: Vec<LogRecord> = (0..hours)
         .map(|h| record(1_705_000_000_000_000 + h * HOUR))
         .collect();
     let batch = records_to_batch(&records).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let segments = write_segments(dir.path(), &[batch.clone()], 1, Some(16)).unwrap();
-    assert_eq!(segments.len() as i64, hours);
+    assert_eq!(segments.len(), HOURS_KEPT_APART);
     for s in &segments {
         let parquet = dir.path().join(&s.location.key);
         assert!(parquet.exists(), "{} missing", parquet.display());
@@ -602,7 +602,7 @@ fn segments_and_indexes_land_in_fresh_hour_directories() {
     let lone = dir.path().join("not/yet/made/seg.parquet");
     write_index(&lone, &batch, 16).unwrap();
     assert_eq!(
-        SegmentIndex::open(&index_path(&lone)).unwrap().rows() as i64,
-        hours
+        SegmentIndex::open(&index_path(&lone)).unwrap().rows(),
+        hours as u32
     );
 }
