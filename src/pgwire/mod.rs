@@ -34,7 +34,6 @@ mod tls;
 use std::sync::Arc;
 use std::time::Duration;
 
-use datafusion::prelude::SessionContext;
 use pgwire::tokio::TlsAcceptor;
 use tokio::net::TcpListener;
 
@@ -80,8 +79,6 @@ pub struct SessionLimits {
     pub statement_timeout: Duration,
     /// Largest message a logged-in client may send.
     pub max_message: usize,
-    /// Longest SQL text of one query.
-    pub max_query_bytes: usize,
     /// Time a connection has, from its accept, to log in.
     pub login_timeout: Duration,
     /// The wait before a failed login is answered (doubling per address).
@@ -89,23 +86,17 @@ pub struct SessionLimits {
 }
 
 impl PgHandlers {
+    /// `engine` answers the queries of every connection.
     pub fn new(
-        ctx: SessionContext,
-        store: Arc<crate::store::Store>,
+        engine: QueryEngine,
         auth: AuthMethod,
         users: Users,
         require_tls: bool,
         caps: PgCaps,
         limits: SessionLimits,
-        runtime: Arc<crate::query::runtime::QueryRuntime>,
     ) -> PgHandlers {
         PgHandlers {
-            engine: Arc::new(QueryEngine::new(
-                ctx,
-                store,
-                runtime,
-                limits.max_query_bytes,
-            )),
+            engine: Arc::new(engine),
             auth,
             users: Arc::new(users),
             cancels: Arc::new(Cancels::default()),

@@ -178,14 +178,13 @@ pub fn write_segments_keeping(
                 ms = started.elapsed().as_millis() as u64,
                 "parquet written"
             );
-            let index_bytes = match indexing {
-                Some(handle) => Some(handle.join().unwrap_or_else(|_| {
+            let index_bytes = indexing.map(|handle| {
+                handle.join().unwrap_or_else(|_| {
                     Err(crate::index::IndexError::Build(
                         "the index builder panicked".into(),
                     ))
-                })),
-                None => None,
-            };
+                })
+            });
             (bytes, index_bytes)
         });
         let bytes = bytes?;

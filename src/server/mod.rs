@@ -21,7 +21,9 @@ use crate::http::guard::BodyLimits;
 use crate::http::{router, HttpState};
 use crate::ingest::Ingestor;
 use crate::model::records_to_batch;
-use crate::pgwire::{serve, tls_acceptor, PgCaps, PgHandlers, SessionLimits, TlsError};
+use crate::pgwire::{
+    serve, tls_acceptor, PgCaps, PgHandlers, QueryEngine, SessionLimits, TlsError,
+};
 use crate::query::runtime::{QueryRuntime, RuntimeError};
 use crate::query::{new_context, QueryMemory};
 use crate::storage::{open_cold_store, SegmentFiles};
@@ -157,7 +159,7 @@ impl Server {
             QueryMemory {
                 per_query: config.query_memory,
                 total: config.query_memory_total,
-                spill_dir: spill_dir(&config)?,
+                spill_dir: spill_dir(config)?,
                 spill_bytes: config.spill_bytes,
             },
         )?;
@@ -270,9 +272,17 @@ impl Server {
             _ => return Err(StartError::TlsMissing),
         };
         let users = Users::new(&data_dir, &password);
-        let handlers = PgHandlers::new(
+        let engine = QueryEngine::new(
             ctx,
             store.clone(),
+            Arc::new(QueryRuntime::new(
+                config.query_threads,
+                config.tenant_query_concurrency,
+            )?),
+            config.pg_max_query_bytes,
+        );
+        let handlers = PgHandlers::new(
+            engine,
             config.pg_auth,
             users,
             config.require_tls,
@@ -283,14 +293,9 @@ impl Server {
             SessionLimits {
                 statement_timeout: config.statement_timeout,
                 max_message: config.pg_max_message,
-                max_query_bytes: config.pg_max_query_bytes,
                 login_timeout: config.login_timeout,
                 auth_delay: config.auth_delay,
             },
-            Arc::new(QueryRuntime::new(
-                config.query_threads,
-                config.tenant_query_concurrency,
-            )?),
         );
         tokio::spawn(serve(pg, Arc::new(handlers), tls));
         tokio::spawn(flush_loop(
