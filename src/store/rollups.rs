@@ -288,10 +288,12 @@ impl Rollups {
         }
         let replaced = std::fs::metadata(&path).map_or(0, |m| m.len());
         crate::storage::replace_file(&path, "tmp", &bytes)?;
-        self.disk_bytes
-            .fetch_add(bytes.len() as u64, Ordering::Relaxed);
-        self.disk_bytes
-            .fetch_sub(replaced.min(self.disk_bytes()), Ordering::Relaxed);
+        let written = bytes.len() as u64;
+        let _ = self
+            .disk_bytes
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |b| {
+                Some(b.saturating_add(written).saturating_sub(replaced))
+            });
         self.remember(plan.id, key, Arc::new(partials));
         Ok(bytes.len() as u64)
     }

@@ -270,6 +270,13 @@ impl Guarded {
                 ),
             ));
         }
+        // Arrow's text and list arrays address their values with 32-bit offsets.
+        if total > i32::MAX as u128 {
+            return Err(limit_error(
+                sqlstate::PROGRAM_LIMIT_EXCEEDED,
+                format!("{name}: its output would take {total} bytes, more than one batch can hold ({} bytes)", i32::MAX),
+            ));
+        }
         let Some(pool) = args.config_options.extensions.get::<QueryMemoryPool>() else {
             return Ok(None);
         };
