@@ -355,17 +355,18 @@ fn from_inputs(args: &[ColumnarValue], rows: usize, factor: u128) -> Result<(u12
                 let size = s.size() as u128;
                 (size, size * rows as u128)
             }
-            ColumnarValue::Array(a) => {
-                let bytes = a.get_array_memory_size() as u128;
-                let lens = Lens::of(Some(arg))?;
-                let widest = match lens {
-                    Lens::Column(ref l) => l.iter().flatten().max().unwrap_or(0).max(0) as u128,
-                    // Not text: each value counted as all of it would be wrong for lists of
-                    // many rows; the buffers bound the call, the output check the value.
-                    Lens::Const(_) => 0,
-                };
-                (widest, bytes)
-            }
+            ColumnarValue::Array(a) => match Lens::of(Some(arg))? {
+                // Text: its values' lengths (a slice or a view array shares buffers far larger
+                // than the rows it holds).
+                Lens::Column(l) => {
+                    let lens = l.iter().flatten().map(|n| n.max(0) as u128);
+                    let (widest, sum) = lens.fold((0, 0), |(w, t), n| (w.max(n), t + n));
+                    (widest, sum + 4 * l.len() as u128)
+                }
+                // Not text: each value counted as all of it would be wrong for lists of many
+                // rows; the buffers bound the call, the output check the value.
+                Lens::Const(_) => (0, a.get_array_memory_size() as u128),
+            },
         };
         largest = largest.saturating_add(arg_largest);
         total = total.saturating_add(arg_total);
