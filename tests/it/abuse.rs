@@ -25,7 +25,7 @@ fn sqlstate(e: &tokio_postgres::Error) -> String {
 }
 
 /// The server answers `/health` and a good login runs a query.
-async fn still_serving(server: &TestServer) {
+pub(crate) async fn still_serving(server: &TestServer) {
     let health = http()
         .get(format!("{}/health", server.http))
         .send()
