@@ -22,7 +22,7 @@ use datafusion::execution::SessionStateBuilder;
 use datafusion::logical_expr::{Expr, LogicalPlan, WindowFunctionDefinition};
 use datafusion::optimizer::{OptimizerConfig, OptimizerRule};
 use timberline_udfs::aggregate_limits::guard_aggregate;
-use timberline_udfs::limits::{guard_scalar, max_value_bytes, QueryBudget, QueryMemoryPool};
+use timberline_udfs::limits::{guard_call, max_value_bytes, QueryBudget, QueryMemoryPool};
 
 /// The pool every query draws from: `total` bytes.
 pub fn shared_pool(total: usize) -> Arc<dyn MemoryPool> {
@@ -173,7 +173,7 @@ mod tests {
 }
 
 /// The plan's last optimizer rule: calls of the functions and aggregates whose output grows
-/// with their input ([`guard_scalar`], [`guard_aggregate`]) are replaced by guarded ones that
+/// with their input (`guard_scalar`, [`guard_aggregate`]) are replaced by guarded ones that
 /// size their output first and hold it in the query's pool (see `timberline_udfs::limits`).
 #[derive(Debug)]
 pub struct GuardFunctions;
@@ -215,13 +215,7 @@ fn guard_expr(
     max_value: usize,
 ) -> Result<Transformed<Expr>> {
     Ok(match expr {
-        Expr::ScalarFunction(mut f) => match guard_scalar(&f.func) {
-            Some(guarded) => {
-                f.func = Arc::new(guarded);
-                Transformed::yes(Expr::ScalarFunction(f))
-            }
-            None => Transformed::no(Expr::ScalarFunction(f)),
-        },
+        e @ Expr::ScalarFunction(_) => guard_call(e),
         Expr::AggregateFunction(mut a) => {
             match pool.and_then(|p| guard_aggregate(&a.func, p, max_value)) {
                 Some(guarded) => {

@@ -6,7 +6,8 @@
 //! A query is planned and executed there; its batches come back through a small channel. When
 //! the client's side of the stream is dropped (the rows were sent, the client cancelled, or
 //! `statement_timeout` fired), the query's task is aborted: it stops at its next yield point,
-//! and DataFusion's cooperative scheduling puts one between any two batches of any operator.
+//! and DataFusion's cooperative scheduling puts one between any two batches of any operator
+//! (a batch an operator is computing runs to its end first).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

@@ -164,19 +164,21 @@ const FROM_INPUTS: &[(&str, u8)] = &[
 
 /// `expr` with every call [`guard_scalar`] guards replaced by its guarded form.
 pub fn guard_tree(expr: Expr) -> Result<Expr> {
-    expr.transform_up(|e| {
-        Ok(match e {
-            Expr::ScalarFunction(mut f) => match guard_scalar(&f.func) {
-                Some(g) => {
-                    f.func = Arc::new(g);
-                    Transformed::yes(Expr::ScalarFunction(f))
-                }
-                None => Transformed::no(Expr::ScalarFunction(f)),
-            },
-            other => Transformed::no(other),
-        })
-    })
-    .map(|t| t.data)
+    expr.transform_up(|e| Ok(guard_call(e))).map(|t| t.data)
+}
+
+/// One call [`guard_scalar`] guards, replaced by its guarded form; any other expression as it is.
+pub fn guard_call(expr: Expr) -> Transformed<Expr> {
+    match expr {
+        Expr::ScalarFunction(mut f) => match guard_scalar(&f.func) {
+            Some(g) => {
+                f.func = Arc::new(g);
+                Transformed::yes(Expr::ScalarFunction(f))
+            }
+            None => Transformed::no(Expr::ScalarFunction(f)),
+        },
+        other => Transformed::no(other),
+    }
 }
 
 /// The functions [`guard_scalar`] guards, wrapped, to register over DataFusion's (so that
