@@ -13,6 +13,7 @@ use datafusion::logical_expr::{Expr, TableType};
 use datafusion::physical_plan::ExecutionPlan;
 use timberline_udfs::pg_compat::Tenant;
 
+use crate::storage::layout::public_segment_id;
 use crate::store::Store;
 
 static SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
@@ -52,7 +53,9 @@ impl SegmentsTable {
         };
         let columns: Vec<ArrayRef> = vec![
             Arc::new(Int64Array::from(
-                segs.iter().map(|s| s.id as i64).collect::<Vec<_>>(),
+                segs.iter()
+                    .map(|s| public_segment_id(&s.location.key, s.id))
+                    .collect::<Vec<_>>(),
             )),
             Arc::new(StringArray::from_iter_values(
                 segs.iter().map(|s| s.tenant.as_str()),

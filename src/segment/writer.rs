@@ -147,7 +147,7 @@ pub fn write_segments_keeping(
         let part = sorted.slice(start, i - start);
         let tenant = tenants.value(start).to_string();
         let (min_ts, max_ts) = (ts.value(start), ts.value(i - 1));
-        let rel = segment_rel_path(&tenant, min_ts, id);
+        let rel = segment_rel_path(&tenant, min_ts);
         let path = data_dir.join(&rel);
         // Both writers below need the hour's directory: make it before either starts.
         let dir = path.parent().unwrap_or(data_dir);

@@ -303,7 +303,7 @@ impl Store {
         let mut added = Vec::with_capacity(staged.len());
         for (i, (mut seg, rows)) in staged.into_iter().enumerate() {
             let id = first + i as u64;
-            let key = segment_rel_path(&seg.tenant, seg.min_ts, id);
+            let key = segment_rel_path(&seg.tenant, seg.min_ts);
             let has_bloom = seg.index.as_ref().is_some_and(|x| !x.blooms.is_empty());
             let has_index = seg.index.is_some();
             let (data_dir, staging) = (self.data_dir.clone(), staging.clone());

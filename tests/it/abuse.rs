@@ -844,8 +844,27 @@ async fn probes_and_flushes_tell_nothing_of_other_tenants() {
         .await;
     assert_eq!(s, 200, "{b}");
     assert_eq!(b["rows"], 3, "{b}");
-    // EXPLAIN names segments inside the data directory, not where it is on disk.
+    // Segment ids and file names carry no global sequence: between two of a tenant's segments,
+    // the count of other tenants' segments cannot be read off.
+    for _ in 0..3 {
+        let (s, _) = server.post_raw("/v1/ingest", &[ct], batch(2)).await;
+        assert_eq!(s, 202);
+        server.flush().await;
+    }
     let pg = server.pg().await;
+    let shown = crate::support::text_rows(
+        &pg,
+        "SELECT segment_id || ' ' || path FROM segments WHERE tenant = 'default'",
+    )
+    .await;
+    assert_eq!(shown.len(), 4, "{shown:?}");
+    for row in &shown {
+        let (id, path) = row.split_once(' ').expect("id and path");
+        let id: i64 = id.parse().expect("id");
+        assert!(id > 1 << 20, "a sequence number shows: {row}");
+        assert!(path.ends_with(&format!("seg-{id:016x}.parquet")), "{row}");
+    }
+    // EXPLAIN names segments inside the data directory, not where it is on disk.
     let dir = std::fs::canonicalize(server.dir.path()).expect("data dir");
     for explain in ["EXPLAIN", "EXPLAIN VERBOSE", "EXPLAIN ANALYZE"] {
         let plan: Vec<String> = pg
