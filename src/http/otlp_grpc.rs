@@ -32,7 +32,7 @@ use tonic::codegen::{BoxFuture, Service};
 use tonic::transport::server::Connected;
 use tonic::{Code, Status};
 
-use super::guard::{collect, key_tenant};
+use super::guard::{collect, key_tenant, BodyLimits};
 use super::{store_records, ApiError, HttpState};
 use crate::admission::{Activity, Admission, Permit};
 use crate::ingest::encoding::decompress_charged;
@@ -110,7 +110,12 @@ async fn export(
     let limits = &state.body;
     let mut held = None;
     let body = axum::body::Body::new(body);
-    let frames = tokio::time::timeout(limits.timeout, collect(body, limits, &mut held))
+    // `--max-body-bytes` bounds the message, as for HTTP: the frame adds its 5-byte prefix.
+    let framed = BodyLimits {
+        max_bytes: limits.max_bytes.saturating_add(FRAME_PREFIX),
+        ..limits.clone()
+    };
+    let frames = tokio::time::timeout(limits.timeout, collect(body, &framed, &mut held))
         .await
         .map_err(|_| {
             Status::deadline_exceeded(format!(
@@ -118,7 +123,13 @@ async fn export(
                 limits.timeout.as_secs_f64()
             ))
         })?
-        .map_err(status_of)?;
+        .map_err(|e| match e.status {
+            StatusCode::PAYLOAD_TOO_LARGE => Status::resource_exhausted(format!(
+                "the request message exceeds {} bytes (--max-body-bytes)",
+                limits.max_bytes
+            )),
+            _ => status_of(e),
+        })?;
     let message = unframe(frames)?;
     let message = if message.compressed {
         let encoding = headers
@@ -154,6 +165,9 @@ async fn export(
     })
 }
 
+/// A gRPC message's prefix: a compression flag and a 4-byte length.
+const FRAME_PREFIX: usize = 5;
+
 /// A unary request's one message, as sent.
 struct Framed {
     compressed: bool,
@@ -162,10 +176,10 @@ struct Framed {
 
 /// The one length-prefixed message of a unary call's body.
 fn unframe(mut body: Bytes) -> Result<Framed, Status> {
-    if body.len() < 5 {
+    if body.len() < FRAME_PREFIX {
         return Err(Status::invalid_argument("the request has no message"));
     }
-    let head = body.split_to(5);
+    let head = body.split_to(FRAME_PREFIX);
     let compressed = match head[0] {
         0 => false,
         1 => true,

@@ -1368,6 +1368,51 @@ async fn grpc_export_reads_nothing_before_the_key_and_measures_before_decoding()
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn grpc_body_limit_bounds_the_message_not_its_frame() {
+    use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+    use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue};
+    use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
+    use prost::Message;
+    let server = TestServer::start_with(&[
+        "--otlp-grpc-addr",
+        "127.0.0.1:0",
+        "--max-body-bytes",
+        "4096",
+    ]);
+    let addr = server
+        .listener("otlp-grpc")
+        .expect("otlp-grpc in the ready line");
+    // A message of exactly `size` bytes: one record whose body pads it.
+    let sized = |size: usize| {
+        (0..size)
+            .map(|pad| {
+                ExportLogsServiceRequest {
+                    resource_logs: vec![ResourceLogs {
+                        scope_logs: vec![ScopeLogs {
+                            log_records: vec![LogRecord {
+                                body: Some(AnyValue {
+                                    value: Some(any_value::Value::StringValue("x".repeat(pad))),
+                                }),
+                                ..Default::default()
+                            }],
+                            ..Default::default()
+                        }],
+                        ..Default::default()
+                    }],
+                }
+                .encode_to_vec()
+            })
+            .find(|m| m.len() == size)
+            .expect("a message of that size")
+    };
+    let fits = grpc_export(&addr, Some(API_KEY), &sized(4096), false).await;
+    assert_eq!(fits.0, "0", "a message of --max-body-bytes: {fits:?}");
+    let over = grpc_export(&addr, Some(API_KEY), &sized(4097), false).await;
+    assert_eq!(over.0, "8", "RESOURCE_EXHAUSTED: {over:?}");
+    assert!(over.1.contains("4096"), "{over:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn shipper_bodies_are_measured_before_anything_is_built() {
     // Request bodies (compressed, decompressed, and the copy that replaces invalid UTF-8) may
     // hold 256 MiB at once.
