@@ -314,6 +314,17 @@ async fn values_that_grow_without_bound_are_refused_within_the_budget() {
         .expect("a bounded window")
         .get(0);
     assert!(n > 0);
+    // A sliding frame: 15 KB values, 300 MB over the table, no more than a batch of them at once.
+    let n: i64 = pg
+        .query_one(
+            "SELECT max(cardinality(a))::bigint FROM (SELECT array_agg(msg || repeat('x', 700)) \
+             OVER (ORDER BY ts ROWS BETWEEN 20 PRECEDING AND CURRENT ROW) AS a FROM logs) t",
+            &[],
+        )
+        .await
+        .expect("a sliding window over the whole table")
+        .get(0);
+    assert_eq!(n, 21);
     let (_, peak) = rss_mib(&server);
     println!("values past the budget: idle {idle} MiB, peak {peak} MiB (budget 256 MiB a query)");
     assert!(!cap.hit(), "the server reached its cgroup's memory limit");

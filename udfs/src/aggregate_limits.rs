@@ -1,11 +1,14 @@
 //! Output limits for the aggregates whose result grows with their input (`string_agg`,
 //! `array_agg`): every value they produce is checked against the per-value limit and reserved
-//! in the query's memory pool, where it stays until the query is done. Over a window frame
-//! (`string_agg(msg, ',') OVER (ORDER BY ts)`) a value is produced for every row, each as long
-//! as all the rows before it: the reservation grows with all of them, so such a query fails
-//! with 53200 at its budget instead of growing the server past its memory.
+//! in the query's memory pool. Over a window frame (`string_agg(msg, ',') OVER (ORDER BY ts)`)
+//! a value is produced for every row, each as long as all the rows before it; the values of one
+//! output batch are alive together, so an aggregate holds the reservation of its last
+//! [`LIVE_VALUES`] values (one batch) and such a query fails with 53200 at its budget instead of
+//! growing the server past its memory, while a sliding frame's small values over a long table
+//! are not charged all at once.
 
 use std::any::Any;
+use std::collections::VecDeque;
 use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex};
 
@@ -29,6 +32,11 @@ use crate::{sqlstate, QueryError};
 /// The aggregates guarded.
 const GROWING: &[&str] = &["string_agg", "array_agg"];
 
+/// Values of one aggregate held in the pool at once: a batch of DataFusion's (8,192 rows), the
+/// most a window operator builds before it hands them on (operators that keep batches, such as
+/// a sort, reserve them themselves).
+pub const LIVE_VALUES: usize = 8192;
+
 /// `udaf` guarded with `pool` and a per-value limit, if it is one of the growing aggregates
 /// (and not guarded already); `None` otherwise.
 pub fn guard_aggregate(
@@ -45,18 +53,30 @@ pub fn guard_aggregate(
         return None;
     }
     let consumer = MemoryConsumer::new(format!("{name}() values"));
+    let held = Held {
+        reservation: consumer.register(pool),
+        live: VecDeque::new(),
+    };
     Some(AggregateUDF::new_from_shared_impl(Arc::new(
         GuardedAggregate {
             inner: inner.clone().into(),
-            produced: Produced(Arc::new(Mutex::new(consumer.register(pool)))),
+            produced: Produced(Arc::new(Mutex::new(held))),
             max_value,
         },
     )))
 }
 
-/// What all accumulators of one guarded aggregate of one query produced, compared by identity.
+/// What all accumulators of one guarded aggregate of one query hold of the values they
+/// produced, compared by identity.
 #[derive(Debug, Clone)]
-struct Produced(Arc<Mutex<MemoryReservation>>);
+struct Produced(Arc<Mutex<Held>>);
+
+/// The last values' sizes and their reservation.
+#[derive(Debug)]
+struct Held {
+    reservation: MemoryReservation,
+    live: VecDeque<usize>,
+}
 
 impl PartialEq for Produced {
     fn eq(&self, other: &Produced) -> bool {
@@ -103,7 +123,7 @@ impl GuardedAggregate {
 struct GuardedAccumulator {
     inner: Box<dyn Accumulator>,
     name: String,
-    /// Everything the aggregate's accumulators have produced.
+    /// What the aggregate's accumulators hold of the values they produced.
     produced: Produced,
     max_value: usize,
 }
@@ -121,11 +141,13 @@ impl GuardedAccumulator {
             )
             .into_df());
         }
-        self.produced
-            .0
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .try_grow(size)?;
+        let mut held = self.produced.0.lock().unwrap_or_else(|p| p.into_inner());
+        held.reservation.try_grow(size)?;
+        held.live.push_back(size);
+        if held.live.len() > LIVE_VALUES {
+            let gone = held.live.pop_front().unwrap_or(0);
+            held.reservation.shrink(gone);
+        }
         Ok(value)
     }
 }
