@@ -9,6 +9,7 @@ mod crash;
 mod differential;
 mod e2e;
 mod file_ingest;
+mod flaky_store;
 mod fuzz;
 mod grafana;
 mod index;

@@ -10,6 +10,7 @@ use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
 use tokio_postgres::Client;
 
+use crate::flaky_store::{FlakyStore, Fault};
 use crate::seaweed::{Seaweed, BUCKET};
 use crate::support::{explain, plan_metric, text_rows as answer, TestServer};
 
@@ -283,9 +284,18 @@ fn tier_flags() -> Vec<String> {
 }
 
 fn start(weed: &Seaweed, failpoint: Option<&str>) -> TestServer {
+    start_through(weed, failpoint, None)
+}
+
+/// A server on `weed`, reaching it through `endpoint` (a proxy) when given.
+fn start_through(weed: &Seaweed, failpoint: Option<&str>, endpoint: Option<&str>) -> TestServer {
     let flags = tier_flags();
     let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
     let mut env: Vec<(&str, String)> = weed.env();
+    if let Some(endpoint) = endpoint {
+        env.retain(|(k, _)| *k != "AWS_ENDPOINT_URL");
+        env.push(("AWS_ENDPOINT_URL", endpoint.to_string()));
+    }
     if let Some(step) = failpoint {
         env.push(("TIMBERLINE_FAILPOINT", step.to_string()));
     }
@@ -635,6 +645,40 @@ async fn with_the_store_down_cold_queries_fail_with_58030_and_the_rest_keeps_wor
     );
     let all: Vec<Event> = events.into_iter().chain(late.concat()).collect();
     check_brute_force(&client, &all, "store back").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cold_reads_right_after_an_outage_ride_out_the_stores_faults() {
+    let Some(weed) = Seaweed::start().await else {
+        return;
+    };
+    let store = FlakyStore::start(weed.endpoint()).await;
+    let server = start_through(&weed, None, Some(store.endpoint()));
+    let now = now_micros();
+    let rounds = corpus(11, now, 2, 200);
+    load(&server, &rounds).await;
+    let events = rounds.concat();
+    let report = server.maintain().await;
+    assert!(
+        report["moved_segments"].as_u64().unwrap_or(0) > 0,
+        "{report}"
+    );
+    // Back from an outage, a store answers 503 for a while, or cuts bodies: each read of
+    // cold rows (with the range cache empty, after a restart) meets those first.
+    let cold: Vec<&Event> = events.iter().filter(|e| e.ts < now - 2 * DAY).collect();
+    assert!(!cold.is_empty());
+    let targets = || cold.iter().step_by(41).map(|e| e.ts + 777);
+    let mut server = server;
+    for (fault, n) in [(Fault::Unavailable, 8), (Fault::CutBody, 3)] {
+        server = server.restart();
+        let client = server.pg().await;
+        let served = store.served();
+        store.fail_next_gets(n, fault);
+        nearest_is_closest(&client, &events, targets(), &format!("{fault:?}")).await;
+        check_brute_force(&client, &events, &format!("after {n} × {fault:?}")).await;
+        assert_eq!(store.left(), 0, "{fault:?}: the reads did not meet the faults");
+        assert_eq!(store.served() - served, n, "{fault:?}");
+    }
 }
 
 /// A tmpfs of `size` mounted on a fresh directory (unmounted on drop); `None` where mounting is
