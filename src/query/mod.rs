@@ -3,6 +3,7 @@
 
 mod index_select;
 mod information_schema;
+mod interrupt;
 pub mod memory;
 pub mod nearest;
 mod pg_semantics;

@@ -5,9 +5,10 @@
 //!
 //! A query is planned and executed there; its batches come back through a small channel. When
 //! the client's side of the stream is dropped (the rows were sent, the client cancelled, or
-//! `statement_timeout` fired), the query's task is aborted: it stops at its next yield point,
-//! and DataFusion's cooperative scheduling puts one between any two batches of any operator
-//! (a batch an operator is computing runs to its end first).
+//! `statement_timeout` fired), the query's [`Cancel`] is set and its task aborted: it stops at
+//! its next yield point (DataFusion's cooperative scheduling puts one between any two batches
+//! of a scan) or at the next cancellation point of a join ([`super::interrupt`]), whichever
+//! comes first.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -20,6 +21,8 @@ use futures::{Stream, StreamExt};
 use tokio::runtime::{Handle, Runtime};
 use tokio::sync::{mpsc, Semaphore};
 use tokio::task::JoinHandle;
+
+use super::interrupt::{interruptible, Cancel};
 
 /// Niceness of the query threads: the kernel gives the serving threads the CPU first.
 const QUERY_NICENESS: i32 = 10;
@@ -69,7 +72,8 @@ impl QueryRuntime {
             self.handle
                 .spawn(async move { df.create_physical_plan().await }),
         );
-        let plan = planning.join().await??;
+        let cancel = Cancel::default();
+        let plan = interruptible(planning.join().await??, &cancel)?;
         let places = self.places(tenant);
         let (tx, rx) = mpsc::channel(AHEAD);
         let task = self.handle.spawn(async move {
@@ -89,7 +93,10 @@ impl QueryRuntime {
                 }
             }
         });
-        let running = Some(AbortOnDrop(task));
+        let running = Some(Running {
+            task: AbortOnDrop(task),
+            _cancel: CancelOnDrop(cancel),
+        });
         Ok(futures::stream::unfold(
             (rx, running),
             |(mut rx, running)| async move {
@@ -97,7 +104,7 @@ impl QueryRuntime {
                     return Some((batch, (rx, running)));
                 }
                 // The task ended: its result says whether it finished or panicked.
-                match running?.join().await {
+                match running?.task.join().await {
                     Ok(()) => None,
                     Err(e) => Some((Err(e), (rx, None))),
                 }
@@ -117,6 +124,22 @@ impl QueryRuntime {
             .entry(tenant.to_string())
             .or_insert_with(|| Arc::new(Semaphore::new(self.per_tenant)))
             .clone()
+    }
+}
+
+/// A query's execution: dropped with its stream, it sets the query's [`Cancel`] (the plan's
+/// cancellation points see it at once) and aborts the task (which stops at its next yield).
+struct Running {
+    task: AbortOnDrop<()>,
+    _cancel: CancelOnDrop,
+}
+
+/// Sets its [`Cancel`] when dropped.
+struct CancelOnDrop(Cancel);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.set();
     }
 }
 

@@ -68,7 +68,11 @@ pub fn require_data_file(files: &SegmentFiles, seg: &SegmentMeta) -> Result<()> 
 
 /// A segment's file that storage could not give (58030), with the segment and the reason.
 pub fn storage_failure(seg: &SegmentMeta, e: StorageError) -> DataFusionError {
-    QueryError::new(sqlstate::IO_ERROR, format!("segment {}: {e}", seg.location.key)).into_df()
+    QueryError::new(
+        sqlstate::IO_ERROR,
+        format!("segment {}: {e}", seg.location.key),
+    )
+    .into_df()
 }
 
 /// One segment as a file for DataFusion, with the catalog's exact statistics (row count, ts range)

@@ -72,11 +72,17 @@ mod tests {
     fn names_are_random_and_show_as_their_id() {
         let (a, b) = (segment_rel_path("acme", 0), segment_rel_path("acme", 0));
         assert_ne!(a, b, "two new segments of one hour share a name");
-        assert!(a.starts_with("segments/tenant=acme/date=1970-01-01/hour=00/seg-"), "{a}");
+        assert!(
+            a.starts_with("segments/tenant=acme/date=1970-01-01/hour=00/seg-"),
+            "{a}"
+        );
         let shown = public_segment_id(&a, 7);
         assert!(shown >= 0 && shown != 7, "{a} shows {shown}");
         assert_eq!(format!("{shown:016x}"), a[a.len() - 24..a.len() - 8]);
         // Written before names were random: the catalog id is the name.
-        assert_eq!(public_segment_id("segments/tenant=a/seg-000000000002.parquet", 2), 2);
+        assert_eq!(
+            public_segment_id("segments/tenant=a/seg-000000000002.parquet", 2),
+            2
+        );
     }
 }

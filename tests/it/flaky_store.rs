@@ -56,7 +56,11 @@ impl FlakyStore {
 
     /// The next `n` GETs get `fault`.
     pub fn fail_next_gets(&self, n: usize, fault: Fault) {
-        let mut faults = self.pending.faults.lock().unwrap_or_else(|p| p.into_inner());
+        let mut faults = self
+            .pending
+            .faults
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         faults.extend(std::iter::repeat_n(fault, n));
     }
 

@@ -351,7 +351,8 @@ pub fn batch(prefix: &str, n: usize) -> Value {
     serde_json::json!({"source": {"service": "payments", "host": "pay-1", "region": "eu-west-1"}, "logs": logs})
 }
 
-/// The sidecar index files of `server`'s segments, in path order.
+/// The sidecar index files of `server`'s segments, oldest first (in the order they were
+/// flushed: file names are random).
 pub fn sidecars(server: &TestServer) -> Vec<PathBuf> {
     let mut out = Vec::new();
     let mut stack = vec![server.dir.path().join("segments")];
@@ -365,7 +366,8 @@ pub fn sidecars(server: &TestServer) -> Vec<PathBuf> {
             }
         }
     }
-    out.sort();
+    let written = |p: &PathBuf| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    out.sort_by_cached_key(|p| (written(p), p.clone()));
     out
 }
 

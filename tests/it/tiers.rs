@@ -10,7 +10,7 @@ use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
 use tokio_postgres::Client;
 
-use crate::flaky_store::{FlakyStore, Fault};
+use crate::flaky_store::{Fault, FlakyStore};
 use crate::seaweed::{Seaweed, BUCKET};
 use crate::support::{explain, plan_metric, text_rows as answer, TestServer};
 
@@ -676,7 +676,11 @@ async fn cold_reads_right_after_an_outage_ride_out_the_stores_faults() {
         store.fail_next_gets(n, fault);
         nearest_is_closest(&client, &events, targets(), &format!("{fault:?}")).await;
         check_brute_force(&client, &events, &format!("after {n} × {fault:?}")).await;
-        assert_eq!(store.left(), 0, "{fault:?}: the reads did not meet the faults");
+        assert_eq!(
+            store.left(),
+            0,
+            "{fault:?}: the reads did not meet the faults"
+        );
         assert_eq!(store.served() - served, n, "{fault:?}");
     }
 }
