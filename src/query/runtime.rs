@@ -3,7 +3,9 @@
 //! regexp over every row — can hold those up; and per tenant a cap on the queries running at
 //! once, so one tenant's long scans cannot take every query thread from another's.
 //!
-//! A query is planned and executed there; its batches come back through a small channel. When
+//! A query is planned and executed there; its batches come back through a small channel, and
+//! while that channel is full (the client is not reading) the query gives its tenant's place
+//! to the next query until the client reads again. When
 //! the client's side of the stream is dropped (the rows were sent, the client cancelled, or
 //! `statement_timeout` fired), the query's [`Cancel`] is set and its task aborted: it stops at
 //! its next yield point (DataFusion's cooperative scheduling puts one between any two batches
@@ -19,6 +21,7 @@ use datafusion::error::{DataFusionError, Result};
 use datafusion::physical_plan::execute_stream;
 use futures::{Stream, StreamExt};
 use tokio::runtime::{Handle, Runtime};
+use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{mpsc, Semaphore};
 use tokio::task::JoinHandle;
 
@@ -77,7 +80,7 @@ impl QueryRuntime {
         let places = self.places(tenant);
         let (tx, rx) = mpsc::channel(AHEAD);
         let task = self.handle.spawn(async move {
-            let Ok(_place) = places.acquire_owned().await else {
+            let Ok(mut place) = places.clone().acquire_owned().await else {
                 return;
             };
             let mut batches = match execute_stream(plan, task_ctx) {
@@ -88,10 +91,24 @@ impl QueryRuntime {
                 }
             };
             while let Some(batch) = batches.next().await {
-                if tx.send(batch).await.is_err() {
-                    return;
+                match tx.try_send(batch) {
+                    Ok(()) => {}
+                    Err(TrySendError::Closed(_)) => return,
+                    // The client is not reading (a suspended portal, a slow network): the
+                    // tenant's place goes to its next query until this one can go on.
+                    Err(TrySendError::Full(batch)) => {
+                        drop(place);
+                        if tx.send(batch).await.is_err() {
+                            return;
+                        }
+                        place = match places.clone().acquire_owned().await {
+                            Ok(p) => p,
+                            Err(_) => return,
+                        };
+                    }
                 }
             }
+            drop(place);
         });
         let running = Some(Running {
             task: AbortOnDrop(task),

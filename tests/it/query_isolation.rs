@@ -358,3 +358,36 @@ async fn sql_text_past_its_limit_is_refused_before_parsing() {
     println!("8 MiB of SQL text, six times: idle {idle} MiB, peak {peak} MiB");
     assert!(peak < idle + 200, "peak RSS {peak} MiB, idle {idle} MiB");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_suspended_portal_gives_its_tenants_place_to_the_next_query() {
+    let server = TestServer::start_with(&["--tenant-query-concurrency", "1"]);
+    load(&server, 2_000).await;
+    // One place for the tenant, taken by a portal whose client reads 10 rows and stops.
+    let mut reader = server.pg().await;
+    let tx = reader.transaction().await.expect("begin");
+    let stmt = tx
+        .prepare("SELECT value FROM generate_series(1, 1000000) ORDER BY value")
+        .await
+        .expect("prepare");
+    let portal = tx.bind(&stmt, &[]).await.expect("bind");
+    let page = tx.query_portal(&portal, 10).await.expect("first page");
+    assert_eq!(page.len(), 10);
+    // Another query of the same tenant runs while the portal waits for its client.
+    let other = server.pg().await;
+    other
+        .batch_execute("SET statement_timeout = '20s'")
+        .await
+        .expect("set");
+    let n: i64 = other
+        .query_one("SELECT count(*) FROM logs", &[])
+        .await
+        .expect("the tenant's next query gets the place")
+        .get(0);
+    assert_eq!(n, 2_000);
+    // The portal goes on where it stopped.
+    let page = tx.query_portal(&portal, 5).await.expect("second page");
+    let values: Vec<i64> = page.iter().map(|r| r.get(0)).collect();
+    assert_eq!(values, [11, 12, 13, 14, 15]);
+    tx.commit().await.expect("commit");
+}
