@@ -29,6 +29,10 @@ pub fn sqlstate_of(e: &DataFusionError) -> (&'static str, String) {
                 .into(),
         );
     }
+    // The regexp kernels report a pattern that does not parse, or compiles past 10 MiB, as text.
+    if msg.contains("Regular expression did not compile") || msg.contains("regex parse error") {
+        return (sqlstate::INVALID_REGULAR_EXPRESSION, msg);
+    }
     // DataFusion turns a UDF's argument check (`coerce_types`) into text.
     if msg.contains("user-defined coercion failed") {
         return (sqlstate::UNDEFINED_FUNCTION, msg);

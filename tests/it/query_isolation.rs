@@ -391,3 +391,63 @@ async fn a_suspended_portal_gives_its_tenants_place_to_the_next_query() {
     assert_eq!(values, [11, 12, 13, 14, 15]);
     tx.commit().await.expect("commit");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_pattern_per_row_compiles_one_regexp_at_a_time() {
+    let server = TestServer::start();
+    // Without the fix this query held every row's compiled pattern at once (24 GB for 30k rows).
+    let cap = MemoryCap::apply(&server, 2 << 30);
+    load(&server, 2_000).await;
+    let pg = server.pg().await;
+    pg.batch_execute("SET statement_timeout = '5s'")
+        .await
+        .expect("set");
+    let (idle, _) = rss_mib(&server);
+    // Each row's pattern is its own, and compiles to megabytes.
+    let pattern = r"'(\w{20}' || md5(msg) || '){1,8}'";
+    for sql in [
+        format!("SELECT count(*) FROM logs WHERE regexp_like(msg, {pattern})"),
+        format!("SELECT count(*) FROM logs WHERE msg ~ ({pattern})"),
+        format!("SELECT count(*) FROM logs WHERE msg !~* ({pattern})"),
+        format!("SELECT count(*) FROM logs WHERE msg SIMILAR TO ({pattern})"),
+        format!("SELECT max(regexp_count(msg, {pattern})) FROM logs"),
+        format!("SELECT count(regexp_match(msg, {pattern})) FROM logs"),
+        format!("SELECT max(length(regexp_replace(msg, {pattern}, 'x'))) FROM logs"),
+    ] {
+        // Answered, or cut by the deadline: never more than one compiled pattern at a time.
+        if let Err(e) = pg.simple_query(&sql).await {
+            assert_eq!(sqlstate(&e), "57014", "{sql}: {e:?}");
+        }
+    }
+    // A pattern that compiles past the regexp engine's limit is an invalid regular expression.
+    let e = pg
+        .simple_query(
+            r"SELECT count(*) FROM logs WHERE msg ~ ('(\w{50}' || substr(msg, 1, 0) || '){1,20}')",
+        )
+        .await
+        .expect_err("too big to compile");
+    assert_eq!(sqlstate(&e), "2201B", "{e:?}");
+    // Patterns per row still mean what they say.
+    let n: i64 = pg
+        .query_one(
+            "SELECT count(*) FROM logs WHERE msg ~ ('^line ' || substr(msg, 6, 1) || '0')",
+            &[],
+        )
+        .await
+        .expect("per-row patterns")
+        .get(0);
+    let want: i64 = pg
+        .query_one(
+            "SELECT count(*) FROM logs WHERE substr(msg, 7, 1) = '0'",
+            &[],
+        )
+        .await
+        .expect("brute force")
+        .get(0);
+    assert_eq!(n, want);
+    let (_, peak) = rss_mib(&server);
+    println!("a compiled pattern per row: idle {idle} MiB, peak {peak} MiB");
+    assert!(!cap.hit(), "the server reached its cgroup's memory limit");
+    assert!(peak < idle + 1024, "peak RSS {peak} MiB, idle {idle} MiB");
+    crate::abuse::still_serving(&server).await;
+}

@@ -36,6 +36,7 @@ pub mod sqlstate {
     pub const DUPLICATE_COLUMN: &str = "42701";
     pub const DIVISION_BY_ZERO: &str = "22012";
     pub const INVALID_TEXT_REPRESENTATION: &str = "22P02";
+    pub const INVALID_REGULAR_EXPRESSION: &str = "2201B";
 }
 
 /// `Err(QueryError)` as a DataFusion error: `query_err!(sqlstate::X, "format {}", args)`.

@@ -16,6 +16,7 @@ mod failpoint;
 pub mod limits;
 pub mod nearest;
 pub mod pg_compat;
+pub mod regex_limits;
 pub mod text;
 
 pub use error::{sqlstate, QueryError};
@@ -53,6 +54,9 @@ pub fn register(ctx: &mut SessionContext) -> datafusion::error::Result<()> {
     ctx.register_udf(nearest::nearest_udf());
     ctx.register_udf(nearest::ts_distance_udf());
     ctx.register_udf(text::match_udf());
+    for udf in regex_limits::one_pattern_at_a_time_udfs() {
+        ctx.register_udf(udf);
+    }
     for udf in limits::guarded_udfs() {
         ctx.register_udf(udf);
     }

@@ -225,7 +225,12 @@ pub fn guarded_udfs() -> Vec<ScalarUDF> {
         (range::range_udf(), Growth::Series),
         (range::gen_series_udf(), Growth::Series),
         (string::replace(), Growth::Replace),
-        (regex::regexp_replace(), Growth::RegexpReplace),
+        (
+            Arc::new(crate::regex_limits::one_pattern_at_a_time(
+                &regex::regexp_replace(),
+            )),
+            Growth::RegexpReplace,
+        ),
     ]
     .into_iter()
     .map(|(udf, growth)| {

@@ -24,6 +24,7 @@ use datafusion::logical_expr::utils::merge_schema;
 use datafusion::logical_expr::{BinaryExpr, Expr, ExprSchemable, LogicalPlan, Operator, ScalarUDF};
 use datafusion::optimizer::AnalyzerRule;
 use timberline_udfs::pg_compat::PgSession;
+use timberline_udfs::regex_limits::regex_match_call;
 
 /// The zone DataFusion gives `timestamptz` and `now()`: values are instants, and the session's
 /// `TimeZone` applies where PostgreSQL applies it (input, calendar functions, text output).
@@ -35,6 +36,7 @@ pub struct PgSemantics {
     interval_order: Arc<ScalarUDF>,
     timestamp_text: Arc<ScalarUDF>,
     textcat: Arc<ScalarUDF>,
+    regexp_like: Arc<ScalarUDF>,
 }
 
 impl PgSemantics {
@@ -43,6 +45,9 @@ impl PgSemantics {
             interval_order: interval_order::udf(),
             timestamp_text: Arc::new(timberline_udfs::pg_compat::timestamp_text_udf()),
             textcat: Arc::new(timberline_udfs::limits::textcat_udf()),
+            regexp_like: Arc::new(timberline_udfs::regex_limits::one_pattern_at_a_time(
+                &datafusion::functions::regex::regexp_like(),
+            )),
         }
     }
 }
@@ -120,6 +125,36 @@ impl Scope<'_> {
                 Ok(Transformed::yes(Expr::ScalarFunction(
                     ScalarFunction::new_udf(self.rule.textcat.clone(), vec![*left, *right]),
                 )))
+            }
+            // A regexp operator whose pattern varies by row: one compiled pattern at a time.
+            Expr::BinaryExpr(BinaryExpr { left, op, right })
+                if is_regex_match(op) && !right.column_refs().is_empty() =>
+            {
+                match regex_match_call(*left, op, *right, &self.rule.regexp_like) {
+                    Ok(call) => Ok(Transformed::yes(call)),
+                    Err((left, right)) => Ok(Transformed::no(Expr::BinaryExpr(BinaryExpr::new(
+                        Box::new(left),
+                        op,
+                        Box::new(right),
+                    )))),
+                }
+            }
+            Expr::SimilarTo(like)
+                if like.escape_char.is_none() && !like.pattern.column_refs().is_empty() =>
+            {
+                // DataFusion plans SIMILAR TO as a regexp match of the pattern as it is.
+                let op = match (like.negated, like.case_insensitive) {
+                    (false, false) => Operator::RegexMatch,
+                    (false, true) => Operator::RegexIMatch,
+                    (true, false) => Operator::RegexNotMatch,
+                    (true, true) => Operator::RegexNotIMatch,
+                };
+                match regex_match_call(*like.expr, op, *like.pattern, &self.rule.regexp_like) {
+                    Ok(call) => Ok(Transformed::yes(call)),
+                    Err(_) => Err(datafusion::error::DataFusionError::Internal(
+                        "SIMILAR TO: not a regexp operator".into(),
+                    )),
+                }
             }
             Expr::BinaryExpr(BinaryExpr { left, op, right })
                 if is_comparison(op)
@@ -308,5 +343,16 @@ fn is_text(t: Option<&DataType>) -> bool {
     matches!(
         t,
         Some(DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View)
+    )
+}
+
+/// The regexp match operators (`~`, `~*`, `!~`, `!~*`).
+fn is_regex_match(op: Operator) -> bool {
+    matches!(
+        op,
+        Operator::RegexMatch
+            | Operator::RegexIMatch
+            | Operator::RegexNotMatch
+            | Operator::RegexNotIMatch
     )
 }
