@@ -239,8 +239,10 @@ async fn ns(client: &Client, sql: &str) -> BTreeSet<usize> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn index_driven_answers_equal_brute_force() {
-    // Small index blocks, so that 300-row segments are narrowed to row selections.
-    let server = TestServer::start_with(&["--index-block-rows", "16"]);
+    // Small index blocks, so that 300-row segments are narrowed to row selections; what is not
+    // flushed stays hot however long the test takes.
+    let server =
+        TestServer::start_with(&["--index-block-rows", "16", "--flush-interval-secs", "86400"]);
     let mut rng = StdRng::seed_from_u64(11);
     let evs = events(&mut rng);
     load(&server, &evs).await;
