@@ -37,6 +37,9 @@ pub struct Config {
     pub otlp_grpc_addr: Option<SocketAddr>,
     /// syslog listen address, UDP and TCP (off when `None`).
     pub syslog_addr: Option<SocketAddr>,
+    /// Address serving `GET /metrics` without a key (off when `None`: then the HTTP port
+    /// serves it to the admin key).
+    pub metrics_addr: Option<SocketAddr>,
     /// Tenant of the rows syslog receives.
     pub syslog_tenant: String,
     /// Flush when the hot buffer holds this many bytes.
@@ -242,6 +245,7 @@ impl Default for Config {
             pg_addr: SocketAddr::from(([127, 0, 0, 1], 5433)),
             otlp_grpc_addr: None,
             syslog_addr: None,
+            metrics_addr: None,
             syslog_tenant: crate::model::DEFAULT_TENANT.to_string(),
             flush_bytes: 64 << 20,
             flush_interval_secs: 30,
@@ -309,6 +313,10 @@ pub struct Overrides {
     /// syslog listen address, UDP and TCP (RFC 5424/3164), e.g. 127.0.0.1:1514 [default: off].
     #[arg(long, env = "TIMBERLINE_SYSLOG_ADDR")]
     pub syslog_addr: Option<SocketAddr>,
+    /// Address serving Prometheus metrics (`GET /metrics`) without a key, e.g. 127.0.0.1:9464
+    /// [default: off; the HTTP port serves them to the admin key].
+    #[arg(long, env = "TIMBERLINE_METRICS_ADDR")]
+    pub metrics_addr: Option<SocketAddr>,
     /// Tenant of the rows syslog receives [default: default].
     #[arg(long, env = "TIMBERLINE_SYSLOG_TENANT")]
     pub syslog_tenant: Option<String>,
@@ -483,6 +491,7 @@ impl Config {
             pg_addr: pick!(pg_addr),
             otlp_grpc_addr: cli.otlp_grpc_addr.or(from_file.otlp_grpc_addr),
             syslog_addr: cli.syslog_addr.or(from_file.syslog_addr),
+            metrics_addr: cli.metrics_addr.or(from_file.metrics_addr),
             syslog_tenant: pick!(syslog_tenant),
             flush_bytes: pick!(flush_bytes),
             flush_interval_secs: pick!(flush_interval_secs),

@@ -23,6 +23,7 @@ pub mod generate;
 pub mod http;
 pub mod index;
 pub mod ingest;
+pub mod metrics;
 pub mod model;
 pub mod pgwire;
 pub mod query;

@@ -188,6 +188,9 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             if let Some(a) = server.syslog_addr {
                 ready.push_str(&format!(" syslog={a}"));
             }
+            if let Some(a) = server.metrics_addr {
+                ready.push_str(&format!(" metrics={a}"));
+            }
             println!("{ready}");
             std::io::stdout().flush()?;
             let password = if config.password.is_some() {

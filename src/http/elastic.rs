@@ -123,7 +123,7 @@ async fn bulk_into(
         Ok(b) => b,
         Err(e) => return es_error(ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, e.to_string())),
     };
-    if let Err(e) = store_records(s, tenant, &mut bulk.records).await {
+    if let Err(e) = store_records(s, tenant, &mut bulk.records, "bulk").await {
         return es_error(e);
     }
     let first = NEXT_ID.fetch_add(bulk.items.len() as u64, Ordering::Relaxed);

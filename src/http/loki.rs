@@ -65,7 +65,7 @@ async fn accept(
         ApiError::new(status, e.to_string())
     })?;
     let mut records = decoded.records;
-    store_records(s, tenant, &mut records).await
+    store_records(s, tenant, &mut records, "loki").await
 }
 
 /// The decompressed size a snappy body claims (0 when it claims nothing readable).

@@ -10,6 +10,7 @@ mod elastic;
 pub mod guard;
 mod loki;
 mod maintenance;
+pub mod metrics;
 mod otlp;
 pub mod otlp_grpc;
 pub mod serve;
@@ -106,8 +107,17 @@ pub fn router(state: HttpState) -> Router {
         .route("/v1/maintenance", post(maintenance::run))
         .route("/health", get(|| async { Json(json!({ "status": "ok" })) }))
         .route("/ready", get(ready))
+        .route("/metrics", get(metrics::scrape))
         .route("/", get(elastic::info))
+        .route_layer(axum::middleware::from_fn(metrics::count_answers))
         .layer(DefaultBodyLimit::max(limit))
+        .with_state(state)
+}
+
+/// The router of `--metrics-addr`: `GET /metrics` and nothing else, without a key.
+pub fn metrics_router(state: HttpState) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics::open_scrape))
         .with_state(state)
 }
 
@@ -234,7 +244,7 @@ async fn ingest(
     })?;
     let mut decoded = decoded;
     let accepted = decoded.records.len();
-    store_records(&s, &tenant, &mut decoded.records).await?;
+    store_records(&s, &tenant, &mut decoded.records, "http").await?;
     let errors: Vec<EventError> = decoded.errors;
     let body = json!({
         "accepted": accepted,
@@ -265,6 +275,7 @@ async fn store_records(
     s: &HttpState,
     tenant: &str,
     records: &mut [LogRecord],
+    protocol: &'static str,
 ) -> Result<(), ApiError> {
     if records.is_empty() {
         return Ok(());
@@ -276,12 +287,17 @@ async fn store_records(
             r.tenant = tenant.to_string();
         }
     }
-    s.ingestor.accept(records).await.map_err(|e| match e {
-        IngestError::BufferFull { .. } => {
-            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
-        }
-        IngestError::TooLarge { .. } => ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, e.to_string()),
-        other => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, other.to_string()),
-    })?;
+    s.ingestor
+        .accept(records, protocol)
+        .await
+        .map_err(|e| match e {
+            IngestError::BufferFull { .. } => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
+            }
+            IngestError::TooLarge { .. } => {
+                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, e.to_string())
+            }
+            other => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, other.to_string()),
+        })?;
     Ok(())
 }

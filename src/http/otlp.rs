@@ -126,5 +126,5 @@ async fn export(
         _ => ApiError::new(StatusCode::BAD_REQUEST, e.to_string()),
     })?;
     let mut records = decoded.records;
-    store_records(s, tenant, &mut records).await
+    store_records(s, tenant, &mut records, "otlp_http").await
 }

@@ -156,7 +156,7 @@ async fn export(
         })?
         .records;
     drop(message);
-    store_records(state, &tenant, &mut records)
+    store_records(state, &tenant, &mut records, "otlp_grpc")
         .await
         .map_err(status_of)?;
     drop(held);

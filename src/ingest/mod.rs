@@ -17,6 +17,7 @@ pub mod syslog;
 use std::sync::Arc;
 
 use crate::buffer::{HotBuffer, Pressure};
+use crate::metrics::metrics;
 use crate::model::{records_to_batch, LogRecord};
 use crate::wal::{format::encode_records, Wal, WalError};
 
@@ -31,6 +32,18 @@ pub enum IngestError {
     Wal(Arc<WalError>),
     #[error("building the batch: {0}")]
     Arrow(#[from] datafusion::arrow::error::ArrowError),
+}
+
+impl IngestError {
+    /// A short name of the refusal, for the metrics' `reason` label.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            IngestError::BufferFull { .. } => "buffer_full",
+            IngestError::TooLarge { .. } => "too_large",
+            IngestError::Wal(_) => "wal",
+            IngestError::Arrow(_) => "batch",
+        }
+    }
 }
 
 /// The one durable way into Timberline: WAL append (group-committed, fsynced), then the hot
@@ -52,9 +65,28 @@ impl Ingestor {
         }
     }
 
-    /// Makes `records` durable and visible; returns the WAL sequence number. Labels over the
-    /// limit are cut first; a batch is taken only if it fits the hot buffer's headroom whole.
-    pub async fn accept(&self, records: &mut [LogRecord]) -> Result<u64, IngestError> {
+    /// Makes `records` (sent over `protocol`, one tenant's) durable and visible; returns the WAL
+    /// sequence number. Labels over the limit are cut first; a batch is taken only if it fits
+    /// the hot buffer's headroom whole. Counted in the metrics, accepted or refused.
+    pub async fn accept(
+        &self,
+        records: &mut [LogRecord],
+        protocol: &'static str,
+    ) -> Result<u64, IngestError> {
+        let accepted = self.accept_counted(records).await;
+        let m = metrics();
+        match &accepted {
+            Ok(_) => {
+                let tenant = records.first().map_or("", |r| r.tenant.as_str());
+                let bytes = records.iter().map(LogRecord::approx_bytes).sum();
+                m.ingested(tenant, protocol, records.len(), bytes);
+            }
+            Err(e) => m.refused(protocol, e.reason()),
+        }
+        accepted
+    }
+
+    async fn accept_counted(&self, records: &mut [LogRecord]) -> Result<u64, IngestError> {
         for r in records.iter_mut() {
             r.enforce_label_limit(self.max_label_bytes);
         }

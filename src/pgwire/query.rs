@@ -3,6 +3,7 @@
 
 use std::fmt::Debug;
 use std::sync::Arc;
+use std::time::Instant;
 
 use arrow_pg::datatypes::arrow_schema_to_pg_fields;
 use arrow_pg::datatypes::df::deserialize_parameters;
@@ -18,7 +19,7 @@ use datafusion::sql::parser::Statement as DfStatement;
 use datafusion::sql::sqlparser::ast::Statement;
 use datafusion_pg_catalog::sql::PostgresCompatibilityParser;
 use futures::sink::{Sink, SinkExt};
-use futures::StreamExt;
+use futures::{Stream, StreamExt};
 use pgwire::api::portal::{Format, Portal};
 use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
 use pgwire::api::results::{
@@ -40,6 +41,7 @@ use super::params;
 use super::rewrite::DataSubqueries;
 use super::session::{connection, stoppable, Connection};
 use super::text_out::TextOutput;
+use crate::metrics::metrics;
 use crate::query::runtime::QueryRuntime;
 
 /// A parsed statement, ready to bind and run.
@@ -200,7 +202,9 @@ impl Planner {
                 super::ddl::run(d, &session, &self.ctx, &state, &self.store).await
             }
             Prepared::Plan(p, _, names) => {
+                let started = Instant::now();
                 let plan = plan.unwrap_or_else(|| (**p).clone());
+                let kind = query_kind(&plan);
                 let session = conn.session().clone();
                 let stop = conn.start_query();
                 let state =
@@ -213,7 +217,13 @@ impl Planner {
                 let zone = session.get("TimeZone").unwrap_or_default();
                 let output = TextOutput::new(&zone, &fields);
                 let tenant = session.tenant.name().unwrap_or_default().to_string();
-                let batches = self.runtime.execute(&tenant, df).await.map_err(df_error)?;
+                let batches = match self.runtime.execute(&tenant, df).await {
+                    Ok(b) => b,
+                    Err(e) => {
+                        metrics().query(kind, "error", started.elapsed());
+                        return Err(df_error(e));
+                    }
+                };
                 let encode_fields = fields.clone();
                 let rows = batches.flat_map(move |batch| {
                     let encoded: Box<dyn Iterator<Item = PgWireResult<DataRow>> + Send> =
@@ -225,10 +235,80 @@ impl Planner {
                 });
                 // Errors raised while rows stream (casts, division by zero, …) get SQLSTATEs too.
                 let rows = stoppable(rows.map(|r| r.map_err(with_sqlstate)), stop);
+                let rows = timed(Box::pin(rows), QueryTimer::new(kind, started));
                 Ok(Response::Query(QueryResponse::new(fields, rows)))
             }
         }
     }
+}
+
+/// What a statement is, for the metrics: `point` (`nearest()`, `log_context()`), `search`
+/// (`match()`, `LIKE`), `aggregate`, or `select`; read off its plan's text.
+fn query_kind(plan: &LogicalPlan) -> &'static str {
+    let text = plan.display_indent().to_string();
+    if text.contains("nearest(") || text.contains("log_context") {
+        "point"
+    } else if text.contains("match(") || text.contains(" LIKE ") {
+        "search"
+    } else if text.contains("Aggregate:") {
+        "aggregate"
+    } else {
+        "select"
+    }
+}
+
+/// Counts a statement in the metrics when its rows are done: `ok` at their end, `error` if one
+/// failed, `cancelled` if they were dropped first (deadline, cancel, disconnect).
+struct QueryTimer {
+    kind: &'static str,
+    started: Instant,
+    outcome: &'static str,
+}
+
+impl QueryTimer {
+    fn new(kind: &'static str, started: Instant) -> QueryTimer {
+        QueryTimer {
+            kind,
+            started,
+            outcome: "cancelled",
+        }
+    }
+}
+
+impl QueryTimer {
+    /// The rows ended: counted now, `ok` unless one failed.
+    fn end(mut self) {
+        if self.outcome == "cancelled" {
+            self.outcome = "ok";
+        }
+        drop(self);
+    }
+}
+
+impl Drop for QueryTimer {
+    fn drop(&mut self) {
+        metrics().query(self.kind, self.outcome, self.started.elapsed());
+    }
+}
+
+/// `rows`, counted by `timer` when they end or are dropped.
+fn timed<S>(rows: S, timer: QueryTimer) -> impl Stream<Item = PgWireResult<DataRow>> + Send
+where
+    S: Stream<Item = PgWireResult<DataRow>> + Send + Unpin,
+{
+    futures::stream::unfold((rows, timer), |(mut rows, mut timer)| async move {
+        match rows.next().await {
+            Some(Ok(row)) => Some((Ok(row), (rows, timer))),
+            Some(Err(e)) => {
+                timer.outcome = "error";
+                Some((Err(e), (rows, timer)))
+            }
+            None => {
+                timer.end();
+                None
+            }
+        }
+    })
 }
 
 /// Columns named as PostgreSQL names them: `names` (from the statement, see `column_names`)

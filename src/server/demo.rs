@@ -29,12 +29,12 @@ pub async fn run_demo(ingestor: Ingestor, backfill: bool) {
                     r
                 })
                 .collect();
-            if let Err(e) = ingestor.accept(&mut batch).await {
+            if let Err(e) = ingestor.accept(&mut batch, "demo").await {
                 tracing::warn!(error = %e, "demo backfill batch refused");
             }
         }
         let mut incident = planted_incident(now - INCIDENT_AGO_MICROS);
-        if let Err(e) = ingestor.accept(&mut incident).await {
+        if let Err(e) = ingestor.accept(&mut incident, "demo").await {
             tracing::warn!(error = %e, "demo incident refused");
         }
         tracing::info!(rows = BACKFILL, "demo backfill written");
@@ -52,7 +52,7 @@ pub async fn run_demo(ingestor: Ingestor, backfill: bool) {
                 r
             })
             .collect();
-        if let Err(e) = ingestor.accept(&mut batch).await {
+        if let Err(e) = ingestor.accept(&mut batch, "demo").await {
             tracing::warn!(error = %e, "demo batch refused");
         }
     }

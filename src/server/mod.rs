@@ -73,6 +73,8 @@ pub struct Server {
     pub http_addr: SocketAddr,
     pub pg_addr: SocketAddr,
     pub otlp_grpc_addr: Option<SocketAddr>,
+    /// Where metrics are served without a key, when asked for.
+    pub metrics_addr: Option<SocketAddr>,
     pub syslog_addr: Option<SocketAddr>,
     pub store: Arc<Store>,
     pub wal: Wal,
@@ -251,6 +253,21 @@ impl Server {
             }
             None => None,
         };
+        // Metrics on an address of their own, without a key (for a scraper on a private network).
+        let metrics_addr = match config.metrics_addr {
+            Some(addr) => {
+                let (listener, local) = bind(addr).await?;
+                let scrapes = Admission::new("metrics", 64, 64, Full::EvictIdlest);
+                tokio::spawn(crate::http::serve::serve(
+                    listener,
+                    crate::http::metrics_router(state.clone()),
+                    scrapes,
+                    config.http_header_timeout,
+                ));
+                Some(local)
+            }
+            None => None,
+        };
         tokio::spawn(crate::http::serve::serve(
             http,
             router(state),
@@ -316,6 +333,7 @@ impl Server {
             pg_addr,
             otlp_grpc_addr,
             syslog_addr,
+            metrics_addr,
             store,
             wal,
             ingestor,

@@ -179,6 +179,24 @@ impl Store {
 
     /// Moves everything in the hot buffer into segments, then truncates the WAL.
     pub async fn flush(self: &Arc<Self>, wal: &Wal) -> Result<FlushReport, FlushError> {
+        let started = std::time::Instant::now();
+        let flushed = self.flush_counted(wal).await;
+        let outcome = match &flushed {
+            Ok(r) if r.rows == 0 => return flushed,
+            Ok(_) => "ok",
+            Err(_) => "error",
+        };
+        let m = crate::metrics::metrics();
+        m.flushes
+            .get_or_create(&crate::metrics::Outcome {
+                outcome: outcome.into(),
+            })
+            .inc();
+        m.flush_seconds.observe(started.elapsed().as_secs_f64());
+        flushed
+    }
+
+    async fn flush_counted(self: &Arc<Self>, wal: &Wal) -> Result<FlushReport, FlushError> {
         let _one_at_a_time = self.flushing.lock().await;
         // Later appends go to a fresh WAL file, so the current ones can be deleted after this flush.
         wal.rotate().await?;

@@ -118,6 +118,19 @@ impl Store {
         report.retired_removed = removed;
         report.retired_waiting = waiting;
         report.elapsed_ms = started.elapsed().as_millis() as u64;
+        let m = crate::metrics::metrics();
+        let outcome = if report.errors.is_empty() {
+            "ok"
+        } else {
+            "error"
+        };
+        m.maintenance_passes
+            .get_or_create(&crate::metrics::Outcome {
+                outcome: outcome.into(),
+            })
+            .inc();
+        m.maintenance_seconds
+            .observe(started.elapsed().as_secs_f64());
         for e in &report.errors {
             tracing::warn!(error = %e, "maintenance step failed; the next pass retries it");
         }

@@ -237,12 +237,16 @@ impl WriterThread {
             frame_into(&mut buf, seq, payload);
             seq += 1;
         }
+        let started = std::time::Instant::now();
         cur.file
             .write_all(&buf)
             .map_err(|e| WalError::io(&cur.path, e))?;
         cur.file
             .sync_data()
             .map_err(|e| WalError::io(&cur.path, e))?;
+        let m = crate::metrics::metrics();
+        m.wal_fsync_seconds.observe(started.elapsed().as_secs_f64());
+        m.wal_group_commit_batches.observe(appends.len() as f64);
         cur.size += buf.len() as u64;
         cur.last_seq = seq - 1;
         self.next_seq = seq;

@@ -13,6 +13,7 @@ mod flaky_store;
 mod fuzz;
 mod grafana;
 mod index;
+mod metrics;
 mod nearest;
 mod parsers;
 mod pg;

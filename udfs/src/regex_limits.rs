@@ -50,16 +50,16 @@ pub fn regex_match_call(
     op: Operator,
     right: Expr,
     regexp_like: &Arc<ScalarUDF>,
-) -> std::result::Result<Expr, (Expr, Expr)> {
+) -> std::result::Result<Expr, Box<(Expr, Expr)>> {
     let (negated, insensitive) = match op {
         Operator::RegexMatch => (false, false),
         Operator::RegexIMatch => (false, true),
         Operator::RegexNotMatch => (true, false),
         Operator::RegexNotIMatch => (true, true),
-        _ => return Err((left, right)),
+        _ => return Err(Box::new((left, right))),
     };
     if right.column_refs().is_empty() {
-        return Err((left, right));
+        return Err(Box::new((left, right)));
     }
     let mut args = vec![left, right];
     if insensitive {

@@ -73,7 +73,7 @@ async fn batcher(mut rx: mpsc::Receiver<LogRecord>, ingestor: Ingestor, tenant: 
 async fn store(ingestor: &Ingestor, records: &mut [LogRecord]) {
     let mut wait = Duration::from_millis(5);
     loop {
-        match ingestor.accept(records).await {
+        match ingestor.accept(records, "syslog").await {
             Ok(_) => return,
             Err(IngestError::BufferFull { .. }) => {
                 tokio::time::sleep(wait).await;

@@ -132,11 +132,14 @@ impl Scope<'_> {
             {
                 match regex_match_call(*left, op, *right, &self.rule.regexp_like) {
                     Ok(call) => Ok(Transformed::yes(call)),
-                    Err((left, right)) => Ok(Transformed::no(Expr::BinaryExpr(BinaryExpr::new(
-                        Box::new(left),
-                        op,
-                        Box::new(right),
-                    )))),
+                    Err(operands) => {
+                        let (left, right) = *operands;
+                        Ok(Transformed::no(Expr::BinaryExpr(BinaryExpr::new(
+                            Box::new(left),
+                            op,
+                            Box::new(right),
+                        ))))
+                    }
                 }
             }
             Expr::SimilarTo(like)

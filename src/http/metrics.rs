@@ -1,0 +1,73 @@
+//! `GET /metrics`: the registry of [`crate::metrics`] in Prometheus's text format, with the
+//! state read now (hot buffer, segments and bytes per tier, open connections per listener).
+//! Every tenant's figures are in it, so it answers only the admin key (Prometheus's
+//! `authorization` setting), unless `--metrics-addr` serves it on an address of its own.
+//! Beside it, the layer that counts every HTTP answer by route and status.
+
+use axum::body::Body;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use super::maintenance::is_admin;
+use super::{ApiError, HttpState};
+use crate::metrics::{metrics, Answered, ListenerLabels, TierLabels};
+
+/// The scrape, for the admin key only.
+pub async fn scrape(State(s): State<HttpState>, headers: HeaderMap) -> Response {
+    if !is_admin(&s, &headers) {
+        return ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "metrics hold every tenant's figures: send Authorization: Bearer <admin key>, or serve them on --metrics-addr",
+        )
+        .into_response();
+    }
+    open_scrape(State(s)).await
+}
+
+/// The scrape without a key (the `--metrics-addr` listener).
+pub async fn open_scrape(State(s): State<HttpState>) -> Response {
+    let m = metrics();
+    m.hot_buffer_bytes.set(s.store.buffer.bytes() as i64);
+    let segments = s.store.catalog.segments();
+    for tier in ["hot", "warm", "cold"] {
+        let of_tier = segments.iter().filter(|g| g.location.tier.as_str() == tier);
+        let (n, bytes) = of_tier.fold((0i64, 0i64), |(n, b), g| (n + 1, b + g.bytes as i64));
+        let labels = TierLabels { tier: tier.into() };
+        m.segments.get_or_create(&labels).set(n);
+        m.segment_bytes.get_or_create(&labels).set(bytes);
+    }
+    for listener in s.listeners.iter() {
+        let labels = ListenerLabels {
+            listener: listener.name().into(),
+        };
+        m.connections
+            .get_or_create(&labels)
+            .set(listener.stats().open as i64);
+    }
+    let mut response = Body::from(m.render()).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+    );
+    response
+}
+
+/// Counts each answer by its route (the pattern, not the path: bounded) and status.
+pub async fn count_answers(request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", |p| p.as_str())
+        .to_string();
+    let response = next.run(request).await;
+    metrics()
+        .http_responses
+        .get_or_create(&Answered {
+            route,
+            status: response.status().as_u16().to_string(),
+        })
+        .inc();
+    response
+}

@@ -1,0 +1,285 @@
+//! The server's Prometheus metrics: one registry (`prometheus-client`), counted where things
+//! happen (ingest, the WAL's group commit, flushes, queries, HTTP answers) and read at scrape
+//! time where they are state (hot buffer, segments per tier, connections), served as text by
+//! `GET /metrics`. Tenant labels are bounded: the first [`MAX_TENANT_LABELS`] tenants seen keep
+//! their name, later ones count as `other`, so a tenant flood cannot grow the registry.
+
+use std::collections::HashSet;
+use std::sync::{LazyLock, Mutex};
+use std::time::Duration;
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+/// Distinct tenant label values before the rest are `other`.
+pub const MAX_TENANT_LABELS: usize = 100;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct Ingested {
+    pub tenant: String,
+    pub protocol: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct Refused {
+    pub protocol: String,
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct Answered {
+    pub route: String,
+    pub status: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct Outcome {
+    pub outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct QueryLabels {
+    pub kind: String,
+    pub outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TierLabels {
+    pub tier: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ListenerLabels {
+    pub listener: String,
+}
+
+fn seconds() -> Histogram {
+    // 100 µs … ~100 s.
+    Histogram::new(exponential_buckets(0.0001, 4.0, 11))
+}
+
+/// Every metric of the server.
+pub struct Metrics {
+    registry: Registry,
+    tenants: Mutex<HashSet<String>>,
+    pub ingest_events: Family<Ingested, Counter>,
+    pub ingest_bytes: Family<Ingested, Counter>,
+    pub ingest_refused: Family<Refused, Counter>,
+    pub http_responses: Family<Answered, Counter>,
+    pub wal_fsync_seconds: Histogram,
+    pub wal_group_commit_batches: Histogram,
+    pub flushes: Family<Outcome, Counter>,
+    pub flush_seconds: Histogram,
+    pub maintenance_passes: Family<Outcome, Counter>,
+    pub maintenance_seconds: Histogram,
+    pub queries: Family<QueryLabels, Counter>,
+    pub query_seconds: Family<QueryLabels, Histogram, fn() -> Histogram>,
+    pub hot_buffer_bytes: Gauge,
+    pub segments: Family<TierLabels, Gauge>,
+    pub segment_bytes: Family<TierLabels, Gauge>,
+    pub connections: Family<ListenerLabels, Gauge>,
+}
+
+impl Metrics {
+    fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("timberline");
+        let m = Metrics {
+            registry: Registry::default(),
+            tenants: Mutex::new(HashSet::new()),
+            ingest_events: Family::default(),
+            ingest_bytes: Family::default(),
+            ingest_refused: Family::default(),
+            http_responses: Family::default(),
+            wal_fsync_seconds: seconds(),
+            wal_group_commit_batches: Histogram::new(exponential_buckets(1.0, 2.0, 12)),
+            flushes: Family::default(),
+            flush_seconds: seconds(),
+            maintenance_passes: Family::default(),
+            maintenance_seconds: seconds(),
+            queries: Family::default(),
+            query_seconds: Family::new_with_constructor(seconds),
+            hot_buffer_bytes: Gauge::default(),
+            segments: Family::default(),
+            segment_bytes: Family::default(),
+            connections: Family::default(),
+        };
+        let r = &mut registry;
+        r.register(
+            "ingest_events",
+            "Events accepted (durable), by tenant and protocol",
+            m.ingest_events.clone(),
+        );
+        r.register(
+            "ingest_bytes",
+            "Bytes of events accepted, by tenant and protocol",
+            m.ingest_bytes.clone(),
+        );
+        r.register(
+            "ingest_refused",
+            "Batches refused at the accept path, by protocol and reason",
+            m.ingest_refused.clone(),
+        );
+        r.register(
+            "http_responses",
+            "HTTP answers by route and status",
+            m.http_responses.clone(),
+        );
+        r.register(
+            "wal_fsync_seconds",
+            "Time of one WAL group write and fsync",
+            m.wal_fsync_seconds.clone(),
+        );
+        r.register(
+            "wal_group_commit_batches",
+            "Batches made durable by one WAL fsync",
+            m.wal_group_commit_batches.clone(),
+        );
+        r.register(
+            "flushes",
+            "Flushes of the hot buffer to segments, by outcome",
+            m.flushes.clone(),
+        );
+        r.register(
+            "flush_seconds",
+            "Time of one flush",
+            m.flush_seconds.clone(),
+        );
+        r.register(
+            "maintenance_passes",
+            "Maintenance passes (compaction, moves, retention), by outcome",
+            m.maintenance_passes.clone(),
+        );
+        r.register(
+            "maintenance_seconds",
+            "Time of one maintenance pass",
+            m.maintenance_seconds.clone(),
+        );
+        r.register(
+            "queries",
+            "SQL statements answered over pgwire, by kind and outcome",
+            m.queries.clone(),
+        );
+        r.register(
+            "query_seconds",
+            "Time from a statement's arrival to its last row, by kind and outcome",
+            m.query_seconds.clone(),
+        );
+        r.register(
+            "hot_buffer_bytes",
+            "Bytes held in the hot buffer",
+            m.hot_buffer_bytes.clone(),
+        );
+        r.register(
+            "segments",
+            "Segments in the catalog, by tier",
+            m.segments.clone(),
+        );
+        r.register(
+            "segment_bytes",
+            "Bytes of segments, by tier",
+            m.segment_bytes.clone(),
+        );
+        r.register(
+            "connections",
+            "Open connections, by listener",
+            m.connections.clone(),
+        );
+        Metrics { registry, ..m }
+    }
+
+    /// `tenant` as a label value: its name while fewer than [`MAX_TENANT_LABELS`] are named.
+    pub fn tenant_label(&self, tenant: &str) -> String {
+        let mut seen = self.tenants.lock().unwrap_or_else(|p| p.into_inner());
+        if seen.contains(tenant) {
+            return tenant.to_string();
+        }
+        if seen.len() < MAX_TENANT_LABELS {
+            seen.insert(tenant.to_string());
+            return tenant.to_string();
+        }
+        "other".to_string()
+    }
+
+    /// Counts a batch made durable.
+    pub fn ingested(&self, tenant: &str, protocol: &str, events: usize, bytes: usize) {
+        let labels = Ingested {
+            tenant: self.tenant_label(tenant),
+            protocol: protocol.to_string(),
+        };
+        self.ingest_events
+            .get_or_create(&labels)
+            .inc_by(events as u64);
+        self.ingest_bytes
+            .get_or_create(&labels)
+            .inc_by(bytes as u64);
+    }
+
+    /// Counts a batch refused at the accept path.
+    pub fn refused(&self, protocol: &str, reason: &str) {
+        self.ingest_refused
+            .get_or_create(&Refused {
+                protocol: protocol.to_string(),
+                reason: reason.to_string(),
+            })
+            .inc();
+    }
+
+    /// Counts a statement and its time.
+    pub fn query(&self, kind: &str, outcome: &str, took: Duration) {
+        let labels = QueryLabels {
+            kind: kind.to_string(),
+            outcome: outcome.to_string(),
+        };
+        self.queries.get_or_create(&labels).inc();
+        self.query_seconds
+            .get_or_create(&labels)
+            .observe(took.as_secs_f64());
+    }
+
+    /// The registry in Prometheus's text format.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = encode(&mut out, &self.registry);
+        out
+    }
+}
+
+/// The process's metrics.
+pub fn metrics() -> &'static Metrics {
+    static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
+    &METRICS
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tenant_labels_are_bounded_and_the_text_names_them() {
+        let m = Metrics::new();
+        for i in 0..MAX_TENANT_LABELS + 5 {
+            m.ingested(&format!("t{i}"), "http", 2, 10);
+        }
+        let text = m.render();
+        assert!(
+            text.contains(r#"timberline_ingest_events_total{tenant="t0",protocol="http"} 2"#),
+            "{text}"
+        );
+        // The five past the bound are one `other` series.
+        assert!(
+            text.contains(r#"timberline_ingest_events_total{tenant="other",protocol="http"} 10"#),
+            "{text}"
+        );
+        assert_eq!(
+            text.matches("timberline_ingest_events_total{").count(),
+            MAX_TENANT_LABELS + 1
+        );
+        assert!(text.ends_with("# EOF\n"), "{text}");
+    }
+}

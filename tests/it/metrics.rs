@@ -1,0 +1,171 @@
+//! `GET /metrics`, scraped by a real Prometheus (`apt-get install prometheus`, started here on
+//! 127.0.0.1) from both places a server serves it: the HTTP port with the admin key as a bearer
+//! token, and `--metrics-addr` without one; the figures are read back through Prometheus's API.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::clients::available;
+use crate::support::{TestServer, API_KEY};
+
+const ADMIN_KEY: &str = "metrics-admin-key";
+
+/// A Prometheus scraping `targets` every second; killed on drop.
+struct Prometheus {
+    child: Child,
+    api: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Prometheus {
+    fn start(http: &str, metrics: &str) -> Option<Prometheus> {
+        if !available(
+            "Prometheus",
+            Command::new("prometheus").arg("--version"),
+            "apt-get install prometheus",
+        ) {
+            return None;
+        }
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = format!(
+            "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\nscrape_configs:\n\
+             - job_name: with_key\n  authorization:\n    credentials: {ADMIN_KEY}\n  static_configs:\n  - targets: ['{http}']\n\
+             - job_name: own_address\n  static_configs:\n  - targets: ['{metrics}']\n"
+        );
+        let file = dir.path().join("prometheus.yml");
+        std::fs::write(&file, config).expect("config");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let child = Command::new("prometheus")
+            .arg(format!("--config.file={}", file.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path().join("data").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start prometheus");
+        Some(Prometheus {
+            child,
+            api: format!("http://127.0.0.1:{port}"),
+            _dir: dir,
+        })
+    }
+
+    /// The value of the instant query `q` once it is `want` (Prometheus scrapes every second),
+    /// or what it was at the deadline.
+    async fn wait_for(&self, q: &str, want: &str) -> String {
+        let client = reqwest::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut last = String::from("no answer");
+        while Instant::now() < deadline {
+            let answer = client
+                .get(format!("{}/api/v1/query", self.api))
+                .query(&[("query", q)])
+                .send()
+                .await;
+            if let Ok(r) = answer {
+                if let Ok(body) = r.json::<Value>().await {
+                    last = body["data"]["result"][0]["value"][1]
+                        .as_str()
+                        .unwrap_or("no sample")
+                        .to_string();
+                    if last == want {
+                        return last;
+                    }
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        last
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn prometheus_scrapes_ingest_wal_flush_query_and_tier_figures() {
+    let server =
+        TestServer::start_with(&["--admin-key", ADMIN_KEY, "--metrics-addr", "127.0.0.1:0"]);
+    let metrics_addr = server
+        .listener("metrics")
+        .expect("metrics in the ready line");
+    let http_addr = server.http.trim_start_matches("http://").to_string();
+    // The HTTP port answers the admin key only: the figures are every tenant's.
+    for key in [None, Some(API_KEY)] {
+        let mut req = reqwest::Client::new().get(format!("{}/metrics", server.http));
+        if let Some(k) = key {
+            req = req.bearer_auth(k);
+        }
+        let r = req.send().await.expect("GET /metrics");
+        assert_eq!(r.status(), 401, "key {key:?}");
+        let body: Value = r.json().await.expect("a JSON reason");
+        assert!(
+            body["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("admin key")),
+            "{body}"
+        );
+    }
+    let logs: Vec<Value> = (0..50)
+        .map(
+            |i| json!({"level": if i % 5 == 0 { "ERROR" } else { "INFO" }, "msg": format!("m{i}")}),
+        )
+        .collect();
+    let (s, _) = server.ingest(&json!({"logs": logs})).await;
+    assert_eq!(s, 202);
+    server.flush().await;
+    let pg = server.pg().await;
+    let n: i64 = pg
+        .query_one("SELECT count(*) FROM logs WHERE level = 'ERROR'", &[])
+        .await
+        .expect("count")
+        .get(0);
+    assert_eq!(n, 10);
+    let Some(prometheus) = Prometheus::start(&http_addr, &metrics_addr) else {
+        return;
+    };
+    for (q, want) in [
+        (r#"up{job="with_key"}"#, "1"),
+        (r#"up{job="own_address"}"#, "1"),
+        (
+            r#"timberline_ingest_events_total{job="with_key",tenant="default",protocol="http"}"#,
+            "50",
+        ),
+        (
+            r#"timberline_flushes_total{job="own_address",outcome="ok"}"#,
+            "1",
+        ),
+        (r#"timberline_segments{job="with_key",tier="hot"}"#, "1"),
+        (r#"timberline_hot_buffer_bytes{job="with_key"}"#, "0"),
+        (
+            r#"timberline_http_responses_total{job="with_key",route="/v1/ingest",status="202"}"#,
+            "1",
+        ),
+        (
+            r#"timberline_queries_total{job="with_key",kind="aggregate",outcome="ok"}"#,
+            "1",
+        ),
+        (
+            r#"timberline_wal_fsync_seconds_count{job="with_key"} > bool 0"#,
+            "1",
+        ),
+        (
+            r#"timberline_query_seconds_count{job="with_key",kind="aggregate"} > bool 0"#,
+            "1",
+        ),
+    ] {
+        assert_eq!(prometheus.wait_for(q, want).await, want, "{q}");
+    }
+}
