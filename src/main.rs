@@ -23,6 +23,22 @@ use timberline::server::{run_demo, Server};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// How the server's own log lines (stderr) are written: `text`, or `json` (one object a
+    /// line, with the span fields: a request's `request_id` and `route`).
+    #[arg(
+        long,
+        global = true,
+        env = "TIMBERLINE_LOG_FORMAT",
+        value_enum,
+        default_value = "text"
+    )]
+    log_format: LogFormat,
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Subcommand)]
@@ -140,13 +156,20 @@ enum UserCommand {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
+    let cli = Cli::parse();
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
-        .with_writer(std::io::stderr)
-        .init();
-    let cli = Cli::parse();
+        .with_writer(std::io::stderr);
+    match cli.log_format {
+        LogFormat::Text => logs.init(),
+        LogFormat::Json => logs
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .init(),
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         // Planning and evaluating SQL recurse once per nesting level (bounded by the pg front

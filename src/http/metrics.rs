@@ -2,13 +2,16 @@
 //! state read now (hot buffer, segments and bytes per tier, open connections per listener).
 //! Every tenant's figures are in it, so it answers only the admin key (Prometheus's
 //! `authorization` setting), unless `--metrics-addr` serves it on an address of its own.
-//! Beside it, the layer that counts every HTTP answer by route and status.
+//! Beside it, the layer that counts every HTTP answer by route and status and gives each
+//! request an id its log lines carry.
 
 use axum::body::Body;
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use std::sync::atomic::{AtomicU64, Ordering};
+use tracing::Instrument;
 
 use super::maintenance::is_admin;
 use super::{ApiError, HttpState};
@@ -54,14 +57,27 @@ pub async fn open_scrape(State(s): State<HttpState>) -> Response {
     response
 }
 
-/// Counts each answer by its route (the pattern, not the path: bounded) and status.
+/// Counts each answer by its route (the pattern, not the path: bounded) and status, and runs
+/// the request in a span with its id (in every log line it causes, and at debug level one line
+/// with its status and time).
 pub async fn count_answers(request: Request, next: Next) -> Response {
+    static NEXT_ID: AtomicU64 = AtomicU64::new(1);
     let route = request
         .extensions()
         .get::<MatchedPath>()
         .map_or("unmatched", |p| p.as_str())
         .to_string();
-    let response = next.run(request).await;
+    let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+    let span = tracing::info_span!("http_request", request_id = id, route = %route);
+    let started = std::time::Instant::now();
+    let response = next.run(request).instrument(span.clone()).await;
+    span.in_scope(|| {
+        tracing::debug!(
+            status = response.status().as_u16(),
+            ms = started.elapsed().as_millis() as u64,
+            "answered"
+        )
+    });
     metrics()
         .http_responses
         .get_or_create(&Answered {

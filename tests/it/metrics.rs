@@ -1,6 +1,7 @@
-//! `GET /metrics`, scraped by a real Prometheus (`apt-get install prometheus`, started here on
-//! 127.0.0.1) from both places a server serves it: the HTTP port with the admin key as a bearer
-//! token, and `--metrics-addr` without one; the figures are read back through Prometheus's API.
+//! What an operator sees: `GET /metrics`, scraped by a real Prometheus (`apt-get install
+//! prometheus`, started here on 127.0.0.1) from both places a server serves it — the HTTP port
+//! with the admin key as a bearer token, and `--metrics-addr` without one — with the figures read
+//! back through Prometheus's API; and `--log-format json` lines carrying each request's id.
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -168,4 +169,68 @@ async fn prometheus_scrapes_ingest_wal_flush_query_and_tier_figures() {
     ] {
         assert_eq!(prometheus.wait_for(q, want).await, want, "{q}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn json_logs_carry_each_requests_id_and_route() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut child = Command::new(crate::support::bin())
+        .args([
+            "serve",
+            "--http-addr",
+            "127.0.0.1:0",
+            "--pg-addr",
+            "127.0.0.1:0",
+        ])
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args(["--log-format", "json"])
+        .env("RUST_LOG", "timberline::http=debug")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut ready = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut ready)
+        .expect("ready line");
+    let http = ready
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("http="))
+        .expect("http address")
+        .to_string();
+    let client = reqwest::Client::new();
+    let health = client
+        .get(format!("http://{http}/health"))
+        .send()
+        .await
+        .expect("health");
+    assert_eq!(health.status(), 200);
+    let refused = client
+        .post(format!("http://{http}/v1/ingest"))
+        .bearer_auth("not-a-key")
+        .body("{}")
+        .send()
+        .await
+        .expect("ingest");
+    assert_eq!(refused.status(), 401);
+    let _ = child.kill();
+    let out = child.wait_with_output().expect("stderr");
+    let lines: Vec<Value> = String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let answered = |route: &str| {
+        lines
+            .iter()
+            .find(|l| l["fields"]["message"] == "answered" && l["span"]["route"] == route)
+            .unwrap_or_else(|| panic!("no answer logged for {route}: {lines:?}"))
+            .clone()
+    };
+    let (h, i) = (answered("/health"), answered("/v1/ingest"));
+    assert_eq!(h["fields"]["status"], 200, "{h}");
+    assert_eq!(i["fields"]["status"], 401, "{i}");
+    let id = |l: &Value| l["span"]["request_id"].as_u64().expect("a request id");
+    assert_ne!(id(&h), id(&i));
 }
