@@ -54,6 +54,11 @@ pub struct TierLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StoreOp {
+    pub op: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ListenerLabels {
     pub listener: String,
 }
@@ -83,6 +88,11 @@ pub struct Metrics {
     pub segments: Family<TierLabels, Gauge>,
     pub segment_bytes: Family<TierLabels, Gauge>,
     pub connections: Family<ListenerLabels, Gauge>,
+    pub object_store_requests: Family<StoreOp, Counter>,
+    pub object_store_get_bytes: Counter,
+    pub range_cache_hits: Counter,
+    /// Held while counters kept elsewhere are brought up to their totals.
+    synced: Mutex<()>,
 }
 
 impl Metrics {
@@ -107,6 +117,10 @@ impl Metrics {
             segments: Family::default(),
             segment_bytes: Family::default(),
             connections: Family::default(),
+            object_store_requests: Family::default(),
+            object_store_get_bytes: Counter::default(),
+            range_cache_hits: Counter::default(),
+            synced: Mutex::new(()),
         };
         let r = &mut registry;
         r.register(
@@ -239,6 +253,22 @@ impl Metrics {
         self.query_seconds
             .get_or_create(&labels)
             .observe(took.as_secs_f64());
+    }
+
+    /// Brings counters kept elsewhere (the object store's) up to their totals, at scrape time.
+    pub fn sync_store(&self, gets: u64, get_bytes: u64, other: u64, hits: u64) {
+        let _one = self.synced.lock().unwrap_or_else(|p| p.into_inner());
+        let up_to = |c: &Counter, total: u64| {
+            c.inc_by(total.saturating_sub(c.get()));
+        };
+        let op = |name: &str| StoreOp { op: name.into() };
+        up_to(&self.object_store_requests.get_or_create(&op("get")), gets);
+        up_to(
+            &self.object_store_requests.get_or_create(&op("other")),
+            other,
+        );
+        up_to(&self.object_store_get_bytes, get_bytes);
+        up_to(&self.range_cache_hits, hits);
     }
 
     /// The registry in Prometheus's text format.

@@ -49,6 +49,10 @@ pub async fn open_scrape(State(s): State<HttpState>) -> Response {
             .get_or_create(&labels)
             .set(listener.stats().open as i64);
     }
+    if let Some(cold) = s.store.files.cold() {
+        let c = cold.count();
+        m.sync_store(c.gets, c.get_bytes, c.other, c.hits);
+    }
     let mut response = Body::from(m.render()).into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,
