@@ -237,7 +237,7 @@ impl ScalarUDFImpl for CurrentSetting {
             Some(ColumnarValue::Scalar(ScalarValue::Boolean(b))) => b.unwrap_or(false),
             Some(ColumnarValue::Array(a)) => {
                 let b = a.as_any().downcast_ref::<BooleanArray>();
-                b.is_some_and(|b| b.len() > 0 && !b.is_null(0) && b.value(0))
+                b.is_some_and(|b| !b.is_empty() && !b.is_null(0) && b.value(0))
             }
             _ => false,
         };

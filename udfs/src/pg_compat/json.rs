@@ -76,7 +76,7 @@ impl ScalarUDFImpl for JsonBuildObject {
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        if args.args.len() % 2 != 0 {
+        if !args.args.len().is_multiple_of(2) {
             return crate::query_err!(
                 sqlstate::INVALID_PARAMETER_VALUE,
                 "argument list must have even number of elements"

@@ -215,7 +215,7 @@ enum Piece<'a> {
 
 /// PostgreSQL's `format()`. The pieces are read first and the result's size bounded before it
 /// is built: `%1$s` repeated over a large argument multiplies it.
-pub fn format<'a>(fmt: &str, args: &[Option<&'a str>]) -> std::result::Result<String, FormatError> {
+pub fn format(fmt: &str, args: &[Option<&str>]) -> std::result::Result<String, FormatError> {
     let mut pieces = Vec::new();
     let mut chars = fmt.chars().peekable();
     let mut next = 0;
