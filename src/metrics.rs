@@ -16,6 +16,17 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
+/// The ingest protocols, as the `protocol` label names them.
+pub const PROTOCOLS: [&str; 7] = [
+    "http",
+    "otlp_http",
+    "otlp_grpc",
+    "loki",
+    "bulk",
+    "syslog",
+    "demo",
+];
+
 /// Distinct tenant label values before the rest are `other`.
 pub const MAX_TENANT_LABELS: usize = 100;
 
@@ -203,6 +214,53 @@ impl Metrics {
             "Open connections, by listener",
             m.connections.clone(),
         );
+        r.register(
+            "object_store_requests",
+            "Requests to the cold tier's object store, by operation (get; other: put, head, list, delete)",
+            m.object_store_requests.clone(),
+        );
+        r.register(
+            "object_store_get_bytes",
+            "Bytes the object store's GETs returned",
+            m.object_store_get_bytes.clone(),
+        );
+        r.register(
+            "range_cache_hits",
+            "Cold range reads answered from the in-memory range cache",
+            m.range_cache_hits.clone(),
+        );
+        // Every series a dashboard or alert divides by exists from the start, at zero (a
+        // missing series is not a zero to PromQL).
+        for protocol in PROTOCOLS {
+            for reason in ["buffer_full", "too_large", "wal", "batch"] {
+                let _ = m.ingest_refused.get_or_create(&Refused {
+                    protocol: protocol.into(),
+                    reason: reason.into(),
+                });
+            }
+        }
+        for kind in ["point", "search", "aggregate", "select"] {
+            for outcome in ["ok", "error", "cancelled"] {
+                let labels = QueryLabels {
+                    kind: kind.into(),
+                    outcome: outcome.into(),
+                };
+                let _ = m.queries.get_or_create(&labels);
+                let _ = m.query_seconds.get_or_create(&labels);
+            }
+        }
+        for outcome in ["ok", "error"] {
+            let labels = Outcome {
+                outcome: outcome.into(),
+            };
+            let _ = m.flushes.get_or_create(&labels);
+            let _ = m.maintenance_passes.get_or_create(&labels);
+        }
+        for op in ["get", "other"] {
+            let _ = m
+                .object_store_requests
+                .get_or_create(&StoreOp { op: op.into() });
+        }
         Metrics { registry, ..m }
     }
 

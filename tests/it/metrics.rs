@@ -163,11 +163,55 @@ async fn prometheus_scrapes_ingest_wal_flush_query_and_tier_figures() {
             "1",
         ),
         (
-            r#"timberline_query_seconds_count{job="with_key",kind="aggregate"} > bool 0"#,
+            r#"timberline_query_seconds_count{job="with_key",kind="aggregate",outcome="ok"} > bool 0"#,
             "1",
         ),
     ] {
         assert_eq!(prometheus.wait_for(q, want).await, want, "{q}");
+    }
+    // The shipped dashboard of the server itself: every panel's PromQL is valid for this
+    // Prometheus and names only metrics the server has.
+    let registry = reqwest::get(format!("http://{metrics_addr}/metrics"))
+        .await
+        .expect("scrape")
+        .text()
+        .await
+        .expect("text");
+    let dashboard: Value = serde_json::from_str(
+        &std::fs::read_to_string(crate::support::repo_path(
+            "docker/grafana/dashboards/timberline-server.json",
+        ))
+        .expect("dashboard"),
+    )
+    .expect("dashboard JSON");
+    let panels = dashboard["panels"].as_array().expect("panels");
+    assert!(panels.len() >= 10);
+    for panel in panels {
+        let expr = panel["targets"][0]["expr"].as_str().expect("expr");
+        let answer: Value = reqwest::Client::new()
+            .get(format!("{}/api/v1/query", prometheus.api))
+            .query(&[("query", expr)])
+            .send()
+            .await
+            .expect("query")
+            .json()
+            .await
+            .expect("json");
+        assert_eq!(answer["status"], "success", "{expr}: {answer}");
+        for name in expr
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .filter(|w| w.starts_with("timberline_"))
+        {
+            let family = ["_total", "_bucket", "_count", "_sum"]
+                .iter()
+                .find_map(|s| name.strip_suffix(s))
+                .unwrap_or(name);
+            assert!(
+                registry.contains(&format!("# TYPE {family} ")),
+                "{} names {name}, which the server does not have",
+                panel["title"]
+            );
+        }
     }
 }
 

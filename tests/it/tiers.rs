@@ -683,6 +683,32 @@ async fn cold_reads_right_after_an_outage_ride_out_the_stores_faults() {
         );
         assert_eq!(store.served() - served, n, "{fault:?}");
     }
+    // The reads show in the metrics (the admin key is the API key when none is set apart).
+    let text = crate::support::http()
+        .get(format!("{}/metrics", server.http))
+        .send()
+        .await
+        .expect("/metrics")
+        .text()
+        .await
+        .expect("text");
+    let value = |name: &str| -> f64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in {text}"))
+    };
+    assert!(
+        value(r#"timberline_object_store_requests_total{op="get"}"#) >= 1.0,
+        "{text}"
+    );
+    assert!(
+        value("timberline_object_store_get_bytes_total") > 0.0,
+        "{text}"
+    );
+    assert!(
+        value(r#"timberline_segments{tier="cold"}"#) >= 1.0,
+        "{text}"
+    );
 }
 
 /// A tmpfs of `size` mounted on a fresh directory (unmounted on drop); `None` where mounting is
