@@ -27,6 +27,15 @@ pub const PROTOCOLS: [&str; 7] = [
     "demo",
 ];
 
+/// What became of a segment a scan considered (the `fate` label).
+pub const SEGMENT_FATES: [&str; 5] = [
+    "pruned_time",
+    "pruned_bloom",
+    "pruned_index",
+    "counted",
+    "scanned",
+];
+
 /// Distinct tenant label values before the rest are `other`.
 pub const MAX_TENANT_LABELS: usize = 100;
 
@@ -70,6 +79,11 @@ pub struct StoreOp {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SegmentFate {
+    pub fate: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ListenerLabels {
     pub listener: String,
 }
@@ -102,6 +116,10 @@ pub struct Metrics {
     pub object_store_requests: Family<StoreOp, Counter>,
     pub object_store_get_bytes: Counter,
     pub range_cache_hits: Counter,
+    pub scan_segments: Family<SegmentFate, Counter>,
+    pub scan_bytes: Family<TierLabels, Counter>,
+    pub index_fallbacks: Counter,
+    pub rows_counted: Counter,
     /// Held while counters kept elsewhere are brought up to their totals.
     synced: Mutex<()>,
 }
@@ -131,6 +149,10 @@ impl Metrics {
             object_store_requests: Family::default(),
             object_store_get_bytes: Counter::default(),
             range_cache_hits: Counter::default(),
+            scan_segments: Family::default(),
+            scan_bytes: Family::default(),
+            index_fallbacks: Counter::default(),
+            rows_counted: Counter::default(),
             synced: Mutex::new(()),
         };
         let r = &mut registry;
@@ -229,6 +251,36 @@ impl Metrics {
             "Cold range reads answered from the in-memory range cache",
             m.range_cache_hits.clone(),
         );
+        r.register(
+            "scan_segments",
+            "Segments the queries' scans considered, by fate (pruned_time, pruned_bloom, pruned_index, counted from count tables or rollup partials, scanned)",
+            m.scan_segments.clone(),
+        );
+        r.register(
+            "scan_bytes",
+            "Bytes of the segments the queries' scans read, by tier",
+            m.scan_bytes.clone(),
+        );
+        r.register(
+            "index_fallbacks",
+            "Segments scanned whole because their index could not answer (missing, unreadable, or a query it cannot serve)",
+            m.index_fallbacks.clone(),
+        );
+        r.register(
+            "rows_counted",
+            "Rows answered from count tables or rollup partials without being read",
+            m.rows_counted.clone(),
+        );
+        for fate in SEGMENT_FATES {
+            let _ = m
+                .scan_segments
+                .get_or_create(&SegmentFate { fate: fate.into() });
+        }
+        for tier in ["hot", "warm", "cold"] {
+            let _ = m
+                .scan_bytes
+                .get_or_create(&TierLabels { tier: tier.into() });
+        }
         // Every series a dashboard or alert divides by exists from the start, at zero (a
         // missing series is not a zero to PromQL).
         for protocol in PROTOCOLS {

@@ -16,9 +16,10 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use datafusion::arrow::array::RecordBatch;
+use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::dataframe::DataFrame;
 use datafusion::error::{DataFusionError, Result};
-use datafusion::physical_plan::execute_stream;
+use datafusion::physical_plan::{execute_stream, ExecutionPlan};
 use futures::{Stream, StreamExt};
 use tokio::runtime::{Handle, Runtime};
 use tokio::sync::mpsc::error::TrySendError;
@@ -26,6 +27,7 @@ use tokio::sync::{mpsc, Semaphore};
 use tokio::task::JoinHandle;
 
 use super::interrupt::{interruptible, Cancel};
+use crate::metrics::{metrics, SegmentFate, TierLabels, SEGMENT_FATES};
 
 /// Niceness of the query threads: the kernel gives the serving threads the CPU first.
 const QUERY_NICENESS: i32 = 10;
@@ -77,6 +79,7 @@ impl QueryRuntime {
         );
         let cancel = Cancel::default();
         let plan = interruptible(planning.join().await??, &cancel)?;
+        count_scans(&plan);
         let places = self.places(tenant);
         let (tx, rx) = mpsc::channel(AHEAD);
         let task = self.handle.spawn(async move {
@@ -142,6 +145,35 @@ impl QueryRuntime {
             .or_insert_with(|| Arc::new(Semaphore::new(self.per_tenant)))
             .clone()
     }
+}
+
+/// Adds what the plan's scans decided while planning (segments pruned, counted, scanned;
+/// bytes per tier; index fallbacks) to the server's metrics.
+fn count_scans(plan: &Arc<dyn ExecutionPlan>) {
+    let m = metrics();
+    let _ = plan.apply(|node| {
+        if let Some(set) = node.metrics() {
+            let sum = |name: &str| set.sum_by_name(name).map_or(0, |v| v.as_usize() as u64);
+            for fate in SEGMENT_FATES {
+                let name = match fate {
+                    "scanned" => "segments_scanned".to_string(),
+                    "counted" => "segments_counted".to_string(),
+                    pruned => format!("segments_{pruned}"),
+                };
+                m.scan_segments
+                    .get_or_create(&SegmentFate { fate: fate.into() })
+                    .inc_by(sum(&name));
+            }
+            for tier in ["hot", "warm", "cold"] {
+                m.scan_bytes
+                    .get_or_create(&TierLabels { tier: tier.into() })
+                    .inc_by(sum(&format!("bytes_{tier}")));
+            }
+            m.index_fallbacks.inc_by(sum("index_fallbacks"));
+            m.rows_counted.inc_by(sum("rows_counted"));
+        }
+        Ok(TreeNodeRecursion::Continue)
+    });
 }
 
 /// A query's execution: dropped with its stream, it sets the query's [`Cancel`] (the plan's

@@ -162,6 +162,11 @@ async fn prometheus_scrapes_ingest_wal_flush_query_and_tier_figures() {
             r#"timberline_wal_fsync_seconds_count{job="with_key"} > bool 0"#,
             "1",
         ),
+        // The count's one scan considered the flushed segment.
+        (
+            r#"sum(timberline_scan_segments_total{job="with_key"}) > bool 0"#,
+            "1",
+        ),
         (
             r#"timberline_query_seconds_count{job="with_key",kind="aggregate",outcome="ok"} > bool 0"#,
             "1",
