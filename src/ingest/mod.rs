@@ -73,12 +73,15 @@ impl Ingestor {
         records: &mut [LogRecord],
         protocol: &'static str,
     ) -> Result<u64, IngestError> {
-        let accepted = self.accept_counted(records).await;
+        for r in records.iter_mut() {
+            r.enforce_label_limit(self.max_label_bytes);
+        }
+        let bytes: usize = records.iter().map(LogRecord::approx_bytes).sum();
+        let accepted = self.make_durable(records, bytes).await;
         let m = metrics();
         match &accepted {
             Ok(_) => {
                 let tenant = records.first().map_or("", |r| r.tenant.as_str());
-                let bytes = records.iter().map(LogRecord::approx_bytes).sum();
                 m.ingested(tenant, protocol, records.len(), bytes);
             }
             Err(e) => m.refused(protocol, e.reason()),
@@ -86,11 +89,8 @@ impl Ingestor {
         accepted
     }
 
-    async fn accept_counted(&self, records: &mut [LogRecord]) -> Result<u64, IngestError> {
-        for r in records.iter_mut() {
-            r.enforce_label_limit(self.max_label_bytes);
-        }
-        let bytes: usize = records.iter().map(LogRecord::approx_bytes).sum();
+    /// WAL append, then the hot buffer, for `records` taking `bytes` in memory.
+    async fn make_durable(&self, records: &[LogRecord], bytes: usize) -> Result<u64, IngestError> {
         if bytes > self.buffer.max_bytes {
             return Err(IngestError::TooLarge {
                 bytes,

@@ -243,17 +243,40 @@ impl Planner {
 }
 
 /// What a statement is, for the metrics: `point` (`nearest()`, `log_context()`), `search`
-/// (`match()`, `LIKE`), `aggregate`, or `select`; read off its plan's text.
+/// (`match()`, `LIKE`), `aggregate`, or `select`; found by walking its plan (subqueries too).
 fn query_kind(plan: &LogicalPlan) -> &'static str {
-    let text = plan.display_indent().to_string();
-    if text.contains("nearest(") || text.contains("log_context") {
-        "point"
-    } else if text.contains("match(") || text.contains(" LIKE ") {
-        "search"
-    } else if text.contains("Aggregate:") {
-        "aggregate"
-    } else {
-        "select"
+    use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+    use datafusion::logical_expr::Expr;
+    let (mut point, mut search, mut aggregate) = (false, false, false);
+    let _ = plan.apply_with_subqueries(|node| {
+        match node {
+            LogicalPlan::Aggregate(_) => aggregate = true,
+            LogicalPlan::TableScan(scan) if scan.table_name.table().starts_with("log_context") => {
+                point = true
+            }
+            _ => {}
+        }
+        node.apply_expressions(|e| {
+            e.apply(|x| {
+                match x {
+                    Expr::ScalarFunction(f) if f.name() == timberline_udfs::nearest::NEAREST => {
+                        point = true
+                    }
+                    Expr::ScalarFunction(f) if f.name() == timberline_udfs::text::MATCH => {
+                        search = true
+                    }
+                    Expr::Like(_) => search = true,
+                    _ => {}
+                }
+                Ok(TreeNodeRecursion::Continue)
+            })
+        })
+    });
+    match (point, search, aggregate) {
+        (true, _, _) => "point",
+        (_, true, _) => "search",
+        (_, _, true) => "aggregate",
+        _ => "select",
     }
 }
 
