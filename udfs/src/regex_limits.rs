@@ -16,7 +16,7 @@ use datafusion::common::{Result, ScalarValue};
 use datafusion::logical_expr::expr::ScalarFunction;
 use datafusion::logical_expr::udf_eq::UdfEq;
 use datafusion::logical_expr::{
-    ColumnarValue, Documentation, Expr, Operator, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDF,
+    ColumnarValue, Documentation, Expr, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDF,
     ScalarUDFImpl, Signature,
 };
 
@@ -42,34 +42,24 @@ pub fn one_pattern_at_a_time(udf: &ScalarUDF) -> ScalarUDF {
     })
 }
 
-/// `left ~ right` (and `~*`, `!~`, `!~*`, `SIMILAR TO`) as the wrapped `regexp_like`; the
-/// operands back when `op` is not a regexp match or the pattern names no column (a constant,
-/// which the operator's kernel compiles once).
+/// `left ~ right` (`~*` when `insensitive`, `!~` when `negated`; DataFusion plans `SIMILAR TO`
+/// the same way) as the wrapped `regexp_like`: for a pattern that names a column (a constant
+/// one is better left to the operator's kernel, which compiles it once).
 pub fn regex_match_call(
     left: Expr,
-    op: Operator,
     right: Expr,
+    (negated, insensitive): (bool, bool),
     regexp_like: &Arc<ScalarUDF>,
-) -> std::result::Result<Expr, Box<(Expr, Expr)>> {
-    let (negated, insensitive) = match op {
-        Operator::RegexMatch => (false, false),
-        Operator::RegexIMatch => (false, true),
-        Operator::RegexNotMatch => (true, false),
-        Operator::RegexNotIMatch => (true, true),
-        _ => return Err(Box::new((left, right))),
-    };
-    if right.column_refs().is_empty() {
-        return Err(Box::new((left, right)));
-    }
+) -> Expr {
     let mut args = vec![left, right];
     if insensitive {
         args.push(Expr::Literal(ScalarValue::Utf8(Some("i".into())), None));
     }
     let call = Expr::ScalarFunction(ScalarFunction::new_udf(regexp_like.clone(), args));
-    Ok(match negated {
+    match negated {
         true => Expr::Not(Box::new(call)),
         false => call,
-    })
+    }
 }
 
 #[derive(Debug, PartialEq, Eq, Hash)]

@@ -126,38 +126,22 @@ impl Scope<'_> {
                     ScalarFunction::new_udf(self.rule.textcat.clone(), vec![*left, *right]),
                 )))
             }
-            // A regexp operator whose pattern varies by row: one compiled pattern at a time.
+            // A regexp match whose pattern varies by row: one compiled pattern at a time.
             Expr::BinaryExpr(BinaryExpr { left, op, right })
-                if is_regex_match(op) && !right.column_refs().is_empty() =>
+                if !right.column_refs().is_empty() && regex_match_flags(op).is_some() =>
             {
-                match regex_match_call(*left, op, *right, &self.rule.regexp_like) {
-                    Ok(call) => Ok(Transformed::yes(call)),
-                    Err(operands) => {
-                        let (left, right) = *operands;
-                        Ok(Transformed::no(Expr::BinaryExpr(BinaryExpr::new(
-                            Box::new(left),
-                            op,
-                            Box::new(right),
-                        ))))
-                    }
-                }
+                let flags = regex_match_flags(op).unwrap_or_default();
+                let call = regex_match_call(*left, *right, flags, &self.rule.regexp_like);
+                Ok(Transformed::yes(call))
             }
             Expr::SimilarTo(like)
                 if like.escape_char.is_none() && !like.pattern.column_refs().is_empty() =>
             {
                 // DataFusion plans SIMILAR TO as a regexp match of the pattern as it is.
-                let op = match (like.negated, like.case_insensitive) {
-                    (false, false) => Operator::RegexMatch,
-                    (false, true) => Operator::RegexIMatch,
-                    (true, false) => Operator::RegexNotMatch,
-                    (true, true) => Operator::RegexNotIMatch,
-                };
-                match regex_match_call(*like.expr, op, *like.pattern, &self.rule.regexp_like) {
-                    Ok(call) => Ok(Transformed::yes(call)),
-                    Err(_) => Err(datafusion::error::DataFusionError::Internal(
-                        "SIMILAR TO: not a regexp operator".into(),
-                    )),
-                }
+                let flags = (like.negated, like.case_insensitive);
+                let call =
+                    regex_match_call(*like.expr, *like.pattern, flags, &self.rule.regexp_like);
+                Ok(Transformed::yes(call))
             }
             Expr::BinaryExpr(BinaryExpr { left, op, right })
                 if is_comparison(op)
@@ -349,13 +333,13 @@ fn is_text(t: Option<&DataType>) -> bool {
     )
 }
 
-/// The regexp match operators (`~`, `~*`, `!~`, `!~*`).
-fn is_regex_match(op: Operator) -> bool {
-    matches!(
-        op,
-        Operator::RegexMatch
-            | Operator::RegexIMatch
-            | Operator::RegexNotMatch
-            | Operator::RegexNotIMatch
-    )
+/// `(negated, case insensitive)` of a regexp match operator (`~`, `~*`, `!~`, `!~*`).
+fn regex_match_flags(op: Operator) -> Option<(bool, bool)> {
+    match op {
+        Operator::RegexMatch => Some((false, false)),
+        Operator::RegexIMatch => Some((false, true)),
+        Operator::RegexNotMatch => Some((true, false)),
+        Operator::RegexNotIMatch => Some((true, true)),
+        _ => None,
+    }
 }
