@@ -108,6 +108,8 @@ pub struct Config {
     pub tenant_query_concurrency: usize,
     /// Longest `service`, `host` or `level`; longer ones are cut and the row flagged `truncated`.
     pub max_label_bytes: usize,
+    /// The PII detectors applied to every tenant without its own (`default`, `none`, a list).
+    pub redact: String,
     /// The cold tier's object store (`s3://BUCKET[/PREFIX]` or `file:///DIR`; none: local only).
     pub object_store: Option<String>,
     /// The tier policy: ages of a segment's newest event (see `store::policy`).
@@ -282,6 +284,7 @@ impl Default for Config {
             query_threads: (4 * num_cpus::get()).max(4),
             tenant_query_concurrency: num_cpus::get().max(1),
             max_label_bytes: 1024,
+            redact: "default".to_string(),
             object_store: None,
             compact_after: Duration::from_secs(3600),
             cold_after: Some(Duration::from_secs(7 * 86_400)),
@@ -426,6 +429,9 @@ pub struct Overrides {
     /// Longest service, host or level name kept; longer ones are cut and flagged truncated.
     #[arg(long, env = "TIMBERLINE_MAX_LABEL_BYTES")]
     pub max_label_bytes: Option<usize>,
+    /// PII detectors applied at ingest to tenants without their own: default (email, card, jwt, aws_key, bearer, url_password), none, or a list that may add ipv4, ipv6 [default: default].
+    #[arg(long, env = "TIMBERLINE_REDACT")]
+    pub redact: Option<String>,
     /// Object store of the cold tier: s3://BUCKET[/PREFIX] (AWS_* variables) or file:///DIR [default: none].
     #[arg(long, env = "TIMBERLINE_OBJECT_STORE")]
     pub object_store: Option<String>,
@@ -536,6 +542,7 @@ impl Config {
             query_threads: pick!(query_threads).clamp(1, 256),
             tenant_query_concurrency: pick!(tenant_query_concurrency).clamp(1, 4096),
             max_label_bytes: pick!(max_label_bytes).max(16),
+            redact: pick!(redact),
             object_store: cli.object_store.clone().or(from_file.object_store.clone()),
             compact_after: pick_with!(compact_after, |s: Span| s.0),
             cold_after: pick_with!(cold_after, |a: Age| a.0),

@@ -31,4 +31,5 @@ pub mod segment;
 pub mod server;
 pub mod storage;
 pub mod store;
+pub mod tenants;
 pub mod wal;

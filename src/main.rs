@@ -85,8 +85,8 @@ enum Command {
         #[command(subcommand)]
         what: UserCommand,
     },
-    /// Per-tenant tier policy: `timberline tenant set acme --retention 90d --cold-after 1d`
-    /// (kept in the data directory; a running server uses it from its next maintenance pass).
+    /// Per-tenant settings: `timberline tenant set acme --retention 90d --ingest-events-per-sec 5000`
+    /// (kept in the data directory; a running server picks them up without a restart).
     Tenant {
         #[command(subcommand)]
         what: TenantCommand,
@@ -117,7 +117,8 @@ enum KeyCommand {
 
 #[derive(Subcommand)]
 enum TenantCommand {
-    /// Set a tenant's overrides of the server's tier policy (each a duration such as 90d, or never).
+    /// Set a tenant's settings: tier policy (each a duration such as 90d, or never), ingest
+    /// quota, redaction rules. Each one given replaces the stored one.
     Set {
         tenant: String,
         /// Delete the tenant's segments once their newest event is this old.
@@ -129,11 +130,28 @@ enum TenantCommand {
         /// Compact the tenant's closed hours once this old.
         #[arg(long)]
         compact_after: Option<String>,
+        /// Events a second the tenant may send (`unlimited` lifts the limit); over it, batches
+        /// shed DEBUG first and keep ERROR/FATAL, or are refused with 429 and Retry-After.
+        #[arg(long)]
+        ingest_events_per_sec: Option<String>,
+        /// Bytes a second the tenant may send: 5000000, 5MB, 4MiB, or `unlimited`.
+        #[arg(long)]
+        ingest_bytes_per_sec: Option<String>,
+        /// How much of its rates the tenant may send at once, as a duration (default 2s).
+        #[arg(long)]
+        ingest_burst: Option<String>,
+        /// PII detectors applied to the tenant's logs: default, none, or a list of email, card,
+        /// jwt, aws_key, bearer, url_password, ipv4, ipv6 (and default).
+        #[arg(long)]
+        redact: Option<String>,
+        /// The tenant's own redaction rule, NAME=REGEX (repeat for more; `none` clears them).
+        #[arg(long)]
+        redact_custom: Vec<String>,
         /// Data directory of the server.
         #[arg(long, env = "TIMBERLINE_DATA_DIR", default_value = "./timberline-data")]
         data_dir: PathBuf,
     },
-    /// Print every tenant's overrides (JSON).
+    /// Print every tenant's settings (JSON).
     Show {
         /// Data directory of the server.
         #[arg(long, env = "TIMBERLINE_DATA_DIR", default_value = "./timberline-data")]
@@ -341,27 +359,47 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                     retention,
                     cold_after,
                     compact_after,
+                    ingest_events_per_sec,
+                    ingest_bytes_per_sec,
+                    ingest_burst,
+                    redact,
+                    redact_custom,
                     data_dir,
                 },
         } => {
-            use timberline::store::policy::{set_overrides, TenantOverrides};
-            let change = TenantOverrides {
+            let redact_custom = match redact_custom.as_slice() {
+                [] => None,
+                [one] if one == "none" => Some(Vec::new()),
+                _ => Some(redact_custom),
+            };
+            let change = timberline::tenants::TenantSettings {
                 retention,
                 cold_after,
                 compact_after,
+                ingest_events_per_sec,
+                ingest_bytes_per_sec,
+                ingest_burst,
+                redact,
+                redact_custom,
             };
-            let now = set_overrides(&data_dir, &tenant, change)?;
+            let now = timberline::tenants::update(
+                &data_dir,
+                &tenant,
+                &change,
+                |now| -> Result<(), Box<dyn std::error::Error>> {
+                    timberline::store::policy::apply(now, Default::default())?;
+                    timberline::ingest::tenant_rules::check(now, "default")?;
+                    Ok(())
+                },
+            )?;
             println!("{}", serde_json::to_string(&now)?);
-            eprintln!(
-                "tenant {tenant}'s tier policy saved in {}",
-                data_dir.display()
-            );
+            eprintln!("tenant {tenant}'s settings saved in {}", data_dir.display());
             Ok(())
         }
         Command::Tenant {
             what: TenantCommand::Show { data_dir },
         } => {
-            let all = timberline::store::policy::read_overrides(&data_dir)?;
+            let all = timberline::tenants::read_all(&data_dir)?;
             println!("{}", serde_json::to_string_pretty(&all)?);
             Ok(())
         }

@@ -52,6 +52,18 @@ pub struct Refused {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ShedLabels {
+    pub tenant: String,
+    pub level: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct Redacted {
+    pub tenant: String,
+    pub kind: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct Answered {
     pub route: String,
     pub status: String,
@@ -100,6 +112,8 @@ pub struct Metrics {
     pub ingest_events: Family<Ingested, Counter>,
     pub ingest_bytes: Family<Ingested, Counter>,
     pub ingest_refused: Family<Refused, Counter>,
+    pub ingest_shed: Family<ShedLabels, Counter>,
+    pub redactions: Family<Redacted, Counter>,
     pub http_responses: Family<Answered, Counter>,
     pub wal_fsync_seconds: Histogram,
     pub wal_group_commit_batches: Histogram,
@@ -133,6 +147,8 @@ impl Metrics {
             ingest_events: Family::default(),
             ingest_bytes: Family::default(),
             ingest_refused: Family::default(),
+            ingest_shed: Family::default(),
+            redactions: Family::default(),
             http_responses: Family::default(),
             wal_fsync_seconds: seconds(),
             wal_group_commit_batches: Histogram::new(exponential_buckets(1.0, 2.0, 12)),
@@ -170,6 +186,16 @@ impl Metrics {
             "ingest_refused",
             "Batches refused at the accept path, by protocol and reason",
             m.ingest_refused.clone(),
+        );
+        r.register(
+            "ingest_shed",
+            "Events a tenant's ingest quota shed (lowest levels first), by tenant and level",
+            m.ingest_shed.clone(),
+        );
+        r.register(
+            "redactions",
+            "PII findings redacted at ingest, by tenant and detector (a tenant's own rules: custom)",
+            m.redactions.clone(),
         );
         r.register(
             "http_responses",
@@ -351,6 +377,30 @@ impl Metrics {
                 reason: reason.to_string(),
             })
             .inc();
+    }
+
+    /// Counts events a quota shed; the level is one of the canonical six or `other`.
+    pub fn shed(&self, tenant: &str, level: &str, events: usize) {
+        let level = match level {
+            "TRACE" | "DEBUG" | "INFO" | "WARN" | "ERROR" | "FATAL" => level,
+            _ => "other",
+        };
+        self.ingest_shed
+            .get_or_create(&ShedLabels {
+                tenant: self.tenant_label(tenant),
+                level: level.to_string(),
+            })
+            .inc_by(events as u64);
+    }
+
+    /// Counts redacted findings of a detector (`custom` for a tenant's own rules).
+    pub fn redacted(&self, tenant: &str, kind: &str, findings: u64) {
+        self.redactions
+            .get_or_create(&Redacted {
+                tenant: self.tenant_label(tenant),
+                kind: kind.to_string(),
+            })
+            .inc_by(findings);
     }
 
     /// Counts a statement and its time.

@@ -35,7 +35,10 @@ fn product(mut resp: Response) -> Response {
 fn es_error(e: ApiError) -> Response {
     // Elasticsearch answers a full queue with 429, which its clients retry.
     let e = match e.status {
-        StatusCode::SERVICE_UNAVAILABLE => ApiError::new(StatusCode::TOO_MANY_REQUESTS, e.reason),
+        StatusCode::SERVICE_UNAVAILABLE => ApiError {
+            status: StatusCode::TOO_MANY_REQUESTS,
+            ..e
+        },
         _ => e,
     };
     let kind = match e.status {
@@ -52,10 +55,10 @@ fn es_error(e: ApiError) -> Response {
         },
         "status": e.status.as_u16(),
     });
+    let retry = e.retry_header();
     let mut resp = (e.status, Json(body)).into_response();
-    if e.status == StatusCode::TOO_MANY_REQUESTS {
-        resp.headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    if let Some(v) = retry {
+        resp.headers_mut().insert(header::RETRY_AFTER, v);
     }
     product(resp)
 }
@@ -123,9 +126,10 @@ async fn bulk_into(
         Ok(b) => b,
         Err(e) => return es_error(ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, e.to_string())),
     };
-    if let Err(e) = store_records(s, tenant, &mut bulk.records, "bulk").await {
-        return es_error(e);
-    }
+    let shed = match store_records(s, tenant, &mut bulk.records, "bulk").await {
+        Ok(shed) => shed,
+        Err(e) => return es_error(e),
+    };
     let first = NEXT_ID.fetch_add(bulk.items.len() as u64, Ordering::Relaxed);
     let mut errors = false;
     let items: Vec<Value> = bulk
@@ -137,6 +141,14 @@ async fn bulk_into(
                 .id
                 .unwrap_or_else(|| format!("{:x}-{:x}", now_micros(), first + i as u64));
             let result = match item.outcome {
+                // Shed by the tenant's quota: Elasticsearch's clients retry a 429 item.
+                Outcome::Stored(n) if shed.indices.binary_search(&n).is_ok() => {
+                    errors = true;
+                    json!({
+                        "_index": item.index, "_id": id, "status": 429,
+                        "error": { "type": "es_rejected_execution_exception", "reason": shed.describe() }
+                    })
+                }
                 Outcome::Stored(_) => json!({
                     "_index": item.index, "_id": id, "_version": 1, "result": "created",
                     "_shards": { "total": 1, "successful": 1, "failed": 0 },

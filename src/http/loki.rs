@@ -10,7 +10,7 @@ use axum::Extension;
 
 use super::guard::KeyTenant;
 use super::{content_type, decompress, store_records, ApiError, HttpState};
-use crate::ingest::loki;
+use crate::ingest::{loki, Shed};
 use crate::model::now_micros;
 
 pub async fn push(
@@ -20,16 +20,27 @@ pub async fn push(
     body: Bytes,
 ) -> Response {
     match accept(&s, &tenant, &headers, body).await {
-        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Ok(shed) if shed.count() == 0 => StatusCode::NO_CONTENT.into_response(),
+        // Loki's clients take any 2xx; the body says what the quota shed.
+        Ok(shed) => (
+            StatusCode::OK,
+            axum::Json(serde_json::json!({
+                "shed": shed.count(),
+                "shed_by_level": shed.by_level,
+                "message": shed.describe(),
+            })),
+        )
+            .into_response(),
         Err(e) => {
+            let retry = e.retry_header();
             let mut resp = (e.status, format!("{}\n", e.reason)).into_response();
             let h = resp.headers_mut();
             h.insert(
                 header::CONTENT_TYPE,
                 HeaderValue::from_static("text/plain; charset=utf-8"),
             );
-            if e.status == StatusCode::SERVICE_UNAVAILABLE {
-                h.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            if let Some(v) = retry {
+                h.insert(header::RETRY_AFTER, v);
             }
             resp
         }
@@ -41,7 +52,7 @@ async fn accept(
     tenant: &str,
     headers: &HeaderMap,
     body: Bytes,
-) -> Result<(), ApiError> {
+) -> Result<Shed, ApiError> {
     let now = now_micros();
     let max = s.body.max_bytes;
     let decoded = match content_type(headers, "application/x-protobuf").as_str() {

@@ -32,7 +32,7 @@ use tokio::sync::OwnedSemaphorePermit;
 use crate::auth::ApiKeys;
 use crate::ingest::decode::{decode_batch, decode_ndjson, replaced_len, DecodeError, EventError};
 use crate::ingest::encoding::{self, EncodingError};
-use crate::ingest::{IngestError, Ingestor};
+use crate::ingest::{IngestError, Ingestor, Shed};
 use crate::model::{now_micros, LogRecord, DEFAULT_TENANT};
 use crate::query::seed_api::{self, SeedQuery};
 use crate::store::policy::TierPolicy;
@@ -65,6 +65,8 @@ pub struct HttpState {
 pub struct ApiError {
     status: StatusCode,
     reason: String,
+    /// Seconds after which a `429` or `503` may be retried (1 when unsaid).
+    retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -72,16 +74,30 @@ impl ApiError {
         ApiError {
             status,
             reason: reason.into(),
+            retry_after: None,
         }
+    }
+
+    /// The `Retry-After` header a retryable refusal carries.
+    fn retry_header(&self) -> Option<header::HeaderValue> {
+        matches!(
+            self.status,
+            StatusCode::SERVICE_UNAVAILABLE | StatusCode::TOO_MANY_REQUESTS
+        )
+        .then(|| header::HeaderValue::from(self.retry_after.unwrap_or(1)))
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut resp = (self.status, Json(json!({ "error": self.reason }))).into_response();
-        if self.status == StatusCode::SERVICE_UNAVAILABLE {
-            resp.headers_mut()
-                .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+        let retry = self.retry_header();
+        let mut body = json!({ "error": self.reason });
+        if let Some(secs) = self.retry_after {
+            body["retry_after_secs"] = json!(secs);
+        }
+        let mut resp = (self.status, Json(body)).into_response();
+        if let Some(v) = retry {
+            resp.headers_mut().insert(header::RETRY_AFTER, v);
         }
         resp
     }
@@ -243,13 +259,14 @@ async fn ingest(
         DecodeError::Malformed(_) => ApiError::new(StatusCode::BAD_REQUEST, e.to_string()),
     })?;
     let mut decoded = decoded;
-    let accepted = decoded.records.len();
-    store_records(&s, &tenant, &mut decoded.records, "http").await?;
+    let shed = store_records(&s, &tenant, &mut decoded.records, "http").await?;
     let errors: Vec<EventError> = decoded.errors;
     let body = json!({
-        "accepted": accepted,
+        "accepted": decoded.records.len(),
         "failed": errors.len(),
         "errors": errors,
+        "shed": shed.count(),
+        "shed_by_level": shed.by_level,
         "lag_hint": s.ingestor.pressure().as_str(),
     });
     Ok((StatusCode::ACCEPTED, Json(body)).into_response())
@@ -269,16 +286,18 @@ fn content_type(headers: &HeaderMap, default: &str) -> String {
 }
 
 /// Every endpoint's way in: charges the decoded records to the in-flight budget (each holds its
-/// copy of shared labels), stamps the key's tenant, and accepts them durably (WAL fsync, then
-/// the hot buffer). A full buffer is 503 (retry), a batch larger than the buffer 413.
+/// copy of shared labels), stamps the key's tenant, charges them to the tenant's ingest quota
+/// (which may shed the lowest levels: returned, and removed from `records`), and accepts the
+/// rest durably (WAL fsync, then the hot buffer). Over the quota is 429 with the seconds to
+/// wait, a full buffer 503 (retry), a batch larger than the buffer 413.
 async fn store_records(
     s: &HttpState,
     tenant: &str,
-    records: &mut [LogRecord],
+    records: &mut Vec<LogRecord>,
     protocol: &'static str,
-) -> Result<(), ApiError> {
+) -> Result<Shed, ApiError> {
     if records.is_empty() {
-        return Ok(());
+        return Ok(Shed::default());
     }
     let expanded: usize = records.iter().map(LogRecord::approx_bytes).sum();
     let _held = s.body.reserve(expanded)?;
@@ -287,6 +306,17 @@ async fn store_records(
             r.tenant = tenant.to_string();
         }
     }
+    let shed = s
+        .ingestor
+        .admit(records, protocol, true)
+        .map_err(|e| match e {
+            IngestError::OverQuota { retry_after, .. } => ApiError {
+                status: StatusCode::TOO_MANY_REQUESTS,
+                reason: e.to_string(),
+                retry_after: Some(retry_after.as_secs_f64().ceil().max(1.0) as u64),
+            },
+            other => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, other.to_string()),
+        })?;
     s.ingestor
         .accept(records, protocol)
         .await
@@ -299,5 +329,5 @@ async fn store_records(
             }
             other => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, other.to_string()),
         })?;
-    Ok(())
+    Ok(shed)
 }

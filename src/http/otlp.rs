@@ -9,12 +9,14 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
-use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceResponse;
+use opentelemetry_proto::tonic::collector::logs::v1::{
+    ExportLogsPartialSuccess, ExportLogsServiceResponse,
+};
 use prost::Message;
 
 use super::guard::KeyTenant;
 use super::{content_type, decompress, store_records, ApiError, HttpState};
-use crate::ingest::otlp;
+use crate::ingest::{otlp, Shed};
 use crate::model::now_micros;
 
 /// `google.rpc.Status`, the OTLP error body.
@@ -46,7 +48,7 @@ fn status(encoding: Encoding, e: ApiError) -> Response {
     // gRPC codes: INVALID_ARGUMENT 3, RESOURCE_EXHAUSTED 8, UNAVAILABLE 14.
     let code = match e.status {
         StatusCode::BAD_REQUEST | StatusCode::UNSUPPORTED_MEDIA_TYPE => 3,
-        StatusCode::PAYLOAD_TOO_LARGE => 8,
+        StatusCode::PAYLOAD_TOO_LARGE | StatusCode::TOO_MANY_REQUESTS => 8,
         _ => 14,
     };
     let body = match encoding {
@@ -59,16 +61,28 @@ fn status(encoding: Encoding, e: ApiError) -> Response {
             .to_string()
             .into_bytes(),
     };
+    let retry = e.retry_header();
     let mut resp = (e.status, body).into_response();
     let h = resp.headers_mut();
     h.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static(encoding.media_type()),
     );
-    if e.status == StatusCode::SERVICE_UNAVAILABLE {
-        h.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    if let Some(v) = retry {
+        h.insert(header::RETRY_AFTER, v);
     }
     resp
+}
+
+/// OTLP's report of records a quota shed (none when nothing was).
+pub(super) fn partial_success(shed: &Shed) -> Option<ExportLogsPartialSuccess> {
+    if shed.count() == 0 {
+        return None;
+    }
+    Some(ExportLogsPartialSuccess {
+        rejected_log_records: shed.count() as i64,
+        error_message: shed.describe(),
+    })
 }
 
 pub async fn logs(
@@ -89,13 +103,21 @@ pub async fn logs(
         }
     };
     match export(&s, &tenant, &headers, body, encoding).await {
-        Ok(()) => {
+        Ok(shed) => {
             let resp = ExportLogsServiceResponse {
-                partial_success: None,
+                partial_success: partial_success(&shed),
             };
             let body = match encoding {
                 Encoding::Protobuf => resp.encode_to_vec(),
-                Encoding::Json => b"{}".to_vec(),
+                Encoding::Json => match &resp.partial_success {
+                    Some(p) => serde_json::json!({ "partialSuccess": {
+                        "rejectedLogRecords": p.rejected_log_records.to_string(),
+                        "errorMessage": p.error_message,
+                    }})
+                    .to_string()
+                    .into_bytes(),
+                    None => b"{}".to_vec(),
+                },
             };
             let mut r = (StatusCode::OK, body).into_response();
             r.headers_mut().insert(
@@ -114,7 +136,7 @@ async fn export(
     headers: &HeaderMap,
     body: Bytes,
     encoding: Encoding,
-) -> Result<(), ApiError> {
+) -> Result<Shed, ApiError> {
     let raw = decompress(s, headers, body)?;
     let now = now_micros();
     let decoded = match encoding {

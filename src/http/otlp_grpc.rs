@@ -49,7 +49,7 @@ fn status_of(e: ApiError) -> Status {
     let code = match e.status {
         StatusCode::UNAUTHORIZED => Code::Unauthenticated,
         StatusCode::SERVICE_UNAVAILABLE => Code::Unavailable,
-        StatusCode::PAYLOAD_TOO_LARGE => Code::ResourceExhausted,
+        StatusCode::PAYLOAD_TOO_LARGE | StatusCode::TOO_MANY_REQUESTS => Code::ResourceExhausted,
         StatusCode::BAD_REQUEST => Code::InvalidArgument,
         StatusCode::UNSUPPORTED_MEDIA_TYPE => Code::Unimplemented,
         StatusCode::REQUEST_TIMEOUT => Code::DeadlineExceeded,
@@ -156,12 +156,12 @@ async fn export(
         })?
         .records;
     drop(message);
-    store_records(state, &tenant, &mut records, "otlp_grpc")
+    let shed = store_records(state, &tenant, &mut records, "otlp_grpc")
         .await
         .map_err(status_of)?;
     drop(held);
     Ok(ExportLogsServiceResponse {
-        partial_success: None,
+        partial_success: super::otlp::partial_success(&shed),
     })
 }
 

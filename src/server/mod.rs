@@ -19,6 +19,7 @@ use crate::catalog::{Catalog, CatalogError, FileCatalog};
 use crate::config::Config;
 use crate::http::guard::BodyLimits;
 use crate::http::{router, HttpState};
+use crate::ingest::tenant_rules::TenantRules;
 use crate::ingest::Ingestor;
 use crate::model::records_to_batch;
 use crate::pgwire::{
@@ -54,6 +55,8 @@ pub enum StartError {
     Query(#[from] datafusion::error::DataFusionError),
     #[error(transparent)]
     Tls(#[from] TlsError),
+    #[error("--redact: {0}")]
+    Redact(#[from] crate::ingest::redact::RuleError),
     #[error("TLS needs both --tls-cert and --tls-key (and --require-tls needs TLS)")]
     TlsMissing,
     #[error("segment storage: {0}")]
@@ -154,7 +157,13 @@ impl Server {
             vec![buffer.clone()],
         )?;
         wal.remove_through(flushed)?;
-        let ingestor = Ingestor::new(wal.clone(), buffer.clone(), config.max_label_bytes);
+        let rules = TenantRules::new(Some(&config.data_dir), &config.redact)?;
+        let ingestor = Ingestor::new(
+            wal.clone(),
+            buffer.clone(),
+            config.max_label_bytes,
+            Arc::new(rules),
+        );
 
         let ctx = new_context(
             store.clone(),

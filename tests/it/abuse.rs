@@ -1226,7 +1226,7 @@ fn empty_records(outer: &[u8], record_tag: u8, n: usize) -> Vec<u8> {
 }
 
 /// `ExportLogsServiceRequest { resource_logs: [{ scope_logs: [{ log_records: [{}; n] }] }] }`.
-fn otlp_empty_records(n: usize) -> Vec<u8> {
+pub(crate) fn otlp_empty_records(n: usize) -> Vec<u8> {
     empty_records(&[0x0a, 0x12], 0x12, n)
 }
 
@@ -1239,7 +1239,7 @@ fn gzip(bytes: &[u8]) -> Vec<u8> {
 
 /// One unary OTLP/gRPC `Export` of `message` over a fresh HTTP/2 connection (gzip-compressed
 /// if asked); the call's `grpc-status` and `grpc-message`.
-async fn grpc_export(
+pub(crate) async fn grpc_export(
     addr: &str,
     key: Option<&str>,
     message: &[u8],

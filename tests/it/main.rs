@@ -19,6 +19,7 @@ mod parsers;
 mod pg;
 mod pg_session;
 mod query_isolation;
+mod quotas;
 mod rollups;
 mod seaweed;
 mod shippers;

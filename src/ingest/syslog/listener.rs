@@ -63,7 +63,26 @@ async fn batcher(mut rx: mpsc::Receiver<LogRecord>, ingestor: Ingestor, tenant: 
         for r in &mut batch {
             r.tenant.clone_from(&tenant);
         }
-        store(&ingestor, &mut batch).await;
+        // Over its quota, the listener stores what fits and waits for the rest, and its
+        // senders' TCP windows fill: syslog has no way to slow a sender down but to stop reading.
+        let mut rest: &mut [LogRecord] = &mut batch;
+        while !rest.is_empty() {
+            match ingestor.admit_prefix(rest, "syslog") {
+                Ok(n) => {
+                    let (now, later) = std::mem::take(&mut rest).split_at_mut(n.max(1));
+                    store(&ingestor, now).await;
+                    rest = later;
+                }
+                Err(IngestError::OverQuota { retry_after, .. }) => {
+                    tokio::time::sleep(retry_after.max(Duration::from_millis(10))).await;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "syslog quota check failed; storing the batch");
+                    store(&ingestor, rest).await;
+                    break;
+                }
+            }
+        }
         batch.clear();
     }
 }
