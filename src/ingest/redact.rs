@@ -11,14 +11,15 @@ use regex::{Captures, Regex, RegexBuilder, RegexSet, RegexSetBuilder};
 
 use crate::model::LogRecord;
 
-/// The built-in detectors, by the name rules and metrics use.
+/// The built-in detectors, by the name rules and metrics use, in the order they run (a
+/// password in a URL before the email its `user:password@host` looks like).
 pub const DETECTORS: [&str; 8] = [
-    "email",
-    "card",
+    "url_password",
+    "bearer",
     "jwt",
     "aws_key",
-    "bearer",
-    "url_password",
+    "email",
+    "card",
     "ipv4",
     "ipv6",
 ];
@@ -202,7 +203,7 @@ pub fn detectors(setting: &str) -> Result<Vec<&'static str>, RuleError> {
             },
         }
     }
-    out.sort_unstable();
+    out.sort_unstable_by_key(|d| DETECTORS.iter().position(|x| x == d));
     out.dedup();
     Ok(out)
 }
@@ -465,6 +466,10 @@ mod tests {
                 "dial postgres://app:[REDACTED:url_password]@db:5432/x",
             ),
             ("from 10.0.0.1 port", "from 10.0.0.1 port"),
+            (
+                "via https://svc:hunter22@db.internal/x",
+                "via https://svc:[REDACTED:url_password]@db.internal/x",
+            ),
         ];
         for (text, want) in cases {
             assert_eq!(red("default", &[], text).0, want, "{text}");

@@ -20,6 +20,7 @@ mod pg;
 mod pg_session;
 mod query_isolation;
 mod quotas;
+mod redaction;
 mod rollups;
 mod seaweed;
 mod shippers;
