@@ -165,12 +165,18 @@ fn check_name(what: &str, s: &str) -> Result<(), AuthError> {
         && s.len() <= 63
         && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b));
-    match ok {
-        true => Ok(()),
-        false => Err(AuthError::Invalid(format!(
+    if !ok {
+        return Err(AuthError::Invalid(format!(
             "{what} {s:?}: use 1 to 63 letters, digits, '_', '-' or '.'"
-        ))),
+        )));
     }
+    if what == "tenant" && s.starts_with('_') {
+        return Err(AuthError::Invalid(format!(
+            "tenant {s:?}: names starting with '_' are reserved (the audit log is tenant {})",
+            crate::audit::AUDIT_TENANT
+        )));
+    }
+    Ok(())
 }
 
 /// Replaces `path` atomically with `all` as JSON.
@@ -249,6 +255,13 @@ pub struct ApiKeys {
     /// another request was reading it; the version read lets a guessed key cost a `stat`.
     loaded: tokio::sync::Mutex<Loaded>,
     reads: std::sync::atomic::AtomicU64,
+}
+
+/// A key's name in the audit log: the first 12 hex digits of the SHA-256 the keys file stores.
+pub fn key_id(key: &str) -> String {
+    let mut id = key_hash(key);
+    id.truncate(12);
+    id
 }
 
 fn key_hash(key: &str) -> String {

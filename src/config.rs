@@ -110,6 +110,14 @@ pub struct Config {
     pub max_label_bytes: usize,
     /// The PII detectors applied to every tenant without its own (`default`, `none`, a list).
     pub redact: String,
+    /// Most bytes one query may scan, for tenants without their own limit (`None`: no limit).
+    pub max_scan_bytes: Option<u64>,
+    /// Whether statements and API calls are written to the audit log.
+    pub audit: bool,
+    /// A query planned to scan this many bytes or more is a long scan: only
+    /// `long_scan_concurrency` run at once, server-wide, so small queries keep their places.
+    pub long_scan_bytes: u64,
+    pub long_scan_concurrency: usize,
     /// The cold tier's object store (`s3://BUCKET[/PREFIX]` or `file:///DIR`; none: local only).
     pub object_store: Option<String>,
     /// The tier policy: ages of a segment's newest event (see `store::policy`).
@@ -285,6 +293,10 @@ impl Default for Config {
             tenant_query_concurrency: num_cpus::get().max(1),
             max_label_bytes: 1024,
             redact: "default".to_string(),
+            max_scan_bytes: None,
+            audit: true,
+            long_scan_bytes: 1 << 30,
+            long_scan_concurrency: (num_cpus::get() / 2).max(1),
             object_store: None,
             compact_after: Duration::from_secs(3600),
             cold_after: Some(Duration::from_secs(7 * 86_400)),
@@ -432,6 +444,18 @@ pub struct Overrides {
     /// PII detectors applied at ingest to tenants without their own: default (email, card, jwt, aws_key, bearer, url_password), none, or a list that may add ipv4, ipv6 [default: default].
     #[arg(long, env = "TIMBERLINE_REDACT")]
     pub redact: Option<String>,
+    /// Most bytes one query may scan (tenants' own limits and sessions' SET timberline.max_scan_bytes go below it) [default: no limit].
+    #[arg(long, env = "TIMBERLINE_MAX_SCAN_BYTES")]
+    pub max_scan_bytes: Option<Size>,
+    /// Write every statement and API call to the audit_log table (true or false) [default: true].
+    #[arg(long, env = "TIMBERLINE_AUDIT")]
+    pub audit: Option<bool>,
+    /// A query planned to scan this much or more is a long scan [default: 1GiB].
+    #[arg(long, env = "TIMBERLINE_LONG_SCAN_BYTES")]
+    pub long_scan_bytes: Option<Size>,
+    /// Long scans running at once, server-wide; one more waits up to 2 s, then gets 53300 [default: half the cores].
+    #[arg(long, env = "TIMBERLINE_LONG_SCAN_CONCURRENCY")]
+    pub long_scan_concurrency: Option<usize>,
     /// Object store of the cold tier: s3://BUCKET[/PREFIX] (AWS_* variables) or file:///DIR [default: none].
     #[arg(long, env = "TIMBERLINE_OBJECT_STORE")]
     pub object_store: Option<String>,
@@ -543,6 +567,14 @@ impl Config {
             tenant_query_concurrency: pick!(tenant_query_concurrency).clamp(1, 4096),
             max_label_bytes: pick!(max_label_bytes).max(16),
             redact: pick!(redact),
+            max_scan_bytes: cli
+                .max_scan_bytes
+                .or(from_file.max_scan_bytes)
+                .map(|s| s.0)
+                .filter(|b| *b > 0),
+            audit: pick!(audit),
+            long_scan_bytes: pick_with!(long_scan_bytes, |s: Size| s.0.max(1)),
+            long_scan_concurrency: pick!(long_scan_concurrency).clamp(1, 4096),
             object_store: cli.object_store.clone().or(from_file.object_store.clone()),
             compact_after: pick_with!(compact_after, |s: Span| s.0),
             cold_after: pick_with!(cold_after, |a: Age| a.0),

@@ -147,6 +147,10 @@ enum TenantCommand {
         /// The tenant's own redaction rule, NAME=REGEX (repeat for more; `none` clears them).
         #[arg(long)]
         redact_custom: Vec<String>,
+        /// Most bytes one query of the tenant may scan (10GiB, 500MB, or `unlimited`); a
+        /// session may lower its own with SET timberline.max_scan_bytes.
+        #[arg(long)]
+        max_scan_bytes: Option<String>,
         /// Data directory of the server.
         #[arg(long, env = "TIMBERLINE_DATA_DIR", default_value = "./timberline-data")]
         data_dir: PathBuf,
@@ -364,6 +368,7 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                     ingest_burst,
                     redact,
                     redact_custom,
+                    max_scan_bytes,
                     data_dir,
                 },
         } => {
@@ -381,6 +386,7 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                 ingest_burst,
                 redact,
                 redact_custom,
+                max_scan_bytes,
             };
             let now = timberline::tenants::update(
                 &data_dir,
@@ -389,6 +395,7 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                 |now| -> Result<(), Box<dyn std::error::Error>> {
                     timberline::store::policy::apply(now, Default::default())?;
                     timberline::ingest::tenant_rules::check(now, "default")?;
+                    timberline::query::budget::tenant_limit(now)?;
                     Ok(())
                 },
             )?;

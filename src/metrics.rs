@@ -114,6 +114,7 @@ pub struct Metrics {
     pub ingest_refused: Family<Refused, Counter>,
     pub ingest_shed: Family<ShedLabels, Counter>,
     pub redactions: Family<Redacted, Counter>,
+    pub audit_dropped: Counter,
     pub http_responses: Family<Answered, Counter>,
     pub wal_fsync_seconds: Histogram,
     pub wal_group_commit_batches: Histogram,
@@ -149,6 +150,7 @@ impl Metrics {
             ingest_refused: Family::default(),
             ingest_shed: Family::default(),
             redactions: Family::default(),
+            audit_dropped: Counter::default(),
             http_responses: Family::default(),
             wal_fsync_seconds: seconds(),
             wal_group_commit_batches: Histogram::new(exponential_buckets(1.0, 2.0, 12)),
@@ -191,6 +193,11 @@ impl Metrics {
             "ingest_shed",
             "Events a tenant's ingest quota shed (lowest levels first), by tenant and level",
             m.ingest_shed.clone(),
+        );
+        r.register(
+            "audit_dropped",
+            "Audit events dropped: the audit queue was full, or the WAL failed ten times",
+            m.audit_dropped.clone(),
         );
         r.register(
             "redactions",

@@ -1,4 +1,4 @@
-//! Each tenant's settings — tier overrides, ingest quotas, redaction rules — kept in
+//! Each tenant's settings — tier overrides, ingest quotas, redaction rules, scan limit — kept in
 //! `tenants.json` in the data directory: written whole by `timberline tenant set`, checked
 //! before anything is written, and re-read by a running server when the file changes.
 
@@ -39,6 +39,9 @@ pub struct TenantSettings {
     /// The tenant's own redaction rules, `name=regex` each.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub redact_custom: Option<Vec<String>>,
+    /// Most bytes one query of the tenant may scan (`10GiB`; `unlimited`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_scan_bytes: Option<String>,
 }
 
 impl TenantSettings {
@@ -56,6 +59,7 @@ impl TenantSettings {
             ingest_burst: pick(&change.ingest_burst, &self.ingest_burst),
             redact: pick(&change.redact, &self.redact),
             redact_custom: pick(&change.redact_custom, &self.redact_custom),
+            max_scan_bytes: pick(&change.max_scan_bytes, &self.max_scan_bytes),
         }
     }
 }

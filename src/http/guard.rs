@@ -20,6 +20,14 @@ use super::{ApiError, HttpState};
 #[derive(Debug, Clone)]
 pub struct KeyTenant(pub String);
 
+/// Who made an API call, as the audit log names it: the key's tenant and the key's id (the
+/// start of its SHA-256). Put in the response's extensions by [`admit`].
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub tenant: String,
+    pub key_id: String,
+}
+
 /// How much request body the server holds at once, and for how long one may take to arrive.
 #[derive(Debug, Clone)]
 pub struct BodyLimits {
@@ -164,11 +172,22 @@ pub async fn admit(State(s): State<HttpState>, req: Request, next: Next) -> Resp
             .into_response()
         }
     };
+    let caller = Caller {
+        tenant: tenant.clone(),
+        key_id: parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(presented_key)
+            .map(|k| crate::auth::key_id(&k))
+            .unwrap_or_default(),
+    };
     parts.extensions.insert(KeyTenant(tenant));
-    let response = next
+    let mut response = next
         .run(Request::from_parts(parts, Body::from(bytes)))
         .await;
     drop(held);
+    response.extensions_mut().insert(caller);
     response
 }
 

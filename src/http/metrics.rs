@@ -2,8 +2,8 @@
 //! state read now (hot buffer, segments and bytes per tier, open connections per listener).
 //! Every tenant's figures are in it, so it answers only the admin key (Prometheus's
 //! `authorization` setting), unless `--metrics-addr` serves it on an address of its own.
-//! Beside it, the layer that counts every HTTP answer by route and status and gives each
-//! request an id its log lines carry.
+//! Beside it, the layer that counts every HTTP answer by route and status, writes it to the
+//! audit trail, and gives each request an id its log lines carry.
 
 use axum::body::Body;
 use axum::extract::{MatchedPath, Request, State};
@@ -13,8 +13,11 @@ use axum::response::{IntoResponse, Response};
 use std::sync::atomic::{AtomicU64, Ordering};
 use tracing::Instrument;
 
+use super::guard::Caller;
 use super::maintenance::is_admin;
+use super::serve::ClientAddr;
 use super::{ApiError, HttpState};
+use crate::audit::{self, AuditEvent};
 use crate::metrics::{metrics, Answered, ListenerLabels, TierLabels};
 
 /// The scrape, for the admin key only.
@@ -74,7 +77,35 @@ pub async fn count_answers(request: Request, next: Next) -> Response {
     let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
     let span = tracing::info_span!("http_request", request_id = id, route = %route);
     let started = std::time::Instant::now();
+    let client = request
+        .extensions()
+        .get::<ClientAddr>()
+        .map(|a| a.0.ip().to_string())
+        .unwrap_or_default();
+    let call = format!("{} {route}", request.method());
     let response = next.run(request).instrument(span.clone()).await;
+    // Every API call but the probes (and Elasticsearch clients' `GET /`) is audited.
+    if !matches!(route.as_str(), "/health" | "/ready" | "/") {
+        let caller = response.extensions().get::<Caller>();
+        let status = response.status();
+        audit::record(AuditEvent {
+            user_name: caller
+                .map(|c| format!("key:{}", c.key_id))
+                .unwrap_or_default(),
+            tenant: caller.map(|c| c.tenant.clone()).unwrap_or_default(),
+            client_addr: client,
+            kind: "http",
+            query_text: call,
+            duration: started.elapsed(),
+            outcome: if status.is_client_error() || status.is_server_error() {
+                "error"
+            } else {
+                "ok"
+            },
+            sqlstate: status.as_u16().to_string(),
+            ..AuditEvent::default()
+        });
+    }
     span.in_scope(|| {
         tracing::debug!(
             status = response.status().as_u16(),

@@ -27,6 +27,10 @@ use crate::admission::{Admission, Busy};
 const GRACE: Duration = Duration::from_secs(1);
 
 /// Serves `router` on `listener` until the process ends.
+/// The address an HTTP request came from, in its extensions.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientAddr(pub std::net::SocketAddr);
+
 pub async fn serve(
     listener: TcpListener,
     router: Router,
@@ -54,7 +58,8 @@ pub async fn serve(
         let _ = tcp.set_nodelay(true);
         let router = TowerToHyperService::new(router.clone());
         let activity = permit.activity().clone();
-        let service = hyper::service::service_fn(move |request| {
+        let service = hyper::service::service_fn(move |mut request: hyper::Request<_>| {
+            request.extensions_mut().insert(ClientAddr(peer));
             let busy = activity.busy();
             let answer = router.call(request);
             async move {

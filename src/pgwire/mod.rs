@@ -14,6 +14,7 @@
 //! - [`column_names`]: PostgreSQL's names of unnamed columns; [`text_out`]: PostgreSQL's text
 //!   output (session-zone timestamps, shortest floats); [`tls`]: the rustls acceptor.
 
+mod audit;
 mod column_names;
 mod ddl;
 mod depth;

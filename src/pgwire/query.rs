@@ -35,6 +35,7 @@ use pgwire::messages::PgWireBackendMessage;
 use timberline_udfs::pg_compat::PgSession;
 use timberline_udfs::sqlstate;
 
+use super::audit::{sqlstate_of, StatementAudit};
 use super::error::{df_error, user_error};
 use super::fixtures::{self, Fixture};
 use super::params;
@@ -44,9 +45,16 @@ use super::text_out::TextOutput;
 use crate::metrics::metrics;
 use crate::query::runtime::QueryRuntime;
 
-/// A parsed statement, ready to bind and run.
+/// A parsed statement, ready to bind and run, with its text for the audit trail.
 #[derive(Debug, Clone)]
-pub enum Prepared {
+pub struct Prepared {
+    pub sql: Arc<str>,
+    pub step: Step,
+}
+
+/// What running a statement takes.
+#[derive(Debug, Clone)]
+pub enum Step {
     Fixture(Fixture),
     /// A plan, and the (1-based) placeholders the SQL casts to `oid[]`: they are described
     /// to clients as `oid[]` (asyncpg's type introspection binds one) and decoded as `int4[]`.
@@ -122,7 +130,13 @@ impl Planner {
         state
     }
 
-    async fn prepare(&self, mut stmt: Statement, session: &PgSession) -> PgWireResult<Prepared> {
+    async fn prepare(&self, stmt: Statement, session: &PgSession) -> PgWireResult<Prepared> {
+        let sql: Arc<str> = stmt.to_string().into();
+        let step = self.plan_step(stmt, session).await?;
+        Ok(Prepared { sql, step })
+    }
+
+    async fn plan_step(&self, mut stmt: Statement, session: &PgSession) -> PgWireResult<Step> {
         if matches!(&stmt, Statement::CreateView(v) if v.materialized) {
             // A view's SELECT means what the same text means in a query.
             super::column_names::alias_casts(&mut stmt);
@@ -130,10 +144,10 @@ impl Planner {
             super::operators::rewrite(&mut stmt);
         }
         if let Some(d) = super::ddl::classify(&stmt)? {
-            return Ok(Prepared::Ddl(d));
+            return Ok(Step::Ddl(d));
         }
         if let Some(f) = fixtures::classify(&stmt) {
-            return Ok(Prepared::Fixture(f));
+            return Ok(Step::Fixture(f));
         }
         let names = super::column_names::unaliased(&stmt);
         super::column_names::alias_casts(&mut stmt);
@@ -153,10 +167,11 @@ impl Planner {
             )
         })?;
         params::check_placeholders(&plan)?;
-        Ok(Prepared::Plan(Box::new(plan), oid_arrays, names.into()))
+        Ok(Step::Plan(Box::new(plan), oid_arrays, names.into()))
     }
 
-    /// Runs a prepared statement on `conn`, sending any notice it raises to `client` first.
+    /// Runs a prepared statement on `conn`, sending any notice it raises to `client` first;
+    /// `audit` is finished when the statement ends (its last row, or its error).
     async fn run<C>(
         &self,
         client: &mut C,
@@ -164,13 +179,37 @@ impl Planner {
         prepared: &Prepared,
         plan: Option<LogicalPlan>,
         format: &Format,
+        audit: StatementAudit,
     ) -> PgWireResult<Response>
     where
         C: Sink<PgWireBackendMessage> + Unpin + Send,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        match prepared {
-            Prepared::Fixture(f) => {
+        if let Step::Plan(p, _, names) = &prepared.step {
+            return self.run_plan(conn, p, names, plan, format, audit).await;
+        }
+        let answered = self.run_step(client, conn, &prepared.step, format).await;
+        match &answered {
+            Ok(_) => audit.finish("ok", 0, 0, ""),
+            Err(e) => audit.failed(e),
+        }
+        answered
+    }
+
+    /// Runs a fixture or a DDL statement.
+    async fn run_step<C>(
+        &self,
+        client: &mut C,
+        conn: &Connection,
+        step: &Step,
+        format: &Format,
+    ) -> PgWireResult<Response>
+    where
+        C: Sink<PgWireBackendMessage> + Unpin + Send,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        match step {
+            Step::Fixture(f) => {
                 let (answer, changed) = {
                     let mut session = conn.session();
                     let before = fixtures::reported(&session);
@@ -196,32 +235,57 @@ impl Planner {
                 }
                 Ok(answer.response)
             }
-            Prepared::Ddl(d) => {
+            Step::Ddl(d) => {
                 let session = conn.session().clone();
                 let state = self.state_for(&session);
                 super::ddl::run(d, &session, &self.ctx, &state, &self.store).await
             }
-            Prepared::Plan(p, _, names) => {
+            Step::Plan(..) => Err(user_error(
+                sqlstate::INTERNAL_ERROR,
+                "a plan is run by run_plan",
+            )),
+        }
+    }
+
+    /// Runs a plan (`bound`: the plan with its parameters' values, when it has any).
+    async fn run_plan(
+        &self,
+        conn: &Connection,
+        p: &LogicalPlan,
+        names: &[Option<String>],
+        bound: Option<LogicalPlan>,
+        format: &Format,
+        audit: StatementAudit,
+    ) -> PgWireResult<Response> {
+        {
+            {
                 let started = Instant::now();
-                let plan = plan.unwrap_or_else(|| (**p).clone());
+                let plan = bound.unwrap_or_else(|| p.clone());
                 let kind = query_kind(&plan);
                 let session = conn.session().clone();
                 let stop = conn.start_query();
                 let state =
                     crate::query::memory::scoped(self.state_for(&session)).map_err(df_error)?;
                 let df = DataFrame::new(state, plan);
-                let fields = Arc::new(pg_names(
-                    arrow_schema_to_pg_fields(df.schema().as_arrow(), format, None)?,
-                    names,
-                ));
+                let fields = match arrow_schema_to_pg_fields(df.schema().as_arrow(), format, None) {
+                    Ok(f) => Arc::new(pg_names(f, names)),
+                    Err(e) => {
+                        audit.failed(&e);
+                        return Err(e);
+                    }
+                };
                 let zone = session.get("TimeZone").unwrap_or_default();
                 let output = TextOutput::new(&zone, &fields);
                 let tenant = session.tenant.name().unwrap_or_default().to_string();
-                let batches = match self.runtime.execute(&tenant, df).await {
+                let budget = session.max_scan_bytes();
+                let (bytes_scanned, batches) = match self.runtime.execute(&tenant, df, budget).await
+                {
                     Ok(b) => b,
                     Err(e) => {
                         metrics().query(kind, "error", started.elapsed());
-                        return Err(df_error(e));
+                        let e = df_error(e);
+                        audit.failed(&e);
+                        return Err(e);
                     }
                 };
                 let encode_fields = fields.clone();
@@ -235,7 +299,8 @@ impl Planner {
                 });
                 // Errors raised while rows stream (casts, division by zero, …) get SQLSTATEs too.
                 let rows = stoppable(rows.map(|r| r.map_err(with_sqlstate)), stop);
-                let rows = timed(Box::pin(rows), QueryTimer::new(kind, started));
+                let timer = QueryTimer::new(kind, started, audit, bytes_scanned);
+                let rows = timed(Box::pin(rows), timer);
                 Ok(Response::Query(QueryResponse::new(fields, rows)))
             }
         }
@@ -286,14 +351,27 @@ struct QueryTimer {
     kind: &'static str,
     started: Instant,
     outcome: &'static str,
+    audit: Option<StatementAudit>,
+    rows: u64,
+    bytes_scanned: u64,
+    sqlstate: String,
 }
 
 impl QueryTimer {
-    fn new(kind: &'static str, started: Instant) -> QueryTimer {
+    fn new(
+        kind: &'static str,
+        started: Instant,
+        audit: StatementAudit,
+        bytes_scanned: u64,
+    ) -> QueryTimer {
         QueryTimer {
             kind,
             started,
             outcome: "cancelled",
+            audit: Some(audit),
+            rows: 0,
+            bytes_scanned,
+            sqlstate: String::new(),
         }
     }
 }
@@ -311,6 +389,13 @@ impl QueryTimer {
 impl Drop for QueryTimer {
     fn drop(&mut self) {
         metrics().query(self.kind, self.outcome, self.started.elapsed());
+        if let Some(audit) = self.audit.take() {
+            let sqlstate = match self.outcome {
+                "cancelled" => "57014",
+                _ => self.sqlstate.as_str(),
+            };
+            audit.finish(self.outcome, self.rows, self.bytes_scanned, sqlstate);
+        }
     }
 }
 
@@ -321,9 +406,13 @@ where
 {
     futures::stream::unfold((rows, timer), |(mut rows, mut timer)| async move {
         match rows.next().await {
-            Some(Ok(row)) => Some((Ok(row), (rows, timer))),
+            Some(Ok(row)) => {
+                timer.rows += 1;
+                Some((Ok(row), (rows, timer)))
+            }
             Some(Err(e)) => {
                 timer.outcome = "error";
+                timer.sqlstate = sqlstate_of(&e);
                 Some((Err(e), (rows, timer)))
             }
             None => {
@@ -424,13 +513,18 @@ impl SimpleQueryHandler for QueryEngine {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
+        let peer = client.socket_addr();
         let statements = match super::ddl::refresh_of(query) {
             Some(refresh) => {
                 let conn = connection(client)?;
-                let prepared = Prepared::Ddl(refresh);
+                let audit = StatementAudit::new(&conn.session(), peer, query);
+                let prepared = Prepared {
+                    sql: query.into(),
+                    step: Step::Ddl(refresh),
+                };
                 return match self
                     .planner
-                    .run(client, &conn, &prepared, None, &Format::UnifiedText)
+                    .run(client, &conn, &prepared, None, &Format::UnifiedText, audit)
                     .await
                 {
                     Ok(r) => Ok(vec![r]),
@@ -438,7 +532,15 @@ impl SimpleQueryHandler for QueryEngine {
                     Err(e) => Err(e),
                 };
             }
-            None => self.planner.parse(query)?,
+            None => match self.planner.parse(query) {
+                Ok(statements) => statements,
+                Err(e) => {
+                    if let Ok(conn) = connection(client) {
+                        StatementAudit::new(&conn.session(), peer, query).failed(&e);
+                    }
+                    return Err(e);
+                }
+            },
         };
         if statements.is_empty() {
             return Ok(vec![Response::EmptyQuery]);
@@ -448,13 +550,17 @@ impl SimpleQueryHandler for QueryEngine {
         for stmt in statements {
             // PostgreSQL stops a multi-statement query at its first error.
             let session = conn.session().clone();
+            let audit = StatementAudit::new(&session, peer, &stmt.to_string());
             let step = match self.planner.prepare(stmt, &session).await {
                 Ok(prepared) => {
                     self.planner
-                        .run(client, &conn, &prepared, None, &Format::UnifiedText)
+                        .run(client, &conn, &prepared, None, &Format::UnifiedText, audit)
                         .await
                 }
-                Err(e) => Err(e),
+                Err(e) => {
+                    audit.failed(&e);
+                    Err(e)
+                }
             };
             match step {
                 Ok(r) => out.push(r),
@@ -483,26 +589,34 @@ impl QueryParser for Planner {
         C: ClientInfo + Unpin + Send + Sync,
     {
         if let Some(refresh) = super::ddl::refresh_of(sql) {
-            return Ok(Some(Prepared::Ddl(refresh)));
+            return Ok(Some(Prepared {
+                sql: sql.into(),
+                step: Step::Ddl(refresh),
+            }));
         }
-        let mut statements = self.parse(sql)?;
-        match statements.len() {
-            0 => Ok(None),
-            1 => {
-                let session = connection(client)?.session().clone();
-                Ok(Some(self.prepare(statements.remove(0), &session).await?))
-            }
-            _ => Err(user_error(
-                sqlstate::SYNTAX_ERROR,
-                "cannot insert multiple commands into a prepared statement",
-            )),
+        let session = connection(client)?.session().clone();
+        // A statement that fails to parse or plan never runs: it is audited here.
+        let parsed = match self.parse(sql) {
+            Ok(mut statements) => match statements.len() {
+                0 => return Ok(None),
+                1 => self.prepare(statements.remove(0), &session).await,
+                _ => Err(user_error(
+                    sqlstate::SYNTAX_ERROR,
+                    "cannot insert multiple commands into a prepared statement",
+                )),
+            },
+            Err(e) => Err(e),
+        };
+        if let Err(e) = &parsed {
+            StatementAudit::new(&session, client.socket_addr(), sql).failed(e);
         }
+        parsed.map(Some)
     }
 
     fn get_parameter_types(&self, stmt: &Prepared) -> PgWireResult<Vec<Type>> {
-        match stmt {
-            Prepared::Plan(plan, oid_arrays, _) => params::described_types(plan, oid_arrays),
-            Prepared::Fixture(_) | Prepared::Ddl(_) => Ok(Vec::new()),
+        match &stmt.step {
+            Step::Plan(plan, oid_arrays, _) => params::described_types(plan, oid_arrays),
+            Step::Fixture(_) | Step::Ddl(_) => Ok(Vec::new()),
         }
     }
 
@@ -512,8 +626,8 @@ impl QueryParser for Planner {
         format: Option<&Format>,
     ) -> PgWireResult<Vec<FieldInfo>> {
         let format = format.cloned().unwrap_or(Format::UnifiedText);
-        match stmt {
-            Prepared::Fixture(f) => Ok(fixtures::fields(f)
+        match &stmt.step {
+            Step::Fixture(f) => Ok(fixtures::fields(f)
                 .into_iter()
                 .enumerate()
                 .map(|(i, fi)| {
@@ -526,11 +640,11 @@ impl QueryParser for Planner {
                     )
                 })
                 .collect()),
-            Prepared::Plan(plan, _, names) => Ok(pg_names(
+            Step::Plan(plan, _, names) => Ok(pg_names(
                 arrow_schema_to_pg_fields(plan.schema().as_arrow(), &format, None)?,
                 names,
             )),
-            Prepared::Ddl(_) => Ok(Vec::new()),
+            Step::Ddl(_) => Ok(Vec::new()),
         }
     }
 }
@@ -551,10 +665,10 @@ fn check_formats(portal: &Portal<Prepared>) -> PgWireResult<()> {
         }
     }
     if let Format::Individual(codes) = &portal.result_column_format {
-        let columns = match &portal.statement.statement {
-            Prepared::Plan(plan, ..) => plan.schema().fields().len(),
-            Prepared::Fixture(f) => fixtures::fields(f).len(),
-            Prepared::Ddl(_) => 0,
+        let columns = match &portal.statement.statement.step {
+            Step::Plan(plan, ..) => plan.schema().fields().len(),
+            Step::Fixture(f) => fixtures::fields(f).len(),
+            Step::Ddl(_) => 0,
         };
         if codes.len() != columns {
             return Err(user_error(
@@ -638,10 +752,38 @@ impl ExtendedQueryHandler for QueryEngine {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        check_formats(portal)?;
+        let conn = connection(client)?;
         let prepared = &portal.statement.statement;
-        let bound = match prepared {
-            Prepared::Plan(plan, ..) if portal.parameter_len() > 0 => {
+        let audit = StatementAudit::new(&conn.session(), client.socket_addr(), &prepared.sql);
+        if let Err(e) = check_formats(portal) {
+            audit.failed(&e);
+            return Err(e);
+        }
+        let bound = match bind(portal) {
+            Ok(b) => b,
+            Err(e) => {
+                audit.failed(&e);
+                return Err(e);
+            }
+        };
+        self.planner
+            .run(
+                client,
+                &conn,
+                prepared,
+                bound,
+                &portal.result_column_format,
+                audit,
+            )
+            .await
+    }
+}
+
+/// The portal's plan with its parameters' values, when it has parameters.
+fn bind(portal: &Portal<Prepared>) -> PgWireResult<Option<LogicalPlan>> {
+    {
+        let bound = match &portal.statement.statement.step {
+            Step::Plan(plan, ..) if portal.parameter_len() > 0 => {
                 let types = params::placeholder_types(plan)?;
                 let inferred: Vec<Option<&DataType>> = (1..=portal.parameter_len())
                     .map(|i| types.get(&format!("${i}")))
@@ -656,9 +798,6 @@ impl ExtendedQueryHandler for QueryEngine {
             }
             _ => None,
         };
-        let conn = connection(client)?;
-        self.planner
-            .run(client, &conn, prepared, bound, &portal.result_column_format)
-            .await
+        Ok(bound)
     }
 }

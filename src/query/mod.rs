@@ -1,6 +1,8 @@
 //! SQL over the store: the DataFusion session, the `logs` and `segments` tables, `nearest`,
 //! and PostgreSQL's meaning for what DataFusion reads otherwise.
 
+mod audit_log;
+pub mod budget;
 mod index_select;
 mod information_schema;
 mod interrupt;
@@ -103,6 +105,10 @@ pub fn new_context(
     ctx.add_analyzer_rule(Arc::new(pg_semantics::PgSemantics::new()));
     ctx.register_table("logs", Arc::new(LogTable::new(store.clone())))?;
     ctx.register_table("segments", Arc::new(SegmentsTable::new(store.clone())))?;
+    ctx.register_table(
+        "audit_log",
+        Arc::new(audit_log::audit_log(LogTable::new(store.clone()))?),
+    )?;
     ctx.register_table(
         "rollups",
         Arc::new(rollup::system::RollupsTable::new(store.clone())),

@@ -11,6 +11,11 @@
 //! its next yield point (DataFusion's cooperative scheduling puts one between any two batches
 //! of a scan) or at the next cancellation point of a join ([`super::interrupt`]), whichever
 //! comes first.
+//!
+//! Before a query runs, the bytes its plan will scan are checked against its scan budget
+//! ([`super::budget`], `54000` over it), and a long scan (over `--long-scan-bytes`) also needs
+//! one of the few server-wide long-scan places: small interactive queries never wait behind
+//! long scans, and a long scan that finds no place within [`LONG_SCAN_QUEUE`] gets `53300`.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -26,6 +31,7 @@ use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{mpsc, Semaphore};
 use tokio::task::JoinHandle;
 
+use super::budget::{check, ScanBudgets};
 use super::interrupt::{interruptible, Cancel};
 use crate::metrics::{metrics, SegmentFate, TierLabels, SEGMENT_FATES};
 
@@ -35,12 +41,34 @@ const QUERY_NICENESS: i32 = 10;
 /// Batches a query may have computed ahead of the client reading them.
 const AHEAD: usize = 2;
 
+/// Longest a long scan waits for a place before it is refused with `53300`.
+pub const LONG_SCAN_QUEUE: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// What makes a scan long, and how many run at once.
+pub struct LongScans {
+    pub bytes: u64,
+    places: Arc<Semaphore>,
+    concurrency: usize,
+}
+
+impl LongScans {
+    pub fn new(bytes: u64, concurrency: usize) -> LongScans {
+        LongScans {
+            bytes,
+            places: Arc::new(Semaphore::new(concurrency.max(1))),
+            concurrency: concurrency.max(1),
+        }
+    }
+}
+
 /// The query threads and the per-tenant caps.
 pub struct QueryRuntime {
     handle: Handle,
     _runtime: Owned,
     per_tenant: usize,
     tenants: Mutex<HashMap<String, Arc<Semaphore>>>,
+    budgets: ScanBudgets,
+    long: LongScans,
 }
 
 /// Errors of starting the query threads.
@@ -49,8 +77,14 @@ pub struct QueryRuntime {
 pub struct RuntimeError(#[from] std::io::Error);
 
 impl QueryRuntime {
-    /// `threads` query threads; each tenant may run `per_tenant` queries at once.
-    pub fn new(threads: usize, per_tenant: usize) -> Result<QueryRuntime, RuntimeError> {
+    /// `threads` query threads; each tenant may run `per_tenant` queries at once; scans are
+    /// held to `budgets`, and long ones to `long`'s places.
+    pub fn new(
+        threads: usize,
+        per_tenant: usize,
+        budgets: ScanBudgets,
+        long: LongScans,
+    ) -> Result<QueryRuntime, RuntimeError> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(threads.max(1))
             .thread_name("tl-query")
@@ -62,16 +96,24 @@ impl QueryRuntime {
             _runtime: Owned(Some(runtime)),
             per_tenant: per_tenant.max(1),
             tenants: Mutex::new(HashMap::new()),
+            budgets,
+            long,
         })
     }
 
     /// Runs `df` for `tenant` on the query threads: planned now (errors are returned here),
-    /// executed once one of the tenant's places is free; dropping the stream stops it.
+    /// executed once one of the tenant's places is free; dropping the stream stops it. Also
+    /// returns the bytes its scans planned to read. `session_budget`: the session's own
+    /// `timberline.max_scan_bytes`.
     pub async fn execute(
         &self,
         tenant: &str,
         df: DataFrame,
-    ) -> Result<impl Stream<Item = Result<RecordBatch>> + Send + 'static> {
+        session_budget: Option<u64>,
+    ) -> Result<(
+        u64,
+        impl Stream<Item = Result<RecordBatch>> + Send + 'static,
+    )> {
         let task_ctx = Arc::new(df.task_ctx());
         let planning = AbortOnDrop(
             self.handle
@@ -79,7 +121,29 @@ impl QueryRuntime {
         );
         let cancel = Cancel::default();
         let plan = interruptible(planning.join().await??, &cancel)?;
-        count_scans(&plan);
+        let bytes_scanned = count_scans(&plan);
+        check(
+            bytes_scanned,
+            self.budgets.budget(tenant, session_budget).as_ref(),
+        )?;
+        let long_place = if bytes_scanned >= self.long.bytes {
+            let wait = self.long.places.clone().acquire_owned();
+            match tokio::time::timeout(LONG_SCAN_QUEUE, wait).await {
+                Ok(Ok(p)) => Some(p),
+                _ => {
+                    return Err(timberline_udfs::QueryError::new(
+                        timberline_udfs::sqlstate::TOO_MANY_CONNECTIONS,
+                        format!(
+                            "too many long scans are running ({} at once, each over {} bytes; this one would scan {bytes_scanned}); retry shortly, or narrow its time range",
+                            self.long.concurrency, self.long.bytes
+                        ),
+                    )
+                    .into_df())
+                }
+            }
+        } else {
+            None
+        };
         let places = self.places(tenant);
         let (tx, rx) = mpsc::channel(AHEAD);
         let task = self.handle.spawn(async move {
@@ -112,14 +176,15 @@ impl QueryRuntime {
                 }
             }
             drop(place);
+            drop(long_place);
         });
         let running = Some(Running {
             task: AbortOnDrop(task),
             _cancel: CancelOnDrop(cancel),
         });
-        Ok(futures::stream::unfold(
-            (rx, running),
-            |(mut rx, running)| async move {
+        Ok((
+            bytes_scanned,
+            futures::stream::unfold((rx, running), |(mut rx, running)| async move {
                 if let Some(batch) = rx.recv().await {
                     return Some((batch, (rx, running)));
                 }
@@ -128,7 +193,7 @@ impl QueryRuntime {
                     Ok(()) => None,
                     Err(e) => Some((Err(e), (rx, None))),
                 }
-            },
+            }),
         ))
     }
 
@@ -148,9 +213,10 @@ impl QueryRuntime {
 }
 
 /// Adds what the plan's scans decided while planning (segments pruned, counted, scanned;
-/// bytes per tier; index fallbacks) to the server's metrics.
-fn count_scans(plan: &Arc<dyn ExecutionPlan>) {
+/// bytes per tier; index fallbacks) to the server's metrics; returns the bytes to scan.
+fn count_scans(plan: &Arc<dyn ExecutionPlan>) -> u64 {
     let m = metrics();
+    let mut bytes = 0;
     let _ = plan.apply(|node| {
         if let Some(set) = node.metrics() {
             let sum = |name: &str| set.sum_by_name(name).map_or(0, |v| v.as_usize() as u64);
@@ -165,15 +231,18 @@ fn count_scans(plan: &Arc<dyn ExecutionPlan>) {
                     .inc_by(sum(&name));
             }
             for tier in ["hot", "warm", "cold"] {
+                let b = sum(&format!("bytes_{tier}"));
+                bytes += b;
                 m.scan_bytes
                     .get_or_create(&TierLabels { tier: tier.into() })
-                    .inc_by(sum(&format!("bytes_{tier}")));
+                    .inc_by(b);
             }
             m.index_fallbacks.inc_by(sum("index_fallbacks"));
             m.rows_counted.inc_by(sum("rows_counted"));
         }
         Ok(TreeNodeRecursion::Continue)
     });
+    bytes
 }
 
 /// A query's execution: dropped with its stream, it sets the query's [`Cancel`] (the plan's

@@ -25,7 +25,8 @@ use crate::model::records_to_batch;
 use crate::pgwire::{
     serve, tls_acceptor, PgCaps, PgHandlers, QueryEngine, SessionLimits, TlsError,
 };
-use crate::query::runtime::{QueryRuntime, RuntimeError};
+use crate::query::budget::ScanBudgets;
+use crate::query::runtime::{LongScans, QueryRuntime, RuntimeError};
 use crate::query::{new_context, QueryMemory};
 use crate::storage::{open_cold_store, SegmentFiles};
 use crate::store::policy::{Policies, TierPolicy};
@@ -164,6 +165,9 @@ impl Server {
             config.max_label_bytes,
             Arc::new(rules),
         );
+        if config.audit {
+            crate::audit::start(ingestor.clone());
+        }
 
         let ctx = new_context(
             store.clone(),
@@ -304,6 +308,8 @@ impl Server {
             Arc::new(QueryRuntime::new(
                 config.query_threads,
                 config.tenant_query_concurrency,
+                ScanBudgets::new(Some(&config.data_dir), config.max_scan_bytes),
+                LongScans::new(config.long_scan_bytes, config.long_scan_concurrency),
             )?),
             config.pg_max_query_bytes,
         );

@@ -2,7 +2,9 @@
 //! `timberline` binary on ephemeral ports with its own data directory.
 
 mod abuse;
+mod audit;
 mod bad_input;
+mod budgets;
 mod clients;
 mod counts;
 mod crash;

@@ -98,7 +98,15 @@ impl Prometheus {
 #[tokio::test(flavor = "multi_thread")]
 async fn prometheus_scrapes_ingest_wal_flush_query_and_tier_figures() {
     let server =
-        TestServer::start_with(&["--admin-key", ADMIN_KEY, "--metrics-addr", "127.0.0.1:0"]);
+        // Without the audit log, whose own segments would make the segment counts race.
+        TestServer::start_with(&[
+            "--admin-key",
+            ADMIN_KEY,
+            "--metrics-addr",
+            "127.0.0.1:0",
+            "--audit",
+            "false",
+        ]);
     let metrics_addr = server
         .listener("metrics")
         .expect("metrics in the ready line");

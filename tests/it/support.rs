@@ -359,9 +359,10 @@ pub fn sidecars(server: &TestServer) -> Vec<PathBuf> {
     while let Some(d) = stack.pop() {
         for e in std::fs::read_dir(&d).unwrap().flatten() {
             let p = e.path();
-            if p.is_dir() {
+            // The audit log's own segments (tenant `_audit`) are not the test's.
+            if p.is_dir() && !p.ends_with("tenant=_audit") {
                 stack.push(p);
-            } else if p.extension().is_some_and(|x| x == "idx") {
+            } else if p.extension().is_some_and(|x| x == "idx") && !p.is_dir() {
                 out.push(p);
             }
         }

@@ -17,6 +17,7 @@ pub use functions::{
 };
 pub use json::json_build_object_udf;
 pub use settings::{
-    canonical_name, default_setting, PgSession, SettingError, Tenant, PG_VERSION, PG_VERSION_NUM,
+    canonical_name, default_setting, parse_bytes, PgSession, SettingError, Tenant, PG_VERSION,
+    PG_VERSION_NUM,
 };
 pub use text_functions::text_function_udfs;

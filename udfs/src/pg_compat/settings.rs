@@ -225,6 +225,13 @@ impl PgSession {
         out.into_values().collect()
     }
 
+    /// The session's own scan budget (`timberline.max_scan_bytes`), if it set one (0: none).
+    pub fn max_scan_bytes(&self) -> Option<u64> {
+        self.get("timberline.max_scan_bytes")
+            .and_then(|v| parse_bytes(&v))
+            .filter(|b| *b > 0)
+    }
+
     /// `statement_timeout`, if one is set (0 means none).
     pub fn statement_timeout(&self) -> Option<std::time::Duration> {
         let ms = self
@@ -258,12 +265,38 @@ fn normalize(name: &str, value: &str) -> Result<String, SettingError> {
             v @ ("off" | "on" | "require") => Ok(v.to_string()),
             _ => Err(invalid(" (off, on or require)")),
         },
+        // Timberline's scan budget: bytes (units kB, MB, GB, TB, as PostgreSQL's memory
+        // settings), 0 for none of the session's own.
+        "timberline.max_scan_bytes" => parse_bytes(value)
+            .map(|b| b.to_string())
+            .ok_or_else(|| invalid(" (bytes, or with a unit: kB, MB, GB, TB; 0 for none)")),
         "extra_float_digits" => match value.trim().parse::<i32>() {
             Ok(n) if (-15..=3).contains(&n) => Ok(n.to_string()),
             _ => Err(invalid(" (an integer from -15 to 3)")),
         },
         _ => Ok(value.to_string()),
     }
+}
+
+/// Parses a size setting: bare numbers are bytes; units B, kB, MB, GB, TB (powers of 1024, as
+/// PostgreSQL reads them).
+pub fn parse_bytes(text: &str) -> Option<u64> {
+    let t = text.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: f64 = num.parse().ok()?;
+    let scale = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "kb" => 1024.0,
+        "mb" => 1024.0 * 1024.0,
+        "gb" => 1024.0 * 1024.0 * 1024.0,
+        "tb" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
+        _ => return None,
+    };
+    let b = (n * scale).round();
+    (b.is_finite() && b >= 0.0 && b < 9.0e18).then_some(b as u64)
 }
 
 /// Parses a duration setting: bare numbers are milliseconds; units ms, s, min, h, d.

@@ -1,0 +1,150 @@
+//! The audit trail: each SQL statement and each HTTP API call becomes a row of the reserved
+//! tenant `_audit`, written through the ingest path — WAL, segments, tiers and retention like
+//! any log (`timberline tenant set _audit --retention 400d`) — and read back as the
+//! `audit_log` table, by the administrator only.
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use serde_json::json;
+use tokio::sync::mpsc;
+
+use crate::ingest::{IngestError, Ingestor};
+use crate::model::{now_micros, LogRecord};
+
+/// The tenant the audit rows belong to; no user or key can be bound to it (names starting
+/// with `_` are reserved).
+pub const AUDIT_TENANT: &str = "_audit";
+
+/// The `service` of audit rows.
+pub const AUDIT_SERVICE: &str = "audit";
+
+/// Events waiting to be written; past it an event is dropped and counted
+/// (`timberline_audit_dropped_total`), never blocking the statement it records.
+const QUEUE: usize = 65_536;
+
+/// Most events written in one batch.
+const BATCH: usize = 2_048;
+
+/// One statement or API call.
+#[derive(Debug, Clone, Default)]
+pub struct AuditEvent {
+    pub user_name: String,
+    pub tenant: String,
+    pub client_addr: String,
+    /// `sql` or `http`.
+    pub kind: &'static str,
+    /// The statement, or `METHOD /route` of an API call.
+    pub query_text: String,
+    pub duration: Duration,
+    pub rows: u64,
+    pub bytes_scanned: u64,
+    /// `ok`, `error` or `cancelled`.
+    pub outcome: &'static str,
+    /// The SQLSTATE of a failed statement; the HTTP status of an API call.
+    pub sqlstate: String,
+}
+
+impl AuditEvent {
+    /// The event as a log row of [`AUDIT_TENANT`], stamped with its start.
+    fn into_record(self, now: i64) -> LogRecord {
+        let took = i64::try_from(self.duration.as_micros()).unwrap_or(i64::MAX);
+        let attrs = json!({
+            "user_name": self.user_name,
+            "tenant": self.tenant,
+            "client_addr": self.client_addr,
+            "kind": self.kind,
+            "duration_ms": self.duration.as_secs_f64() * 1000.0,
+            "rows": self.rows,
+            "bytes_scanned": self.bytes_scanned,
+            "outcome": self.outcome,
+            "sqlstate": self.sqlstate,
+        });
+        let mut r = LogRecord {
+            ts: now.saturating_sub(took),
+            ingest_ts: now,
+            tenant: AUDIT_TENANT.to_string(),
+            service: AUDIT_SERVICE.to_string(),
+            host: self.client_addr,
+            level: if self.outcome == "ok" {
+                "INFO"
+            } else {
+                "ERROR"
+            }
+            .to_string(),
+            msg: self.query_text,
+            trace_id: None,
+            attrs: attrs.to_string(),
+            parse_failed: false,
+            truncated: false,
+        };
+        r.enforce_msg_limit();
+        r
+    }
+}
+
+static AUDITOR: OnceLock<mpsc::Sender<AuditEvent>> = OnceLock::new();
+
+/// Starts writing the audit trail through `ingestor` (once a process; a second call is a
+/// no-op). Until then, and in tools that never call it, [`record`] keeps nothing.
+pub fn start(ingestor: Ingestor) {
+    let (tx, rx) = mpsc::channel(QUEUE);
+    if AUDITOR.set(tx).is_ok() {
+        tokio::spawn(writer(rx, ingestor));
+    }
+}
+
+/// Records `event` (without waiting: a full queue drops it, counted in the metrics).
+pub fn record(event: AuditEvent) {
+    let Some(tx) = AUDITOR.get() else {
+        return;
+    };
+    if tx.try_send(event).is_err() {
+        crate::metrics::metrics().audit_dropped.inc();
+    }
+}
+
+async fn writer(mut rx: mpsc::Receiver<AuditEvent>, ingestor: Ingestor) {
+    let mut events = Vec::with_capacity(BATCH);
+    while rx.recv_many(&mut events, BATCH).await > 0 {
+        let now = now_micros();
+        let mut records: Vec<LogRecord> = events.drain(..).map(|e| e.into_record(now)).collect();
+        for chunk in records.chunks_mut(256) {
+            store(&ingestor, chunk).await;
+        }
+    }
+}
+
+/// Stores `records`, waiting while the hot buffer is full; what still cannot be stored after
+/// ten tries a second apart (the WAL's disk failing) is dropped and counted.
+async fn store(ingestor: &Ingestor, records: &mut [LogRecord]) {
+    let mut wait = Duration::from_millis(5);
+    let mut failures = 0;
+    loop {
+        match ingestor.accept(records, "audit").await {
+            Ok(_) => return,
+            Err(IngestError::BufferFull { .. }) => {
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(Duration::from_millis(500));
+            }
+            Err(IngestError::TooLarge { .. }) if records.len() > 1 => {
+                let (a, b) = records.split_at_mut(records.len() / 2);
+                Box::pin(store(ingestor, a)).await;
+                Box::pin(store(ingestor, b)).await;
+                return;
+            }
+            Err(e) if failures < 10 => {
+                failures += 1;
+                tracing::error!(error = %e, rows = records.len(), "audit rows not stored; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, rows = records.len(), "audit rows dropped");
+                crate::metrics::metrics()
+                    .audit_dropped
+                    .inc_by(records.len() as u64);
+                return;
+            }
+        }
+    }
+}
