@@ -38,11 +38,14 @@ pub struct Budget {
     pub source: String,
 }
 
+/// The tenants' own limits, and the settings they were read from.
+type Limits = (Option<Snapshot>, HashMap<String, Option<u64>>);
+
 /// Every tenant's scan limit on a running server.
 pub struct ScanBudgets {
     watched: Option<WatchedSettings>,
     server: Option<u64>,
-    limits: Mutex<(Option<Snapshot>, HashMap<String, Option<u64>>)>,
+    limits: Mutex<Limits>,
 }
 
 impl ScanBudgets {
