@@ -110,6 +110,13 @@ async fn writer(mut rx: mpsc::Receiver<AuditEvent>, ingestor: Ingestor) {
         let now = now_micros();
         let mut records: Vec<LogRecord> = events.drain(..).map(|e| e.into_record(now)).collect();
         for chunk in records.chunks_mut(256) {
+            if let Err(e) = ingestor.prepare(chunk, "audit") {
+                tracing::error!(error = %e, rows = chunk.len(), "audit rows dropped");
+                crate::metrics::metrics()
+                    .audit_dropped
+                    .inc_by(chunk.len() as u64);
+                continue;
+            }
             store(&ingestor, chunk).await;
         }
     }
@@ -121,7 +128,7 @@ async fn store(ingestor: &Ingestor, records: &mut [LogRecord]) {
     let mut wait = Duration::from_millis(5);
     let mut failures = 0;
     loop {
-        match ingestor.accept(records, "audit").await {
+        match ingestor.accept_prepared(records, "audit").await {
             Ok(_) => return,
             Err(IngestError::BufferFull { .. }) => {
                 tokio::time::sleep(wait).await;

@@ -131,6 +131,7 @@ pub struct Metrics {
     pub object_store_requests: Family<StoreOp, Counter>,
     pub object_store_get_bytes: Counter,
     pub range_cache_hits: Counter,
+    pub object_store_errors: Counter,
     pub scan_segments: Family<SegmentFate, Counter>,
     pub scan_bytes: Family<TierLabels, Counter>,
     pub index_fallbacks: Counter,
@@ -167,6 +168,7 @@ impl Metrics {
             object_store_requests: Family::default(),
             object_store_get_bytes: Counter::default(),
             range_cache_hits: Counter::default(),
+            object_store_errors: Counter::default(),
             scan_segments: Family::default(),
             scan_bytes: Family::default(),
             index_fallbacks: Counter::default(),
@@ -283,6 +285,11 @@ impl Metrics {
             "range_cache_hits",
             "Cold range reads answered from the in-memory range cache",
             m.range_cache_hits.clone(),
+        );
+        r.register(
+            "object_store_errors",
+            "Object-store requests that failed after the client's retries",
+            m.object_store_errors.clone(),
         );
         r.register(
             "scan_segments",
@@ -423,7 +430,7 @@ impl Metrics {
     }
 
     /// Brings counters kept elsewhere (the object store's) up to their totals, at scrape time.
-    pub fn sync_store(&self, gets: u64, get_bytes: u64, other: u64, hits: u64) {
+    pub fn sync_store(&self, gets: u64, get_bytes: u64, other: u64, hits: u64, errors: u64) {
         let _one = self.synced.lock().unwrap_or_else(|p| p.into_inner());
         let up_to = |c: &Counter, total: u64| {
             c.inc_by(total.saturating_sub(c.get()));
@@ -436,6 +443,7 @@ impl Metrics {
         );
         up_to(&self.object_store_get_bytes, get_bytes);
         up_to(&self.range_cache_hits, hits);
+        up_to(&self.object_store_errors, errors);
     }
 
     /// The registry in Prometheus's text format.

@@ -54,7 +54,7 @@ pub async fn open_scrape(State(s): State<HttpState>) -> Response {
     }
     if let Some(cold) = s.store.files.cold() {
         let c = cold.count();
-        m.sync_store(c.gets, c.get_bytes, c.other, c.hits);
+        m.sync_store(c.gets, c.get_bytes, c.other, c.hits, c.errors);
     }
     let mut response = Body::from(m.render()).into_response();
     response.headers_mut().insert(
@@ -67,6 +67,26 @@ pub async fn open_scrape(State(s): State<HttpState>) -> Response {
 /// Counts each answer by its route (the pattern, not the path: bounded) and status, and runs
 /// the request in a span with its id (in every log line it causes, and at debug level one line
 /// with its status and time).
+/// Audited calls without a known key, a second; the others are counted as dropped.
+const ANONYMOUS_AUDITS: u64 = 100;
+
+/// Whether one more call without a key may be audited this second.
+fn anonymous_audit_allowed() -> bool {
+    static SECOND: AtomicU64 = AtomicU64::new(0);
+    static COUNT: AtomicU64 = AtomicU64::new(0);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    if SECOND.swap(now, Ordering::Relaxed) != now {
+        COUNT.store(0, Ordering::Relaxed);
+    }
+    if COUNT.fetch_add(1, Ordering::Relaxed) < ANONYMOUS_AUDITS {
+        return true;
+    }
+    metrics().audit_dropped.inc();
+    false
+}
+
 pub async fn count_answers(request: Request, next: Next) -> Response {
     static NEXT_ID: AtomicU64 = AtomicU64::new(1);
     let route = request
@@ -84,9 +104,13 @@ pub async fn count_answers(request: Request, next: Next) -> Response {
         .unwrap_or_default();
     let call = format!("{} {route}", request.method());
     let response = next.run(request).instrument(span.clone()).await;
-    // Every API call but the probes (and Elasticsearch clients' `GET /`) is audited.
-    if !matches!(route.as_str(), "/health" | "/ready" | "/") {
-        let caller = response.extensions().get::<Caller>();
+    // Every API call but the probes (and Elasticsearch clients' `GET /`) is audited; calls
+    // without a known key at most ANONYMOUS_AUDITS a second, so that a flood of them cannot
+    // push the real calls' and statements' events out of the audit queue.
+    let caller = response.extensions().get::<Caller>();
+    if !matches!(route.as_str(), "/health" | "/ready" | "/")
+        && (caller.is_some() || anonymous_audit_allowed())
+    {
         let status = response.status();
         audit::record(AuditEvent {
             user_name: caller

@@ -327,6 +327,10 @@ async fn store_records(
             IngestError::TooLarge { .. } => {
                 ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, e.to_string())
             }
+            // The same batch would take as long again: not one to retry.
+            IngestError::RedactionTimeout { .. } => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string())
+            }
             other => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, other.to_string()),
         })?;
     Ok(shed)

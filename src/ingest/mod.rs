@@ -189,21 +189,39 @@ impl Ingestor {
     }
 
     /// Makes `records` (sent over `protocol`, one tenant's) durable and visible; returns the WAL
-    /// sequence number. Labels over the limit are cut first; a batch is taken only if it fits
-    /// the hot buffer's headroom whole. Counted in the metrics, accepted or refused.
+    /// sequence number. Labels over the limit are cut and the tenant's redaction rules applied
+    /// first ([`Ingestor::prepare`]); a batch is taken only if it fits the hot buffer's
+    /// headroom whole. Counted in the metrics, accepted or refused.
     pub async fn accept(
         &self,
         records: &mut [LogRecord],
         protocol: &'static str,
     ) -> Result<u64, IngestError> {
+        self.prepare(records, protocol)?;
+        self.accept_prepared(records, protocol).await
+    }
+
+    /// Cuts labels over the limit and applies the tenant's redaction rules, once: a caller
+    /// that retries [`Ingestor::accept_prepared`] (syslog, the audit trail) calls this first.
+    pub fn prepare(
+        &self,
+        records: &mut [LogRecord],
+        protocol: &'static str,
+    ) -> Result<(), IngestError> {
         for r in records.iter_mut() {
             r.enforce_label_limit(self.max_label_bytes);
         }
+        self.redact(records)
+            .inspect_err(|e| metrics().refused(protocol, e.reason()))
+    }
+
+    /// [`Ingestor::accept`] of records already prepared.
+    pub async fn accept_prepared(
+        &self,
+        records: &mut [LogRecord],
+        protocol: &'static str,
+    ) -> Result<u64, IngestError> {
         let m = metrics();
-        if let Err(e) = self.redact(records) {
-            m.refused(protocol, e.reason());
-            return Err(e);
-        }
         let bytes: usize = records.iter().map(LogRecord::approx_bytes).sum();
         let accepted = self.make_durable(records, bytes).await;
         match &accepted {

@@ -271,7 +271,7 @@ impl Buckets {
             }
             let fits = self.each().all(|(b, bytes)| {
                 if kept {
-                    b.fits_in_debt(cost(r, bytes))
+                    b.fits(cost(r, bytes)) || b.fits_in_debt(cost(r, bytes))
                 } else {
                     b.fits(cost(r, bytes))
                 }

@@ -52,7 +52,7 @@ pub enum RuleError {
     #[error("rule {name}: {why}")]
     Pattern { name: String, why: String },
     #[error(
-        "rule {name}: it matches the empty string, which would redact between every character"
+        "rule {name}: it can match the empty string (or only a position, such as \\b or ^), which would redact between characters"
     )]
     Empty { name: String },
 }
@@ -73,25 +73,26 @@ enum Gate {
     DigitRun(usize),
     /// At least three dots.
     Dots,
+    /// At least two colons.
+    Colons,
 }
 
 /// The literal needles of the prefilter, matched ASCII case-insensitively.
-const NEEDLES: [&str; 9] = [
-    "@", "eyj", "akia", "asia", "abia", "acca", "bearer", "://", "::",
-];
+const NEEDLES: [&str; 8] = ["@", "eyj", "akia", "asia", "abia", "acca", "bearer", "://"];
 
-/// What makes a finding count, beyond the regex (a Luhn check, an address that parses).
-type Validator = fn(&str) -> bool;
+/// What makes a finding count, beyond the regex (a Luhn check, an address that parses): the
+/// part of the match to redact, or `None` when it is no finding.
+type Validator = fn(&str) -> Option<std::ops::Range<usize>>;
 
 fn builtin(name: &str) -> Option<(&'static str, Gate, Validator)> {
-    let any = |_: &str| true;
+    let any = |s: &str| Some(0..s.len());
     Some(match name {
         "email" => (
             r"(?i)\b[a-z0-9._%+-]{1,64}@[a-z0-9-]{1,63}(?:\.[a-z0-9-]{1,63})*\.[a-z]{2,24}\b",
             Gate::Needle(&[0]),
             any,
         ),
-        "card" => (r"\b\d(?:[ -]?\d){12,18}\b", Gate::DigitRun(13), luhn),
+        "card" => (r"\b\d(?:[ -]?\d){12,}\b", Gate::DigitRun(13), luhn),
         "jwt" => (
             r"\beyJ[A-Za-z0-9_-]{4,}\.eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{8,}",
             Gate::Needle(&[1]),
@@ -108,28 +109,56 @@ fn builtin(name: &str) -> Option<(&'static str, Gate, Validator)> {
             any,
         ),
         "url_password" => (
-            r"(?i)\b[a-z][a-z0-9+.-]{0,20}://[^\s:/@]{1,128}:(?P<secret>[^\s@/]{1,256})@",
+            r"(?i)\b[a-z][a-z0-9+.-]{0,20}://[^\s:/@]{0,128}:(?P<secret>[^\s@/]{1,256})@",
             Gate::Needle(&[7]),
             any,
         ),
         "ipv4" => (r"\b(?:\d{1,3}\.){3}\d{1,3}\b", Gate::Dots, |s| {
-            s.parse::<std::net::Ipv4Addr>().is_ok()
+            s.parse::<std::net::Ipv4Addr>().is_ok().then(|| 0..s.len())
         }),
+        // Ending in a hex digit, so `fe80::1:` (an address, then a colon) is the address; a
+        // zone (`%eth0`) is left after it.
         "ipv6" => (
-            r"(?i)(?:[0-9a-f]{0,4}:){2,7}[0-9a-f]{0,4}(?:%[0-9a-z]+)?",
-            Gate::Needle(&[8]),
-            |s| s.contains(':') && s.parse::<std::net::Ipv6Addr>().is_ok(),
+            r"(?i)(?:[0-9a-f]{0,4}:){2,7}[0-9a-f]{1,4}",
+            Gate::Colons,
+            |s| s.parse::<std::net::Ipv6Addr>().is_ok().then(|| 0..s.len()),
         ),
         _ => return None,
     })
 }
 
-/// The Luhn check of a card number's digits.
-fn luhn(candidate: &str) -> bool {
-    let digits: Vec<u32> = candidate.chars().filter_map(|c| c.to_digit(10)).collect();
-    if !(13..=19).contains(&digits.len()) {
-        return false;
+/// The card number in a run of digits (single spaces or dashes between them): the whole run
+/// if it passes the Luhn check, else the longest group-aligned part of 13 to 19 digits that
+/// does (`4111 1111 1111 1111 123`: the first four groups).
+fn luhn(candidate: &str) -> Option<std::ops::Range<usize>> {
+    let digits: Vec<(usize, u32)> = candidate
+        .char_indices()
+        .filter_map(|(i, c)| c.to_digit(10).map(|d| (i, d)))
+        .collect();
+    let n = digits.len();
+    if (13..=19).contains(&n) && luhn_ok(digits.iter().map(|d| d.1).collect()) {
+        return Some(0..candidate.len());
     }
+    // A window may start where a group starts and end where one ends.
+    let bytes = candidate.as_bytes();
+    let starts_group = |k: usize| k == 0 || !bytes[digits[k].0 - 1].is_ascii_digit();
+    let ends_group = |k: usize| k + 1 == n || !bytes[digits[k].0 + 1].is_ascii_digit();
+    for len in (13..=19.min(n)).rev() {
+        for start in 0..=(n - len) {
+            let end = start + len - 1;
+            if starts_group(start)
+                && ends_group(end)
+                && luhn_ok(digits[start..=end].iter().map(|d| d.1).collect())
+            {
+                return Some(digits[start].0..digits[end].0 + 1);
+            }
+        }
+    }
+    None
+}
+
+/// The Luhn check of a card number's digits.
+fn luhn_ok(digits: Vec<u32>) -> bool {
     let sum: u32 = digits
         .iter()
         .rev()
@@ -236,13 +265,17 @@ fn custom_rule(spec: &str) -> Result<Rule, RuleError> {
             name: name.into(),
             why: e.to_string(),
         })?;
-    if regex.is_match("") {
+    // Matching nothing anywhere (`a*`, `\b`, `^`) would redact between characters.
+    let zero_width = regex_syntax::parse(pattern)
+        .map(|h| h.properties().minimum_len() == Some(0))
+        .unwrap_or(true);
+    if zero_width || regex.is_match("") {
         return Err(RuleError::Empty { name: name.into() });
     }
     Ok(Rule {
         kind: name.to_string(),
         regex,
-        valid: |_| true,
+        valid: |s| Some(0..s.len()),
     })
 }
 
@@ -334,6 +367,7 @@ impl Redactor {
                 Gate::Needle(ids) => ids.iter().any(|&i| seen[i]),
                 Gate::DigitRun(n) => *run.get_or_insert_with(|| digit_run(out.as_bytes())) >= *n,
                 Gate::Dots => memchr::memchr_iter(b'.', out.as_bytes()).nth(2).is_some(),
+                Gate::Colons => memchr::memchr_iter(b':', out.as_bytes()).nth(1).is_some(),
             };
             if open {
                 out = apply(rule, out, found);
@@ -354,10 +388,16 @@ impl Redactor {
         }
         if r.attrs.len() > 2 {
             let before = found.len();
-            // Attribute text is JSON that serde wrote: a finding in it is a finding in a value
-            // or a key; only values are rewritten, through the parsed object.
-            let mut probe = Vec::new();
-            let hit = !matches!(self.redact(&r.attrs, &mut probe), Cow::Borrowed(_));
+            // Attribute text is JSON. Without escapes (`\u0040`, `\/`, `\t`) it holds each
+            // value's text as is: a finding in it is a finding in a value or a key, and only
+            // then is it parsed and its values rewritten. With escapes, or with custom rules
+            // (which may be anchored to a whole value), every value is looked at decoded.
+            let decode =
+                self.custom_set.is_some() || memchr::memchr(b'\\', r.attrs.as_bytes()).is_some();
+            let hit = decode || {
+                let mut probe = Vec::new();
+                !matches!(self.redact(&r.attrs, &mut probe), Cow::Borrowed(_))
+            };
             if hit {
                 if let Ok(mut v) = serde_json::from_str::<serde_json::Value>(&r.attrs) {
                     self.redact_value(&mut v, &mut found);
@@ -399,19 +439,17 @@ fn apply<'t>(rule: &Rule, text: Cow<'t, str>, found: &mut Vec<String>) -> Cow<'t
     let replaced = rule.regex.replace_all(&text, |c: &Captures| {
         let whole = c.get(0).map_or("", |m| m.as_str());
         let target = if secret { c.name("secret") } else { c.get(0) };
-        match target {
-            Some(t) if (rule.valid)(t.as_str()) => {
-                count += 1;
-                let start = t.start() - c.get(0).map_or(0, |m| m.start());
-                format!(
-                    "{}[REDACTED:{}]{}",
-                    &whole[..start],
-                    rule.kind,
-                    &whole[start + t.len()..]
-                )
-            }
-            _ => whole.to_string(),
-        }
+        let Some(t) = target else {
+            return whole.to_string();
+        };
+        let Some(part) = (rule.valid)(t.as_str()) else {
+            return whole.to_string();
+        };
+        count += 1;
+        // Offsets within the whole match: the target's, then the part of it to redact.
+        let at = t.start() - c.get(0).map_or(0, |m| m.start());
+        let (from, to) = (at + part.start, at + part.end);
+        format!("{}[REDACTED:{}]{}", &whole[..from], rule.kind, &whole[to..])
     });
     if count == 0 {
         return text;
@@ -470,6 +508,14 @@ mod tests {
                 "via https://svc:hunter22@db.internal/x",
                 "via https://svc:[REDACTED:url_password]@db.internal/x",
             ),
+            (
+                "cache redis://:s3cret@cache:6379",
+                "cache redis://:[REDACTED:url_password]@cache:6379",
+            ),
+            (
+                "paid 4111 1111 1111 1111 123 ok",
+                "paid [REDACTED:card] 123 ok",
+            ),
         ];
         for (text, want) in cases {
             assert_eq!(red("default", &[], text).0, want, "{text}");
@@ -477,6 +523,10 @@ mod tests {
         assert_eq!(
             red("ipv4,ipv6", &[], "from 10.0.0.1 and fe80::1 and 2001:db8::8a2e:370:7334, not 999.1.1.1 or 12:30:45").0,
             "from [REDACTED:ipv4] and [REDACTED:ipv6] and [REDACTED:ipv6], not 999.1.1.1 or 12:30:45"
+        );
+        assert_eq!(
+            red("ipv6", &[], "full 2001:0db8:85a3:0000:0000:8a2e:0370:7334 and 2001:db8:0:0:0:0:0:1, fe80::1: refused, fe80::1%eth0 up, mac aa:bb:cc:dd:ee:ff").0,
+            "full [REDACTED:ipv6] and [REDACTED:ipv6], [REDACTED:ipv6]: refused, [REDACTED:ipv6]%eth0 up, mac aa:bb:cc:dd:ee:ff"
         );
         assert_eq!(red("none", &[], "bob@example.com").0, "bob@example.com");
     }
@@ -498,6 +548,8 @@ mod tests {
         assert!(matches!(bad("Bad Name=x"), Some(RuleError::Name(_))));
         assert!(matches!(bad("x=("), Some(RuleError::Pattern { .. })));
         assert!(matches!(bad("x=a*"), Some(RuleError::Empty { .. })));
+        assert!(matches!(bad(r"x=\b"), Some(RuleError::Empty { .. })));
+        assert!(matches!(bad("x=(?m)^"), Some(RuleError::Empty { .. })));
         assert!(matches!(
             bad(&format!("x={}", "a".repeat(2000))),
             Some(RuleError::TooLong { .. })
@@ -534,6 +586,24 @@ mod tests {
         assert_eq!(v["tags"][1], "[REDACTED:aws_key]");
         assert_eq!(v["@timestamp"], "t");
         assert_eq!(found.len(), 3);
+        // Escaped JSON is read decoded: `\u0040` is an `@`, `\/` a `/`, `\t` a tab.
+        let mut escaped = LogRecord {
+            attrs: r#"{"e":"bob\u0040example.com","u":"postgres:\/\/app:pw1@db","h":"Bearer\tabcdefgh12345"}"#.into(),
+            ..LogRecord::default()
+        };
+        assert_eq!(r.redact_record(&mut escaped).len(), 3, "{}", escaped.attrs);
+        let v: serde_json::Value = serde_json::from_str(&escaped.attrs).expect("json");
+        assert_eq!(v["e"], "[REDACTED:email]");
+        assert_eq!(v["u"], "postgres://app:[REDACTED:url_password]@db");
+        assert_eq!(v["h"], "Bearer\t[REDACTED:bearer]");
+        // A tenant's anchored rule sees each value whole.
+        let anchored = Redactor::new("none", &[r"acct=^\d{8}$".to_string()]).expect("rules");
+        let mut acct = LogRecord {
+            attrs: r#"{"a":"12345678","b":"x12345678"}"#.into(),
+            ..LogRecord::default()
+        };
+        assert_eq!(anchored.redact_record(&mut acct), ["acct"]);
+        assert!(acct.attrs.contains("[REDACTED:acct]") && acct.attrs.contains("x12345678"));
         // A record with nothing to find is not rewritten.
         let mut clean = LogRecord {
             msg: "GET /health 200".into(),

@@ -264,8 +264,14 @@ impl Planner {
                 let kind = query_kind(&plan);
                 let session = conn.session().clone();
                 let stop = conn.start_query();
-                let state =
-                    crate::query::memory::scoped(self.state_for(&session)).map_err(df_error)?;
+                let state = match crate::query::memory::scoped(self.state_for(&session)) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        let e = df_error(e);
+                        audit.failed(&e);
+                        return Err(e);
+                    }
+                };
                 let df = DataFrame::new(state, plan);
                 let fields = match arrow_schema_to_pg_fields(df.schema().as_arrow(), format, None) {
                     Ok(f) => Arc::new(pg_names(f, names)),

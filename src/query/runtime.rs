@@ -126,7 +126,9 @@ impl QueryRuntime {
             bytes_scanned,
             self.budgets.budget(tenant, session_budget).as_ref(),
         )?;
-        let long_place = if bytes_scanned >= self.long.bytes {
+        let long = bytes_scanned >= self.long.bytes;
+        let long_places = self.long.places.clone();
+        let mut long_place = if long {
             let wait = self.long.places.clone().acquire_owned();
             match tokio::time::timeout(LONG_SCAN_QUEUE, wait).await {
                 Ok(Ok(p)) => Some(p),
@@ -163,10 +165,18 @@ impl QueryRuntime {
                     Err(TrySendError::Closed(_)) => return,
                     // The client is not reading (a suspended portal, a slow network): the
                     // tenant's place goes to its next query until this one can go on.
+                    // A long scan gives its long-scan place back too, and takes both again.
                     Err(TrySendError::Full(batch)) => {
                         drop(place);
+                        long_place = None;
                         if tx.send(batch).await.is_err() {
                             return;
+                        }
+                        if long {
+                            long_place = match long_places.clone().acquire_owned().await {
+                                Ok(p) => Some(p),
+                                Err(_) => return,
+                            };
                         }
                         place = match places.clone().acquire_owned().await {
                             Ok(p) => p,

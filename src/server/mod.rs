@@ -56,6 +56,8 @@ pub enum StartError {
     Query(#[from] datafusion::error::DataFusionError),
     #[error(transparent)]
     Tls(#[from] TlsError),
+    #[error("--syslog-tenant {0:?}: names starting with '_' are reserved (the audit log is tenant _audit)")]
+    ReservedTenant(String),
     #[error("--redact: {0}")]
     Redact(#[from] crate::ingest::redact::RuleError),
     #[error("TLS needs both --tls-cert and --tls-key (and --require-tls needs TLS)")]
@@ -250,6 +252,9 @@ impl Server {
                     addr: local,
                     source,
                 };
+                if config.syslog_tenant.starts_with('_') {
+                    return Err(StartError::ReservedTenant(config.syslog_tenant.clone()));
+                }
                 let udp = tokio::net::UdpSocket::bind(local).await.map_err(bind_err)?;
                 crate::ingest::syslog::listener::spawn(
                     udp,

@@ -29,6 +29,8 @@ pub struct StoreCounters {
     pub hits: AtomicU64,
     /// PUT, HEAD, LIST and DELETE requests.
     pub other: AtomicU64,
+    /// Requests that failed (after the client's own retries).
+    pub errors: AtomicU64,
 }
 
 /// A copy of [`StoreCounters`] at one moment.
@@ -38,6 +40,7 @@ pub struct StoreCount {
     pub get_bytes: u64,
     pub hits: u64,
     pub other: u64,
+    pub errors: u64,
 }
 
 impl StoreCount {
@@ -48,6 +51,7 @@ impl StoreCount {
             get_bytes: self.get_bytes.saturating_sub(earlier.get_bytes),
             hits: self.hits.saturating_sub(earlier.hits),
             other: self.other.saturating_sub(earlier.other),
+            errors: self.errors.saturating_sub(earlier.errors),
         }
     }
 }
@@ -114,6 +118,7 @@ impl CachedStore {
             get_bytes: c.get_bytes.load(Ordering::Relaxed),
             hits: c.hits.load(Ordering::Relaxed),
             other: c.other.load(Ordering::Relaxed),
+            errors: c.errors.load(Ordering::Relaxed),
         }
     }
 
@@ -178,13 +183,21 @@ impl CachedStore {
         self.counters.other.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// `r`, counted among the errors when it is one.
+    fn counted<T>(&self, r: Result<T>) -> Result<T> {
+        if r.is_err() {
+            self.counters.errors.fetch_add(1, Ordering::Relaxed);
+        }
+        r
+    }
+
     /// The size of the object at `location` (a HEAD the first time, remembered after).
     async fn size(&self, location: &Path) -> Result<u64> {
         if let Some(&n) = self.lock().sizes.get(location) {
             return Ok(n);
         }
         self.other();
-        let meta = self.inner.head(location).await?;
+        let meta = self.counted(self.inner.head(location).await)?;
         self.lock().sizes.insert(location.clone(), meta.size);
         Ok(meta.size)
     }
@@ -222,7 +235,11 @@ impl CachedStore {
                 range: Some(GetRange::Bounded(from..to)),
                 ..GetOptions::default()
             };
-            let bytes = self.inner.get_opts(location, opts).await?.bytes().await?;
+            let got = match self.inner.get_opts(location, opts).await {
+                Ok(got) => got.bytes().await,
+                Err(e) => Err(e),
+            };
+            let bytes = self.counted(got)?;
             self.fetched(bytes.len() as u64);
             if bytes.len() as u64 != to - from {
                 return Err(datafusion::object_store::Error::Generic {
@@ -269,7 +286,8 @@ impl ObjectStore for CachedStore {
         opts: PutOptions,
     ) -> Result<PutResult> {
         self.other();
-        self.inner.put_opts(location, payload, opts).await
+        let put = self.inner.put_opts(location, payload, opts).await;
+        self.counted(put)
     }
 
     async fn put_multipart_opts(
@@ -278,7 +296,8 @@ impl ObjectStore for CachedStore {
         opts: PutMultipartOptions,
     ) -> Result<Box<dyn MultipartUpload>> {
         self.other();
-        self.inner.put_multipart_opts(location, opts).await
+        let started = self.inner.put_multipart_opts(location, opts).await;
+        self.counted(started)
     }
 
     async fn get_opts(&self, location: &Path, options: GetOptions) -> Result<GetResult> {
@@ -310,9 +329,10 @@ impl ObjectStore for CachedStore {
         }
         if options.head {
             self.other();
-            return self.inner.get_opts(location, options).await;
+            let head = self.inner.get_opts(location, options).await;
+            return self.counted(head);
         }
-        let result = self.inner.get_opts(location, options).await?;
+        let result = self.counted(self.inner.get_opts(location, options).await)?;
         self.fetched(result.range.end - result.range.start);
         Ok(result)
     }
@@ -340,12 +360,14 @@ impl ObjectStore for CachedStore {
 
     async fn list_with_delimiter(&self, prefix: Option<&Path>) -> Result<ListResult> {
         self.other();
-        self.inner.list_with_delimiter(prefix).await
+        let listed = self.inner.list_with_delimiter(prefix).await;
+        self.counted(listed)
     }
 
     async fn copy_opts(&self, from: &Path, to: &Path, options: CopyOptions) -> Result<()> {
         self.other();
-        self.inner.copy_opts(from, to, options).await
+        let copied = self.inner.copy_opts(from, to, options).await;
+        self.counted(copied)
     }
 }
 

@@ -154,7 +154,8 @@ async fn a_tenant_over_its_quota_sheds_debug_first_keeps_errors_and_is_told_when
     );
     // Every protocol says it its own way: _bulk items 429, OTLP partial success, gRPC
     // RESOURCE_EXHAUSTED, Loki 429.
-    let bulk = "{\"index\":{}}\n{\"message\":\"e\",\"log.level\":\"error\"}\n{\"index\":{}}\n{\"message\":\"d\",\"log.level\":\"debug\"}\n";
+    // Items: a delete (refused, no record), a DEBUG (record 0, shed), an ERROR (record 1, kept).
+    let bulk = "{\"delete\":{\"_id\":\"x\"}}\n{\"index\":{}}\n{\"message\":\"d\",\"log.level\":\"debug\"}\n{\"index\":{}}\n{\"message\":\"e\",\"log.level\":\"error\"}\n";
     let (s, b) = server
         .post_raw(
             "/_bulk",
@@ -166,12 +167,13 @@ async fn a_tenant_over_its_quota_sheds_debug_first_keeps_errors_and_is_told_when
         )
         .await;
     assert_eq!((s, &b["errors"]), (200, &json!(true)), "{b}");
-    assert_eq!(b["items"][0]["index"]["status"], 201, "{b}");
+    assert_eq!(b["items"][0]["delete"]["status"], 400, "{b}");
     assert_eq!(b["items"][1]["index"]["status"], 429, "{b}");
     assert_eq!(
         b["items"][1]["index"]["error"]["type"],
         "es_rejected_execution_exception"
     );
+    assert_eq!(b["items"][2]["index"]["status"], 201, "{b}");
     let otlp = json!({"resourceLogs":[{"scopeLogs":[{"logRecords":[
         {"severityText":"ERROR","body":{"stringValue":"e"}},
         {"severityText":"DEBUG","body":{"stringValue":"d"}}]}]}]});

@@ -53,6 +53,12 @@ async fn default_detectors_redact_every_protocol_before_the_wal() {
     }]});
     let (s, b) = server.ingest(&body).await;
     assert_eq!(s, 202, "{b}");
+    // JSON escapes hide nothing: `\u0040` is an `@`, `\/` a `/` (as PHP's json_encode writes).
+    let escaped = r#"{"logs":[{"service":"esc","msg":"m","meta":{"e":"dan\u0040example.org","dsn":"mysql:\/\/app:pw9zz@db\/x"}}]}"#;
+    let (s, b) = server
+        .post_raw("/v1/ingest", &[ct], escaped.as_bytes().to_vec())
+        .await;
+    assert_eq!(s, 202, "{b}");
     // The other protocols, an email each.
     let otlp = json!({"resourceLogs":[{"resource":{"attributes":[{"key":"service.name","value":{"stringValue":"otlp"}}]},
         "scopeLogs":[{"logRecords":[{"body":{"stringValue":format!("otlp {EMAIL}")},
@@ -88,15 +94,40 @@ async fn default_detectors_redact_every_protocol_before_the_wal() {
         assert!(Instant::now() < deadline, "the syslog line never arrived");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    // Never stored: not in the WAL, not in a segment.
+    // Never stored: not in the WAL (read before a flush empties it), not in a segment.
+    let secrets = [
+        EMAIL,
+        CARD,
+        JWT,
+        AWS,
+        "hunter22",
+        "abcdef123456789",
+        "pw9zz",
+        "dan\\u0040example",
+        "dan@example",
+    ];
+    for secret in secrets {
+        assert_eq!(
+            any_file_holds(server.dir.path(), secret.as_bytes()),
+            None,
+            "WAL: {secret}"
+        );
+    }
     server.flush().await;
-    for secret in [EMAIL, CARD, JWT, AWS, "hunter22", "abcdef123456789"] {
+    for secret in secrets {
         assert_eq!(
             any_file_holds(server.dir.path(), secret.as_bytes()),
             None,
             "{secret}"
         );
     }
+    let esc = text_rows(&pg, "SELECT attrs FROM logs WHERE service = 'esc'").await;
+    let esc: Value = serde_json::from_str(&esc[0]).expect("attrs JSON");
+    assert_eq!(esc["e"], "[REDACTED:email]", "{esc}");
+    assert_eq!(
+        esc["dsn"], "mysql://app:[REDACTED:url_password]@db/x",
+        "{esc}"
+    );
     let got = text_rows(&pg, "SELECT msg FROM logs WHERE service = 'auth'").await;
     assert_eq!(
         got,
@@ -136,7 +167,7 @@ async fn default_detectors_redact_every_protocol_before_the_wal() {
         .find(|l| l.starts_with("timberline_redactions_total{") && l.contains("kind=\"email\""))
         .and_then(|l| l.rsplit(' ').next())
         .and_then(|v| v.parse::<f64>().ok());
-    assert_eq!(emails, Some(2.0 + 2.0 + 3.0), "{metrics}");
+    assert_eq!(emails, Some(2.0 + 2.0 + 3.0 + 1.0), "{metrics}");
 }
 
 /// `timberline tenant set TENANT ARGS…`.

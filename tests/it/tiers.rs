@@ -615,6 +615,25 @@ async fn with_the_store_down_cold_queries_fail_with_58030_and_the_rest_keeps_wor
         let db = err.as_db_error().expect("an error response");
         assert_eq!(db.code().code(), "58030", "{sql}: {}", db.message());
     }
+    // The failed reads are counted.
+    let text = crate::support::http()
+        .get(format!("{}/metrics", server.http))
+        .send()
+        .await
+        .expect("/metrics")
+        .text()
+        .await
+        .expect("text");
+    let errors: f64 = text
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("timberline_object_store_errors_total")?
+                .trim()
+                .parse()
+                .ok()
+        })
+        .unwrap_or_else(|| panic!("no object_store_errors_total in {text}"));
+    assert!(errors >= 1.0, "{text}");
     // Hot and warm data answer; ingest goes on.
     let recent = format!(
         "SELECT count(*) FROM logs WHERE ts >= '{}'",

@@ -65,6 +65,11 @@ async fn batcher(mut rx: mpsc::Receiver<LogRecord>, ingestor: Ingestor, tenant: 
         }
         // Over its quota, the listener stores what fits and waits for the rest, and its
         // senders' TCP windows fill: syslog has no way to slow a sender down but to stop reading.
+        if let Err(e) = ingestor.prepare(&mut batch, "syslog") {
+            tracing::error!(error = %e, rows = batch.len(), "syslog batch dropped");
+            batch.clear();
+            continue;
+        }
         let mut rest: &mut [LogRecord] = &mut batch;
         while !rest.is_empty() {
             match ingestor.admit_prefix(rest, "syslog") {
@@ -92,7 +97,7 @@ async fn batcher(mut rx: mpsc::Receiver<LogRecord>, ingestor: Ingestor, tenant: 
 async fn store(ingestor: &Ingestor, records: &mut [LogRecord]) {
     let mut wait = Duration::from_millis(5);
     loop {
-        match ingestor.accept(records, "syslog").await {
+        match ingestor.accept_prepared(records, "syslog").await {
             Ok(_) => return,
             Err(IngestError::BufferFull { .. }) => {
                 tokio::time::sleep(wait).await;
@@ -102,6 +107,11 @@ async fn store(ingestor: &Ingestor, records: &mut [LogRecord]) {
                 let (a, b) = records.split_at_mut(records.len() / 2);
                 Box::pin(store(ingestor, a)).await;
                 Box::pin(store(ingestor, b)).await;
+                return;
+            }
+            Err(e @ IngestError::RedactionTimeout { .. }) => {
+                // The same batch would take as long again.
+                tracing::error!(error = %e, rows = records.len(), "syslog batch dropped");
                 return;
             }
             Err(e) => {
