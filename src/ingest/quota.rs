@@ -407,6 +407,17 @@ mod tests {
             panic!("one fits");
         };
         assert_eq!(shed, vec![1]);
+        // An ERROR over twice the depth still goes in once the bucket is full.
+        let trace = LogRecord {
+            msg: "x".repeat(3000),
+            level: "ERROR".into(),
+            ..LogRecord::default()
+        };
+        let full = t0 + Duration::from_secs(10);
+        assert_eq!(
+            b.admit(&[trace], true, full),
+            Verdict::Take { shed: vec![] }
+        );
     }
 
     #[test]
