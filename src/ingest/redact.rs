@@ -67,6 +67,8 @@ struct Rule {
 /// What a built-in detector's cheap prefilter needs in a text.
 #[derive(Clone, Copy)]
 enum Gate {
+    /// An `@` (found with `memchr`, far faster than any automaton for one byte).
+    At,
     /// One of the literal needles (indices into [`NEEDLES`]).
     Needle(&'static [usize]),
     /// A run of this many digits, single spaces or dashes between them allowed.
@@ -78,7 +80,7 @@ enum Gate {
 }
 
 /// The literal needles of the prefilter, matched ASCII case-insensitively.
-const NEEDLES: [&str; 8] = ["@", "eyj", "akia", "asia", "abia", "acca", "bearer", "://"];
+const NEEDLES: [&str; 7] = ["eyj", "akia", "asia", "abia", "acca", "bearer", "://"];
 
 /// What makes a finding count, beyond the regex (a Luhn check, an address that parses): the
 /// part of the match to redact, or `None` when it is no finding.
@@ -89,28 +91,28 @@ fn builtin(name: &str) -> Option<(&'static str, Gate, Validator)> {
     Some(match name {
         "email" => (
             r"(?i)\b[a-z0-9._%+-]{1,64}@[a-z0-9-]{1,63}(?:\.[a-z0-9-]{1,63})*\.[a-z]{2,24}\b",
-            Gate::Needle(&[0]),
+            Gate::At,
             any,
         ),
         "card" => (r"\b\d(?:[ -]?\d){12,}\b", Gate::DigitRun(13), luhn),
         "jwt" => (
             r"\beyJ[A-Za-z0-9_-]{4,}\.eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{8,}",
-            Gate::Needle(&[1]),
+            Gate::Needle(&[0]),
             any,
         ),
         "aws_key" => (
             r"\b(?:AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{16}\b",
-            Gate::Needle(&[2, 3, 4, 5]),
+            Gate::Needle(&[1, 2, 3, 4]),
             any,
         ),
         "bearer" => (
             r"(?i)\bbearer\s+(?P<secret>[A-Za-z0-9._~+/-]{8,}=*)",
-            Gate::Needle(&[6]),
+            Gate::Needle(&[5]),
             any,
         ),
         "url_password" => (
             r"(?i)\b[a-z][a-z0-9+.-]{0,20}://[^\s:/@]{0,128}:(?P<secret>[^\s@/]{1,256})@",
-            Gate::Needle(&[7]),
+            Gate::Needle(&[6]),
             any,
         ),
         "ipv4" => (r"\b(?:\d{1,3}\.){3}\d{1,3}\b", Gate::Dots, |s| {
@@ -357,7 +359,7 @@ impl Redactor {
         }
         let mut seen = [false; NEEDLES.len()];
         if let Some(ac) = &self.needles {
-            for m in ac.find_overlapping_iter(out.as_bytes()) {
+            for m in ac.find_iter(out.as_bytes()) {
                 seen[m.pattern().as_usize()] = true;
             }
         }
@@ -366,6 +368,7 @@ impl Redactor {
             let open = match gate {
                 Gate::Needle(ids) => ids.iter().any(|&i| seen[i]),
                 Gate::DigitRun(n) => *run.get_or_insert_with(|| digit_run(out.as_bytes())) >= *n,
+                Gate::At => memchr::memchr(b'@', out.as_bytes()).is_some(),
                 Gate::Dots => memchr::memchr_iter(b'.', out.as_bytes()).nth(2).is_some(),
                 Gate::Colons => memchr::memchr_iter(b':', out.as_bytes()).nth(1).is_some(),
             };
