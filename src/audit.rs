@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde_json::json;
 use tokio::sync::mpsc;
 
-use crate::ingest::{IngestError, Ingestor};
+use crate::ingest::Ingestor;
 use crate::model::{now_micros, LogRecord};
 
 /// The tenant the audit rows belong to; no user or key can be bound to it (names starting
@@ -117,40 +117,11 @@ async fn writer(mut rx: mpsc::Receiver<AuditEvent>, ingestor: Ingestor) {
                     .inc_by(chunk.len() as u64);
                 continue;
             }
-            store(&ingestor, chunk).await;
-        }
-    }
-}
-
-/// Stores `records`, waiting while the hot buffer is full; what still cannot be stored after
-/// ten tries a second apart (the WAL's disk failing) is dropped and counted.
-async fn store(ingestor: &Ingestor, records: &mut [LogRecord]) {
-    let mut wait = Duration::from_millis(5);
-    let mut failures = 0;
-    loop {
-        match ingestor.accept_prepared(records, "audit").await {
-            Ok(_) => return,
-            Err(IngestError::BufferFull { .. }) => {
-                tokio::time::sleep(wait).await;
-                wait = (wait * 2).min(Duration::from_millis(500));
-            }
-            Err(IngestError::TooLarge { .. }) if records.len() > 1 => {
-                let (a, b) = records.split_at_mut(records.len() / 2);
-                Box::pin(store(ingestor, a)).await;
-                Box::pin(store(ingestor, b)).await;
-                return;
-            }
-            Err(e) if failures < 10 => {
-                failures += 1;
-                tracing::error!(error = %e, rows = records.len(), "audit rows not stored; retrying");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-            }
-            Err(e) => {
-                tracing::error!(error = %e, rows = records.len(), "audit rows dropped");
-                crate::metrics::metrics()
-                    .audit_dropped
-                    .inc_by(records.len() as u64);
-                return;
+            // What the WAL still refuses after ten tries a second apart (its disk failing)
+            // is dropped and counted.
+            let lost = ingestor.accept_waiting(chunk, "audit", Some(10)).await;
+            if lost > 0 {
+                crate::metrics::metrics().audit_dropped.inc_by(lost as u64);
             }
         }
     }

@@ -215,6 +215,44 @@ impl Ingestor {
             .inspect_err(|e| metrics().refused(protocol, e.reason()))
     }
 
+    /// Stores prepared `records` for a caller that can wait (syslog, the audit trail): waits
+    /// while the hot buffer is full, stores a batch larger than the whole buffer in halves (a
+    /// single record always fits: labels and messages are capped), and retries any other
+    /// failure a second apart — forever, or `tries` times. Returns how many records were not
+    /// stored (logged).
+    pub async fn accept_waiting(
+        &self,
+        records: &mut [LogRecord],
+        protocol: &'static str,
+        tries: Option<u32>,
+    ) -> usize {
+        let mut wait = Duration::from_millis(5);
+        let mut failures = 0;
+        loop {
+            match self.accept_prepared(records, protocol).await {
+                Ok(_) => return 0,
+                Err(IngestError::BufferFull { .. }) => {
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(Duration::from_millis(500));
+                }
+                Err(IngestError::TooLarge { .. }) if records.len() > 1 => {
+                    let (a, b) = records.split_at_mut(records.len() / 2);
+                    let lost = Box::pin(self.accept_waiting(a, protocol, tries)).await;
+                    return lost + Box::pin(self.accept_waiting(b, protocol, tries)).await;
+                }
+                Err(e) if tries.is_none_or(|t| failures < t) => {
+                    failures += 1;
+                    tracing::error!(error = %e, protocol, rows = records.len(), "batch not stored; retrying");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, protocol, rows = records.len(), "batch dropped");
+                    return records.len();
+                }
+            }
+        }
+    }
+
     /// [`Ingestor::accept`] of records already prepared.
     pub async fn accept_prepared(
         &self,

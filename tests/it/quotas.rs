@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 use crate::support::{bin, count, pg_login, TestServer};
 
 /// `timberline tenant set TENANT ARGS…` on the server's data directory.
-fn tenant_set(server: &TestServer, tenant: &str, args: &[&str]) -> std::process::Output {
+pub fn tenant_set(server: &TestServer, tenant: &str, args: &[&str]) -> std::process::Output {
     Command::new(bin())
         .args(["tenant", "set", tenant])
         .args(args)
@@ -235,24 +235,14 @@ async fn a_tenant_over_its_quota_sheds_debug_first_keeps_errors_and_is_told_when
     );
     assert_eq!(count(&pg, "").await, 500 + 100 + 5 + 2);
     // And the metrics count them.
-    let metrics = crate::support::http()
-        .get(format!("{}/metrics", server.http))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let metrics = crate::support::scrape(&server).await;
     let shed = |level: &str| {
-        metrics
-            .lines()
-            .find(|l| {
-                l.starts_with("timberline_ingest_shed_total{")
-                    && l.contains("tenant=\"acme\"")
-                    && l.contains(&format!("level=\"{level}\""))
-            })
-            .and_then(|l| l.rsplit(' ').next())
-            .and_then(|v| v.parse::<f64>().ok())
+        let level = format!("level=\"{level}\"");
+        crate::support::sample(
+            &metrics,
+            "timberline_ingest_shed_total{",
+            &["tenant=\"acme\"", &level],
+        )
     };
     assert_eq!(shed("DEBUG"), Some(100.0 + 2.0), "{metrics}");
     assert_eq!(shed("WARN"), Some(100.0));

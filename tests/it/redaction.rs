@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::quotas::{key_of, user_of};
+use crate::quotas::{key_of, tenant_set, user_of};
 use crate::support::{bin, count, text_rows, TestServer};
 
 const EMAIL: &str = "carol.smith@example.org";
@@ -154,31 +154,13 @@ async fn default_detectors_redact_every_protocol_before_the_wal() {
     let otlp_attrs = text_rows(&pg, "SELECT attrs FROM logs WHERE service = 'otlp'").await;
     assert!(!otlp_attrs[0].contains(EMAIL), "{otlp_attrs:?}");
     // Counted, by detector.
-    let metrics = crate::support::http()
-        .get(format!("{}/metrics", server.http))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
-    let emails = metrics
-        .lines()
-        .find(|l| l.starts_with("timberline_redactions_total{") && l.contains("kind=\"email\""))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse::<f64>().ok());
+    let metrics = crate::support::scrape(&server).await;
+    let emails = crate::support::sample(
+        &metrics,
+        "timberline_redactions_total{",
+        &["kind=\"email\""],
+    );
     assert_eq!(emails, Some(2.0 + 2.0 + 3.0 + 1.0), "{metrics}");
-}
-
-/// `timberline tenant set TENANT ARGS…`.
-fn tenant_set(server: &TestServer, tenant: &str, args: &[&str]) -> std::process::Output {
-    Command::new(bin())
-        .args(["tenant", "set", tenant])
-        .args(args)
-        .arg("--data-dir")
-        .arg(server.dir.path())
-        .output()
-        .expect("tenant set")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -433,3 +433,24 @@ pub async fn refused_with(client: &Client, cases: &[(&str, &str)]) {
         assert_eq!(code, *want, "{sql}: {e:?}");
     }
 }
+
+/// The server's `/metrics`, scraped with the bootstrap key (the admin key when none is set apart).
+pub async fn scrape(server: &TestServer) -> String {
+    http()
+        .get(format!("{}/metrics", server.http))
+        .send()
+        .await
+        .expect("GET /metrics")
+        .text()
+        .await
+        .expect("metrics text")
+}
+
+/// The value of the first sample of `text` whose line starts with `name` and holds each of
+/// `labels` (`tenant="acme"`).
+pub fn sample(text: &str, name: &str, labels: &[&str]) -> Option<f64> {
+    text.lines()
+        .find(|l| l.starts_with(name) && labels.iter().all(|x| l.contains(x)))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}

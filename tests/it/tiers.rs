@@ -616,22 +616,8 @@ async fn with_the_store_down_cold_queries_fail_with_58030_and_the_rest_keeps_wor
         assert_eq!(db.code().code(), "58030", "{sql}: {}", db.message());
     }
     // The failed reads are counted.
-    let text = crate::support::http()
-        .get(format!("{}/metrics", server.http))
-        .send()
-        .await
-        .expect("/metrics")
-        .text()
-        .await
-        .expect("text");
-    let errors: f64 = text
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("timberline_object_store_errors_total")?
-                .trim()
-                .parse()
-                .ok()
-        })
+    let text = crate::support::scrape(&server).await;
+    let errors = crate::support::sample(&text, "timberline_object_store_errors_total", &[])
         .unwrap_or_else(|| panic!("no object_store_errors_total in {text}"));
     assert!(errors >= 1.0, "{text}");
     // Hot and warm data answer; ingest goes on.
@@ -710,18 +696,9 @@ async fn cold_reads_right_after_an_outage_ride_out_the_stores_faults() {
         assert_eq!(store.served() - served, n, "{fault:?}");
     }
     // The reads show in the metrics (the admin key is the API key when none is set apart).
-    let text = crate::support::http()
-        .get(format!("{}/metrics", server.http))
-        .send()
-        .await
-        .expect("/metrics")
-        .text()
-        .await
-        .expect("text");
+    let text = crate::support::scrape(&server).await;
     let value = |name: &str| -> f64 {
-        text.lines()
-            .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
-            .unwrap_or_else(|| panic!("no {name} in {text}"))
+        crate::support::sample(&text, name, &[]).unwrap_or_else(|| panic!("no {name} in {text}"))
     };
     assert!(
         value(r#"timberline_object_store_requests_total{op="get"}"#) >= 1.0,

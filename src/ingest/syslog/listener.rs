@@ -75,7 +75,7 @@ async fn batcher(mut rx: mpsc::Receiver<LogRecord>, ingestor: Ingestor, tenant: 
             match ingestor.admit_prefix(rest, "syslog") {
                 Ok(n) => {
                     let (now, later) = std::mem::take(&mut rest).split_at_mut(n.max(1));
-                    store(&ingestor, now).await;
+                    ingestor.accept_waiting(now, "syslog", None).await;
                     rest = later;
                 }
                 Err(IngestError::OverQuota { retry_after, .. }) => {
@@ -83,42 +83,12 @@ async fn batcher(mut rx: mpsc::Receiver<LogRecord>, ingestor: Ingestor, tenant: 
                 }
                 Err(e) => {
                     tracing::error!(error = %e, "syslog quota check failed; storing the batch");
-                    store(&ingestor, rest).await;
+                    ingestor.accept_waiting(rest, "syslog", None).await;
                     break;
                 }
             }
         }
         batch.clear();
-    }
-}
-
-/// Stores `records`, waiting while the buffer is full; a batch larger than the whole buffer is
-/// stored in halves (a single record always fits: labels and messages are capped).
-async fn store(ingestor: &Ingestor, records: &mut [LogRecord]) {
-    let mut wait = Duration::from_millis(5);
-    loop {
-        match ingestor.accept_prepared(records, "syslog").await {
-            Ok(_) => return,
-            Err(IngestError::BufferFull { .. }) => {
-                tokio::time::sleep(wait).await;
-                wait = (wait * 2).min(Duration::from_millis(500));
-            }
-            Err(IngestError::TooLarge { .. }) if records.len() > 1 => {
-                let (a, b) = records.split_at_mut(records.len() / 2);
-                Box::pin(store(ingestor, a)).await;
-                Box::pin(store(ingestor, b)).await;
-                return;
-            }
-            Err(e @ IngestError::RedactionTimeout { .. }) => {
-                // The same batch would take as long again.
-                tracing::error!(error = %e, rows = records.len(), "syslog batch dropped");
-                return;
-            }
-            Err(e) => {
-                tracing::error!(error = %e, rows = records.len(), "syslog batch not stored; retrying");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-            }
-        }
     }
 }
 

@@ -281,42 +281,43 @@ fn normalize(name: &str, value: &str) -> Result<String, SettingError> {
 /// Parses a size setting: bare numbers are bytes; units B, kB, MB, GB, TB (powers of 1024, as
 /// PostgreSQL reads them).
 pub fn parse_bytes(text: &str) -> Option<u64> {
-    let t = text.trim();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let n: f64 = num.parse().ok()?;
-    let scale = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1.0,
-        "kb" => 1024.0,
-        "mb" => 1024.0 * 1024.0,
-        "gb" => 1024.0 * 1024.0 * 1024.0,
-        "tb" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
-        _ => return None,
-    };
-    let b = (n * scale).round();
-    (b.is_finite() && b >= 0.0 && b < 9.0e18).then_some(b as u64)
+    let units = [
+        ("", 1.0),
+        ("b", 1.0),
+        ("kb", 1024.0),
+        ("mb", 1024.0 * 1024.0),
+        ("gb", 1024.0 * 1024.0 * 1024.0),
+        ("tb", 1024.0 * 1024.0 * 1024.0 * 1024.0),
+    ];
+    parse_scaled(text, &units, 9.0e18)
 }
 
 /// Parses a duration setting: bare numbers are milliseconds; units ms, s, min, h, d.
 fn parse_millis(text: &str) -> Option<u64> {
+    let units = [
+        ("", 1.0),
+        ("ms", 1.0),
+        ("s", 1e3),
+        ("min", 60e3),
+        ("h", 3600e3),
+        ("d", 86_400e3),
+    ];
+    parse_scaled(text, &units, i32::MAX as f64)
+}
+
+/// A number with one of `units` (name, scale; names lower case, matched in any case) as a
+/// whole count of the smallest unit, no more than `max`.
+fn parse_scaled(text: &str, units: &[(&str, f64)], max: f64) -> Option<u64> {
     let t = text.trim();
     let split = t
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
         .unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
     let n: f64 = num.parse().ok()?;
-    let scale = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "ms" => 1.0,
-        "s" => 1e3,
-        "min" => 60e3,
-        "h" => 3600e3,
-        "d" => 86_400e3,
-        _ => return None,
-    };
-    let ms = (n * scale).round();
-    (ms.is_finite() && ms >= 0.0 && ms <= i32::MAX as f64).then_some(ms as u64)
+    let unit = unit.trim().to_ascii_lowercase();
+    let scale = units.iter().find(|(u, _)| *u == unit)?.1;
+    let v = (n * scale).round();
+    (v.is_finite() && v >= 0.0 && v <= max).then_some(v as u64)
 }
 
 /// PostgreSQL's display of a millisecond setting (`5000` → `5s`).
