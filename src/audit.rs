@@ -20,8 +20,12 @@ pub const AUDIT_TENANT: &str = "_audit";
 pub const AUDIT_SERVICE: &str = "audit";
 
 /// Events waiting to be written; past it an event is dropped and counted
-/// (`timberline_audit_dropped_total`), never blocking the statement it records.
-const QUEUE: usize = 65_536;
+/// (`timberline_audit_dropped_total`), never blocking the statement it records. With
+/// [`MAX_TEXT`], the queue holds at most ~128 MiB of statement text.
+const QUEUE: usize = 16_384;
+
+/// The most of a statement's text an event keeps (a client's SQL may be megabytes).
+pub const MAX_TEXT: usize = 8 * 1024;
 
 /// Most events written in one batch.
 const BATCH: usize = 2_048;
@@ -95,10 +99,18 @@ pub fn start(ingestor: Ingestor) {
 }
 
 /// Records `event` (without waiting: a full queue drops it, counted in the metrics).
-pub fn record(event: AuditEvent) {
+pub fn record(mut event: AuditEvent) {
     let Some(tx) = AUDITOR.get() else {
         return;
     };
+    if event.query_text.len() > MAX_TEXT {
+        let mut cut = MAX_TEXT;
+        while !event.query_text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        event.query_text.truncate(cut);
+        event.query_text.shrink_to_fit();
+    }
     if tx.try_send(event).is_err() {
         crate::metrics::metrics().audit_dropped.inc();
     }

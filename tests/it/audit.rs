@@ -95,6 +95,9 @@ async fn every_statement_and_api_call_is_audited_for_the_admin_only() {
         .expect_err("no column");
     assert_eq!(bad.code().map(|c| c.code()), Some("42703"));
     // A tenant's user cannot read it.
+    // A statement 100 KiB long keeps only its first 8 KiB in the trail.
+    let long = format!("SELECT '{}' AS long_one", "z".repeat(100 * 1024));
+    admin.simple_query(&long).await.expect("long statement");
     let acme = user_of(&server, "acme").await;
     let denied = acme
         .simple_query("SELECT * FROM audit_log")
@@ -111,9 +114,16 @@ async fn every_statement_and_api_call_is_audited_for_the_admin_only() {
             &|r| r.starts_with("u_acme|acme|127.0.0.1|sql|SELECT * FROM audit_log|0|error|42501|"),
             &|r| r.starts_with("key:") && r.contains("|acme|127.0.0.1|http|POST /v1/ingest|0|ok|202|"),
             &|r| r.starts_with("||127.0.0.1|http|POST /v1/ingest|0|error|401|"),
+            &|r| r.contains("|sql|SELECT 'zzz"),
         ],
     )
     .await;
+    let long_row = rows
+        .iter()
+        .find(|r| r.contains("SELECT 'zzz"))
+        .expect("the long statement");
+    let text = long_row.split('|').nth(4).unwrap_or_default();
+    assert_eq!(text.len(), 8 * 1024, "{}", &text[..40.min(text.len())]);
     // The scan's bytes are counted; durations are measured.
     let count_row = rows
         .iter()
