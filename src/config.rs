@@ -118,6 +118,8 @@ pub struct Config {
     /// `long_scan_concurrency` run at once, server-wide, so small queries keep their places.
     pub long_scan_bytes: u64,
     pub long_scan_concurrency: usize,
+    /// Bytes of aggregate states the result cache keeps in memory (0: no cache).
+    pub result_cache_bytes: u64,
     /// The cold tier's object store (`s3://BUCKET[/PREFIX]` or `file:///DIR`; none: local only).
     pub object_store: Option<String>,
     /// The tier policy: ages of a segment's newest event (see `store::policy`).
@@ -296,6 +298,7 @@ impl Default for Config {
             max_scan_bytes: None,
             audit: true,
             long_scan_bytes: 1 << 30,
+            result_cache_bytes: 256 << 20,
             long_scan_concurrency: (num_cpus::get() / 2).max(1),
             object_store: None,
             compact_after: Duration::from_secs(3600),
@@ -456,6 +459,9 @@ pub struct Overrides {
     /// Long scans running at once, server-wide; one more waits up to 2 s, then gets 53300 [default: half the cores].
     #[arg(long, env = "TIMBERLINE_LONG_SCAN_CONCURRENCY")]
     pub long_scan_concurrency: Option<usize>,
+    /// Memory the result cache keeps repeated aggregates' states in; 0 turns it off [default: 256MiB].
+    #[arg(long, env = "TIMBERLINE_RESULT_CACHE_BYTES")]
+    pub result_cache_bytes: Option<Size>,
     /// Object store of the cold tier: s3://BUCKET[/PREFIX] (AWS_* variables) or file:///DIR [default: none].
     #[arg(long, env = "TIMBERLINE_OBJECT_STORE")]
     pub object_store: Option<String>,
@@ -574,6 +580,7 @@ impl Config {
                 .filter(|b| *b > 0),
             audit: pick!(audit),
             long_scan_bytes: pick_with!(long_scan_bytes, |s: Size| s.0.max(1)),
+            result_cache_bytes: pick_with!(result_cache_bytes, |s: Size| s.0),
             long_scan_concurrency: pick!(long_scan_concurrency).clamp(1, 4096),
             object_store: cli.object_store.clone().or(from_file.object_store.clone()),
             compact_after: pick_with!(compact_after, |s: Span| s.0),

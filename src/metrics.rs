@@ -100,6 +100,11 @@ pub struct ListenerLabels {
     pub listener: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CacheOutcome {
+    pub outcome: String,
+}
+
 fn seconds() -> Histogram {
     // 100 µs … ~100 s.
     Histogram::new(exponential_buckets(0.0001, 4.0, 11))
@@ -136,6 +141,8 @@ pub struct Metrics {
     pub scan_bytes: Family<TierLabels, Counter>,
     pub index_fallbacks: Counter,
     pub rows_counted: Counter,
+    pub rollup_rewrites: Counter,
+    pub result_cache_segments: Family<CacheOutcome, Counter>,
     /// Held while counters kept elsewhere are brought up to their totals.
     synced: Mutex<()>,
 }
@@ -173,6 +180,8 @@ impl Metrics {
             scan_bytes: Family::default(),
             index_fallbacks: Counter::default(),
             rows_counted: Counter::default(),
+            rollup_rewrites: Counter::default(),
+            result_cache_segments: Family::default(),
             synced: Mutex::new(()),
         };
         let r = &mut registry;
@@ -311,6 +320,21 @@ impl Metrics {
             "Rows answered from count tables or rollup partials without being read",
             m.rows_counted.clone(),
         );
+        r.register(
+            "rollup_rewrites",
+            "Aggregates answered from a rollup view's partials (the count tables' built-in view included)",
+            m.rollup_rewrites.clone(),
+        );
+        r.register(
+            "result_cache_segments",
+            "Segments whose aggregate states the result cache had (hit) or a query computed (miss)",
+            m.result_cache_segments.clone(),
+        );
+        for outcome in ["hit", "miss"] {
+            let _ = m.result_cache_segments.get_or_create(&CacheOutcome {
+                outcome: outcome.into(),
+            });
+        }
         for fate in SEGMENT_FATES {
             let _ = m
                 .scan_segments
@@ -331,7 +355,7 @@ impl Metrics {
                 });
             }
         }
-        for kind in ["point", "search", "aggregate", "select"] {
+        for kind in ["point", "search", "aggregate", "rollup", "select"] {
             for outcome in ["ok", "error", "cancelled"] {
                 let labels = QueryLabels {
                     kind: kind.into(),

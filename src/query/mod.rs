@@ -10,6 +10,7 @@ pub mod memory;
 pub mod nearest;
 mod pg_semantics;
 mod prune;
+pub mod result_cache;
 pub mod rollup;
 pub mod runtime;
 mod scan;
@@ -56,6 +57,8 @@ pub struct QueryMemory {
     /// Where sorts and aggregations spill, and how many bytes of spill all queries may hold.
     pub spill_dir: std::path::PathBuf,
     pub spill_bytes: u64,
+    /// Bytes of aggregate states the result cache keeps (0: none).
+    pub result_cache: u64,
 }
 
 /// Builds the session every query runs in: `logs`, `segments`, pg_catalog, information_schema
@@ -91,7 +94,8 @@ pub fn new_context(
         .build_arc()?;
     // The rewrite compiles its built-in view (the count tables) with a plain session.
     let plain = SessionStateBuilder::new().with_default_features().build();
-    let rollups = rollup::RollupRewrite::new(store.clone(), &plain)?;
+    let cache = result_cache::ResultCache::new(memory.result_cache);
+    let rollups = rollup::RollupRewrite::new(store.clone(), &plain, cache)?;
     let state = SessionStateBuilder::new()
         .with_config(config)
         .with_runtime_env(runtime)

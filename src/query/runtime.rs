@@ -33,7 +33,7 @@ use tokio::task::JoinHandle;
 
 use super::budget::{check, ScanBudgets};
 use super::interrupt::{interruptible, Cancel};
-use crate::metrics::{metrics, SegmentFate, TierLabels, SEGMENT_FATES};
+use crate::metrics::{metrics, CacheOutcome, SegmentFate, TierLabels, SEGMENT_FATES};
 
 /// Niceness of the query threads: the kernel gives the serving threads the CPU first.
 const QUERY_NICENESS: i32 = 10;
@@ -111,7 +111,7 @@ impl QueryRuntime {
         df: DataFrame,
         session_budget: Option<u64>,
     ) -> Result<(
-        u64,
+        Scanned,
         impl Stream<Item = Result<RecordBatch>> + Send + 'static,
     )> {
         let task_ctx = Arc::new(df.task_ctx());
@@ -121,7 +121,8 @@ impl QueryRuntime {
         );
         let cancel = Cancel::default();
         let plan = interruptible(planning.join().await??, &cancel)?;
-        let bytes_scanned = count_scans(&plan);
+        let scanned = count_scans(&plan);
+        let bytes_scanned = scanned.bytes;
         check(
             bytes_scanned,
             self.budgets.budget(tenant, session_budget).as_ref(),
@@ -193,7 +194,7 @@ impl QueryRuntime {
             _cancel: CancelOnDrop(cancel),
         });
         Ok((
-            bytes_scanned,
+            scanned,
             futures::stream::unfold((rx, running), |(mut rx, running)| async move {
                 if let Some(batch) = rx.recv().await {
                     return Some((batch, (rx, running)));
@@ -222,11 +223,22 @@ impl QueryRuntime {
     }
 }
 
+/// What a query's plan will scan, found before it runs.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Scanned {
+    /// Bytes of the segments its scans read.
+    pub bytes: u64,
+    /// Whether a rollup view answers (some of) it.
+    pub rollup: bool,
+}
+
 /// Adds what the plan's scans decided while planning (segments pruned, counted, scanned;
-/// bytes per tier; index fallbacks) to the server's metrics; returns the bytes to scan.
-fn count_scans(plan: &Arc<dyn ExecutionPlan>) -> u64 {
+/// bytes per tier; index fallbacks; rollup and result-cache answers) to the server's metrics;
+/// returns what the plan will scan.
+fn count_scans(plan: &Arc<dyn ExecutionPlan>) -> Scanned {
     let m = metrics();
     let mut bytes = 0;
+    let mut rollups = 0;
     let _ = plan.apply(|node| {
         if let Some(set) = node.metrics() {
             let sum = |name: &str| set.sum_by_name(name).map_or(0, |v| v.as_usize() as u64);
@@ -249,10 +261,22 @@ fn count_scans(plan: &Arc<dyn ExecutionPlan>) -> u64 {
             }
             m.index_fallbacks.inc_by(sum("index_fallbacks"));
             m.rows_counted.inc_by(sum("rows_counted"));
+            rollups += sum("rollup_answers");
+            for (name, outcome) in [("cache_hits", "hit"), ("cache_misses", "miss")] {
+                m.result_cache_segments
+                    .get_or_create(&CacheOutcome {
+                        outcome: outcome.into(),
+                    })
+                    .inc_by(sum(name));
+            }
         }
         Ok(TreeNodeRecursion::Continue)
     });
-    bytes
+    m.rollup_rewrites.inc_by(rollups);
+    Scanned {
+        bytes,
+        rollup: rollups > 0,
+    }
 }
 
 /// A query's execution: dropped with its stream, it sets the query's [`Cancel`] (the plan's

@@ -113,6 +113,8 @@ pub struct LogScanExec {
     reads: Arc<OnceLock<Arc<StoreReads>>>,
     /// The rollup view this scan answers from, if any (shown by `EXPLAIN`).
     rollup: Option<Arc<str>>,
+    /// Segments whose states the result cache had, and those computed (shown by `EXPLAIN`).
+    cache: Option<(usize, usize)>,
 }
 
 impl LogScanExec {
@@ -153,13 +155,40 @@ impl LogScanExec {
             hold,
             reads: Arc::new(OnceLock::new()),
             rollup: None,
+            cache: None,
         }
     }
 
     /// Names the rollup view the scan answers from.
     pub fn from_rollup(mut self, view: &str) -> LogScanExec {
+        MetricBuilder::new(&self.metrics)
+            .global_counter("rollup_answers")
+            .add(1);
         self.rollup = Some(view.into());
         self
+    }
+
+    /// Says how many segments' states the result cache had (`hits`) and how many were computed.
+    pub fn from_cache(mut self, hits: usize, computed: usize) -> LogScanExec {
+        MetricBuilder::new(&self.metrics)
+            .global_counter("cache_hits")
+            .add(hits);
+        MetricBuilder::new(&self.metrics)
+            .global_counter("cache_misses")
+            .add(computed);
+        self.cache = Some((hits, computed));
+        self
+    }
+
+    /// Carries what the builders above set over to `scan`, a copy with new children.
+    fn labelled(&self, mut scan: LogScanExec) -> LogScanExec {
+        if let Some(view) = &self.rollup {
+            scan = scan.from_rollup(view);
+        }
+        if let Some((hits, computed)) = self.cache {
+            scan = scan.from_cache(hits, computed);
+        }
+        scan
     }
 
     pub fn counts(&self) -> ScanCounts {
@@ -193,6 +222,12 @@ impl DisplayAs for LogScanExec {
         }
         if let Some(view) = &self.rollup {
             write!(f, ", rollup={view}")?;
+        }
+        if let Some((hits, computed)) = self.cache {
+            write!(
+                f,
+                ", result_cache_hits={hits}, result_cache_misses={computed}"
+            )?;
         }
         match c.counted {
             Some(counted) => write!(
@@ -239,9 +274,8 @@ impl ExecutionPlan for LogScanExec {
         _options: ReplaceChildrenOptions,
     ) -> Result<Arc<dyn ExecutionPlan>> {
         let input = children.swap_remove(0);
-        let mut scan = LogScanExec::with_hold(input, self.counts, self.hold.clone());
-        scan.rollup = self.rollup.clone();
-        Ok(Arc::new(scan))
+        let scan = LogScanExec::with_hold(input, self.counts, self.hold.clone());
+        Ok(Arc::new(self.labelled(scan)))
     }
 
     fn with_new_children(
@@ -250,9 +284,8 @@ impl ExecutionPlan for LogScanExec {
     ) -> Result<Arc<dyn ExecutionPlan>> {
         let mut children = children;
         let input = children.swap_remove(0);
-        let mut scan = LogScanExec::with_hold(input, self.counts, self.hold.clone());
-        scan.rollup = self.rollup.clone();
-        Ok(Arc::new(scan))
+        let scan = LogScanExec::with_hold(input, self.counts, self.hold.clone());
+        Ok(Arc::new(self.labelled(scan)))
     }
 
     fn execute(

@@ -178,6 +178,7 @@ impl Server {
                 total: config.query_memory_total,
                 spill_dir: spill_dir(config)?,
                 spill_bytes: config.spill_bytes,
+                result_cache: config.result_cache_bytes,
             },
         )?;
         // Saved rollup views answer queries from now on; partials they lack are backfilled.

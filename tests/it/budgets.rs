@@ -22,6 +22,10 @@ async fn a_query_over_its_scan_budget_is_refused_before_it_runs() {
     assert_eq!(s, 202);
     server.flush().await;
     let pg = server.pg().await;
+    // A result-cache hit scans nothing: the budget is checked on scans.
+    pg.simple_query("SET timberline.result_cache = off")
+        .await
+        .expect("set");
     let scan = "SELECT count(*) FROM logs WHERE msg LIKE '%line 1%'";
     // No budget: it runs.
     pg.simple_query(scan).await.expect("no budget");
@@ -121,6 +125,10 @@ async fn a_long_scan_waits_briefly_for_a_place_then_gets_53300_while_small_queri
         (holder, r.err().map(|e| code(&e)))
     });
     let pg = server.pg().await;
+    // Cached states are no scan: each try must scan.
+    pg.simple_query("SET timberline.result_cache = off")
+        .await
+        .expect("set");
     // Wait (bounded) until the holder's scan has its place: then a second long scan queues.
     let deadline = Instant::now() + Duration::from_secs(20);
     let refused = loop {

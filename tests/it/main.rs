@@ -23,6 +23,7 @@ mod pg_session;
 mod query_isolation;
 mod quotas;
 mod redaction;
+mod result_cache;
 mod rollups;
 mod seaweed;
 mod shippers;

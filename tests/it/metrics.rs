@@ -163,9 +163,11 @@ async fn prometheus_scrapes_ingest_wal_flush_query_and_tier_figures() {
             "1",
         ),
         (
-            r#"timberline_queries_total{job="with_key",kind="aggregate",outcome="ok"}"#,
+            r#"timberline_queries_total{job="with_key",kind="rollup",outcome="ok"}"#,
             "1",
         ),
+        // The count tables' built-in view answered it.
+        (r#"timberline_rollup_rewrites_total{job="with_key"}"#, "1"),
         (
             r#"timberline_wal_fsync_seconds_count{job="with_key"} > bool 0"#,
             "1",
@@ -176,7 +178,7 @@ async fn prometheus_scrapes_ingest_wal_flush_query_and_tier_figures() {
             "1",
         ),
         (
-            r#"timberline_query_seconds_count{job="with_key",kind="aggregate",outcome="ok"} > bool 0"#,
+            r#"timberline_query_seconds_count{job="with_key",kind="rollup",outcome="ok"} > bool 0"#,
             "1",
         ),
     ] {

@@ -23,7 +23,7 @@ const PER_MINUTE: &str = "CREATE MATERIALIZED VIEW per_minute AS SELECT date_tru
 /// Errors per 5 minutes by service and region, with their p99 latency (made after data).
 const ERRORS_5M: &str = "CREATE MATERIALIZED VIEW errors_5m AS SELECT date_bin(INTERVAL '5 minutes', ts) AS t, service, attrs->>'region' AS region, count(*) AS n, approx_percentile_cont(0.99) WITHIN GROUP (ORDER BY (attrs->>'duration_ms')::double) AS p99 FROM logs WHERE level = 'ERROR' GROUP BY 1, 2, 3";
 
-fn now_us() -> i64 {
+pub fn now_us() -> i64 {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .expect("clock");
@@ -31,7 +31,7 @@ fn now_us() -> i64 {
     (now.as_micros() as i64).div_euclid(HOUR_US) * HOUR_US
 }
 
-fn iso(us: i64) -> String {
+pub fn iso(us: i64) -> String {
     chrono::DateTime::from_timestamp_micros(us)
         .expect("in range")
         .format("%Y-%m-%dT%H:%M:%S%.6fZ")
@@ -39,7 +39,7 @@ fn iso(us: i64) -> String {
 }
 
 /// `n` events over the `hours` before `end`, a tenth of them on a minute boundary.
-fn events(rng: &mut StdRng, n: usize, end: i64, hours: i64) -> Vec<Value> {
+pub fn events(rng: &mut StdRng, n: usize, end: i64, hours: i64) -> Vec<Value> {
     (0..n)
         .map(|_| {
             let ts = match rng.gen_range(0..10) {
@@ -59,7 +59,7 @@ fn events(rng: &mut StdRng, n: usize, end: i64, hours: i64) -> Vec<Value> {
 }
 
 /// A Grafana-shaped query over `[from, to]`, its macros expanded as Grafana expands them.
-fn query(rng: &mut StdRng, from: i64, to: i64) -> String {
+pub fn query(rng: &mut StdRng, from: i64, to: i64) -> String {
     let time = [
         "floor(extract(epoch from ts)/300)*300 AS \"time\"",
         "date_trunc('hour', ts) AS \"time\"",
@@ -108,7 +108,7 @@ fn query(rng: &mut StdRng, from: i64, to: i64) -> String {
 }
 
 /// A random range: whole hours, whole minutes, or bounds inside minutes.
-fn range(rng: &mut StdRng, end: i64, hours: i64) -> (i64, i64) {
+pub fn range(rng: &mut StdRng, end: i64, hours: i64) -> (i64, i64) {
     let a = end - rng.gen_range(0..hours * HOUR_US);
     let b = end - rng.gen_range(0..hours * HOUR_US);
     let (lo, hi) = (a.min(b), a.max(b));
@@ -133,7 +133,7 @@ async fn set(client: &Client, mode: &str) {
 }
 
 /// Cells equal, numbers within a relative 1e-9 (sums of floats depend on their order).
-fn same(a: &[String], b: &[String]) -> bool {
+pub fn same(a: &[String], b: &[String]) -> bool {
     a.len() == b.len()
         && a.iter().zip(b).all(|(x, y)| {
             x.split('|').zip(y.split('|')).all(|(p, q)| {

@@ -128,19 +128,7 @@ impl TableProvider for RollupAnswer {
         let (from, to) = view.bucket.whole(fit.lo, fit.hi);
 
         // The stored states of whole buckets that pass the filters.
-        let state_df = DFSchema::try_from(view.state_schema.as_ref().clone())?;
-        let bucket_col = || Expr::Column(Column::new_unqualified(BUCKET));
-        let mut keep = Vec::new();
-        if from > i64::MIN {
-            keep.push(bucket_col().gt_eq(ts_literal(from)));
-        }
-        if to < i64::MAX {
-            keep.push(bucket_col().lt(ts_literal(to)));
-        }
-        keep.extend(fit.partial_filters.iter().cloned());
-        let keep = conjunction(keep)
-            .map(|k| state.create_physical_expr(k, &state_df))
-            .transpose()?;
+        let keep = keep_predicate(fit, state, (from, to))?;
         let count_measure = view.shape.measures.iter().position(super::is_count_star);
         let mut stored = Vec::new();
         // The states kept in memory count against the query's budget (53200 past it).
@@ -177,81 +165,23 @@ impl TableProvider for RollupAnswer {
         }
         let stored = concat_batches(&view.state_schema, &stored)?;
         reserved.try_grow(stored.get_array_memory_size())?;
-        let mut inputs: Vec<Arc<dyn ExecutionPlan>> = vec![MemorySourceConfig::try_new_exec(
-            &[vec![stored]],
-            view.state_schema.clone(),
-            None,
-        )?];
-        let mut scans = ScanCounts {
-            segments_total: snap.segments.len(),
-            segments_pruned_time: snap.segments.len() - in_range.len(),
-            counted: Some(counted),
-            ..ScanCounts::default()
+        let pieces = Pieces {
+            stored: vec![MemorySourceConfig::try_new_exec(
+                &[vec![stored]],
+                view.state_schema.clone(),
+                None,
+            )?],
+            unrolled,
+            edges,
+            scans: ScanCounts {
+                segments_total: snap.segments.len(),
+                segments_pruned_time: snap.segments.len() - in_range.len(),
+                counted: Some(counted),
+                ..ScanCounts::default()
+            },
         };
-        let mut add = |plan: Arc<dyn ExecutionPlan>, c: ScanCounts| {
-            inputs.push(plan);
-            scans = scans.plus(ScanCounts {
-                segments_total: 0,
-                segments_pruned_time: 0,
-                ..c
-            });
-        };
-        // Rows outside the partials: segments without them, and the hot buffer.
-        if !unrolled.is_empty() || !snap.hot.is_empty() {
-            let (plan, c) = self.states_of_rows(state, &unrolled, snap.hot, fit.filters.clone())?;
-            add(plan, c);
-        }
-        // Rows of rolled-up segments in the range but outside its whole buckets.
-        if !edges.is_empty() {
-            let mut outside = Vec::new();
-            if from > i64::MIN {
-                outside.push(col("ts").lt(ts_literal(from)));
-            }
-            if to < i64::MAX {
-                outside.push(col("ts").gt_eq(ts_literal(to)));
-            }
-            let mut filters = fit.filters.clone();
-            if let Some(outside) = outside.into_iter().reduce(Expr::or) {
-                filters.push(outside);
-            }
-            let (plan, c) = self.states_of_rows(state, &edges, Vec::new(), filters)?;
-            add(plan, c);
-        }
-        let union: Arc<dyn ExecutionPlan> = if inputs.len() == 1 {
-            inputs.remove(0)
-        } else {
-            UnionExec::try_new(inputs)?
-        };
-        let merged = self.merge(
-            state,
-            Arc::new(CoalescePartitionsExec::new(union)),
-            &state_df,
-        )?;
-        // The output columns, renamed, in the projection asked for.
-        let wanted: Vec<usize> = match projection {
-            Some(p) => p.clone(),
-            None => (0..self.schema.fields().len()).collect(),
-        };
-        let mut exprs = Vec::with_capacity(wanted.len());
-        for i in wanted {
-            let field = self.schema.field(i);
-            let got = merged.schema();
-            let from_field = got.field(i);
-            if from_field.data_type() != field.data_type() {
-                return datafusion::common::plan_err!(
-                    "rollup {} answers {} as {}, the query wants {}",
-                    view.name,
-                    from_field.name(),
-                    from_field.data_type(),
-                    field.data_type()
-                );
-            }
-            exprs.push(ProjectionExpr {
-                expr: Arc::new(PhysColumn::new(from_field.name(), i)),
-                alias: field.name().clone(),
-            });
-        }
-        let plan = Arc::new(ProjectionExec::try_new(exprs, merged)?);
+        let (merged, scans) = assemble(&self.store, fit, state, snap.hot, (from, to), pieces)?;
+        let plan = outputs(&self.schema, projection, merged, &view.name)?;
         Ok(Arc::new(
             LogScanExec::new(
                 plan,
@@ -266,114 +196,232 @@ impl TableProvider for RollupAnswer {
     }
 }
 
-impl RollupAnswer {
-    /// The view's states of the rows of `segments` and `hot` that pass `filters`.
-    fn states_of_rows(
-        &self,
-        state: &dyn Session,
-        segments: &[Arc<SegmentMeta>],
-        hot: Vec<RecordBatch>,
-        filters: Vec<Expr>,
-    ) -> Result<(Arc<dyn ExecutionPlan>, ScanCounts)> {
-        let view = &self.fit.view;
-        let logs = logs_schema();
-        // What the view computes from and what the filters read.
-        let mut read = BTreeSet::new();
-        let shape = &view.shape;
-        for e in shape
-            .dims
-            .iter()
-            .chain(&shape.measures)
-            .chain(&filters)
-            .chain(std::iter::once(&col("ts")))
-        {
-            for c in e.column_refs() {
-                read.insert(logs.index_of(&c.name)?);
-            }
-        }
-        let read: Vec<usize> = read.into_iter().collect();
-        let (rows, counts) = scan_rows(&self.store, state, segments, hot, Some(&read), &filters)?;
-        let read_schema = rows.schema();
-        let df_schema = DFSchema::try_from(read_schema.as_ref().clone())?;
-        let mut plan = rows;
-        if let Some(predicate) = conjunction(filters) {
-            let predicate = state.create_physical_expr(predicate, &df_schema)?;
-            plan = Arc::new(FilterExec::try_new(predicate, plan)?);
-        }
-        // The view's expressions index the whole `logs` row: the columns not read are nulls.
-        let mut exprs = Vec::with_capacity(logs.fields().len());
-        for field in logs.fields() {
-            let expr: Arc<dyn datafusion::physical_plan::PhysicalExpr> =
-                match read_schema.index_of(field.name()) {
-                    Ok(i) => Arc::new(PhysColumn::new(field.name(), i)),
-                    Err(_) => Arc::new(Literal::new(ScalarValue::try_from(field.data_type())?)),
-                };
-            exprs.push(ProjectionExpr {
-                expr,
-                alias: field.name().clone(),
-            });
-        }
-        let padded = Arc::new(ProjectionExec::try_new(exprs, plan)?);
-        Ok((view.partial_exec(padded)?, counts))
-    }
+/// The parts of an answer: plans of the states kept for whole buckets (already restricted to
+/// them by [`keep_predicate`]), the segments in range with no states (`unrolled`), and those
+/// with states that also hold rows outside the whole buckets (`edges`).
+pub(super) struct Pieces {
+    pub stored: Vec<Arc<dyn ExecutionPlan>>,
+    pub unrolled: Vec<Arc<SegmentMeta>>,
+    pub edges: Vec<Arc<SegmentMeta>>,
+    pub scans: ScanCounts,
+}
 
-    /// Regroups the states of `input` by the query's groups and merges them into its aggregates.
-    fn merge(
-        &self,
-        state: &dyn Session,
-        input: Arc<dyn ExecutionPlan>,
-        state_df: &DFSchema,
-    ) -> Result<Arc<dyn ExecutionPlan>> {
-        let fit = &self.fit;
-        let view = &fit.view;
-        let mut exprs = Vec::new();
-        for (i, g) in fit.groups.iter().enumerate() {
+/// The predicate over a view's states keeping the whole buckets `[from, to)` that pass the
+/// query's filters on the partials.
+pub(super) fn keep_predicate(
+    fit: &Fit,
+    state: &dyn Session,
+    (from, to): (i64, i64),
+) -> Result<Option<Arc<dyn datafusion::physical_plan::PhysicalExpr>>> {
+    let state_df = DFSchema::try_from(fit.view.state_schema.as_ref().clone())?;
+    let bucket_col = || Expr::Column(Column::new_unqualified(BUCKET));
+    let mut keep = Vec::new();
+    if from > i64::MIN {
+        keep.push(bucket_col().gt_eq(ts_literal(from)));
+    }
+    if to < i64::MAX {
+        keep.push(bucket_col().lt(ts_literal(to)));
+    }
+    keep.extend(fit.partial_filters.iter().cloned());
+    conjunction(keep)
+        .map(|k| state.create_physical_expr(k, &state_df))
+        .transpose()
+}
+
+/// The merged states of `pieces`, with the states of what they do not hold computed from rows:
+/// the unrolled segments and `hot`, and the edges' rows outside the whole buckets
+/// `[from, to)`. Returns the plan (the aggregate's rows, before [`outputs`]) and its counts.
+pub(super) fn assemble(
+    store: &Store,
+    fit: &Fit,
+    state: &dyn Session,
+    hot: Vec<RecordBatch>,
+    (from, to): (i64, i64),
+    pieces: Pieces,
+) -> Result<(Arc<dyn ExecutionPlan>, ScanCounts)> {
+    let view = &fit.view;
+    let (mut inputs, mut scans) = (pieces.stored, pieces.scans);
+    let (unrolled, edges) = (pieces.unrolled, pieces.edges);
+    let mut add = |plan: Arc<dyn ExecutionPlan>, c: ScanCounts| {
+        inputs.push(plan);
+        scans = scans.plus(ScanCounts {
+            segments_total: 0,
+            segments_pruned_time: 0,
+            ..c
+        });
+    };
+    // Rows outside the partials: segments without them, and the hot buffer.
+    if !unrolled.is_empty() || !hot.is_empty() {
+        let (plan, c) = states_of_rows(store, view, state, &unrolled, hot, fit.filters.clone())?;
+        add(plan, c);
+    }
+    // Rows of rolled-up segments in the range but outside its whole buckets.
+    if !edges.is_empty() {
+        let mut outside = Vec::new();
+        if from > i64::MIN {
+            outside.push(col("ts").lt(ts_literal(from)));
+        }
+        if to < i64::MAX {
+            outside.push(col("ts").gt_eq(ts_literal(to)));
+        }
+        let mut filters = fit.filters.clone();
+        if let Some(outside) = outside.into_iter().reduce(Expr::or) {
+            filters.push(outside);
+        }
+        let (plan, c) = states_of_rows(store, view, state, &edges, Vec::new(), filters)?;
+        add(plan, c);
+    }
+    let union: Arc<dyn ExecutionPlan> = if inputs.len() == 1 {
+        inputs.remove(0)
+    } else {
+        UnionExec::try_new(inputs)?
+    };
+    let state_df = DFSchema::try_from(view.state_schema.as_ref().clone())?;
+    let merged = merge(
+        fit,
+        state,
+        Arc::new(CoalescePartitionsExec::new(union)),
+        &state_df,
+    )?;
+    Ok((merged, scans))
+}
+
+/// `view`'s states of the rows of `segments` and `hot` that pass `filters`.
+pub(super) fn states_of_rows(
+    store: &Store,
+    view: &RollupPlan,
+    state: &dyn Session,
+    segments: &[Arc<SegmentMeta>],
+    hot: Vec<RecordBatch>,
+    filters: Vec<Expr>,
+) -> Result<(Arc<dyn ExecutionPlan>, ScanCounts)> {
+    let logs = logs_schema();
+    // What the view computes from and what the filters read.
+    let mut read = BTreeSet::new();
+    let shape = &view.shape;
+    for e in shape
+        .dims
+        .iter()
+        .chain(&shape.measures)
+        .chain(&filters)
+        .chain(std::iter::once(&col("ts")))
+    {
+        for c in e.column_refs() {
+            read.insert(logs.index_of(&c.name)?);
+        }
+    }
+    let read: Vec<usize> = read.into_iter().collect();
+    let (rows, counts) = scan_rows(store, state, segments, hot, Some(&read), &filters)?;
+    let read_schema = rows.schema();
+    let df_schema = DFSchema::try_from(read_schema.as_ref().clone())?;
+    let mut plan = rows;
+    if let Some(predicate) = conjunction(filters) {
+        let predicate = state.create_physical_expr(predicate, &df_schema)?;
+        plan = Arc::new(FilterExec::try_new(predicate, plan)?);
+    }
+    // The view's expressions index the whole `logs` row: the columns not read are nulls.
+    let mut exprs = Vec::with_capacity(logs.fields().len());
+    for field in logs.fields() {
+        let expr: Arc<dyn datafusion::physical_plan::PhysicalExpr> =
+            match read_schema.index_of(field.name()) {
+                Ok(i) => Arc::new(PhysColumn::new(field.name(), i)),
+                Err(_) => Arc::new(Literal::new(ScalarValue::try_from(field.data_type())?)),
+            };
+        exprs.push(ProjectionExpr {
+            expr,
+            alias: field.name().clone(),
+        });
+    }
+    let padded = Arc::new(ProjectionExec::try_new(exprs, plan)?);
+    Ok((view.partial_exec(padded)?, counts))
+}
+
+/// Regroups the states of `input` by `fit`'s groups and merges them into its aggregates.
+pub(super) fn merge(
+    fit: &Fit,
+    state: &dyn Session,
+    input: Arc<dyn ExecutionPlan>,
+    state_df: &DFSchema,
+) -> Result<Arc<dyn ExecutionPlan>> {
+    let view = &fit.view;
+    let mut exprs = Vec::new();
+    for (i, g) in fit.groups.iter().enumerate() {
+        exprs.push(ProjectionExpr {
+            expr: state.create_physical_expr(g.clone(), state_df)?,
+            alias: format!("g{i}"),
+        });
+    }
+    let logs = logs_schema();
+    let logs_df = DFSchema::try_from(logs.as_ref().clone())?;
+    let mut aggs = Vec::new();
+    for (e, m) in &fit.aggs {
+        #[allow(deprecated)]
+        let (agg, _, _) =
+            create_aggregate_expr_and_maybe_filter(e, &logs_df, &logs, state.execution_props())?;
+        let at = view.state_offsets[*m];
+        for (k, f) in agg.state_fields()?.iter().enumerate() {
             exprs.push(ProjectionExpr {
-                expr: state.create_physical_expr(g.clone(), state_df)?,
-                alias: format!("g{i}"),
+                expr: Arc::new(PhysColumn::new(
+                    view.state_schema.field(at + k).name(),
+                    at + k,
+                )),
+                alias: f.name().clone(),
             });
         }
-        let logs = logs_schema();
-        let logs_df = DFSchema::try_from(logs.as_ref().clone())?;
-        let mut aggs = Vec::new();
-        for (e, m) in &fit.aggs {
-            #[allow(deprecated)]
-            let (agg, _, _) = create_aggregate_expr_and_maybe_filter(
-                e,
-                &logs_df,
-                &logs,
-                state.execution_props(),
-            )?;
-            let at = view.state_offsets[*m];
-            for (k, f) in agg.state_fields()?.iter().enumerate() {
-                exprs.push(ProjectionExpr {
-                    expr: Arc::new(PhysColumn::new(
-                        view.state_schema.field(at + k).name(),
-                        at + k,
-                    )),
-                    alias: f.name().clone(),
-                });
-            }
-            aggs.push(agg);
-        }
-        let regrouped = Arc::new(ProjectionExec::try_new(exprs, input)?);
-        let group = PhysicalGroupBy::new_single(
-            (0..fit.groups.len())
-                .map(|i| {
-                    let c: Arc<dyn datafusion::physical_plan::PhysicalExpr> =
-                        Arc::new(PhysColumn::new(&format!("g{i}"), i));
-                    (c, format!("g{i}"))
-                })
-                .collect(),
-        );
-        let n = aggs.len();
-        Ok(Arc::new(AggregateExec::try_new(
-            AggregateMode::Final,
-            group,
-            aggs,
-            vec![None; n],
-            regrouped,
-            Arc::new(Schema::new(logs.fields().clone())),
-        )?))
+        aggs.push(agg);
     }
+    let regrouped = Arc::new(ProjectionExec::try_new(exprs, input)?);
+    let group = PhysicalGroupBy::new_single(
+        (0..fit.groups.len())
+            .map(|i| {
+                let c: Arc<dyn datafusion::physical_plan::PhysicalExpr> =
+                    Arc::new(PhysColumn::new(&format!("g{i}"), i));
+                (c, format!("g{i}"))
+            })
+            .collect(),
+    );
+    let n = aggs.len();
+    Ok(Arc::new(AggregateExec::try_new(
+        AggregateMode::Final,
+        group,
+        aggs,
+        vec![None; n],
+        regrouped,
+        Arc::new(Schema::new(logs.fields().clone())),
+    )?))
+}
+
+/// The aggregate's outputs from `merged` (the [`merge`]d states), renamed to `schema`'s `c0…`,
+/// in the projection asked for; `name` (the view's) names them in errors.
+pub(super) fn outputs(
+    schema: &SchemaRef,
+    projection: Option<&Vec<usize>>,
+    merged: Arc<dyn ExecutionPlan>,
+    name: &str,
+) -> Result<Arc<dyn ExecutionPlan>> {
+    // The output columns, renamed, in the projection asked for.
+    let wanted: Vec<usize> = match projection {
+        Some(p) => p.clone(),
+        None => (0..schema.fields().len()).collect(),
+    };
+    let mut exprs = Vec::with_capacity(wanted.len());
+    for i in wanted {
+        let field = schema.field(i);
+        let got = merged.schema();
+        let from_field = got.field(i);
+        if from_field.data_type() != field.data_type() {
+            return datafusion::common::plan_err!(
+                "rollup {} answers {} as {}, the query wants {}",
+                name,
+                from_field.name(),
+                from_field.data_type(),
+                field.data_type()
+            );
+        }
+        exprs.push(ProjectionExpr {
+            expr: Arc::new(PhysColumn::new(from_field.name(), i)),
+            alias: field.name().clone(),
+        });
+    }
+    Ok(Arc::new(ProjectionExec::try_new(exprs, merged)?))
 }

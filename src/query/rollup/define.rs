@@ -267,7 +267,7 @@ fn dimension(e: &Expr) -> bool {
 }
 
 /// Checks `e` is an aggregate a rollup keeps.
-fn measure(e: &Expr) -> Result<()> {
+pub(super) fn measure(e: &Expr) -> Result<()> {
     let Expr::AggregateFunction(f) = e else {
         return Err(refuse(format!("{e} is not an aggregate")));
     };

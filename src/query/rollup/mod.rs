@@ -15,6 +15,7 @@
 
 mod answer;
 mod bucket;
+mod cached;
 pub mod ddl;
 pub mod define;
 mod partials;
@@ -39,17 +40,21 @@ use timberline_udfs::{sqlstate, QueryError};
 
 use answer::{Fit, RollupAnswer};
 use bucket::{constant_within, ts_bound};
+use cached::CachedAnswer;
 use define::{dim_name, normalized, Flat, ViewParts};
 use partials::Source;
 
 use super::LogTable;
 use crate::index::rollup::{Bucket, RollupPlan, RollupShape, BUCKET};
+use crate::query::result_cache::ResultCache;
 use crate::store::Store;
 
 pub use define::{COUNT_VIEW, COUNT_VIEW_SQL};
 
 /// The session setting that turns the rewrite off, on, or makes it required.
 pub const SETTING: &str = "timberline.rollups";
+/// The session setting that keeps an aggregate no view answers out of the result cache.
+pub const CACHE_SETTING: &str = "timberline.result_cache";
 
 /// What [`SETTING`] asks for.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -59,20 +64,27 @@ enum Mode {
     Require,
 }
 
-fn mode(config: &dyn OptimizerConfig) -> Result<Mode> {
+fn mode(config: &dyn OptimizerConfig, setting: &str) -> Result<Mode> {
     let options = config.options();
     let value = options
         .extensions
         .get::<PgSession>()
-        .and_then(|s| s.get(SETTING))
+        .and_then(|s| s.get(setting))
         .unwrap_or_else(|| "on".into());
     match value.to_ascii_lowercase().as_str() {
         "on" | "true" | "1" | "" => Ok(Mode::On),
         "off" | "false" | "0" => Ok(Mode::Off),
-        "require" => Ok(Mode::Require),
+        "require" if setting == SETTING => Ok(Mode::Require),
         other => Err(QueryError::new(
             sqlstate::INVALID_PARAMETER_VALUE,
-            format!("invalid value for parameter \"{SETTING}\": \"{other}\" (off, on or require)"),
+            format!(
+                "invalid value for parameter \"{setting}\": \"{other}\" ({})",
+                if setting == SETTING {
+                    "off, on or require"
+                } else {
+                    "off or on"
+                }
+            ),
         )
         .into_df()),
     }
@@ -95,17 +107,25 @@ pub struct RollupRewrite {
     store: Arc<Store>,
     /// The count tables as a view.
     counts: Arc<RollupPlan>,
+    /// Where aggregates no view answers keep their states.
+    cache: Arc<ResultCache>,
+    /// What compiles those aggregates as views of their own.
+    plain: SessionState,
 }
 
 impl RollupRewrite {
-    pub fn new(store: Arc<Store>, state: &SessionState) -> Result<RollupRewrite> {
+    pub fn new(
+        store: Arc<Store>,
+        state: &SessionState,
+        cache: Arc<ResultCache>,
+    ) -> Result<RollupRewrite> {
         let parts = ViewParts {
             bucket: Bucket {
                 width: crate::index::MINUTE_US,
                 origin: 0,
             },
             shape: RollupShape {
-                dims: vec![col("service"), col("host"), col("level")]
+                dims: [col("service"), col("host"), col("level")]
                     .iter()
                     .map(normalized)
                     .collect(),
@@ -123,6 +143,8 @@ impl RollupRewrite {
         Ok(RollupRewrite {
             store,
             counts: Arc::new(counts),
+            cache,
+            plain: state.clone(),
         })
     }
 
@@ -195,8 +217,8 @@ impl RollupRewrite {
         })
     }
 
-    fn rewritten(&self, agg: &Aggregate, fit: Fit) -> Result<LogicalPlan> {
-        let name = fit.view.name.clone();
+    /// The columns `c0…` of a table answering `agg`.
+    fn answer_schema(agg: &Aggregate) -> Arc<Schema> {
         let fields: Vec<Field> = agg
             .schema
             .fields()
@@ -204,11 +226,16 @@ impl RollupRewrite {
             .enumerate()
             .map(|(i, f)| Field::new(format!("c{i}"), f.data_type().clone(), true))
             .collect();
-        let provider = Arc::new(RollupAnswer::new(
-            self.store.clone(),
-            fit,
-            Arc::new(Schema::new(fields)),
-        ));
+        Arc::new(Schema::new(fields))
+    }
+
+    /// `agg` as a scan of `provider` (named `name` in `EXPLAIN`), its columns renamed back.
+    fn rewritten(
+        &self,
+        agg: &Aggregate,
+        name: String,
+        provider: Arc<dyn datafusion::catalog::TableProvider>,
+    ) -> Result<LogicalPlan> {
         let table = TableReference::bare(name);
         let scan = TableScanBuilder::new(table.clone(), provider_as_source(provider)).build()?;
         let exprs = (0..agg.schema.fields().len())
@@ -289,13 +316,39 @@ impl OptimizerRule for RollupRewrite {
         if !is_logs || flat.scan.fetch.is_some() {
             return Ok(Transformed::no(plan));
         }
-        let mode = mode(config)?;
+        let mode = mode(config, SETTING)?;
         if mode == Mode::Off {
             return Ok(Transformed::no(plan));
         }
         for (view, source) in self.candidates() {
             if let Some(fit) = Self::fit(&view, source, &flat) {
-                return Ok(Transformed::yes(self.rewritten(original, fit)?));
+                let name = fit.view.name.clone();
+                let answer = RollupAnswer::new(self.store.clone(), fit, Self::answer_schema(agg));
+                return Ok(Transformed::yes(self.rewritten(
+                    original,
+                    name,
+                    Arc::new(answer),
+                )?));
+            }
+        }
+        if mode == Mode::On
+            && self.cache.enabled()
+            && self::mode(config, CACHE_SETTING)? == Mode::On
+        {
+            if let Some((fit, shape)) = cached::adhoc_fit(&self.plain, &flat) {
+                let answer = CachedAnswer::new(
+                    self.store.clone(),
+                    self.cache.clone(),
+                    fit,
+                    shape,
+                    Self::answer_schema(agg),
+                );
+                let name = "logs".to_string();
+                return Ok(Transformed::yes(self.rewritten(
+                    original,
+                    name,
+                    Arc::new(answer),
+                )?));
             }
         }
         if mode == Mode::Require {
