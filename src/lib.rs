@@ -32,5 +32,6 @@ pub mod segment;
 pub mod server;
 pub mod storage;
 pub mod store;
+pub mod telemetry;
 pub mod tenants;
 pub mod wal;

@@ -33,6 +33,11 @@ struct Cli {
         default_value = "text"
     )]
     log_format: LogFormat,
+    /// Export the server's own traces (ingest, queries) over OTLP/HTTP to this URL, e.g.
+    /// `http://127.0.0.1:4318/v1/traces` or a Timberline's own `/v1/traces`; headers from
+    /// `OTEL_EXPORTER_OTLP_TRACES_HEADERS` [default: none, no traces].
+    #[arg(long, global = true, env = "TIMBERLINE_OTLP_TRACES_ENDPOINT")]
+    otlp_traces_endpoint: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
@@ -179,19 +184,6 @@ enum UserCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let logs = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr);
-    match cli.log_format {
-        LogFormat::Text => logs.init(),
-        LogFormat::Json => logs
-            .json()
-            .with_current_span(true)
-            .with_span_list(false)
-            .init(),
-    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         // Planning and evaluating SQL recurse once per nesting level (bounded by the pg front
@@ -205,6 +197,19 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let format = match cli.log_format {
+        LogFormat::Text => timberline::telemetry::LogFormat::Text,
+        LogFormat::Json => timberline::telemetry::LogFormat::Json,
+    };
+    let endpoint = cli.otlp_traces_endpoint.clone();
+    let _telemetry =
+        match timberline::telemetry::init(format, endpoint.as_deref(), runtime.handle().clone()) {
+            Ok(t) => t,
+            Err(e) => {
+                eprintln!("timberline: {e}");
+                return ExitCode::from(2);
+            }
+        };
     match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -110,6 +110,7 @@ pub fn router(state: HttpState) -> Router {
         .route("/v1/ingest", post(ingest))
         .route("/v1/flush", post(flush))
         .route("/v1/logs", post(otlp::logs))
+        .route("/v1/traces", post(otlp::traces))
         .route("/loki/api/v1/push", post(loki::push))
         .route("/_bulk", post(elastic::bulk).put(elastic::bulk))
         .route(
@@ -240,6 +241,7 @@ async fn ingest(
     let _text = charge_text(&s, raw)?;
     let content_type = content_type(&headers, "application/json");
     let now = now_micros();
+    let decoding = tracing::info_span!("decode", protocol = "http").entered();
     let decoded = match content_type.as_str() {
         "application/json" | "" => decode_batch(raw, now),
         "application/x-ndjson" | "application/ndjson" | "application/jsonl" | "application/x-jsonlines" => {
@@ -258,6 +260,7 @@ async fn ingest(
         }
         DecodeError::Malformed(_) => ApiError::new(StatusCode::BAD_REQUEST, e.to_string()),
     })?;
+    drop(decoding);
     let mut decoded = decoded;
     let shed = store_records(&s, &tenant, &mut decoded.records, "http").await?;
     let errors: Vec<EventError> = decoded.errors;

@@ -1,6 +1,6 @@
-//! `POST /v1/logs`: OTLP/HTTP logs, protobuf (`application/x-protobuf`) or OTLP/JSON
+//! `POST /v1/logs` and `POST /v1/traces`: OTLP/HTTP logs and spans, protobuf (`application/x-protobuf`) or OTLP/JSON
 //! (`application/json`), gzip or not. Answers as the OTLP spec says: the
-//! `ExportLogsServiceResponse` in the request's encoding on success, a `google.rpc.Status` (same
+//! `Export…ServiceResponse` in the request's encoding on success, a `google.rpc.Status` (same
 //! encoding) with 400 for a body that cannot be decoded, 503 with `Retry-After` when the buffer
 //! is full, so exporters retry.
 
@@ -12,11 +12,14 @@ use axum::Extension;
 use opentelemetry_proto::tonic::collector::logs::v1::{
     ExportLogsPartialSuccess, ExportLogsServiceResponse,
 };
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTracePartialSuccess, ExportTraceServiceResponse,
+};
 use prost::Message;
 
 use super::guard::KeyTenant;
 use super::{content_type, decompress, store_records, ApiError, HttpState};
-use crate::ingest::{otlp, Shed};
+use crate::ingest::{otlp, otlp_traces, Shed};
 use crate::model::now_micros;
 
 /// `google.rpc.Status`, the OTLP error body.
@@ -85,13 +88,41 @@ pub(super) fn partial_success(shed: &Shed) -> Option<ExportLogsPartialSuccess> {
     })
 }
 
+/// What an OTLP/HTTP request carries.
+#[derive(Clone, Copy, PartialEq)]
+enum Signal {
+    Logs,
+    Traces,
+}
+
+/// `POST /v1/logs`.
 pub async fn logs(
     State(s): State<HttpState>,
     Extension(KeyTenant(tenant)): Extension<KeyTenant>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let encoding = match content_type(&headers, "application/x-protobuf").as_str() {
+    receive(Signal::Logs, &s, &tenant, &headers, body).await
+}
+
+/// `POST /v1/traces`: each span a row (see [`crate::ingest::otlp_traces`]).
+pub async fn traces(
+    State(s): State<HttpState>,
+    Extension(KeyTenant(tenant)): Extension<KeyTenant>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    receive(Signal::Traces, &s, &tenant, &headers, body).await
+}
+
+async fn receive(
+    signal: Signal,
+    s: &HttpState,
+    tenant: &str,
+    headers: &HeaderMap,
+    body: Bytes,
+) -> Response {
+    let encoding = match content_type(headers, "application/x-protobuf").as_str() {
         "application/x-protobuf" | "application/protobuf" => Encoding::Protobuf,
         "application/json" => Encoding::Json,
         other => {
@@ -102,20 +133,34 @@ pub async fn logs(
             return status(Encoding::Json, e);
         }
     };
-    match export(&s, &tenant, &headers, body, encoding).await {
+    match export(signal, s, tenant, headers, body, encoding).await {
         Ok(shed) => {
-            let resp = ExportLogsServiceResponse {
-                partial_success: partial_success(&shed),
-            };
-            let body = match encoding {
-                Encoding::Protobuf => resp.encode_to_vec(),
-                Encoding::Json => match &resp.partial_success {
-                    Some(p) => serde_json::json!({ "partialSuccess": {
-                        "rejectedLogRecords": p.rejected_log_records.to_string(),
-                        "errorMessage": p.error_message,
-                    }})
-                    .to_string()
-                    .into_bytes(),
+            let rejected = partial_success(&shed);
+            let body = match (encoding, signal) {
+                (Encoding::Protobuf, Signal::Logs) => ExportLogsServiceResponse {
+                    partial_success: rejected,
+                }
+                .encode_to_vec(),
+                (Encoding::Protobuf, Signal::Traces) => ExportTraceServiceResponse {
+                    partial_success: rejected.map(|p| ExportTracePartialSuccess {
+                        rejected_spans: p.rejected_log_records,
+                        error_message: p.error_message,
+                    }),
+                }
+                .encode_to_vec(),
+                (Encoding::Json, _) => match &rejected {
+                    Some(p) => {
+                        let count = match signal {
+                            Signal::Logs => "rejectedLogRecords",
+                            Signal::Traces => "rejectedSpans",
+                        };
+                        serde_json::json!({ "partialSuccess": {
+                            count: p.rejected_log_records.to_string(),
+                            "errorMessage": p.error_message,
+                        }})
+                        .to_string()
+                        .into_bytes()
+                    }
                     None => b"{}".to_vec(),
                 },
             };
@@ -131,6 +176,7 @@ pub async fn logs(
 }
 
 async fn export(
+    signal: Signal,
     s: &HttpState,
     tenant: &str,
     headers: &HeaderMap,
@@ -139,9 +185,14 @@ async fn export(
 ) -> Result<Shed, ApiError> {
     let raw = decompress(s, headers, body)?;
     let now = now_micros();
-    let decoded = match encoding {
-        Encoding::Protobuf => otlp::decode_protobuf(&raw.bytes, now),
-        Encoding::Json => otlp::decode_json(&raw.bytes, now),
+    let decoded = {
+        let _decode = tracing::info_span!("decode", protocol = "otlp_http").entered();
+        match (signal, encoding) {
+            (Signal::Logs, Encoding::Protobuf) => otlp::decode_protobuf(&raw.bytes, now),
+            (Signal::Logs, Encoding::Json) => otlp::decode_json(&raw.bytes, now),
+            (Signal::Traces, Encoding::Protobuf) => otlp_traces::decode_protobuf(&raw.bytes, now),
+            (Signal::Traces, Encoding::Json) => otlp_traces::decode_json(&raw.bytes, now),
+        }
     }
     .map_err(|e| match e {
         otlp::OtlpError::Limit(_) => ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, e.to_string()),

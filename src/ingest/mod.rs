@@ -12,6 +12,7 @@ pub mod loki;
 pub mod loki_push;
 pub mod measure;
 pub mod otlp;
+pub mod otlp_traces;
 pub mod quota;
 pub mod redact;
 pub mod syslog;
@@ -20,6 +21,7 @@ pub mod tenant_rules;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tracing::Instrument;
 
 use crate::buffer::{HotBuffer, Pressure};
 use crate::metrics::metrics;
@@ -197,8 +199,14 @@ impl Ingestor {
         records: &mut [LogRecord],
         protocol: &'static str,
     ) -> Result<u64, IngestError> {
-        self.prepare(records, protocol)?;
-        self.accept_prepared(records, protocol).await
+        {
+            let _prepare = tracing::info_span!("prepare", events = records.len()).entered();
+            self.prepare(records, protocol)?;
+        }
+        let wal = tracing::info_span!("wal", events = records.len());
+        self.accept_prepared(records, protocol)
+            .instrument(wal)
+            .await
     }
 
     /// Cuts labels over the limit and applies the tenant's redaction rules, once: a caller

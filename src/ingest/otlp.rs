@@ -24,21 +24,34 @@ use crate::model::{LogRecord, Micros};
 /// Why an OTLP body is refused whole.
 #[derive(Debug, thiserror::Error)]
 pub enum OtlpError {
-    #[error("protobuf ExportLogsServiceRequest: {0}")]
-    Protobuf(#[from] prost::DecodeError),
-    #[error("OTLP/JSON ExportLogsServiceRequest: {0}")]
-    Json(#[from] serde_json::Error),
-    #[error("ExportLogsServiceRequest: {0}")]
+    #[error("protobuf {message}: {source}")]
+    Protobuf {
+        message: &'static str,
+        source: prost::DecodeError,
+    },
+    #[error("OTLP/JSON {message}: {source}")]
+    Json {
+        message: &'static str,
+        source: serde_json::Error,
+    },
+    #[error("{0}")]
     Malformed(MeasureError),
     #[error(transparent)]
     Limit(#[from] LimitError),
 }
 
-impl From<MeasureError> for OtlpError {
-    fn from(e: MeasureError) -> OtlpError {
-        match e {
+const LOGS: &str = "ExportLogsServiceRequest";
+
+/// A measuring error of a request of the message `message`.
+pub(super) trait Named {
+    fn named(self, message: &'static str) -> OtlpError;
+}
+
+impl Named for MeasureError {
+    fn named(self, message: &'static str) -> OtlpError {
+        match self {
             MeasureError::Limit(limit) => OtlpError::Limit(limit),
-            other => OtlpError::Malformed(other),
+            other => OtlpError::Malformed(MeasureError::Json(format!("{message}: {other}"))),
         }
     }
 }
@@ -46,14 +59,22 @@ impl From<MeasureError> for OtlpError {
 /// Decodes a protobuf `ExportLogsServiceRequest` (also the gRPC service's path), measured
 /// first so that nothing is built for a request over the limits.
 pub fn decode_protobuf(body: &[u8], now: Micros) -> Result<Decoded, OtlpError> {
-    proto::measure(body, &OTLP_LOGS)?;
-    Ok(to_records(ExportLogsServiceRequest::decode(body)?, now))
+    proto::measure(body, &OTLP_LOGS).map_err(|e| e.named(LOGS))?;
+    let req = ExportLogsServiceRequest::decode(body).map_err(|source| OtlpError::Protobuf {
+        message: LOGS,
+        source,
+    })?;
+    Ok(to_records(req, now))
 }
 
 /// Decodes an OTLP/JSON `ExportLogsServiceRequest` (camelCase keys, hex ids), measured first.
 pub fn decode_json(body: &[u8], now: Micros) -> Result<Decoded, OtlpError> {
-    json::measure(body, Kind::Message(&OTLP_LOGS), 0)?;
-    Ok(to_records(serde_json::from_slice(body)?, now))
+    json::measure(body, Kind::Message(&OTLP_LOGS), 0).map_err(|e| e.named(LOGS))?;
+    let req = serde_json::from_slice(body).map_err(|source| OtlpError::Json {
+        message: LOGS,
+        source,
+    })?;
+    Ok(to_records(req, now))
 }
 
 /// Records of a decoded request.
@@ -87,7 +108,7 @@ fn to_records(req: ExportLogsServiceRequest, now: Micros) -> Decoded {
 }
 
 /// An OTLP time (nanoseconds, as the spec fixes them; 0 means unknown) to µs.
-fn nanos_to_micros(ns: u64) -> Option<Micros> {
+pub(super) fn nanos_to_micros(ns: u64) -> Option<Micros> {
     (ns != 0)
         .then(|| crate::model::epoch::from_int_in(ns.into(), crate::model::epoch::Unit::Nanos))
         .flatten()
@@ -153,7 +174,7 @@ fn to_record(
     routed.into_record(ts, now, msg)
 }
 
-fn pair(kv: KeyValue) -> (String, Value) {
+pub(super) fn pair(kv: KeyValue) -> (String, Value) {
     let v = kv.value.and_then(|v| v.value).map_or(Value::Null, any_json);
     (kv.key, v)
 }

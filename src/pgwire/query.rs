@@ -34,6 +34,7 @@ use pgwire::messages::startup::ParameterStatus;
 use pgwire::messages::PgWireBackendMessage;
 use timberline_udfs::pg_compat::PgSession;
 use timberline_udfs::sqlstate;
+use tracing::Instrument;
 
 use super::audit::{sqlstate_of, StatementAudit};
 use super::error::{df_error, user_error};
@@ -262,6 +263,8 @@ impl Planner {
                 let started = Instant::now();
                 let plan = bound.unwrap_or_else(|| p.clone());
                 let kind = query_kind(&plan);
+                // Its spans (plan, prune, scan, encode) are exported with `--otlp-traces-endpoint`.
+                let span = tracing::info_span!("query", kind, tenant = tracing::field::Empty);
                 let session = conn.session().clone();
                 let stop = conn.start_query();
                 let state = match crate::query::memory::scoped(self.state_for(&session)) {
@@ -284,7 +287,9 @@ impl Planner {
                 let output = TextOutput::new(&zone, &fields);
                 let tenant = session.tenant.name().unwrap_or_default().to_string();
                 let budget = session.max_scan_bytes();
-                let (scanned, batches) = match self.runtime.execute(&tenant, df, budget).await {
+                span.record("tenant", tenant.as_str());
+                let running = self.runtime.execute(&tenant, df, budget);
+                let (scanned, batches) = match running.instrument(span.clone()).await {
                     Ok(b) => b,
                     Err(e) => {
                         metrics().query(kind, "error", started.elapsed());
@@ -294,11 +299,15 @@ impl Planner {
                     }
                 };
                 let encode_fields = fields.clone();
+                let query_span = span.clone();
                 let rows = batches.flat_map(move |batch| {
-                    let encoded: Box<dyn Iterator<Item = PgWireResult<DataRow>> + Send> =
+                    let encoded: Vec<PgWireResult<DataRow>> =
                         match batch.and_then(|b| Ok(output.apply(b)?)) {
-                            Ok(b) => encode_recordbatch(encode_fields.clone(), b),
-                            Err(e) => Box::new(std::iter::once(Err(df_error(e)))),
+                            Ok(b) => {
+                                let _encode = tracing::info_span!(parent: &query_span, "encode", rows = b.num_rows()).entered();
+                                encode_recordbatch(encode_fields.clone(), b).collect()
+                            }
+                            Err(e) => vec![Err(df_error(e))],
                         };
                     futures::stream::iter(encoded)
                 });
@@ -309,7 +318,7 @@ impl Planner {
                     "aggregate" if scanned.rollup => "rollup",
                     kind => kind,
                 };
-                let timer = QueryTimer::new(kind, started, audit, scanned.bytes);
+                let timer = QueryTimer::new(kind, started, audit, scanned.bytes, span);
                 let rows = timed(Box::pin(rows), timer);
                 Ok(Response::Query(QueryResponse::new(fields, rows)))
             }
@@ -366,6 +375,8 @@ struct QueryTimer {
     rows: u64,
     bytes_scanned: u64,
     sqlstate: String,
+    /// The statement's span: it ends, and the statement's log line is written, with the rows.
+    span: tracing::Span,
 }
 
 impl QueryTimer {
@@ -374,6 +385,7 @@ impl QueryTimer {
         started: Instant,
         audit: StatementAudit,
         bytes_scanned: u64,
+        span: tracing::Span,
     ) -> QueryTimer {
         QueryTimer {
             kind,
@@ -383,6 +395,7 @@ impl QueryTimer {
             rows: 0,
             bytes_scanned,
             sqlstate: String::new(),
+            span,
         }
     }
 }
@@ -399,7 +412,18 @@ impl QueryTimer {
 
 impl Drop for QueryTimer {
     fn drop(&mut self) {
-        metrics().query(self.kind, self.outcome, self.started.elapsed());
+        let took = self.started.elapsed();
+        metrics().query(self.kind, self.outcome, took);
+        tracing::info!(
+            parent: &self.span,
+            kind = self.kind,
+            outcome = self.outcome,
+            rows = self.rows,
+            bytes_scanned = self.bytes_scanned,
+            duration_ms = took.as_secs_f64() * 1000.0,
+            trace_id = %crate::telemetry::trace_id_of(&self.span),
+            "query"
+        );
         if let Some(audit) = self.audit.take() {
             let sqlstate = match self.outcome {
                 "cancelled" => "57014",

@@ -30,6 +30,7 @@ use tokio::runtime::{Handle, Runtime};
 use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{mpsc, Semaphore};
 use tokio::task::JoinHandle;
+use tracing::Instrument;
 
 use super::budget::{check, ScanBudgets};
 use super::interrupt::{interruptible, Cancel};
@@ -115,10 +116,9 @@ impl QueryRuntime {
         impl Stream<Item = Result<RecordBatch>> + Send + 'static,
     )> {
         let task_ctx = Arc::new(df.task_ctx());
-        let planning = AbortOnDrop(
-            self.handle
-                .spawn(async move { df.create_physical_plan().await }),
-        );
+        let planning = AbortOnDrop(self.handle.spawn(
+            async move { df.create_physical_plan().await }.instrument(tracing::info_span!("plan")),
+        ));
         let cancel = Cancel::default();
         let plan = interruptible(planning.join().await??, &cancel)?;
         let scanned = count_scans(&plan);
@@ -149,46 +149,49 @@ impl QueryRuntime {
         };
         let places = self.places(tenant);
         let (tx, rx) = mpsc::channel(AHEAD);
-        let task = self.handle.spawn(async move {
-            let Ok(mut place) = places.clone().acquire_owned().await else {
-                return;
-            };
-            let mut batches = match execute_stream(plan, task_ctx) {
-                Ok(s) => s,
-                Err(e) => {
-                    let _ = tx.send(Err(e)).await;
+        let task = self.handle.spawn(
+            async move {
+                let Ok(mut place) = places.clone().acquire_owned().await else {
                     return;
-                }
-            };
-            while let Some(batch) = batches.next().await {
-                match tx.try_send(batch) {
-                    Ok(()) => {}
-                    Err(TrySendError::Closed(_)) => return,
-                    // The client is not reading (a suspended portal, a slow network): the
-                    // tenant's place goes to its next query until this one can go on.
-                    // A long scan gives its long-scan place back too, and takes both again.
-                    Err(TrySendError::Full(batch)) => {
-                        drop(place);
-                        long_place = None;
-                        if tx.send(batch).await.is_err() {
-                            return;
-                        }
-                        if long {
-                            long_place = match long_places.clone().acquire_owned().await {
-                                Ok(p) => Some(p),
+                };
+                let mut batches = match execute_stream(plan, task_ctx) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        let _ = tx.send(Err(e)).await;
+                        return;
+                    }
+                };
+                while let Some(batch) = batches.next().await {
+                    match tx.try_send(batch) {
+                        Ok(()) => {}
+                        Err(TrySendError::Closed(_)) => return,
+                        // The client is not reading (a suspended portal, a slow network): the
+                        // tenant's place goes to its next query until this one can go on.
+                        // A long scan gives its long-scan place back too, and takes both again.
+                        Err(TrySendError::Full(batch)) => {
+                            drop(place);
+                            long_place = None;
+                            if tx.send(batch).await.is_err() {
+                                return;
+                            }
+                            if long {
+                                long_place = match long_places.clone().acquire_owned().await {
+                                    Ok(p) => Some(p),
+                                    Err(_) => return,
+                                };
+                            }
+                            place = match places.clone().acquire_owned().await {
+                                Ok(p) => p,
                                 Err(_) => return,
                             };
                         }
-                        place = match places.clone().acquire_owned().await {
-                            Ok(p) => p,
-                            Err(_) => return,
-                        };
                     }
                 }
+                drop(place);
+                drop(long_place);
             }
-            drop(place);
-            drop(long_place);
-        });
+            .instrument(tracing::info_span!("scan", bytes = bytes_scanned)),
+        );
         let running = Some(Running {
             task: AbortOnDrop(task),
             _cancel: CancelOnDrop(cancel),

@@ -147,6 +147,7 @@ pub(super) fn scan_rows(
     projection: Option<&Vec<usize>>,
     filters: &[Expr],
 ) -> Result<(Arc<dyn ExecutionPlan>, ScanCounts)> {
+    let _prune = tracing::info_span!("prune", segments = segments.len()).entered();
     let schema = logs_schema();
     let predicate = physical_predicate(state, filters)?;
     let kept: Vec<&SegmentMeta> = in_time(segments, predicate.as_ref())

@@ -32,5 +32,6 @@ mod support;
 mod text;
 mod tiers;
 mod tour;
+mod traces;
 mod wal;
 mod wire;

@@ -1,15 +1,18 @@
-//! The shapes requests are measured by: OTLP's `ExportLogsServiceRequest` (protobuf and JSON),
+//! The shapes requests are measured by: OTLP's `ExportLogsServiceRequest` and
+//! `ExportTraceServiceRequest` (protobuf and JSON),
 //! Loki's `PushRequest` (protobuf) and push body (JSON, decoded as a generic value). Sizes are
 //! the generated structs' own, so a shape follows the types it describes.
 
 use std::mem::size_of;
 
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{
     AnyValue, ArrayValue, EntityRef, InstrumentationScope, KeyValue, KeyValueList,
 };
 use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
 use opentelemetry_proto::tonic::resource::v1::Resource;
+use opentelemetry_proto::tonic::trace::v1::{span, ResourceSpans, ScopeSpans, Span, Status};
 
 use super::{Field, Kind, Shape, NODE_BYTES};
 use crate::ingest::loki_push::{EntryAdapter, LabelPairAdapter, PushRequest, StreamAdapter};
@@ -125,6 +128,77 @@ static LOG_RECORD: Shape = Shape {
         ],
     )
 };
+
+/// `ExportTraceServiceRequest`: each `Span` is a record; its resource and scope are copied
+/// into each record under them.
+pub static OTLP_TRACES: Shape = shape(
+    size_of::<ExportTraceServiceRequest>(),
+    &[repeated(
+        1,
+        &["resourceSpans", "resource_spans"],
+        Kind::Message(&RESOURCE_SPANS),
+    )],
+);
+
+static RESOURCE_SPANS: Shape = shape(
+    size_of::<ResourceSpans>(),
+    &[
+        shared(1, &["resource"], Kind::Message(&RESOURCE)),
+        repeated(
+            2,
+            &["scopeSpans", "scope_spans"],
+            Kind::Message(&SCOPE_SPANS),
+        ),
+        field(3, &["schemaUrl", "schema_url"], Kind::Text),
+    ],
+);
+
+static SCOPE_SPANS: Shape = shape(
+    size_of::<ScopeSpans>(),
+    &[
+        shared(1, &["scope"], Kind::Message(&SCOPE)),
+        repeated(2, &["spans"], Kind::Message(&SPAN)),
+        field(3, &["schemaUrl", "schema_url"], Kind::Text),
+    ],
+);
+
+static SPAN: Shape = Shape {
+    record: true,
+    ..shape(
+        size_of::<Span>(),
+        &[
+            field(1, &["traceId", "trace_id"], Kind::Text),
+            field(2, &["spanId", "span_id"], Kind::Text),
+            field(3, &["traceState", "trace_state"], Kind::Text),
+            field(4, &["parentSpanId", "parent_span_id"], Kind::Text),
+            field(5, &["name"], Kind::Text),
+            repeated(9, &["attributes"], Kind::Message(&KEY_VALUE)),
+            repeated(11, &["events"], Kind::Message(&SPAN_EVENT)),
+            repeated(13, &["links"], Kind::Message(&SPAN_LINK)),
+            field(15, &["status"], Kind::Message(&SPAN_STATUS)),
+        ],
+    )
+};
+
+static SPAN_EVENT: Shape = shape(
+    size_of::<span::Event>(),
+    &[
+        field(2, &["name"], Kind::Text),
+        repeated(3, &["attributes"], Kind::Message(&KEY_VALUE)),
+    ],
+);
+
+static SPAN_LINK: Shape = shape(
+    size_of::<span::Link>(),
+    &[
+        field(1, &["traceId", "trace_id"], Kind::Text),
+        field(2, &["spanId", "span_id"], Kind::Text),
+        field(3, &["traceState", "trace_state"], Kind::Text),
+        repeated(4, &["attributes"], Kind::Message(&KEY_VALUE)),
+    ],
+);
+
+static SPAN_STATUS: Shape = shape(size_of::<Status>(), &[field(2, &["message"], Kind::Text)]);
 
 static KEY_VALUE: Shape = shape(
     size_of::<KeyValue>(),
