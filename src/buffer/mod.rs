@@ -4,7 +4,7 @@
 //! WAL writer publishes into it in sequence order, which makes "everything up to sequence S" a
 //! prefix of the buffer: the flush takes such a prefix and retires exactly it.
 
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
 use datafusion::arrow::record_batch::RecordBatch;
@@ -18,6 +18,9 @@ pub struct HotBatch {
     pub seq: u64,
     pub batch: RecordBatch,
     pub bytes: usize,
+    /// The tenant of every row, when they share one (a batch is one request's): a query of
+    /// another tenant skips the batch without comparing its rows.
+    pub tenant: Option<Arc<str>>,
 }
 
 #[derive(Debug, Default)]
@@ -135,9 +138,15 @@ impl HotBuffer {
             .all(|w| w[0] <= w[1]));
         let bytes = batch.get_array_memory_size();
         let rows = batch.num_rows();
+        let tenant = one_tenant(&batch);
         let total = {
             let mut g = self.write();
-            g.batches.push(HotBatch { seq, batch, bytes });
+            g.batches.push(HotBatch {
+                seq,
+                batch,
+                bytes,
+                tenant,
+            });
             g.bytes += bytes;
             g.rows += rows;
             g.oldest.get_or_insert_with(Instant::now);
@@ -155,6 +164,15 @@ impl HotBuffer {
             .iter()
             .map(|b| b.batch.clone())
             .collect()
+    }
+
+    /// Every buffered batch with the tenant all its rows share (if they do), for a query.
+    pub fn batches_and_tenants(&self) -> (Vec<RecordBatch>, Vec<Option<Arc<str>>>) {
+        let g = self.read();
+        g.batches
+            .iter()
+            .map(|b| (b.batch.clone(), b.tenant.clone()))
+            .unzip()
     }
 
     /// The batches a flush takes now, with the highest sequence number among them.
@@ -216,4 +234,18 @@ impl WalSink for HotBuffer {
     fn publish(&self, seq: u64, batch: RecordBatch) {
         self.push(seq, batch);
     }
+}
+
+/// The tenant every row of `batch` has, if they share one.
+fn one_tenant(batch: &RecordBatch) -> Option<Arc<str>> {
+    use datafusion::arrow::array::{Array, AsArray};
+    let column = batch.column_by_name("tenant")?.as_string_opt::<i32>()?;
+    if column.null_count() > 0 || column.is_empty() {
+        return None;
+    }
+    let first = column.value(0);
+    column
+        .iter()
+        .all(|t| t == Some(first))
+        .then(|| Arc::from(first))
 }

@@ -46,6 +46,8 @@ pub enum FlushError {
 pub struct Snapshot {
     pub segments: Arc<Vec<Arc<SegmentMeta>>>,
     pub hot: Vec<RecordBatch>,
+    /// Beside each hot batch, the tenant all its rows share, if they do.
+    pub hot_tenants: Vec<Option<Arc<str>>>,
 }
 
 impl Snapshot {
@@ -68,7 +70,18 @@ impl Snapshot {
             .collect();
         let wanted = StringArray::new_scalar(tenant);
         let mut hot = Vec::with_capacity(self.hot.len());
-        for batch in self.hot {
+        let mut hot_tenants = Vec::with_capacity(self.hot.len());
+        let tenants = self.hot_tenants.into_iter().chain(std::iter::repeat(None));
+        for (batch, one) in self.hot.into_iter().zip(tenants) {
+            match one {
+                Some(t) if *t == **tenant => {
+                    hot.push(batch);
+                    hot_tenants.push(Some(t));
+                    continue;
+                }
+                Some(_) => continue,
+                None => {}
+            }
             let Some(col) = batch.column_by_name("tenant") else {
                 continue;
             };
@@ -77,11 +90,15 @@ impl Snapshot {
                 hot.push(batch);
             } else if keep.true_count() > 0 {
                 hot.push(filter_record_batch(&batch, &keep)?);
+            } else {
+                continue;
             }
+            hot_tenants.push(Some(Arc::from(tenant.as_str())));
         }
         Ok(Snapshot {
             segments: Arc::new(segments),
             hot,
+            hot_tenants,
         })
     }
 }
@@ -171,9 +188,11 @@ impl Store {
     /// A consistent view for one query.
     pub fn snapshot(&self) -> Snapshot {
         let _g = self.view.read().unwrap_or_else(|p| p.into_inner());
+        let (hot, hot_tenants) = self.buffer.batches_and_tenants();
         Snapshot {
             segments: self.catalog.segments(),
-            hot: self.buffer.batches(),
+            hot,
+            hot_tenants,
         }
     }
 
