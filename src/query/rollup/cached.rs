@@ -425,11 +425,7 @@ impl std::fmt::Debug for FillExec {
 }
 
 impl FillExec {
-    fn new(
-        schema: SchemaRef,
-        parts: Vec<Part>,
-        at_once: usize,
-    ) -> FillExec {
+    fn new(schema: SchemaRef, parts: Vec<Part>, at_once: usize) -> FillExec {
         let properties = Arc::new(PlanProperties::new(
             EquivalenceProperties::new(schema.clone()),
             Partitioning::UnknownPartitioning(1),
