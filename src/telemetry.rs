@@ -5,8 +5,9 @@
 //!
 //! The endpoint's headers come from `OTEL_EXPORTER_OTLP_TRACES_HEADERS` (or
 //! `OTEL_EXPORTER_OTLP_HEADERS`), e.g. `authorization=Bearer <key>` for a Timberline;
-//! batching from the SDK's `OTEL_BSP_*` variables. Requests to `/v1/traces` have no exported
-//! span, so a server that stores its own traces does not trace storing them.
+//! batching from the SDK's `OTEL_BSP_*` variables. Requests to `/v1/traces` and their spans are
+//! not sampled ([`untraced`]), so a server that stores its own traces does not trace storing
+//! them.
 
 use opentelemetry::trace::{TraceContextExt, TracerProvider};
 use opentelemetry_http::{Bytes, HttpClient, HttpError, Request, Response};
@@ -18,9 +19,6 @@ use tracing_subscriber::filter::{filter_fn, EnvFilter};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::Layer;
-
-/// The name of the HTTP request span not exported (see the module docs).
-pub const UNTRACED_REQUEST: &str = "http_request_untraced";
 
 /// How the log lines are written.
 #[derive(Clone, Copy, Debug)]
@@ -127,9 +125,7 @@ pub fn init(
     let spans = tracing_opentelemetry::layer()
         .with_tracer(provider.tracer("timberline"))
         .with_filter(filter_fn(|meta| {
-            meta.target().starts_with("timberline")
-                && *meta.level() <= tracing::Level::INFO
-                && meta.name() != UNTRACED_REQUEST
+            meta.target().starts_with("timberline") && *meta.level() <= tracing::Level::INFO
         }));
     tracing_subscriber::registry()
         .with(lines)
@@ -138,6 +134,20 @@ pub fn init(
     Ok(Telemetry {
         provider: Some(provider),
     })
+}
+
+/// Keeps `span` and every span under it from being exported: their parent is a trace nobody
+/// samples (the SDK's default sampler follows the parent).
+pub fn untraced(span: &tracing::Span) {
+    use opentelemetry::trace::{SpanContext, SpanId, TraceFlags, TraceId, TraceState};
+    let unsampled = SpanContext::new(
+        TraceId::from_bytes([1; 16]),
+        SpanId::from_bytes([1; 8]),
+        TraceFlags::default(),
+        true,
+        TraceState::default(),
+    );
+    let _ = span.set_parent(opentelemetry::Context::new().with_remote_span_context(unsampled));
 }
 
 /// The trace id of `span`, as hex; empty when spans are not exported.

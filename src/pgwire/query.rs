@@ -301,13 +301,17 @@ impl Planner {
                 let encode_fields = fields.clone();
                 let query_span = span.clone();
                 let rows = batches.flat_map(move |batch| {
-                    let encoded: Vec<PgWireResult<DataRow>> =
+                    let encoded: Box<dyn Iterator<Item = PgWireResult<DataRow>> + Send> =
                         match batch.and_then(|b| Ok(output.apply(b)?)) {
                             Ok(b) => {
-                                let _encode = tracing::info_span!(parent: &query_span, "encode", rows = b.num_rows()).entered();
-                                encode_recordbatch(encode_fields.clone(), b).collect()
+                                // Open while the batch's rows are encoded and sent, one at a time.
+                                let span = tracing::info_span!(parent: &query_span, "encode", rows = b.num_rows());
+                                Box::new(encode_recordbatch(encode_fields.clone(), b).map(move |row| {
+                                    let _open = &span;
+                                    row
+                                }))
                             }
-                            Err(e) => vec![Err(df_error(e))],
+                            Err(e) => Box::new(std::iter::once(Err(df_error(e)))),
                         };
                     futures::stream::iter(encoded)
                 });

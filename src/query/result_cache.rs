@@ -14,40 +14,58 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::logical_expr::Expr;
+use lru::LruCache;
 use tokio::sync::watch;
 
 /// Most entries kept, whatever their bytes.
 const MAX_ENTRIES: usize = 65_536;
 
+/// What an entry costs besides its states (key, bookkeeping).
+const ENTRY_BYTES: u64 = 256;
+
+/// An aggregate's shape: what its states are computed from. Compared as expressions (never as
+/// their text, which two different filters can share).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Shape {
+    pub dims: Vec<Expr>,
+    pub measures: Vec<Expr>,
+    pub filters: Vec<Expr>,
+    /// The states' time buckets (width, origin; µs).
+    pub bucket: (i64, i64),
+    /// The session's `TimeZone`, which functions of `ts` may read.
+    pub zone: String,
+}
+
 /// One entry's key.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Key {
     pub tenant: String,
-    /// The aggregate's shape, canonical text.
-    pub shape: Arc<str>,
+    pub shape: Arc<Shape>,
     pub segment: u64,
     /// Where the segment's file is (tier and object key).
     pub location: String,
 }
 
-enum Slot {
-    Ready {
-        states: Arc<RecordBatch>,
-        bytes: u64,
-        used: u64,
-    },
-    /// A query is computing it; `owner` names that query.
-    Pending {
-        owner: usize,
-        done: watch::Receiver<bool>,
-    },
+/// What is kept for a key.
+enum Kept {
+    States(Arc<RecordBatch>),
+    /// Its states were too large to keep: computed by each query, nobody waits for them.
+    TooLarge,
 }
 
-#[derive(Default)]
+/// A key some query is computing.
+struct Pending {
+    owner: usize,
+    done: watch::Receiver<bool>,
+}
+
 struct Inner {
-    slots: HashMap<Key, Slot>,
+    kept: LruCache<Key, (Kept, u64)>,
+    pending: HashMap<Key, Pending>,
+    /// Pending keys per query.
+    leases: HashMap<usize, usize>,
     bytes: u64,
-    tick: u64,
 }
 
 /// The cache; see the module docs.
@@ -74,8 +92,10 @@ pub enum Lookup {
     Wait(watch::Receiver<bool>),
     /// Nobody has it: compute it, and [`Lease::fulfil`] the lease with the states.
     Lead(Lease),
-    /// This same query is computing it elsewhere in its plan: compute it again, unkept.
-    Own,
+    /// Compute it, unkept: this query computes it elsewhere in its plan, or it already leads
+    /// other keys (waiting then could make two queries wait on each other), or its states are
+    /// too large to keep.
+    Unkept,
 }
 
 impl ResultCache {
@@ -83,7 +103,12 @@ impl ResultCache {
     pub fn new(max_bytes: u64) -> Arc<ResultCache> {
         Arc::new(ResultCache {
             max_bytes,
-            inner: Mutex::new(Inner::default()),
+            inner: Mutex::new(Inner {
+                kept: LruCache::unbounded(),
+                pending: HashMap::new(),
+                leases: HashMap::new(),
+                bytes: 0,
+            }),
         })
     }
 
@@ -98,19 +123,13 @@ impl ResultCache {
     /// Entries and bytes held.
     pub fn size(&self) -> (usize, u64) {
         let inner = self.lock();
-        (inner.slots.len(), inner.bytes)
+        (inner.kept.len(), inner.bytes)
     }
 
     /// The states kept under `key`, if they are (never a lease).
     pub fn get(&self, key: &Key) -> Option<Arc<RecordBatch>> {
-        let mut inner = self.lock();
-        inner.tick += 1;
-        let tick = inner.tick;
-        match inner.slots.get_mut(key) {
-            Some(Slot::Ready { states, used, .. }) => {
-                *used = tick;
-                Some(states.clone())
-            }
+        match self.lock().kept.get(key) {
+            Some((Kept::States(states), _)) => Some(states.clone()),
             _ => None,
         }
     }
@@ -118,70 +137,58 @@ impl ResultCache {
     /// Looks `key` up for the query `owner`.
     pub fn lookup(self: &Arc<Self>, key: &Key, owner: usize) -> Lookup {
         let mut inner = self.lock();
-        inner.tick += 1;
-        let tick = inner.tick;
-        match inner.slots.get_mut(key) {
-            Some(Slot::Ready { states, used, .. }) => {
-                *used = tick;
-                Lookup::Hit(states.clone())
-            }
-            Some(Slot::Pending { owner: o, .. }) if *o == owner => Lookup::Own,
-            Some(Slot::Pending { done, .. }) => Lookup::Wait(done.clone()),
+        match inner.kept.get(key) {
+            Some((Kept::States(states), _)) => return Lookup::Hit(states.clone()),
+            Some((Kept::TooLarge, _)) => return Lookup::Unkept,
+            None => {}
+        }
+        let leading = inner.leases.get(&owner).is_some_and(|n| *n > 0);
+        match inner.pending.get(key) {
+            Some(p) if p.owner == owner || leading => Lookup::Unkept,
+            Some(p) => Lookup::Wait(p.done.clone()),
             None => {
                 let (tx, rx) = watch::channel(false);
                 inner
-                    .slots
-                    .insert(key.clone(), Slot::Pending { owner, done: rx });
+                    .pending
+                    .insert(key.clone(), Pending { owner, done: rx });
+                *inner.leases.entry(owner).or_default() += 1;
                 Lookup::Lead(Lease {
                     cache: self.clone(),
                     key: Some(key.clone()),
+                    owner,
                     done: tx,
                 })
             }
         }
     }
 
-    /// Keeps `states` under `key` (replacing its pending slot), evicting the least recently
-    /// used entries past the bounds. States over an eighth of the cache are not kept.
-    fn keep(&self, key: Key, states: Arc<RecordBatch>) {
-        let bytes = states.get_array_memory_size() as u64 + key.shape.len() as u64 + 64;
+    /// Ends `key`'s pending slot; keeps `states` under it (a marker when they are over an
+    /// eighth of the cache), evicting the least recently used entries past the bounds.
+    fn settle(&self, key: Key, owner: usize, states: Option<Arc<RecordBatch>>) {
         let mut inner = self.lock();
-        if bytes > self.max_bytes / 8 {
-            inner.slots.remove(&key);
-            return;
+        inner.pending.remove(&key);
+        if let Some(n) = inner.leases.get_mut(&owner) {
+            *n -= 1;
+            if *n == 0 {
+                inner.leases.remove(&owner);
+            }
         }
-        inner.tick += 1;
-        let used = inner.tick;
+        let Some(states) = states else { return };
+        let size = states.get_array_memory_size() as u64;
+        let (kept, bytes) = if size > self.max_bytes / 8 {
+            (Kept::TooLarge, ENTRY_BYTES)
+        } else {
+            (Kept::States(states), size + ENTRY_BYTES)
+        };
         inner.bytes += bytes;
-        inner.slots.insert(
-            key,
-            Slot::Ready {
-                states,
-                bytes,
-                used,
-            },
-        );
-        while inner.bytes > self.max_bytes || inner.slots.len() > MAX_ENTRIES {
-            let oldest = inner
-                .slots
-                .iter()
-                .filter_map(|(k, s)| match s {
-                    Slot::Ready { used, bytes, .. } => Some((*used, *bytes, k)),
-                    Slot::Pending { .. } => None,
-                })
-                .min_by_key(|(used, _, _)| *used)
-                .map(|(_, bytes, k)| (bytes, k.clone()));
-            let Some((freed, k)) = oldest else { break };
-            inner.slots.remove(&k);
-            inner.bytes -= freed;
+        if let Some((_, old)) = inner.kept.put(key, (kept, bytes)) {
+            inner.bytes -= old;
         }
-    }
-
-    /// Forgets a pending slot whose lease was dropped unfulfilled.
-    fn abandon(&self, key: &Key) {
-        let mut inner = self.lock();
-        if matches!(inner.slots.get(key), Some(Slot::Pending { .. })) {
-            inner.slots.remove(key);
+        while inner.bytes > self.max_bytes || inner.kept.len() > MAX_ENTRIES {
+            let Some((_, (_, freed))) = inner.kept.pop_lru() else {
+                break;
+            };
+            inner.bytes -= freed;
         }
     }
 }
@@ -191,6 +198,7 @@ impl ResultCache {
 pub struct Lease {
     cache: Arc<ResultCache>,
     key: Option<Key>,
+    owner: usize,
     done: watch::Sender<bool>,
 }
 
@@ -198,7 +206,7 @@ impl Lease {
     /// Keeps the states computed for the lease's key and wakes the waiting queries.
     pub fn fulfil(mut self, states: Arc<RecordBatch>) {
         if let Some(key) = self.key.take() {
-            self.cache.keep(key, states);
+            self.cache.settle(key, self.owner, Some(states));
         }
         let _ = self.done.send(true);
     }
@@ -207,7 +215,7 @@ impl Lease {
 impl Drop for Lease {
     fn drop(&mut self) {
         if let Some(key) = self.key.take() {
-            self.cache.abandon(&key);
+            self.cache.settle(key, self.owner, None);
             let _ = self.done.send(true);
         }
     }
@@ -221,7 +229,13 @@ mod tests {
     fn key(segment: u64) -> Key {
         Key {
             tenant: "t".into(),
-            shape: "count(*)".into(),
+            shape: Arc::new(Shape {
+                dims: vec![datafusion::logical_expr::col("service")],
+                measures: Vec::new(),
+                filters: Vec::new(),
+                bucket: (60, 0),
+                zone: "UTC".into(),
+            }),
             segment,
             location: "warm/x".into(),
         }
@@ -239,7 +253,13 @@ mod tests {
             panic!("first lookup leads")
         };
         assert!(matches!(cache.lookup(&key(1), 2), Lookup::Wait(_)));
-        assert!(matches!(cache.lookup(&key(1), 1), Lookup::Own));
+        assert!(matches!(cache.lookup(&key(1), 1), Lookup::Unkept));
+        // A query that leads a key never waits for another's.
+        let Lookup::Lead(other) = cache.lookup(&key(7), 3) else {
+            panic!("leads")
+        };
+        assert!(matches!(cache.lookup(&key(1), 3), Lookup::Unkept));
+        drop(other);
         lease.fulfil(states(3));
         let Lookup::Hit(s) = cache.lookup(&key(1), 2) else {
             panic!("fulfilled is a hit")
@@ -259,7 +279,7 @@ mod tests {
 
     #[test]
     fn the_least_recently_used_go_first_and_the_bytes_stay_bounded() {
-        let one = states(1000).get_array_memory_size() as u64 + 100;
+        let one = states(1000).get_array_memory_size() as u64 + ENTRY_BYTES;
         let cache = ResultCache::new(one * 8 * 3 / 2 * 2);
         for s in 0..40 {
             if let Lookup::Lead(l) = cache.lookup(&key(s), 1) {
@@ -276,12 +296,31 @@ mod tests {
     }
 
     #[test]
-    fn states_too_large_are_not_kept() {
-        let cache = ResultCache::new(1024);
+    fn states_too_large_are_not_kept_and_nobody_waits_for_them() {
+        let cache = ResultCache::new(8192);
         let Lookup::Lead(lease) = cache.lookup(&key(1), 1) else {
             panic!()
         };
         lease.fulfil(states(10_000));
-        assert_eq!(cache.size(), (0, 0));
+        assert_eq!(cache.size(), (1, ENTRY_BYTES));
+        assert!(matches!(cache.lookup(&key(1), 2), Lookup::Unkept));
+    }
+
+    #[test]
+    fn shapes_are_compared_as_expressions_not_text() {
+        use datafusion::logical_expr::{col, lit};
+        let shape = |filters: Vec<Expr>| {
+            Arc::new(Shape {
+                dims: Vec::new(),
+                measures: Vec::new(),
+                filters,
+                bucket: (60, 0),
+                zone: "UTC".into(),
+            })
+        };
+        // One filter whose literal spells two filters' text.
+        let one = shape(vec![col("service").eq(lit("a\") ; host = Utf8(\"b"))]);
+        let two = shape(vec![col("service").eq(lit("a")), col("host").eq(lit("b"))]);
+        assert_ne!(one, two);
     }
 }

@@ -28,7 +28,7 @@ use datafusion::datasource::memory::MemorySourceConfig;
 use datafusion::error::Result;
 use datafusion::execution::memory_pool::MemoryConsumer;
 use datafusion::execution::{SessionState, TaskContext};
-use datafusion::logical_expr::{Expr, TableProviderFilterPushDown, TableType};
+use datafusion::logical_expr::{Expr, TableProviderFilterPushDown, TableType, Volatility};
 use datafusion::physical_expr::EquivalenceProperties;
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
 use datafusion::physical_plan::filter::FilterExec;
@@ -41,48 +41,55 @@ use futures::StreamExt;
 
 use super::answer::{assemble, keep_predicate, outputs, states_of_rows, Fit, Pieces};
 use super::bucket::{bucket_of, ts_bound};
-use super::define::{compile, dim_name, measure, normalized, Flat, ViewParts};
+use super::define::{compile, dim_name, dimension, measure, normalized, Flat, ViewParts};
 use super::partials::Source;
 use crate::catalog::SegmentMeta;
 use crate::index::rollup::{Bucket, RollupShape};
-use crate::query::result_cache::{Key, Lease, Lookup, ResultCache};
+use crate::query::result_cache::{Key, Lease, Lookup, ResultCache, Shape};
 use crate::query::scan::{LogScanExec, ScanCounts, ScanHold};
 use crate::query::scope::session_tenant;
 use crate::query::source::require_data_file;
 use crate::query::table::hold_of;
 use crate::store::Store;
+use timberline_udfs::pg_compat::PgSession;
 
 const HOUR_US: i64 = 3_600_000_000;
+
+/// The name the ad hoc views compile under (errors name it).
+const VIEW_NAME: &str = "result_cache";
 
 /// Longest a query waits for another computing the same states before computing them itself.
 const LEAD_WAIT: Duration = Duration::from_secs(30);
 
-/// `flat` as a view of its own, and its shape's canonical text (the cache key's part), if the
-/// cache can answer it: every aggregate has a mergeable state, and no expression is volatile,
-/// a parameter, a subquery, `nearest()`, or reads `msg` as a group.
-pub(super) fn adhoc_fit(state: &SessionState, flat: &Flat) -> Option<(Fit, Arc<str>)> {
+/// `flat` as a view of its own (compiled for a first check; each scan compiles it again with
+/// its query's session), if the cache can answer it: every aggregate has a mergeable state;
+/// every group is a label, `attrs->>'key'` or a time bucket; and no expression calls a
+/// function that is not immutable or that builds values sized by its arguments, or holds a
+/// parameter, a subquery or `nearest()`.
+pub(super) fn adhoc_fit(state: &SessionState, flat: &Flat) -> Option<(Fit, ViewParts)> {
     let cacheable = |e: &Expr| {
-        !e.is_volatile()
-            && !e
-                .exists(|x| {
-                    Ok(matches!(
-                        x,
-                        Expr::Placeholder(_)
-                            | Expr::ScalarSubquery(_)
-                            | Expr::Exists(_)
-                            | Expr::InSubquery(_)
-                            | Expr::OuterReferenceColumn(..)
-                            | Expr::GroupingSet(_)
-                    ) || matches!(x, Expr::ScalarFunction(f)
-                        if f.name() == timberline_udfs::nearest::NEAREST))
-                })
-                .unwrap_or(true)
+        !e.exists(|x| {
+            Ok(match x {
+                Expr::Placeholder(_)
+                | Expr::ScalarSubquery(_)
+                | Expr::Exists(_)
+                | Expr::InSubquery(_)
+                | Expr::OuterReferenceColumn(..)
+                | Expr::GroupingSet(_) => true,
+                Expr::ScalarFunction(f) => {
+                    f.name() == timberline_udfs::nearest::NEAREST
+                        || f.func.signature().volatility != Volatility::Immutable
+                        || timberline_udfs::limits::guard_scalar(&f.func).is_some()
+                }
+                _ => false,
+            })
+        })
+        .unwrap_or(true)
     };
-    let reads = |e: &Expr, name: &str| e.column_refs().iter().any(|c| c.name == name);
     let dims: Vec<Expr> = flat.group.iter().map(normalized).collect();
     if dims
         .iter()
-        .any(|d| !cacheable(d) || reads(d, "msg") || *d == datafusion::logical_expr::col("ts"))
+        .any(|d| !cacheable(d) || !(dimension(d) || bucket_of(d).is_ok()))
     {
         return None;
     }
@@ -112,19 +119,6 @@ pub(super) fn adhoc_fit(state: &SessionState, flat: &Flat) -> Option<(Fit, Arc<s
             None => filters.push(f),
         }
     }
-    let text = |es: &[Expr]| {
-        es.iter()
-            .map(|e| format!("{e}"))
-            .collect::<Vec<_>>()
-            .join(" ; ")
-    };
-    let shape_text: Arc<str> = format!(
-        "groups [{}] aggregates [{}] where [{}]",
-        text(&dims),
-        text(&measures),
-        text(&filters)
-    )
-    .into();
     let n = dims.len();
     let shape = RollupShape {
         dims,
@@ -135,14 +129,7 @@ pub(super) fn adhoc_fit(state: &SessionState, flat: &Flat) -> Option<(Fit, Arc<s
         bucket: states_bucket(&shape.dims),
         shape,
     };
-    let view = compile(
-        state,
-        0,
-        "result_cache".into(),
-        shape_text.to_string(),
-        parts,
-    )
-    .ok()?;
+    let view = compile(state, 0, VIEW_NAME.into(), String::new(), parts.clone()).ok()?;
     let groups = (0..n)
         .map(|i| Expr::Column(datafusion::common::Column::new_unqualified(dim_name(i))))
         .collect();
@@ -160,7 +147,7 @@ pub(super) fn adhoc_fit(state: &SessionState, flat: &Flat) -> Option<(Fit, Arc<s
         lo,
         hi,
     };
-    Some((fit, shape_text))
+    Some((fit, parts))
 }
 
 /// The buckets the states are kept in: the finest time bucket the query groups by (its states
@@ -183,7 +170,7 @@ pub struct CachedAnswer {
     store: Arc<Store>,
     cache: Arc<ResultCache>,
     fit: Fit,
-    shape: Arc<str>,
+    parts: ViewParts,
     schema: SchemaRef,
 }
 
@@ -192,14 +179,14 @@ impl CachedAnswer {
         store: Arc<Store>,
         cache: Arc<ResultCache>,
         fit: Fit,
-        shape: Arc<str>,
+        parts: ViewParts,
         schema: SchemaRef,
     ) -> CachedAnswer {
         CachedAnswer {
             store,
             cache,
             fit,
-            shape,
+            parts,
             schema,
         }
     }
@@ -216,10 +203,10 @@ struct Claimed {
 }
 
 impl CachedAnswer {
-    fn key(&self, tenant: &str, seg: &SegmentMeta) -> Key {
+    fn key(shape: &Arc<Shape>, tenant: &str, seg: &SegmentMeta) -> Key {
         Key {
             tenant: tenant.to_string(),
-            shape: self.shape.clone(),
+            shape: shape.clone(),
             segment: seg.id,
             location: format!("{:?}/{}", seg.location.tier, seg.location.key),
         }
@@ -230,6 +217,7 @@ impl CachedAnswer {
     /// [`LEAD_WAIT`], then computes without keeping).
     async fn claim(
         &self,
+        shape: &Arc<Shape>,
         tenant: &str,
         segments: &[(Arc<SegmentMeta>, bool)],
         owner: usize,
@@ -239,7 +227,7 @@ impl CachedAnswer {
             let patient = waiting_since.elapsed() < LEAD_WAIT;
             let mut claimed = Claimed::default();
             for (seg, worth) in segments {
-                let key = self.key(tenant, seg);
+                let key = Self::key(shape, tenant, seg);
                 if !worth {
                     match self.cache.get(&key) {
                         Some(states) => claimed.hits.push((seg.clone(), states)),
@@ -250,7 +238,7 @@ impl CachedAnswer {
                 match self.cache.lookup(&key, owner) {
                     Lookup::Hit(states) => claimed.hits.push((seg.clone(), states)),
                     Lookup::Lead(lease) => claimed.compute.push((seg.clone(), Some(lease))),
-                    Lookup::Own => claimed.compute.push((seg.clone(), None)),
+                    Lookup::Unkept => claimed.compute.push((seg.clone(), None)),
                     Lookup::Wait(_) if !patient => claimed.compute.push((seg.clone(), None)),
                     Lookup::Wait(mut done) => {
                         // Leases held while waiting could make two queries wait on each other.
@@ -302,8 +290,40 @@ impl TableProvider for CachedAnswer {
         _filters: &[Expr],
         _limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        let fit = &self.fit;
+        // Compiled with the query's own session (its settings, its memory pool), and keyed by
+        // its time zone, which functions of `ts` read.
+        let compiled;
+        let fit = match state.as_any().downcast_ref::<SessionState>() {
+            Some(session) => {
+                let view = compile(
+                    session,
+                    0,
+                    VIEW_NAME.into(),
+                    String::new(),
+                    self.parts.clone(),
+                )?;
+                compiled = Fit {
+                    view: Arc::new(view),
+                    ..self.fit.clone()
+                };
+                &compiled
+            }
+            None => &self.fit,
+        };
         let view = &fit.view;
+        let zone = state
+            .config_options()
+            .extensions
+            .get::<PgSession>()
+            .and_then(|s| s.get("TimeZone"))
+            .unwrap_or_default();
+        let shape = Arc::new(Shape {
+            dims: self.parts.shape.dims.clone(),
+            measures: self.parts.shape.measures.clone(),
+            filters: self.parts.shape.filters.clone(),
+            bucket: (self.parts.bucket.width, self.parts.bucket.origin),
+            zone,
+        });
         let scope = session_tenant(state)?;
         let snap = self.store.snapshot().for_tenant(&scope)?;
         let whole = view.bucket.whole(fit.lo, fit.hi);
@@ -317,7 +337,9 @@ impl TableProvider for CachedAnswer {
             .collect();
         // The query's own pool identifies it while it plans and runs.
         let owner = Arc::as_ptr(state.runtime_env()) as *const () as usize;
-        let claimed = self.claim(&format!("{scope:?}"), &in_range, owner).await;
+        let claimed = self
+            .claim(&shape, &format!("{scope:?}"), &in_range, owner)
+            .await;
         let (hits, computed) = (claimed.hits.len(), claimed.compute.len());
 
         let keep = keep_predicate(fit, state, whole)?;
@@ -485,15 +507,27 @@ impl ExecutionPlan for FillExec {
         if partition != 0 {
             return datafusion::common::internal_err!("FillExec has one partition");
         }
-        // Run once: a second execution has nothing left to fill.
-        let parts = std::mem::take(&mut *self.parts.lock().unwrap_or_else(|p| p.into_inner()));
+        // The leases go with the first execution; a later one (a recursive query's) computes
+        // the same states again, unkept.
+        let parts: Vec<Part> = self
+            .parts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter_mut()
+            .map(|(lease, plan)| (lease.take(), plan.clone()))
+            .collect();
         let schema = self.schema.clone();
+        // The states computed count against the query's memory budget until its end.
+        let held =
+            Arc::new(MemoryConsumer::new("result cache states").register(context.memory_pool()));
         let states = futures::stream::iter(parts)
             .map(move |(lease, plan)| {
-                let (context, schema) = (context.clone(), schema.clone());
+                let (context, schema, held) = (context.clone(), schema.clone(), held.clone());
                 async move {
                     let batches = collect(plan, context).await?;
+                    held.try_grow(batches.iter().map(|b| b.get_array_memory_size()).sum())?;
                     let states = Arc::new(concat_batches(&schema, &batches)?);
+                    drop(batches);
                     if let Some(lease) = lease {
                         lease.fulfil(states.clone());
                     }

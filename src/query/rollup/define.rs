@@ -251,7 +251,7 @@ pub fn flatten(agg: &Aggregate) -> Result<Option<Flat>> {
 }
 
 /// A dimension: a label column, or `attrs->>'key'` (a JSON accessor of `attrs` by literals).
-fn dimension(e: &Expr) -> bool {
+pub(super) fn dimension(e: &Expr) -> bool {
     match e {
         Expr::Column(c) => DIMENSION_COLUMNS.contains(&c.name.as_str()),
         Expr::ScalarFunction(f) => {

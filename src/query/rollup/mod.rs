@@ -335,12 +335,12 @@ impl OptimizerRule for RollupRewrite {
             && self.cache.enabled()
             && self::mode(config, CACHE_SETTING)? == Mode::On
         {
-            if let Some((fit, shape)) = cached::adhoc_fit(&self.plain, &flat) {
+            if let Some((fit, parts)) = cached::adhoc_fit(&self.plain, &flat) {
                 let answer = CachedAnswer::new(
                     self.store.clone(),
                     self.cache.clone(),
                     fit,
-                    shape,
+                    parts,
                     Self::answer_schema(agg),
                 );
                 let name = "logs".to_string();
