@@ -8,15 +8,16 @@
 
 use base64::Engine;
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
-use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
+use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, InstrumentationScope, KeyValue};
 use opentelemetry_proto::tonic::logs::v1::LogRecord as OtlpRecord;
+use opentelemetry_proto::tonic::resource::v1::Resource;
 use prost::Message;
 use serde_json::{Map, Value};
 
 use super::decode::Decoded;
 use super::limits::LimitError;
 use super::measure::shapes::OTLP_LOGS;
-use super::measure::{json, proto, Kind, MeasureError};
+use super::measure::{json, proto, Kind, MeasureError, Shape};
 use crate::model::fields;
 use crate::model::level::find_level;
 use crate::model::{LogRecord, Micros};
@@ -43,7 +44,7 @@ pub enum OtlpError {
 const LOGS: &str = "ExportLogsServiceRequest";
 
 /// A measuring error of a request of the message `message`.
-pub(super) trait Named {
+trait Named {
     fn named(self, message: &'static str) -> OtlpError;
 }
 
@@ -59,46 +60,66 @@ impl Named for MeasureError {
 /// Decodes a protobuf `ExportLogsServiceRequest` (also the gRPC service's path), measured
 /// first so that nothing is built for a request over the limits.
 pub fn decode_protobuf(body: &[u8], now: Micros) -> Result<Decoded, OtlpError> {
-    proto::measure(body, &OTLP_LOGS).map_err(|e| e.named(LOGS))?;
-    let req = ExportLogsServiceRequest::decode(body).map_err(|source| OtlpError::Protobuf {
-        message: LOGS,
-        source,
-    })?;
-    Ok(to_records(req, now))
+    Ok(to_records(measured_protobuf(body, &OTLP_LOGS, LOGS)?, now))
 }
 
 /// Decodes an OTLP/JSON `ExportLogsServiceRequest` (camelCase keys, hex ids), measured first.
 pub fn decode_json(body: &[u8], now: Micros) -> Result<Decoded, OtlpError> {
-    json::measure(body, Kind::Message(&OTLP_LOGS), 0).map_err(|e| e.named(LOGS))?;
-    let req = serde_json::from_slice(body).map_err(|source| OtlpError::Json {
-        message: LOGS,
-        source,
-    })?;
-    Ok(to_records(req, now))
+    Ok(to_records(measured_json(body, &OTLP_LOGS, LOGS)?, now))
+}
+
+/// `body` measured against `shape`, then decoded as the protobuf `message`.
+pub(super) fn measured_protobuf<M: Message + Default>(
+    body: &[u8],
+    shape: &'static Shape,
+    message: &'static str,
+) -> Result<M, OtlpError> {
+    proto::measure(body, shape).map_err(|e| e.named(message))?;
+    M::decode(body).map_err(|source| OtlpError::Protobuf { message, source })
+}
+
+/// `body` measured against `shape`, then decoded as the OTLP/JSON `message`.
+pub(super) fn measured_json<M: serde::de::DeserializeOwned>(
+    body: &[u8],
+    shape: &'static Shape,
+    message: &'static str,
+) -> Result<M, OtlpError> {
+    json::measure(body, Kind::Message(shape), 0).map_err(|e| e.named(message))?;
+    serde_json::from_slice(body).map_err(|source| OtlpError::Json { message, source })
+}
+
+/// A resource's attributes, as pairs copied into each of its records.
+pub(super) fn resource_pairs(resource: Option<Resource>) -> Vec<(String, Value)> {
+    resource
+        .map(|r| r.attributes)
+        .unwrap_or_default()
+        .into_iter()
+        .map(pair)
+        .collect()
+}
+
+/// An instrumentation scope's name, version and attributes, as pairs.
+pub(super) fn scope_pairs(scope: Option<InstrumentationScope>) -> Vec<(String, Value)> {
+    let mut pairs = Vec::new();
+    if let Some(s) = scope {
+        if !s.name.is_empty() {
+            pairs.push(("otel.scope.name".to_string(), Value::String(s.name)));
+        }
+        if !s.version.is_empty() {
+            pairs.push(("otel.scope.version".to_string(), Value::String(s.version)));
+        }
+        pairs.extend(s.attributes.into_iter().map(pair));
+    }
+    pairs
 }
 
 /// Records of a decoded request.
 fn to_records(req: ExportLogsServiceRequest, now: Micros) -> Decoded {
     let mut out = Decoded::default();
     for rl in req.resource_logs {
-        let resource: Vec<(String, Value)> = rl
-            .resource
-            .map(|r| r.attributes)
-            .unwrap_or_default()
-            .into_iter()
-            .map(pair)
-            .collect();
+        let resource = resource_pairs(rl.resource);
         for sl in rl.scope_logs {
-            let mut scope = Vec::new();
-            if let Some(s) = sl.scope {
-                if !s.name.is_empty() {
-                    scope.push(("otel.scope.name".to_string(), Value::String(s.name)));
-                }
-                if !s.version.is_empty() {
-                    scope.push(("otel.scope.version".to_string(), Value::String(s.version)));
-                }
-                scope.extend(s.attributes.into_iter().map(pair));
-            }
+            let scope = scope_pairs(sl.scope);
             for record in sl.log_records {
                 out.records.push(to_record(&resource, &scope, record, now));
             }

@@ -10,13 +10,13 @@
 
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::trace::v1::{status::StatusCode, Span};
-use prost::Message;
 use serde_json::{Map, Value};
 
 use super::decode::Decoded;
 use super::measure::shapes::OTLP_TRACES;
-use super::measure::{json, proto, Kind};
-use super::otlp::{nanos_to_micros, pair, Named, OtlpError};
+use super::otlp::{
+    measured_json, measured_protobuf, nanos_to_micros, pair, resource_pairs, scope_pairs, OtlpError,
+};
 
 const TRACES: &str = "ExportTraceServiceRequest";
 use crate::model::fields;
@@ -25,45 +25,23 @@ use crate::model::{LogRecord, Micros};
 /// Decodes a protobuf `ExportTraceServiceRequest`, measured first so that nothing is built
 /// for a request over the limits.
 pub fn decode_protobuf(body: &[u8], now: Micros) -> Result<Decoded, OtlpError> {
-    proto::measure(body, &OTLP_TRACES).map_err(|e| e.named(TRACES))?;
-    let req = ExportTraceServiceRequest::decode(body).map_err(|source| OtlpError::Protobuf {
-        message: TRACES,
-        source,
-    })?;
-    Ok(to_records(req, now))
+    Ok(to_records(
+        measured_protobuf(body, &OTLP_TRACES, TRACES)?,
+        now,
+    ))
 }
 
 /// Decodes an OTLP/JSON `ExportTraceServiceRequest` (camelCase keys, hex ids), measured first.
 pub fn decode_json(body: &[u8], now: Micros) -> Result<Decoded, OtlpError> {
-    json::measure(body, Kind::Message(&OTLP_TRACES), 0).map_err(|e| e.named(TRACES))?;
-    let req = serde_json::from_slice(body).map_err(|source| OtlpError::Json {
-        message: TRACES,
-        source,
-    })?;
-    Ok(to_records(req, now))
+    Ok(to_records(measured_json(body, &OTLP_TRACES, TRACES)?, now))
 }
 
 fn to_records(req: ExportTraceServiceRequest, now: Micros) -> Decoded {
     let mut out = Decoded::default();
     for rs in req.resource_spans {
-        let resource: Vec<(String, Value)> = rs
-            .resource
-            .map(|r| r.attributes)
-            .unwrap_or_default()
-            .into_iter()
-            .map(pair)
-            .collect();
+        let resource = resource_pairs(rs.resource);
         for ss in rs.scope_spans {
-            let mut scope = Vec::new();
-            if let Some(s) = ss.scope {
-                if !s.name.is_empty() {
-                    scope.push(("otel.scope.name".to_string(), Value::String(s.name)));
-                }
-                if !s.version.is_empty() {
-                    scope.push(("otel.scope.version".to_string(), Value::String(s.version)));
-                }
-                scope.extend(s.attributes.into_iter().map(pair));
-            }
+            let scope = scope_pairs(ss.scope);
             for span in ss.spans {
                 out.records.push(to_record(&resource, &scope, span, now));
             }
@@ -148,6 +126,7 @@ mod tests {
     use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
     use opentelemetry_proto::tonic::resource::v1::Resource;
     use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Status};
+    use prost::Message;
 
     fn kv(k: &str, v: &str) -> KeyValue {
         KeyValue {
