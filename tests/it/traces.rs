@@ -166,11 +166,12 @@ async fn the_servers_own_spans_are_rows_under_the_trace_id_of_its_query_log_line
         let text = std::fs::read_to_string(&server.log).unwrap_or_default();
         second = text
             .lines()
+            .rev()
             .filter_map(|l| serde_json::from_str::<Value>(l).ok())
             .filter(|v| v["fields"]["message"] == "query")
             .filter_map(|v| v["fields"]["trace_id"].as_str().map(str::to_string))
             .filter(|t| *t != trace_id)
-            .last();
+            .next();
         if second.is_some() {
             break;
         }
