@@ -22,6 +22,18 @@ use super::table::LogTable;
 use crate::audit::AUDIT_TENANT;
 use crate::auth::BOOTSTRAP_USER;
 
+/// The table's name; catalogs list it to the administrator only.
+pub const AUDIT_TABLE: &str = "audit_log";
+
+/// True if `state` is the administrator's session (the one that reads the audit trail).
+pub fn is_administrator(state: &dyn Session) -> bool {
+    state
+        .config_options()
+        .extensions
+        .get::<PgSession>()
+        .is_some_and(|s| s.user == BOOTSTRAP_USER)
+}
+
 /// The `logs` of the audit tenant, whoever's session asks — once it is the administrator's.
 #[derive(Debug)]
 struct AuditRows {

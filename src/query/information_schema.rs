@@ -5,6 +5,7 @@
 
 use std::sync::Arc;
 
+use super::audit_log::{is_administrator, AUDIT_TABLE};
 use arrow_pg::datatypes::into_pg_type;
 use async_trait::async_trait;
 use datafusion::arrow::array::{ArrayRef, Int32Array, RecordBatch, StringArray};
@@ -170,7 +171,8 @@ fn pg_column_type(pg: &Type) -> (String, [Option<i32>; 4]) {
 }
 
 impl InfoTable {
-    async fn batch(&self) -> Result<RecordBatch> {
+    /// The rows; `audit_log` only for the administrator (`admin`).
+    async fn batch(&self, admin: bool) -> Result<RecordBatch> {
         let schema = schema_of(self.kind);
         let mut rows: Vec<Vec<Value>> = Vec::new();
         for cat_name in self.catalogs.catalog_names() {
@@ -196,6 +198,9 @@ impl InfoTable {
                 let mut names = schema.table_names();
                 names.sort();
                 for table_name in names {
+                    if !admin && table_name == AUDIT_TABLE {
+                        continue;
+                    }
                     let Some(table) = schema.table(&table_name).await? else {
                         continue;
                     };
@@ -308,7 +313,7 @@ impl TableProvider for InfoTable {
         filters: &[Expr],
         limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        let batch = self.batch().await?;
+        let batch = self.batch(is_administrator(state)).await?;
         let table = MemTable::try_new(batch.schema(), vec![vec![batch]])?;
         table.scan(state, projection, filters, limit).await
     }

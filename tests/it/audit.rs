@@ -104,6 +104,19 @@ async fn every_statement_and_api_call_is_audited_for_the_admin_only() {
         .await
         .expect_err("not the admin");
     assert_eq!(denied.code().map(|c| c.code()), Some("42501"), "{denied}");
+    // Nor see it listed: information_schema and pg_class (psql's \dt) name it to the admin only.
+    for (client, listed) in [(&acme, "0"), (&admin, "1")] {
+        for sql in [
+            "SELECT count(*) FROM information_schema.tables WHERE table_name = 'audit_log'",
+            "SELECT count(*) FROM pg_catalog.pg_class WHERE relname = 'audit_log'",
+        ] {
+            assert_eq!(
+                crate::support::text_rows(client, sql).await,
+                [listed],
+                "{sql}"
+            );
+        }
+    }
     let rows = wait_for(
         &admin,
         &[

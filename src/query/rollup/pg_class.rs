@@ -4,7 +4,8 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use datafusion::arrow::array::{Array, AsArray, StringArray};
+use datafusion::arrow::array::{Array, AsArray, BooleanArray, StringArray};
+use datafusion::arrow::compute::filter_record_batch;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::catalog::{SchemaProvider, Session, TableProvider};
@@ -14,6 +15,7 @@ use datafusion::logical_expr::{Expr, TableType};
 use datafusion::physical_plan::{collect, ExecutionPlan};
 
 use super::COUNT_VIEW;
+use crate::query::audit_log::{is_administrator, AUDIT_TABLE};
 use crate::store::Store;
 
 /// `pg_catalog`, its `pg_class` wrapped; see the module docs.
@@ -58,7 +60,8 @@ struct PgClass {
 }
 
 impl PgClass {
-    fn relabel(&self, batch: RecordBatch) -> Result<RecordBatch> {
+    /// `batch` with views marked `m`, and without `audit_log` unless `admin`.
+    fn relabel(&self, batch: RecordBatch, admin: bool) -> Result<RecordBatch> {
         let schema = batch.schema();
         let (Ok(name_at), Ok(kind_at)) = (schema.index_of("relname"), schema.index_of("relkind"))
         else {
@@ -85,7 +88,13 @@ impl PgClass {
             .collect();
         let mut columns = batch.columns().to_vec();
         columns[kind_at] = Arc::new(relabelled);
-        Ok(RecordBatch::try_new(schema, columns)?)
+        let batch = RecordBatch::try_new(schema, columns)?;
+        if admin {
+            return Ok(batch);
+        }
+        let names = batch.column(name_at).as_string::<i32>();
+        let listed: BooleanArray = names.iter().map(|n| Some(n != Some(AUDIT_TABLE))).collect();
+        Ok(filter_record_batch(&batch, &listed)?)
     }
 }
 
@@ -110,7 +119,7 @@ impl TableProvider for PgClass {
         let batches = collect(all, state.task_ctx()).await?;
         let batches = batches
             .into_iter()
-            .map(|b| self.relabel(b))
+            .map(|b| self.relabel(b, is_administrator(state)))
             .collect::<Result<Vec<_>>>()?;
         let table = MemTable::try_new(self.schema(), vec![batches])?;
         table.scan(state, projection, filters, limit).await
