@@ -98,18 +98,27 @@ pub fn start(ingestor: Ingestor) {
     }
 }
 
+/// Whether events are recorded (`--audit true`, the trail started).
+pub fn enabled() -> bool {
+    AUDITOR.get().is_some()
+}
+
+/// What an event keeps of `text`: its first [`MAX_TEXT`] bytes, cut on a character boundary.
+pub fn clipped(text: &str) -> &str {
+    let mut cut = text.len().min(MAX_TEXT);
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    &text[..cut]
+}
+
 /// Records `event` (without waiting: a full queue drops it, counted in the metrics).
 pub fn record(mut event: AuditEvent) {
     let Some(tx) = AUDITOR.get() else {
         return;
     };
     if event.query_text.len() > MAX_TEXT {
-        let mut cut = MAX_TEXT;
-        while !event.query_text.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        event.query_text.truncate(cut);
-        event.query_text.shrink_to_fit();
+        event.query_text = clipped(&event.query_text).to_string();
     }
     if tx.try_send(event).is_err() {
         crate::metrics::metrics().audit_dropped.inc();

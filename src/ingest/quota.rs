@@ -138,9 +138,9 @@ impl Bucket {
         self.tokens >= cost.min(self.capacity)
     }
 
-    /// Whether `cost` fits with the bucket allowed one burst of debt.
+    /// Whether `cost` fits now, or with the bucket allowed one burst of debt.
     fn fits_in_debt(&self, cost: f64) -> bool {
-        self.tokens - cost >= -self.capacity
+        self.fits(cost) || self.tokens - cost >= -self.capacity
     }
 
     fn wait_for(&self, cost: f64) -> Duration {
@@ -270,10 +270,11 @@ impl Buckets {
                 break;
             }
             let fits = self.each().all(|(b, bytes)| {
+                let c = cost(r, bytes);
                 if kept {
-                    b.fits(cost(r, bytes)) || b.fits_in_debt(cost(r, bytes))
+                    b.fits_in_debt(c)
                 } else {
-                    b.fits(cost(r, bytes))
+                    b.fits(c)
                 }
             });
             if fits {

@@ -25,7 +25,7 @@ impl StatementAudit {
                 tenant: session.tenant.name().unwrap_or("*").to_string(),
                 client_addr: client.ip().to_string(),
                 kind: "sql",
-                query_text: sql.to_string(),
+                query_text: crate::audit::clipped(sql).to_string(),
                 ..AuditEvent::default()
             },
             started: Instant::now(),

@@ -45,7 +45,7 @@ use crate::query::scope::session_tenant;
 use crate::query::source::require_data_file;
 use crate::query::table::{hold_of, scan_rows};
 use crate::store::Store;
-use datafusion::execution::memory_pool::MemoryConsumer;
+use datafusion::execution::memory_pool::{MemoryConsumer, MemoryReservation};
 
 /// How one aggregate is answered from one view (what the rewrite found).
 #[derive(Debug, Clone)]
@@ -116,14 +116,7 @@ impl TableProvider for RollupAnswer {
         let fit = &self.fit;
         let view = &fit.view;
         let snap = self.store.snapshot().for_tenant(&session_tenant(state)?)?;
-        let in_range: Vec<Arc<SegmentMeta>> = snap
-            .segments
-            .iter()
-            .filter(|s| {
-                !(fit.lo.is_some_and(|lo| s.max_ts < lo) || fit.hi.is_some_and(|hi| s.min_ts > hi))
-            })
-            .cloned()
-            .collect();
+        let in_range: Vec<Arc<SegmentMeta>> = fit.in_range(&snap.segments).cloned().collect();
         fit.source.prepare(&self.store, &in_range).await;
         let (from, to) = view.bucket.whole(fit.lo, fit.hi);
 
@@ -142,24 +135,17 @@ impl TableProvider for RollupAnswer {
                 continue;
             };
             counted.segments += 1;
-            let mut rows = partials.as_ref().clone();
-            if let Some(keep) = &keep {
-                let mask = keep.evaluate(&rows)?.into_array(rows.num_rows())?;
-                rows = filter_record_batch(&rows, mask.as_boolean())?;
-            }
-            if rows.num_rows() > 0 {
-                // Rows answered from partials must be rows a scan could still read.
-                require_data_file(&self.store.files, seg)?;
+            if let Some(rows) = kept_states(&self.store, seg, &partials, keep.as_ref(), &reserved)?
+            {
                 if let Some(m) = count_measure {
                     let n = rows
                         .column(view.state_offsets[m])
                         .as_primitive::<Int64Type>();
                     counted.rows += n.iter().flatten().map(|v| v.max(0) as u64).sum::<u64>();
                 }
-                reserved.try_grow(rows.get_array_memory_size())?;
                 stored.push(rows);
             }
-            if seg.min_ts < from || seg.max_ts >= to {
+            if outside_whole(seg, (from, to)) {
                 edges.push(seg.clone());
             }
         }
@@ -194,6 +180,47 @@ impl TableProvider for RollupAnswer {
             .from_rollup(&view.name),
         ))
     }
+}
+
+impl Fit {
+    /// The segments whose time range meets the query's.
+    pub(super) fn in_range<'a>(
+        &'a self,
+        segments: &'a [Arc<SegmentMeta>],
+    ) -> impl Iterator<Item = &'a Arc<SegmentMeta>> + 'a {
+        segments.iter().filter(|s| {
+            !(self.lo.is_some_and(|lo| s.max_ts < lo) || self.hi.is_some_and(|hi| s.min_ts > hi))
+        })
+    }
+}
+
+/// True if `seg` holds rows outside the whole buckets `[from, to)` (an edge: those rows are
+/// scanned).
+pub(super) fn outside_whole(seg: &SegmentMeta, (from, to): (i64, i64)) -> bool {
+    seg.min_ts < from || seg.max_ts >= to
+}
+
+/// The rows of `seg`'s `states` that `keep` passes (none: `None`), reserved in the query's
+/// pool. States must answer only for rows a scan could still read: the segment's file is
+/// checked.
+pub(super) fn kept_states(
+    store: &Store,
+    seg: &SegmentMeta,
+    states: &RecordBatch,
+    keep: Option<&Arc<dyn datafusion::physical_plan::PhysicalExpr>>,
+    reserved: &MemoryReservation,
+) -> Result<Option<RecordBatch>> {
+    let mut rows = states.clone();
+    if let Some(keep) = keep {
+        let mask = keep.evaluate(&rows)?.into_array(rows.num_rows())?;
+        rows = filter_record_batch(&rows, mask.as_boolean())?;
+    }
+    if rows.num_rows() == 0 {
+        return Ok(None);
+    }
+    require_data_file(&store.files, seg)?;
+    reserved.try_grow(rows.get_array_memory_size())?;
+    Ok(Some(rows))
 }
 
 /// The parts of an answer: plans of the states kept for whole buckets (already restricted to

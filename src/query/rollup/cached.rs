@@ -18,8 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use datafusion::arrow::array::AsArray;
-use datafusion::arrow::compute::{concat_batches, filter_record_batch};
+use datafusion::arrow::compute::concat_batches;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::catalog::{Session, TableProvider};
@@ -39,7 +38,9 @@ use datafusion::physical_plan::{
 };
 use futures::StreamExt;
 
-use super::answer::{assemble, keep_predicate, outputs, states_of_rows, Fit, Pieces};
+use super::answer::{
+    assemble, keep_predicate, kept_states, outputs, outside_whole, states_of_rows, Fit, Pieces,
+};
 use super::bucket::{bucket_of, ts_bound};
 use super::define::{compile, dim_name, dimension, measure, normalized, Flat, ViewParts};
 use super::partials::Source;
@@ -48,7 +49,6 @@ use crate::index::rollup::{Bucket, RollupShape};
 use crate::query::result_cache::{Key, Lease, Lookup, ResultCache, Shape};
 use crate::query::scan::{LogScanExec, ScanCounts, ScanHold};
 use crate::query::scope::session_tenant;
-use crate::query::source::require_data_file;
 use crate::query::table::hold_of;
 use crate::store::Store;
 use timberline_udfs::pg_compat::PgSession;
@@ -327,12 +327,8 @@ impl TableProvider for CachedAnswer {
         let scope = session_tenant(state)?;
         let snap = self.store.snapshot().for_tenant(&scope)?;
         let whole = view.bucket.whole(fit.lo, fit.hi);
-        let in_range: Vec<(Arc<SegmentMeta>, bool)> = snap
-            .segments
-            .iter()
-            .filter(|s| {
-                !(fit.lo.is_some_and(|lo| s.max_ts < lo) || fit.hi.is_some_and(|hi| s.min_ts > hi))
-            })
+        let in_range: Vec<(Arc<SegmentMeta>, bool)> = fit
+            .in_range(&snap.segments)
             .map(|s| (s.clone(), worth_computing(s, whole)))
             .collect();
         // The query's own pool identifies it while it plans and runs.
@@ -347,20 +343,11 @@ impl TableProvider for CachedAnswer {
         let reserved =
             MemoryConsumer::new("cached states").register(&state.runtime_env().memory_pool);
         let (mut kept, mut edges) = (Vec::new(), Vec::new());
-        let outside = |seg: &SegmentMeta| seg.min_ts < whole.0 || seg.max_ts >= whole.1;
         for (seg, states) in &claimed.hits {
-            let mut rows = states.as_ref().clone();
-            if let Some(keep) = &keep {
-                let mask = keep.evaluate(&rows)?.into_array(rows.num_rows())?;
-                rows = filter_record_batch(&rows, mask.as_boolean())?;
-            }
-            if rows.num_rows() > 0 {
-                // States must answer only for rows a scan could still read.
-                require_data_file(&self.store.files, seg)?;
-                reserved.try_grow(rows.get_array_memory_size())?;
+            if let Some(rows) = kept_states(&self.store, seg, states, keep.as_ref(), &reserved)? {
                 kept.push(rows);
             }
-            if outside(seg) {
+            if outside_whole(seg, whole) {
                 edges.push(seg.clone());
             }
         }
@@ -390,7 +377,7 @@ impl TableProvider for CachedAnswer {
                     segments_pruned_time: 0,
                     ..c
                 });
-                if outside(&seg) {
+                if outside_whole(&seg, whole) {
                     edges.push(seg);
                 }
                 parts.push((lease, plan));
