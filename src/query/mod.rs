@@ -9,6 +9,7 @@ mod interrupt;
 pub mod memory;
 pub mod nearest;
 mod pg_semantics;
+mod pg_types;
 mod prune;
 pub mod result_cache;
 pub mod rollup;

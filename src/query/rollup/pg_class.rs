@@ -1,5 +1,6 @@
 //! `pg_catalog` with rollup views shown as materialized views: their `pg_class.relkind` is
-//! `'m'`, which psql's `\dm` and pgjdbc's `getTables` (type `MATERIALIZED VIEW`) read.
+//! `'m'`, which psql's `\dm` and pgjdbc's `getTables` (type `MATERIALIZED VIEW`) read; and
+//! with its tables in PostgreSQL 15's shape ([`crate::query::pg_types`]).
 
 use std::sync::Arc;
 
@@ -16,6 +17,7 @@ use datafusion::physical_plan::{collect, ExecutionPlan};
 
 use super::COUNT_VIEW;
 use crate::query::audit_log::{is_administrator, AUDIT_TABLE};
+use crate::query::pg_types;
 use crate::store::Store;
 
 /// `pg_catalog`, its `pg_class` wrapped; see the module docs.
@@ -39,12 +41,14 @@ impl SchemaProvider for WithMatviews {
 
     async fn table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>> {
         let table = self.inner.table(name).await?;
-        Ok(match (name, table) {
-            ("pg_class", Some(t)) => Some(Arc::new(PgClass {
+        Ok(match table {
+            Some(t) if name == "pg_class" || pg_types::reshapes(name) => Some(Arc::new(PgClass {
+                schema: pg_types::schema(name, &t.schema()),
                 inner: t,
+                name: name.to_string(),
                 store: self.store.clone(),
             })),
-            (_, t) => t,
+            t => t,
         })
     }
 
@@ -53,9 +57,12 @@ impl SchemaProvider for WithMatviews {
     }
 }
 
+/// A catalog table, reshaped; `pg_class` also relabelled.
 #[derive(Debug)]
 struct PgClass {
     inner: Arc<dyn TableProvider>,
+    name: String,
+    schema: SchemaRef,
     store: Arc<Store>,
 }
 
@@ -101,7 +108,7 @@ impl PgClass {
 #[async_trait]
 impl TableProvider for PgClass {
     fn schema(&self) -> SchemaRef {
-        self.inner.schema()
+        self.schema.clone()
     }
 
     fn table_type(&self) -> TableType {
@@ -119,7 +126,14 @@ impl TableProvider for PgClass {
         let batches = collect(all, state.task_ctx()).await?;
         let batches = batches
             .into_iter()
-            .map(|b| self.relabel(b, is_administrator(state)))
+            .map(|b| {
+                let b = pg_types::reshape(&self.name, &b, &self.schema)?;
+                if self.name == "pg_class" {
+                    self.relabel(b, is_administrator(state))
+                } else {
+                    Ok(b)
+                }
+            })
             .collect::<Result<Vec<_>>>()?;
         let table = MemTable::try_new(self.schema(), vec![batches])?;
         table.scan(state, projection, filters, limit).await
