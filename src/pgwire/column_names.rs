@@ -3,8 +3,11 @@
 //! type's (`'x'::varchar` → `varchar`), `CASE` is `case`, and any other expression `?column?`.
 //! Read from the parsed statement, where DataFusion would print the whole expression.
 
+use std::ops::ControlFlow;
+
 use datafusion::sql::sqlparser::ast::{
     DataType, Expr, Ident, ObjectName, Query, SelectItem, SetExpr, Statement, TimezoneInfo,
+    VisitMut, VisitorMut,
 };
 
 /// The name of each result column of `stmt` that it does not alias (`None` where the planner's
@@ -20,10 +23,59 @@ pub fn unaliased(stmt: &Statement) -> Vec<Option<String>> {
 /// DataFusion names a cast after the column inside it, so `SELECT ts::text FROM logs ORDER BY
 /// ts` would hold two columns named `ts`. PostgreSQL's `ORDER BY ts` then sorts by the output
 /// column, as here.
-pub fn alias_casts(stmt: &mut Statement) {
-    let Statement::Query(q) = stmt else {
-        return;
-    };
+pub fn alias_casts(mut stmt: Statement) -> Statement {
+    if let Statement::Query(q) = &mut stmt {
+        alias_query_casts(q);
+    }
+    stmt
+}
+
+/// Gives the second and later of unnamed select-list expressions that print alike (psql's
+/// `SELECT pubname, NULL, NULL`) names of their own: PostgreSQL allows two result columns of one
+/// name, DataFusion does not. The client still reads PostgreSQL's names ([`unaliased`]).
+pub fn unique_names(mut stmt: Statement) -> Statement {
+    let _ = stmt.visit(&mut UniqueNames);
+    stmt
+}
+
+struct UniqueNames;
+
+impl VisitorMut for UniqueNames {
+    type Break = ();
+
+    fn pre_visit_query(&mut self, q: &mut Query) -> ControlFlow<()> {
+        unique_in(q.body.as_mut());
+        ControlFlow::Continue(())
+    }
+}
+
+fn unique_in(body: &mut SetExpr) {
+    match body {
+        SetExpr::Select(select) => {
+            let mut seen = std::collections::HashSet::new();
+            for (i, item) in select.projection.iter_mut().enumerate() {
+                if let SelectItem::UnnamedExpr(e) = item {
+                    if matches!(e, Expr::Identifier(_) | Expr::CompoundIdentifier(_)) {
+                        continue;
+                    }
+                    if !seen.insert(e.to_string()) {
+                        *item = SelectItem::ExprWithAlias {
+                            expr: e.clone(),
+                            alias: Ident::with_quote('"', format!("?column?{}", i + 1)),
+                        };
+                    }
+                }
+            }
+        }
+        SetExpr::SetOperation { left, right, .. } => {
+            unique_in(left);
+            unique_in(right);
+        }
+        _ => {}
+    }
+}
+
+fn alias_query_casts(q: &mut Query) {
     let names = body_names(&q.body);
     let SetExpr::Select(select) = q.body.as_mut() else {
         return;

@@ -364,13 +364,11 @@ pub fn answer(f: &Fixture, session: &mut PgSession, format: FieldFormat) -> PgWi
 #[cfg(test)]
 mod tests {
     use datafusion::sql::sqlparser::ast::Statement;
-    use datafusion_pg_catalog::sql::PostgresCompatibilityParser;
 
     /// Parses as the server does.
     fn parse(sql: &str) -> Statement {
-        let mut statements = PostgresCompatibilityParser::new()
-            .parse(sql)
-            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        let mut statements =
+            crate::pgwire::passes::parse(sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
         assert_eq!(statements.len(), 1, "{sql}");
         statements.remove(0)
     }

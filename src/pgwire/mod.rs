@@ -2,15 +2,15 @@
 //! simple and extended query protocol, cancellation, SQLSTATE errors.
 //!
 //! Built on `pgwire` for framing and `arrow-pg` for value encoding; planning goes through the same
-//! DataFusion session as every other query. `datafusion-pg-catalog` supplies `pg_catalog` and its
-//! SQL rewrites so psql's `\d` family and drivers' metadata queries work.
+//! DataFusion session as every other query. `datafusion-pg-catalog` supplies `pg_catalog` and some
+//! of the passes, so psql's `\d` family and drivers' metadata queries work.
 //!
 //! - [`socket`]: one connection's message loop; [`frames`]: each client frame checked against
 //!   the protocol's layouts before pgwire decodes it; [`startup`]: SCRAM/md5/trust and the session;
 //! - [`session`]: settings, cancel and `statement_timeout`; [`fixtures`]: `SET`/`SHOW`/`BEGIN`…;
-//! - [`query`]: plan and stream rows; [`params`]: parameter types; [`rewrite`]: client SQL
-//!   DataFusion cannot plan as written; [`operators`]: PostgreSQL operators (SIMILAR TO, JSON
-//!   paths, AT TIME ZONE) rewritten to what plans with PostgreSQL's answer;
+//! - [`passes`]: the SQL front end, parse once and one ordered list of named passes that make a
+//!   statement plannable with PostgreSQL's answer; [`query`]: plan and stream rows;
+//!   [`params`]: parameter types;
 //! - [`column_names`]: PostgreSQL's names of unnamed columns; [`text_out`]: PostgreSQL's text
 //!   output (session-zone timestamps, shortest floats); [`tls`]: the rustls acceptor.
 
@@ -21,10 +21,9 @@ mod depth;
 mod error;
 mod fixtures;
 mod frames;
-mod operators;
 mod params;
+mod passes;
 mod query;
-mod rewrite;
 mod session;
 mod socket;
 mod startup;

@@ -17,7 +17,6 @@ use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::SessionContext;
 use datafusion::sql::parser::Statement as DfStatement;
 use datafusion::sql::sqlparser::ast::Statement;
-use datafusion_pg_catalog::sql::PostgresCompatibilityParser;
 use futures::sink::{Sink, SinkExt};
 use futures::{Stream, StreamExt};
 use pgwire::api::portal::{Format, Portal};
@@ -40,7 +39,6 @@ use super::audit::{sqlstate_of, StatementAudit};
 use super::error::{df_error, user_error};
 use super::fixtures::{self, Fixture};
 use super::params;
-use super::rewrite::DataSubqueries;
 use super::session::{connection, stoppable, Connection};
 use super::text_out::TextOutput;
 use crate::metrics::metrics;
@@ -69,7 +67,6 @@ pub enum Step {
 pub struct Planner {
     ctx: SessionContext,
     store: Arc<crate::store::Store>,
-    parser: PostgresCompatibilityParser,
     options: SQLOptions,
     runtime: Arc<QueryRuntime>,
     /// Longest SQL text parsed; longer is refused before any parsing (54000).
@@ -98,23 +95,8 @@ impl Planner {
                 ),
             ));
         }
-        let text = super::rewrite::rewrite_text(sql);
-        let syntax = |e| user_error(sqlstate::SYNTAX_ERROR, format!("syntax error: {e}"));
-        // Only a text with a subquery can have one over data tables to keep from the parser.
-        if text.to_ascii_lowercase().matches("select").nth(1).is_some() {
-            let dialect = datafusion::sql::sqlparser::dialect::PostgreSqlDialect {};
-            if let Ok(mut plain) =
-                datafusion::sql::sqlparser::parser::Parser::parse_sql(&dialect, &text)
-            {
-                if let Some((hidden_text, hidden)) = DataSubqueries::hide(&mut plain) {
-                    let mut statements = self.parser.parse(&hidden_text).map_err(syntax)?;
-                    hidden.put_back(&mut statements);
-                    return Ok(statements);
-                }
-            }
-        }
-        let statements = self.parser.parse(&text).map_err(syntax)?;
-        Ok(statements)
+        super::passes::parse(sql)
+            .map_err(|e| user_error(sqlstate::SYNTAX_ERROR, format!("syntax error: {e}")))
     }
 
     /// The shared session state with this connection's identity and settings in its config,
@@ -137,23 +119,17 @@ impl Planner {
         Ok(Prepared { sql, step })
     }
 
-    async fn plan_step(&self, mut stmt: Statement, session: &PgSession) -> PgWireResult<Step> {
-        if matches!(&stmt, Statement::CreateView(v) if v.materialized) {
-            // A view's SELECT means what the same text means in a query.
-            super::column_names::alias_casts(&mut stmt);
-            super::rewrite::rewrite(&mut stmt);
-            super::operators::rewrite(&mut stmt);
-        }
+    async fn plan_step(&self, stmt: Statement, session: &PgSession) -> PgWireResult<Step> {
+        // PostgreSQL's names of unnamed columns, from the statement as the client wrote it.
+        let names = super::column_names::unaliased(&stmt);
+        // Every statement, a materialized view's SELECT too, goes through every pass.
+        let stmt = super::passes::apply(stmt);
         if let Some(d) = super::ddl::classify(&stmt)? {
             return Ok(Step::Ddl(d));
         }
         if let Some(f) = fixtures::classify(&stmt) {
             return Ok(Step::Fixture(f));
         }
-        let names = super::column_names::unaliased(&stmt);
-        super::column_names::alias_casts(&mut stmt);
-        super::rewrite::rewrite(&mut stmt);
-        super::operators::rewrite(&mut stmt);
         let oid_arrays = params::oid_array_params(&stmt);
         let state = self.state_for(session);
         let plan = state
@@ -534,7 +510,6 @@ impl QueryEngine {
             planner: Arc::new(Planner {
                 ctx,
                 store,
-                parser: PostgresCompatibilityParser::new(),
                 options,
                 runtime,
                 max_query_bytes,

@@ -1,4 +1,5 @@
-//! Runs `sql/*.slt` (the executable spec of the SQL surface) over pgwire against a server with
+//! Runs `sql/*.slt` (the executable spec of the SQL surface) and `sql/passes/*.slt` (PostgreSQL's
+//! answers to what each front-end pass exists for) over pgwire against a server with
 //! fixed data: `sql/fixtures/logs.ndjson`, the first half flushed to segments, the rest hot.
 
 use std::time::{Duration, SystemTime};
@@ -115,8 +116,10 @@ async fn sql_spec_files() {
             server.flush().await;
         }
     }
-    let mut files: Vec<_> = std::fs::read_dir(repo_path("sql"))
-        .unwrap()
+    // The SQL surface's spec, then each front-end pass's PostgreSQL answers.
+    let mut files: Vec<_> = ["sql", "sql/passes"]
+        .into_iter()
+        .flat_map(|dir| std::fs::read_dir(repo_path(dir)).unwrap())
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|x| x == "slt"))
         .collect();

@@ -1,5 +1,5 @@
-//! PostgreSQL operators DataFusion reads differently or not at all, rewritten on the parsed
-//! statement into what it plans with PostgreSQL's answer:
+//! Pass `operators`: PostgreSQL operators DataFusion reads differently or not at all, rewritten
+//! on the parsed statement into what it plans with PostgreSQL's answer:
 //!
 //! - `x SIMILAR TO 'pattern'` becomes `x ~ '^(?s:regex)$'` with PostgreSQL's translation of the
 //!   pattern (`%` → `.*`, `_` → `.`, `.` `^` `$` literal, the escape character honoured).
@@ -21,8 +21,9 @@ use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
 
 /// Applies the operator rewrites to `stmt`.
-pub fn rewrite(stmt: &mut Statement) {
+pub fn rewrite(mut stmt: Statement) -> Statement {
     let _ = stmt.visit(&mut Operators);
+    stmt
 }
 
 /// Rewrites on the way down, so a JSON chain is seen whole before its links.
@@ -250,8 +251,7 @@ mod tests {
 
     fn rewritten_sql(sql: &str) -> String {
         let mut stmts = Parser::parse_sql(&PostgreSqlDialect {}, sql).unwrap();
-        rewrite(&mut stmts[0]);
-        stmts[0].to_string()
+        rewrite(stmts.remove(0)).to_string()
     }
 
     #[test]

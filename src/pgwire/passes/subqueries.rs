@@ -1,147 +1,27 @@
-//! Rewrites of client SQL that DataFusion cannot plan as written but whose answer we know.
-//!
-//! - Grafana's table list expands `search_path` with `generate_series(...) AS i,
-//!   string_to_array(...) s` and the bare keyword `user`; it becomes an `unnest` over the
-//!   session's `search_path` (before parsing, so the parser's own stand-in does not apply).
-//! - pgjdbc's getPrimaryKeys (`_pg_expandarray(indkey)`, record field access) is answered
-//!   with its columns and no rows: no table here has a primary key.
-//! - `'pg_catalog.array_in'::regproc` (pgjdbc's type cache) becomes `'array_in'`: the
-//!   `typinput` it is compared with holds function names.
-//! - A correlated scalar subquery over `pg_catalog` in a WHERE clause is a key lookup
-//!   (pgjdbc's getTypeInfo asks `(SELECT c.relkind = 'c' FROM pg_class c WHERE c.oid =
-//!   t.typrelid)`); DataFusion wants it aggregated, so its one value becomes `max(value)`, the
-//!   same answer for the zero or one row a lookup finds.
-//! - A correlated scalar subquery over `pg_catalog` inside a select list (SQLAlchemy's column
-//!   reflection asks for column defaults, identity options and collations this way) becomes
-//!   NULL: no column of ours has a default, an identity or a non-default collation. Over any
-//!   other table it is kept as written ([`DataSubqueries`]): DataFusion answers it, or refuses
-//!   it with an error, never with a NULL that is not the answer.
+//! Pass `catalog_subqueries`: a correlated scalar subquery over `pg_catalog` is a key lookup
+//! (pgjdbc's getTypeInfo asks `(SELECT c.relkind = 'c' FROM pg_class c WHERE c.oid =
+//! t.typrelid)`; SQLAlchemy's column reflection asks for defaults, identities and collations
+//! this way, in the select list). DataFusion plans a correlated scalar subquery only when it
+//! is aggregated, so its one value becomes `max(value)`: the same answer for the zero or one
+//! row a lookup finds. A subquery over any other table is left as written: DataFusion answers
+//! it, or refuses it with an error, never with a value that is not the answer.
 
-use std::borrow::Cow;
 use std::collections::HashSet;
-use std::sync::LazyLock;
-
-use regex::Regex;
 use std::ops::ControlFlow;
 
+use datafusion::sql::sqlparser::ast::helpers::attached_token::AttachedToken;
 use datafusion::sql::sqlparser::ast::{
-    visit_expressions, visit_expressions_mut, visit_relations, Expr, GroupByExpr, ObjectNamePart,
-    Query, SelectItem, SetExpr, Statement, TableFactor, Value, VisitMut, VisitorMut,
+    visit_expressions, visit_expressions_mut, BinaryOperator, CaseWhen, Expr, FunctionArg,
+    FunctionArgExpr, GroupByExpr, ObjectNamePart, Query, SelectItem, SetExpr, Statement,
+    TableFactor, Value, VisitMut, VisitorMut,
 };
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
 
-/// Grafana's `search_path` expansion, whitespace and case as it comes.
-static GRAFANA_SEARCH_PATH: LazyLock<Option<Regex>> = LazyLock::new(|| {
-    Regex::new(
-        r#"(?is)SELECT\s+CASE\s+WHEN\s+trim\(s\[i\]\)\s*=\s*'"\$user"'\s+THEN\s+user\s+ELSE\s+trim\(s\[i\]\)\s+END\s+FROM\s+generate_series\(\s*array_lower\(\s*string_to_array\(\s*current_setting\(\s*'search_path'\s*\)\s*,\s*','\s*\)\s*,\s*1\s*\)\s*,\s*array_upper\(\s*string_to_array\(\s*current_setting\(\s*'search_path'\s*\)\s*,\s*','\s*\)\s*,\s*1\s*\)\s*\)\s+as\s+i\s*,\s*string_to_array\(\s*current_setting\(\s*'search_path'\s*\)\s*,\s*','\s*\)\s+s"#,
-    )
-    .ok()
-});
-
-const SEARCH_PATH_ITEMS: &str = "SELECT CASE WHEN trim(s) = '\"$user\"' THEN current_user ELSE trim(s) END \
-     FROM (SELECT unnest(string_to_array(current_setting('search_path'), ',')) AS s) AS search_path_items";
-
-/// `'pg_catalog.array_in'::regproc` and the like.
-static REGPROC_LITERAL: LazyLock<Option<Regex>> = LazyLock::new(|| {
-    Regex::new(r"(?i)'(?:pg_catalog\.)?([a-z_][a-z0-9_]*)'\s*::\s*(?:pg_catalog\.)?regproc\b").ok()
-});
-
-/// Primary-key lookups (pgjdbc's getPrimaryKeys expands `pg_index.indkey` with
-/// `information_schema._pg_expandarray`): no table of ours has a primary key.
-const NO_PRIMARY_KEYS: &str = "SELECT NULL::text AS table_cat, ''::text AS table_schem, \
-     ''::text AS table_name, ''::text AS column_name, 0::smallint AS key_seq, ''::text AS pk_name \
-     WHERE false";
-
-/// Rewrites applied to the SQL text before it is parsed.
-pub fn rewrite_text(sql: &str) -> Cow<'_, str> {
-    if sql.contains("_pg_expandarray") && sql.contains("indisprimary") {
-        return Cow::Borrowed(NO_PRIMARY_KEYS);
-    }
-    let mut out = Cow::Borrowed(sql);
-    if let Some(re) = GRAFANA_SEARCH_PATH.as_ref() {
-        if let Cow::Owned(s) = re.replace_all(&out, regex::NoExpand(SEARCH_PATH_ITEMS)) {
-            out = Cow::Owned(s);
-        }
-    }
-    // pg_type.typinput holds function names, so a regproc literal compares as its name.
-    if let Some(re) = REGPROC_LITERAL.as_ref() {
-        if let Cow::Owned(s) = re.replace_all(&out, "'$1'") {
-            out = Cow::Owned(s);
-        }
-    }
-    out
-}
-
-/// Subqueries that read data tables (`logs`, `segments`), kept out of the pg-compatibility
-/// parser's reach: it replaces a correlated select-list subquery by NULL and gives an
-/// uncorrelated one `LIMIT 1` (hiding PostgreSQL's "more than one row" error), which is right
-/// for `pg_catalog` lookups and a wrong answer over logs. [`DataSubqueries::hide`] swaps each for
-/// a marker call before that parser sees the text; [`DataSubqueries::put_back`] swaps them back.
-#[derive(Debug, Default)]
-pub struct DataSubqueries(Vec<Expr>);
-
-const MARKER: &str = "__timberline_subquery_";
-
-impl DataSubqueries {
-    /// `statements` with their data subqueries replaced by markers, as SQL text (`None` if
-    /// there are none).
-    pub fn hide(statements: &mut [Statement]) -> Option<(String, DataSubqueries)> {
-        let mut hidden = DataSubqueries::default();
-        for stmt in statements.iter_mut() {
-            let _ = stmt.visit(&mut hidden);
-        }
-        if hidden.0.is_empty() {
-            return None;
-        }
-        let text = statements
-            .iter()
-            .map(|s| s.to_string())
-            .collect::<Vec<_>>()
-            .join(";\n");
-        Some((text, hidden))
-    }
-
-    /// Puts the hidden subqueries back in place of their markers.
-    pub fn put_back(&self, statements: &mut [Statement]) {
-        for stmt in statements.iter_mut() {
-            let _ = visit_expressions_mut(stmt, |e| {
-                if let Expr::Function(f) = e {
-                    let name = f.name.to_string();
-                    let index = name
-                        .strip_prefix(MARKER)
-                        .and_then(|n| n.parse::<usize>().ok());
-                    if let Some(original) = index.and_then(|i| self.0.get(i)) {
-                        *e = original.clone();
-                    }
-                }
-                ControlFlow::<()>::Continue(())
-            });
-        }
-    }
-}
-
-impl VisitorMut for DataSubqueries {
-    type Break = ();
-
-    fn pre_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
-        if let Expr::Subquery(q) = expr {
-            if reads_data_tables(q) {
-                let marker = Parser::new(&PostgreSqlDialect {})
-                    .try_with_sql(&format!("{MARKER}{}()", self.0.len()))
-                    .and_then(|mut p| p.parse_expr());
-                if let Ok(marker) = marker {
-                    self.0.push(std::mem::replace(expr, marker));
-                }
-            }
-        }
-        ControlFlow::Continue(())
-    }
-}
-
-/// Applies every rewrite to `stmt`.
-pub fn rewrite(stmt: &mut Statement) {
+/// Aggregates the correlated catalog lookups of `stmt`.
+pub fn rewrite(mut stmt: Statement) -> Statement {
     let _ = stmt.visit(&mut CatalogSubqueries);
+    stmt
 }
 
 struct CatalogSubqueries;
@@ -150,35 +30,219 @@ impl VisitorMut for CatalogSubqueries {
     type Break = ();
 
     fn pre_visit_query(&mut self, query: &mut Query) -> ControlFlow<()> {
-        if let SetExpr::Select(select) = query.body.as_mut() {
-            if let Some(selection) = select.selection.as_mut() {
-                let _ = visit_expressions_mut(selection, |e| {
-                    if let Expr::Subquery(q) = e {
-                        if is_correlated_catalog_lookup(q) {
-                            aggregate_single_value(q);
-                        }
-                    }
-                    ControlFlow::<()>::Continue(())
-                });
-            }
-            for item in &mut select.projection {
-                let expr = match item {
-                    SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => e,
-                    _ => continue,
-                };
-                let _ = visit_expressions_mut(expr, |e| {
-                    if let Expr::Subquery(q) = e {
-                        if is_correlated_catalog_lookup(q) {
-                            *e = Expr::Value(Value::Null.with_empty_span());
-                        }
-                    }
-                    ControlFlow::<()>::Continue(())
-                });
-            }
-        }
+        lookups_in(query.body.as_mut());
         ControlFlow::Continue(())
     }
 }
+
+/// The lookups of each select of `body` (both sides of a `UNION`).
+fn lookups_in(body: &mut SetExpr) {
+    let select = match body {
+        SetExpr::Select(select) => select,
+        SetExpr::SetOperation { left, right, .. } => {
+            lookups_in(left);
+            lookups_in(right);
+            return;
+        }
+        _ => return,
+    };
+    if let Some(selection) = select.selection.as_mut() {
+        let _ = visit_expressions_mut(selection, |e| {
+            lookup(e, false);
+            ControlFlow::<()>::Continue(())
+        });
+    }
+    for item in &mut select.projection {
+        if let SelectItem::UnnamedExpr(expr) | SelectItem::ExprWithAlias { expr, .. } = item {
+            let _ = visit_expressions_mut(expr, |e| {
+                lookup(e, true);
+                ControlFlow::<()>::Continue(())
+            });
+        }
+    }
+}
+
+/// Rewrites `e` if it is a correlated catalog lookup. Its conditions on the outer row alone
+/// move out (`(SELECT v … WHERE d.k = a.k AND a.flag)` → `CASE WHEN a.flag THEN (SELECT max(v)
+/// … WHERE d.k = a.k) END`), since DataFusion decorrelates equalities only. A lookup that
+/// still compares the outer row by anything but equality cannot be planned: in a select list
+/// it answers NULL (psql's `\d` asks for a column's collation when it differs from its type's,
+/// as no column's does here), elsewhere it is left for DataFusion to refuse.
+fn lookup(e: &mut Expr, in_select_list: bool) {
+    let Expr::Subquery(q) = e else {
+        return;
+    };
+    let Some(own) = catalog_tables(q) else {
+        return;
+    };
+    if !is_correlated(q, &own) {
+        return;
+    }
+    let SetExpr::Select(select) = q.body.as_mut() else {
+        return;
+    };
+    // A function in FROM over the outer row is a lateral join, which DataFusion does not plan.
+    let mut unplannable = select.from.iter().any(|t| {
+        std::iter::once(&t.relation)
+            .chain(t.joins.iter().map(|j| &j.relation))
+            .any(|r| match r {
+                TableFactor::Table {
+                    args: Some(args), ..
+                } => args.args.iter().any(|a| reach_arg(a, &own)),
+                TableFactor::UNNEST { array_exprs, .. } => {
+                    array_exprs.iter().any(|e| reach(e, &own).outer)
+                }
+                _ => false,
+            })
+    });
+    // Outer columns in the lookup's own select list are not decorrelated either.
+    unplannable |= select.projection.iter().any(|item| match item {
+        SelectItem::UnnamedExpr(x) | SelectItem::ExprWithAlias { expr: x, .. } => {
+            reach(x, &own).outer
+        }
+        _ => false,
+    });
+    let mut outer_only = Vec::new();
+    let mut kept = Vec::new();
+    for c in select.selection.take().map(conjuncts).unwrap_or_default() {
+        match reach(&c, &own) {
+            Reach {
+                outer: true,
+                inner: false,
+            } => outer_only.push(c),
+            Reach {
+                outer: true,
+                inner: true,
+            } => {
+                unplannable |= !splits_by_equality(&c, &own);
+                kept.push(c);
+            }
+            _ => kept.push(c),
+        }
+    }
+    select.selection = and(kept);
+    if unplannable {
+        if in_select_list {
+            *e = Expr::Value(Value::Null.with_empty_span());
+        } else if let Some(outer) = and(outer_only) {
+            // Left as written, the conditions put back.
+            select.selection = and(select.selection.take().into_iter().chain([outer]).collect());
+        }
+        return;
+    }
+    aggregate_single_value(q);
+    if let Some(condition) = and(outer_only) {
+        *e = Expr::Case {
+            case_token: AttachedToken::empty(),
+            end_token: AttachedToken::empty(),
+            operand: None,
+            conditions: vec![CaseWhen {
+                condition,
+                result: e.clone(),
+            }],
+            else_result: None,
+        };
+    }
+}
+
+/// Which sides of a lookup an expression names: the outer row's tables, the lookup's own.
+struct Reach {
+    outer: bool,
+    inner: bool,
+}
+
+fn reach(e: &Expr, own: &HashSet<String>) -> Reach {
+    let mut r = Reach {
+        outer: false,
+        inner: false,
+    };
+    let _ = visit_expressions(e, |x| {
+        match x {
+            Expr::CompoundIdentifier(ids) if ids.len() >= 2 => {
+                let table = ids[ids.len() - 2].value.to_ascii_lowercase();
+                if own.contains(&table) {
+                    r.inner = true;
+                } else {
+                    r.outer = true;
+                }
+            }
+            Expr::Identifier(_) | Expr::Subquery(_) | Expr::Exists { .. } => r.inner = true,
+            _ => {}
+        }
+        ControlFlow::<()>::Continue(())
+    });
+    r
+}
+
+/// `inner = outer`, each side naming one side only: a correlation DataFusion decorrelates.
+fn splits_by_equality(c: &Expr, own: &HashSet<String>) -> bool {
+    let Expr::BinaryOp {
+        left,
+        op: BinaryOperator::Eq,
+        right,
+    } = c
+    else {
+        return false;
+    };
+    let (l, r) = (reach(left, own), reach(right, own));
+    (l.outer != l.inner) && (r.outer != r.inner) && l.outer != r.outer
+}
+
+fn reach_arg(a: &FunctionArg, own: &HashSet<String>) -> bool {
+    match a {
+        FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => reach(e, own).outer,
+        _ => false,
+    }
+}
+
+fn conjuncts(e: Expr) -> Vec<Expr> {
+    match e {
+        Expr::BinaryOp {
+            left,
+            op: BinaryOperator::And,
+            right,
+        } => {
+            let mut v = conjuncts(*left);
+            v.extend(conjuncts(*right));
+            v
+        }
+        Expr::Nested(inner)
+            if matches!(
+                inner.as_ref(),
+                Expr::BinaryOp {
+                    op: BinaryOperator::And,
+                    ..
+                }
+            ) =>
+        {
+            conjuncts(*inner)
+        }
+        other => vec![other],
+    }
+}
+
+fn and(v: Vec<Expr>) -> Option<Expr> {
+    v.into_iter().reduce(|l, r| Expr::BinaryOp {
+        left: Box::new(l),
+        op: BinaryOperator::And,
+        right: Box::new(r),
+    })
+}
+
+const AGGREGATES: &[&str] = &[
+    "count",
+    "max",
+    "min",
+    "sum",
+    "avg",
+    "array_agg",
+    "string_agg",
+    "bool_and",
+    "bool_or",
+    "every",
+    "json_agg",
+    "jsonb_agg",
+];
 
 /// `SELECT v FROM …` → `SELECT max(v) FROM …` (left alone if it is not that shape).
 fn aggregate_single_value(q: &mut Query) {
@@ -197,6 +261,13 @@ fn aggregate_single_value(q: &mut Query) {
         SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => e,
         _ => return,
     };
+    // An aggregate already answers one row.
+    if let Expr::Function(f) = expr {
+        let name = f.name.to_string().to_ascii_lowercase();
+        if AGGREGATES.contains(&name.trim_start_matches("pg_catalog.")) {
+            return;
+        }
+    }
     let wrapped = Parser::new(&PostgreSqlDialect {})
         .try_with_sql(&format!("max({expr})"))
         .and_then(|mut p| p.parse_expr());
@@ -205,11 +276,8 @@ fn aggregate_single_value(q: &mut Query) {
     }
 }
 
-/// A subquery reading only `pg_catalog` tables that names a column of an outer table.
-fn is_correlated_catalog_lookup(q: &Query) -> bool {
-    let Some(own) = catalog_tables(q) else {
-        return false;
-    };
+/// Whether a subquery over `own` tables names a column of an outer table.
+fn is_correlated(q: &Query, own: &HashSet<String>) -> bool {
     let mut correlated = false;
     let _ = visit_expressions(q, |e| {
         if let Expr::CompoundIdentifier(ids) = e {
@@ -230,20 +298,6 @@ fn is_correlated_catalog_lookup(q: &Query) -> bool {
     correlated
 }
 
-/// Whether a query reads one of our data tables (`logs`, `segments`), at any depth.
-fn reads_data_tables(q: &Query) -> bool {
-    let mut found = false;
-    let _ = visit_relations(q, |name| {
-        let table = name.0.last().and_then(|p| match p {
-            ObjectNamePart::Identifier(i) => Some(i.value.to_ascii_lowercase()),
-            _ => None,
-        });
-        found |= matches!(table.as_deref(), Some("logs" | "segments"));
-        ControlFlow::<()>::Continue(())
-    });
-    found
-}
-
 /// The names and aliases of a select's tables, if every one is a `pg_catalog` table.
 fn catalog_tables(q: &Query) -> Option<HashSet<String>> {
     let SetExpr::Select(select) = q.body.as_ref() else {
@@ -257,6 +311,28 @@ fn catalog_tables(q: &Query) -> Option<HashSet<String>> {
         .flat_map(|t| std::iter::once(&t.relation).chain(t.joins.iter().map(|j| &j.relation)));
     for rel in relations {
         match rel {
+            // A set-returning function over the row (`generate_series(0, array_upper(…))`).
+            TableFactor::Table {
+                name,
+                alias,
+                args: Some(_),
+                ..
+            } if matches!(
+                name.to_string()
+                    .to_ascii_lowercase()
+                    .trim_start_matches("pg_catalog."),
+                "generate_series" | "unnest" | "generate_subscripts"
+            ) =>
+            {
+                if let Some(a) = alias {
+                    own.insert(a.name.value.to_ascii_lowercase());
+                }
+            }
+            TableFactor::UNNEST { alias, .. } => {
+                if let Some(a) = alias {
+                    own.insert(a.name.value.to_ascii_lowercase());
+                }
+            }
             TableFactor::Table { name, alias, .. } => {
                 let parts: Vec<String> = name
                     .0

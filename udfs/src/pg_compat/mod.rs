@@ -4,6 +4,7 @@
 mod catalog_functions;
 mod columnar;
 mod datetime;
+mod expand_array;
 mod functions;
 mod json;
 mod settings;
@@ -11,6 +12,7 @@ mod text_functions;
 
 pub use catalog_functions::catalog_function_udfs;
 pub use datetime::{at_time_zone_udf, timestamp_text, timestamp_text_udf, to_char_udf};
+pub use expand_array::expand_array_udf;
 pub use functions::{
     advisory_unlock_all_udf, current_setting_udf, function_signature_udfs, is_visible_udfs,
     pg_get_serial_sequence_udf, session_user_udf, set_config_udf, version_string, version_udf,

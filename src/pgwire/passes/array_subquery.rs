@@ -1,0 +1,133 @@
+//! Pass `array_subquery`: `ARRAY(SELECT e FROM … ORDER BY o)` (psql's `\d`, `\du`, pgAdmin)
+//! becomes `coalesce((SELECT array_agg(e ORDER BY o) FROM …), make_array())`: the same
+//! elements in the same order, and `{}` when the subquery finds no row. An `ORDER BY 1`
+//! names the select list's column, as it does in PostgreSQL. A subquery of any other shape
+//! (grouped, distinct, limited, a set operation) is aggregated from outside, in its own order.
+
+use std::ops::ControlFlow;
+use std::sync::LazyLock;
+
+use datafusion::sql::sqlparser::ast::{
+    Expr, Function, FunctionArg, FunctionArgExpr, FunctionArgumentClause, FunctionArgumentList,
+    FunctionArguments, GroupByExpr, Ident, ObjectName, OrderByExpr, OrderByKind, Query, SelectItem,
+    SetExpr, Statement, TableFactor, Value, VisitMut, VisitorMut,
+};
+
+/// Rewrites every `ARRAY(subquery)` of `stmt`.
+pub fn rewrite(mut stmt: Statement) -> Statement {
+    let _ = stmt.visit(&mut ArraySubquery);
+    stmt
+}
+
+struct ArraySubquery;
+
+impl VisitorMut for ArraySubquery {
+    type Break = ();
+
+    fn post_visit_expr(&mut self, e: &mut Expr) -> ControlFlow<()> {
+        let Expr::Function(f) = e else {
+            return ControlFlow::Continue(());
+        };
+        let is_array = f.name.to_string().eq_ignore_ascii_case("array");
+        if let (true, FunctionArguments::Subquery(q)) = (is_array, &f.args) {
+            let aggregated = aggregated(q.as_ref().clone());
+            *e = call(
+                "coalesce",
+                vec![
+                    Expr::Subquery(Box::new(aggregated)),
+                    call("make_array", vec![], vec![]),
+                ],
+                vec![],
+            );
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+/// `SELECT array_agg(e ORDER BY …) FROM …` for `q`'s one column.
+fn aggregated(mut q: Query) -> Query {
+    let simple = q.limit_clause.is_none()
+        && q.fetch.is_none()
+        && q.with.is_none()
+        && matches!(q.body.as_ref(), SetExpr::Select(s)
+            if s.projection.len() == 1
+                && s.distinct.is_none()
+                && s.having.is_none()
+                && matches!(&s.group_by, GroupByExpr::Expressions(v, _) if v.is_empty())
+                && matches!(s.projection.first(), Some(SelectItem::UnnamedExpr(_) | SelectItem::ExprWithAlias { .. })));
+    if simple {
+        let order = q.order_by.take();
+        if let SetExpr::Select(select) = q.body.as_mut() {
+            let element = match select.projection.first() {
+                Some(SelectItem::UnnamedExpr(x) | SelectItem::ExprWithAlias { expr: x, .. }) => {
+                    x.clone()
+                }
+                _ => return q,
+            };
+            let mut orders: Vec<OrderByExpr> = match order.map(|o| o.kind) {
+                Some(OrderByKind::Expressions(v)) => v,
+                _ => vec![],
+            };
+            for o in &mut orders {
+                if matches!(&o.expr, Expr::Value(v) if v.value == Value::Number("1".into(), false))
+                {
+                    o.expr = element.clone();
+                }
+            }
+            select.projection = vec![SelectItem::UnnamedExpr(array_agg(element, orders))];
+        }
+        return q;
+    }
+    // Any other shape: its rows, aggregated from outside.
+    let Some(mut outer) = OUTSIDE.clone() else {
+        return q;
+    };
+    if let SetExpr::Select(select) = outer.body.as_mut() {
+        if let Some(TableFactor::Derived { subquery, .. }) =
+            select.from.first_mut().map(|t| &mut t.relation)
+        {
+            **subquery = q;
+        }
+    }
+    outer
+}
+
+/// The outside aggregation, its subquery a stand-in.
+static OUTSIDE: LazyLock<Option<Query>> = LazyLock::new(|| {
+    match super::parse("SELECT array_agg(__element) FROM (SELECT 1) AS __array(__element)")
+        .ok()?
+        .pop()?
+    {
+        Statement::Query(q) => Some(*q),
+        _ => None,
+    }
+});
+
+fn array_agg(element: Expr, orders: Vec<OrderByExpr>) -> Expr {
+    let clauses = if orders.is_empty() {
+        vec![]
+    } else {
+        vec![FunctionArgumentClause::OrderBy(orders)]
+    };
+    call("array_agg", vec![element], clauses)
+}
+
+fn call(name: &str, args: Vec<Expr>, clauses: Vec<FunctionArgumentClause>) -> Expr {
+    Expr::Function(Function {
+        name: ObjectName::from(vec![Ident::new(name)]),
+        uses_odbc_syntax: false,
+        parameters: FunctionArguments::None,
+        args: FunctionArguments::List(FunctionArgumentList {
+            duplicate_treatment: None,
+            args: args
+                .into_iter()
+                .map(|a| FunctionArg::Unnamed(FunctionArgExpr::Expr(a)))
+                .collect(),
+            clauses,
+        }),
+        filter: None,
+        null_treatment: None,
+        over: None,
+        within_group: vec![],
+    })
+}

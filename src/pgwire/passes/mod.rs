@@ -1,0 +1,163 @@
+//! The SQL front end: a statement is parsed once, then made plannable with PostgreSQL's answer
+//! by one ordered list of named passes over its syntax tree ([`PASSES`]).
+//!
+//! Each pass has its own `sql/passes/<name>.slt` holding PostgreSQL 15's answers to the
+//! statements it exists for (a unit test below keeps the two lists in step). Semantics that
+//! need types (an `unknown` literal's coercion, interval arithmetic, PostgreSQL's errors) are
+//! not passes over text: they are analyzer rules and functions registered on the session
+//! (`query::pg_semantics`, `timberline_udfs::pg_compat`).
+//!
+//! Several passes are `datafusion-pg-catalog`'s own rules, taken one by one: its parser's
+//! canned whole-query replacements are not used, and its select-list subquery rule (which
+//! answers a correlated subquery with NULL) is replaced by [`subqueries`].
+
+mod array_subquery;
+mod grafana;
+pub mod operators;
+mod records;
+mod reg_names;
+mod subqueries;
+
+use std::sync::LazyLock;
+
+use datafusion::sql::sqlparser::ast::Statement;
+use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+use datafusion::sql::sqlparser::parser::{Parser, ParserError};
+use datafusion_pg_catalog::sql::rules::{
+    AliasDuplicatedProjectionRewrite, CurrentUserVariableToSessionUserFunctionCall,
+    FixArrayLiteral, FixVersionColumnName, PrependUnqualifiedPgTableName,
+    ResolveUnqualifiedIdentifier, RewriteArrayAnyAllOperation, RewritePgCatalogOperator,
+    RewriteRegCastToSubquery, SqlStatementRewriteRule, StripCallableQualifier, StripCollate,
+};
+
+/// One pass: its name (and `.slt` file) and what it does to a statement.
+pub struct Pass {
+    pub name: &'static str,
+    pub run: fn(Statement) -> Statement,
+}
+
+/// A `datafusion-pg-catalog` rule as a pass.
+macro_rules! library {
+    ($name:literal, $rule:expr) => {
+        Pass {
+            name: $name,
+            run: |s| {
+                static RULE: LazyLock<Box<dyn SqlStatementRewriteRule>> =
+                    LazyLock::new(|| Box::new($rule));
+                RULE.rewrite(s)
+            },
+        }
+    };
+}
+
+/// The passes, in the order they run.
+pub const PASSES: &[Pass] = &[
+    Pass {
+        name: "grafana_search_path",
+        run: grafana::search_path,
+    },
+    Pass {
+        name: "reg_names",
+        run: reg_names::rewrite,
+    },
+    Pass {
+        name: "oid_literals",
+        run: reg_names::oid_literals,
+    },
+    Pass {
+        name: "array_subquery",
+        run: array_subquery::rewrite,
+    },
+    library!(
+        "alias_duplicated_projection",
+        AliasDuplicatedProjectionRewrite
+    ),
+    library!(
+        "resolve_unqualified_identifier",
+        ResolveUnqualifiedIdentifier
+    ),
+    library!("array_any_all", RewriteArrayAnyAllOperation),
+    library!("qualify_pg_tables", PrependUnqualifiedPgTableName),
+    library!("strip_callable_qualifier", StripCallableQualifier),
+    library!("array_literals", FixArrayLiteral),
+    library!(
+        "current_user_calls",
+        CurrentUserVariableToSessionUserFunctionCall
+    ),
+    library!("strip_collate", StripCollate),
+    library!("pg_catalog_operators", RewritePgCatalogOperator),
+    library!("reg_casts", RewriteRegCastToSubquery::new()),
+    library!("version_column_name", FixVersionColumnName),
+    Pass {
+        name: "expand_array",
+        run: records::expand_array,
+    },
+    Pass {
+        name: "field_access",
+        run: records::field_access,
+    },
+    Pass {
+        name: "array_text_literals",
+        run: records::array_text_literals,
+    },
+    Pass {
+        name: "unnest_from",
+        run: records::unnest_from,
+    },
+    Pass {
+        name: "unique_column_names",
+        run: super::column_names::unique_names,
+    },
+    Pass {
+        name: "catalog_subqueries",
+        run: subqueries::rewrite,
+    },
+    Pass {
+        name: "alias_casts",
+        run: super::column_names::alias_casts,
+    },
+    Pass {
+        name: "operators",
+        run: operators::rewrite,
+    },
+];
+
+/// Parses SQL text into statements, once.
+pub fn parse(sql: &str) -> Result<Vec<Statement>, ParserError> {
+    Parser::parse_sql(&PostgreSqlDialect {}, sql)
+}
+
+/// Runs every pass over `stmt`, in order.
+pub fn apply(mut stmt: Statement) -> Statement {
+    for pass in PASSES {
+        let _pass = tracing::trace_span!("pass", name = pass.name).entered();
+        stmt = (pass.run)(stmt);
+    }
+    stmt
+}
+
+#[cfg(test)]
+mod tests {
+    use super::PASSES;
+
+    #[test]
+    fn every_pass_has_its_slt_file_and_every_file_its_pass() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("sql/passes");
+        let mut files: Vec<String> = std::fs::read_dir(&dir)
+            .map(|d| {
+                d.filter_map(|e| e.ok())
+                    .filter_map(|e| {
+                        e.file_name()
+                            .to_str()?
+                            .strip_suffix(".slt")
+                            .map(String::from)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        files.sort();
+        let mut names: Vec<String> = PASSES.iter().map(|p| p.name.to_string()).collect();
+        names.sort();
+        assert_eq!(files, names, "sql/passes/*.slt and the passes differ");
+    }
+}
