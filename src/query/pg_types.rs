@@ -6,8 +6,8 @@
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
-    new_null_array, Array, ArrayRef, AsArray, Int16Builder, Int32Builder, ListBuilder,
-    StringBuilder,
+    new_null_array, Array, ArrayBuilder, ArrayRef, AsArray, Int16Builder, Int32Builder,
+    ListBuilder, StringBuilder,
 };
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
@@ -131,52 +131,35 @@ fn arrays(text: &ArrayRef, e: Element) -> ArrayRef {
     let text = text.as_string::<i32>();
     let rows = (0..text.len()).map(|i| (!text.is_null(i)).then(|| elements(text.value(i))));
     match e {
-        Element::Text => {
-            let mut b = ListBuilder::new(StringBuilder::new());
-            for row in rows {
-                match row {
-                    Some(items) => {
-                        for item in items {
-                            b.values().append_option(item);
-                        }
-                        b.append(true);
-                    }
-                    None => b.append(false),
+        Element::Text => lists(rows, StringBuilder::new(), |b, v| b.append_option(v)),
+        Element::Int2 => lists(rows, Int16Builder::new(), |b, v| {
+            b.append_option(v.and_then(|v| v.parse().ok()))
+        }),
+        Element::Oid => lists(rows, Int32Builder::new(), |b, v| {
+            b.append_option(v.and_then(|v| v.parse().ok()))
+        }),
+    }
+}
+
+/// A list array of `rows` (a `None` row is a NULL array), each element put by `push`.
+fn lists<B: ArrayBuilder>(
+    rows: impl Iterator<Item = Option<Vec<Option<String>>>>,
+    values: B,
+    mut push: impl FnMut(&mut B, Option<String>),
+) -> ArrayRef {
+    let mut b = ListBuilder::new(values);
+    for row in rows {
+        match row {
+            Some(items) => {
+                for item in items {
+                    push(b.values(), item);
                 }
+                b.append(true);
             }
-            Arc::new(b.finish())
-        }
-        Element::Int2 => {
-            let mut b = ListBuilder::new(Int16Builder::new());
-            for row in rows {
-                match row {
-                    Some(items) => {
-                        for item in items {
-                            b.values().append_option(item.and_then(|v| v.parse().ok()));
-                        }
-                        b.append(true);
-                    }
-                    None => b.append(false),
-                }
-            }
-            Arc::new(b.finish())
-        }
-        Element::Oid => {
-            let mut b = ListBuilder::new(Int32Builder::new());
-            for row in rows {
-                match row {
-                    Some(items) => {
-                        for item in items {
-                            b.values().append_option(item.and_then(|v| v.parse().ok()));
-                        }
-                        b.append(true);
-                    }
-                    None => b.append(false),
-                }
-            }
-            Arc::new(b.finish())
+            None => b.append(false),
         }
     }
+    Arc::new(b.finish())
 }
 
 /// The elements of one array's text; `NULL` (unquoted) is a null element.
