@@ -1,0 +1,190 @@
+//! `pg_catalog.pg_settings` with PostgreSQL 15's standard rows (`pg15_settings.jsonl`, read
+//! from a PostgreSQL 15's own catalog), each setting this session knows showing the
+//! session's value (`SET`, server defaults), the others PostgreSQL's default. pgjdbc reads
+//! `max_index_keys` from it, DBeaver and pgAdmin every row, psql's `\dconfig` the changed ones.
+
+use std::sync::{Arc, LazyLock};
+
+use async_trait::async_trait;
+use datafusion::arrow::array::{
+    ArrayRef, BooleanArray, Int32Array, ListBuilder, StringArray, StringBuilder,
+};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::catalog::{Session, TableProvider};
+use datafusion::datasource::MemTable;
+use datafusion::error::Result;
+use datafusion::logical_expr::{Expr, TableType};
+use datafusion::physical_plan::ExecutionPlan;
+use serde::Deserialize;
+use timberline_udfs::pg_compat::{canonical_name, PgSession};
+
+const PG15_SETTINGS: &str = include_str!("pg15_settings.jsonl");
+
+/// One standard setting, as PostgreSQL 15 describes it.
+#[derive(Debug, Deserialize)]
+struct Setting {
+    name: String,
+    unit: Option<String>,
+    category: Option<String>,
+    short_desc: Option<String>,
+    extra_desc: Option<String>,
+    context: Option<String>,
+    vartype: Option<String>,
+    min_val: Option<String>,
+    max_val: Option<String>,
+    enumvals: Option<Vec<String>>,
+    boot_val: Option<String>,
+}
+
+static SETTINGS: LazyLock<Vec<Setting>> = LazyLock::new(|| {
+    PG15_SETTINGS
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+});
+
+/// The `pg_settings` table.
+#[derive(Debug)]
+pub struct PgSettings {
+    schema: SchemaRef,
+}
+
+impl PgSettings {
+    pub fn new() -> PgSettings {
+        let text = |n: &str| Field::new(n, DataType::Utf8, true);
+        let mut fields: Vec<Field> = [
+            "name",
+            "setting",
+            "unit",
+            "category",
+            "short_desc",
+            "extra_desc",
+            "context",
+            "vartype",
+            "source",
+            "min_val",
+            "max_val",
+        ]
+        .iter()
+        .map(|n| text(n))
+        .collect();
+        fields.push(Field::new(
+            "enumvals",
+            DataType::List(Arc::new(Field::new("item", DataType::Utf8, true))),
+            true,
+        ));
+        fields.extend(
+            ["boot_val", "reset_val", "sourcefile"]
+                .iter()
+                .map(|n| text(n)),
+        );
+        fields.push(Field::new("sourceline", DataType::Int32, true));
+        fields.push(Field::new("pending_restart", DataType::Boolean, true));
+        PgSettings {
+            schema: Arc::new(Schema::new(fields)),
+        }
+    }
+
+    fn batch(&self, session: Option<&PgSession>) -> Result<RecordBatch> {
+        let rows = SETTINGS.as_slice();
+        // The session's value where it has one for the setting (by PostgreSQL's name).
+        let current: Vec<Option<String>> = rows
+            .iter()
+            .map(|s| {
+                let known = canonical_name(&s.name).is_some();
+                session
+                    .filter(|_| known)
+                    .and_then(|p| p.get(&s.name))
+                    .or_else(|| s.boot_val.clone())
+            })
+            .collect();
+        let source: StringArray = rows
+            .iter()
+            .zip(&current)
+            .map(|(s, v)| {
+                Some(if *v == s.boot_val {
+                    "default"
+                } else {
+                    "session"
+                })
+            })
+            .collect();
+        let text = |f: &dyn Fn(&Setting) -> Option<String>| -> ArrayRef {
+            Arc::new(rows.iter().map(f).collect::<StringArray>())
+        };
+        let mut enumvals = ListBuilder::new(StringBuilder::new());
+        for s in rows {
+            match &s.enumvals {
+                Some(v) => {
+                    for e in v {
+                        enumvals.values().append_value(e);
+                    }
+                    enumvals.append(true);
+                }
+                None => enumvals.append(false),
+            }
+        }
+        let columns: Vec<ArrayRef> = vec![
+            text(&|s| Some(s.name.clone())),
+            Arc::new(current.iter().cloned().collect::<StringArray>()),
+            text(&|s| s.unit.clone()),
+            text(&|s| s.category.clone()),
+            text(&|s| s.short_desc.clone()),
+            text(&|s| s.extra_desc.clone()),
+            text(&|s| s.context.clone()),
+            text(&|s| s.vartype.clone()),
+            Arc::new(source),
+            text(&|s| s.min_val.clone()),
+            text(&|s| s.max_val.clone()),
+            Arc::new(enumvals.finish()),
+            text(&|s| s.boot_val.clone()),
+            text(&|s| s.boot_val.clone()),
+            text(&|_| None),
+            Arc::new(Int32Array::new_null(rows.len())),
+            Arc::new(BooleanArray::from(vec![false; rows.len()])),
+        ];
+        Ok(RecordBatch::try_new(self.schema.clone(), columns)?)
+    }
+}
+
+impl Default for PgSettings {
+    fn default() -> Self {
+        PgSettings::new()
+    }
+}
+
+#[async_trait]
+impl TableProvider for PgSettings {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::View
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let session = state.config_options().extensions.get::<PgSession>();
+        let batch = self.batch(session)?;
+        let table = MemTable::try_new(self.schema.clone(), vec![vec![batch]])?;
+        table.scan(state, projection, filters, limit).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_standard_setting_is_read() {
+        assert_eq!(super::SETTINGS.len(), 354);
+        assert!(super::SETTINGS
+            .iter()
+            .any(|s| s.name == "max_index_keys" && s.boot_val.as_deref() == Some("32")));
+    }
+}
