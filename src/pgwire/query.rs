@@ -9,7 +9,7 @@ use arrow_pg::datatypes::arrow_schema_to_pg_fields;
 use arrow_pg::datatypes::df::deserialize_parameters;
 use arrow_pg::datatypes::encode_recordbatch;
 use async_trait::async_trait;
-use datafusion::arrow::datatypes::DataType;
+use datafusion::arrow::datatypes::{DataType, Schema};
 use datafusion::dataframe::DataFrame;
 use datafusion::execution::context::SQLOptions;
 use datafusion::execution::SessionState;
@@ -42,6 +42,7 @@ use super::params;
 use super::session::{connection, stoppable, Connection};
 use super::text_out::TextOutput;
 use crate::metrics::metrics;
+use crate::query::pg_types::PG_TYPE_KEY;
 use crate::query::runtime::QueryRuntime;
 
 /// A parsed statement, ready to bind and run, with its text for the audit trail.
@@ -252,8 +253,8 @@ impl Planner {
                     }
                 };
                 let df = DataFrame::new(state, plan);
-                let fields = match arrow_schema_to_pg_fields(df.schema().as_arrow(), format, None) {
-                    Ok(f) => Arc::new(pg_names(f, names)),
+                let fields = match pg_fields(df.schema().as_arrow(), format, names) {
+                    Ok(f) => Arc::new(f),
                     Err(e) => {
                         audit.failed(&e);
                         return Err(e);
@@ -438,36 +439,53 @@ where
     })
 }
 
-/// Columns named as PostgreSQL names them: `names` (from the statement, see `column_names`)
-/// where the SQL left a column unnamed; otherwise, for a column DataFusion named after a whole
-/// function call, the function's name (`count(*)` → `count`). A column of untyped NULLs is
-/// `text`, as PostgreSQL resolves it, never `unknown` (drivers such as asyncpg would try to
-/// introspect `unknown`, and loop).
-fn pg_names(fields: Vec<FieldInfo>, names: &[Option<String>]) -> Vec<FieldInfo> {
+/// The row description of `schema`: columns named as PostgreSQL names them, `names` (from the
+/// statement, see `column_names`) where the SQL left a column unnamed; when the names cannot be
+/// lined up with the columns (`*`), a column DataFusion named after a whole function call takes
+/// the function's name (`count(*)` → `count`). A column marked with a PostgreSQL type
+/// ([`PG_TYPE_KEY`]: catalog identifiers are `name`) is reported as that type. A column of
+/// untyped NULLs is `text`, as PostgreSQL resolves it, never `unknown` (drivers such as asyncpg
+/// would try to introspect `unknown`, and loop).
+fn pg_fields(
+    schema: &Schema,
+    format: &Format,
+    names: &[Option<String>],
+) -> PgWireResult<Vec<FieldInfo>> {
+    let fields = arrow_schema_to_pg_fields(schema, format, None)?;
     let lined_up = names.len() == fields.len();
-    fields
+    Ok(fields
         .into_iter()
+        .zip(schema.fields())
         .enumerate()
-        .map(|(i, f)| {
-            let unknown = *f.datatype() == Type::UNKNOWN;
-            let given = names.get(i).filter(|_| lined_up).cloned().flatten();
-            match (given.or_else(|| function_name(f.name())), unknown) {
-                (None, false) => f,
-                (name, _) => FieldInfo::new(
-                    name.unwrap_or_else(|| f.name().to_string()),
-                    f.table_id(),
-                    f.column_id(),
-                    if unknown {
-                        Type::TEXT
-                    } else {
-                        f.datatype().clone()
-                    },
-                    f.format(),
-                )
-                .with_format_options(f.format_options().clone()),
-            }
+        .map(|(i, (f, arrow))| {
+            // An alias the client wrote stands as written, even `"avg(x)"`.
+            let given = if lined_up {
+                names.get(i).cloned().flatten()
+            } else {
+                function_name(f.name())
+            };
+            // `SELECT n.oid, n.*`: the first `oid` was aliased apart from the second.
+            let given = given.or_else(|| f.name().strip_prefix("__alias_").map(str::to_string));
+            let declared = match arrow.metadata().get(PG_TYPE_KEY).map(String::as_str) {
+                Some("name") => Some(Type::NAME),
+                Some("varchar") => Some(Type::VARCHAR),
+                _ => None,
+            };
+            let datatype = match declared {
+                Some(t) => t,
+                None if *f.datatype() == Type::UNKNOWN => Type::TEXT,
+                None => f.datatype().clone(),
+            };
+            FieldInfo::new(
+                given.unwrap_or_else(|| f.name().to_string()),
+                f.table_id(),
+                f.column_id(),
+                datatype,
+                f.format(),
+            )
+            .with_format_options(f.format_options().clone())
         })
-        .collect()
+        .collect())
 }
 
 fn function_name(column: &str) -> Option<String> {
@@ -654,10 +672,7 @@ impl QueryParser for Planner {
                     )
                 })
                 .collect()),
-            Step::Plan(plan, _, names) => Ok(pg_names(
-                arrow_schema_to_pg_fields(plan.schema().as_arrow(), &format, None)?,
-                names,
-            )),
+            Step::Plan(plan, _, names) => pg_fields(plan.schema().as_arrow(), &format, names),
             Step::Ddl(_) => Ok(Vec::new()),
         }
     }

@@ -70,10 +70,19 @@ struct InfoTable {
     catalogs: Arc<dyn CatalogProviderList>,
 }
 
+/// Text columns typed as PostgreSQL's domains type them on the wire: identifiers
+/// (`sql_identifier`) are `name`, every other text (`character_data`, `yes_or_no`) `varchar`.
 fn text_fields(names: &[&str]) -> Vec<Field> {
     names
         .iter()
-        .map(|n| Field::new(*n, DataType::Utf8, true))
+        .map(|n| {
+            let identifier = n.ends_with("_catalog")
+                || n.ends_with("_schema")
+                || n.ends_with("_name")
+                || *n == "schema_owner";
+            let pg_type = if identifier { "name" } else { "varchar" };
+            super::pg_types::typed(Field::new(*n, DataType::Utf8, true), pg_type)
+        })
         .collect()
 }
 

@@ -9,7 +9,8 @@ mod interrupt;
 pub mod memory;
 pub mod nearest;
 mod pg_semantics;
-mod pg_types;
+mod pg_settings;
+pub mod pg_types;
 mod prune;
 pub mod result_cache;
 pub mod rollup;
@@ -140,5 +141,11 @@ pub fn new_context(
     }
     datafusion_functions_json::register_all(&mut ctx)?;
     timberline_udfs::register(&mut ctx)?;
+    let functions = ctx.state().scalar_functions().clone();
+    for name in pg_types::NAME_FUNCTIONS {
+        if let Some(f) = functions.get(*name) {
+            ctx.register_udf(pg_types::name_typed(f.clone()));
+        }
+    }
     Ok(ctx)
 }

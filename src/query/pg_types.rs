@@ -1,5 +1,7 @@
-//! `pg_catalog`'s array columns typed as PostgreSQL 15 types them, and the columns clients
-//! read that the bundled catalog lacks. The bundled tables hold arrays as their text
+//! `pg_catalog`'s columns typed as PostgreSQL 15 types them, and the columns clients read that
+//! the bundled catalog lacks. Identifiers are `name`, one-letter codes `"char"` and object ids
+//! `oid` on the wire (`pg15_catalog_types.tsv`, read from a PostgreSQL 15's own catalog), marked
+//! in each field's metadata ([`PG_TYPE_KEY`], and `arrow-pg`'s keys for `"char"` and `oid`). The bundled tables hold arrays as their text
 //! (`'{a,b}'`, an `int2vector`'s `'1 2'`): here they are real arrays, so `= ANY(conkey)`,
 //! `indoption[i]`, `unnest(indkey)` and `array_to_string(nspacl, …)` answer as in PostgreSQL.
 
@@ -10,9 +12,48 @@ use datafusion::arrow::array::{
     ListBuilder, StringBuilder,
 };
 use datafusion::arrow::compute::cast;
-use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Schema, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::error::Result;
+use datafusion::logical_expr::{
+    ColumnarValue, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature,
+};
+
+/// Field metadata naming the PostgreSQL type a text column is reported as (`name`, `varchar`):
+/// the same text on the wire, the type clients see in a row description.
+pub const PG_TYPE_KEY: &str = "timberline.pg_type";
+
+/// `table\tcolumn\ttype` for PostgreSQL 15's `name`, `"char"` and `oid` catalog columns.
+const PG15_TYPES: &str = include_str!("pg15_catalog_types.tsv");
+
+/// PostgreSQL 15's type of `table.column`, if it is `name`, `char` or `oid`.
+fn pg15_type(table: &str, column: &str) -> Option<&'static str> {
+    PG15_TYPES.lines().find_map(|line| {
+        let mut parts = line.split('\t');
+        (parts.next() == Some(table) && parts.next() == Some(column))
+            .then(|| parts.next())
+            .flatten()
+    })
+}
+
+/// `field` marked as PostgreSQL's `pg_type` (`name`, `varchar`, `char`, `oid`), when its
+/// Arrow type carries that type's text; otherwise unchanged.
+pub fn typed(field: Field, pg_type: &str) -> Field {
+    let mut metadata = field.metadata().clone();
+    match (pg_type, field.data_type()) {
+        ("name" | "varchar", DataType::Utf8) => {
+            metadata.insert(PG_TYPE_KEY.into(), pg_type.into());
+        }
+        ("char", DataType::Utf8) => {
+            metadata.insert(arrow_pg::datatypes::PG_CHAR_KEY.into(), String::new());
+        }
+        ("oid", DataType::Int32) => {
+            metadata.insert(arrow_pg::datatypes::PG_OID_ALIAS_KEY.into(), "oid".into());
+        }
+        _ => return field,
+    }
+    field.with_metadata(metadata)
+}
 
 /// An element type of a catalog array.
 #[derive(Debug, Clone, Copy)]
@@ -68,9 +109,13 @@ const ARRAYS: &[(&str, &str, Element)] = &[
 /// Text columns PostgreSQL 15 has and the bundled catalog lacks (NULL here).
 const MISSING_TEXT: &[(&str, &str)] = &[("pg_database", "datcollversion")];
 
-/// Whether `table`'s shape changes here.
+/// Whether `table`'s shape or types change here.
 pub fn reshapes(table: &str) -> bool {
-    ARRAYS.iter().any(|(t, ..)| *t == table) || MISSING_TEXT.iter().any(|(t, _)| *t == table)
+    ARRAYS.iter().any(|(t, ..)| *t == table)
+        || MISSING_TEXT.iter().any(|(t, _)| *t == table)
+        || PG15_TYPES
+            .lines()
+            .any(|l| l.split('\t').next() == Some(table))
 }
 
 /// `schema` of the bundled `table` as PostgreSQL 15 has it.
@@ -80,7 +125,10 @@ pub fn schema(table: &str, schema: &Schema) -> SchemaRef {
         .iter()
         .map(|f| match array_of(table, f.name()) {
             Some(e) => Field::new(f.name(), list_type(e), true),
-            None => f.as_ref().clone(),
+            None => match pg15_type(table, f.name()) {
+                Some(t) => typed(f.as_ref().clone(), t),
+                None => f.as_ref().clone(),
+            },
         })
         .collect();
     for (t, c, e) in ARRAYS {
@@ -229,5 +277,56 @@ mod tests {
             elements("{=Tc/postgres,postgres=CTc/postgres}"),
             s(&["=Tc/postgres", "postgres=CTc/postgres"])
         );
+    }
+}
+
+/// The functions whose value PostgreSQL types `name` (`current_database()`, `current_user`, …).
+pub const NAME_FUNCTIONS: &[&str] = &[
+    "current_database",
+    "current_schema",
+    "current_user",
+    "session_user",
+    "current_catalog",
+    "user",
+];
+
+/// `inner`, its result marked as PostgreSQL's `name` ([`PG_TYPE_KEY`]).
+pub fn name_typed(inner: Arc<ScalarUDF>) -> ScalarUDF {
+    ScalarUDF::new_from_impl(NameTyped { inner })
+}
+
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct NameTyped {
+    inner: Arc<ScalarUDF>,
+}
+
+impl ScalarUDFImpl for NameTyped {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+
+    fn aliases(&self) -> &[String] {
+        self.inner.aliases()
+    }
+
+    fn signature(&self) -> &Signature {
+        self.inner.signature()
+    }
+
+    fn return_type(&self, args: &[DataType]) -> Result<DataType> {
+        self.inner.return_type(args)
+    }
+
+    fn return_field_from_args(&self, args: ReturnFieldArgs) -> Result<FieldRef> {
+        let field = self.inner.return_field_from_args(args)?;
+        Ok(Arc::new(typed(field.as_ref().clone(), "name")))
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        self.inner.invoke_with_args(args)
+    }
+
+    fn coerce_types(&self, args: &[DataType]) -> Result<Vec<DataType>> {
+        self.inner.coerce_types(args)
     }
 }

@@ -277,15 +277,11 @@ SELECT extract(epoch FROM ts) AS "time", msg FROM logs WHERE ts BETWEEN '2024-01
 SELECT ts AS "time", level, msg FROM logs WHERE ts BETWEEN '2024-01-15T10:00:00Z' AND '2024-01-15T10:05:00Z' ORDER BY ts DESC LIMIT 5;
 SELECT date_trunc('minute', ts) AS "time", count(*) FILTER (WHERE level = 'ERROR') AS errors FROM logs WHERE ts >= '2024-01-15T10:00:00Z' AND ts <= '2024-01-15T10:10:00Z' GROUP BY 1 ORDER BY 1;
 SELECT DISTINCT service AS __text, service AS __value FROM logs ORDER BY 1;
--- differs: type: information_schema and catalog identifiers are text here, name/varchar in PostgreSQL
 SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' AND table_name = 'logs';
--- differs: type: information_schema and catalog identifiers are text here, name/varchar in PostgreSQL
 SELECT column_name FROM information_schema.columns WHERE table_name = 'logs' ORDER BY ordinal_position;
--- differs: type: information_schema and catalog identifiers are text here, name/varchar in PostgreSQL
 SELECT column_name, data_type FROM information_schema.columns WHERE table_name = 'logs' AND column_name IN ('ts', 'msg', 'service') ORDER BY ordinal_position;
--- differs: type: information_schema and catalog identifiers are text here, name/varchar in PostgreSQL
+-- differs: value: the database is always `timberline` here, whatever name the client connected with
 SELECT current_database();
--- differs: type: information_schema and catalog identifiers are text here, name/varchar in PostgreSQL
 SELECT current_schema();
 SELECT current_setting('TimeZone');
 

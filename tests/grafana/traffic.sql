@@ -9,7 +9,6 @@
 SELECT current_setting('server_version_num')::int/100 as version;
 
 -- Query editor: schema, table and column dropdowns
--- differs: type: information_schema identifiers are text here, name in PostgreSQL
 SELECT schema_name FROM information_schema.schemata WHERE schema_name NOT IN ('information_schema', 'pg_catalog', 'pg_toast') AND schema_name NOT LIKE 'pg_temp_%' AND schema_name NOT LIKE 'pg_toast_temp_%' ORDER BY schema_name;
 select quote_ident(table_name) as "table" from information_schema.tables
     where quote_ident(table_schema) not in ('information_schema', 'pg_catalog', '_timescaledb_cache', '_timescaledb_catalog', '_timescaledb_internal', '_timescaledb_config', 'timescaledb_information', 'timescaledb_experimental')

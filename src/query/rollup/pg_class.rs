@@ -40,6 +40,9 @@ impl SchemaProvider for WithMatviews {
     }
 
     async fn table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>> {
+        if name == "pg_settings" {
+            return Ok(Some(Arc::new(crate::query::pg_settings::PgSettings::new())));
+        }
         let table = self.inner.table(name).await?;
         Ok(match table {
             Some(t) if name == "pg_class" || pg_types::reshapes(name) => Some(Arc::new(PgClass {
