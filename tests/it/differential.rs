@@ -217,6 +217,11 @@ pub async fn load(server: &TestServer, tl: &Client, pg: &Client) {
     server.ingest_ndjson(first.iter().cloned()).await;
     server.flush().await;
     server.ingest_ndjson(second.iter().cloned()).await;
+    copy_logs(tl, pg, all.len()).await;
+}
+
+/// Creates PostgreSQL's `logs` and inserts exactly the `rows` rows Timberline holds.
+pub async fn copy_logs(tl: &Client, pg: &Client, expected: usize) {
     pg.batch_execute(
         "CREATE TABLE logs (ts timestamptz NOT NULL, ingest_ts timestamptz NOT NULL, \
          tenant text NOT NULL, service text NOT NULL, host text NOT NULL, level text NOT NULL, \
@@ -233,7 +238,7 @@ pub async fn load(server: &TestServer, tl: &Client, pg: &Client) {
         )
         .await
         .expect("read back");
-    assert_eq!(rows.len(), all.len());
+    assert_eq!(rows.len(), expected);
     let insert = pg
         .prepare(
             "INSERT INTO logs VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::text::jsonb, $10, $11)",

@@ -32,6 +32,10 @@ fn cell(row: &tokio_postgres::Row, i: usize) -> String {
         Type::INT2 => row.get::<_, Option<i16>>(i).map(|v| v.to_string()),
         Type::INT4 => row.get::<_, Option<i32>>(i).map(|v| v.to_string()),
         Type::INT8 => row.get::<_, Option<i64>>(i).map(|v| v.to_string()),
+        // PostgreSQL's one-byte `"char"` (pg_class.relkind and kin).
+        Type::CHAR => row
+            .get::<_, Option<i8>>(i)
+            .map(|v| char::from(v as u8).to_string()),
         Type::FLOAT4 => row.get::<_, Option<f32>>(i).map(|v| v.to_string()),
         Type::FLOAT8 => row.get::<_, Option<f64>>(i).map(|v| v.to_string()),
         Type::TIMESTAMPTZ | Type::TIMESTAMP => row.get::<_, Option<SystemTime>>(i).map(|v| {
@@ -93,9 +97,8 @@ fn err(e: tokio_postgres::Error) -> SltError {
     }
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn sql_spec_files() {
-    let server = TestServer::start();
+/// Loads `sql/fixtures/logs.ndjson`, the first half flushed; the number of rows.
+async fn load_fixture(server: &TestServer) -> usize {
     let fixture = std::fs::read(repo_path("sql/fixtures/logs.ndjson")).unwrap();
     let lines: Vec<&[u8]> = fixture
         .split(|b| *b == b'\n')
@@ -116,16 +119,27 @@ async fn sql_spec_files() {
             server.flush().await;
         }
     }
-    // The SQL surface's spec, then each front-end pass's PostgreSQL answers.
-    let mut files: Vec<_> = ["sql", "sql/passes"]
-        .into_iter()
+    lines.len()
+}
+
+fn slt_files(dirs: &[&str]) -> Vec<std::path::PathBuf> {
+    let mut files: Vec<_> = dirs
+        .iter()
         .flat_map(|dir| std::fs::read_dir(repo_path(dir)).unwrap())
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|x| x == "slt"))
         .collect();
     files.sort();
     assert!(!files.is_empty());
-    for file in files {
+    files
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sql_spec_files() {
+    let server = TestServer::start();
+    load_fixture(&server).await;
+    // The SQL surface's spec, then each front-end pass's PostgreSQL answers.
+    for file in slt_files(&["sql", "sql/passes"]) {
         let port = server.pg_port;
         let mut runner = sqllogictest::Runner::new(move || async move {
             let client = crate::support::pg_connect(port, "timberline")
@@ -138,5 +152,37 @@ async fn sql_spec_files() {
             .run_file_async(&file)
             .await
             .unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+    }
+}
+
+/// The front-end passes' files hold PostgreSQL's answers: the same files, run against a real
+/// PostgreSQL 15 holding the rows Timberline holds, pass there too.
+#[tokio::test(flavor = "multi_thread")]
+async fn pass_files_hold_postgresqls_answers() {
+    let Some(reference) = crate::differential::Reference::start() else {
+        return;
+    };
+    let server = TestServer::start();
+    let rows = load_fixture(&server).await;
+    let tl = server.pg().await;
+    let pg = reference.connect().await;
+    crate::differential::copy_logs(&tl, &pg, rows).await;
+    for file in slt_files(&["sql/passes"]) {
+        let port = reference.port;
+        let mut runner = sqllogictest::Runner::new(move || async move {
+            let (client, conn) = tokio_postgres::connect(
+                &format!("host=127.0.0.1 port={port} user=postgres dbname=postgres"),
+                tokio_postgres::NoTls,
+            )
+            .await
+            .map_err(err)?;
+            tokio::spawn(conn);
+            Ok(PgDb { client })
+        });
+        runner.with_column_validator(|a, b| a == b);
+        runner
+            .run_file_async(&file)
+            .await
+            .unwrap_or_else(|e| panic!("PostgreSQL 15 on {}: {e}", file.display()));
     }
 }

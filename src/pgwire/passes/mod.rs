@@ -65,6 +65,10 @@ pub const PASSES: &[Pass] = &[
         run: reg_names::oid_literals,
     },
     Pass {
+        name: "to_regtype",
+        run: reg_names::to_regtype,
+    },
+    Pass {
         name: "array_subquery",
         run: array_subquery::rewrite,
     },

@@ -9,6 +9,8 @@
 //! - `substring(x from 'regex')` is PostgreSQL's regex substring: the first parenthesized
 //!   group's match, else the whole match (`regexp_match(x, 'regex')[1]`).
 //! - `::json` and `::jsonb` casts are dropped: JSON values here are their text.
+//! - `x LIKE 'p' ESCAPE '/'` becomes the same pattern escaped by backslashes; `::name` is
+//!   `::text`.
 //! - `x AT TIME ZONE z` becomes `pg_at_time_zone(x, z)`: a `timestamptz` becomes the local
 //!   `timestamp` of `z`, a `timestamp` is read as local time in `z`.
 
@@ -74,6 +76,49 @@ fn rewritten(e: &Expr) -> Option<Expr> {
         Expr::Cast {
             expr, data_type, ..
         } if is_json_type(data_type) => Some(Expr::Nested(expr.clone())),
+        // `name` is PostgreSQL's identifier type: its values are text here.
+        Expr::Cast {
+            kind,
+            expr,
+            data_type: DataType::Custom(name, _),
+            array,
+            format,
+        } if name.to_string().eq_ignore_ascii_case("name")
+            || name.to_string().eq_ignore_ascii_case("pg_catalog.name") =>
+        {
+            Some(Expr::Cast {
+                kind: kind.clone(),
+                expr: expr.clone(),
+                data_type: DataType::Text,
+                array: *array,
+                format: format.clone(),
+            })
+        }
+        Expr::Like {
+            negated,
+            any: false,
+            expr,
+            pattern,
+            escape_char: Some(escape),
+        } => {
+            let text = string_literal(pattern)?;
+            let escape = match &escape.value {
+                Value::SingleQuotedString(s) if s.chars().count() <= 1 => s.chars().next(),
+                _ => return None,
+            };
+            if escape == Some('\\') {
+                return None;
+            }
+            Some(Expr::Like {
+                negated: *negated,
+                any: false,
+                expr: expr.clone(),
+                pattern: Box::new(Expr::Value(
+                    Value::SingleQuotedString(backslash_escaped(text, escape)).with_empty_span(),
+                )),
+                escape_char: None,
+            })
+        }
         Expr::Substring {
             expr,
             substring_from: Some(pattern),
@@ -176,6 +221,30 @@ fn path_keys(text: &str) -> Option<Vec<Key>> {
             })
         })
         .collect()
+}
+
+/// A LIKE pattern written with `escape` (or none) as the same pattern escaped by backslashes,
+/// the one escape DataFusion takes (SQLAlchemy escapes with `/`).
+fn backslash_escaped(pattern: &str, escape: Option<char>) -> String {
+    let mut out = String::with_capacity(pattern.len() + 4);
+    let mut chars = pattern.chars();
+    while let Some(c) = chars.next() {
+        if Some(c) == escape {
+            match chars.next() {
+                Some(next @ ('%' | '_' | '\\')) => {
+                    out.push('\\');
+                    out.push(next);
+                }
+                Some(next) => out.push(next),
+                None => {}
+            }
+        } else if c == '\\' {
+            out.push_str("\\\\");
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 fn is_json_type(t: &DataType) -> bool {

@@ -3,12 +3,14 @@
 //! - pass `reg_names`: `'pg_catalog.array_in'::regproc` (pgjdbc's type cache) becomes
 //!   `'array_in'`: the `pg_type.typinput` it is compared with holds function names.
 //! - pass `oid_literals`: see [`oid_literals`].
+//! - pass `to_regtype`: see [`to_regtype`].
 
 use std::ops::ControlFlow;
+use std::sync::LazyLock;
 
 use datafusion::sql::sqlparser::ast::{
-    CastKind, DataType, Expr, FunctionArg, FunctionArgExpr, FunctionArguments, Statement, Value,
-    ValueWithSpan, VisitMut, VisitorMut,
+    visit_expressions_mut, CastKind, DataType, Expr, FunctionArg, FunctionArgExpr,
+    FunctionArguments, Query, Statement, Value, ValueWithSpan, VisitMut, VisitorMut,
 };
 
 /// Replaces each `'name'::regproc` of `stmt` by the function's name.
@@ -95,6 +97,70 @@ impl VisitorMut for OidLiterals {
                     }
                 }
             }
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+/// Pass `to_regtype`: `to_regtype('hstore')` (psycopg 3's type lookup, which SQLAlchemy runs on
+/// connect) is the type's oid, or NULL when there is no such type: a lookup in `pg_type` by
+/// the name after any schema.
+pub fn to_regtype(mut stmt: Statement) -> Statement {
+    let _ = stmt.visit(&mut ToRegtype);
+    stmt
+}
+
+struct ToRegtype;
+
+static TYPE_LOOKUP: LazyLock<Option<Query>> = LazyLock::new(|| {
+    match super::parse("SELECT min(t.oid) FROM pg_catalog.pg_type t WHERE t.typname = $1")
+        .ok()?
+        .pop()?
+    {
+        Statement::Query(q) => Some(*q),
+        _ => None,
+    }
+});
+
+impl VisitorMut for ToRegtype {
+    type Break = ();
+
+    fn post_visit_expr(&mut self, e: &mut Expr) -> ControlFlow<()> {
+        let Expr::Function(f) = e else {
+            return ControlFlow::Continue(());
+        };
+        let named = f
+            .name
+            .0
+            .last()
+            .and_then(|p| p.as_ident())
+            .is_some_and(|i| i.value.eq_ignore_ascii_case("to_regtype"));
+        let arg = match &f.args {
+            FunctionArguments::List(l) if l.args.len() == 1 => match l.args.first() {
+                Some(FunctionArg::Unnamed(FunctionArgExpr::Expr(a))) => Some(a.clone()),
+                _ => None,
+            },
+            _ => None,
+        };
+        if let (true, Some(mut name), Some(template)) = (named, arg, TYPE_LOOKUP.as_ref()) {
+            if let Expr::Value(v) = &mut name {
+                if let Value::SingleQuotedString(s) = &mut v.value {
+                    *s = s
+                        .rsplit('.')
+                        .next()
+                        .unwrap_or(s)
+                        .trim_matches('"')
+                        .to_string();
+                }
+            }
+            let mut lookup = template.clone();
+            let _ = visit_expressions_mut(&mut lookup, |x| {
+                if matches!(x, Expr::Value(v) if matches!(v.value, Value::Placeholder(_))) {
+                    *x = name.clone();
+                }
+                ControlFlow::<()>::Continue(())
+            });
+            *e = Expr::Subquery(Box::new(lookup));
         }
         ControlFlow::Continue(())
     }
