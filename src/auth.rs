@@ -124,6 +124,19 @@ impl Users {
     }
 }
 
+/// The names of the users `data_dir` defines, and the bootstrap user, in name order (for
+/// `pg_roles`); an unreadable users file lists the bootstrap user alone.
+pub fn user_names(data_dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = read_json::<User>(&data_dir.join(FILE))
+        .map(|all| all.into_keys().collect())
+        .unwrap_or_default();
+    if !names.iter().any(|n| n == BOOTSTRAP_USER) {
+        names.push(BOOTSTRAP_USER.to_string());
+    }
+    names.sort();
+    names
+}
+
 const MOCK_KEY_FILE: &str = "mock_auth.key";
 
 /// The data directory's mock-authentication key, made on first use; a random one (with a

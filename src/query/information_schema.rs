@@ -1,7 +1,8 @@
 //! `information_schema` the way PostgreSQL answers it: `schemata`, `tables`, `columns` (with
 //! PostgreSQL type spellings such as `timestamp with time zone` and `udt_name` such as
-//! `timestamptz`) and `views`, built from the live catalog on every query. Grafana's query
-//! builder, SQLAlchemy and BI tools read column types from here.
+//! `timestamptz`), `views`, `table_constraints`, `key_column_usage` and `table_privileges`,
+//! built from the live catalog on every query. Grafana's query builder, SQLAlchemy, Metabase
+//! and BI tools read column types and keys from here.
 
 use std::sync::Arc;
 
@@ -16,6 +17,9 @@ use datafusion::error::Result;
 use datafusion::logical_expr::Expr;
 use datafusion::physical_plan::ExecutionPlan;
 use pgwire::api::Type;
+use timberline_udfs::pg_compat::PgSession;
+
+use crate::auth::BOOTSTRAP_USER;
 
 /// The schema provider.
 #[derive(Debug)]
@@ -35,11 +39,20 @@ enum Kind {
     Tables,
     Columns,
     Views,
+    /// A `CHECK` constraint per NOT NULL column (PostgreSQL 15 lists them so); no keys.
+    TableConstraints,
+    /// No rows: no table here has a primary, unique or foreign key.
+    KeyColumnUsage,
+    /// `SELECT` on each table of `public` for the session's user, the one privilege there is.
+    TablePrivileges,
 }
 
-const KINDS: [(&str, Kind); 4] = [
+const KINDS: [(&str, Kind); 7] = [
     ("columns", Kind::Columns),
+    ("key_column_usage", Kind::KeyColumnUsage),
     ("schemata", Kind::Schemata),
+    ("table_constraints", Kind::TableConstraints),
+    ("table_privileges", Kind::TablePrivileges),
     ("tables", Kind::Tables),
     ("views", Kind::Views),
 ];
@@ -79,7 +92,7 @@ fn text_fields(names: &[&str]) -> Vec<Field> {
             let identifier = n.ends_with("_catalog")
                 || n.ends_with("_schema")
                 || n.ends_with("_name")
-                || *n == "schema_owner";
+                || matches!(*n, "schema_owner" | "grantor" | "grantee");
             let pg_type = if identifier { "name" } else { "varchar" };
             super::pg_types::typed(Field::new(*n, DataType::Utf8, true), pg_type)
         })
@@ -146,6 +159,47 @@ fn schema_of(kind: Kind) -> SchemaRef {
             ]));
             f
         }
+        Kind::TableConstraints => text_fields(&[
+            "constraint_catalog",
+            "constraint_schema",
+            "constraint_name",
+            "table_catalog",
+            "table_schema",
+            "table_name",
+            "constraint_type",
+            "is_deferrable",
+            "initially_deferred",
+            "enforced",
+            "nulls_distinct",
+        ]),
+        Kind::KeyColumnUsage => {
+            let mut f = text_fields(&[
+                "constraint_catalog",
+                "constraint_schema",
+                "constraint_name",
+                "table_catalog",
+                "table_schema",
+                "table_name",
+                "column_name",
+            ]);
+            f.push(Field::new("ordinal_position", DataType::Int32, true));
+            f.push(Field::new(
+                "position_in_unique_constraint",
+                DataType::Int32,
+                true,
+            ));
+            f
+        }
+        Kind::TablePrivileges => text_fields(&[
+            "grantor",
+            "grantee",
+            "table_catalog",
+            "table_schema",
+            "table_name",
+            "privilege_type",
+            "is_grantable",
+            "with_hierarchy",
+        ]),
     };
     Arc::new(Schema::new(fields))
 }
@@ -180,8 +234,8 @@ fn pg_column_type(pg: &Type) -> (String, [Option<i32>; 4]) {
 }
 
 impl InfoTable {
-    /// The rows; `audit_log` only for the administrator (`admin`).
-    async fn batch(&self, admin: bool) -> Result<RecordBatch> {
+    /// The rows `user` sees; `audit_log` only for the administrator (`admin`).
+    async fn batch(&self, user: &str, admin: bool) -> Result<RecordBatch> {
         let schema = schema_of(self.kind);
         let mut rows: Vec<Vec<Value>> = Vec::new();
         for cat_name in self.catalogs.catalog_names() {
@@ -269,6 +323,36 @@ impl InfoTable {
                                 ]);
                             }
                         }
+                        Kind::TableConstraints if schema_name == "public" => {
+                            for (i, f) in table.schema().fields().iter().enumerate() {
+                                if f.is_nullable() {
+                                    continue;
+                                }
+                                rows.push(vec![
+                                    t(&cat_name),
+                                    t(&schema_name),
+                                    Value::T(Some(format!("{table_name}_{}_not_null", i + 1))),
+                                    t(&cat_name),
+                                    t(&schema_name),
+                                    t(&table_name),
+                                    t("CHECK"),
+                                    t("NO"),
+                                    t("NO"),
+                                    t("YES"),
+                                    Value::T(None),
+                                ]);
+                            }
+                        }
+                        Kind::TablePrivileges if schema_name == "public" => rows.push(vec![
+                            t(BOOTSTRAP_USER),
+                            t(user),
+                            t(&cat_name),
+                            t(&schema_name),
+                            t(&table_name),
+                            t("SELECT"),
+                            t("NO"),
+                            t("YES"),
+                        ]),
                         _ => {}
                     }
                 }
@@ -322,7 +406,13 @@ impl TableProvider for InfoTable {
         filters: &[Expr],
         limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        let batch = self.batch(is_administrator(state)).await?;
+        let user = state
+            .config_options()
+            .extensions
+            .get::<PgSession>()
+            .map(|s| s.user.clone())
+            .unwrap_or_default();
+        let batch = self.batch(&user, is_administrator(state)).await?;
         let table = MemTable::try_new(batch.schema(), vec![vec![batch]])?;
         table.scan(state, projection, filters, limit).await
     }

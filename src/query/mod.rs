@@ -8,6 +8,8 @@ mod information_schema;
 mod interrupt;
 pub mod memory;
 pub mod nearest;
+mod pg_functions;
+mod pg_roles;
 mod pg_semantics;
 mod pg_settings;
 pub mod pg_types;
@@ -120,6 +122,10 @@ pub fn new_context(
         Arc::new(rollup::system::RollupsTable::new(store.clone())),
     )?;
     ctx.register_udtf(
+        "pg_show_all_settings",
+        Arc::new(pg_settings::ShowAllSettings),
+    );
+    ctx.register_udtf(
         "log_context",
         Arc::new(nearest::LogContextFn::new(store.clone())),
     );
@@ -141,11 +147,6 @@ pub fn new_context(
     }
     datafusion_functions_json::register_all(&mut ctx)?;
     timberline_udfs::register(&mut ctx)?;
-    let functions = ctx.state().scalar_functions().clone();
-    for name in pg_types::NAME_FUNCTIONS {
-        if let Some(f) = functions.get(*name) {
-            ctx.register_udf(pg_types::name_typed(f.clone()));
-        }
-    }
+    pg_functions::register(&ctx);
     Ok(ctx)
 }

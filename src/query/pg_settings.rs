@@ -1,9 +1,9 @@
-//! `pg_catalog.pg_settings` with PostgreSQL 15's standard rows (`pg15_settings.jsonl`, read
-//! from a PostgreSQL 15's own catalog), each setting this session knows showing the
-//! session's value (`SET`, server defaults), the others PostgreSQL's default. pgjdbc reads
+//! `pg_catalog.pg_settings` with PostgreSQL 15's standard rows
+//! (`timberline_udfs::pg_compat::standard_settings`), each showing the session's value (`SET`,
+//! server defaults, PostgreSQL's default); also the table function `pg_show_all_settings()`. pgjdbc reads
 //! `max_index_keys` from it, DBeaver and pgAdmin every row, psql's `\dconfig` the changed ones.
 
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use datafusion::arrow::array::{
@@ -11,38 +11,12 @@ use datafusion::arrow::array::{
 };
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
-use datafusion::catalog::{Session, TableProvider};
+use datafusion::catalog::{Session, TableFunctionArgs, TableFunctionImpl, TableProvider};
 use datafusion::datasource::MemTable;
 use datafusion::error::Result;
 use datafusion::logical_expr::{Expr, TableType};
 use datafusion::physical_plan::ExecutionPlan;
-use serde::Deserialize;
-use timberline_udfs::pg_compat::{canonical_name, PgSession};
-
-const PG15_SETTINGS: &str = include_str!("pg15_settings.jsonl");
-
-/// One standard setting, as PostgreSQL 15 describes it.
-#[derive(Debug, Deserialize)]
-struct Setting {
-    name: String,
-    unit: Option<String>,
-    category: Option<String>,
-    short_desc: Option<String>,
-    extra_desc: Option<String>,
-    context: Option<String>,
-    vartype: Option<String>,
-    min_val: Option<String>,
-    max_val: Option<String>,
-    enumvals: Option<Vec<String>>,
-    boot_val: Option<String>,
-}
-
-static SETTINGS: LazyLock<Vec<Setting>> = LazyLock::new(|| {
-    PG15_SETTINGS
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect()
-});
+use timberline_udfs::pg_compat::{standard_settings, PgSession, StandardSetting};
 
 /// The `pg_settings` table.
 #[derive(Debug)]
@@ -87,14 +61,11 @@ impl PgSettings {
     }
 
     fn batch(&self, session: Option<&PgSession>) -> Result<RecordBatch> {
-        let rows = SETTINGS.as_slice();
-        // The session's value where it has one for the setting (by PostgreSQL's name).
+        let rows = standard_settings();
         let current: Vec<Option<String>> = rows
             .iter()
             .map(|s| {
-                let known = canonical_name(&s.name).is_some();
                 session
-                    .filter(|_| known)
                     .and_then(|p| p.get(&s.name))
                     .or_else(|| s.boot_val.clone())
             })
@@ -110,7 +81,7 @@ impl PgSettings {
                 })
             })
             .collect();
-        let text = |f: &dyn Fn(&Setting) -> Option<String>| -> ArrayRef {
+        let text = |f: &dyn Fn(&StandardSetting) -> Option<String>| -> ArrayRef {
             Arc::new(rows.iter().map(f).collect::<StringArray>())
         };
         let mut enumvals = ListBuilder::new(StringBuilder::new());
@@ -178,13 +149,18 @@ impl TableProvider for PgSettings {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn every_standard_setting_is_read() {
-        assert_eq!(super::SETTINGS.len(), 354);
-        assert!(super::SETTINGS
-            .iter()
-            .any(|s| s.name == "max_index_keys" && s.boot_val.as_deref() == Some("32")));
+/// `pg_show_all_settings()` (pgAdmin's connect), the function behind `pg_settings`.
+#[derive(Debug)]
+pub struct ShowAllSettings;
+
+impl TableFunctionImpl for ShowAllSettings {
+    fn call_with_args(&self, args: TableFunctionArgs) -> Result<Arc<dyn TableProvider>> {
+        if !args.exprs().is_empty() {
+            return timberline_udfs::query_err!(
+                timberline_udfs::sqlstate::UNDEFINED_FUNCTION,
+                "function pg_show_all_settings takes no arguments"
+            );
+        }
+        Ok(Arc::new(PgSettings::new()))
     }
 }

@@ -12,21 +12,18 @@ use datafusion::arrow::array::{
     ListBuilder, StringBuilder,
 };
 use datafusion::arrow::compute::cast;
-use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Schema, SchemaRef};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::error::Result;
-use datafusion::logical_expr::{
-    ColumnarValue, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature,
-};
 
 /// Field metadata naming the PostgreSQL type a text column is reported as (`name`, `varchar`):
 /// the same text on the wire, the type clients see in a row description.
 pub const PG_TYPE_KEY: &str = "timberline.pg_type";
 
-/// `table\tcolumn\ttype` for PostgreSQL 15's `name`, `"char"` and `oid` catalog columns.
+/// `table\tcolumn\ttype` for PostgreSQL 15's `name`, `"char"`, `oid` and array catalog columns.
 const PG15_TYPES: &str = include_str!("pg15_catalog_types.tsv");
 
-/// PostgreSQL 15's type of `table.column`, if it is `name`, `char` or `oid`.
+/// PostgreSQL 15's type of `table.column`, if it is `name`, `char`, `oid` or an array.
 fn pg15_type(table: &str, column: &str) -> Option<&'static str> {
     PG15_TYPES.lines().find_map(|line| {
         let mut parts = line.split('\t');
@@ -76,34 +73,10 @@ impl Element {
     }
 }
 
-/// (table, column, element): the array columns, PostgreSQL 15's catalog.
-const ARRAYS: &[(&str, &str, Element)] = &[
-    ("pg_attribute", "attacl", Element::Text),
-    ("pg_attribute", "attoptions", Element::Text),
+/// (table, column, element): array columns PostgreSQL 15 has and the bundled catalog lacks.
+const MISSING_ARRAYS: &[(&str, &str, Element)] = &[
     ("pg_class", "relacl", Element::Text),
     ("pg_class", "reloptions", Element::Text),
-    ("pg_constraint", "conkey", Element::Int2),
-    ("pg_constraint", "confkey", Element::Int2),
-    ("pg_constraint", "conpfeqop", Element::Oid),
-    ("pg_constraint", "conppeqop", Element::Oid),
-    ("pg_constraint", "conffeqop", Element::Oid),
-    ("pg_constraint", "conexclop", Element::Oid),
-    ("pg_database", "datacl", Element::Text),
-    ("pg_index", "indkey", Element::Int2),
-    ("pg_index", "indcollation", Element::Oid),
-    ("pg_index", "indclass", Element::Oid),
-    ("pg_index", "indoption", Element::Int2),
-    ("pg_namespace", "nspacl", Element::Text),
-    ("pg_policy", "polroles", Element::Oid),
-    ("pg_proc", "proargtypes", Element::Oid),
-    ("pg_proc", "proallargtypes", Element::Oid),
-    ("pg_proc", "proargmodes", Element::Text),
-    ("pg_proc", "proargnames", Element::Text),
-    ("pg_proc", "proconfig", Element::Text),
-    ("pg_proc", "proacl", Element::Text),
-    ("pg_statistic_ext", "stxkeys", Element::Int2),
-    ("pg_statistic_ext", "stxkind", Element::Text),
-    ("pg_type", "typacl", Element::Text),
 ];
 
 /// Text columns PostgreSQL 15 has and the bundled catalog lacks (NULL here).
@@ -111,7 +84,7 @@ const MISSING_TEXT: &[(&str, &str)] = &[("pg_database", "datcollversion")];
 
 /// Whether `table`'s shape or types change here.
 pub fn reshapes(table: &str) -> bool {
-    ARRAYS.iter().any(|(t, ..)| *t == table)
+    MISSING_ARRAYS.iter().any(|(t, ..)| *t == table)
         || MISSING_TEXT.iter().any(|(t, _)| *t == table)
         || PG15_TYPES
             .lines()
@@ -131,7 +104,7 @@ pub fn schema(table: &str, schema: &Schema) -> SchemaRef {
             },
         })
         .collect();
-    for (t, c, e) in ARRAYS {
+    for (t, c, e) in MISSING_ARRAYS {
         if *t == table && schema.index_of(c).is_err() {
             fields.push(Field::new(*c, list_type(*e), true));
         }
@@ -145,10 +118,13 @@ pub fn schema(table: &str, schema: &Schema) -> SchemaRef {
 }
 
 fn array_of(table: &str, column: &str) -> Option<Element> {
-    ARRAYS
-        .iter()
-        .find(|(t, c, _)| *t == table && *c == column)
-        .map(|(.., e)| *e)
+    let from_pg15 = match pg15_type(table, column)? {
+        "int2vector" | "_int2" => Element::Int2,
+        "oidvector" | "_oid" | "_regtype" => Element::Oid,
+        "_text" | "_name" | "_char" | "_aclitem" => Element::Text,
+        _ => return None,
+    };
+    Some(from_pg15)
 }
 
 fn list_type(e: Element) -> DataType {
@@ -277,56 +253,5 @@ mod tests {
             elements("{=Tc/postgres,postgres=CTc/postgres}"),
             s(&["=Tc/postgres", "postgres=CTc/postgres"])
         );
-    }
-}
-
-/// The functions whose value PostgreSQL types `name` (`current_database()`, `current_user`, …).
-pub const NAME_FUNCTIONS: &[&str] = &[
-    "current_database",
-    "current_schema",
-    "current_user",
-    "session_user",
-    "current_catalog",
-    "user",
-];
-
-/// `inner`, its result marked as PostgreSQL's `name` ([`PG_TYPE_KEY`]).
-pub fn name_typed(inner: Arc<ScalarUDF>) -> ScalarUDF {
-    ScalarUDF::new_from_impl(NameTyped { inner })
-}
-
-#[derive(Debug, PartialEq, Eq, Hash)]
-struct NameTyped {
-    inner: Arc<ScalarUDF>,
-}
-
-impl ScalarUDFImpl for NameTyped {
-    fn name(&self) -> &str {
-        self.inner.name()
-    }
-
-    fn aliases(&self) -> &[String] {
-        self.inner.aliases()
-    }
-
-    fn signature(&self) -> &Signature {
-        self.inner.signature()
-    }
-
-    fn return_type(&self, args: &[DataType]) -> Result<DataType> {
-        self.inner.return_type(args)
-    }
-
-    fn return_field_from_args(&self, args: ReturnFieldArgs) -> Result<FieldRef> {
-        let field = self.inner.return_field_from_args(args)?;
-        Ok(Arc::new(typed(field.as_ref().clone(), "name")))
-    }
-
-    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        self.inner.invoke_with_args(args)
-    }
-
-    fn coerce_types(&self, args: &[DataType]) -> Result<Vec<DataType>> {
-        self.inner.coerce_types(args)
     }
 }

@@ -40,8 +40,16 @@ impl SchemaProvider for WithMatviews {
     }
 
     async fn table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>> {
-        if name == "pg_settings" {
-            return Ok(Some(Arc::new(crate::query::pg_settings::PgSettings::new())));
+        match name {
+            "pg_settings" => {
+                return Ok(Some(Arc::new(crate::query::pg_settings::PgSettings::new())))
+            }
+            "pg_roles" => {
+                return Ok(Some(Arc::new(crate::query::pg_roles::PgRoles::new(
+                    self.store.clone(),
+                ))))
+            }
+            _ => {}
         }
         let table = self.inner.table(name).await?;
         Ok(match table {

@@ -127,13 +127,22 @@ impl ScalarUDFImpl for SessionUser {
     }
 }
 
-/// `pg_collation_is_visible(oid)`, `pg_function_is_visible(oid)`, `pg_type_is_visible(oid)`:
-/// everything is visible on the
-/// search path (one schema of tables, functions all built in).
+/// `pg_collation_is_visible(oid)`, `pg_type_is_visible(oid)` and the rest of the family: every
+/// such object is visible on the search path (one schema of tables; functions, types,
+/// operators and text-search objects all built into `pg_catalog`).
 pub fn is_visible_udfs() -> Vec<ScalarUDF> {
     [
         "pg_collation_is_visible",
+        "pg_conversion_is_visible",
         "pg_function_is_visible",
+        "pg_opclass_is_visible",
+        "pg_operator_is_visible",
+        "pg_opfamily_is_visible",
+        "pg_statistics_obj_is_visible",
+        "pg_ts_config_is_visible",
+        "pg_ts_dict_is_visible",
+        "pg_ts_parser_is_visible",
+        "pg_ts_template_is_visible",
         "pg_type_is_visible",
     ]
     .into_iter()

@@ -8,6 +8,7 @@ mod expand_array;
 mod functions;
 mod json;
 mod settings;
+mod standard_settings;
 mod text_functions;
 
 pub use catalog_functions::catalog_function_udfs;
@@ -22,4 +23,5 @@ pub use settings::{
     canonical_name, default_setting, parse_bytes, PgSession, SettingError, Tenant, PG_VERSION,
     PG_VERSION_NUM,
 };
+pub use standard_settings::{standard_setting, standard_settings, StandardSetting};
 pub use text_functions::text_function_udfs;

@@ -5,6 +5,7 @@ use std::any::Any;
 use std::collections::BTreeMap;
 use std::str::FromStr;
 
+use super::standard_settings::standard_setting;
 use crate::sqlstate;
 use datafusion::arrow::array::timezone::Tz;
 use datafusion::common::config::{ConfigEntry, ConfigExtension, ExtensionOptions};
@@ -101,6 +102,7 @@ pub fn canonical_name(name: &str) -> Option<&'static str> {
         .iter()
         .find(|(n, _)| n.eq_ignore_ascii_case(name))
         .map(|(n, _)| *n)
+        .or_else(|| standard_setting(name).map(|s| s.name.as_str()))
 }
 
 /// The value a fresh session has for `name` (any case).
@@ -109,6 +111,7 @@ pub fn default_setting(name: &str) -> Option<&'static str> {
         .iter()
         .find(|(n, _)| n.eq_ignore_ascii_case(name))
         .map(|(_, v)| *v)
+        .or_else(|| standard_setting(name).and_then(|s| s.boot_val.as_deref()))
 }
 
 /// Whose rows a session sees. There is no default: a session is given its scope when it is
