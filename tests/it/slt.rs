@@ -32,6 +32,7 @@ fn cell(row: &tokio_postgres::Row, i: usize) -> String {
         Type::INT2 => row.get::<_, Option<i16>>(i).map(|v| v.to_string()),
         Type::INT4 => row.get::<_, Option<i32>>(i).map(|v| v.to_string()),
         Type::INT8 => row.get::<_, Option<i64>>(i).map(|v| v.to_string()),
+        Type::OID => row.get::<_, Option<u32>>(i).map(|v| v.to_string()),
         // PostgreSQL's one-byte `"char"` (pg_class.relkind and kin).
         Type::CHAR => row
             .get::<_, Option<i8>>(i)
@@ -66,7 +67,7 @@ impl sqllogictest::AsyncDB for PgDb {
             .columns()
             .iter()
             .map(|c| match *c.type_() {
-                Type::INT2 | Type::INT4 | Type::INT8 => DefaultColumnType::Integer,
+                Type::INT2 | Type::INT4 | Type::INT8 | Type::OID => DefaultColumnType::Integer,
                 Type::FLOAT4 | Type::FLOAT8 | Type::NUMERIC => DefaultColumnType::FloatingPoint,
                 _ => DefaultColumnType::Text,
             })

@@ -12,11 +12,13 @@
 //! answers a correlated subquery with NULL) is replaced by [`subqueries`].
 
 mod array_subquery;
+mod functions;
 mod grafana;
 pub mod operators;
 mod records;
 mod reg_names;
 mod subqueries;
+mod system_columns;
 
 use std::sync::LazyLock;
 
@@ -67,6 +69,18 @@ pub const PASSES: &[Pass] = &[
     Pass {
         name: "to_regtype",
         run: reg_names::to_regtype,
+    },
+    Pass {
+        name: "pretty_flags",
+        run: functions::pretty_flags,
+    },
+    Pass {
+        name: "generate_subscripts",
+        run: functions::generate_subscripts,
+    },
+    Pass {
+        name: "tableoid",
+        run: system_columns::rewrite,
     },
     Pass {
         name: "array_subquery",

@@ -11,13 +11,15 @@
 //! - `::json` and `::jsonb` casts are dropped: JSON values here are their text.
 //! - `x LIKE 'p' ESCAPE '/'` becomes the same pattern escaped by backslashes; `::name` is
 //!   `::text`.
+//! - `timezone(z, x)` is `x AT TIME ZONE z`.
 //! - `x AT TIME ZONE z` becomes `pg_at_time_zone(x, z)`: a `timestamptz` becomes the local
 //!   `timestamp` of `z`, a `timestamp` is read as local time in `z`.
 
 use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{
-    BinaryOperator, DataType, Expr, Statement, Value, ValueWithSpan, VisitMut, VisitorMut,
+    BinaryOperator, DataType, Expr, FunctionArg, FunctionArgExpr, FunctionArguments, Statement,
+    Value, ValueWithSpan, VisitMut, VisitorMut,
 };
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
@@ -101,7 +103,7 @@ fn rewritten(e: &Expr) -> Option<Expr> {
             pattern,
             escape_char: Some(escape),
         } => {
-            let text = string_literal(pattern)?;
+            let text = constant_text(pattern)?;
             let escape = match &escape.value {
                 Value::SingleQuotedString(s) if s.chars().count() <= 1 => s.chars().next(),
                 _ => return None,
@@ -114,7 +116,7 @@ fn rewritten(e: &Expr) -> Option<Expr> {
                 any: false,
                 expr: expr.clone(),
                 pattern: Box::new(Expr::Value(
-                    Value::SingleQuotedString(backslash_escaped(text, escape)).with_empty_span(),
+                    Value::SingleQuotedString(backslash_escaped(&text, escape)).with_empty_span(),
                 )),
                 escape_char: None,
             })
@@ -131,6 +133,23 @@ fn rewritten(e: &Expr) -> Option<Expr> {
             timestamp,
             time_zone,
         } => parse(&format!("pg_at_time_zone({timestamp}, {time_zone})")),
+        // `timezone(zone, ts)` is the function form of `ts AT TIME ZONE zone` (Metabase).
+        Expr::Function(f)
+            if f.name.to_string().eq_ignore_ascii_case("timezone")
+                || f.name
+                    .to_string()
+                    .eq_ignore_ascii_case("pg_catalog.timezone") =>
+        {
+            let FunctionArguments::List(list) = &f.args else {
+                return None;
+            };
+            let [FunctionArg::Unnamed(FunctionArgExpr::Expr(zone)), FunctionArg::Unnamed(FunctionArgExpr::Expr(ts))] =
+                list.args.as_slice()
+            else {
+                return None;
+            };
+            parse(&format!("pg_at_time_zone({ts}, {zone})"))
+        }
         _ => None,
     }
 }
@@ -221,6 +240,25 @@ fn path_keys(text: &str) -> Option<Vec<Key>> {
             })
         })
         .collect()
+}
+
+/// The text of a constant text expression: a literal, literals joined by `||`, text casts of
+/// them (SQLAlchemy writes `'pg/_'::VARCHAR || '%'`).
+fn constant_text(e: &Expr) -> Option<String> {
+    match e {
+        Expr::Nested(inner) => constant_text(inner),
+        Expr::BinaryOp {
+            left,
+            op: BinaryOperator::StringConcat,
+            right,
+        } => Some(constant_text(left)? + &constant_text(right)?),
+        Expr::Cast {
+            expr,
+            data_type: DataType::Varchar(_) | DataType::Text | DataType::CharacterVarying(_),
+            ..
+        } => constant_text(expr),
+        other => string_literal(other).map(str::to_string),
+    }
 }
 
 /// A LIKE pattern written with `escape` (or none) as the same pattern escaped by backslashes,
