@@ -10,7 +10,7 @@ use std::process::Command;
 
 use serde_json::json;
 
-use crate::support::{psql, TestServer};
+use crate::support::{available, psql, TestServer};
 
 /// 120 events from 2024-05-01T10:00:00Z, 30 s apart; level cycles ERROR/WARN/INFO, service
 /// cycles api/db; half flushed into a segment, half hot.
@@ -31,19 +31,6 @@ async fn load(server: &TestServer) {
     server.ingest_ndjson((0..60).map(event)).await;
     server.flush().await;
     server.ingest_ndjson((60..120).map(event)).await;
-}
-
-/// Whether `program --version`-style probing finds the client; fails when CI requires it.
-pub(crate) fn available(what: &str, probe: &mut Command, install: &str) -> bool {
-    let ok = probe.output().map(|o| o.status.success()).unwrap_or(false);
-    if !ok {
-        assert!(
-            std::env::var_os("TIMBERLINE_REQUIRE_CLIENTS").is_none(),
-            "{what} is required here but missing: {install}"
-        );
-        eprintln!("SKIPPED: {what} is not installed ({install})");
-    }
-    ok
 }
 
 fn run(cmd: &mut Command) -> (bool, String) {

@@ -27,12 +27,11 @@ impl Reference {
     /// `None` when PostgreSQL 15 is not installed (CI installs it and sets
     /// `TIMBERLINE_REQUIRE_CLIENTS`, which makes its absence a failure).
     pub fn start() -> Option<Reference> {
-        if !Path::new(POSTGRES).exists() {
-            assert!(
-                std::env::var_os("TIMBERLINE_REQUIRE_CLIENTS").is_none(),
-                "PostgreSQL 15 is required here but missing: apt-get install postgresql"
-            );
-            eprintln!("PostgreSQL 15 not installed; skipping the differential test");
+        if !crate::support::present(
+            "PostgreSQL 15",
+            Path::new(POSTGRES).exists(),
+            "apt-get install postgresql-15",
+        ) {
             return None;
         }
         let dir = tempfile::tempdir().expect("tempdir");

@@ -17,14 +17,13 @@ const GO: &str = "/usr/lib/go-1.19/bin/go";
 
 /// Builds the replay client offline against Debian's pgx v4 sources.
 fn build_replay(out: &Path) -> Option<std::path::PathBuf> {
-    if !Path::new(GO).exists()
-        || !Path::new("/usr/share/gocode/src/github.com/jackc/pgconn").exists()
-    {
-        assert!(
-            std::env::var_os("TIMBERLINE_REQUIRE_CLIENTS").is_none(),
-            "Go and pgx v4 are required here but missing: apt-get install golang-1.19-go golang-github-jackc-pgx-v4-dev"
-        );
-        eprintln!("Go 1.19 / pgx v4 not installed; skipping the Grafana replay");
+    let found = Path::new(GO).exists()
+        && Path::new("/usr/share/gocode/src/github.com/jackc/pgconn").exists();
+    if !crate::support::present(
+        "Go 1.19 and pgx v4",
+        found,
+        "apt-get install golang-1.19-go golang-github-jackc-pgx-v4-dev",
+    ) {
         return None;
     }
     let bin = out.join("replay");

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::clients::available;
+use crate::support::available;
 use crate::support::{TestServer, API_KEY};
 
 const ADMIN_KEY: &str = "metrics-admin-key";

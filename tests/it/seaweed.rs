@@ -10,7 +10,7 @@ use datafusion::object_store::aws::AmazonS3Builder;
 use datafusion::object_store::ObjectStore;
 use futures::TryStreamExt;
 
-use crate::clients::available;
+use crate::support::available;
 
 pub const BUCKET: &str = "timberline";
 

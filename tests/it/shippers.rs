@@ -12,7 +12,7 @@ use std::time::Duration;
 use serde_json::Value;
 use tokio_postgres::Client;
 
-use crate::clients::available;
+use crate::support::available;
 use crate::support::{count, repo_path, rows, TestServer, API_KEY};
 
 fn python_ok() -> bool {

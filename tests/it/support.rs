@@ -454,3 +454,23 @@ pub fn sample(text: &str, name: &str, labels: &[&str]) -> Option<f64> {
         .and_then(|l| l.rsplit(' ').next())
         .and_then(|v| v.parse().ok())
 }
+
+/// Whether a client or server a test drives is here (`found`). Where CI requires them all
+/// (`TIMBERLINE_REQUIRE_CLIENTS`), a missing one fails the test; elsewhere the test is skipped
+/// with a message saying what to install. The one place that decision is made.
+pub fn present(what: &str, found: bool, install: &str) -> bool {
+    if !found {
+        assert!(
+            std::env::var_os("TIMBERLINE_REQUIRE_CLIENTS").is_none(),
+            "{what} is required here but missing: {install}"
+        );
+        eprintln!("SKIPPED: {what} is not installed ({install})");
+    }
+    found
+}
+
+/// [`present`], probing with `probe` (`program --version` and the like).
+pub fn available(what: &str, probe: &mut Command, install: &str) -> bool {
+    let found = probe.output().map(|o| o.status.success()).unwrap_or(false);
+    present(what, found, install)
+}

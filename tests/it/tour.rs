@@ -65,12 +65,11 @@ fn statements(body: &str) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_step_of_the_readme_tour_answers_on_the_demo() {
-    if Command::new("psql").arg("--version").output().is_err() {
-        assert!(
-            std::env::var_os("TIMBERLINE_REQUIRE_CLIENTS").is_none(),
-            "psql is required here but missing"
-        );
-        eprintln!("psql not installed; skipping the README tour");
+    if !crate::support::available(
+        "psql",
+        Command::new("psql").arg("--version"),
+        "apt-get install postgresql-client",
+    ) {
         return;
     }
     let steps = tour();
