@@ -31,6 +31,7 @@ mod slt;
 mod support;
 mod text;
 mod tiers;
+mod tools;
 mod tour;
 mod traces;
 mod wal;

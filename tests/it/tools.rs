@@ -1,0 +1,145 @@
+//! The BI tools' own SQL (`tests/differential/tools/*.sql`: SQLAlchemy, pgjdbc, psql, Metabase,
+//! Grafana, DBeaver, pgAdmin, Superset, each statement marked with its source) sent to
+//! Timberline and to a real PostgreSQL 15 holding the same rows by `measure.py`, which sorts
+//! each answer into identical / same shape / different / error. The suite is a ratchet: no
+//! statement may answer worse than `baseline.json` records. `TIMBERLINE_TOOLS_BASELINE=write`
+//! rewrites the baseline from this run (after a change that improves answers).
+
+use std::collections::BTreeMap;
+use std::process::Command;
+
+use crate::differential::Reference;
+use crate::support::{available, bin, repo_path, TestServer, API_KEY};
+
+/// The classes, best first.
+const CLASSES: [&str; 4] = ["identical", "same shape", "different", "error"];
+
+fn rank(class: &str) -> usize {
+    CLASSES
+        .iter()
+        .position(|c| *c == class)
+        .unwrap_or(CLASSES.len())
+}
+
+fn python(args: &[&str]) -> String {
+    let out = Command::new("python3")
+        .arg(repo_path("tests/differential/tools/measure.py"))
+        .args(args)
+        .output()
+        .expect("python3 runs");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "measure.py {args:?}: {text}");
+    text
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bi_tools_sql_answers_no_worse_than_the_baseline() {
+    if !available(
+        "psycopg",
+        Command::new("python3").args(["-c", "import psycopg"]),
+        "pip install -r tests/clients/requirements.txt",
+    ) {
+        return;
+    }
+    let Some(reference) = Reference::start() else {
+        return;
+    };
+    // No background flush or compaction: `segments` keeps the rows the load copies.
+    let server = TestServer::start_with(&[
+        "--pg-auth",
+        "trust",
+        "--maintenance-interval",
+        "0",
+        "--flush-interval-secs",
+        "86400",
+    ]);
+    // The tools log in as `postgres`, an ordinary user of the default tenant, on both.
+    let added = Command::new(bin())
+        .args([
+            "user",
+            "add",
+            "postgres",
+            "--tenant",
+            "default",
+            "--data-dir",
+        ])
+        .arg(server.dir.path())
+        .env("TIMBERLINE_NEW_PASSWORD", "postgres")
+        .output()
+        .expect("user add");
+    assert!(added.status.success(), "{added:?}");
+    let _ready = reference.connect().await;
+    let (tl_port, pg_port) = (server.pg_port.to_string(), reference.port.to_string());
+    let http = server.http.trim_start_matches("http://").to_string();
+    python(&[
+        "--load",
+        "--tl-http",
+        &http,
+        "--tl-port",
+        &tl_port,
+        "--pg-port",
+        &pg_port,
+        "--api-key",
+        API_KEY,
+    ]);
+    let out = tempfile::NamedTempFile::new().expect("temp file");
+    let out_path = out.path().to_string_lossy().to_string();
+    let figures = python(&[
+        "--tl-port",
+        &tl_port,
+        "--pg-port",
+        &pg_port,
+        "--json",
+        &out_path,
+    ]);
+    println!("{figures}");
+
+    let outcomes: Vec<serde_json::Value> =
+        serde_json::from_slice(&std::fs::read(out.path()).expect("outcomes")).expect("json");
+    let now: BTreeMap<String, String> = outcomes
+        .iter()
+        .map(|o| {
+            (
+                format!("{}:{}", o["file"].as_str().unwrap_or(""), o["line"]),
+                o["class"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    let baseline_path = repo_path("tests/differential/tools/baseline.json");
+    if std::env::var("TIMBERLINE_TOOLS_BASELINE").as_deref() == Ok("write") {
+        let text = serde_json::to_string_pretty(&now).expect("baseline");
+        std::fs::write(&baseline_path, text + "\n").expect("write baseline");
+        return;
+    }
+    let baseline: BTreeMap<String, String> =
+        serde_json::from_slice(&std::fs::read(&baseline_path).expect("baseline.json"))
+            .expect("baseline json");
+    let mut worse = Vec::new();
+    let mut better = 0;
+    for (at, was) in &baseline {
+        let is = now.get(at).map(String::as_str).unwrap_or("missing");
+        if rank(is) > rank(was) {
+            let detail = outcomes
+                .iter()
+                .find(|o| format!("{}:{}", o["file"].as_str().unwrap_or(""), o["line"]) == *at)
+                .map(|o| format!("{} {}", o["diff"], o["tl_error"]))
+                .unwrap_or_default();
+            worse.push(format!("{at}: {was} -> {is}: {detail}"));
+        } else if rank(is) < rank(was) {
+            better += 1;
+        }
+    }
+    if better > 0 {
+        println!("{better} statements answer better than baseline.json records; rewrite it with TIMBERLINE_TOOLS_BASELINE=write");
+    }
+    assert!(
+        worse.is_empty(),
+        "{} statements answer worse than baseline.json:\n{}",
+        worse.len(),
+        worse.join("\n")
+    );
+}
