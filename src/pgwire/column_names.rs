@@ -6,8 +6,8 @@
 use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{
-    DataType, Expr, Ident, ObjectName, Query, SelectItem, SetExpr, Statement, TimezoneInfo,
-    VisitMut, VisitorMut,
+    AccessExpr, DataType, Expr, Ident, ObjectName, Query, SelectItem, SetExpr, Statement,
+    TimezoneInfo, VisitMut, VisitorMut,
 };
 
 /// The name of each result column of `stmt` that it does not alias (`None` where the planner's
@@ -148,7 +148,11 @@ fn expr_name(e: &Expr) -> (String, u8) {
             }
         }
         Expr::TypedString(t) => (type_name(&t.data_type), 1),
-        Expr::Case { .. } => named("case"),
+        // A CASE takes its ELSE's name if that is a column's or a function's.
+        Expr::Case { else_result, .. } => match else_result.as_deref().map(expr_name) {
+            Some(n) if n.1 > 1 => n,
+            _ => ("case".into(), 1),
+        },
         Expr::Exists { .. } => named("exists"),
         Expr::Subquery(q) => query_names(q)
             .into_iter()
@@ -156,7 +160,11 @@ fn expr_name(e: &Expr) -> (String, u8) {
             .flatten()
             .map_or_else(unknown, |n| (n, 2)),
         Expr::Array(_) => named("array"),
-        Expr::CompoundFieldAccess { root, .. } => expr_name(root),
+        // `(record).field` is named by the field; `a[i]` by the array.
+        Expr::CompoundFieldAccess { root, access_chain } => match access_chain.last() {
+            Some(AccessExpr::Dot(Expr::Identifier(field))) => (identifier(field), 2),
+            _ => expr_name(root),
+        },
         Expr::Extract { .. } => named("extract"),
         Expr::Position { .. } => named("position"),
         Expr::Substring {

@@ -469,6 +469,7 @@ fn pg_fields(
             let declared = match arrow.metadata().get(PG_TYPE_KEY).map(String::as_str) {
                 Some("name") => Some(Type::NAME),
                 Some("varchar") => Some(Type::VARCHAR),
+                Some("json") => Some(Type::JSON),
                 _ => None,
             };
             let datatype = match declared {

@@ -1,5 +1,6 @@
 //! The bundled catalog functions answered as PostgreSQL 15 answers them: `current_database()`,
-//! `current_user` and their kin are typed `name`, and `pg_get_expr(NULL, …)` is NULL (the
+//! `current_user`, `pg_get_userbyid()` and their kin are typed `name`, `json_build_object()`
+//! `json`, and `pg_get_expr(NULL, …)` is NULL (the
 //! bundled one answers `''`). Each wraps the registered function.
 
 use std::sync::Arc;
@@ -16,27 +17,27 @@ use datafusion::prelude::SessionContext;
 
 use super::pg_types::typed;
 
-/// The functions whose value PostgreSQL types `name` (`current_database()`, `current_user`, …).
-const NAME_FUNCTIONS: &[&str] = &[
-    "current_database",
-    "current_schema",
-    "current_user",
-    "session_user",
-    "current_catalog",
-    "user",
+/// The functions whose value PostgreSQL types other than text, and that type.
+const TYPED_FUNCTIONS: &[(&str, &str)] = &[
+    ("pg_get_userbyid", "name"),
+    ("pg_encoding_to_char", "name"),
+    ("current_database", "name"),
+    ("current_schema", "name"),
+    ("current_user", "name"),
+    ("session_user", "name"),
+    ("current_catalog", "name"),
+    ("user", "name"),
+    ("json_build_object", "json"),
 ];
 
-/// `inner`, its result marked as PostgreSQL's `name` ([`PG_TYPE_KEY`]).
-fn name_typed(inner: Arc<ScalarUDF>) -> ScalarUDF {
-    ScalarUDF::new_from_impl(NameTyped { inner })
-}
-
+/// `inner`, its result marked as PostgreSQL's `pg_type` (`crate::query::pg_types::PG_TYPE_KEY`).
 #[derive(Debug, PartialEq, Eq, Hash)]
-struct NameTyped {
+struct Typed {
     inner: Arc<ScalarUDF>,
+    pg_type: &'static str,
 }
 
-impl ScalarUDFImpl for NameTyped {
+impl ScalarUDFImpl for Typed {
     fn name(&self) -> &str {
         self.inner.name()
     }
@@ -55,7 +56,7 @@ impl ScalarUDFImpl for NameTyped {
 
     fn return_field_from_args(&self, args: ReturnFieldArgs) -> Result<FieldRef> {
         let field = self.inner.return_field_from_args(args)?;
-        Ok(Arc::new(typed(field.as_ref().clone(), "name")))
+        Ok(Arc::new(typed(field.as_ref().clone(), self.pg_type)))
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
@@ -70,9 +71,12 @@ impl ScalarUDFImpl for NameTyped {
 /// Re-registers the wrapped functions of `ctx`.
 pub fn register(ctx: &SessionContext) {
     let functions = ctx.state().scalar_functions().clone();
-    for name in NAME_FUNCTIONS {
+    for (name, pg_type) in TYPED_FUNCTIONS {
         if let Some(f) = functions.get(*name) {
-            ctx.register_udf(name_typed(f.clone()));
+            ctx.register_udf(ScalarUDF::new_from_impl(Typed {
+                inner: f.clone(),
+                pg_type,
+            }));
         }
     }
     if let Some(f) = functions.get("pg_get_expr") {

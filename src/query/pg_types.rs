@@ -16,8 +16,8 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::error::Result;
 
-/// Field metadata naming the PostgreSQL type a text column is reported as (`name`, `varchar`):
-/// the same text on the wire, the type clients see in a row description.
+/// Field metadata naming the PostgreSQL type a text column is reported as (`name`, `varchar`,
+/// `json`): the same text on the wire, the type clients see in a row description.
 pub const PG_TYPE_KEY: &str = "timberline.pg_type";
 
 /// `table\tcolumn\ttype` for PostgreSQL 15's `name`, `"char"`, `oid` and array catalog columns.
@@ -38,7 +38,7 @@ fn pg15_type(table: &str, column: &str) -> Option<&'static str> {
 pub fn typed(field: Field, pg_type: &str) -> Field {
     let mut metadata = field.metadata().clone();
     match (pg_type, field.data_type()) {
-        ("name" | "varchar", DataType::Utf8) => {
+        ("name" | "varchar" | "json", DataType::Utf8) => {
             metadata.insert(PG_TYPE_KEY.into(), pg_type.into());
         }
         ("char", DataType::Utf8) => {

@@ -25,6 +25,27 @@ impl std::fmt::Display for SltError {
 }
 impl std::error::Error for SltError {}
 
+/// A value of a text-like type (`text`, `name`, `varchar`, `json`) as its text.
+struct Text(String);
+
+impl<'a> tokio_postgres::types::FromSql<'a> for Text {
+    fn from_sql(_: &Type, raw: &'a [u8]) -> Result<Text, Box<dyn std::error::Error + Sync + Send>> {
+        Ok(Text(String::from_utf8(raw.to_vec())?))
+    }
+
+    fn accepts(t: &Type) -> bool {
+        [
+            Type::TEXT,
+            Type::NAME,
+            Type::VARCHAR,
+            Type::BPCHAR,
+            Type::JSON,
+            Type::UNKNOWN,
+        ]
+        .contains(t)
+    }
+}
+
 fn cell(row: &tokio_postgres::Row, i: usize) -> String {
     let t = row.columns()[i].type_().clone();
     let s = match t {
@@ -43,7 +64,7 @@ fn cell(row: &tokio_postgres::Row, i: usize) -> String {
             chrono::DateTime::<chrono::Utc>::from(v)
                 .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
         }),
-        _ => row.get::<_, Option<String>>(i),
+        _ => row.get::<_, Option<Text>>(i).map(|t| t.0),
     };
     match s {
         None => "NULL".into(),
