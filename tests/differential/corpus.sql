@@ -190,9 +190,7 @@ SELECT '20240115'::date;
 SELECT '2024-01-15 10:30:45'::timestamp + interval '1 day';
 SELECT to_timestamp(1705314645);
 SELECT to_timestamp(1705314645.5);
--- differs: to_date takes chrono patterns (%Y-%m-%d) here, not PostgreSQL template patterns (22P02)
 SELECT to_date('2024-01-15', 'YYYY-MM-DD');
--- differs: to_timestamp(text, pattern) takes chrono patterns (%Y-%m-%d %H:%M) here, not PostgreSQL template patterns (22P02)
 SELECT to_timestamp('2024-01-15 10:30', 'YYYY-MM-DD HH24:MI');
 
 -- Timestamps: output and arithmetic
@@ -256,15 +254,13 @@ SELECT max(ts) - min(ts) >= interval '1 day' FROM logs;
 SELECT count(*) FROM logs WHERE ts > (SELECT max(ts) FROM logs) - interval '10 minutes';
 
 -- generate_series
--- differs: generate_series in a select list returns one array here (int8[]), a set of rows in PostgreSQL
+-- differs: type: integer literals and integer functions are bigint (int8) here, integer (int4) in PostgreSQL
 SELECT generate_series(1, 3);
--- differs: generate_series as a table names its column `value` (bigint); PostgreSQL names it after the function alias
+-- differs: type: integer literals and integer functions are bigint (int8) here, integer (int4) in PostgreSQL
 SELECT * FROM generate_series(1, 3);
--- differs: generate_series AS x: a table function alias does not name its column here (42703)
+-- differs: type: integer literals and integer functions are bigint (int8) here, integer (int4) in PostgreSQL
 SELECT x FROM generate_series(1, 5, 2) AS x;
--- differs: generate_series of timestamps in a select list returns one array here
 SELECT generate_series('2024-01-15 10:00:00+00'::timestamptz, '2024-01-15 11:00:00+00'::timestamptz, interval '15 minutes');
--- differs: generate_series AS g: a table function alias does not name its column here (42703)
 SELECT g AS bucket, count(l.ts) FROM generate_series('2024-01-15 10:00:00+00'::timestamptz, '2024-01-15 11:00:00+00'::timestamptz, interval '30 minutes') AS g LEFT JOIN logs l ON date_bin('30 minutes', l.ts, '2024-01-01 00:00:00+00') = g GROUP BY g ORDER BY g;
 
 -- Grafana: macro expansions of the PostgreSQL datasource and its query editor

@@ -79,6 +79,14 @@ pub const PASSES: &[Pass] = &[
         run: functions::generate_subscripts,
     },
     Pass {
+        name: "generate_series",
+        run: functions::generate_series,
+    },
+    Pass {
+        name: "datetime_templates",
+        run: functions::datetime_templates,
+    },
+    Pass {
         name: "tableoid",
         run: system_columns::rewrite,
     },
