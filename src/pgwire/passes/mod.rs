@@ -79,10 +79,6 @@ pub const PASSES: &[Pass] = &[
         run: functions::generate_subscripts,
     },
     Pass {
-        name: "generate_series",
-        run: functions::generate_series,
-    },
-    Pass {
         name: "datetime_templates",
         run: functions::datetime_templates,
     },
@@ -137,6 +133,11 @@ pub const PASSES: &[Pass] = &[
     Pass {
         name: "catalog_subqueries",
         run: subqueries::rewrite,
+    },
+    // After the lookups: a catalog lookup over a series in its FROM is recognised as one.
+    Pass {
+        name: "generate_series",
+        run: functions::generate_series,
     },
     Pass {
         name: "alias_casts",
