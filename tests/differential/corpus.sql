@@ -119,7 +119,6 @@ SELECT service FROM logs INTERSECT SELECT 'api' ORDER BY 1;
 WITH e AS (SELECT service, count(*) AS n FROM logs WHERE level = 'ERROR' GROUP BY service) SELECT service, n FROM e ORDER BY n DESC, service;
 SELECT service, (SELECT count(*) FROM logs l2 WHERE l2.service = l1.service AND l2.level = 'ERROR') AS errors FROM logs l1 GROUP BY service ORDER BY service;
 SELECT count(*) FROM logs WHERE service IN (SELECT service FROM logs WHERE level = 'ERROR');
--- differs: EXISTS (subquery) in a select list is not supported by the planner (0A000); in WHERE it is
 SELECT EXISTS (SELECT 1 FROM logs WHERE level = 'FATAL');
 
 -- Window functions

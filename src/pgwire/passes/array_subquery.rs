@@ -1,3 +1,5 @@
+//! Subqueries as values: pass `array_subquery` and pass `exists_values` ([`exists_values`]).
+//!
 //! Pass `array_subquery`: `ARRAY(SELECT e FROM … ORDER BY o)` (psql's `\d`, `\du`, pgAdmin)
 //! becomes `coalesce((SELECT array_agg(e ORDER BY o) FROM …), make_array())`: the same
 //! elements in the same order, and `{}` when the subquery finds no row. An `ORDER BY 1`
@@ -8,9 +10,9 @@ use std::ops::ControlFlow;
 use std::sync::LazyLock;
 
 use datafusion::sql::sqlparser::ast::{
-    Expr, Function, FunctionArg, FunctionArgExpr, FunctionArgumentClause, FunctionArgumentList,
-    FunctionArguments, GroupByExpr, Ident, ObjectName, OrderByExpr, OrderByKind, Query, SelectItem,
-    SetExpr, Statement, TableFactor, Value, VisitMut, VisitorMut,
+    visit_expressions_mut, Expr, Function, FunctionArg, FunctionArgExpr, FunctionArgumentClause,
+    FunctionArgumentList, FunctionArguments, GroupByExpr, Ident, ObjectName, OrderByExpr,
+    OrderByKind, Query, SelectItem, SetExpr, Statement, TableFactor, Value, VisitMut, VisitorMut,
 };
 
 /// Rewrites every `ARRAY(subquery)` of `stmt`.
@@ -130,4 +132,78 @@ fn call(name: &str, args: Vec<Expr>, clauses: Vec<FunctionArgumentClause>) -> Ex
         over: None,
         within_group: vec![],
     })
+}
+
+/// Pass `exists_values`: `EXISTS (SELECT … FROM … WHERE …)` as a value in a select list, which
+/// DataFusion plans only in a filter, becomes `(SELECT count(*) > 0 FROM … WHERE …)`: the
+/// same truth, correlated or not (`NOT EXISTS` compares with 0). A subquery of another shape
+/// (grouped, limited, a set operation) is counted from outside.
+pub fn exists_values(mut stmt: Statement) -> Statement {
+    let _ = stmt.visit(&mut ExistsValues);
+    stmt
+}
+
+struct ExistsValues;
+
+impl VisitorMut for ExistsValues {
+    type Break = ();
+
+    fn pre_visit_query(&mut self, q: &mut Query) -> ControlFlow<()> {
+        if let SetExpr::Select(select) = q.body.as_mut() {
+            for item in &mut select.projection {
+                if let SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } = item
+                {
+                    let _ = visit_expressions_mut(e, |x| {
+                        if let Expr::Exists { subquery, negated } = x {
+                            if let Some(counted) = counted(subquery.as_ref().clone(), *negated) {
+                                *x = Expr::Subquery(Box::new(counted));
+                            }
+                        }
+                        ControlFlow::<()>::Continue(())
+                    });
+                }
+            }
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+/// `SELECT count(*) > 0 …` (or `= 0` when `negated`) over `q`'s rows.
+fn counted(mut q: Query, negated: bool) -> Option<Query> {
+    let op = if negated { "=" } else { ">" };
+    let simple = q.limit_clause.is_none()
+        && q.fetch.is_none()
+        && q.with.is_none()
+        && matches!(q.body.as_ref(), SetExpr::Select(s)
+            if s.distinct.is_none()
+                && s.having.is_none()
+                && matches!(&s.group_by, GroupByExpr::Expressions(v, _) if v.is_empty()));
+    let template = match super::parse(&format!("SELECT count(*) {op} 0 FROM (SELECT 1) AS e"))
+        .ok()?
+        .pop()?
+    {
+        Statement::Query(t) => *t,
+        _ => return None,
+    };
+    if simple {
+        // The subquery's own FROM and WHERE, counted: a correlation stays an equality filter.
+        q.order_by = None;
+        let SetExpr::Select(select) = q.body.as_mut() else {
+            return None;
+        };
+        let SetExpr::Select(counting) = template.body.as_ref() else {
+            return None;
+        };
+        select.projection = counting.projection.clone();
+        return Some(q);
+    }
+    let mut outer = template;
+    if let SetExpr::Select(select) = outer.body.as_mut() {
+        if let Some(TableFactor::Derived { subquery, .. }) =
+            select.from.first_mut().map(|t| &mut t.relation)
+        {
+            **subquery = q;
+        }
+    }
+    Some(outer)
 }

@@ -90,6 +90,10 @@ pub const PASSES: &[Pass] = &[
         name: "array_subquery",
         run: array_subquery::rewrite,
     },
+    Pass {
+        name: "exists_values",
+        run: array_subquery::exists_values,
+    },
     library!(
         "alias_duplicated_projection",
         AliasDuplicatedProjectionRewrite

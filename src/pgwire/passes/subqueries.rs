@@ -261,12 +261,17 @@ fn aggregate_single_value(q: &mut Query) {
         SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => e,
         _ => return,
     };
-    // An aggregate already answers one row.
-    if let Expr::Function(f) = expr {
-        let name = f.name.to_string().to_ascii_lowercase();
-        if AGGREGATES.contains(&name.trim_start_matches("pg_catalog.")) {
-            return;
+    // An aggregate already answers one row (`count(*) > 0` too).
+    let mut aggregated = false;
+    let _ = visit_expressions(&*expr, |x| {
+        if let Expr::Function(f) = x {
+            let name = f.name.to_string().to_ascii_lowercase();
+            aggregated |= AGGREGATES.contains(&name.trim_start_matches("pg_catalog."));
         }
+        ControlFlow::<()>::Continue(())
+    });
+    if aggregated {
+        return;
     }
     let wrapped = Parser::new(&PostgreSqlDialect {})
         .try_with_sql(&format!("max({expr})"))
