@@ -117,10 +117,92 @@ fn object_store_failure(e: &DataFusionError) -> Option<String> {
         .then(|| client_message(&e.find_root().to_string()))
 }
 
-/// A DataFusion error as a pg ErrorResponse.
+/// A DataFusion error as a pg ErrorResponse, worded as PostgreSQL words it where it has a
+/// counterpart ([`postgresql_wording`]).
 pub fn df_error(e: DataFusionError) -> PgWireError {
     let (code, msg) = sqlstate_of(&e);
+    if let Some((code, message, hint)) = postgresql_wording(&msg) {
+        let mut info = ErrorInfo::new("ERROR".into(), code.into(), message);
+        info.hint = Some(hint.into());
+        return PgWireError::UserError(Box::new(info));
+    }
     user_error(code, without_paths(&msg))
+}
+
+const NO_FUNCTION: &str =
+    "No function matches the given name and argument types. You might need to add explicit type casts.";
+const NO_OPERATOR: &str =
+    "No operator matches the given name and argument types. You might need to add explicit type casts.";
+
+/// The planner's "no such function" and "no such operator for these types" in PostgreSQL's
+/// words, SQLSTATE and HINT: `function array(…) does not exist`, `operator does not exist:
+/// timestamp with time zone - text`.
+fn postgresql_wording(msg: &str) -> Option<(&'static str, String, &'static str)> {
+    if let Some(rest) = msg.strip_prefix("Invalid function '") {
+        let name = rest.split('\'').next()?;
+        return Some((
+            sqlstate::UNDEFINED_FUNCTION,
+            format!("function {name}(…) does not exist"),
+            NO_FUNCTION,
+        ));
+    }
+    const OPERATOR_ERRORS: [&str; 2] = [
+        "Cannot coerce arithmetic expression ",
+        "Cannot infer common argument type for comparison operation ",
+    ];
+    let operands = OPERATOR_ERRORS
+        .iter()
+        .find_map(|p| msg.find(p).map(|i| &msg[i + p.len()..]))?;
+    let operands = operands.lines().next()?;
+    let operands = operands.split(" to valid types").next()?.trim();
+    for op in [
+        " - ", " + ", " * ", " / ", " % ", " = ", " != ", " <> ", " < ", " > ", " <= ", " >= ",
+    ] {
+        if let Some((left, right)) = operands.split_once(op) {
+            let (left, right) = (pg_type_name(left.trim())?, pg_type_name(right.trim())?);
+            let op = if op.trim() == "!=" { "<>" } else { op.trim() };
+            return Some((
+                sqlstate::UNDEFINED_FUNCTION,
+                format!("operator does not exist: {left} {op} {right}"),
+                NO_OPERATOR,
+            ));
+        }
+    }
+    None
+}
+
+/// PostgreSQL's name of an Arrow type as DataFusion prints it (`Timestamp(µs, "UTC")` is
+/// `timestamp with time zone`).
+fn pg_type_name(arrow: &str) -> Option<String> {
+    let base = arrow.split('(').next()?.trim();
+    Some(
+        match base {
+            "Timestamp" if arrow.contains('"') => "timestamp with time zone",
+            "Timestamp" => "timestamp without time zone",
+            "Utf8" | "Utf8View" | "LargeUtf8" => "text",
+            "Int16" => "smallint",
+            "Int32" => "integer",
+            "Int64" => "bigint",
+            "Float32" => "real",
+            "Float64" => "double precision",
+            "Decimal128" | "Decimal256" => "numeric",
+            "Boolean" => "boolean",
+            "Date32" | "Date64" => "date",
+            "Interval" => "interval",
+            "Time64" | "Time32" => "time without time zone",
+            "Null" => "unknown",
+            "List" | "LargeList" => {
+                let inner = arrow.split_once("List(")?.1;
+                let element = inner.split(|c| c == ',' || c == ')').next()?.trim();
+                let element = element
+                    .strip_prefix("Field { data_type: ")
+                    .unwrap_or(element);
+                return Some(format!("{}[]", pg_type_name(element)?));
+            }
+            _ => return None,
+        }
+        .to_string(),
+    )
 }
 
 /// `text` with the directories of every absolute path taken out (`/srv/data/segments/x.parquet`
@@ -179,7 +261,31 @@ fn client_message(text: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::without_paths;
+    use super::{postgresql_wording, without_paths};
+
+    #[test]
+    fn planner_errors_read_as_postgresqls() {
+        let (code, msg, hint) =
+            postgresql_wording("Invalid function 'array'.\nDid you mean 'rpad'?")
+                .expect("function");
+        assert_eq!(
+            (code, msg.as_str()),
+            ("42883", "function array(…) does not exist")
+        );
+        assert!(hint.starts_with("No function matches"));
+        let (code, msg, _) = postgresql_wording(
+            "Cannot coerce arithmetic expression Timestamp(µs, \"UTC\") - Utf8 to valid types",
+        )
+        .expect("operator");
+        assert_eq!(
+            (code, msg.as_str()),
+            (
+                "42883",
+                "operator does not exist: timestamp with time zone - text"
+            )
+        );
+        assert!(postgresql_wording("division by zero").is_none());
+    }
 
     #[test]
     fn absolute_paths_lose_their_directories() {

@@ -255,7 +255,7 @@ SELECT count(*) FROM logs WHERE ts > (SELECT max(ts) FROM logs) - interval '10 m
 -- generate_series
 -- differs: type: integer literals and integer functions are bigint (int8) here, integer (int4) in PostgreSQL
 SELECT generate_series(1, 3);
--- differs: type: integer literals and integer functions are bigint (int8) here, integer (int4) in PostgreSQL
+-- differs: generate_series as a table without an alias names its column `value` here (DataFusion's name, kept for queries written for it), `generate_series` in PostgreSQL; its integers are bigint
 SELECT * FROM generate_series(1, 3);
 -- differs: type: integer literals and integer functions are bigint (int8) here, integer (int4) in PostgreSQL
 SELECT x FROM generate_series(1, 5, 2) AS x;

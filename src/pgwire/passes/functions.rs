@@ -143,9 +143,10 @@ impl VisitorMut for Pretty {
 /// Pass `generate_series`: PostgreSQL's set-returning `generate_series`.
 ///
 /// - In a select list it is one row per value: `unnest(generate_series(…))`.
-/// - In FROM its column is named as PostgreSQL names it, after the alias (`generate_series(1,
-///   5) AS x` has a column `x`, `AS g(n)` a column `n`) or the function: DataFusion's table
-///   function names it `value`. It becomes `(SELECT value AS x FROM generate_series(…)) AS x`.
+/// - In FROM with an alias its column is named as PostgreSQL names it, after the alias
+///   (`generate_series(1, 5) AS x` has a column `x`, `AS g(n)` a column `n`): DataFusion's
+///   table function names it `value`. It becomes `(SELECT value AS x FROM generate_series(…))
+///   AS x`. Without an alias the column stays `value`.
 pub fn generate_series(mut stmt: Statement) -> Statement {
     let _ = stmt.visit(&mut Series);
     stmt
@@ -191,11 +192,12 @@ impl VisitorMut for Series {
         if !series {
             return ControlFlow::Continue(());
         }
+        // Without an alias the column keeps DataFusion's name, `value`, which queries written
+        // for it use (PostgreSQL's would be `generate_series`).
         let column = match alias.as_ref() {
             Some(a) if a.columns.len() == 1 => a.columns[0].name.clone(),
             Some(a) if a.columns.is_empty() => a.name.clone(),
-            Some(_) => return ControlFlow::Continue(()),
-            None => Ident::new("generate_series"),
+            _ => return ControlFlow::Continue(()),
         };
         let table_alias = TableAlias {
             explicit: true,
