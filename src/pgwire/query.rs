@@ -465,8 +465,21 @@ fn pg_fields(
                 function_name(f.name())
             };
             // `SELECT n.oid, n.*`: the first `oid` was aliased apart from the second.
-            let given = given.or_else(|| f.name().strip_prefix("__alias_").map(str::to_string));
-            let declared = match arrow.metadata().get(PG_TYPE_KEY).map(String::as_str) {
+            let given = given.or_else(|| {
+                (!lined_up)
+                    .then(|| f.name().strip_prefix("__alias_").map(str::to_string))
+                    .flatten()
+            });
+            let text = matches!(
+                arrow.data_type(),
+                DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8
+            );
+            let declared = match arrow
+                .metadata()
+                .get(PG_TYPE_KEY)
+                .map(String::as_str)
+                .filter(|_| text)
+            {
                 Some("name") => Some(Type::NAME),
                 Some("varchar") => Some(Type::VARCHAR),
                 Some("json") => Some(Type::JSON),

@@ -148,5 +148,6 @@ pub fn new_context(
     datafusion_functions_json::register_all(&mut ctx)?;
     timberline_udfs::register(&mut ctx)?;
     pg_functions::register(&ctx);
+    ctx.register_udf(pg_roles::get_userbyid_udf(store.clone()));
     Ok(ctx)
 }

@@ -19,7 +19,6 @@ use super::pg_types::typed;
 
 /// The functions whose value PostgreSQL types other than text, and that type.
 const TYPED_FUNCTIONS: &[(&str, &str)] = &[
-    ("pg_get_userbyid", "name"),
     ("pg_encoding_to_char", "name"),
     ("current_database", "name"),
     ("current_schema", "name"),

@@ -1,20 +1,33 @@
 //! `pg_catalog.pg_roles`: Timberline's users as login roles — the bootstrap administrator as
 //! the superuser with PostgreSQL's bootstrap oid 10 (the owner of every relation in this
-//! catalog), the others by name — and PostgreSQL 15's predefined roles. psql's `\du`,
-//! DBeaver's role cache and pgjdbc's privilege lists read it.
+//! catalog), the others by name, each user seeing only itself and the administrator unless it
+//! is the administrator — and PostgreSQL 15's predefined roles; and `pg_get_userbyid(oid)`,
+//! which names the same roles. psql's `\du` and `\dt`, DBeaver's role cache and pgjdbc's
+//! privilege lists read them.
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use datafusion::arrow::array::{new_null_array, ArrayRef, BooleanArray, Int32Array, StringArray};
-use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use datafusion::arrow::array::{
+    new_null_array, ArrayRef, AsArray, BooleanArray, Int32Array, StringArray,
+};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{
+    DataType, Field, FieldRef, Int64Type, Schema, SchemaRef, TimeUnit,
+};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::catalog::{Session, TableProvider};
+use datafusion::common::ScalarValue;
 use datafusion::datasource::MemTable;
 use datafusion::error::Result;
-use datafusion::logical_expr::{Expr, TableType};
+use datafusion::logical_expr::{
+    ColumnarValue, Expr, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature,
+    TableType, Volatility,
+};
 use datafusion::physical_plan::ExecutionPlan;
+use timberline_udfs::pg_compat::PgSession;
 
+use super::audit_log::is_administrator;
 use super::pg_types::typed;
 use crate::auth::{user_names, BOOTSTRAP_USER};
 use crate::store::Store;
@@ -74,9 +87,12 @@ impl PgRoles {
         }
     }
 
-    fn batch(&self) -> Result<RecordBatch> {
+    /// The roles `viewer` sees: every user for the administrator; otherwise itself and the
+    /// administrator (who owns every relation), never another tenant's users.
+    fn batch(&self, viewer: Option<&str>) -> Result<RecordBatch> {
         let mut roles: Vec<Role> = user_names(&self.store.data_dir)
             .into_iter()
+            .filter(|n| viewer.is_none_or(|v| n == v || n == BOOTSTRAP_USER))
             .map(|name| {
                 let superuser = name == BOOTSTRAP_USER;
                 let oid = if superuser { 10 } else { user_oid(&name) };
@@ -152,7 +168,95 @@ impl TableProvider for PgRoles {
         filters: &[Expr],
         limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        let table = MemTable::try_new(self.schema.clone(), vec![vec![self.batch()?]])?;
+        let user = state
+            .config_options()
+            .extensions
+            .get::<PgSession>()
+            .map(|s| s.user.clone())
+            .unwrap_or_default();
+        let viewer = (!is_administrator(state)).then_some(user.as_str());
+        let table = MemTable::try_new(self.schema.clone(), vec![vec![self.batch(viewer)?]])?;
         table.scan(state, projection, filters, limit).await
+    }
+}
+
+/// The name of the role with `oid`, as `pg_roles` lists it, or PostgreSQL's
+/// `unknown (OID=n)`.
+fn role_name(store: &Store, oid: i64) -> String {
+    if oid == 10 {
+        return BOOTSTRAP_USER.to_string();
+    }
+    if let Some((name, _)) = PREDEFINED.iter().find(|(_, o)| i64::from(*o) == oid) {
+        return name.to_string();
+    }
+    user_names(&store.data_dir)
+        .into_iter()
+        .find(|n| i64::from(user_oid(n)) == oid)
+        .unwrap_or_else(|| format!("unknown (OID={oid})"))
+}
+
+/// `pg_get_userbyid(oid)`, typed `name`.
+pub fn get_userbyid_udf(store: Arc<Store>) -> ScalarUDF {
+    ScalarUDF::new_from_impl(GetUserById {
+        store,
+        signature: Signature::uniform(
+            1,
+            vec![DataType::Int32, DataType::Int64],
+            Volatility::Stable,
+        ),
+    })
+}
+
+#[derive(Debug)]
+struct GetUserById {
+    store: Arc<Store>,
+    signature: Signature,
+}
+
+impl PartialEq for GetUserById {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.store, &other.store)
+    }
+}
+
+impl Eq for GetUserById {}
+
+impl std::hash::Hash for GetUserById {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        "pg_get_userbyid".hash(state);
+    }
+}
+
+impl ScalarUDFImpl for GetUserById {
+    fn name(&self) -> &str {
+        "pg_get_userbyid"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Utf8)
+    }
+
+    fn return_field_from_args(&self, _: ReturnFieldArgs) -> Result<FieldRef> {
+        Ok(Arc::new(typed(
+            Field::new("pg_get_userbyid", DataType::Utf8, true),
+            "name",
+        )))
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let Some(arg) = args.args.first() else {
+            return Ok(ColumnarValue::Scalar(ScalarValue::Utf8(None)));
+        };
+        let oids = cast(&arg.to_array(args.number_rows)?, &DataType::Int64)?;
+        let oids = oids.as_primitive::<Int64Type>();
+        let names: StringArray = oids
+            .iter()
+            .map(|o| o.map(|o| role_name(&self.store, o)))
+            .collect();
+        Ok(ColumnarValue::Array(Arc::new(names)))
     }
 }

@@ -1,6 +1,7 @@
 //! `pg_catalog.pg_settings` with PostgreSQL 15's standard rows
-//! (`timberline_udfs::pg_compat::standard_settings`), each showing the session's value (`SET`,
-//! server defaults, PostgreSQL's default); also the table function `pg_show_all_settings()`. pgjdbc reads
+//! (`timberline_udfs::pg_compat::standard_settings`), each showing the session's value (what
+//! it `SET`, else Timberline's default, else PostgreSQL's), changed ones with source
+//! `session`; also the table function `pg_show_all_settings()`. pgjdbc reads
 //! `max_index_keys` from it, DBeaver and pgAdmin every row, psql's `\dconfig` the changed ones.
 
 use std::sync::Arc;
@@ -16,7 +17,7 @@ use datafusion::datasource::MemTable;
 use datafusion::error::Result;
 use datafusion::logical_expr::{Expr, TableType};
 use datafusion::physical_plan::ExecutionPlan;
-use timberline_udfs::pg_compat::{standard_settings, PgSession, StandardSetting};
+use timberline_udfs::pg_compat::{default_setting, standard_settings, PgSession, StandardSetting};
 
 /// The `pg_settings` table.
 #[derive(Debug)]
@@ -70,16 +71,15 @@ impl PgSettings {
                     .or_else(|| s.boot_val.clone())
             })
             .collect();
-        let source: StringArray = rows
+        // A fresh session's value: Timberline's default, else PostgreSQL's.
+        let reset: Vec<Option<String>> = rows
+            .iter()
+            .map(|s| default_setting(&s.name).map(str::to_string))
+            .collect();
+        let source: StringArray = reset
             .iter()
             .zip(&current)
-            .map(|(s, v)| {
-                Some(if *v == s.boot_val {
-                    "default"
-                } else {
-                    "session"
-                })
-            })
+            .map(|(r, v)| Some(if v == r { "default" } else { "session" }))
             .collect();
         let text = |f: &dyn Fn(&StandardSetting) -> Option<String>| -> ArrayRef {
             Arc::new(rows.iter().map(f).collect::<StringArray>())
@@ -110,7 +110,7 @@ impl PgSettings {
             text(&|s| s.max_val.clone()),
             Arc::new(enumvals.finish()),
             text(&|s| s.boot_val.clone()),
-            text(&|s| s.boot_val.clone()),
+            Arc::new(reset.iter().cloned().collect::<StringArray>()),
             text(&|_| None),
             Arc::new(Int32Array::new_null(rows.len())),
             Arc::new(BooleanArray::from(vec![false; rows.len()])),

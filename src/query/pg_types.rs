@@ -82,6 +82,16 @@ const MISSING_ARRAYS: &[(&str, &str, Element)] = &[
 /// Text columns PostgreSQL 15 has and the bundled catalog lacks (NULL here).
 const MISSING_TEXT: &[(&str, &str)] = &[("pg_database", "datcollversion")];
 
+/// Whether `column` names an array column of some `pg_catalog` table (`polroles`, `conkey`).
+pub fn is_catalog_array(column: &str) -> bool {
+    MISSING_ARRAYS.iter().any(|(_, c, _)| *c == column)
+        || PG15_TYPES.lines().any(|l| {
+            let mut parts = l.split('\t');
+            let (_, c, t) = (parts.next(), parts.next(), parts.next().unwrap_or(""));
+            c == Some(column) && (t.starts_with('_') || t.ends_with("vector"))
+        })
+}
+
 /// Whether `table`'s shape or types change here.
 pub fn reshapes(table: &str) -> bool {
     MISSING_ARRAYS.iter().any(|(t, ..)| *t == table)

@@ -10,9 +10,9 @@ use std::ops::ControlFlow;
 use std::sync::LazyLock;
 
 use datafusion::sql::sqlparser::ast::{
-    visit_expressions_mut, Expr, Function, FunctionArg, FunctionArgExpr, FunctionArgumentClause,
-    FunctionArgumentList, FunctionArguments, GroupByExpr, Ident, ObjectName, OrderByExpr,
-    OrderByKind, Query, SelectItem, SetExpr, Statement, TableFactor, Value, VisitMut, VisitorMut,
+    visit_expressions_mut, Expr, FunctionArgumentClause, FunctionArguments, GroupByExpr,
+    OrderByExpr, OrderByKind, Query, SelectItem, SetExpr, Statement, TableFactor, Value, VisitMut,
+    VisitorMut,
 };
 
 /// Rewrites every `ARRAY(subquery)` of `stmt`.
@@ -33,13 +33,12 @@ impl VisitorMut for ArraySubquery {
         let is_array = f.name.to_string().eq_ignore_ascii_case("array");
         if let (true, FunctionArguments::Subquery(q)) = (is_array, &f.args) {
             let aggregated = aggregated(q.as_ref().clone());
-            *e = call(
+            *e = super::call(
                 "coalesce",
                 vec![
                     Expr::Subquery(Box::new(aggregated)),
-                    call("make_array", vec![], vec![]),
+                    super::call("make_array", vec![]),
                 ],
-                vec![],
             );
         }
         ControlFlow::Continue(())
@@ -111,27 +110,7 @@ fn array_agg(element: Expr, orders: Vec<OrderByExpr>) -> Expr {
     } else {
         vec![FunctionArgumentClause::OrderBy(orders)]
     };
-    call("array_agg", vec![element], clauses)
-}
-
-fn call(name: &str, args: Vec<Expr>, clauses: Vec<FunctionArgumentClause>) -> Expr {
-    Expr::Function(Function {
-        name: ObjectName::from(vec![Ident::new(name)]),
-        uses_odbc_syntax: false,
-        parameters: FunctionArguments::None,
-        args: FunctionArguments::List(FunctionArgumentList {
-            duplicate_treatment: None,
-            args: args
-                .into_iter()
-                .map(|a| FunctionArg::Unnamed(FunctionArgExpr::Expr(a)))
-                .collect(),
-            clauses,
-        }),
-        filter: None,
-        null_treatment: None,
-        over: None,
-        within_group: vec![],
-    })
+    super::call_with("array_agg", vec![element], clauses)
 }
 
 /// Pass `exists_values`: `EXISTS (SELECT … FROM … WHERE …)` as a value in a select list, which
@@ -171,12 +150,36 @@ impl VisitorMut for ExistsValues {
 /// `SELECT count(*) > 0 …` (or `= 0` when `negated`) over `q`'s rows.
 fn counted(mut q: Query, negated: bool) -> Option<Query> {
     let op = if negated { "=" } else { ">" };
+    let projected = |s: &datafusion::sql::sqlparser::ast::Select, fs: &[&str]| {
+        s.projection.iter().any(|item| match item {
+            SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => {
+                super::calls(e, fs)
+            }
+            _ => false,
+        })
+    };
+    // An ungrouped aggregate always finds its one row: EXISTS is true.
+    if let SetExpr::Select(s) = q.body.as_ref() {
+        let grouped = !matches!(&s.group_by, GroupByExpr::Expressions(v, _) if v.is_empty())
+            || s.having.is_some();
+        if !grouped && projected(s, super::AGGREGATES) && q.limit_clause.is_none() {
+            let truth = Value::Boolean(!negated).with_empty_span();
+            return super::parse(&format!("SELECT {truth}"))
+                .ok()?
+                .pop()
+                .and_then(|st| match st {
+                    Statement::Query(t) => Some(*t),
+                    _ => None,
+                });
+        }
+    }
     let simple = q.limit_clause.is_none()
         && q.fetch.is_none()
         && q.with.is_none()
         && matches!(q.body.as_ref(), SetExpr::Select(s)
             if s.distinct.is_none()
                 && s.having.is_none()
+                && !projected(s, super::SET_RETURNING)
                 && matches!(&s.group_by, GroupByExpr::Expressions(v, _) if v.is_empty()));
     let template = match super::parse(&format!("SELECT count(*) {op} 0 FROM (SELECT 1) AS e"))
         .ok()?

@@ -14,18 +14,14 @@ use std::ops::ControlFlow;
 use std::sync::LazyLock;
 
 use datafusion::sql::sqlparser::ast::{
-    CastKind, DataType, Expr, Function, FunctionArg, FunctionArgExpr, FunctionArgumentList,
-    FunctionArguments, Ident, ObjectName, Query, SelectItem, SetExpr, Statement, TableAlias,
-    TableFactor, TimezoneInfo, Value, VisitMut, VisitorMut,
+    CastKind, DataType, Expr, Function, FunctionArg, FunctionArgExpr, FunctionArguments, Ident,
+    Query, SelectItem, SetExpr, Statement, TableAlias, TableFactor, TimezoneInfo, Value, VisitMut,
+    VisitorMut,
 };
 
 /// The last name part of a call, lowercased.
 fn called(f: &Function) -> Option<String> {
-    f.name
-        .0
-        .last()
-        .and_then(|p| p.as_ident())
-        .map(|i| i.value.to_ascii_lowercase())
+    super::last_name(&f.name)
 }
 
 fn unnamed_args(f: &Function) -> Option<Vec<Expr>> {
@@ -40,26 +36,6 @@ fn unnamed_args(f: &Function) -> Option<Vec<Expr>> {
             .collect(),
         _ => None,
     }
-}
-
-fn call(name: &str, args: Vec<Expr>) -> Expr {
-    Expr::Function(Function {
-        name: ObjectName::from(vec![Ident::new(name)]),
-        uses_odbc_syntax: false,
-        parameters: FunctionArguments::None,
-        args: FunctionArguments::List(FunctionArgumentList {
-            duplicate_treatment: None,
-            args: args
-                .into_iter()
-                .map(|a| FunctionArg::Unnamed(FunctionArgExpr::Expr(a)))
-                .collect(),
-            clauses: vec![],
-        }),
-        filter: None,
-        null_treatment: None,
-        over: None,
-        within_group: vec![],
-    })
 }
 
 /// `generate_subscripts(a, d)` → `unnest(generate_series(1, array_length(a, d)))`.
@@ -78,8 +54,11 @@ impl VisitorMut for Subscripts {
             if called(f).as_deref() == Some("generate_subscripts") {
                 if let Some([array, dim]) = unnamed_args(f).as_deref() {
                     let one = Expr::Value(Value::Number("1".into(), false).with_empty_span());
-                    let length = call("array_length", vec![array.clone(), dim.clone()]);
-                    *e = call("unnest", vec![call("generate_series", vec![one, length])]);
+                    let length = super::call("array_length", vec![array.clone(), dim.clone()]);
+                    *e = super::call(
+                        "unnest",
+                        vec![super::call("generate_series", vec![one, length])],
+                    );
                 }
             }
         }
@@ -164,7 +143,7 @@ impl VisitorMut for Series {
                 {
                     if let Expr::Function(f) = e {
                         if called(f).as_deref() == Some("generate_series") {
-                            *e = call("unnest", vec![e.clone()]);
+                            *e = super::call("unnest", vec![e.clone()]);
                         }
                     }
                 }
@@ -245,7 +224,8 @@ static SERIES: LazyLock<Option<Query>> =
 /// Pass `datetime_templates`: `to_timestamp(text, 'YYYY-MM-DD HH24:MI:SS.US')` and
 /// `to_date(text, 'YYYY-MM-DD')` with PostgreSQL's template patterns (Superset's time
 /// filters): the pattern becomes the engine's (`%Y-%m-%d %H:%M:%S%.6f`), and `to_timestamp`'s
-/// value a `timestamptz` read in the session's zone, as PostgreSQL reads it.
+/// wall-clock time is read in the session's `TimeZone`, as PostgreSQL reads it (a template
+/// with a zone, `TZH`/`OF`, gives the instant itself).
 pub fn datetime_templates(mut stmt: Statement) -> Statement {
     let _ = stmt.visit(&mut Templates);
     stmt
@@ -281,15 +261,24 @@ impl VisitorMut for Templates {
         let Some(chrono) = chrono_pattern(pattern) else {
             return ControlFlow::Continue(());
         };
+        let zoned = chrono.contains('z');
         v.value = Value::SingleQuotedString(chrono);
-        if name.as_deref() == Some("to_timestamp") {
-            *e = Expr::Cast {
+        if name.as_deref() == Some("to_timestamp") && !zoned {
+            // The wall-clock time the text gives, read in the session's zone.
+            let local = Expr::Cast {
                 kind: CastKind::DoubleColon,
                 expr: Box::new(e.clone()),
-                data_type: DataType::Timestamp(None, TimezoneInfo::WithTimeZone),
+                data_type: DataType::Timestamp(None, TimezoneInfo::None),
                 array: false,
                 format: None,
             };
+            let zone = super::call(
+                "current_setting",
+                vec![Expr::Value(
+                    Value::SingleQuotedString("TimeZone".into()).with_empty_span(),
+                )],
+            );
+            *e = super::call("pg_at_time_zone", vec![local, zone]);
         }
         ControlFlow::Continue(())
     }
@@ -301,6 +290,9 @@ fn chrono_pattern(template: &str) -> Option<String> {
     // Longest first, so `HH24` is not read as `HH`, nor `MONTH` as `MON`.
     const PATTERNS: &[(&str, &str)] = &[
         ("YYYY", "%Y"),
+        ("yyyy", "%Y"),
+        ("hh24", "%H"),
+        ("hh12", "%I"),
         ("HH24", "%H"),
         ("HH12", "%I"),
         ("MONTH", "%B"),
@@ -317,6 +309,11 @@ fn chrono_pattern(template: &str) -> Option<String> {
         ("HH", "%I"),
         ("MI", "%M"),
         ("SS", "%S"),
+        ("yy", "%y"),
+        ("mm", "%m"),
+        ("dd", "%d"),
+        ("mi", "%M"),
+        ("ss", "%S"),
         ("AM", "%p"),
         ("PM", "%p"),
         ("am", "%p"),
@@ -324,7 +321,8 @@ fn chrono_pattern(template: &str) -> Option<String> {
         ("TZH", "%#z"),
         ("OF", "%:z"),
     ];
-    if template.contains('%') {
+    // `%` is the engine's own pattern; `SSSS` (seconds past midnight) has no counterpart.
+    if template.contains('%') || template.to_ascii_uppercase().contains("SSSS") {
         return None;
     }
     let mut out = String::with_capacity(template.len() + 8);

@@ -20,9 +20,13 @@ mod reg_names;
 mod subqueries;
 mod system_columns;
 
+use std::ops::ControlFlow;
 use std::sync::LazyLock;
 
-use datafusion::sql::sqlparser::ast::Statement;
+use datafusion::sql::sqlparser::ast::{
+    visit_expressions, Expr, Function, FunctionArg, FunctionArgExpr, FunctionArgumentClause,
+    FunctionArgumentList, FunctionArguments, Ident, ObjectName, Statement,
+};
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::{Parser, ParserError};
 use datafusion_pg_catalog::sql::rules::{
@@ -152,6 +156,77 @@ pub const PASSES: &[Pass] = &[
         run: operators::rewrite,
     },
 ];
+
+/// The last part of a function's or table's name, lower case (`pg_catalog.Unnest` → `unnest`).
+fn last_name(name: &ObjectName) -> Option<String> {
+    name.0
+        .last()
+        .and_then(|p| p.as_ident())
+        .map(|i| i.value.to_ascii_lowercase())
+}
+
+const AGGREGATES: &[&str] = &[
+    "count",
+    "max",
+    "min",
+    "sum",
+    "avg",
+    "array_agg",
+    "string_agg",
+    "bool_and",
+    "bool_or",
+    "every",
+    "json_agg",
+    "jsonb_agg",
+];
+
+const SET_RETURNING: &[&str] = &[
+    "unnest",
+    "generate_series",
+    "generate_subscripts",
+    "_pg_expandarray",
+    "pg_expandarray",
+    "jsonb_array_elements",
+    "json_array_elements",
+];
+
+/// Whether `e` calls one of `functions` anywhere (nested subqueries included).
+fn calls(e: &Expr, functions: &[&str]) -> bool {
+    let mut found = false;
+    let _ = visit_expressions(e, |x| {
+        if let Expr::Function(f) = x {
+            found |= last_name(&f.name).is_some_and(|n| functions.contains(&n.as_str()));
+        }
+        ControlFlow::<()>::Continue(())
+    });
+    found
+}
+
+/// A call of `name` with `args` and `clauses` (`ORDER BY` inside an aggregate).
+fn call_with(name: &str, args: Vec<Expr>, clauses: Vec<FunctionArgumentClause>) -> Expr {
+    Expr::Function(Function {
+        name: ObjectName::from(vec![Ident::new(name)]),
+        uses_odbc_syntax: false,
+        parameters: FunctionArguments::None,
+        args: FunctionArguments::List(FunctionArgumentList {
+            duplicate_treatment: None,
+            args: args
+                .into_iter()
+                .map(|a| FunctionArg::Unnamed(FunctionArgExpr::Expr(a)))
+                .collect(),
+            clauses,
+        }),
+        filter: None,
+        null_treatment: None,
+        over: None,
+        within_group: vec![],
+    })
+}
+
+/// A call of `name` with `args`.
+fn call(name: &str, args: Vec<Expr>) -> Expr {
+    call_with(name, args, vec![])
+}
 
 /// Parses SQL text into statements, once.
 pub fn parse(sql: &str) -> Result<Vec<Statement>, ParserError> {

@@ -103,21 +103,28 @@ fn rewritten(e: &Expr) -> Option<Expr> {
             pattern,
             escape_char: Some(escape),
         } => {
-            let text = constant_text(pattern)?;
-            let escape = match &escape.value {
-                Value::SingleQuotedString(s) if s.chars().count() <= 1 => s.chars().next(),
-                _ => return None,
-            };
-            if escape == Some('\\') {
-                return None;
-            }
+            let pattern = escaped_pattern(pattern, escape)?;
             Some(Expr::Like {
                 negated: *negated,
                 any: false,
                 expr: expr.clone(),
-                pattern: Box::new(Expr::Value(
-                    Value::SingleQuotedString(backslash_escaped(&text, escape)).with_empty_span(),
-                )),
+                pattern,
+                escape_char: None,
+            })
+        }
+        Expr::ILike {
+            negated,
+            any: false,
+            expr,
+            pattern,
+            escape_char: Some(escape),
+        } => {
+            let pattern = escaped_pattern(pattern, escape)?;
+            Some(Expr::ILike {
+                negated: *negated,
+                any: false,
+                expr: expr.clone(),
+                pattern,
                 escape_char: None,
             })
         }
@@ -261,9 +268,27 @@ fn constant_text(e: &Expr) -> Option<String> {
     }
 }
 
+/// A constant LIKE `pattern` written with the one-character (or empty) `escape`, as the same
+/// pattern escaped by backslashes; `None` when it is not constant, already backslash-escaped,
+/// or ends with its escape character (an error PostgreSQL reports, left to the planner).
+fn escaped_pattern(pattern: &Expr, escape: &ValueWithSpan) -> Option<Box<Expr>> {
+    let text = constant_text(pattern)?;
+    let escape = match &escape.value {
+        Value::SingleQuotedString(s) if s.chars().count() <= 1 => s.chars().next(),
+        _ => return None,
+    };
+    if escape == Some('\\') {
+        return None;
+    }
+    let escaped = backslash_escaped(&text, escape)?;
+    Some(Box::new(Expr::Value(
+        Value::SingleQuotedString(escaped).with_empty_span(),
+    )))
+}
+
 /// A LIKE pattern written with `escape` (or none) as the same pattern escaped by backslashes,
 /// the one escape DataFusion takes (SQLAlchemy escapes with `/`).
-fn backslash_escaped(pattern: &str, escape: Option<char>) -> String {
+fn backslash_escaped(pattern: &str, escape: Option<char>) -> Option<String> {
     let mut out = String::with_capacity(pattern.len() + 4);
     let mut chars = pattern.chars();
     while let Some(c) = chars.next() {
@@ -274,7 +299,7 @@ fn backslash_escaped(pattern: &str, escape: Option<char>) -> String {
                     out.push(next);
                 }
                 Some(next) => out.push(next),
-                None => {}
+                None => return None,
             }
         } else if c == '\\' {
             out.push_str("\\\\");
@@ -282,7 +307,7 @@ fn backslash_escaped(pattern: &str, escape: Option<char>) -> String {
             out.push(c);
         }
     }
-    out
+    Some(out)
 }
 
 fn is_json_type(t: &DataType) -> bool {
@@ -359,6 +384,21 @@ mod tests {
     fn rewritten_sql(sql: &str) -> String {
         let mut stmts = Parser::parse_sql(&PostgreSqlDialect {}, sql).unwrap();
         rewrite(stmts.remove(0)).to_string()
+    }
+
+    #[test]
+    fn like_patterns_with_another_escape_use_backslashes() {
+        assert_eq!(
+            backslash_escaped("pg/_%", Some('/')).as_deref(),
+            Some("pg\\_%")
+        );
+        assert_eq!(backslash_escaped("a//b", Some('/')).as_deref(), Some("a/b"));
+        assert_eq!(
+            backslash_escaped("a\\b%", Some('/')).as_deref(),
+            Some("a\\\\b%")
+        );
+        assert_eq!(backslash_escaped("50%", None).as_deref(), Some("50%"));
+        assert_eq!(backslash_escaped("ab/", Some('/')), None);
     }
 
     #[test]

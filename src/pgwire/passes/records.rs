@@ -1,4 +1,4 @@
-//! Records and arrays, as catalog queries use them:
+//! Records and arrays, as pgjdbc's and psql's catalog queries use them:
 //!
 //! - pass `field_access`: `(expr).field` reads a field of a record; DataFusion reads
 //!   `expr['field']`.
@@ -35,7 +35,12 @@ impl VisitorMut for FieldAccess {
             if matches!(root.as_ref(), Expr::Nested(_)) {
                 for access in access_chain.iter_mut() {
                     if let AccessExpr::Dot(Expr::Identifier(field)) = access {
-                        let name = Value::SingleQuotedString(field.value.to_ascii_lowercase());
+                        // Folded to lower case unless quoted, as PostgreSQL folds names.
+                        let folded = match field.quote_style {
+                            Some(_) => field.value.clone(),
+                            None => field.value.to_ascii_lowercase(),
+                        };
+                        let name = Value::SingleQuotedString(folded);
                         *access = AccessExpr::Subscript(Subscript::Index {
                             index: Expr::Value(name.with_empty_span()),
                         });
@@ -82,10 +87,10 @@ impl VisitorMut for ExpandArray {
     }
 }
 
-/// `col = '{0}'`: an array compared with an array's text (psql's `\d` asks `pol.polroles =
-/// '{0}'`). PostgreSQL reads the unknown-typed literal as the column's array type; here it
-/// becomes `ARRAY[0]` (numbers when every element is one, else text). A literal with a `:` or
-/// `"`, or `'{}'`, is left alone: that is JSON text compared with `attrs`.
+/// `col = '{0}'`: a `pg_catalog` array column compared with an array's text (psql's `\d` asks
+/// `pol.polroles = '{0}'`). PostgreSQL reads the unknown-typed literal as the column's array
+/// type; here it becomes `ARRAY[0]` (numbers when every element is one, else text). Only a
+/// catalog array column is compared so: `msg = '{retry}'` over `logs` compares text.
 pub fn array_text_literals(mut stmt: Statement) -> Statement {
     let _ = stmt.visit(&mut ArrayText);
     stmt
@@ -100,12 +105,12 @@ impl VisitorMut for ArrayText {
         if let Expr::BinaryOp { left, op, right } = e {
             if matches!(op, BinaryOperator::Eq | BinaryOperator::NotEq) {
                 match (string_literal(left), string_literal(right)) {
-                    (Some(text), None) => {
+                    (Some(text), None) if catalog_array(right) => {
                         if let Some(array) = array_of_text(text) {
                             **left = array;
                         }
                     }
-                    (None, Some(text)) => {
+                    (None, Some(text)) if catalog_array(left) => {
                         if let Some(array) = array_of_text(text) {
                             **right = array;
                         }
@@ -116,6 +121,16 @@ impl VisitorMut for ArrayText {
         }
         ControlFlow::Continue(())
     }
+}
+
+/// Whether `e` is a column reference to a `pg_catalog` array column.
+fn catalog_array(e: &Expr) -> bool {
+    let column = match e {
+        Expr::Identifier(i) => Some(&i.value),
+        Expr::CompoundIdentifier(ids) => ids.last().map(|i| &i.value),
+        _ => None,
+    };
+    column.is_some_and(|c| crate::query::pg_types::is_catalog_array(&c.to_ascii_lowercase()))
 }
 
 fn string_literal(e: &Expr) -> Option<&str> {

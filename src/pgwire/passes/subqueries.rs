@@ -11,9 +11,9 @@ use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::helpers::attached_token::AttachedToken;
 use datafusion::sql::sqlparser::ast::{
-    visit_expressions, visit_expressions_mut, BinaryOperator, CaseWhen, Expr, FunctionArg,
-    FunctionArgExpr, GroupByExpr, ObjectNamePart, Query, SelectItem, SetExpr, Statement,
-    TableFactor, Value, VisitMut, VisitorMut,
+    visit_expressions_mut, BinaryOperator, CaseWhen, Expr, FunctionArg, FunctionArgExpr,
+    GroupByExpr, ObjectNamePart, Query, SelectItem, SetExpr, Statement, TableFactor, Value,
+    VisitMut, Visitor, VisitorMut,
 };
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
@@ -78,9 +78,16 @@ fn lookup(e: &mut Expr, in_select_list: bool) {
     if !is_correlated(q, &own) {
         return;
     }
+    // An ordered, limited or distinct lookup is not one value to aggregate: left as written.
+    if q.order_by.is_some() || q.limit_clause.is_some() || q.fetch.is_some() {
+        return;
+    }
     let SetExpr::Select(select) = q.body.as_mut() else {
         return;
     };
+    if select.distinct.is_some() || select.having.is_some() {
+        return;
+    }
     // A function in FROM over the outer row is a lateral join, which DataFusion does not plan.
     let mut unplannable = select.from.iter().any(|t| {
         std::iter::once(&t.relation)
@@ -132,6 +139,12 @@ fn lookup(e: &mut Expr, in_select_list: bool) {
     }
     aggregate_single_value(q);
     if let Some(condition) = and(outer_only) {
+        // Where the outer row fails the conditions the lookup finds no row: its value over no
+        // rows (NULL, or an aggregate's, as `count(*)`'s 0).
+        let mut none = q.clone();
+        if let SetExpr::Select(select) = none.body.as_mut() {
+            select.selection = Some(Expr::Value(Value::Boolean(false).with_empty_span()));
+        }
         *e = Expr::Case {
             case_token: AttachedToken::empty(),
             end_token: AttachedToken::empty(),
@@ -140,7 +153,7 @@ fn lookup(e: &mut Expr, in_select_list: bool) {
                 condition,
                 result: e.clone(),
             }],
-            else_result: None,
+            else_result: Some(Box::new(Expr::Subquery(none))),
         };
     }
 }
@@ -156,22 +169,48 @@ fn reach(e: &Expr, own: &HashSet<String>) -> Reach {
         outer: false,
         inner: false,
     };
-    let _ = visit_expressions(e, |x| {
-        match x {
-            Expr::CompoundIdentifier(ids) if ids.len() >= 2 => {
-                let table = ids[ids.len() - 2].value.to_ascii_lowercase();
-                if own.contains(&table) {
-                    r.inner = true;
-                } else {
-                    r.outer = true;
-                }
+    for_own_columns(e, &mut |x| match x {
+        Expr::CompoundIdentifier(ids) if ids.len() >= 2 => {
+            let table = ids[ids.len() - 2].value.to_ascii_lowercase();
+            if own.contains(&table) {
+                r.inner = true;
+            } else {
+                r.outer = true;
             }
-            Expr::Identifier(_) | Expr::Subquery(_) | Expr::Exists { .. } => r.inner = true,
-            _ => {}
         }
-        ControlFlow::<()>::Continue(())
+        Expr::Identifier(_) | Expr::Subquery(_) | Expr::Exists { .. } | Expr::InSubquery { .. } => {
+            r.inner = true
+        }
+        _ => {}
     });
     r
+}
+
+/// Calls `f` on every expression of `node` outside the queries nested in it: a nested
+/// subquery's own tables are neither the lookup's nor the outer row's.
+fn for_own_columns<V: datafusion::sql::sqlparser::ast::Visit>(node: &V, f: &mut dyn FnMut(&Expr)) {
+    struct Own<'a> {
+        depth: usize,
+        f: &'a mut dyn FnMut(&Expr),
+    }
+    impl Visitor for Own<'_> {
+        type Break = ();
+        fn pre_visit_query(&mut self, _: &Query) -> ControlFlow<()> {
+            self.depth += 1;
+            ControlFlow::Continue(())
+        }
+        fn post_visit_query(&mut self, _: &Query) -> ControlFlow<()> {
+            self.depth -= 1;
+            ControlFlow::Continue(())
+        }
+        fn pre_visit_expr(&mut self, e: &Expr) -> ControlFlow<()> {
+            if self.depth == 0 {
+                (self.f)(e);
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    let _ = datafusion::sql::sqlparser::ast::Visit::visit(node, &mut Own { depth: 0, f });
 }
 
 /// `inner = outer`, each side naming one side only: a correlation DataFusion decorrelates.
@@ -229,21 +268,6 @@ fn and(v: Vec<Expr>) -> Option<Expr> {
     })
 }
 
-const AGGREGATES: &[&str] = &[
-    "count",
-    "max",
-    "min",
-    "sum",
-    "avg",
-    "array_agg",
-    "string_agg",
-    "bool_and",
-    "bool_or",
-    "every",
-    "json_agg",
-    "jsonb_agg",
-];
-
 /// `SELECT v FROM …` → `SELECT max(v) FROM …` (left alone if it is not that shape).
 fn aggregate_single_value(q: &mut Query) {
     let SetExpr::Select(select) = q.body.as_mut() else {
@@ -262,15 +286,7 @@ fn aggregate_single_value(q: &mut Query) {
         _ => return,
     };
     // An aggregate already answers one row (`count(*) > 0` too).
-    let mut aggregated = false;
-    let _ = visit_expressions(&*expr, |x| {
-        if let Expr::Function(f) = x {
-            let name = f.name.to_string().to_ascii_lowercase();
-            aggregated |= AGGREGATES.contains(&name.trim_start_matches("pg_catalog."));
-        }
-        ControlFlow::<()>::Continue(())
-    });
-    if aggregated {
+    if super::calls(expr, super::AGGREGATES) {
         return;
     }
     let wrapped = Parser::new(&PostgreSqlDialect {})
@@ -284,7 +300,7 @@ fn aggregate_single_value(q: &mut Query) {
 /// Whether a subquery over `own` tables names a column of an outer table.
 fn is_correlated(q: &Query, own: &HashSet<String>) -> bool {
     let mut correlated = false;
-    let _ = visit_expressions(q, |e| {
+    for_own_columns(q.body.as_ref(), &mut |e| {
         if let Expr::CompoundIdentifier(ids) = e {
             // schema.table.column or table.column
             let table = match ids.len() {
@@ -298,7 +314,6 @@ fn is_correlated(q: &Query, own: &HashSet<String>) -> bool {
                 }
             }
         }
-        ControlFlow::<()>::Continue(())
     });
     correlated
 }

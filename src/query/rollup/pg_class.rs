@@ -5,8 +5,9 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use datafusion::arrow::array::{Array, AsArray, BooleanArray, StringArray};
+use datafusion::arrow::array::{Array, AsArray, BooleanArray, Int32Array, StringArray};
 use datafusion::arrow::compute::filter_record_batch;
+use datafusion::arrow::datatypes::Int32Type;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::catalog::{SchemaProvider, Session, TableProvider};
@@ -106,6 +107,16 @@ impl PgClass {
             .collect();
         let mut columns = batch.columns().to_vec();
         columns[kind_at] = Arc::new(relabelled);
+        // Timberline's relations belong to the administrator (oid 10, as `pg_roles` lists it).
+        if let Ok(owner_at) = schema.index_of("relowner") {
+            if let Some(owners) = columns[owner_at].as_primitive_opt::<Int32Type>() {
+                let owned: Int32Array = owners
+                    .iter()
+                    .map(|o| o.map(|o| if o == 0 { 10 } else { o }))
+                    .collect();
+                columns[owner_at] = Arc::new(owned);
+            }
+        }
         let batch = RecordBatch::try_new(schema, columns)?;
         if admin {
             return Ok(batch);

@@ -30,11 +30,14 @@ struct ExpandArray {
 
 fn element(arg: &DataType) -> Result<DataType> {
     match arg {
-        DataType::List(f) | DataType::LargeList(f) => Ok(f.data_type().clone()),
+        DataType::List(f) => Ok(f.data_type().clone()),
         DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8 | DataType::Null => {
             Ok(DataType::Int16)
         }
-        other => plan_err!("function _pg_expandarray({other}) does not exist"),
+        other => crate::query_err!(
+            crate::sqlstate::UNDEFINED_FUNCTION,
+            "function _pg_expandarray({other}) does not exist"
+        ),
     }
 }
 

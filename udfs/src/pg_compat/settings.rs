@@ -199,6 +199,13 @@ impl PgSession {
         if READ_ONLY.iter().any(|n| n.eq_ignore_ascii_case(name)) {
             return Err(SettingError::ReadOnly(name.to_string()));
         }
+        // A PostgreSQL setting only the server's start or superuser sets (`shared_buffers`).
+        let own = DEFAULTS.iter().any(|(n, _)| n.eq_ignore_ascii_case(name));
+        if let (false, Some(standard)) = (own, standard_setting(name)) {
+            if !matches!(standard.context.as_deref(), Some("user")) {
+                return Err(SettingError::ReadOnly(name.to_string()));
+            }
+        }
         let known = canonical_name(name).is_some() || name.contains('.');
         let value = normalize(name, value)?;
         self.overrides.insert(name.to_ascii_lowercase(), value);
