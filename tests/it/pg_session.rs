@@ -174,6 +174,28 @@ async fn users_and_api_keys_see_only_their_tenant() {
         sqlstate(&wrong.err().expect("ana's password only")),
         "28P01"
     );
+    // pg_roles lists a user's own role and the administrator, never another tenant's users;
+    // the administrator sees every user.
+    let bob = Command::new(bin())
+        .args(["user", "add", "bob", "--tenant", "other", "--data-dir"])
+        .arg(data)
+        .env("TIMBERLINE_NEW_PASSWORD", "pw-bob")
+        .output()
+        .expect("user add");
+    assert!(bob.status.success(), "{}", text(&bob.stderr));
+    async fn logins(c: &tokio_postgres::Client) -> Vec<String> {
+        c.query(
+            "SELECT rolname::text FROM pg_roles WHERE rolcanlogin ORDER BY 1",
+            &[],
+        )
+        .await
+        .expect("pg_roles")
+        .iter()
+        .map(|r| r.get::<_, String>(0))
+        .collect()
+    }
+    assert_eq!(logins(&ana).await, ["ana", "timberline"]);
+    assert_eq!(logins(&own).await, ["ana", "bob", "timberline"]);
     for phase in ["hot", "flushed"] {
         assert_eq!(
             count(&ana).await,
