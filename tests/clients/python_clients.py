@@ -242,24 +242,63 @@ async def _():
     await c.close()
 
 
-# ---------------------------------------------------------------- SQLAlchemy 2 (psycopg2 dialect)
+# ---------------------------------------------------------------- SQLAlchemy 2 (psycopg2 and psycopg 3)
 import sqlalchemy as sa  # noqa: E402
 
+URLS = {
+    "psycopg2": f"postgresql+psycopg2://timberline:{PASSWORD}@127.0.0.1:{PORT}/timberline",
+    # The default `postgresql+psycopg://` dialect runs psycopg 3's `to_regtype` lookup on connect.
+    "psycopg": f"postgresql+psycopg://timberline:{PASSWORD}@127.0.0.1:{PORT}/timberline",
+}
 
-@check("sqlalchemy", "create_engine+inspect+select")
-def _():
-    e = sa.create_engine(f"postgresql+psycopg2://timberline:{PASSWORD}@127.0.0.1:{PORT}/timberline")
+
+def inspector_round(url):
+    e = sa.create_engine(url)
     insp = sa.inspect(e)
-    assert "logs" in insp.get_table_names(), insp.get_table_names()
-    cols = {c["name"]: c["type"] for c in insp.get_columns("logs")}
-    assert isinstance(cols["ts"], sa.TIMESTAMP) and cols["ts"].timezone, cols["ts"]
-    assert isinstance(cols["msg"], sa.Text), cols["msg"]
-    # Core constructs, not Table(autoload_with=…): primary-key reflection unnests
-    # pg_constraint.conkey, which pg_catalog keeps as text (see the README's table).
-    logs = sa.table("logs", sa.column("service"), sa.column("ts"))
+    assert "public" in insp.get_schema_names(), insp.get_schema_names()
+    tables = insp.get_table_names()
+    assert "logs" in tables, tables
+    assert "logs_per_minute" in insp.get_materialized_view_names(), insp.get_materialized_view_names()
+    insp.get_view_names()
+    assert insp.has_table("logs") and not insp.has_table("nope")
+    cols = {c["name"]: c for c in insp.get_columns("logs")}
+    assert isinstance(cols["ts"]["type"], sa.TIMESTAMP) and cols["ts"]["type"].timezone, cols["ts"]
+    assert isinstance(cols["msg"]["type"], sa.Text), cols["msg"]
+    eq(cols["msg"]["nullable"], False, "msg nullable")
+    eq(cols["trace_id"]["nullable"], True, "trace_id nullable")
+    eq(insp.get_pk_constraint("logs")["constrained_columns"], [], "primary key")
+    eq(insp.get_foreign_keys("logs"), [], "foreign keys")
+    eq(insp.get_indexes("logs"), [], "indexes")
+    eq(insp.get_unique_constraints("logs"), [], "unique constraints")
+    insp.get_check_constraints("logs")
+    insp.get_table_comment("logs")
+    insp.get_table_options("logs")
+    insp.get_multi_columns()
+    insp.get_multi_pk_constraint()
+    # Reflection of the whole schema, and one table autoloaded and queried.
+    md = sa.MetaData()
+    md.reflect(e)
+    assert "logs" in md.tables, list(md.tables)
+    logs = sa.Table("logs", sa.MetaData(), autoload_with=e)
     with e.connect() as conn:
         n = conn.execute(sa.select(sa.func.count()).select_from(logs).where(logs.c.service == "db")).scalar_one()
         eq(n, 60)
+    return e
+
+
+@check("sqlalchemy", "psycopg2: every Inspector method, MetaData().reflect(), autoload")
+def _():
+    inspector_round(URLS["psycopg2"]).dispose()
+
+
+@check("sqlalchemy", "psycopg 3 (the default postgresql:// driver): connect, Inspector, reflect, pandas")
+def _():
+    e = inspector_round(URLS["psycopg"])
+    import pandas as pd
+
+    frame = pd.read_sql("SELECT service, count(*) AS n FROM logs GROUP BY service ORDER BY service", e)
+    eq(list(frame["service"]), ["api", "db"])
+    eq(list(frame["n"]), [60, 60])
     e.dispose()
 
 

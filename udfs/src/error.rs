@@ -12,6 +12,7 @@ pub mod sqlstate {
     pub const NULL_VALUE_NOT_ALLOWED: &str = "22004";
     pub const DATATYPE_MISMATCH: &str = "42804";
     pub const UNDEFINED_FUNCTION: &str = "42883";
+    pub const INVALID_ESCAPE_SEQUENCE: &str = "22025";
     pub const UNDEFINED_OBJECT: &str = "42704";
     pub const UNDEFINED_PARAMETER: &str = "42P02";
     pub const INSUFFICIENT_PRIVILEGE: &str = "42501";

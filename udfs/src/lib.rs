@@ -33,6 +33,7 @@ pub fn register(ctx: &mut SessionContext) -> datafusion::error::Result<()> {
     ctx.register_udf(pg_compat::to_char_udf());
     ctx.register_udf(pg_compat::at_time_zone_udf());
     ctx.register_udf(pg_compat::expand_array_udf());
+    ctx.register_udf(pg_compat::like_escape_udf());
     for udf in pg_compat::catalog_function_udfs()
         .into_iter()
         .chain(pg_compat::text_function_udfs())

@@ -23,6 +23,7 @@ use datafusion::sql::sqlparser::ast::{
 };
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
+use timberline_udfs::pg_compat::backslash_escaped;
 
 /// Applies the operator rewrites to `stmt`.
 pub fn rewrite(mut stmt: Statement) -> Statement {
@@ -272,42 +273,28 @@ fn constant_text(e: &Expr) -> Option<String> {
 /// pattern escaped by backslashes; `None` when it is not constant, already backslash-escaped,
 /// or ends with its escape character (an error PostgreSQL reports, left to the planner).
 fn escaped_pattern(pattern: &Expr, escape: &ValueWithSpan) -> Option<Box<Expr>> {
-    let text = constant_text(pattern)?;
-    let escape = match &escape.value {
-        Value::SingleQuotedString(s) if s.chars().count() <= 1 => s.chars().next(),
+    let escape_text = match &escape.value {
+        Value::SingleQuotedString(s) if s.chars().count() <= 1 => s.clone(),
         _ => return None,
     };
+    let escape = escape_text.chars().next();
     if escape == Some('\\') {
         return None;
     }
+    let Some(text) = constant_text(pattern) else {
+        // A bound pattern (`LIKE $1 ESCAPE '/'`) is rewritten for each value.
+        return Some(Box::new(super::call(
+            "pg_like_escape",
+            vec![
+                pattern.clone(),
+                Expr::Value(Value::SingleQuotedString(escape_text).with_empty_span()),
+            ],
+        )));
+    };
     let escaped = backslash_escaped(&text, escape)?;
     Some(Box::new(Expr::Value(
         Value::SingleQuotedString(escaped).with_empty_span(),
     )))
-}
-
-/// A LIKE pattern written with `escape` (or none) as the same pattern escaped by backslashes,
-/// the one escape DataFusion takes (SQLAlchemy escapes with `/`).
-fn backslash_escaped(pattern: &str, escape: Option<char>) -> Option<String> {
-    let mut out = String::with_capacity(pattern.len() + 4);
-    let mut chars = pattern.chars();
-    while let Some(c) = chars.next() {
-        if Some(c) == escape {
-            match chars.next() {
-                Some(next @ ('%' | '_' | '\\')) => {
-                    out.push('\\');
-                    out.push(next);
-                }
-                Some(next) => out.push(next),
-                None => return None,
-            }
-        } else if c == '\\' {
-            out.push_str("\\\\");
-        } else {
-            out.push(c);
-        }
-    }
-    Some(out)
 }
 
 fn is_json_type(t: &DataType) -> bool {
@@ -384,21 +371,6 @@ mod tests {
     fn rewritten_sql(sql: &str) -> String {
         let mut stmts = Parser::parse_sql(&PostgreSqlDialect {}, sql).unwrap();
         rewrite(stmts.remove(0)).to_string()
-    }
-
-    #[test]
-    fn like_patterns_with_another_escape_use_backslashes() {
-        assert_eq!(
-            backslash_escaped("pg/_%", Some('/')).as_deref(),
-            Some("pg\\_%")
-        );
-        assert_eq!(backslash_escaped("a//b", Some('/')).as_deref(), Some("a/b"));
-        assert_eq!(
-            backslash_escaped("a\\b%", Some('/')).as_deref(),
-            Some("a\\\\b%")
-        );
-        assert_eq!(backslash_escaped("50%", None).as_deref(), Some("50%"));
-        assert_eq!(backslash_escaped("ab/", Some('/')), None);
     }
 
     #[test]

@@ -130,7 +130,7 @@ impl ScalarUDFImpl for TypeOf {
     }
 }
 
-/// `pg_table_size`, `obj_description`, `col_description`, `shobj_description`,
+/// `pg_table_size`, `pg_get_indexdef`, `obj_description`, `col_description`, `shobj_description`,
 /// `pg_size_pretty`, `pg_typeof`.
 pub fn catalog_function_udfs() -> Vec<ScalarUDF> {
     let oid = DataType::Int64;
@@ -140,6 +140,15 @@ pub fn catalog_function_udfs() -> Vec<ScalarUDF> {
         typeof_udf(),
         null_udf("pg_table_size", vec![vec![oid.clone()]], DataType::Int64),
         null_udf("pg_indexes_size", vec![vec![oid.clone()]], DataType::Int64),
+        // No table of Timberline's has an index; the bundled catalog's own get NULL too.
+        null_udf(
+            "pg_get_indexdef",
+            vec![
+                vec![oid.clone()],
+                vec![oid.clone(), DataType::Int64, DataType::Boolean],
+            ],
+            DataType::Utf8,
+        ),
         null_udf(
             "pg_database_size",
             vec![vec![oid.clone()], vec![text.clone()]],

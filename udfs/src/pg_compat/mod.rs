@@ -7,6 +7,7 @@ mod datetime;
 mod expand_array;
 mod functions;
 mod json;
+mod like_escape;
 mod settings;
 mod standard_settings;
 mod text_functions;
@@ -19,6 +20,7 @@ pub use functions::{
     pg_get_serial_sequence_udf, session_user_udf, set_config_udf, version_string, version_udf,
 };
 pub use json::json_build_object_udf;
+pub use like_escape::{backslash_escaped, like_escape_udf};
 pub use settings::{
     canonical_name, default_setting, parse_bytes, PgSession, SettingError, Tenant, PG_VERSION,
     PG_VERSION_NUM,
