@@ -116,7 +116,8 @@ async fn psql_meta_commands_describe_our_database() {
     assert!(l.lines().any(|l| l.starts_with("timberline|")), "{l}");
     let dn = run("\\dn");
     assert!(dn.lines().any(|l| l.starts_with("public|")), "{dn}");
-    // No user-defined functions: an empty list, not an error.
+    // No user-defined functions: an empty list, not an error (Timberline's own functions are
+    // built in, so psql lists none of them either).
     assert_eq!(run("\\df").trim(), "");
     // The `+` forms call pg_size_pretty, pg_table_size and obj_description.
     let dt_plus = run("\\dt+");
@@ -130,6 +131,24 @@ async fn psql_meta_commands_describe_our_database() {
         "{l_plus}"
     );
     assert_eq!(run("\\dT").trim(), "");
+    // ARRAY(subquery), ACL arrays and storage columns: answered from the catalog's rows.
+    let d_plus = run("\\d+ logs");
+    assert!(
+        d_plus
+            .lines()
+            .any(|l| l.starts_with("msg|text||not null||extended|")),
+        "{d_plus}"
+    );
+    let du = run("\\du");
+    assert!(
+        du.lines().any(|l| l.starts_with("timberline|Superuser")),
+        "{du}"
+    );
+    let dn_plus = run("\\dn+");
+    assert!(
+        dn_plus.lines().any(|l| l.starts_with("public|")),
+        "{dn_plus}"
+    );
     // Rollup views are materialized views: the count tables' built-in one at least.
     let dm = run("\\dm");
     assert!(
