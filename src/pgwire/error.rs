@@ -193,7 +193,7 @@ fn pg_type_name(arrow: &str) -> Option<String> {
             "Null" => "unknown",
             "List" | "LargeList" => {
                 let inner = arrow.split_once("List(")?.1;
-                let element = inner.split(|c| c == ',' || c == ')').next()?.trim();
+                let element = inner.split([',', ')']).next()?.trim();
                 let element = element
                     .strip_prefix("Field { data_type: ")
                     .unwrap_or(element);

@@ -34,6 +34,16 @@ pub fn is_administrator(state: &dyn Session) -> bool {
         .is_some_and(|s| s.user == BOOTSTRAP_USER)
 }
 
+/// The user of `state`'s session (empty outside a pg session).
+pub fn session_user(state: &dyn Session) -> String {
+    state
+        .config_options()
+        .extensions
+        .get::<PgSession>()
+        .map(|s| s.user.clone())
+        .unwrap_or_default()
+}
+
 /// The `logs` of the audit tenant, whoever's session asks — once it is the administrator's.
 #[derive(Debug)]
 struct AuditRows {

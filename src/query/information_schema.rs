@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use super::audit_log::{is_administrator, AUDIT_TABLE};
+use super::audit_log::{is_administrator, session_user, AUDIT_TABLE};
 use arrow_pg::datatypes::into_pg_type;
 use async_trait::async_trait;
 use datafusion::arrow::array::{ArrayRef, Int32Array, RecordBatch, StringArray};
@@ -17,7 +17,6 @@ use datafusion::error::Result;
 use datafusion::logical_expr::Expr;
 use datafusion::physical_plan::ExecutionPlan;
 use pgwire::api::Type;
-use timberline_udfs::pg_compat::PgSession;
 
 use crate::auth::BOOTSTRAP_USER;
 
@@ -406,12 +405,7 @@ impl TableProvider for InfoTable {
         filters: &[Expr],
         limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        let user = state
-            .config_options()
-            .extensions
-            .get::<PgSession>()
-            .map(|s| s.user.clone())
-            .unwrap_or_default();
+        let user = session_user(state);
         let batch = self.batch(&user, is_administrator(state)).await?;
         let table = MemTable::try_new(batch.schema(), vec![vec![batch]])?;
         table.scan(state, projection, filters, limit).await

@@ -25,9 +25,8 @@ use datafusion::logical_expr::{
     TableType, Volatility,
 };
 use datafusion::physical_plan::ExecutionPlan;
-use timberline_udfs::pg_compat::PgSession;
 
-use super::audit_log::is_administrator;
+use super::audit_log::{is_administrator, session_user};
 use super::pg_types::typed;
 use crate::auth::{user_names, BOOTSTRAP_USER};
 use crate::store::Store;
@@ -168,12 +167,7 @@ impl TableProvider for PgRoles {
         filters: &[Expr],
         limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        let user = state
-            .config_options()
-            .extensions
-            .get::<PgSession>()
-            .map(|s| s.user.clone())
-            .unwrap_or_default();
+        let user = session_user(state);
         let viewer = (!is_administrator(state)).then_some(user.as_str());
         let table = MemTable::try_new(self.schema.clone(), vec![vec![self.batch(viewer)?]])?;
         table.scan(state, projection, filters, limit).await

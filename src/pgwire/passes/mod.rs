@@ -9,7 +9,8 @@
 //!
 //! Several passes are `datafusion-pg-catalog`'s own rules, taken one by one: its parser's
 //! canned whole-query replacements are not used, and its select-list subquery rule (which
-//! answers a correlated subquery with NULL) is replaced by [`subqueries`].
+//! answers every correlated subquery with NULL and limits the others to one row) is replaced
+//! by [`subqueries`], which answers the lookups it can plan with their value.
 
 mod array_subquery;
 mod functions;

@@ -3,8 +3,9 @@
 //! t.typrelid)`; SQLAlchemy's column reflection asks for defaults, identities and collations
 //! this way, in the select list). DataFusion plans a correlated scalar subquery only when it
 //! is aggregated, so its one value becomes `max(value)`: the same answer for the zero or one
-//! row a lookup finds. A subquery over any other table is left as written: DataFusion answers
-//! it, or refuses it with an error, never with a value that is not the answer.
+//! row a lookup finds. A lookup DataFusion cannot decorrelate at all answers NULL in a select
+//! list (see [`lookup`] for which, and why NULL is their answer here). A subquery over any
+//! other table is left as written: DataFusion answers it, or refuses it with an error.
 
 use std::collections::HashSet;
 use std::ops::ControlFlow;
