@@ -33,6 +33,38 @@ fn pg15_type(table: &str, column: &str) -> Option<&'static str> {
     })
 }
 
+/// PostgreSQL 15's views in `pg_catalog` (`relkind 'v'`); its other relations are tables.
+const PG15_SYSTEM_VIEWS: &str = "pg_available_extension_versions pg_available_extensions \
+    pg_backend_memory_contexts pg_config pg_cursors pg_file_settings pg_group pg_hba_file_rules \
+    pg_ident_file_mappings pg_indexes pg_locks pg_matviews pg_policies pg_prepared_statements \
+    pg_prepared_xacts pg_publication_tables pg_replication_origin_status pg_replication_slots \
+    pg_roles pg_rules pg_seclabels pg_sequences pg_settings pg_shadow pg_shmem_allocations \
+    pg_stat_activity pg_stat_all_indexes pg_stat_all_tables pg_stat_archiver pg_stat_bgwriter \
+    pg_stat_database pg_stat_database_conflicts pg_stat_gssapi pg_stat_progress_analyze \
+    pg_stat_progress_basebackup pg_stat_progress_cluster pg_stat_progress_copy \
+    pg_stat_progress_create_index pg_stat_progress_vacuum pg_stat_recovery_prefetch \
+    pg_stat_replication pg_stat_replication_slots pg_stat_slru pg_stat_ssl pg_stat_subscription \
+    pg_stat_subscription_stats pg_stat_sys_indexes pg_stat_sys_tables pg_stat_user_functions \
+    pg_stat_user_indexes pg_stat_user_tables pg_stat_wal pg_stat_wal_receiver \
+    pg_stat_xact_all_tables pg_stat_xact_sys_tables pg_stat_xact_user_functions \
+    pg_stat_xact_user_tables pg_statio_all_indexes pg_statio_all_sequences pg_statio_all_tables \
+    pg_statio_sys_indexes pg_statio_sys_sequences pg_statio_sys_tables pg_statio_user_indexes \
+    pg_statio_user_sequences pg_statio_user_tables pg_stats pg_stats_ext pg_stats_ext_exprs \
+    pg_tables pg_timezone_abbrevs pg_timezone_names pg_user pg_user_mappings pg_views";
+
+/// The `relkind` PostgreSQL 15 gives the `pg_catalog` relation `name`: `'v'` for its system
+/// views, `'r'` for its tables (pgjdbc's `getTables` calls them SYSTEM VIEW / SYSTEM TABLE).
+pub fn system_relkind(name: &str) -> &'static str {
+    if PG15_SYSTEM_VIEWS
+        .split_ascii_whitespace()
+        .any(|v| v == name)
+    {
+        "v"
+    } else {
+        "r"
+    }
+}
+
 /// `field` marked as PostgreSQL's `pg_type` (`name`, `varchar`, `char`, `oid`), when its
 /// Arrow type carries that type's text; otherwise unchanged.
 pub fn typed(field: Field, pg_type: &str) -> Field {

@@ -36,18 +36,17 @@ fn python(args: &[&str]) -> String {
     text
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bi_tools_sql_answers_no_worse_than_the_baseline() {
+/// A PostgreSQL 15 and a Timberline holding the same rows (`measure.py --load`), each with the
+/// user `postgres` the tools log in as; `None` when psycopg or PostgreSQL is missing here.
+async fn loaded_pair() -> Option<(Reference, TestServer)> {
     if !available(
         "psycopg",
         Command::new("python3").args(["-c", "import psycopg"]),
         "pip install -r tests/clients/requirements.txt",
     ) {
-        return;
+        return None;
     }
-    let Some(reference) = Reference::start() else {
-        return;
-    };
+    let reference = Reference::start()?;
     // No background flush or compaction: `segments` keeps the rows the load copies.
     let server = TestServer::start_with(&[
         "--pg-auth",
@@ -86,6 +85,54 @@ async fn bi_tools_sql_answers_no_worse_than_the_baseline() {
         "--api-key",
         API_KEY,
     ]);
+    Some((reference, server))
+}
+
+/// pgjdbc's `DatabaseMetaData`, every method DBeaver and Metabase call
+/// (`tests/clients/JdbcMetadata.java`), answers on Timberline as on PostgreSQL 15.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pgjdbc_database_metadata_answers_as_postgresql() {
+    let jar = "/usr/share/java/postgresql.jar";
+    if !available(
+        "java with pgjdbc",
+        Command::new("sh").args(["-c", &format!("command -v java && test -f {jar}")]),
+        "apt-get install default-jre-headless libpostgresql-jdbc-java",
+    ) {
+        return;
+    }
+    let Some((reference, server)) = loaded_pair().await else {
+        return;
+    };
+    let out = Command::new("java")
+        .args(["-cp", jar])
+        .arg(repo_path("tests/clients/JdbcMetadata.java"))
+        .args([&server.pg_port.to_string(), "timberline", "timberline"])
+        .args([&reference.port.to_string(), "postgres", "postgres"])
+        .output()
+        .expect("java runs");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    println!("{text}");
+    assert!(
+        out.status.success() && text.contains("\n0 failed"),
+        "{text}"
+    );
+    // The calls ran: Metabase's table list found the relations.
+    assert!(
+        text.contains("PASS getTables(null,%,metabase types) (4 rows)"),
+        "{text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bi_tools_sql_answers_no_worse_than_the_baseline() {
+    let Some((reference, server)) = loaded_pair().await else {
+        return;
+    };
+    let (tl_port, pg_port) = (server.pg_port.to_string(), reference.port.to_string());
     let out = tempfile::NamedTempFile::new().expect("temp file");
     let out_path = out.path().to_string_lossy().to_string();
     let figures = python(&[

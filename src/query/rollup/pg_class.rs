@@ -1,5 +1,6 @@
 //! `pg_catalog` with rollup views shown as materialized views: their `pg_class.relkind` is
-//! `'m'`, which psql's `\dm` and pgjdbc's `getTables` (type `MATERIALIZED VIEW`) read; and
+//! `'m'`, which psql's `\dm` and pgjdbc's `getTables` (type `MATERIALIZED VIEW`) read; its
+//! own relations kinded as PostgreSQL 15 kinds them (tables, and the system views); and
 //! with its tables in PostgreSQL 15's shape ([`crate::query::pg_types`]).
 
 use std::sync::Arc;
@@ -20,6 +21,9 @@ use super::COUNT_VIEW;
 use crate::query::audit_log::{is_administrator, AUDIT_TABLE};
 use crate::query::pg_types;
 use crate::store::Store;
+
+/// `pg_catalog`'s namespace oid, as in PostgreSQL.
+const PG_CATALOG_NAMESPACE: i32 = 11;
 
 /// `pg_catalog`, its `pg_class` wrapped; see the module docs.
 #[derive(Debug)]
@@ -54,12 +58,19 @@ impl SchemaProvider for WithMatviews {
         }
         let table = self.inner.table(name).await?;
         Ok(match table {
-            Some(t) if name == "pg_class" || pg_types::reshapes(name) => Some(Arc::new(PgClass {
-                schema: pg_types::schema(name, &t.schema()),
-                inner: t,
-                name: name.to_string(),
-                store: self.store.clone(),
-            })),
+            Some(t) if name == "pg_class" || pg_types::reshapes(name) => {
+                let classes = match name {
+                    "pg_attribute" => self.inner.table("pg_class").await?,
+                    _ => None,
+                };
+                Some(Arc::new(PgClass {
+                    schema: pg_types::schema(name, &t.schema()),
+                    inner: t,
+                    name: name.to_string(),
+                    store: self.store.clone(),
+                    classes,
+                }))
+            }
             t => t,
         })
     }
@@ -76,16 +87,13 @@ struct PgClass {
     name: String,
     schema: SchemaRef,
     store: Arc<Store>,
+    /// For `pg_attribute`: the bundled `pg_class`, to find the views' columns.
+    classes: Option<Arc<dyn TableProvider>>,
 }
 
 impl PgClass {
-    /// `batch` with views marked `m`, and without `audit_log` unless `admin`.
-    fn relabel(&self, batch: RecordBatch, admin: bool) -> Result<RecordBatch> {
-        let schema = batch.schema();
-        let (Ok(name_at), Ok(kind_at)) = (schema.index_of("relname"), schema.index_of("relkind"))
-        else {
-            return Ok(batch);
-        };
+    /// The rollup views' names.
+    fn view_names(&self) -> Vec<String> {
         let mut views: Vec<String> = self
             .store
             .rollups
@@ -94,12 +102,90 @@ impl PgClass {
             .map(|p| p.name.clone())
             .collect();
         views.push(COUNT_VIEW.to_string());
+        views
+    }
+
+    /// `pg_attribute`'s `batch` with the rollup views' columns nullable, as a materialized
+    /// view's columns are in PostgreSQL.
+    async fn nullable_view_columns(
+        &self,
+        batch: RecordBatch,
+        state: &dyn Session,
+    ) -> Result<RecordBatch> {
+        let schema = batch.schema();
+        let (Some(classes), Ok(rel_at), Ok(notnull_at)) = (
+            &self.classes,
+            schema.index_of("attrelid"),
+            schema.index_of("attnotnull"),
+        ) else {
+            return Ok(batch);
+        };
+        let views = self.view_names();
+        let mut view_oids = Vec::new();
+        let plan = classes.scan(state, None, &[], None).await?;
+        for class in collect(plan, state.task_ctx()).await? {
+            let cs = class.schema();
+            let (Ok(oid_at), Ok(name_at), Ok(ns_at)) = (
+                cs.index_of("oid"),
+                cs.index_of("relname"),
+                cs.index_of("relnamespace"),
+            ) else {
+                continue;
+            };
+            let (Some(oids), Some(names), Some(namespaces)) = (
+                class.column(oid_at).as_primitive_opt::<Int32Type>(),
+                class.column(name_at).as_string_opt::<i32>(),
+                class.column(ns_at).as_primitive_opt::<Int32Type>(),
+            ) else {
+                continue;
+            };
+            for i in 0..class.num_rows() {
+                let user = namespaces.is_valid(i) && namespaces.value(i) != PG_CATALOG_NAMESPACE;
+                if user && oids.is_valid(i) && views.iter().any(|v| v == names.value(i)) {
+                    view_oids.push(oids.value(i));
+                }
+            }
+        }
+        let (Some(rels), Some(notnull)) = (
+            batch.column(rel_at).as_primitive_opt::<Int32Type>(),
+            batch.column(notnull_at).as_boolean_opt(),
+        ) else {
+            return Ok(batch);
+        };
+        let relaxed: BooleanArray = (0..batch.num_rows())
+            .map(|i| {
+                let in_view = rels.is_valid(i) && view_oids.contains(&rels.value(i));
+                (!notnull.is_null(i)).then(|| notnull.value(i) && !in_view)
+            })
+            .collect();
+        let mut columns = batch.columns().to_vec();
+        columns[notnull_at] = Arc::new(relaxed);
+        Ok(RecordBatch::try_new(schema, columns)?)
+    }
+
+    /// `batch` with views marked `m`, and without `audit_log` unless `admin`.
+    fn relabel(&self, batch: RecordBatch, admin: bool) -> Result<RecordBatch> {
+        let schema = batch.schema();
+        let (Ok(name_at), Ok(kind_at)) = (schema.index_of("relname"), schema.index_of("relkind"))
+        else {
+            return Ok(batch);
+        };
+        let views = self.view_names();
         let names = batch.column(name_at).as_string::<i32>();
         let kinds = batch.column(kind_at).as_string::<i32>();
+        let namespaces = schema
+            .index_of("relnamespace")
+            .ok()
+            .and_then(|at| batch.column(at).as_primitive_opt::<Int32Type>());
         let relabelled: StringArray = (0..batch.num_rows())
             .map(|i| {
                 if kinds.is_null(i) {
                     return None;
+                }
+                let in_pg_catalog =
+                    namespaces.is_some_and(|n| n.is_valid(i) && n.value(i) == PG_CATALOG_NAMESPACE);
+                if in_pg_catalog {
+                    return Some(pg_types::system_relkind(names.value(i)));
                 }
                 let view = kinds.value(i) == "v" && views.iter().any(|v| v == names.value(i));
                 Some(if view { "m" } else { kinds.value(i) })
@@ -146,17 +232,16 @@ impl TableProvider for PgClass {
     ) -> Result<Arc<dyn ExecutionPlan>> {
         let all = self.inner.scan(state, None, &[], None).await?;
         let batches = collect(all, state.task_ctx()).await?;
-        let batches = batches
-            .into_iter()
-            .map(|b| {
-                let b = pg_types::reshape(&self.name, &b, &self.schema)?;
-                if self.name == "pg_class" {
-                    self.relabel(b, is_administrator(state))
-                } else {
-                    Ok(b)
-                }
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let mut reshaped = Vec::with_capacity(batches.len());
+        for b in batches {
+            let b = pg_types::reshape(&self.name, &b, &self.schema)?;
+            reshaped.push(match self.name.as_str() {
+                "pg_class" => self.relabel(b, is_administrator(state))?,
+                "pg_attribute" => self.nullable_view_columns(b, state).await?,
+                _ => b,
+            });
+        }
+        let batches = reshaped;
         let table = MemTable::try_new(self.schema(), vec![batches])?;
         table.scan(state, projection, filters, limit).await
     }
