@@ -275,7 +275,7 @@ impl Planner {
                         return Err(e);
                     }
                 };
-                let encode_fields = fields.clone();
+                let encode_fields = output.encoding_fields(&fields);
                 let query_span = span.clone();
                 let rows = batches.flat_map(move |batch| {
                     let encoded: Box<dyn Iterator<Item = PgWireResult<DataRow>> + Send> =
@@ -474,15 +474,14 @@ fn pg_fields(
                 arrow.data_type(),
                 DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8
             );
-            let declared = match arrow
-                .metadata()
-                .get(PG_TYPE_KEY)
-                .map(String::as_str)
-                .filter(|_| text)
-            {
-                Some("name") => Some(Type::NAME),
-                Some("varchar") => Some(Type::VARCHAR),
-                Some("json") => Some(Type::JSON),
+            let list = matches!(arrow.data_type(), DataType::List(_));
+            let declared = match arrow.metadata().get(PG_TYPE_KEY).map(String::as_str) {
+                Some("name") if text => Some(Type::NAME),
+                Some("varchar") if text => Some(Type::VARCHAR),
+                Some("json") if text => Some(Type::JSON),
+                Some("int2vector") if list => Some(Type::INT2_VECTOR),
+                Some("oidvector") if list => Some(Type::OID_VECTOR),
+                Some("_oid") if list => Some(Type::OID_ARRAY),
                 _ => None,
             };
             let datatype = match declared {

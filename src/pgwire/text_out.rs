@@ -1,6 +1,7 @@
 //! PostgreSQL's text output for the values arrow-pg prints its own way: timestamps in the
 //! session's `TimeZone`, with the fraction's trailing zeros dropped (`10:04:11.23757+01`, not
-//! `09:04:11.237570+00`), and floats in PostgreSQL's shortest form (`1705312680`, `1e+20`).
+//! `09:04:11.237570+00`), floats in PostgreSQL's shortest form (`1705312680`, `1e+20`), and
+//! `int2vector`/`oidvector` columns space-separated (`1 2`).
 //! Text-format columns of those types are turned into their text here, before arrow-pg encodes
 //! the rows; the columns keep their declared PostgreSQL types. Unsigned counts are `bigint`.
 
@@ -18,6 +19,7 @@ use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::Column;
 use datafusion::logical_expr::{Expr, LogicalPlan, LogicalPlanBuilder};
 use pgwire::api::results::{FieldFormat, FieldInfo};
+use pgwire::api::Type;
 use timberline_udfs::pg_compat::timestamp_text;
 
 /// `plan` with its unsigned integer columns (`row_number()`, `rank()`, …) as `bigint`:
@@ -63,6 +65,8 @@ pub struct TextOutput {
     zone: Option<Tz>,
     /// Per column: whether it is sent as text (binary columns are left to arrow-pg).
     text: Arc<[bool]>,
+    /// Per column: whether it is an `int2vector`/`oidvector`, printed `1 2` rather than `{1,2}`.
+    vector: Arc<[bool]>,
 }
 
 impl TextOutput {
@@ -75,7 +79,44 @@ impl TextOutput {
                 .iter()
                 .map(|f| f.format() == FieldFormat::Text)
                 .collect(),
+            vector: fields
+                .iter()
+                .map(|f| matches!(*f.datatype(), Type::INT2_VECTOR | Type::OID_VECTOR))
+                .collect(),
         }
+    }
+
+    /// The fields the rows are encoded with: as described, but a vector column (already its
+    /// text here) encoded as plain text, which arrow-pg would quote as an array's element.
+    pub fn encoding_fields(&self, fields: &Arc<Vec<FieldInfo>>) -> Arc<Vec<FieldInfo>> {
+        if !self
+            .vector
+            .iter()
+            .zip(self.text.iter())
+            .any(|(v, t)| *v && *t)
+        {
+            return fields.clone();
+        }
+        Arc::new(
+            fields
+                .iter()
+                .enumerate()
+                .map(|(i, f)| {
+                    let vector = self.vector.get(i).copied().unwrap_or(false);
+                    if vector && f.format() == FieldFormat::Text {
+                        FieldInfo::new(
+                            f.name().to_string(),
+                            f.table_id(),
+                            f.column_id(),
+                            Type::TEXT,
+                            f.format(),
+                        )
+                    } else {
+                        f.clone()
+                    }
+                })
+                .collect(),
+        )
     }
 
     /// `batch` with its text-format timestamp and float columns as PostgreSQL's text.
@@ -86,7 +127,11 @@ impl TextOutput {
         let mut fields = Vec::with_capacity(batch.num_columns());
         for (i, (column, field)) in batch.columns().iter().zip(schema.fields()).enumerate() {
             let as_text = self.text.get(i).copied().unwrap_or(false);
-            match as_text.then(|| self.column_text(column)).transpose()? {
+            let vector = self.vector.get(i).copied().unwrap_or(false);
+            match as_text
+                .then(|| self.column_text(column, vector))
+                .transpose()?
+            {
                 Some(Some(text)) => {
                     changed = true;
                     fields.push(Field::new(field.name(), DataType::Utf8, true));
@@ -104,8 +149,23 @@ impl TextOutput {
         RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
     }
 
-    fn column_text(&self, column: &ArrayRef) -> Result<Option<ArrayRef>, ArrowError> {
+    fn column_text(&self, column: &ArrayRef, vector: bool) -> Result<Option<ArrayRef>, ArrowError> {
         let text: StringArray = match column.data_type() {
+            DataType::List(_) if vector => {
+                let lists = column.as_list::<i32>();
+                let mut out = Vec::with_capacity(lists.len());
+                for i in 0..lists.len() {
+                    if lists.is_null(i) {
+                        out.push(None);
+                        continue;
+                    }
+                    let items = cast(&lists.value(i), &DataType::Utf8)?;
+                    let items = items.as_string::<i32>();
+                    let words: Vec<&str> = items.iter().map(|v| v.unwrap_or("0")).collect();
+                    out.push(Some(words.join(" ")));
+                }
+                out.into_iter().collect()
+            }
             DataType::Timestamp(_, zone) => {
                 let micros = cast(column, &DataType::Timestamp(TimeUnit::Microsecond, None))?;
                 let micros = micros.as_primitive::<TimestampMicrosecondType>();

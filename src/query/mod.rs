@@ -8,6 +8,8 @@ mod information_schema;
 mod interrupt;
 pub mod memory;
 pub mod nearest;
+mod own_functions;
+mod pg_aggregate;
 mod pg_functions;
 mod pg_roles;
 mod pg_semantics;

@@ -17,7 +17,8 @@ use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::error::Result;
 
 /// Field metadata naming the PostgreSQL type a text column is reported as (`name`, `varchar`,
-/// `json`): the same text on the wire, the type clients see in a row description.
+/// `json`): the same text on the wire, the type clients see in a row description; on an
+/// array column, `int2vector` or `oidvector` (printed `1 2`, as PostgreSQL prints them) or `_oid`.
 pub const PG_TYPE_KEY: &str = "timberline.pg_type";
 
 /// `table\tcolumn\ttype` for PostgreSQL 15's `name`, `"char"`, `oid` and array catalog columns.
@@ -112,7 +113,10 @@ const MISSING_ARRAYS: &[(&str, &str, Element)] = &[
 ];
 
 /// Text columns PostgreSQL 15 has and the bundled catalog lacks (NULL here).
-const MISSING_TEXT: &[(&str, &str)] = &[("pg_database", "datcollversion")];
+const MISSING_TEXT: &[(&str, &str)] = &[
+    ("pg_database", "datcollversion"),
+    ("pg_collation", "colliculocale"),
+];
 
 /// Whether `column` names an array column of some `pg_catalog` table (`polroles`, `conkey`).
 pub fn is_catalog_array(column: &str) -> bool {
@@ -139,7 +143,7 @@ pub fn schema(table: &str, schema: &Schema) -> SchemaRef {
         .fields()
         .iter()
         .map(|f| match array_of(table, f.name()) {
-            Some(e) => Field::new(f.name(), list_type(e), true),
+            Some(e) => vector(table, f.name(), Field::new(f.name(), list_type(e), true)),
             None => match pg15_type(table, f.name()) {
                 Some(t) => typed(f.as_ref().clone(), t),
                 None => f.as_ref().clone(),
@@ -167,6 +171,20 @@ fn array_of(table: &str, column: &str) -> Option<Element> {
         _ => return None,
     };
     Some(from_pg15)
+}
+
+/// `field` marked as an `int2vector`, `oidvector` or `oid[]` ([`PG_TYPE_KEY`]) when PostgreSQL 15
+/// types `table.column` so: an array here; a vector is printed as PostgreSQL prints one (`1 2`),
+/// an `oid[]` described as one (pgjdbc reads its elements as oids).
+fn vector(table: &str, column: &str, field: Field) -> Field {
+    match pg15_type(table, column) {
+        Some(t @ ("int2vector" | "oidvector" | "_oid")) => {
+            let mut metadata = field.metadata().clone();
+            metadata.insert(PG_TYPE_KEY.into(), t.into());
+            field.with_metadata(metadata)
+        }
+        _ => field,
+    }
 }
 
 fn list_type(e: Element) -> DataType {

@@ -49,6 +49,8 @@ public class JdbcMetadata {
         m.put("getFunctions(public,%)", md -> md.getFunctions(null, "public", "%"));
         m.put("getFunctionColumns(public,%,%)", md -> md.getFunctionColumns(null, "public", "%", "%"));
         m.put("getFunctions(pg_catalog,now)", md -> md.getFunctions(null, "pg_catalog", "now"));
+        m.put("getFunctions(null,nearest)", md -> md.getFunctions(null, null, "nearest"));
+        m.put("getProcedures(null,log_context)", md -> md.getProcedures(null, null, "log_context"));
         m.put("getSuperTypes", md -> md.getSuperTypes(null, "public", "%"));
         m.put("getSuperTables", md -> md.getSuperTables(null, "public", "%"));
         m.put("getAttributes", md -> md.getAttributes(null, "public", "%", "%"));
@@ -118,7 +120,9 @@ public class JdbcMetadata {
         return ("|" + line + "|")
                 .replace("|" + args[1] + "|", "|" + args[4] + "|")
                 .replace("|" + args[2] + "|", "|" + args[5] + "|")
-                .replaceAll("^\\||\\|$", "");
+                .replaceAll("^\\||\\|$", "")
+                // pgjdbc's SPECIFIC_NAME is the name and the oid, which differs.
+                .replaceAll("\\|(nearest|ts_distance|match|log_context)_\\d+$", "|$1_OID");
     }
 
     /** Why `tl` may differ from `pg` for `call`, or null when it may not. */
@@ -175,7 +179,8 @@ public class JdbcMetadata {
             for (Map.Entry<String, Call> e : calls().entrySet()) {
                 List<String> t = new ArrayList<>();
                 for (String l : run(tl, e.getValue())) t.add(named(l, args));
-                List<String> want = run(pg, e.getValue());
+                List<String> want = new ArrayList<>();
+                for (String l : run(pg, e.getValue())) want.add(named(l, args));
                 if (t.equals(want)) {
                     System.out.println("PASS " + e.getKey() + (want.size() == 1 ? ": " + want.get(0)
                             : " (" + (want.size() - 1) + " rows)"));

@@ -116,9 +116,21 @@ async fn psql_meta_commands_describe_our_database() {
     assert!(l.lines().any(|l| l.starts_with("timberline|")), "{l}");
     let dn = run("\\dn");
     assert!(dn.lines().any(|l| l.starts_with("public|")), "{dn}");
-    // No user-defined functions: an empty list, not an error (Timberline's own functions are
-    // built in, so psql lists none of them either).
-    assert_eq!(run("\\df").trim(), "");
+    // Timberline's own functions, listed as an extension's are, and described by `\df+`.
+    let df = run("\\df");
+    for name in ["log_context", "match", "nearest", "ts_distance"] {
+        assert!(
+            df.lines()
+                .any(|l| l.starts_with(&format!("public|{name}|"))),
+            "{df}"
+        );
+    }
+    assert!(
+        df.contains("public|nearest|boolean|ts timestamp with time zone, target timestamp with time zone, k bigint DEFAULT 1|func"),
+        "{df}"
+    );
+    let df_plus = run("\\df+ match");
+    assert!(df_plus.contains("full-text search"), "{df_plus}");
     // The `+` forms call pg_size_pretty, pg_table_size and obj_description.
     let dt_plus = run("\\dt+");
     assert!(

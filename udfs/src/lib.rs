@@ -5,6 +5,7 @@
 //! - [`pg_compat`]: `version()`, `current_setting(name)` (seeing the session's `SET`s) and the
 //!   other functions drivers call, answered as PostgreSQL 16.6 would.
 //! - [`nearest`]: `nearest(ts, T [, k])` and `ts_distance(ts, T)`.
+//! - [`own_functions`]: those functions as the catalog describes them (psql's `\df`).
 //! - [`text`]: `match(text, 'query')` and `text @@ 'query'`, full-text search with the tokenizer the index shares.
 //! - [`limits`]: `repeat`, `lpad`, … sized before they run, refused past a value or the query's budget.
 //! - [`QueryError`]: our failures with their SQLSTATE.
@@ -15,6 +16,7 @@ mod error;
 mod failpoint;
 pub mod limits;
 pub mod nearest;
+pub mod own_functions;
 pub mod pg_compat;
 pub mod regex_limits;
 pub mod text;
@@ -48,7 +50,7 @@ pub fn register(ctx: &mut SessionContext) -> datafusion::error::Result<()> {
     ctx.register_udf(pg_compat::json_build_object_udf());
     for udf in pg_compat::is_visible_udfs()
         .into_iter()
-        .chain(pg_compat::function_signature_udfs())
+        .chain(own_functions::own_function_udfs())
     {
         ctx.register_udf(udf);
     }

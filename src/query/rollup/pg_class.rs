@@ -1,15 +1,18 @@
 //! `pg_catalog` with rollup views shown as materialized views: their `pg_class.relkind` is
 //! `'m'`, which psql's `\dm` and pgjdbc's `getTables` (type `MATERIALIZED VIEW`) read; its
-//! own relations kinded as PostgreSQL 15 kinds them (tables, and the system views); and
+//! own relations kinded as PostgreSQL 15 kinds them (tables, and the system views); with
+//! Timberline's own functions in `pg_proc` and `pg_description` ([`own_functions`]); with
+//! the system views it lacks, empty ([`EMPTY_VIEWS`]); and
 //! with its tables in PostgreSQL 15's shape ([`crate::query::pg_types`]).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use datafusion::arrow::array::{Array, AsArray, BooleanArray, Int32Array, StringArray};
 use datafusion::arrow::compute::filter_record_batch;
 use datafusion::arrow::datatypes::Int32Type;
-use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::catalog::{SchemaProvider, Session, TableProvider};
 use datafusion::datasource::MemTable;
@@ -19,8 +22,48 @@ use datafusion::physical_plan::{collect, ExecutionPlan};
 
 use super::COUNT_VIEW;
 use crate::query::audit_log::{is_administrator, AUDIT_TABLE};
-use crate::query::pg_types;
+use crate::query::{own_functions, pg_aggregate, pg_types};
 use crate::store::Store;
+
+/// PostgreSQL 15's system views the bundled catalog lacks, empty here as on a server with
+/// no user mappings or security labels (psql's `\deu`, pgAdmin): their columns, each `oid`
+/// (an `integer` typed `oid`), `int` or `text` (typed by PostgreSQL 15's catalog).
+const EMPTY_VIEWS: &[(&str, &[(&str, DataType)])] = &[
+    (
+        "pg_user_mappings",
+        &[
+            ("umid", DataType::Int32),
+            ("srvid", DataType::Int32),
+            ("srvname", DataType::Utf8),
+            ("umuser", DataType::Int32),
+            ("usename", DataType::Utf8),
+            ("umoptions", DataType::Utf8),
+        ],
+    ),
+    (
+        "pg_seclabels",
+        &[
+            ("objoid", DataType::Int32),
+            ("classoid", DataType::Int32),
+            ("objsubid", DataType::Int32),
+            ("objtype", DataType::Utf8),
+            ("objnamespace", DataType::Int32),
+            ("objname", DataType::Utf8),
+            ("provider", DataType::Utf8),
+            ("label", DataType::Utf8),
+        ],
+    ),
+];
+
+/// The empty system view `name` with `columns`, typed as PostgreSQL 15 types them.
+fn empty_view(name: &str, columns: &[(&str, DataType)]) -> Result<Arc<dyn TableProvider>> {
+    let fields: Vec<Field> = columns
+        .iter()
+        .map(|(c, t)| Field::new(*c, t.clone(), true))
+        .collect();
+    let schema = pg_types::schema(name, &Schema::new(fields));
+    Ok(Arc::new(MemTable::try_new(schema, vec![vec![]])?))
+}
 
 /// `pg_catalog`'s namespace oid, as in PostgreSQL.
 const PG_CATALOG_NAMESPACE: i32 = 11;
@@ -41,7 +84,9 @@ impl WithMatviews {
 #[async_trait]
 impl SchemaProvider for WithMatviews {
     fn table_names(&self) -> Vec<String> {
-        self.inner.table_names()
+        let mut names = self.inner.table_names();
+        names.extend(EMPTY_VIEWS.iter().map(|(v, _)| v.to_string()));
+        names
     }
 
     async fn table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>> {
@@ -56,19 +101,35 @@ impl SchemaProvider for WithMatviews {
             }
             _ => {}
         }
+        if let Some(columns) = EMPTY_VIEWS
+            .iter()
+            .find_map(|(view, columns)| (*view == name).then_some(columns))
+        {
+            return Ok(Some(empty_view(name, columns)?));
+        }
         let table = self.inner.table(name).await?;
         Ok(match table {
-            Some(t) if name == "pg_class" || pg_types::reshapes(name) => {
-                let classes = match name {
+            Some(t)
+                if name == "pg_class"
+                    || pg_types::reshapes(name)
+                    || own_functions::adds_rows(name) =>
+            {
+                let lookup = match name {
                     "pg_attribute" => self.inner.table("pg_class").await?,
+                    "pg_proc" => self.inner.table("pg_namespace").await?,
+                    "pg_aggregate" => self.inner.table("pg_proc").await?,
                     _ => None,
                 };
+                let mut schema = pg_types::schema(name, &t.schema());
+                if name == "pg_aggregate" {
+                    schema = pg_aggregate::schema(&schema);
+                }
                 Some(Arc::new(PgClass {
-                    schema: pg_types::schema(name, &t.schema()),
+                    schema,
                     inner: t,
                     name: name.to_string(),
                     store: self.store.clone(),
-                    classes,
+                    lookup,
                 }))
             }
             t => t,
@@ -76,7 +137,7 @@ impl SchemaProvider for WithMatviews {
     }
 
     fn table_exist(&self, name: &str) -> bool {
-        self.inner.table_exist(name)
+        self.inner.table_exist(name) || EMPTY_VIEWS.iter().any(|(v, _)| *v == name)
     }
 }
 
@@ -87,8 +148,10 @@ struct PgClass {
     name: String,
     schema: SchemaRef,
     store: Arc<Store>,
-    /// For `pg_attribute`: the bundled `pg_class`, to find the views' columns.
-    classes: Option<Arc<dyn TableProvider>>,
+    /// The catalog table this one's rows are read against: for `pg_attribute`, `pg_class` (the
+    /// views' columns); for `pg_proc`, `pg_namespace` (`public`'s oid); for `pg_aggregate`,
+    /// `pg_proc` (the functions' oids).
+    lookup: Option<Arc<dyn TableProvider>>,
 }
 
 impl PgClass {
@@ -105,6 +168,32 @@ impl PgClass {
         views
     }
 
+    /// `public`'s oid in `pg_namespace` (for `pg_proc`), or PostgreSQL's (2200).
+    async fn public_namespace(&self, state: &dyn Session) -> Result<i32> {
+        const POSTGRESQLS: i32 = 2200;
+        let Some(namespaces) = self.lookup.as_ref().filter(|_| self.name == "pg_proc") else {
+            return Ok(POSTGRESQLS);
+        };
+        let plan = namespaces.scan(state, None, &[], None).await?;
+        for batch in collect(plan, state.task_ctx()).await? {
+            let schema = batch.schema();
+            let (Ok(oid_at), Ok(name_at)) = (schema.index_of("oid"), schema.index_of("nspname"))
+            else {
+                continue;
+            };
+            let (Some(oids), Some(names)) = (
+                batch.column(oid_at).as_primitive_opt::<Int32Type>(),
+                batch.column(name_at).as_string_opt::<i32>(),
+            ) else {
+                continue;
+            };
+            if let Some(i) = (0..batch.num_rows()).find(|&i| names.value(i) == "public") {
+                return Ok(oids.value(i));
+            }
+        }
+        Ok(POSTGRESQLS)
+    }
+
     /// `pg_attribute`'s `batch` with the rollup views' columns nullable, as a materialized
     /// view's columns are in PostgreSQL.
     async fn nullable_view_columns(
@@ -114,7 +203,7 @@ impl PgClass {
     ) -> Result<RecordBatch> {
         let schema = batch.schema();
         let (Some(classes), Ok(rel_at), Ok(notnull_at)) = (
-            &self.classes,
+            &self.lookup,
             schema.index_of("attrelid"),
             schema.index_of("attnotnull"),
         ) else {
@@ -233,13 +322,28 @@ impl TableProvider for PgClass {
         let all = self.inner.scan(state, None, &[], None).await?;
         let batches = collect(all, state.task_ctx()).await?;
         let mut reshaped = Vec::with_capacity(batches.len());
+        let mut aggregates = HashMap::new();
+        if let (Some(procs), "pg_aggregate") = (&self.lookup, self.name.as_str()) {
+            let plan = procs.scan(state, None, &[], None).await?;
+            aggregates = pg_aggregate::aggregate_oids(&collect(plan, state.task_ctx()).await?);
+        }
         for b in batches {
-            let b = pg_types::reshape(&self.name, &b, &self.schema)?;
+            let b = if self.name == "pg_aggregate" {
+                let named = pg_types::schema(&self.name, &self.inner.schema());
+                let b = pg_types::reshape(&self.name, &b, &named)?;
+                pg_aggregate::resolve(b, &self.schema, &mut aggregates)?
+            } else {
+                pg_types::reshape(&self.name, &b, &self.schema)?
+            };
             reshaped.push(match self.name.as_str() {
                 "pg_class" => self.relabel(b, is_administrator(state))?,
                 "pg_attribute" => self.nullable_view_columns(b, state).await?,
                 _ => b,
             });
+        }
+        let public = self.public_namespace(state).await?;
+        if let Some(own) = own_functions::rows(&self.name, &self.schema, public)? {
+            reshaped.push(own);
         }
         let batches = reshaped;
         let table = MemTable::try_new(self.schema(), vec![batches])?;

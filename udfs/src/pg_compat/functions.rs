@@ -168,15 +168,6 @@ pub fn pg_get_serial_sequence_udf() -> ScalarUDF {
     )
 }
 
-/// `pg_get_function_result(oid)`, `pg_get_function_arguments(oid)` (psql's `\\df`): NULL, as
-/// for an oid that names no user function; every function here is built in.
-pub fn function_signature_udfs() -> Vec<ScalarUDF> {
-    ["pg_get_function_result", "pg_get_function_arguments"]
-        .into_iter()
-        .map(|name| null_text_udf(name, vec![DataType::Int64]))
-        .collect()
-}
-
 /// `pg_advisory_unlock_all()`: nothing to release.
 pub fn advisory_unlock_all_udf() -> ScalarUDF {
     null_text_udf("pg_advisory_unlock_all", vec![])

@@ -16,8 +16,8 @@ pub use catalog_functions::catalog_function_udfs;
 pub use datetime::{at_time_zone_udf, timestamp_text, timestamp_text_udf, to_char_udf};
 pub use expand_array::expand_array_udf;
 pub use functions::{
-    advisory_unlock_all_udf, current_setting_udf, function_signature_udfs, is_visible_udfs,
-    pg_get_serial_sequence_udf, session_user_udf, set_config_udf, version_string, version_udf,
+    advisory_unlock_all_udf, current_setting_udf, is_visible_udfs, pg_get_serial_sequence_udf,
+    session_user_udf, set_config_udf, version_string, version_udf,
 };
 pub use json::json_build_object_udf;
 pub use like_escape::{backslash_escaped, like_escape_udf};
