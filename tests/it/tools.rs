@@ -127,6 +127,154 @@ async fn pgjdbc_database_metadata_answers_as_postgresql() {
     );
 }
 
+/// psql's `\d` commands (`describe.c`) that apply to a database one cannot write to, each
+/// answering on Timberline as on PostgreSQL 15 holding the same relations, but where the
+/// reason given says how it differs (those must still answer, without error).
+const PSQL_COMMANDS: &[(&str, Option<&str>)] = &[
+    ("\\d", None),
+    ("\\d logs_per_minute", None),
+    ("\\da", None),
+    ("\\dA", None),
+    ("\\db", None),
+    ("\\dc", None),
+    ("\\dd", None),
+    ("\\dD", None),
+    ("\\ddp", None),
+    ("\\dE", None),
+    ("\\des", None),
+    ("\\det", None),
+    ("\\deu", None),
+    ("\\dew", None),
+    ("\\df", None),
+    ("\\df nearest", None),
+    (
+        "\\df+ log_context",
+        Some("the function's language and source: internal here, SQL in the reference"),
+    ),
+    ("\\di", None),
+    ("\\dl", None),
+    ("\\dL", None),
+    ("\\dm", None),
+    ("\\dn pg_catalog", None),
+    ("\\dO", None),
+    ("\\dP", None),
+    ("\\drds", None),
+    ("\\dRp", None),
+    ("\\dRs", None),
+    ("\\ds", None),
+    ("\\dt", None),
+    ("\\dt pg_catalog.pg_class", None),
+    ("\\dT", None),
+    ("\\dT+", None),
+    ("\\dv", None),
+    ("\\dvS pg_roles", None),
+    ("\\dX", None),
+    ("\\dy", None),
+    ("\\lo_list", None),
+    (
+        "\\d logs",
+        Some("logs.attrs is text holding JSON, jsonb in the reference"),
+    ),
+    (
+        "\\d+ logs",
+        Some("logs.attrs is text holding JSON, jsonb in the reference"),
+    ),
+    (
+        "\\dt+",
+        Some("no relation has PostgreSQL's heap storage: no access method or size"),
+    ),
+    (
+        "\\dm+",
+        Some("no relation has PostgreSQL's heap storage: no access method or size"),
+    ),
+    ("\\db+", Some("tablespaces have no size")),
+    ("\\dA+", Some("built-in objects carry no descriptions")),
+    ("\\dF", Some("built-in objects carry no descriptions")),
+    ("\\dFd", Some("built-in objects carry no descriptions")),
+    ("\\dFp", Some("built-in objects carry no descriptions")),
+    ("\\dFt", Some("built-in objects carry no descriptions")),
+    ("\\dx", Some("built-in objects carry no descriptions")),
+    ("\\dTS int4", Some("built-in objects carry no descriptions")),
+    (
+        "\\dfS now",
+        Some("a built-in function's result and arguments are not printed"),
+    ),
+    ("\\dx+", Some("an extension's members are not listed")),
+    (
+        "\\dC",
+        Some("the casts of the bundled catalog, a newer PostgreSQL's"),
+    ),
+    (
+        "\\dS pg_class",
+        Some("catalog columns' types are their Arrow types (integer, text)"),
+    ),
+    (
+        "\\dn",
+        Some("public belongs to the administrator, to pg_database_owner in PostgreSQL 15"),
+    ),
+    (
+        "\\dn+",
+        Some("public belongs to the administrator, to pg_database_owner in PostgreSQL 15"),
+    ),
+    (
+        "\\du",
+        Some("the roles are Timberline's users: the administrator and oneself"),
+    ),
+    (
+        "\\dg",
+        Some("the roles are Timberline's users: the administrator and oneself"),
+    ),
+    (
+        "\\l",
+        Some("the databases are Timberline's, with its encoding and locale names"),
+    ),
+    (
+        "\\l+",
+        Some("the databases are Timberline's, with its encoding and locale names"),
+    ),
+    (
+        "\\dconfig",
+        Some("no setting comes from a configuration file"),
+    ),
+];
+
+/// Every applicable `\d` command of real psql answers on Timberline (see [`PSQL_COMMANDS`]).
+/// Not yet: `\dp`/`\z` (a subquery correlated by `= ANY`), `\d+` of a rollup view
+/// (`pg_get_viewdef`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn psql_describe_commands_answer_as_postgresql() {
+    let Some((reference, server)) = loaded_pair().await else {
+        return;
+    };
+    let answer = |port: u16, db: &str, command: &str| {
+        let out = crate::support::psql(
+            &format!("host=127.0.0.1 port={port} user=postgres dbname={db}"),
+            "postgres",
+            command,
+        );
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let error = String::from_utf8_lossy(&out.stderr).into_owned();
+        (out.status.success(), text, error)
+    };
+    let mut failed = Vec::new();
+    for (command, differs) in PSQL_COMMANDS {
+        let (ok, tl, error) = answer(server.pg_port, "timberline", command);
+        // The administrator and the database are each server's own.
+        let tl = tl.replace("timberline", "postgres");
+        let (pg_ok, pg, _) = answer(reference.port, "postgres", command);
+        assert!(pg_ok, "the reference fails {command}");
+        match (ok, differs) {
+            (false, _) => failed.push(format!("{command}: {error}")),
+            (true, None) if tl != pg => {
+                failed.push(format!("{command}:\ntimberline:\n{tl}\npostgresql:\n{pg}"))
+            }
+            (true, Some(why)) => println!("{command}: answers; differs: {why}"),
+            (true, None) => println!("{command}: identical ({} lines)", pg.lines().count()),
+        }
+    }
+    assert!(failed.is_empty(), "{}", failed.join("\n"));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bi_tools_sql_answers_no_worse_than_the_baseline() {
     let Some((reference, server)) = loaded_pair().await else {

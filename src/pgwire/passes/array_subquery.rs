@@ -5,14 +5,15 @@
 //! elements in the same order, and `{}` when the subquery finds no row. An `ORDER BY 1`
 //! names the select list's column, as it does in PostgreSQL. A subquery of any other shape
 //! (grouped, distinct, limited, a set operation) is aggregated from outside, in its own order.
+//! `ARRAY(SELECT x FROM unnest(a) AS t(x))` is `a` itself.
 
 use std::ops::ControlFlow;
 use std::sync::LazyLock;
 
 use datafusion::sql::sqlparser::ast::{
-    visit_expressions_mut, Expr, FunctionArgumentClause, FunctionArguments, GroupByExpr,
-    OrderByExpr, OrderByKind, Query, SelectItem, SetExpr, Statement, TableFactor, Value, VisitMut,
-    VisitorMut,
+    visit_expressions_mut, Expr, FunctionArg, FunctionArgExpr, FunctionArgumentClause,
+    FunctionArguments, GroupByExpr, OrderByExpr, OrderByKind, Query, SelectItem, SetExpr,
+    Statement, TableFactor, Value, VisitMut, VisitorMut,
 };
 
 /// Rewrites every `ARRAY(subquery)` of `stmt`.
@@ -32,6 +33,10 @@ impl VisitorMut for ArraySubquery {
         };
         let is_array = f.name.to_string().eq_ignore_ascii_case("array");
         if let (true, FunctionArguments::Subquery(q)) = (is_array, &f.args) {
+            if let Some(array) = unnested_array(q) {
+                *e = array;
+                return ControlFlow::Continue(());
+            }
             let aggregated = aggregated(q.as_ref().clone());
             *e = super::call(
                 "coalesce",
@@ -43,6 +48,70 @@ impl VisitorMut for ArraySubquery {
         }
         ControlFlow::Continue(())
     }
+}
+
+/// `E` when `q` is `SELECT x FROM unnest(E) AS t(x)` (psql's `\dy`): the array itself, whose
+/// elements the subquery lists in order, and which may name the outer query's columns.
+fn unnested_array(q: &Query) -> Option<Expr> {
+    let plain =
+        q.limit_clause.is_none() && q.fetch.is_none() && q.with.is_none() && q.order_by.is_none();
+    let SetExpr::Select(s) = q.body.as_ref() else {
+        return None;
+    };
+    let [from] = s.from.as_slice() else {
+        return None;
+    };
+    let simple = plain
+        && from.joins.is_empty()
+        && s.selection.is_none()
+        && s.distinct.is_none()
+        && s.having.is_none()
+        && matches!(&s.group_by, GroupByExpr::Expressions(v, _) if v.is_empty());
+    let (array, alias) = match &from.relation {
+        TableFactor::Table {
+            name,
+            args: Some(args),
+            alias: Some(alias),
+            with_ordinality: false,
+            ..
+        } if name
+            .0
+            .last()
+            .and_then(|p| p.as_ident())
+            .is_some_and(|i| i.value.eq_ignore_ascii_case("unnest")) =>
+        {
+            match args.args.as_slice() {
+                [FunctionArg::Unnamed(FunctionArgExpr::Expr(e))] => (e.clone(), alias),
+                _ => return None,
+            }
+        }
+        TableFactor::UNNEST {
+            array_exprs,
+            alias: Some(alias),
+            with_ordinality: false,
+            with_offset: false,
+            ..
+        } => match array_exprs.as_slice() {
+            [e] => (e.clone(), alias),
+            _ => return None,
+        },
+        _ => return None,
+    };
+    // The one column: the alias's column name, or the alias itself (`unnest(a) AS x`).
+    let column = match alias.columns.as_slice() {
+        [c] => &c.name,
+        [] => &alias.name,
+        _ => return None,
+    };
+    let selected = match s.projection.as_slice() {
+        [SelectItem::UnnamedExpr(Expr::Identifier(i))] => i,
+        [SelectItem::UnnamedExpr(Expr::CompoundIdentifier(parts))] => match parts.as_slice() {
+            [table, i] if table.value == alias.name.value => i,
+            _ => return None,
+        },
+        _ => return None,
+    };
+    (simple && selected.value == column.value).then_some(array)
 }
 
 /// `SELECT array_agg(e ORDER BY …) FROM …` for `q`'s one column.

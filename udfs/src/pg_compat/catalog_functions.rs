@@ -1,7 +1,8 @@
 //! The catalog helpers psql's `+` meta-commands and analysis SQL call: `pg_size_pretty(bigint)`
 //! (PostgreSQL's rounding and units), `pg_typeof(any)` (the PostgreSQL name of a value's type),
-//! `pg_table_size(oid)` (NULL: no relation here has PostgreSQL storage), `obj_description`,
-//! `col_description`, `shobj_description` (NULL: nothing carries a comment).
+//! `pg_table_size(oid)` (NULL: no relation here has PostgreSQL storage), `col_description`,
+//! `shobj_description` (NULL: nothing carries a comment; `obj_description` is in
+//! `crate::own_functions`).
 
 use std::sync::Arc;
 
@@ -130,7 +131,57 @@ impl ScalarUDFImpl for TypeOf {
     }
 }
 
-/// `pg_table_size`, `pg_get_indexdef`, `obj_description`, `col_description`, `shobj_description`,
+/// `pg_char_to_encoding(name)`: PostgreSQL's number of an encoding (psql's `\dO`); the only one
+/// here is UTF8 (6), any other name is -1, as PostgreSQL answers an unknown one.
+pub fn char_to_encoding_udf() -> ScalarUDF {
+    create_udf(
+        "pg_char_to_encoding",
+        vec![DataType::Utf8],
+        DataType::Int32,
+        Volatility::Immutable,
+        Arc::new(|args: &[ColumnarValue]| {
+            let array = match args.first() {
+                Some(ColumnarValue::Array(a)) => a.clone(),
+                Some(ColumnarValue::Scalar(s)) => s.to_array()?,
+                None => return Ok(ColumnarValue::Scalar(ScalarValue::Int32(None))),
+            };
+            let array = cast(&array, &DataType::Utf8)?;
+            let out: datafusion::arrow::array::Int32Array = array
+                .as_string::<i32>()
+                .iter()
+                .map(|v| {
+                    v.map(|name| {
+                        let bare: String =
+                            name.chars().filter(|c| c.is_ascii_alphanumeric()).collect();
+                        if bare.eq_ignore_ascii_case("utf8") {
+                            6
+                        } else {
+                            -1
+                        }
+                    })
+                })
+                .collect();
+            answer(args, Arc::new(out))
+        }),
+    )
+}
+
+/// `getdatabaseencoding()`: the database's encoding, UTF8 (psql's `\dO`, `\l`).
+pub fn database_encoding_udf() -> ScalarUDF {
+    create_udf(
+        "getdatabaseencoding",
+        vec![],
+        DataType::Utf8,
+        Volatility::Immutable,
+        Arc::new(|_args: &[ColumnarValue]| {
+            Ok(ColumnarValue::Scalar(ScalarValue::Utf8(Some(
+                "UTF8".into(),
+            ))))
+        }),
+    )
+}
+
+/// `pg_table_size`, `pg_get_indexdef`, `col_description`, `shobj_description`,
 /// `pg_size_pretty`, `pg_typeof`.
 pub fn catalog_function_udfs() -> Vec<ScalarUDF> {
     let oid = DataType::Int64;
@@ -138,6 +189,8 @@ pub fn catalog_function_udfs() -> Vec<ScalarUDF> {
     vec![
         size_pretty_udf(),
         typeof_udf(),
+        char_to_encoding_udf(),
+        database_encoding_udf(),
         null_udf("pg_table_size", vec![vec![oid.clone()]], DataType::Int64),
         null_udf("pg_indexes_size", vec![vec![oid.clone()]], DataType::Int64),
         // No table of Timberline's has an index; the bundled catalog's own get NULL too.
@@ -154,9 +207,26 @@ pub fn catalog_function_udfs() -> Vec<ScalarUDF> {
             vec![vec![oid.clone()], vec![text.clone()]],
             DataType::Int64,
         ),
+        // psql's \df+, \db, \dO and \dx+: no function here has an SQL body, no tablespace a
+        // location, no object a description of its kind.
         null_udf(
-            "obj_description",
-            vec![vec![oid.clone()], vec![oid.clone(), text.clone()]],
+            "pg_get_function_sqlbody",
+            vec![vec![oid.clone()]],
+            text.clone(),
+        ),
+        null_udf(
+            "pg_tablespace_location",
+            vec![vec![oid.clone()]],
+            text.clone(),
+        ),
+        null_udf(
+            "pg_tablespace_size",
+            vec![vec![oid.clone()], vec![text.clone()]],
+            DataType::Int64,
+        ),
+        null_udf(
+            "pg_describe_object",
+            vec![vec![oid.clone(), oid.clone(), DataType::Int64]],
             text.clone(),
         ),
         null_udf(
