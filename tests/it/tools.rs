@@ -133,6 +133,7 @@ async fn pgjdbc_database_metadata_answers_as_postgresql() {
 const PSQL_COMMANDS: &[(&str, Option<&str>)] = &[
     ("\\d", None),
     ("\\d logs_per_minute", None),
+    ("\\d+ logs_per_minute", None),
     ("\\da", None),
     ("\\dA", None),
     ("\\db", None),
@@ -239,8 +240,7 @@ const PSQL_COMMANDS: &[(&str, Option<&str>)] = &[
 ];
 
 /// Every applicable `\d` command of real psql answers on Timberline (see [`PSQL_COMMANDS`]).
-/// Not yet: `\dp`/`\z` (a subquery correlated by `= ANY`), `\d+` of a rollup view
-/// (`pg_get_viewdef`).
+/// Not yet: `\dp`/`\z` (a subquery correlated by `= ANY`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn psql_describe_commands_answer_as_postgresql() {
     let Some((reference, server)) = loaded_pair().await else {

@@ -13,6 +13,7 @@
 //! by [`subqueries`], which answers the lookups it can plan with their value.
 
 mod array_subquery;
+mod catalog_lookups;
 mod functions;
 mod grafana;
 pub mod operators;
@@ -25,8 +26,9 @@ use std::ops::ControlFlow;
 use std::sync::LazyLock;
 
 use datafusion::sql::sqlparser::ast::{
-    visit_expressions, Expr, Function, FunctionArg, FunctionArgExpr, FunctionArgumentClause,
-    FunctionArgumentList, FunctionArguments, Ident, ObjectName, Statement,
+    visit_expressions, visit_expressions_mut, Expr, Function, FunctionArg, FunctionArgExpr,
+    FunctionArgumentClause, FunctionArgumentList, FunctionArguments, Ident, ObjectName, Query,
+    Statement, Value,
 };
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::{Parser, ParserError};
@@ -74,6 +76,14 @@ pub const PASSES: &[Pass] = &[
     Pass {
         name: "to_regtype",
         run: reg_names::to_regtype,
+    },
+    Pass {
+        name: "view_definitions",
+        run: catalog_lookups::view_definitions,
+    },
+    Pass {
+        name: "regclass_names",
+        run: catalog_lookups::regclass_names,
     },
     Pass {
         name: "pretty_flags",
@@ -227,6 +237,27 @@ fn call_with(name: &str, args: Vec<Expr>, clauses: Vec<FunctionArgumentClause>) 
 /// A call of `name` with `args`.
 fn call(name: &str, args: Vec<Expr>) -> Expr {
     call_with(name, args, vec![])
+}
+
+/// The query of `sql` (a lookup template whose `$1` [`filled`] replaces), parsed once by its
+/// `LazyLock`; `None` if it does not parse (a bug the passes' tests catch).
+fn template(sql: &str) -> Option<Query> {
+    match parse(sql).ok()?.pop()? {
+        Statement::Query(q) => Some(*q),
+        _ => None,
+    }
+}
+
+/// `template` with every `$1` replaced by `arg`.
+fn filled(template: &Query, arg: &Expr) -> Query {
+    let mut lookup = template.clone();
+    let _ = visit_expressions_mut(&mut lookup, |x| {
+        if matches!(x, Expr::Value(v) if matches!(v.value, Value::Placeholder(_))) {
+            *x = arg.clone();
+        }
+        ControlFlow::<()>::Continue(())
+    });
+    lookup
 }
 
 /// Parses SQL text into statements, once.

@@ -9,8 +9,8 @@ use std::ops::ControlFlow;
 use std::sync::LazyLock;
 
 use datafusion::sql::sqlparser::ast::{
-    visit_expressions_mut, CastKind, DataType, Expr, FunctionArg, FunctionArgExpr,
-    FunctionArguments, Query, Statement, Value, ValueWithSpan, VisitMut, VisitorMut,
+    CastKind, DataType, Expr, FunctionArg, FunctionArgExpr, FunctionArguments, Query, Statement,
+    Value, ValueWithSpan, VisitMut, VisitorMut,
 };
 
 /// Replaces each `'name'::regproc` of `stmt` by the function's name.
@@ -113,13 +113,7 @@ pub fn to_regtype(mut stmt: Statement) -> Statement {
 struct ToRegtype;
 
 static TYPE_LOOKUP: LazyLock<Option<Query>> = LazyLock::new(|| {
-    match super::parse("SELECT min(t.oid) FROM pg_catalog.pg_type t WHERE t.typname = $1")
-        .ok()?
-        .pop()?
-    {
-        Statement::Query(q) => Some(*q),
-        _ => None,
-    }
+    super::template("SELECT min(t.oid) FROM pg_catalog.pg_type t WHERE t.typname = $1")
 });
 
 impl VisitorMut for ToRegtype {
@@ -153,14 +147,7 @@ impl VisitorMut for ToRegtype {
                         .to_string();
                 }
             }
-            let mut lookup = template.clone();
-            let _ = visit_expressions_mut(&mut lookup, |x| {
-                if matches!(x, Expr::Value(v) if matches!(v.value, Value::Placeholder(_))) {
-                    *x = name.clone();
-                }
-                ControlFlow::<()>::Continue(())
-            });
-            *e = Expr::Subquery(Box::new(lookup));
+            *e = Expr::Subquery(Box::new(super::filled(template, &name)));
         }
         ControlFlow::Continue(())
     }

@@ -20,6 +20,7 @@ pub mod ddl;
 pub mod define;
 mod partials;
 pub mod pg_class;
+mod pg_matviews;
 pub mod system;
 
 use std::sync::Arc;

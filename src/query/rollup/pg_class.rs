@@ -2,7 +2,8 @@
 //! `'m'`, which psql's `\dm` and pgjdbc's `getTables` (type `MATERIALIZED VIEW`) read; its
 //! own relations kinded as PostgreSQL 15 kinds them (tables, and the system views); with
 //! Timberline's own functions in `pg_proc` and `pg_description` ([`own_functions`]); with
-//! the system views it lacks, empty ([`EMPTY_VIEWS`]); and
+//! the system views it lacks, empty ([`EMPTY_VIEWS`]); `pg_matviews` listing the rollup views
+//! ([`super::pg_matviews`]); and
 //! with its tables in PostgreSQL 15's shape ([`crate::query::pg_types`]).
 
 use std::collections::HashMap;
@@ -26,7 +27,8 @@ use crate::query::{own_functions, pg_aggregate, pg_types};
 use crate::store::Store;
 
 /// PostgreSQL 15's system views the bundled catalog lacks, empty here as on a server with
-/// no user mappings or security labels (psql's `\deu`, pgAdmin): their columns, each `oid`
+/// no user mappings, extensions to install or security labels (psql's `\deu`, pgAdmin,
+/// DBeaver): their columns, each `oid`
 /// (an `integer` typed `oid`), `int` or `text` (typed by PostgreSQL 15's catalog).
 const EMPTY_VIEWS: &[(&str, &[(&str, DataType)])] = &[
     (
@@ -38,6 +40,15 @@ const EMPTY_VIEWS: &[(&str, &[(&str, DataType)])] = &[
             ("umuser", DataType::Int32),
             ("usename", DataType::Utf8),
             ("umoptions", DataType::Utf8),
+        ],
+    ),
+    (
+        "pg_available_extensions",
+        &[
+            ("name", DataType::Utf8),
+            ("default_version", DataType::Utf8),
+            ("installed_version", DataType::Utf8),
+            ("comment", DataType::Utf8),
         ],
     ),
     (
@@ -94,6 +105,7 @@ impl SchemaProvider for WithMatviews {
             "pg_settings" => {
                 return Ok(Some(Arc::new(crate::query::pg_settings::PgSettings::new())))
             }
+            "pg_matviews" => return Ok(Some(super::pg_matviews::pg_matviews(&self.store)?)),
             "pg_roles" => {
                 return Ok(Some(Arc::new(crate::query::pg_roles::PgRoles::new(
                     self.store.clone(),

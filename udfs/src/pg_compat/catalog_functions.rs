@@ -131,8 +131,72 @@ impl ScalarUDFImpl for TypeOf {
     }
 }
 
-/// `pg_char_to_encoding(name)`: PostgreSQL's number of an encoding (psql's `\dO`); the only one
-/// here is UTF8 (6), any other name is -1, as PostgreSQL answers an unknown one.
+/// PostgreSQL's encodings, by number (`pg_wchar.h`).
+const ENCODINGS: &[&str] = &[
+    "SQL_ASCII",
+    "EUC_JP",
+    "EUC_CN",
+    "EUC_KR",
+    "EUC_TW",
+    "EUC_JIS_2004",
+    "UTF8",
+    "MULE_INTERNAL",
+    "LATIN1",
+    "LATIN2",
+    "LATIN3",
+    "LATIN4",
+    "LATIN5",
+    "LATIN6",
+    "LATIN7",
+    "LATIN8",
+    "LATIN9",
+    "LATIN10",
+    "WIN1256",
+    "WIN1258",
+    "WIN866",
+    "WIN874",
+    "KOI8R",
+    "WIN1251",
+    "WIN1252",
+    "ISO_8859_5",
+    "ISO_8859_6",
+    "ISO_8859_7",
+    "ISO_8859_8",
+    "WIN1250",
+    "WIN1253",
+    "WIN1254",
+    "WIN1255",
+    "WIN1257",
+    "KOI8U",
+    "SJIS",
+    "BIG5",
+    "GBK",
+    "UHC",
+    "GB18030",
+    "JOHAB",
+    "SHIFT_JIS_2004",
+];
+
+/// An encoding's name as PostgreSQL compares them: letters and digits, lower case.
+fn clean(name: &str) -> String {
+    name.chars()
+        .filter(char::is_ascii_alphanumeric)
+        .map(|c| c.to_ascii_lowercase())
+        .collect()
+}
+
+/// The number of the encoding `name` (`utf-8`, `Latin1`), or -1.
+pub fn encoding_number(name: &str) -> i32 {
+    let name = clean(name);
+    ENCODINGS
+        .iter()
+        .position(|e| clean(e) == name)
+        .and_then(|i| i32::try_from(i).ok())
+        .unwrap_or(-1)
+}
+
+/// `pg_char_to_encoding(name)` (psql's `\dO`): PostgreSQL's number of an encoding, -1 for an
+/// unknown name.
 pub fn char_to_encoding_udf() -> ScalarUDF {
     create_udf(
         "pg_char_to_encoding",
@@ -149,15 +213,38 @@ pub fn char_to_encoding_udf() -> ScalarUDF {
             let out: datafusion::arrow::array::Int32Array = array
                 .as_string::<i32>()
                 .iter()
+                .map(|v| v.map(encoding_number))
+                .collect();
+            answer(args, Arc::new(out))
+        }),
+    )
+}
+
+/// `pg_encoding_to_char(int)` (pgAdmin's encoding list): the encoding's name, `''` for a number
+/// that names none, as in PostgreSQL; any integer type.
+pub fn encoding_to_char_udf() -> ScalarUDF {
+    create_udf(
+        "pg_encoding_to_char",
+        vec![DataType::Int64],
+        DataType::Utf8,
+        Volatility::Immutable,
+        Arc::new(|args: &[ColumnarValue]| {
+            let array = match args.first() {
+                Some(ColumnarValue::Array(a)) => a.clone(),
+                Some(ColumnarValue::Scalar(s)) => s.to_array()?,
+                None => return Ok(ColumnarValue::Scalar(ScalarValue::Utf8(None))),
+            };
+            let array = cast(&array, &DataType::Int64)?;
+            let out: StringArray = array
+                .as_primitive::<Int64Type>()
+                .iter()
                 .map(|v| {
-                    v.map(|name| {
-                        let bare: String =
-                            name.chars().filter(|c| c.is_ascii_alphanumeric()).collect();
-                        if bare.eq_ignore_ascii_case("utf8") {
-                            6
-                        } else {
-                            -1
-                        }
+                    v.map(|n| {
+                        usize::try_from(n)
+                            .ok()
+                            .and_then(|i| ENCODINGS.get(i))
+                            .copied()
+                            .unwrap_or("")
                     })
                 })
                 .collect();
@@ -190,7 +277,13 @@ pub fn catalog_function_udfs() -> Vec<ScalarUDF> {
         size_pretty_udf(),
         typeof_udf(),
         char_to_encoding_udf(),
+        encoding_to_char_udf(),
         database_encoding_udf(),
+        null_udf(
+            "pg_get_ruledef",
+            vec![vec![oid.clone()], vec![oid.clone(), DataType::Boolean]],
+            text.clone(),
+        ),
         null_udf("pg_table_size", vec![vec![oid.clone()]], DataType::Int64),
         null_udf("pg_indexes_size", vec![vec![oid.clone()]], DataType::Int64),
         // No table of Timberline's has an index; the bundled catalog's own get NULL too.
@@ -248,6 +341,15 @@ pub fn catalog_function_udfs() -> Vec<ScalarUDF> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn encodings_are_numbered_as_in_postgresql() {
+        assert_eq!(encoding_number("utf-8"), 6);
+        assert_eq!(encoding_number("UTF8"), 6);
+        assert_eq!(encoding_number("Latin1"), 8);
+        assert_eq!(encoding_number("SHIFT_JIS_2004"), 41);
+        assert_eq!(encoding_number("nope"), -1);
+    }
 
     #[test]
     fn sizes_print_as_postgresql_prints_them() {
