@@ -119,7 +119,7 @@ impl TextOutput {
         )
     }
 
-    /// `batch` with its text-format timestamp and float columns as PostgreSQL's text.
+    /// `batch` with its text-format timestamp, float and vector columns as PostgreSQL's text.
     pub fn apply(&self, batch: RecordBatch) -> Result<RecordBatch, ArrowError> {
         let schema = batch.schema();
         let mut changed = false;

@@ -36,6 +36,7 @@ pub mod sqlstate {
     pub const AMBIGUOUS_COLUMN: &str = "42702";
     pub const DUPLICATE_COLUMN: &str = "42701";
     pub const DIVISION_BY_ZERO: &str = "22012";
+    pub const DATETIME_VALUE_OUT_OF_RANGE: &str = "22008";
     pub const INVALID_TEXT_REPRESENTATION: &str = "22P02";
     pub const INVALID_REGULAR_EXPRESSION: &str = "2201B";
 }

@@ -31,6 +31,10 @@ pub fn register(ctx: &mut SessionContext) -> datafusion::error::Result<()> {
         ctx,
         std::sync::Arc::new(text::AtAtPlanner),
     )?;
+    datafusion::execution::FunctionRegistry::register_expr_planner(
+        ctx,
+        std::sync::Arc::new(pg_compat::PgOperatorPlanner),
+    )?;
     ctx.register_udf(pg_compat::version_udf());
     ctx.register_udf(pg_compat::to_char_udf());
     ctx.register_udf(pg_compat::at_time_zone_udf());

@@ -5,7 +5,7 @@
 //! elements in the same order, and `{}` when the subquery finds no row. An `ORDER BY 1`
 //! names the select list's column, as it does in PostgreSQL. A subquery of any other shape
 //! (grouped, distinct, limited, a set operation) is aggregated from outside, in its own order.
-//! `ARRAY(SELECT x FROM unnest(a) AS t(x))` is `a` itself.
+//! `ARRAY(SELECT x FROM unnest(a) AS t(x))` is `a` itself (`{}` when `a` is NULL).
 
 use std::ops::ControlFlow;
 use std::sync::LazyLock;
@@ -34,7 +34,8 @@ impl VisitorMut for ArraySubquery {
         let is_array = f.name.to_string().eq_ignore_ascii_case("array");
         if let (true, FunctionArguments::Subquery(q)) = (is_array, &f.args) {
             if let Some(array) = unnested_array(q) {
-                *e = array;
+                // A NULL array lists no element: `{}`, as the subquery would be.
+                *e = super::call("coalesce", vec![array, super::call("make_array", vec![])]);
                 return ControlFlow::Continue(());
             }
             let aggregated = aggregated(q.as_ref().clone());
@@ -50,7 +51,8 @@ impl VisitorMut for ArraySubquery {
     }
 }
 
-/// `E` when `q` is `SELECT x FROM unnest(E) AS t(x)` (psql's `\dy`): the array itself, whose
+/// `E` when `q` is `SELECT x FROM unnest(E) AS t(x)` (psql's `\dy`): the array itself (`{}` for
+/// NULL), whose
 /// elements the subquery lists in order, and which may name the outer query's columns.
 fn unnested_array(q: &Query) -> Option<Expr> {
     let plain =

@@ -5,8 +5,9 @@
 //!   SQL as it was written; NULL for any other relation, as for an oid that names no view.
 //! - pass `regclass_names`: `CAST(format('%I.%I', schema, name) AS regclass)` (Metabase's field
 //!   sync), a relation named by a computed text, is the oid of the relation of that name
-//!   (unqualified: in `public`), or NULL when there is none. Literal names
-//!   (`'logs'::regclass`) are pass `reg_casts`'; a number cast to `regclass` stays a number.
+//!   (unqualified: in `pg_catalog`, then `public`), or NULL when there is none (PostgreSQL
+//!   raises 42P01). Literal names (`'logs'::regclass`) are pass `reg_casts`'; a number cast to
+//!   `regclass` stays a number.
 
 use std::ops::ControlFlow;
 use std::sync::LazyLock;
@@ -67,15 +68,19 @@ impl VisitorMut for ViewDefinitions {
     }
 }
 
-/// The oid of the relation named `$1` (qualified, or in `public`), as `quote_ident` and
-/// `format('%I')` spell names.
+/// The oid of the relation `$1` names: qualified, or unqualified on the search path
+/// (`pg_catalog`, then `public`), as `quote_ident` and `format('%I')` spell names.
 static RELATION_BY_NAME: LazyLock<Option<Query>> = LazyLock::new(|| {
     super::template(
-        "SELECT min(r.oid) FROM (SELECT c.oid, \
-             quote_ident(n.nspname) || '.' || quote_ident(c.relname) AS qualified \
-             FROM pg_catalog.pg_class c \
-             JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace) r \
-         WHERE r.qualified = CASE WHEN strpos($1, '.') > 0 THEN $1 ELSE 'public.' || $1 END",
+        "SELECT first_value(r.oid ORDER BY r.rank) FROM ( \
+           SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) AS key, c.oid, 0 AS rank \
+             FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+           UNION ALL \
+           SELECT quote_ident(c.relname), c.oid, \
+                  CASE WHEN n.nspname = 'pg_catalog' THEN 1 ELSE 2 END \
+             FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+             WHERE n.nspname IN ('pg_catalog', 'public') \
+         ) r WHERE r.key = $1",
     )
 });
 

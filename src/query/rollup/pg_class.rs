@@ -1,10 +1,12 @@
-//! `pg_catalog` with rollup views shown as materialized views: their `pg_class.relkind` is
-//! `'m'`, which psql's `\dm` and pgjdbc's `getTables` (type `MATERIALIZED VIEW`) read; its
-//! own relations kinded as PostgreSQL 15 kinds them (tables, and the system views); with
-//! Timberline's own functions in `pg_proc` and `pg_description` ([`own_functions`]); with
-//! the system views it lacks, empty ([`EMPTY_VIEWS`]); `pg_matviews` listing the rollup views
-//! ([`super::pg_matviews`]); and
-//! with its tables in PostgreSQL 15's shape ([`crate::query::pg_types`]).
+//! `pg_catalog` as Timberline shows it, over the bundled catalog:
+//! - rollup views are materialized views (`pg_class.relkind` `'m'`, which psql's `\dm` and
+//!   pgjdbc's `getTables` type `MATERIALIZED VIEW` read; their columns nullable), listed in
+//!   `pg_matviews` ([`super::pg_matviews`]);
+//! - `pg_catalog`'s own relations are kinded as PostgreSQL 15 kinds them (tables, system views);
+//! - Timberline's own functions stand in `pg_proc` and `pg_description` ([`own_functions`]),
+//!   and `pg_aggregate.aggfnoid` names functions by oid ([`pg_aggregate`]);
+//! - the system views the bundled catalog lacks are there, empty ([`EMPTY_VIEWS`]);
+//! - its tables have PostgreSQL 15's shape ([`crate::query::pg_types`]).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -79,7 +81,8 @@ fn empty_view(name: &str, columns: &[(&str, DataType)]) -> Result<Arc<dyn TableP
 /// `pg_catalog`'s namespace oid, as in PostgreSQL.
 const PG_CATALOG_NAMESPACE: i32 = 11;
 
-/// `pg_catalog`, its `pg_class` wrapped; see the module docs.
+/// `pg_catalog`, its tables wrapped (`pg_class`, the reshaped ones, `pg_attribute`, `pg_proc`,
+/// `pg_description`, `pg_aggregate`) or added; see the module docs.
 #[derive(Debug)]
 pub struct WithMatviews {
     inner: Arc<dyn SchemaProvider>,
@@ -264,7 +267,8 @@ impl PgClass {
         Ok(RecordBatch::try_new(schema, columns)?)
     }
 
-    /// `batch` with views marked `m`, and without `audit_log` unless `admin`.
+    /// `batch` with views marked `m`, `pg_catalog`'s relations kinded as in PostgreSQL 15, and
+    /// without `audit_log` unless `admin`.
     fn relabel(&self, batch: RecordBatch, admin: bool) -> Result<RecordBatch> {
         let schema = batch.schema();
         let (Ok(name_at), Ok(kind_at)) = (schema.index_of("relname"), schema.index_of("relkind"))
@@ -339,11 +343,11 @@ impl TableProvider for PgClass {
             let plan = procs.scan(state, None, &[], None).await?;
             aggregates = pg_aggregate::aggregate_oids(&collect(plan, state.task_ctx()).await?);
         }
+        let named = pg_types::schema(&self.name, &self.inner.schema());
         for b in batches {
             let b = if self.name == "pg_aggregate" {
-                let named = pg_types::schema(&self.name, &self.inner.schema());
                 let b = pg_types::reshape(&self.name, &b, &named)?;
-                pg_aggregate::resolve(b, &self.schema, &mut aggregates)?
+                pg_aggregate::resolve(b, &self.schema, &aggregates)?
             } else {
                 pg_types::reshape(&self.name, &b, &self.schema)?
             };

@@ -1,8 +1,11 @@
-//! The catalog helpers psql's `+` meta-commands and analysis SQL call: `pg_size_pretty(bigint)`
-//! (PostgreSQL's rounding and units), `pg_typeof(any)` (the PostgreSQL name of a value's type),
-//! `pg_table_size(oid)` (NULL: no relation here has PostgreSQL storage), `col_description`,
-//! `shobj_description` (NULL: nothing carries a comment; `obj_description` is in
-//! `crate::own_functions`).
+//! The catalog helpers psql's `\d` commands, pgAdmin and analysis SQL call:
+//! `pg_size_pretty(bigint)` (PostgreSQL's rounding and units), `pg_typeof(any)` (the PostgreSQL
+//! name of a value's type), the encodings (`pg_encoding_to_char`, `pg_char_to_encoding`,
+//! `getdatabaseencoding()`), and NULL where nothing here has what is asked: sizes
+//! (`pg_table_size`, `pg_tablespace_size`: no PostgreSQL storage), definitions
+//! (`pg_get_indexdef`, `pg_get_ruledef`, `pg_get_function_sqlbody`), `pg_tablespace_location`,
+//! `pg_describe_object`, comments (`col_description`, `shobj_description`; `obj_description`
+//! is in `crate::own_functions`).
 
 use std::sync::Arc;
 
@@ -268,8 +271,7 @@ pub fn database_encoding_udf() -> ScalarUDF {
     )
 }
 
-/// `pg_table_size`, `pg_get_indexdef`, `col_description`, `shobj_description`,
-/// `pg_size_pretty`, `pg_typeof`.
+/// The functions of the module docs.
 pub fn catalog_function_udfs() -> Vec<ScalarUDF> {
     let oid = DataType::Int64;
     let text = DataType::Utf8;

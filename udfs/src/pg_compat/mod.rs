@@ -8,6 +8,7 @@ mod expand_array;
 mod functions;
 mod json;
 mod like_escape;
+mod operators;
 mod settings;
 mod standard_settings;
 mod text_functions;
@@ -21,6 +22,7 @@ pub use functions::{
 };
 pub use json::json_build_object_udf;
 pub use like_escape::{backslash_escaped, like_escape_udf};
+pub use operators::PgOperatorPlanner;
 pub use settings::{
     canonical_name, default_setting, parse_bytes, PgSession, SettingError, Tenant, PG_VERSION,
     PG_VERSION_NUM,
