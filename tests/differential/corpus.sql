@@ -259,7 +259,7 @@ SELECT count(*) FROM logs WHERE ts > (SELECT max(ts) FROM logs) - interval '10 m
 -- generate_series
 -- differs: type: integer literals and integer functions are bigint (int8) here, integer (int4) in PostgreSQL
 SELECT generate_series(1, 3);
--- differs: generate_series as a table without an alias names its column `value` here (DataFusion's name, kept for queries written for it), `generate_series` in PostgreSQL; its integers are bigint
+-- differs: type: integer literals and integer functions are bigint (int8) here, integer (int4) in PostgreSQL
 SELECT * FROM generate_series(1, 3);
 -- differs: type: integer literals and integer functions are bigint (int8) here, integer (int4) in PostgreSQL
 SELECT x FROM generate_series(1, 5, 2) AS x;
@@ -368,7 +368,6 @@ SELECT service FROM logs GROUP BY service HAVING count(*) FILTER (WHERE level = 
 -- differs: type: decimal literals and numeric results (round, ceil, avg, sum of decimals, extract(epoch)) are double precision (float8) here, numeric in PostgreSQL
 SELECT level, count(*) * 100.0 / sum(count(*)) OVER () AS pct FROM logs GROUP BY level ORDER BY level;
 SELECT service, round(avg((attrs->>'latency_ms')::numeric), 2) AS avg_ms FROM logs GROUP BY service ORDER BY service;
--- differs: percentile_disc is not implemented (42883); percentile_cont and approx_percentile_cont are
 SELECT service, percentile_disc(0.9) WITHIN GROUP (ORDER BY (attrs->>'latency_ms')::int) AS p90 FROM logs GROUP BY service ORDER BY service;
 SELECT service, max(ts) - min(ts) AS span FROM logs GROUP BY service ORDER BY service;
 SELECT service, lag(ts) OVER (PARTITION BY service ORDER BY ts) AS prev, ts FROM logs ORDER BY service, ts LIMIT 5;

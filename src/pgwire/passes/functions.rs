@@ -123,9 +123,9 @@ impl VisitorMut for Pretty {
 ///
 /// - In a select list it is one row per value: `unnest(generate_series(…))`.
 /// - In FROM with an alias its column is named as PostgreSQL names it, after the alias
-///   (`generate_series(1, 5) AS x` has a column `x`, `AS g(n)` a column `n`): DataFusion's
-///   table function names it `value`. It becomes `(SELECT value AS x FROM generate_series(…))
-///   AS x`. Without an alias the column stays `value`.
+///   (`generate_series(1, 5) AS x` has a column `x`, `AS g(n)` a column `n`), and without one
+///   after the function (`generate_series`): DataFusion's table function names it `value`. It
+///   becomes `(SELECT value AS x FROM generate_series(…)) AS x`.
 pub fn generate_series(mut stmt: Statement) -> Statement {
     let _ = stmt.visit(&mut Series);
     stmt
@@ -171,11 +171,11 @@ impl VisitorMut for Series {
         if !series {
             return ControlFlow::Continue(());
         }
-        // Without an alias the column keeps DataFusion's name, `value`, which queries written
-        // for it use (PostgreSQL's would be `generate_series`).
+        // Without an alias the column is named after the function, as in PostgreSQL.
         let column = match alias.as_ref() {
             Some(a) if a.columns.len() == 1 => a.columns[0].name.clone(),
             Some(a) if a.columns.is_empty() => a.name.clone(),
+            None => Ident::new("generate_series"),
             _ => return ControlFlow::Continue(()),
         };
         let table_alias = TableAlias {

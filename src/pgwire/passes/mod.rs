@@ -17,6 +17,7 @@ mod catalog_lookups;
 mod functions;
 mod grafana;
 pub mod operators;
+mod ordered_set;
 mod records;
 mod reg_names;
 mod subqueries;
@@ -157,6 +158,10 @@ pub const PASSES: &[Pass] = &[
     Pass {
         name: "generate_series",
         run: functions::generate_series,
+    },
+    Pass {
+        name: "percentile_disc",
+        run: ordered_set::percentile_disc,
     },
     Pass {
         name: "alias_casts",
