@@ -226,10 +226,10 @@ SELECT to_char(ts, 'YYYY"-W"IW') FROM logs ORDER BY ts LIMIT 1;
 SELECT to_char(ts, 'HH24:MI:SS.MS') FROM logs ORDER BY ts LIMIT 1;
 SELECT to_char(ts, 'HH24:MI:SS.US') FROM logs ORDER BY ts LIMIT 1;
 SELECT to_char(ts, 'DDD Q') FROM logs ORDER BY ts LIMIT 1;
--- differs: to_char of a number is not supported (0A000/42883); to_char of timestamps and dates is
 SELECT to_char(1234.5, '9999.99');
--- differs: to_char of a number is not supported (0A000/42883); to_char of timestamps and dates is
 SELECT to_char(42, '000');
+SELECT to_char(-1234.5, 'FM9,999.00'), to_char(0.5, '9.99'), to_char(12345, '999'), to_char(-5, 'S999'), to_char(5, '999MI');
+SELECT level, to_char(count(*), 'FM999,999') FROM logs GROUP BY level ORDER BY level;
 SELECT ts AT TIME ZONE 'UTC' FROM logs ORDER BY ts LIMIT 1;
 SELECT ts AT TIME ZONE 'Europe/Berlin' FROM logs ORDER BY ts LIMIT 1;
 SELECT ts AT TIME ZONE 'America/New_York' FROM logs ORDER BY ts LIMIT 1;

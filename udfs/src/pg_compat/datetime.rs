@@ -64,9 +64,10 @@ impl ScalarUDFImpl for ToChar {
                 Ok(vec![MICRO, text_type(p)?])
             }
             [DataType::Null, p] => Ok(vec![MICRO, text_type(p)?]),
+            [n, p] if n.is_numeric() => Ok(vec![DataType::Float64, text_type(p)?]),
             [other, _] => crate::query_err!(
                 sqlstate::FEATURE_NOT_SUPPORTED,
-                "to_char({other}, text) is not supported: only timestamps and dates are formatted"
+                "to_char({other}, text) is not supported: only numbers, timestamps and dates are formatted"
             ),
             _ => crate::query_err!(
                 sqlstate::UNDEFINED_FUNCTION,
@@ -81,6 +82,9 @@ impl ScalarUDFImpl for ToChar {
             return crate::query_err!(sqlstate::UNDEFINED_FUNCTION, "to_char() takes 2 arguments");
         };
         let n = rows(&args.args, args.number_rows);
+        if value.data_type() == DataType::Float64 {
+            return to_char_number(value, pattern, n, &args.args);
+        }
         let zoned = matches!(value.data_type(), DataType::Timestamp(_, Some(_)));
         let values = value.to_array(n)?;
         let values = cast(&values, &DataType::Timestamp(TimeUnit::Microsecond, None))?;
@@ -116,6 +120,40 @@ impl ScalarUDFImpl for ToChar {
             .collect();
         answer(&args.args, Arc::new(out))
     }
+}
+
+/// `to_char(number, pattern)` ([`super::number_format`]).
+fn to_char_number(
+    value: &ColumnarValue,
+    pattern: &ColumnarValue,
+    n: usize,
+    all: &[ColumnarValue],
+) -> Result<ColumnarValue> {
+    let values = value.to_array(n)?;
+    let values = values.as_primitive::<datafusion::arrow::datatypes::Float64Type>();
+    let patterns = Texts::new(pattern)?;
+    // At most a column per pattern character, and the sign's.
+    let bound: u128 = (0..values.len())
+        .map(|i| patterns.get(i).map_or(0, str::len) as u128 + 1)
+        .sum();
+    if bound > crate::limits::MAX_VALUE_BYTES {
+        return crate::query_err!(
+            sqlstate::PROGRAM_LIMIT_EXCEEDED,
+            "to_char() output would exceed 1 GB"
+        );
+    }
+    let mut out = Vec::with_capacity(values.len());
+    for i in 0..values.len() {
+        let (Some(p), false) = (patterns.get(i), values.is_null(i)) else {
+            out.push(None);
+            continue;
+        };
+        match super::number_format::format_number(values.value(i), p) {
+            Ok(text) => out.push(Some(text)),
+            Err(reason) => return crate::query_err!(sqlstate::FEATURE_NOT_SUPPORTED, "{reason}"),
+        }
+    }
+    answer(all, Arc::new(StringArray::from(out)))
 }
 
 fn text_type(t: &DataType) -> Result<DataType> {

@@ -8,6 +8,7 @@ mod expand_array;
 mod functions;
 mod json;
 mod like_escape;
+mod number_format;
 mod operators;
 mod settings;
 mod standard_settings;
