@@ -66,14 +66,9 @@ async fn python_drivers_sqlalchemy_and_grafana_replay() {
 #[tokio::test(flavor = "multi_thread")]
 async fn pgjdbc_metadata_prepared_binary_and_fetch_size() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients");
-    let jar = "/usr/share/java/postgresql.jar";
-    if !available(
-        "java with pgjdbc",
-        Command::new("sh").args(["-c", &format!("command -v java && test -f {jar}")]),
-        "apt-get install default-jre-headless libpostgresql-jdbc-java",
-    ) {
+    let Some(jar) = crate::support::pgjdbc() else {
         return;
-    }
+    };
     let server = TestServer::start();
     load(&server).await;
     let (ok, out) = run(Command::new("java")

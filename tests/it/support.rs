@@ -470,6 +470,18 @@ pub fn present(what: &str, found: bool, install: &str) -> bool {
 }
 
 /// [`present`], probing with `probe` (`program --version` and the like).
+/// pgjdbc's jar, as Debian installs it, when java and the jar are here (skipped, or failed
+/// under `TIMBERLINE_REQUIRE_CLIENTS`, when not).
+pub fn pgjdbc() -> Option<&'static str> {
+    const JAR: &str = "/usr/share/java/postgresql.jar";
+    available(
+        "java with pgjdbc",
+        Command::new("sh").args(["-c", &format!("command -v java && test -f {JAR}")]),
+        "apt-get install default-jre-headless libpostgresql-jdbc-java",
+    )
+    .then_some(JAR)
+}
+
 pub fn available(what: &str, probe: &mut Command, install: &str) -> bool {
     let found = probe.output().map(|o| o.status.success()).unwrap_or(false);
     present(what, found, install)

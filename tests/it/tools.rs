@@ -92,14 +92,9 @@ async fn loaded_pair() -> Option<(Reference, TestServer)> {
 /// (`tests/clients/JdbcMetadata.java`), answers on Timberline as on PostgreSQL 15.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pgjdbc_database_metadata_answers_as_postgresql() {
-    let jar = "/usr/share/java/postgresql.jar";
-    if !available(
-        "java with pgjdbc",
-        Command::new("sh").args(["-c", &format!("command -v java && test -f {jar}")]),
-        "apt-get install default-jre-headless libpostgresql-jdbc-java",
-    ) {
+    let Some(jar) = crate::support::pgjdbc() else {
         return;
-    }
+    };
     let Some((reference, server)) = loaded_pair().await else {
         return;
     };

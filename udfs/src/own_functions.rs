@@ -6,13 +6,15 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, ArrayRef, AsArray, StringArray};
+use datafusion::arrow::array::{Array, AsArray, StringArray};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Int64Type};
 use datafusion::common::{Result, ScalarValue};
 use datafusion::logical_expr::{
     ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
 };
+
+use crate::pg_compat::columnar::{answer, arrays};
 
 /// `pg_catalog.pg_type` oids of the types the functions take and give.
 pub mod type_oid {
@@ -292,19 +294,14 @@ impl ScalarUDFImpl for FactOf {
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let rows = args.number_rows;
-        let arrays: Vec<ArrayRef> = args
-            .args
-            .iter()
-            .map(|a| a.to_array(rows))
-            .collect::<Result<_>>()?;
+        let arrays = arrays(&args.args, args.number_rows)?;
         let Some(oids) = arrays.first() else {
             return Ok(ColumnarValue::Scalar(ScalarValue::Utf8(None)));
         };
         let oids = cast(oids, &DataType::Int64)?;
         let oids = oids.as_primitive::<Int64Type>();
         let catalogs = arrays.get(1).map(|c| c.as_string::<i32>());
-        let out: StringArray = (0..rows)
+        let out: StringArray = (0..oids.len())
             .map(|i| {
                 if oids.is_null(i) {
                     return None;
@@ -318,16 +315,7 @@ impl ScalarUDFImpl for FactOf {
                 by_oid(oids.value(i)).map(|f| self.fact.of(f))
             })
             .collect();
-        let scalar = !out.is_empty()
-            && args
-                .args
-                .iter()
-                .all(|a| matches!(a, ColumnarValue::Scalar(_)));
-        Ok(if scalar {
-            ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?)
-        } else {
-            ColumnarValue::Array(Arc::new(out))
-        })
+        answer(&args.args, Arc::new(out))
     }
 }
 

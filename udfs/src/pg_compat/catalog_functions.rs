@@ -13,7 +13,7 @@ use datafusion::arrow::array::{AsArray, StringArray};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Int64Type, IntervalUnit, TimeUnit};
 
-use super::columnar::answer;
+use super::columnar::{answer, first};
 use super::functions::null_udf;
 use datafusion::common::{Result, ScalarValue};
 use datafusion::logical_expr::{
@@ -49,10 +49,8 @@ pub fn size_pretty_udf() -> ScalarUDF {
         DataType::Utf8,
         Volatility::Immutable,
         Arc::new(|args: &[ColumnarValue]| {
-            let array = match args.first() {
-                Some(ColumnarValue::Array(a)) => a.clone(),
-                Some(ColumnarValue::Scalar(s)) => s.to_array()?,
-                None => return Ok(ColumnarValue::Scalar(ScalarValue::Utf8(None))),
+            let Some(array) = first(args)? else {
+                return Ok(ColumnarValue::Scalar(ScalarValue::Utf8(None)));
             };
             let array = cast(&array, &DataType::Int64)?;
             let out: StringArray = array
@@ -207,10 +205,8 @@ pub fn char_to_encoding_udf() -> ScalarUDF {
         DataType::Int32,
         Volatility::Immutable,
         Arc::new(|args: &[ColumnarValue]| {
-            let array = match args.first() {
-                Some(ColumnarValue::Array(a)) => a.clone(),
-                Some(ColumnarValue::Scalar(s)) => s.to_array()?,
-                None => return Ok(ColumnarValue::Scalar(ScalarValue::Int32(None))),
+            let Some(array) = first(args)? else {
+                return Ok(ColumnarValue::Scalar(ScalarValue::Int32(None)));
             };
             let array = cast(&array, &DataType::Utf8)?;
             let out: datafusion::arrow::array::Int32Array = array
@@ -232,10 +228,8 @@ pub fn encoding_to_char_udf() -> ScalarUDF {
         DataType::Utf8,
         Volatility::Immutable,
         Arc::new(|args: &[ColumnarValue]| {
-            let array = match args.first() {
-                Some(ColumnarValue::Array(a)) => a.clone(),
-                Some(ColumnarValue::Scalar(s)) => s.to_array()?,
-                None => return Ok(ColumnarValue::Scalar(ScalarValue::Utf8(None))),
+            let Some(array) = first(args)? else {
+                return Ok(ColumnarValue::Scalar(ScalarValue::Utf8(None)));
             };
             let array = cast(&array, &DataType::Int64)?;
             let out: StringArray = array

@@ -22,6 +22,17 @@ pub fn rows(args: &[ColumnarValue], number_rows: usize) -> usize {
     }
 }
 
+/// The first argument as an array (one value for a scalar); `None` without arguments.
+pub fn first(args: &[ColumnarValue]) -> Result<Option<ArrayRef>> {
+    args.first().map(|a| a.to_array(1)).transpose()
+}
+
+/// Every argument as an array of [`rows`] values.
+pub fn arrays(args: &[ColumnarValue], number_rows: usize) -> Result<Vec<ArrayRef>> {
+    let n = rows(args, number_rows);
+    args.iter().map(|a| a.to_array(n)).collect()
+}
+
 /// `out` (computed for [`rows`]) as the function's answer.
 pub fn answer(args: &[ColumnarValue], out: Arc<dyn Array>) -> Result<ColumnarValue> {
     Ok(if all_scalar(args) && !out.is_empty() {

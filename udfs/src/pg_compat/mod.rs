@@ -2,7 +2,7 @@
 //! drivers call (`version()`, `current_setting`, `set_config`, …), answered as PostgreSQL 16.6 would.
 
 mod catalog_functions;
-mod columnar;
+pub(crate) mod columnar;
 mod datetime;
 mod expand_array;
 mod functions;

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, ArrayRef, AsArray, BooleanArray, IntervalMonthDayNanoArray};
+use datafusion::arrow::array::{Array, AsArray, BooleanArray, IntervalMonthDayNanoArray};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Float64Type, IntervalMonthDayNano, IntervalUnit};
 use datafusion::common::{DFSchema, Result, ScalarValue};
@@ -17,6 +17,7 @@ use datafusion::logical_expr::{
 use datafusion::sql::sqlparser::ast::BinaryOperator;
 use serde_json::Value;
 
+use super::columnar::{answer, arrays};
 use crate::{sqlstate, QueryError};
 
 /// Plans the operators of the module docs; every other operator is left to DataFusion.
@@ -167,16 +168,7 @@ impl ScalarUDFImpl for IntervalScale {
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let rows = args.number_rows;
-        let scalar = args
-            .args
-            .iter()
-            .all(|a| matches!(a, ColumnarValue::Scalar(_)));
-        let arrays: Vec<ArrayRef> = args
-            .args
-            .iter()
-            .map(|a| a.to_array(rows))
-            .collect::<Result<_>>()?;
+        let arrays = arrays(&args.args, args.number_rows)?;
         let (Some(spans), Some(factors)) = (arrays.first(), arrays.get(1)) else {
             return Ok(ColumnarValue::Scalar(ScalarValue::IntervalMonthDayNano(
                 None,
@@ -186,8 +178,8 @@ impl ScalarUDFImpl for IntervalScale {
         let factors = cast(factors, &DataType::Float64)?;
         let factors = factors.as_primitive::<Float64Type>();
         let divide = self.scale == Scale::Divide;
-        let mut out = Vec::with_capacity(rows);
-        for i in 0..rows {
+        let mut out = Vec::with_capacity(spans.len());
+        for i in 0..spans.len() {
             if spans.is_null(i) || factors.is_null(i) {
                 out.push(None);
                 continue;
@@ -202,12 +194,7 @@ impl ScalarUDFImpl for IntervalScale {
                 scale_interval(spans.value(i), factor, divide).ok_or_else(out_of_range)?,
             ));
         }
-        let out: ArrayRef = Arc::new(IntervalMonthDayNanoArray::from(out));
-        Ok(if scalar && rows == 1 {
-            ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?)
-        } else {
-            ColumnarValue::Array(out)
-        })
+        answer(&args.args, Arc::new(IntervalMonthDayNanoArray::from(out)))
     }
 }
 
@@ -266,28 +253,19 @@ impl ScalarUDFImpl for JsonContains {
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let rows = args.number_rows;
-        let scalar = args
-            .args
-            .iter()
-            .all(|a| matches!(a, ColumnarValue::Scalar(_)));
         // A constant right side (`attrs @> '{"status": 500}'`) is parsed once.
         let constant = match args.args.get(1) {
             Some(ColumnarValue::Scalar(ScalarValue::Utf8(Some(t)))) => Some(parse(t)?),
             _ => None,
         };
-        let arrays: Vec<ArrayRef> = args
-            .args
-            .iter()
-            .map(|a| a.to_array(rows))
-            .collect::<Result<_>>()?;
+        let arrays = arrays(&args.args, args.number_rows)?;
         let (Some(left), Some(right)) = (arrays.first(), arrays.get(1)) else {
             return Ok(ColumnarValue::Scalar(ScalarValue::Boolean(None)));
         };
         let (left, right) = (cast(left, &DataType::Utf8)?, cast(right, &DataType::Utf8)?);
         let (left, right) = (left.as_string::<i32>(), right.as_string::<i32>());
-        let mut out = Vec::with_capacity(rows);
-        for i in 0..rows {
+        let mut out = Vec::with_capacity(left.len());
+        for i in 0..left.len() {
             if left.is_null(i) || right.is_null(i) {
                 out.push(None);
                 continue;
@@ -299,12 +277,7 @@ impl ScalarUDFImpl for JsonContains {
             };
             out.push(Some(contained));
         }
-        let out: ArrayRef = Arc::new(BooleanArray::from(out));
-        Ok(if scalar && rows == 1 {
-            ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?)
-        } else {
-            ColumnarValue::Array(out)
-        })
+        answer(&args.args, Arc::new(BooleanArray::from(out)))
     }
 }
 
