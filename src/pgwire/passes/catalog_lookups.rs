@@ -6,7 +6,8 @@
 //! - pass `regclass_names`: `CAST(format('%I.%I', schema, name) AS regclass)` (Metabase's field
 //!   sync), a relation named by a computed text, is the oid of the relation of that name
 //!   (unqualified: in `pg_catalog`, then `public`), or NULL when there is none (PostgreSQL
-//!   raises 42P01). Literal names (`'logs'::regclass`) are pass `reg_casts`'; a number cast to
+//!   raises 42P01); so is a literal name that needs no quoting (`'pg_proc'::regclass`, which
+//!   DBeaver joins `pg_description` on). Other literals are pass `reg_casts`'; a number cast to
 //!   `regclass` stays a number.
 
 use std::ops::ControlFlow;
@@ -92,6 +93,24 @@ pub fn regclass_names(mut stmt: Statement) -> Statement {
 
 struct RegclassNames;
 
+/// Whether `e` is a literal name that needs no quoting (`'pg_proc'`, `'public.logs'`): looked
+/// up on the search path here (PostgreSQL finds `'pg_proc'` in `pg_catalog`); any other literal
+/// is pass `reg_casts`'.
+fn plain_name(e: &Expr) -> bool {
+    let Expr::Value(v) = e else {
+        return false;
+    };
+    let Value::SingleQuotedString(name) = &v.value else {
+        return false;
+    };
+    let part = |p: &str| {
+        p.bytes().next().is_some_and(|b| !b.is_ascii_digit())
+            && p.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+    };
+    name.split('.').count() <= 2 && name.split('.').all(part)
+}
+
 /// Whether `e` is text by its form: a text function, a concatenation, or a cast to text.
 fn computed_text(e: &Expr) -> bool {
     match e {
@@ -131,9 +150,8 @@ impl VisitorMut for RegclassNames {
             }
             _ => false,
         };
-        if let (true, true, Some(template)) =
-            (regclass, computed_text(expr), RELATION_BY_NAME.as_ref())
-        {
+        let named = computed_text(expr) || plain_name(expr);
+        if let (true, true, Some(template)) = (regclass, named, RELATION_BY_NAME.as_ref()) {
             *e = Expr::Subquery(Box::new(super::filled(template, expr)));
         }
         ControlFlow::Continue(())

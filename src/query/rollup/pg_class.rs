@@ -2,7 +2,9 @@
 //! - rollup views are materialized views (`pg_class.relkind` `'m'`, which psql's `\dm` and
 //!   pgjdbc's `getTables` type `MATERIALIZED VIEW` read; their columns nullable), listed in
 //!   `pg_matviews` ([`super::pg_matviews`]);
-//! - `pg_catalog`'s own relations are kinded as PostgreSQL 15 kinds them (tables, system views);
+//! - `pg_catalog`'s own relations are kinded as PostgreSQL 15 kinds them (tables, system views),
+//!   its tables under PostgreSQL's fixed oids (`pg_proc` is 1255), which the bundled rows use
+//!   (`pg_description.classoid`), in `pg_class` and `pg_attribute` alike;
 //! - Timberline's own functions stand in `pg_proc` and `pg_description` ([`own_functions`]),
 //!   and `pg_aggregate.aggfnoid` names functions by oid ([`pg_aggregate`]);
 //! - the system views the bundled catalog lacks are there, empty ([`EMPTY_VIEWS`]);
@@ -209,23 +211,15 @@ impl PgClass {
         Ok(POSTGRESQLS)
     }
 
-    /// `pg_attribute`'s `batch` with the rollup views' columns nullable, as a materialized
-    /// view's columns are in PostgreSQL.
-    async fn nullable_view_columns(
-        &self,
-        batch: RecordBatch,
-        state: &dyn Session,
-    ) -> Result<RecordBatch> {
-        let schema = batch.schema();
-        let (Some(classes), Ok(rel_at), Ok(notnull_at)) = (
-            &self.lookup,
-            schema.index_of("attrelid"),
-            schema.index_of("attnotnull"),
-        ) else {
-            return Ok(batch);
+    /// For `pg_attribute` (nothing for another table): the oids the bundled `pg_class` gives
+    /// the rollup views, and each catalog table's oid there with PostgreSQL's fixed one.
+    async fn class_oids(&self, state: &dyn Session) -> Result<(Vec<i32>, HashMap<i32, i32>)> {
+        let mut view_oids = Vec::new();
+        let mut catalog_oids = HashMap::new();
+        let Some(classes) = self.lookup.as_ref().filter(|_| self.name == "pg_attribute") else {
+            return Ok((view_oids, catalog_oids));
         };
         let views = self.view_names();
-        let mut view_oids = Vec::new();
         let plan = classes.scan(state, None, &[], None).await?;
         for class in collect(plan, state.task_ctx()).await? {
             let cs = class.schema();
@@ -244,12 +238,35 @@ impl PgClass {
                 continue;
             };
             for i in 0..class.num_rows() {
-                let user = namespaces.is_valid(i) && namespaces.value(i) != PG_CATALOG_NAMESPACE;
-                if user && oids.is_valid(i) && views.iter().any(|v| v == names.value(i)) {
+                if !oids.is_valid(i) || !namespaces.is_valid(i) || names.is_null(i) {
+                    continue;
+                }
+                if namespaces.value(i) == PG_CATALOG_NAMESPACE {
+                    if let Some(fixed) = pg_types::catalog_table_oid(names.value(i)) {
+                        catalog_oids.insert(oids.value(i), fixed);
+                    }
+                } else if views.iter().any(|v| v == names.value(i)) {
                     view_oids.push(oids.value(i));
                 }
             }
         }
+        Ok((view_oids, catalog_oids))
+    }
+
+    /// `pg_attribute`'s `batch` with the columns of the relations `view_oids` nullable, as a
+    /// materialized view's columns are in PostgreSQL, and the catalog tables' columns under
+    /// their fixed oids (`catalog_oids`), as `pg_class` lists them.
+    fn attributes(
+        batch: RecordBatch,
+        view_oids: &[i32],
+        catalog_oids: &HashMap<i32, i32>,
+    ) -> Result<RecordBatch> {
+        let schema = batch.schema();
+        let (Ok(rel_at), Ok(notnull_at)) =
+            (schema.index_of("attrelid"), schema.index_of("attnotnull"))
+        else {
+            return Ok(batch);
+        };
         let (Some(rels), Some(notnull)) = (
             batch.column(rel_at).as_primitive_opt::<Int32Type>(),
             batch.column(notnull_at).as_boolean_opt(),
@@ -262,13 +279,18 @@ impl PgClass {
                 (!notnull.is_null(i)).then(|| notnull.value(i) && !in_view)
             })
             .collect();
+        let relations: Int32Array = rels
+            .iter()
+            .map(|r| r.map(|r| catalog_oids.get(&r).copied().unwrap_or(r)))
+            .collect();
         let mut columns = batch.columns().to_vec();
         columns[notnull_at] = Arc::new(relaxed);
+        columns[rel_at] = Arc::new(relations);
         Ok(RecordBatch::try_new(schema, columns)?)
     }
 
-    /// `batch` with views marked `m`, `pg_catalog`'s relations kinded as in PostgreSQL 15, and
-    /// without `audit_log` unless `admin`.
+    /// `batch` with views marked `m`, `pg_catalog`'s relations kinded as in PostgreSQL 15 and
+    /// its tables under their fixed oids, and without `audit_log` unless `admin`.
     fn relabel(&self, batch: RecordBatch, admin: bool) -> Result<RecordBatch> {
         let schema = batch.schema();
         let (Ok(name_at), Ok(kind_at)) = (schema.index_of("relname"), schema.index_of("relkind"))
@@ -298,6 +320,23 @@ impl PgClass {
             .collect();
         let mut columns = batch.columns().to_vec();
         columns[kind_at] = Arc::new(relabelled);
+        // A catalog table under PostgreSQL's fixed oid, which the bundled rows refer to it by.
+        if let (Ok(oid_at), Some(namespaces)) = (schema.index_of("oid"), namespaces) {
+            if let Some(oids) = columns[oid_at].as_primitive_opt::<Int32Type>() {
+                let fixed: Int32Array = (0..batch.num_rows())
+                    .map(|i| {
+                        let catalog = namespaces.is_valid(i)
+                            && namespaces.value(i) == PG_CATALOG_NAMESPACE
+                            && !names.is_null(i);
+                        let fixed = catalog
+                            .then(|| pg_types::catalog_table_oid(names.value(i)))
+                            .flatten();
+                        fixed.or_else(|| oids.is_valid(i).then(|| oids.value(i)))
+                    })
+                    .collect();
+                columns[oid_at] = Arc::new(fixed);
+            }
+        }
         // Timberline's relations belong to the administrator (oid 10, as `pg_roles` lists it).
         if let Ok(owner_at) = schema.index_of("relowner") {
             if let Some(owners) = columns[owner_at].as_primitive_opt::<Int32Type>() {
@@ -344,6 +383,7 @@ impl TableProvider for PgClass {
             aggregates = pg_aggregate::aggregate_oids(&collect(plan, state.task_ctx()).await?);
         }
         let named = pg_types::schema(&self.name, &self.inner.schema());
+        let (view_oids, catalog_oids) = self.class_oids(state).await?;
         for b in batches {
             let b = if self.name == "pg_aggregate" {
                 let b = pg_types::reshape(&self.name, &b, &named)?;
@@ -353,7 +393,7 @@ impl TableProvider for PgClass {
             };
             reshaped.push(match self.name.as_str() {
                 "pg_class" => self.relabel(b, is_administrator(state))?,
-                "pg_attribute" => self.nullable_view_columns(b, state).await?,
+                "pg_attribute" => Self::attributes(b, &view_oids, &catalog_oids)?,
                 _ => b,
             });
         }
