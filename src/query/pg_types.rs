@@ -110,6 +110,34 @@ pub fn catalog_table_oid(name: &str) -> Option<i32> {
         .find_map(|(t, oid)| (*t == name).then_some(*oid))
 }
 
+/// The catalog table PostgreSQL 15 gives the fixed oid `oid`.
+pub fn catalog_table_name(oid: i32) -> Option<&'static str> {
+    CATALOG_TABLES
+        .iter()
+        .find_map(|(t, o)| (*o == oid).then_some(*t))
+}
+
+/// The `pg_type` oid of PostgreSQL 15's type of `table.column`, where it is one of the types
+/// this catalog marks (`name`, `"char"`, `oid`, the vectors and arrays): what
+/// `pg_attribute.atttypid` says of a catalog table's column.
+pub fn pg15_type_oid(table: &str, column: &str) -> Option<i32> {
+    Some(match pg15_type(table, column)? {
+        "name" => 19,
+        "char" => 18,
+        "oid" => 26,
+        "int2vector" => 22,
+        "oidvector" => 30,
+        "_text" => 1009,
+        "_aclitem" => 1034,
+        "_oid" => 1028,
+        "_name" => 1003,
+        "_int2" => 1005,
+        "_char" => 1002,
+        "_regtype" => 2211,
+        _ => return None,
+    })
+}
+
 /// PostgreSQL 15's views in `pg_catalog` (`relkind 'v'`); its other relations are tables.
 const PG15_SYSTEM_VIEWS: &str = "pg_available_extension_versions pg_available_extensions \
     pg_backend_memory_contexts pg_config pg_cursors pg_file_settings pg_group pg_hba_file_rules \

@@ -255,7 +255,8 @@ impl PgClass {
 
     /// `pg_attribute`'s `batch` with the columns of the relations `view_oids` nullable, as a
     /// materialized view's columns are in PostgreSQL, and the catalog tables' columns under
-    /// their fixed oids (`catalog_oids`), as `pg_class` lists them.
+    /// their fixed oids (`catalog_oids`), as `pg_class` lists them, typed as PostgreSQL 15
+    /// types them.
     fn attributes(
         batch: RecordBatch,
         view_oids: &[i32],
@@ -284,6 +285,25 @@ impl PgClass {
             .map(|r| r.map(|r| catalog_oids.get(&r).copied().unwrap_or(r)))
             .collect();
         let mut columns = batch.columns().to_vec();
+        // A catalog table's column has PostgreSQL 15's type (`relname` is `name`, not `text`).
+        let names = schema
+            .index_of("attname")
+            .ok()
+            .and_then(|at| batch.column(at).as_string_opt::<i32>());
+        if let (Ok(type_at), Some(names)) = (schema.index_of("atttypid"), names) {
+            if let Some(types) = columns[type_at].as_primitive_opt::<Int32Type>() {
+                let typed: Int32Array = (0..batch.num_rows())
+                    .map(|i| {
+                        let pg15 = (relations.is_valid(i) && names.is_valid(i))
+                            .then(|| pg_types::catalog_table_name(relations.value(i)))
+                            .flatten()
+                            .and_then(|t| pg_types::pg15_type_oid(t, names.value(i)));
+                        pg15.or_else(|| types.is_valid(i).then(|| types.value(i)))
+                    })
+                    .collect();
+                columns[type_at] = Arc::new(typed);
+            }
+        }
         columns[notnull_at] = Arc::new(relaxed);
         columns[rel_at] = Arc::new(relations);
         Ok(RecordBatch::try_new(schema, columns)?)
