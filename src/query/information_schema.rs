@@ -9,13 +9,13 @@ use std::sync::Arc;
 use super::audit_log::{is_administrator, session_user, AUDIT_TABLE};
 use arrow_pg::datatypes::into_pg_type;
 use async_trait::async_trait;
+
+use crate::query::session_table::{SessionRows, SessionTable};
 use datafusion::arrow::array::{ArrayRef, Int32Array, RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::catalog::{CatalogProviderList, SchemaProvider, Session, TableProvider};
-use datafusion::datasource::{MemTable, TableType};
+use datafusion::datasource::TableType;
 use datafusion::error::Result;
-use datafusion::logical_expr::Expr;
-use datafusion::physical_plan::ExecutionPlan;
 use pgwire::api::Type;
 
 use crate::auth::BOOTSTRAP_USER;
@@ -64,10 +64,10 @@ impl SchemaProvider for InformationSchema {
 
     async fn table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>> {
         Ok(KINDS.iter().find(|(n, _)| *n == name).map(|(_, kind)| {
-            Arc::new(InfoTable {
+            Arc::new(SessionTable(InfoTable {
                 kind: *kind,
                 catalogs: self.catalogs.clone(),
-            }) as Arc<dyn TableProvider>
+            })) as Arc<dyn TableProvider>
         }))
     }
 
@@ -389,25 +389,13 @@ enum Value {
 }
 
 #[async_trait]
-impl TableProvider for InfoTable {
+impl SessionRows for InfoTable {
     fn schema(&self) -> SchemaRef {
         schema_of(self.kind)
     }
 
-    fn table_type(&self) -> TableType {
-        TableType::View
-    }
-
-    async fn scan(
-        &self,
-        state: &dyn Session,
-        projection: Option<&Vec<usize>>,
-        filters: &[Expr],
-        limit: Option<usize>,
-    ) -> Result<Arc<dyn ExecutionPlan>> {
+    async fn rows(&self, state: &dyn Session) -> Result<RecordBatch> {
         let user = session_user(state);
-        let batch = self.batch(&user, is_administrator(state)).await?;
-        let table = MemTable::try_new(batch.schema(), vec![vec![batch]])?;
-        table.scan(state, projection, filters, limit).await
+        self.batch(&user, is_administrator(state)).await
     }
 }

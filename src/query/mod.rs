@@ -23,6 +23,7 @@ mod scan;
 mod scope;
 pub mod seed_api;
 mod segments_table;
+mod session_table;
 mod source;
 mod table;
 
@@ -114,14 +115,21 @@ pub fn new_context(
     let mut ctx = SessionContext::new_with_state(state);
     ctx.add_analyzer_rule(Arc::new(pg_semantics::PgSemantics::new()));
     ctx.register_table("logs", Arc::new(LogTable::new(store.clone())))?;
-    ctx.register_table("segments", Arc::new(SegmentsTable::new(store.clone())))?;
+    ctx.register_table(
+        "segments",
+        Arc::new(session_table::SessionTable(SegmentsTable::new(
+            store.clone(),
+        ))),
+    )?;
     ctx.register_table(
         "audit_log",
         Arc::new(audit_log::audit_log(LogTable::new(store.clone()))?),
     )?;
     ctx.register_table(
         "rollups",
-        Arc::new(rollup::system::RollupsTable::new(store.clone())),
+        Arc::new(session_table::SessionTable(
+            rollup::system::RollupsTable::new(store.clone()),
+        )),
     )?;
     ctx.register_udtf(
         "pg_show_all_settings",

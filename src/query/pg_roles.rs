@@ -8,6 +8,8 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
+
+use crate::query::session_table::SessionRows;
 use datafusion::arrow::array::{
     new_null_array, ArrayRef, AsArray, BooleanArray, Int32Array, StringArray,
 };
@@ -16,15 +18,13 @@ use datafusion::arrow::datatypes::{
     DataType, Field, FieldRef, Int64Type, Schema, SchemaRef, TimeUnit,
 };
 use datafusion::arrow::record_batch::RecordBatch;
-use datafusion::catalog::{Session, TableProvider};
+use datafusion::catalog::Session;
 use datafusion::common::ScalarValue;
-use datafusion::datasource::MemTable;
 use datafusion::error::Result;
 use datafusion::logical_expr::{
-    ColumnarValue, Expr, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature,
-    TableType, Volatility,
+    ColumnarValue, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature,
+    Volatility,
 };
-use datafusion::physical_plan::ExecutionPlan;
 
 use super::audit_log::{is_administrator, session_user};
 use super::pg_types::typed;
@@ -151,26 +151,15 @@ fn user_oid(name: &str) -> i32 {
 }
 
 #[async_trait]
-impl TableProvider for PgRoles {
+impl SessionRows for PgRoles {
     fn schema(&self) -> SchemaRef {
         self.schema.clone()
     }
 
-    fn table_type(&self) -> TableType {
-        TableType::View
-    }
-
-    async fn scan(
-        &self,
-        state: &dyn Session,
-        projection: Option<&Vec<usize>>,
-        filters: &[Expr],
-        limit: Option<usize>,
-    ) -> Result<Arc<dyn ExecutionPlan>> {
+    async fn rows(&self, state: &dyn Session) -> Result<RecordBatch> {
         let user = session_user(state);
         let viewer = (!is_administrator(state)).then_some(user.as_str());
-        let table = MemTable::try_new(self.schema.clone(), vec![vec![self.batch(viewer)?]])?;
-        table.scan(state, projection, filters, limit).await
+        self.batch(viewer)
     }
 }
 

@@ -7,16 +7,15 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
+
+use crate::query::session_table::{SessionRows, SessionTable};
 use datafusion::arrow::array::{
     ArrayRef, BooleanArray, Int32Array, ListBuilder, StringArray, StringBuilder,
 };
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::catalog::{Session, TableFunctionArgs, TableFunctionImpl, TableProvider};
-use datafusion::datasource::MemTable;
 use datafusion::error::Result;
-use datafusion::logical_expr::{Expr, TableType};
-use datafusion::physical_plan::ExecutionPlan;
 use timberline_udfs::pg_compat::{default_setting, standard_settings, PgSession, StandardSetting};
 
 /// The `pg_settings` table.
@@ -126,26 +125,13 @@ impl Default for PgSettings {
 }
 
 #[async_trait]
-impl TableProvider for PgSettings {
+impl SessionRows for PgSettings {
     fn schema(&self) -> SchemaRef {
         self.schema.clone()
     }
 
-    fn table_type(&self) -> TableType {
-        TableType::View
-    }
-
-    async fn scan(
-        &self,
-        state: &dyn Session,
-        projection: Option<&Vec<usize>>,
-        filters: &[Expr],
-        limit: Option<usize>,
-    ) -> Result<Arc<dyn ExecutionPlan>> {
-        let session = state.config_options().extensions.get::<PgSession>();
-        let batch = self.batch(session)?;
-        let table = MemTable::try_new(self.schema.clone(), vec![vec![batch]])?;
-        table.scan(state, projection, filters, limit).await
+    async fn rows(&self, state: &dyn Session) -> Result<RecordBatch> {
+        self.batch(state.config_options().extensions.get::<PgSession>())
     }
 }
 
@@ -161,6 +147,6 @@ impl TableFunctionImpl for ShowAllSettings {
                 "function pg_show_all_settings takes no arguments"
             );
         }
-        Ok(Arc::new(PgSettings::new()))
+        Ok(Arc::new(SessionTable(PgSettings::new())))
     }
 }

@@ -27,6 +27,7 @@ use datafusion::physical_plan::{collect, ExecutionPlan};
 
 use super::COUNT_VIEW;
 use crate::query::audit_log::{is_administrator, AUDIT_TABLE};
+use crate::query::session_table::SessionTable;
 use crate::query::{own_functions, pg_aggregate, pg_types};
 use crate::store::Store;
 
@@ -108,12 +109,14 @@ impl SchemaProvider for WithMatviews {
     async fn table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>> {
         match name {
             "pg_settings" => {
-                return Ok(Some(Arc::new(crate::query::pg_settings::PgSettings::new())))
+                return Ok(Some(Arc::new(SessionTable(
+                    crate::query::pg_settings::PgSettings::new(),
+                ))))
             }
             "pg_matviews" => return Ok(Some(super::pg_matviews::pg_matviews(&self.store)?)),
             "pg_roles" => {
-                return Ok(Some(Arc::new(crate::query::pg_roles::PgRoles::new(
-                    self.store.clone(),
+                return Ok(Some(Arc::new(SessionTable(
+                    crate::query::pg_roles::PgRoles::new(self.store.clone()),
                 ))))
             }
             _ => {}

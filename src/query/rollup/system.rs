@@ -5,14 +5,14 @@
 use std::sync::{Arc, LazyLock};
 
 use async_trait::async_trait;
+
+use crate::query::session_table::SessionRows;
 use datafusion::arrow::array::{ArrayRef, Int64Array, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
-use datafusion::catalog::{Session, TableProvider};
-use datafusion::datasource::MemTable;
+use datafusion::catalog::Session;
 use datafusion::error::Result;
-use datafusion::logical_expr::{Expr, TableType};
-use datafusion::physical_plan::ExecutionPlan;
+use datafusion::logical_expr::TableType;
 
 use crate::store::Store;
 use timberline_udfs::pg_compat::Tenant;
@@ -87,7 +87,7 @@ impl RollupsTable {
 }
 
 #[async_trait]
-impl TableProvider for RollupsTable {
+impl SessionRows for RollupsTable {
     fn schema(&self) -> SchemaRef {
         SCHEMA.clone()
     }
@@ -96,15 +96,7 @@ impl TableProvider for RollupsTable {
         TableType::Base
     }
 
-    async fn scan(
-        &self,
-        state: &dyn Session,
-        projection: Option<&Vec<usize>>,
-        filters: &[Expr],
-        limit: Option<usize>,
-    ) -> Result<Arc<dyn ExecutionPlan>> {
-        let tenant = crate::query::session_tenant(state)?;
-        let table = MemTable::try_new(SCHEMA.clone(), vec![vec![self.batch(&tenant)?]])?;
-        table.scan(state, projection, filters, limit).await
+    async fn rows(&self, state: &dyn Session) -> Result<RecordBatch> {
+        self.batch(&crate::query::session_tenant(state)?)
     }
 }
