@@ -245,7 +245,9 @@ pub fn log_lines(data: &[u8]) {
         LineFormat::Logfmt,
         LineFormat::Cri,
         LineFormat::AccessLog,
-        LineFormat::Stamped(None),
+        LineFormat::Postgres,
+        LineFormat::Syslog,
+        LineFormat::Stamped(Default::default()),
     ];
     formats.extend(LOGHUB_SYSTEMS.iter().map(LineFormat::Loghub));
     for format in &formats {

@@ -16,6 +16,28 @@ pub fn normalize(level: &str) -> String {
     canon.to_string()
 }
 
+/// Whether `level` is a level's name (any spelling [`normalize`] knows), not some other word
+/// that landed where a level stands.
+pub fn is_level(level: &str) -> bool {
+    matches!(
+        normalize(level).as_str(),
+        "TRACE" | "DEBUG" | "INFO" | "WARN" | "ERROR" | "FATAL"
+    )
+}
+
+/// The level of a line that starts with a level in capitals and a colon, as the second line of
+/// java.util.logging's two-line records does (`SEVERE: request failed`, `CONFIG: …`).
+pub fn level_label(line: &str) -> Option<&'static str> {
+    let (word, _) = line.split_once(": ")?;
+    if !word.bytes().all(|b| b.is_ascii_uppercase()) {
+        return None;
+    }
+    match word {
+        "CONFIG" => Some("DEBUG"),
+        w => level_word(w),
+    }
+}
+
 /// Canonical level of a word that names one unmistakably (`ERROR`, `warning`, `crit`…); single
 /// letters and `log` are too common in text to count.
 fn level_word(word: &str) -> Option<&'static str> {
@@ -118,6 +140,14 @@ mod tests {
         ] {
             assert_eq!(find_level(line), want, "{line}");
         }
+    }
+
+    #[test]
+    fn level_labels_and_non_levels() {
+        assert_eq!(level_label("SEVERE: request failed"), Some("ERROR"));
+        assert_eq!(level_label("CONFIG: loaded"), Some("DEBUG"));
+        assert_eq!(level_label("Caused by: x"), None);
+        assert!(is_level("Info") && is_level("V") && !is_level("UTC") && !is_level("14754"));
     }
 
     #[test]

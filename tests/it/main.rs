@@ -20,6 +20,7 @@ mod nearest;
 mod parsers;
 mod pg;
 mod pg_session;
+mod program_logs;
 mod query_isolation;
 mod quotas;
 mod redaction;

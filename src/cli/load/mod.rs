@@ -69,7 +69,8 @@ pub struct LoadOptions {
     /// The API key the server's HTTP ingest requires.
     #[arg(long, env = "TIMBERLINE_API_KEY", default_value = crate::auth::DEMO_API_KEY, hide_env_values = true)]
     pub api_key: String,
-    /// Service of every line (default: the line's own, else the loghub system or the file name).
+    /// Service of every line (default: the program the line names, as syslog lines do, else the
+    /// file's name without extensions).
     #[arg(long)]
     pub service: Option<String>,
     /// Host of every line (default: the line's own, else `unknown`).
@@ -125,6 +126,8 @@ pub struct FileReport {
     pub samples: Vec<(u64, String)>,
     /// Offset the load resumed at (an earlier run had loaded the file up to it).
     pub resumed_at: u64,
+    /// When detection's choice is weak: the sample's line numbers it could not read.
+    pub weak: Vec<usize>,
 }
 
 impl FileReport {
@@ -137,9 +140,20 @@ impl FileReport {
         if self.resumed_at > 0 {
             out.push_str(&format!("; resumed after byte {} loaded by an earlier run (--from-start loads it all again)", self.resumed_at));
         }
+        if !self.weak.is_empty() {
+            let shown: Vec<String> = self.weak.iter().take(5).map(|n| n.to_string()).collect();
+            out.push_str(&format!(
+                "\nNOTE: format {} is a weak match: {} of the first {} lines neither read as it nor continue a record (lines {}{}); they were joined to the record before them or flagged. Check the rows, or name the format with --format or --pattern",
+                self.format,
+                self.weak.len(),
+                self.sample_lines,
+                shown.join(", "),
+                if self.weak.len() > 5 { ", …" } else { "" }
+            ));
+        }
         if self.parse_failed > 0 {
             out.push_str(&format!(
-                "\nWARNING: {} of {} lines matched no format and were stored raw with parse_failed = true and the receive time as ts",
+                "\nWARNING: {} of {} lines matched no format and joined no record: stored with parse_failed = true at the time of the record before them (the receive time where none came before)",
                 self.parse_failed, self.lines
             ));
             for (n, text) in &self.samples {
@@ -196,6 +210,9 @@ pub async fn load(opts: LoadOptions) -> Result<LoadReport, LoadError> {
     if opts.follow && opts.files.len() != 1 {
         return Err(LoadError::Usage("--follow takes exactly one file".into()));
     }
+    // The server must answer and take the key even when every file turns out loaded already,
+    // and fail the same way a first run does when it does not.
+    send(&client, &url, br#"{"logs":[]}"#.to_vec()).await?;
     let checkpoints = Checkpoints::new(&opts.data_dir);
     let total_bytes: u64 = opts
         .files
@@ -252,15 +269,24 @@ pub async fn load(opts: LoadOptions) -> Result<LoadReport, LoadError> {
         };
         let sample_refs: Vec<&str> = sample.iter().map(String::as_str).collect();
         let detection = LineFormat::detect(&sample_refs, &clock);
-        let (format, sample_hits) = match &fixed_format {
+        let (format, sample_hits, weak) = match &fixed_format {
             Some(f) => (
                 f.clone(),
                 sample_refs
                     .iter()
                     .filter(|l| f.parse(l, &clock).is_some())
                     .count(),
+                Vec::new(),
             ),
-            None => (detection.format.clone(), detection.hits),
+            None => (
+                detection.format.clone(),
+                detection.hits,
+                if detection.weak() {
+                    detection.unexplained.clone()
+                } else {
+                    Vec::new()
+                },
+            ),
         };
         let file_id = if stdin {
             None
@@ -289,7 +315,6 @@ pub async fn load(opts: LoadOptions) -> Result<LoadReport, LoadError> {
         let service = opts
             .service
             .clone()
-            .or_else(|| format.default_service())
             .or_else(|| stdin.then(|| "stdin".to_string()))
             .or_else(|| file_stem(path))
             .unwrap_or_else(|| "unknown".into());
@@ -309,6 +334,7 @@ pub async fn load(opts: LoadOptions) -> Result<LoadReport, LoadError> {
             sample_hits,
             sample_lines: sample_refs.iter().filter(|l| !l.trim().is_empty()).count(),
             resumed_at,
+            weak,
             ..FileReport::default()
         };
         let (tx, rx) = tokio::sync::mpsc::channel::<Result<Chunk, LoadError>>(8);
@@ -373,17 +399,11 @@ pub async fn load(opts: LoadOptions) -> Result<LoadReport, LoadError> {
     Ok(report)
 }
 
+/// A file's name without its extensions: `app.log.1.gz`, `app.logfmt` and `app.json` are all
+/// `app`, `api-2024-01-15.log` is `api-2024-01-15`.
 fn file_stem(path: &std::path::Path) -> Option<String> {
     let name = path.file_name()?.to_string_lossy().to_string();
-    // `app.log.gz` → `app`, `api-2024-01-15.log` → `api-2024-01-15`.
-    let stem = name
-        .trim_end_matches(".gz")
-        .trim_end_matches(".zst")
-        .trim_end_matches(".log")
-        .trim_end_matches(".txt")
-        .trim_end_matches(".json")
-        .trim_end_matches(".jsonl")
-        .trim_end_matches(".ndjson");
+    let stem = name.trim_start_matches('.').split('.').next().unwrap_or("");
     Some(if stem.is_empty() {
         name
     } else {

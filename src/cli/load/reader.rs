@@ -1,7 +1,9 @@
 //! The reading side of a file load: opens a file (gzip and zstd read directly), cuts it into
-//! lines (bad UTF-8 replaced, never a stop), joins multi-line records (stack traces, CRI partial
-//! lines), parses each record with the file's format and packs them into request bodies that
-//! know the byte offset they end at. With `--follow` it keeps reading as the file grows, like
+//! lines (bad UTF-8 replaced, never a stop), joins multi-line records (a record runs from one
+//! timestamped line to the next: stack traces, blank lines inside them, PostgreSQL's `DETAIL`;
+//! CRI partial lines), parses each record with the file's format and packs them into request
+//! bodies that know the byte offset they end at. A line that joins nothing is stored with the
+//! time of the record before it, flagged `parse_failed`. With `--follow` it keeps reading as the file grows, like
 //! `tail -F`: a rotated file is finished and the new one opened, a truncated one re-read.
 
 use std::fs::File;
@@ -16,7 +18,7 @@ use serde_json::{json, Map, Value};
 use super::checkpoint::FileId;
 use super::LoadError;
 use crate::model::format::{is_continuation, Clock, LineFormat, ParsedLine};
-use crate::model::MAX_MSG_BYTES;
+use crate::model::{Micros, MAX_MSG_BYTES};
 
 /// How often a followed file is checked for new lines, rotation and truncation.
 pub const FOLLOW_POLL: Duration = Duration::from_millis(100);
@@ -80,11 +82,13 @@ pub fn is_compressed(path: &Path) -> bool {
     matches!(&magic[..n], [0x1f, 0x8b, ..] | [0x28, 0xb5, 0x2f, 0xfd])
 }
 
-/// The first `n` non-empty lines of a reader (for detection).
+/// The first lines of a reader up to its `n`th non-empty one, blank ones included (for
+/// detection, whose notes give line numbers).
 pub fn sample(reader: &mut dyn BufRead, n: usize) -> Vec<String> {
     let mut out = Vec::new();
+    let mut non_empty = 0;
     let mut buf = Vec::new();
-    while out.len() < n {
+    while non_empty < n {
         buf.clear();
         match reader.read_until(b'\n', &mut buf) {
             Ok(0) | Err(_) => break,
@@ -92,20 +96,48 @@ pub fn sample(reader: &mut dyn BufRead, n: usize) -> Vec<String> {
                 let line = String::from_utf8_lossy(&buf)
                     .trim_end_matches(['\n', '\r'])
                     .to_string();
-                if !line.trim().is_empty() {
-                    out.push(line);
-                }
+                non_empty += usize::from(!line.trim().is_empty());
+                out.push(line);
             }
         }
     }
     out
 }
 
+/// Lines one record holds at most; a longer run of continuation lines goes on as flagged rows.
+const MAX_RECORD_LINES: usize = 5000;
+
 /// A record being assembled: parsed from its first line, continuation lines appended.
 struct Pending {
     parsed: ParsedLine,
     /// Offset of its first line: a checkpoint never passes a record not yet sent.
     start: u64,
+    /// Lines joined so far, and blank lines seen since the last one (kept only if another line
+    /// of the record follows them).
+    joined: usize,
+    blanks: usize,
+}
+
+impl Pending {
+    /// Appends a continuation line, if the record has room for it. The first line joined to a
+    /// record without a level may name it (java.util.logging's `SEVERE: …`).
+    fn join(&mut self, line: &str) -> bool {
+        let msg = &mut self.parsed.msg;
+        if self.joined >= MAX_RECORD_LINES || msg.len() + line.len() + self.blanks >= MAX_MSG_BYTES
+        {
+            return false;
+        }
+        if self.joined == 0 && self.parsed.level.is_none() {
+            self.parsed.level = crate::model::level::level_label(line).map(str::to_string);
+        }
+        for _ in 0..=self.blanks {
+            msg.push('\n');
+        }
+        msg.push_str(line);
+        self.joined += 1;
+        self.blanks = 0;
+        true
+    }
 }
 
 /// Packs records into chunks.
@@ -121,11 +153,7 @@ impl Packer<'_> {
     fn push_parsed(&mut self, p: ParsedLine) {
         let mut ev = Map::new();
         if !p.failed {
-            let ts = DateTime::<Utc>::from_timestamp_micros(p.ts).unwrap_or_default();
-            ev.insert(
-                "ts".into(),
-                Value::String(ts.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)),
-            );
+            ev.insert("ts".into(), Value::String(rfc3339(p.ts)));
         } else {
             ev.insert("parse_failed".into(), Value::Bool(true));
         }
@@ -149,8 +177,13 @@ impl Packer<'_> {
         self.chunk.records += 1;
     }
 
-    fn push_raw(&mut self, line: &str, line_no: u64) {
+    /// A line that is no record's and joins none: flagged, at the time of the record before it
+    /// (`last_ts`), or the receive time when no earlier line had one.
+    fn push_raw(&mut self, line: &str, line_no: u64, last_ts: Option<Micros>) {
         let mut ev = json!({ "msg": line, "parse_failed": true });
+        if let Some(ts) = last_ts {
+            ev["ts"] = Value::String(rfc3339(ts));
+        }
         if let Some(s) = &self.plan.service {
             ev["service"] = Value::String(s.clone());
         }
@@ -167,25 +200,24 @@ impl Packer<'_> {
     }
 
     /// A JSON line sent as it is (the server's decoder maps the same keys, with its zero-copy
-    /// path for Timberline's own shape); a line that is not a JSON object goes as a string,
-    /// which the server stores raw with `parse_failed`.
-    fn push_json_line(&mut self, line: &str, line_no: u64) {
+    /// path for Timberline's own shape); a line that is not a JSON object is stored flagged,
+    /// at the time of the JSON line before it.
+    fn push_json_line(&mut self, line: &str, line_no: u64, last: &mut Option<String>) {
         let trimmed = line.trim();
         let object = trimmed.starts_with('{')
             && serde_json::from_str::<serde::de::IgnoredAny>(trimmed).is_ok();
         if object {
             self.raw_json.push(trimmed.to_string());
             self.chunk.records += 1;
+            *last = Some(trimmed.to_string());
         } else {
-            self.raw_json
-                .push(Value::String(line.to_string()).to_string());
-            self.chunk.records += 1;
-            self.chunk.parse_failed += 1;
-            if self.chunk.samples.len() < 3 {
-                self.chunk
-                    .samples
-                    .push((line_no, line.chars().take(120).collect()));
-            }
+            let clock = &self.plan.clock;
+            let last_ts = last
+                .as_deref()
+                .and_then(|l| LineFormat::Json.parse(l, clock))
+                .filter(|p| !p.failed)
+                .map(|p| p.ts);
+            self.push_raw(line, line_no, last_ts);
         }
     }
 
@@ -264,6 +296,11 @@ struct Assembly<'a> {
     /// Joined CRI partial lines and the offset of the first.
     partial: Option<(String, u64)>,
     chunk_bytes: usize,
+    /// The time of the latest record, for lines that join none.
+    last_ts: Option<Micros>,
+    /// The latest JSON object line (JSON files: its time is read only when a line after it is
+    /// not JSON).
+    last_json: Option<String>,
 }
 
 impl Assembly<'_> {
@@ -278,6 +315,24 @@ impl Assembly<'_> {
         if let Some(p) = self.pending.take() {
             self.packer.push_parsed(p.parsed);
         }
+    }
+
+    /// A blank line: part of the record being assembled if another of its lines follows.
+    fn blank(&mut self) {
+        if let Some(p) = self.pending.as_mut() {
+            p.blanks += 1;
+        }
+    }
+
+    /// A line that starts no record: joined to the one being assembled when the format lets
+    /// it, else stored on its own, flagged.
+    fn unstarted(&mut self, line: &str, line_no: u64) {
+        let joins = self.plan.format.joins_lines() || is_continuation(line);
+        if joins && self.pending.as_mut().is_some_and(|p| p.join(line)) {
+            return;
+        }
+        self.emit_pending();
+        self.packer.push_raw(line, line_no, self.last_ts);
     }
 
     /// One whole line, starting at `start`.
@@ -304,30 +359,27 @@ impl Assembly<'_> {
             && self.plan.service.is_none()
             && self.plan.host.is_none()
         {
-            self.packer.push_json_line(&line, line_no);
+            self.packer
+                .push_json_line(&line, line_no, &mut self.last_json);
             return;
         }
         match format.parse(&line, &self.plan.clock) {
+            Some(parsed) if parsed.continues && self.pending.is_some() => {
+                self.unstarted(&parsed.msg, line_no)
+            }
             Some(parsed) => {
                 self.emit_pending();
-                self.pending = Some(Pending { parsed, start });
-            }
-            None => {
-                let joins = format.joins_lines() && is_continuation(&line);
-                match self.pending.as_mut() {
-                    // Past the message limit the server cuts the row and flags it `truncated`.
-                    Some(p) if joins => {
-                        if p.parsed.msg.len() <= MAX_MSG_BYTES {
-                            p.parsed.msg.push('\n');
-                            p.parsed.msg.push_str(&line);
-                        }
-                    }
-                    _ => {
-                        self.emit_pending();
-                        self.packer.push_raw(&line, line_no);
-                    }
+                if !parsed.failed {
+                    self.last_ts = Some(parsed.ts);
                 }
+                self.pending = Some(Pending {
+                    parsed,
+                    start,
+                    joined: 0,
+                    blanks: 0,
+                });
             }
+            None => self.unstarted(&line, line_no),
         }
     }
 
@@ -341,7 +393,7 @@ impl Assembly<'_> {
                 }
                 None => {
                     self.emit_pending();
-                    self.packer.push_raw(&joined, line_no);
+                    self.packer.push_raw(&joined, line_no, self.last_ts);
                 }
             }
         }
@@ -387,6 +439,8 @@ pub fn run(
         pending: None,
         partial: None,
         chunk_bytes: 0,
+        last_ts: None,
+        last_json: None,
     };
     let mut buf = Vec::new();
     // Bytes of the line in `buf` consumed so far (it may be longer than what `buf` keeps).
@@ -428,7 +482,9 @@ pub fn run(
             let this_line = line_no;
             line_no += 1;
             let line = text.trim_end_matches(['\n', '\r']);
-            if !line.trim().is_empty() {
+            if line.trim().is_empty() {
+                asm.blank();
+            } else {
                 asm.line(line, start, this_line);
                 if asm.full() && !send(asm.take(offset, &input.file)) {
                     return;
@@ -474,6 +530,12 @@ pub fn run(
     if asm.packer.chunk.records > 0 || asm.packer.chunk.lines > 0 {
         let _ = send(asm.take(offset, &input.file));
     }
+}
+
+fn rfc3339(ts: Micros) -> String {
+    DateTime::<Utc>::from_timestamp_micros(ts)
+        .unwrap_or_default()
+        .to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
 }
 
 /// Whether a followed file was rotated (a new file at its path) or truncated (shorter than what

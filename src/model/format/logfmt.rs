@@ -83,6 +83,7 @@ pub(super) fn document(doc: Map<String, Value>, now: Micros) -> ParsedLine {
         msg,
         attrs: mapped.routed.attrs,
         failed: mapped.ts.is_none(),
+        continues: false,
     }
 }
 

@@ -1,17 +1,23 @@
 //! Line formats of log files, detected per file: JSON lines (Docker json-file, ECS), logfmt,
-//! Kubernetes CRI, web access logs, the seed tool's `TS [TAG] body`, all 16 loghub systems, any
-//! line with a timestamp near its start ([`stamp`]), and a user's `--pattern`.
+//! Kubernetes CRI, web access logs, the seed tool's `TS [TAG] body`, PostgreSQL's server log,
+//! syslog files (rsyslog, journalctl), all 16 loghub systems, any line with a timestamp near its
+//! start ([`stamp`]), and a user's `--pattern`.
 //!
 //! A [`LineFormat`] turns one text line into a [`ParsedLine`], or `None` when the line does not
-//! match; callers join continuation lines (stack traces) onto the record before them and store
-//! other unmatched lines raw with `parse_failed = true`, never skip them.
+//! match. Detection is a judgement: a format counts a line only when what it read is plausible
+//! (a level is a level word, a time is not in the future, a host looks like a host). Callers
+//! join the lines that do not start a record onto the record before them (stack traces, blank
+//! lines inside them, PostgreSQL's `DETAIL`), and store a line that joins nothing with the time
+//! of the record before it and `parse_failed = true`, never skip it.
 
 mod access;
 mod container;
 mod logfmt;
 mod loghub;
 mod pattern;
+mod postgres;
 pub mod stamp;
+mod syslog;
 mod timestamp;
 mod triage;
 
@@ -39,6 +45,9 @@ pub struct ParsedLine {
     pub attrs: Map<String, Value>,
     /// The line had a time field that could not be read (`ts` is the receive time).
     pub failed: bool,
+    /// The line parses but continues the record before it (PostgreSQL's `DETAIL:` and
+    /// `STATEMENT:` lines, apt's `End-Date:` after its `Start-Date:`).
+    pub continues: bool,
 }
 
 /// A line format for file ingest.
@@ -54,33 +63,65 @@ pub enum LineFormat {
     AccessLog,
     /// `2024-01-15T10:30:45.123Z [ERROR] body` (the tag is optional).
     Triage,
+    /// PostgreSQL's server log (`%m [%p] ` and the usual `log_line_prefix`es).
+    Postgres,
+    /// Syslog as rsyslog and journalctl write files: the program is the service.
+    Syslog,
     /// One of the loghub systems.
     Loghub(&'static LoghubSystem),
-    /// Any line with a timestamp near its start; the usual kind is tried first.
-    Stamped(Option<StampKind>),
+    /// Any line with a timestamp near its start.
+    Stamped(Stamped),
     /// The user's `--pattern`.
     Pattern(Arc<Pattern>),
+}
+
+/// How a file's timestamped lines look, as detection found them.
+#[derive(Debug, Clone, Default)]
+pub struct Stamped {
+    /// The usual kind of stamp, tried first.
+    pub kind: Option<StampKind>,
+    /// The label before the stamp of a record's first line (`Start-Date:`) when every stamped
+    /// line has a label and they differ: a stamped line with another label (`End-Date:`)
+    /// continues the record.
+    pub opener: Option<Arc<str>>,
 }
 
 /// What detection chose, and how much of the sample it read.
 #[derive(Debug, Clone)]
 pub struct Detection {
     pub format: LineFormat,
-    /// Sample lines the format parses, of `lines` non-empty ones.
+    /// Sample lines the format parses plausibly, of `lines` non-empty ones.
     pub hits: usize,
     pub lines: usize,
+    /// Line numbers (1-based in the sample) of lines the format neither reads nor can join to
+    /// a record: when there are many, the match is weak.
+    pub unexplained: Vec<usize>,
+}
+
+impl Detection {
+    /// Whether the chosen format reads too little of the sample to be trusted: fewer lines
+    /// read as record starts than lines that neither start nor continue a record.
+    pub fn weak(&self) -> bool {
+        self.unexplained.len() > self.hits
+    }
 }
 
 /// The names `--format` takes.
 pub const FORMAT_NAMES: &str =
-    "auto, json (ndjson, docker), logfmt, cri, access (nginx, apache), triage, text (any line with a timestamp), loghub:<System>";
+    "auto, json (ndjson, docker), logfmt, cri, access (nginx, apache), triage, postgres, syslog, text (any line with a timestamp), loghub:<System>";
+
+const DAY: Micros = 86_400_000_000;
 
 /// Lines that continue the record before them: indented lines, stack-trace headers and frames
-/// (Java, Python, Go), closing brackets.
+/// (Java, Python, Go, Node), the sentences between chained Python tracebacks, Node's source
+/// excerpt and version line, closing brackets.
 static CONTINUATION: LazyLock<Option<Regex>> = LazyLock::new(|| {
     Regex::new(concat!(
-        r"^(?:\s+\S|Caused by:|Traceback \(|\.\.\. \d+ (?:more|common frames)|goroutine \d+ \[|",
-        r"panic: |[\]})]|[A-Za-z_$][\w$]*(?:\.[\w$]+)*(?:Exception|Error|Throwable)\b|",
+        r"^(?:\s+\S|Caused by:|Suppressed:|Traceback \(|\.\.\. \d+ (?:more|common frames)|",
+        r"goroutine \d+ \[|panic: |[\]})]|Exception in thread |",
+        r"(?:[A-Za-z_$][\w$]*\.)*[\w$]*(?:Exception|Error|Throwable)\b|",
+        r"The above exception was the direct cause|During handling of the above exception|",
+        r"Node\.js v\d|(?:/|[A-Za-z]:\\)\S+:\d+$|",
         r"[\w.$/*()\[\]-]+\(.*\)$|created by )"
     ))
     .ok()
@@ -89,6 +130,15 @@ static CONTINUATION: LazyLock<Option<Regex>> = LazyLock::new(|| {
 /// Whether `line` continues the record before it (for formats whose records span lines).
 pub fn is_continuation(line: &str) -> bool {
     CONTINUATION.as_ref().is_some_and(|re| re.is_match(line))
+        || crate::model::level::level_label(line).is_some()
+}
+
+/// Whether what a format read from a line is believable: a level is a level word, a time is
+/// not more than a day ahead of now, a host looks like a host.
+fn plausible(p: &ParsedLine, clock: &Clock) -> bool {
+    p.level.as_deref().is_none_or(crate::model::level::is_level)
+        && (p.failed || p.ts <= clock.now + DAY)
+        && p.host.as_deref().is_none_or(syslog::plausible_host)
 }
 
 impl LineFormat {
@@ -101,7 +151,9 @@ impl LineFormat {
             "cri" | "kubernetes" | "k8s" => LineFormat::Cri,
             "access" | "nginx" | "apache" | "clf" | "combined" => LineFormat::AccessLog,
             "triage" => LineFormat::Triage,
-            "text" | "stamped" | "plain" => LineFormat::Stamped(None),
+            "postgres" | "postgresql" | "pg" => LineFormat::Postgres,
+            "syslog" | "rsyslog" | "journald" | "journal" => LineFormat::Syslog,
+            "text" | "stamped" | "plain" => LineFormat::Stamped(Stamped::default()),
             _ => {
                 let sys = lower.strip_prefix("loghub:").ok_or_else(|| {
                     format!("unknown format {name:?}: use {FORMAT_NAMES}, or --pattern")
@@ -119,58 +171,55 @@ impl LineFormat {
         Ok(f)
     }
 
-    /// Picks the format that parses most of `sample`; a specific format wins over plain
-    /// timestamped lines unless those parse a tenth more of the sample.
+    /// Picks the format that reads most of `sample` plausibly; a specific format wins over
+    /// plain timestamped lines unless those read a tenth more of the sample. `sample` is the
+    /// file's first lines, blank ones included (so an index is a line number).
     pub fn detect(sample: &[&str], clock: &Clock) -> Detection {
         let lines: Vec<&str> = sample
             .iter()
             .copied()
             .filter(|l| !l.trim().is_empty())
             .collect();
-        let hits = |f: &LineFormat| lines.iter().filter(|l| f.parse(l, clock).is_some()).count();
+        let reads =
+            |f: &LineFormat, l: &str| f.parse(l, clock).is_some_and(|p| plausible(&p, clock));
+        let hits = |f: &LineFormat| lines.iter().filter(|l| reads(f, l)).count();
         let mut specific = vec![
             LineFormat::Json,
             LineFormat::Cri,
             LineFormat::AccessLog,
+            LineFormat::Postgres,
+            LineFormat::Syslog,
             LineFormat::Triage,
         ];
         specific.extend(LOGHUB_SYSTEMS.iter().map(LineFormat::Loghub));
         specific.push(LineFormat::Logfmt);
-        let mut best = Detection {
-            format: LineFormat::Stamped(None),
-            hits: 0,
-            lines: lines.len(),
-        };
+        let mut best = (LineFormat::Stamped(Stamped::default()), 0);
         for f in specific {
-            // JSON and CRI lines say what they are at their first byte: skip the rest early.
             let h = hits(&f);
-            if h > best.hits {
-                best.hits = h;
-                best.format = f;
+            if h > best.1 {
+                best = (f, h);
             }
-            if best.hits == lines.len() && best.hits > 0 {
+            if best.1 == lines.len() && best.1 > 0 {
                 break;
             }
         }
-        // The most common stamp kind among the lines.
-        let mut kinds: std::collections::BTreeMap<StampKind, usize> = Default::default();
-        for l in &lines {
-            if let Some(f) = stamp::find(l, clock, None) {
-                *kinds.entry(f.kind).or_default() += 1;
-            }
+        let stamped = LineFormat::Stamped(stamped_shape(&lines, clock));
+        let h = hits(&stamped);
+        if h * 10 > best.1 * 11 || best.1 == 0 {
+            best = (stamped, h);
         }
-        if let Some((kind, _)) = kinds
+        let unexplained = sample
             .iter()
-            .max_by_key(|(k, n)| (**n, std::cmp::Reverse(**k)))
-        {
-            let stamped = LineFormat::Stamped(Some(*kind));
-            let h = hits(&stamped);
-            if h * 10 > best.hits * 11 || best.hits == 0 {
-                best.hits = h;
-                best.format = stamped;
-            }
+            .enumerate()
+            .filter(|(_, l)| !l.trim().is_empty() && !is_continuation(l) && !reads(&best.0, l))
+            .map(|(i, _)| i + 1)
+            .collect();
+        Detection {
+            format: best.0,
+            hits: best.1,
+            lines: lines.len(),
+            unexplained,
         }
-        best
     }
 
     /// Short name for messages.
@@ -181,31 +230,34 @@ impl LineFormat {
             LineFormat::Cri => "cri".into(),
             LineFormat::AccessLog => "access".into(),
             LineFormat::Triage => "triage".into(),
+            LineFormat::Postgres => "postgres".into(),
+            LineFormat::Syslog => "syslog".into(),
             LineFormat::Loghub(system) => format!("loghub:{}", system.name),
-            LineFormat::Stamped(Some(k)) => {
-                format!("text ({:?} timestamps at token {})", k.shape, k.token)
+            LineFormat::Stamped(Stamped {
+                kind: Some(k),
+                opener,
+            }) => {
+                let opens = opener
+                    .as_ref()
+                    .map(|o| format!(", records open with {o:?}"))
+                    .unwrap_or_default();
+                format!(
+                    "text ({:?} timestamps at token {}{opens})",
+                    k.shape, k.token
+                )
             }
-            LineFormat::Stamped(None) => "text".into(),
+            LineFormat::Stamped(_) => "text".into(),
             LineFormat::Pattern(_) => "pattern".into(),
         }
     }
 
-    /// The service a file of this format is stored under unless one is given.
-    pub fn default_service(&self) -> Option<String> {
-        match self {
-            LineFormat::Loghub(system) => Some(system.name.to_ascii_lowercase()),
-            _ => None,
-        }
-    }
-
-    /// Whether a line this format does not parse may continue the record before it.
+    /// Whether every line this format does not parse continues the record before it (a record
+    /// runs from one timestamped line to the next); otherwise only lines that look like
+    /// continuations ([`is_continuation`]) do.
     pub fn joins_lines(&self) -> bool {
-        matches!(
+        !matches!(
             self,
-            LineFormat::Triage
-                | LineFormat::Loghub(_)
-                | LineFormat::Stamped(_)
-                | LineFormat::Pattern(_)
+            LineFormat::Json | LineFormat::Cri | LineFormat::Logfmt | LineFormat::AccessLog
         )
     }
 
@@ -225,8 +277,17 @@ impl LineFormat {
         }
     }
 
-    /// Parses one line; `None` when the line does not match the format.
+    /// Parses one line; `None` when the line does not match the format. A level field that
+    /// holds no level word is kept in `attrs.level_text`, never stored as the level.
     pub fn parse(&self, line: &str, clock: &Clock) -> Option<ParsedLine> {
+        let mut p = self.parse_fields(line, clock)?;
+        if let Some(level) = p.level.take_if(|l| !crate::model::level::is_level(l)) {
+            p.attrs.insert("level_text".into(), Value::String(level));
+        }
+        Some(p)
+    }
+
+    fn parse_fields(&self, line: &str, clock: &Clock) -> Option<ParsedLine> {
         let line = line.trim_end_matches(['\r', '\n']);
         match self {
             LineFormat::Json => logfmt::parse_json(line, clock.now),
@@ -234,6 +295,8 @@ impl LineFormat {
             LineFormat::Cri => container::parse(line),
             LineFormat::AccessLog => access::parse(line, clock),
             LineFormat::Triage => triage::parse(line),
+            LineFormat::Postgres => postgres::parse(line, clock),
+            LineFormat::Syslog => syslog::parse(line, clock),
             LineFormat::Loghub(system) => {
                 let year = match clock.year {
                     Some(y) => y,
@@ -254,16 +317,59 @@ impl LineFormat {
                     .find(|p| p.ts <= clock.now + 86_400_000_000)
                     .or(p)
             }
-            LineFormat::Stamped(hint) => stamped(line, clock, *hint),
+            LineFormat::Stamped(s) => stamped(line, clock, s),
             LineFormat::Pattern(p) => p.parse(line, clock),
         }
     }
 }
 
+/// The usual stamp of the sample's lines, and the label that opens a record when every stamped
+/// line has a label before its stamp and they differ (apt's `Start-Date:` … `End-Date:`).
+fn stamped_shape(lines: &[&str], clock: &Clock) -> Stamped {
+    let found: Vec<(&str, stamp::Found)> = lines
+        .iter()
+        .filter_map(|l| stamp::find(l, clock, None).map(|f| (*l, f)))
+        .collect();
+    let mut kinds: std::collections::BTreeMap<StampKind, usize> = Default::default();
+    for (_, f) in &found {
+        *kinds.entry(f.kind).or_default() += 1;
+    }
+    let Some(kind) = kinds
+        .iter()
+        .max_by_key(|(k, n)| (**n, std::cmp::Reverse(**k)))
+        .map(|(k, _)| *k)
+    else {
+        return Stamped::default();
+    };
+    let labels: Vec<&str> = found
+        .iter()
+        .filter(|(_, f)| f.kind == kind)
+        .map(|(l, f)| l[..f.start].trim())
+        .collect();
+    let is_label = |l: &&str| {
+        l.ends_with(':')
+            && l[..l.len() - 1]
+                .bytes()
+                .all(|b| b.is_ascii_alphabetic() || b == b'-' || b == b' ')
+    };
+    let opener = (labels.len() >= 2
+        && labels.iter().all(is_label)
+        && labels.iter().any(|l| *l != labels[0]))
+    .then(|| Arc::from(labels[0]));
+    Stamped {
+        kind: Some(kind),
+        opener,
+    }
+}
+
 /// A line with a timestamp near its start: the message is the line without the stamp, the
 /// level the one the stamp carries (glog) or one named near it.
-fn stamped(line: &str, clock: &Clock, hint: Option<StampKind>) -> Option<ParsedLine> {
-    let found = stamp::find(line, clock, hint)?;
+fn stamped(line: &str, clock: &Clock, shape: &Stamped) -> Option<ParsedLine> {
+    let found = stamp::find(line, clock, shape.kind)?;
+    let label = line[..found.start].trim();
+    // In a file whose records open with a label (`Start-Date:`), a line is kept whole.
+    let labelled = shape.opener.is_some();
+    let continues = shape.opener.as_deref().is_some_and(|o| o != label);
     let before = line[..found.start].trim_end_matches(['[', '(', ' ', '\t', '|', '"', '<']);
     let mut after = line[found.end..].trim_start_matches([']', ')', ' ', '\t', '|', ',', '"', '>']);
     let mut level = found.level;
@@ -285,7 +391,8 @@ fn stamped(line: &str, clock: &Clock, hint: Option<StampKind>) -> Option<ParsedL
     Some(ParsedLine {
         ts: found.ts,
         level,
-        msg,
+        msg: if labelled { line.to_string() } else { msg },
+        continues,
         ..ParsedLine::default()
     })
 }
@@ -338,6 +445,12 @@ mod tests {
             "goroutine 1 [running]:",
             "main.main()",
             "... 12 more",
+            "Exception in thread \"main\" java.lang.RuntimeException: x",
+            "Error: boom",
+            "The above exception was the direct cause of the following exception:",
+            "/srv/app/server.js:12",
+            "Node.js v20.20.2",
+            "SEVERE: request failed",
         ] {
             assert!(is_continuation(l), "{l}");
         }
@@ -351,7 +464,7 @@ mod tests {
         let p = stamped(
             "web-1 [2024-01-15 10:30:45] WARN disk 91%",
             &Clock::new(NOW),
-            None,
+            &Stamped::default(),
         )
         .unwrap_or_default();
         assert_eq!(p.msg, "web-1 disk 91%");

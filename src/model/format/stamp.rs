@@ -118,6 +118,40 @@ pub struct Found {
 
 const MONTHS: &str = "Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec";
 
+/// Zone abbreviations logs print (PostgreSQL's `%m`, `date`), with their offsets in minutes; an
+/// abbreviation not listed is not read as a zone.
+const ZONES: [(&str, i32); 27] = [
+    ("UTC", 0),
+    ("GMT", 0),
+    ("WET", 0),
+    ("WEST", 60),
+    ("BST", 60),
+    ("CET", 60),
+    ("CEST", 120),
+    ("EET", 120),
+    ("EEST", 180),
+    ("MSK", 180),
+    ("IST", 330),
+    ("SGT", 480),
+    ("HKT", 480),
+    ("JST", 540),
+    ("KST", 540),
+    ("AEST", 600),
+    ("AEDT", 660),
+    ("NZST", 720),
+    ("EST", -300),
+    ("EDT", -240),
+    ("CST", -360),
+    ("CDT", -300),
+    ("MST", -420),
+    ("MDT", -360),
+    ("PST", -480),
+    ("PDT", -420),
+    ("HST", -600),
+];
+const ZONE_NAMES: &str =
+    "UTC|GMT|WES?T|BST|CES?T|EES?T|MSK|IST|SGT|HKT|JST|KST|AE[SD]T|NZST|[ECMP][SD]T|HST";
+
 struct ShapeRe {
     shape: Shape,
     re: Regex,
@@ -125,17 +159,22 @@ struct ShapeRe {
 
 static SHAPES: LazyLock<Vec<ShapeRe>> = LazyLock::new(|| {
     let frac = r"(?:[.,](?P<frac>\d{1,9}))?";
-    let zone = r"(?:\s?(?P<zone>Z|[+-]\d{2}:?\d{2}|UTC|GMT)\b)?";
+    let zone =
+        format!(r"(?:\s?(?P<zone>Z|[+-]\d{{2}}:?\d{{2}}|[+-](?:0\d|1[0-4])|{ZONE_NAMES})\b)?");
+    // A 12-hour clock's AM/PM, after the seconds and their fraction.
     let hms = r"(?P<h>\d{1,2}):(?P<mi>\d{2}):(?P<s>\d{2})";
+    let ampm = r"(?:\s?(?P<ampm>[AaPp][Mm])\b)?";
+    // One or two spaces between date and time (apt writes `2025-06-24  14:36:25`).
+    let gap = r"(?:T| {1,2})";
     let list = [
-        (Shape::Iso, format!(r"^(?P<y>\d{{4}})-(?P<m>\d{{2}})-(?P<d>\d{{2}})[T ]{hms}{frac}{zone}")),
-        (Shape::Slashed, format!(r"^(?P<y>\d{{4}})/(?P<m>\d{{1,2}})/(?P<d>\d{{1,2}})[T ]{hms}{frac}{zone}")),
+        (Shape::Iso, format!(r"^(?P<y>\d{{4}})-(?P<m>\d{{2}})-(?P<d>\d{{2}}){gap}{hms}{frac}{ampm}{zone}")),
+        (Shape::Slashed, format!(r"^(?P<y>\d{{4}})/(?P<m>\d{{1,2}})/(?P<d>\d{{1,2}}){gap}{hms}{frac}{ampm}{zone}")),
         (Shape::DashDotted, r"^(?P<y>\d{4})-(?P<m>\d{2})-(?P<d>\d{2})-(?P<h>\d{2})\.(?P<mi>\d{2})\.(?P<s>\d{2})(?:\.(?P<frac>\d{1,9}))?".to_string()),
         (Shape::Compact, r"^(?P<y>(?:19|20)\d{2})(?P<m>[01]\d)(?P<d>[0-3]\d)[T -]?(?P<h>[0-2]\d):?(?P<mi>[0-5]\d):?(?P<s>[0-6]\d)(?:[.,:](?P<frac>\d{1,9}))?(?P<zone>Z)?\b".to_string()),
         (Shape::Clf, format!(r"^(?P<d>\d{{2}})/(?P<mon>{MONTHS})/(?P<y>\d{{4}}):{hms}{frac}(?:\s(?P<zone>[+-]\d{{4}}))?")),
-        (Shape::Syslog, format!(r"^(?:(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun)[a-z]*,?\s+)?(?P<mon>{MONTHS})[a-z]*\.?\s+(?P<d>\d{{1,2}})(?:,?\s+(?P<y>\d{{4}}))?,?\s+{hms}{frac}(?:\s+(?P<y2>\d{{4}})\b)?{zone}")),
-        (Shape::DayMonth, format!(r"^(?P<d>\d{{1,2}})[ -](?P<mon>{MONTHS})[a-z]*[ -](?P<y>\d{{4}})[ :T]+{hms}{frac}{zone}")),
-        (Shape::UsDate, format!(r"^(?P<m>\d{{1,2}})/(?P<d>\d{{1,2}})/(?P<y>\d{{4}}),?\s+{hms}{frac}(?:\s?(?P<ampm>AM|PM|am|pm))?")),
+        (Shape::Syslog, format!(r"^(?:(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun)[a-z]*,?\s+)?(?P<mon>{MONTHS})[a-z]*\.?\s+(?P<d>\d{{1,2}})(?:,?\s+(?P<y>\d{{4}}))?,?\s+{hms}{frac}{ampm}(?:\s+(?P<y2>\d{{4}})\b)?{zone}")),
+        (Shape::DayMonth, format!(r"^(?P<d>\d{{1,2}})[ -](?P<mon>{MONTHS})[a-z]*[ -](?P<y>\d{{4}})[ :T]+{hms}{frac}{ampm}{zone}")),
+        (Shape::UsDate, format!(r"^(?P<m>\d{{1,2}})/(?P<d>\d{{1,2}})/(?P<y>\d{{4}}),?\s+{hms}{frac}{ampm}{zone}")),
         (Shape::YyMmDd, format!(r"^(?P<yy>\d{{2}})/(?P<m>\d{{2}})/(?P<d>\d{{2}})\s+{hms}{frac}")),
         (Shape::ShortCompact, r"^(?P<yy>\d{2})(?P<m>[01]\d)(?P<d>[0-3]\d)\s+(?P<h>[0-2]\d)(?P<mi>[0-5]\d)(?P<s>[0-6]\d)\b".to_string()),
         (Shape::MonthDay, format!(r"^(?P<m>\d{{2}})-(?P<d>\d{{2}})\s+{hms}{frac}")),
@@ -194,6 +233,17 @@ pub fn find(line: &str, clock: &Clock, hint: Option<StampKind>) -> Option<Found>
     None
 }
 
+/// A stamp of one of `shapes` at the very start of `line`.
+pub fn at_start(line: &str, clock: &Clock, shapes: &[Shape]) -> Option<Found> {
+    shapes.iter().find_map(|shape| {
+        let kind = StampKind {
+            shape: *shape,
+            token: 0,
+        };
+        try_shape(line, 0, kind, clock)
+    })
+}
+
 fn try_shape(line: &str, pos: usize, kind: StampKind, clock: &Clock) -> Option<Found> {
     let s = SHAPES.iter().find(|s| s.shape == kind.shape)?;
     let caps = s.re.captures(&line[pos..])?;
@@ -226,16 +276,21 @@ fn month_of(name: &str) -> Option<u32> {
 }
 
 fn parse_offset(t: &str) -> Option<chrono::FixedOffset> {
-    match t {
-        "Z" | "UTC" | "GMT" | "z" => return chrono::FixedOffset::east_opt(0),
-        _ => {}
+    if t.eq_ignore_ascii_case("z") {
+        return chrono::FixedOffset::east_opt(0);
+    }
+    if let Some((_, minutes)) = ZONES.iter().find(|(name, _)| *name == t) {
+        return chrono::FixedOffset::east_opt(minutes * 60);
     }
     let sign = match t.as_bytes().first()? {
         b'+' => 1,
         b'-' => -1,
         _ => return None,
     };
-    let digits: String = t[1..].chars().filter(|c| *c != ':').collect();
+    let mut digits: String = t[1..].chars().filter(|c| *c != ':').collect();
+    if digits.len() == 2 {
+        digits.push_str("00");
+    }
     if digits.len() != 4 || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
