@@ -39,6 +39,7 @@ pub const LEVEL: &[&str] = &[
     "log.level",
     "severity",
     "severity_text",
+    "error_severity",
     "detected_level",
     "levelname",
     "loglevel",

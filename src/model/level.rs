@@ -91,6 +91,10 @@ pub fn find_level(line: &str) -> Option<&'static str> {
         }
         let Some(s) = start.take() else { continue };
         let word = &head[s..i];
+        // PostgreSQL's `LOG:` (a plain "log" in text is not a level).
+        if word == "LOG" && head[i..].starts_with(':') {
+            return Some("INFO");
+        }
         let Some(canon) = level_word(word) else {
             continue;
         };
@@ -137,6 +141,11 @@ mod tests {
             ("E0115 10:30:45 glog style", None),
             ("Jan 15 host kernel: WARNING: CPU: 1 PID", Some("WARN")),
             ("nothing here", None),
+            (
+                "2026-12-06 19:18:49.207 UTC [14754] LOG:  checkpoint",
+                Some("INFO"),
+            ),
+            ("the LOG of the day", None),
         ] {
             assert_eq!(find_level(line), want, "{line}");
         }

@@ -441,6 +441,30 @@ async fn unknown_shapes_are_loud_and_pattern_reads_them() {
     );
     assert!(stderr.contains("line 1: @@ day 15.01.24"), "{stderr}");
     assert!(stderr.contains("--pattern"), "{stderr}");
+    // A format that reads few lines is named weak, with the lines it could not read; those
+    // lines join the record before them.
+    let weak = dir.path().join("weak.log");
+    std::fs::write(
+        &weak,
+        "2024-01-15 10:30:45 ERROR boom\nalpha beta\ngamma delta\nepsilon zeta\neta theta\n2024-01-15 10:30:46 INFO ok\niota kappa\n",
+    )
+    .unwrap();
+    let (ok, _, stderr) = ingest(&server, &[], &[&weak], &dir.path().join("w"));
+    assert!(ok, "{stderr}");
+    assert!(
+        stderr.contains("is a weak match: 5 of the first 7 lines")
+            && stderr.contains("(lines 2, 3, 4, 5, 7)"),
+        "{stderr}"
+    );
+    assert_eq!(count(&pg, "WHERE service = 'weak'").await, 2);
+    assert_eq!(
+        count(
+            &pg,
+            "WHERE service = 'weak' AND level = 'ERROR' AND msg LIKE '%\neta theta'"
+        )
+        .await,
+        1
+    );
     assert_eq!(count(&pg, "WHERE parse_failed").await, 2);
     let pattern = r"^@@ day (?P<d>\d+)\.(?P<m>\d+)\.(?P<y>\d+) at (?P<ts>\S+) \| (?P<color>\w+) \| (?P<msg>.*)$";
     let (ok, _, stderr) = ingest(
@@ -544,6 +568,38 @@ async fn server_addresses_as_people_write_them() {
         "{stderr}"
     );
     assert!(stderr.contains("refused"), "the cause is named: {stderr}");
+    // A re-run whose checkpoint says nothing is new still asks the server, and fails alike.
+    let rerun = |server: &str, key: &str| {
+        let out = Command::new(bin())
+            .args([
+                "ingest",
+                "--quiet",
+                "--server",
+                server,
+                "--api-key",
+                key,
+                "--data-dir",
+            ])
+            .arg(dir.path())
+            .arg(&file)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (ok, again) = rerun(&closed.to_string(), "timberline");
+    assert!(!ok, "{again}");
+    assert_eq!(
+        again.lines().last(),
+        stderr.lines().last(),
+        "the same message as a first run"
+    );
+    let (ok, wrong_key) = rerun(&server.http, "not-the-key");
+    assert!(!ok && wrong_key.contains("401"), "{wrong_key}");
+    let (ok, fine) = rerun(&server.http, "timberline");
+    assert!(ok && fine.contains("0 lines -> 0 rows"), "{fine}");
 }
 
 /// `--follow` tails a growing file through rotation and truncation, and a restarted follower

@@ -10,7 +10,13 @@ use crate::model::{epoch, Micros};
 /// Parses RFC 3339 (`2024-01-15T10:30:45.123Z`, `+02:00` offsets, a space for `T`) to µs, if
 /// a row can hold the instant (years 1 to 9999).
 pub fn parse_rfc3339_micros(text: &str) -> Option<Micros> {
-    let t = text.trim();
+    // PostgreSQL's jsonlog and csvlog write `2026-12-07 14:26:28.177 UTC`.
+    let utc = text
+        .trim()
+        .strip_suffix(" UTC")
+        .or_else(|| text.trim().strip_suffix(" GMT"));
+    let zulu = utc.map(|t| format!("{t}Z"));
+    let t = zulu.as_deref().unwrap_or(text.trim());
     let us = if let Ok(dt) = DateTime::parse_from_rfc3339(t) {
         dt.timestamp_micros()
     } else {

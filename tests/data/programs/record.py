@@ -124,6 +124,9 @@ SELECT
                 contains.append(r[key].splitlines()[-1])
         records.append({"ts": f"{day}T{clock}Z", "level": LEVELS[r["error_severity"]], "contains": contains})
     write("postgresql", "PostgreSQL 15 (log_destination stderr, default log_line_prefix '%m [%p] ')", records, text)
+    # The same records as jsonlog writes them: the message is the row's, the rest attributes.
+    json_records = [dict(r, contains=r["contains"][:1]) for r in records]
+    write("postgresql_jsonlog", "PostgreSQL 15 log_destination jsonlog", json_records, open(os.path.join(logs, "pg.json")).read(), ext="json")
     shutil.rmtree(d, ignore_errors=True)
 
 
