@@ -6,15 +6,20 @@
 #      until every event is stored, since syslog has no acknowledgement)
 #   2. `timberline ingest` lines/s per file format (1M generated events written in each shape)
 #   3. `--follow` latency from a line written to the row queryable
-# Usage: bash benches/shippers.sh [--seconds N] [--lines N]   (appends a section to benches/RESULTS.md)
+#   With --files-only, 2 and 3 alone; TIMBERLINE_BIN_BEFORE=<binary> runs 2 with that build too,
+#   alternating, for a before/after ratio in the same run.
+# Usage: bash benches/shippers.sh [--seconds N] [--lines N] [--files-only]
+#   (appends a section to benches/RESULTS.md)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECONDS_LOAD=20
 LINES=1000000
+FILES_ONLY=
 while [ $# -gt 0 ]; do
   case "$1" in
     --seconds) SECONDS_LOAD="$2"; shift 2 ;;
     --lines) LINES="$2"; shift 2 ;;
+    --files-only) FILES_ONLY=1; shift ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -32,7 +37,7 @@ trap cleanup EXIT
 
 start() {
   rm -rf "$work/data"
-  "$bin" serve --data-dir "$work/data" --http-addr 127.0.0.1:0 --pg-addr 127.0.0.1:0 \
+  "${server_bin:-$bin}" serve --data-dir "$work/data" --http-addr 127.0.0.1:0 --pg-addr 127.0.0.1:0 \
     --otlp-grpc-addr 127.0.0.1:0 --syslog-addr 127.0.0.1:0 >"$work/out" 2>"$work/err" &
   pid=$!
   for _ in $(seq 1 300); do grep -q '^timberline ready' "$work/out" && break; sleep 0.1; done
@@ -55,6 +60,7 @@ out="$work/report.md"
   echo
 } >"$out"
 stored() { PGPASSWORD=timberline psql -X -tA -h 127.0.0.1 -p "$pg_port" -U timberline -c 'SELECT count(*) FROM logs'; }
+if [ -z "$FILES_ONLY" ]; then
 for proto in json otlp loki bulk; do
   start
   echo "- $("$bin" bench ingest --server "$http" --seconds "$SECONDS_LOAD" --protocol "$proto"); rows stored: $(stored)" >>"$out"
@@ -66,6 +72,7 @@ stop
 start
 echo "- $("$bin" bench ingest --protocol syslog-tcp --syslog "$syslog" --pg "host=127.0.0.1 port=$pg_port user=timberline password=timberline" --seconds "$SECONDS_LOAD" --concurrency 4)" >>"$out"
 stop
+fi
 
 # File ingest per format: the same events in each shape.
 "$bin" generate --rows "$LINES" --seed 1 --format ndjson --out "$work/events.ndjson"
@@ -78,23 +85,36 @@ gzip -1 -k "$work/files/logfmt.log"
 echo >>"$out"
 echo "File ingest (\`timberline ingest --quiet FILE\`, format auto-detected, fresh server each):" >>"$out"
 echo >>"$out"
+builds="after=$bin"
+[ -n "${TIMBERLINE_BIN_BEFORE:-}" ] && builds="before=$TIMBERLINE_BIN_BEFORE $builds"
 for f in "$work/events.ndjson" "$work/files/ecs.log" "$work/files/logfmt.log" "$work/files/logfmt.log.gz" \
          "$work/files/cri.log" "$work/files/access.log" "$work/triage.log" "$work/hdfs.log" \
-         "$work/files/java.log" "$work/files/glog.log"; do
+         "$work/files/java.log" "$work/files/glog.log" "$work/files/postgres.log" "$work/files/syslog.log" \
+         "$work/files/jul.log" "$work/files/python.log"; do
+  for build in $builds; do
+    label=${build%%=*}; server_bin=${build#*=}
+    start
+    res=$("$server_bin" ingest --quiet --server "$http" --data-dir "$work/ck-$RANDOM" "$f" 2>"$work/ingest-err")
+    fmt=$(grep -oE 'format [^(]+' "$work/ingest-err" | head -1 | sed 's/format //')
+    tag=""; [ "$builds" != "after=$bin" ] && tag="[$label] "
+    echo "- ${tag}$(basename "$f") ($fmt): $res" >>"$out"
+    stop
+  done
+done
+server_bin=
+
+# --follow latency: file events (inotify), then the polling fallback (--poll, the only way
+# before file events).
+echo >>"$out"
+for mode in events poll; do
   start
-  res=$("$bin" ingest --quiet --server "$http" --data-dir "$work/ck-$RANDOM" "$f" 2>"$work/ingest-err")
-  fmt=$(grep -oE 'format [^(]+' "$work/ingest-err" | head -1 | sed 's/format //')
-  echo "- $(basename "$f") ($fmt): $res" >>"$out"
+  : >"$work/follow-$mode.log"
+  flag=; [ "$mode" = poll ] && flag=--poll
+  "$bin" ingest --quiet --follow $flag --server "$http" --data-dir "$work/ck-follow-$mode" "$work/follow-$mode.log" >/dev/null 2>&1 &
+  fpid=$!
+  echo "- [$mode] $(python3 benches/shippers/follow_latency.py "$work/follow-$mode.log" "$pg_port" 50)" >>"$out"
+  kill "$fpid" 2>/dev/null || true
   stop
 done
-
-start
-: >"$work/follow.log"
-"$bin" ingest --quiet --follow --server "$http" --data-dir "$work/ck-follow" "$work/follow.log" >/dev/null 2>&1 &
-fpid=$!
-echo >>"$out"
-echo "- $(python3 benches/shippers/follow_latency.py "$work/follow.log" "$pg_port" 50) (poll interval 100 ms)" >>"$out"
-kill "$fpid" 2>/dev/null || true
-stop
 
 cat "$out" | tee -a benches/RESULTS.md

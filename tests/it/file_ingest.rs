@@ -606,6 +606,16 @@ async fn server_addresses_as_people_write_them() {
 /// resumes with no gap and no duplicate.
 #[tokio::test(flavor = "multi_thread")]
 async fn follow_tails_rotation_and_resumes() {
+    follow_scenario(&[]).await;
+}
+
+/// The same with the polling fallback (`--poll`, for filesystems without local file events).
+#[tokio::test(flavor = "multi_thread")]
+async fn follow_by_polling_tails_rotation_and_resumes() {
+    follow_scenario(&["--poll"]).await;
+}
+
+async fn follow_scenario(flags: &[&str]) {
     use std::io::Write;
     let server = TestServer::start();
     let pg = server.pg().await;
@@ -633,6 +643,7 @@ async fn follow_tails_rotation_and_resumes() {
                 "--data-dir",
             ])
             .arg(&state)
+            .args(flags)
             .arg(&file)
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())

@@ -6,6 +6,7 @@
 //! and `--follow` tails a growing file like `tail -F`.
 
 mod checkpoint;
+mod follow;
 mod reader;
 
 use std::path::PathBuf;
@@ -82,9 +83,14 @@ pub struct LoadOptions {
     /// Time zone of timestamps written without one: UTC, +02:00, or a name like Europe/Berlin.
     #[arg(long, default_value = "UTC")]
     pub tz: String,
-    /// Keep reading the file as it grows, like `tail -F` (rotation and truncation followed).
+    /// Keep reading the file as it grows, like `tail -F` (rotation and truncation followed);
+    /// growth is noticed through inotify, or by polling where that is unavailable.
     #[arg(long)]
     pub follow: bool,
+    /// With --follow: poll every 100 ms instead of waiting for file events (network
+    /// filesystems, whose remote writes raise no local events).
+    #[arg(long, requires = "follow")]
+    pub poll: bool,
     /// Load the whole file again even if an earlier run loaded part of it.
     #[arg(long)]
     pub from_start: bool,
@@ -326,6 +332,7 @@ pub async fn load(opts: LoadOptions) -> Result<LoadReport, LoadError> {
             source: json!({ "service": service, "host": "unknown" }),
             batch_lines: opts.batch_lines.clamp(1, crate::ingest::decode::MAX_EVENTS),
             follow: opts.follow,
+            poll: opts.poll,
         };
         tracing::info!(file = %path.display(), format = %format.name(), "loading");
         let mut file_report = FileReport {

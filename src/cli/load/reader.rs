@@ -10,18 +10,15 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde_json::{json, Map, Value};
 
 use super::checkpoint::FileId;
+use super::follow::Waker;
 use super::LoadError;
 use crate::model::format::{is_continuation, Clock, LineFormat, ParsedLine};
 use crate::model::{Micros, MAX_MSG_BYTES};
-
-/// How often a followed file is checked for new lines, rotation and truncation.
-pub const FOLLOW_POLL: Duration = Duration::from_millis(100);
 
 /// One request body, ready to send, and what it covers.
 #[derive(Debug, Default)]
@@ -50,6 +47,8 @@ pub struct Plan {
     pub source: Value,
     pub batch_lines: usize,
     pub follow: bool,
+    /// With `follow`: poll for changes instead of waiting for file events.
+    pub poll: bool,
 }
 
 /// Opens a file for reading from its start, decompressing gzip or zstd (by magic bytes).
@@ -400,6 +399,11 @@ impl Assembly<'_> {
         self.emit_pending();
     }
 
+    /// Whether a record (or CRI partial line) is waiting for more of its lines.
+    fn holds_record(&self) -> bool {
+        self.pending.is_some() || self.partial.is_some()
+    }
+
     fn full(&self) -> bool {
         self.packer.chunk.records as usize >= self.plan.batch_lines
             || self.chunk_bytes >= MAX_CHUNK_BYTES
@@ -449,6 +453,9 @@ pub fn run(
     let mut line_no = input.line_no;
     let mut idle_polls = 0u32;
     let mut rotated: Option<Input> = None;
+    let waker = plan
+        .follow
+        .then(|| Waker::new(input.file.as_ref().map(|f| f.0.as_path()), plan.poll));
     let send = |chunk: Chunk| tx.blocking_send(Ok(chunk)).is_ok();
     loop {
         let (n, complete) = match read_line(&mut *input.reader, &mut buf) {
@@ -506,7 +513,9 @@ pub fn run(
             if asm.packer.chunk.records > 0 && !send(asm.take(offset, &input.file)) {
                 return;
             }
-            std::thread::sleep(FOLLOW_POLL);
+            if let Some(w) = &waker {
+                w.wait(asm.holds_record());
+            }
             match file_state(&input, offset + line_bytes) {
                 FileState::Same => continue,
                 FileState::Rotated(n) => {
