@@ -487,11 +487,23 @@ fn other_shippers_keys(
             }
         }
     }
-    let columns: [(bool, &[&str], &mut dyn FnMut(String)); 4] = [
-        (set.level, fields::LEVEL, &mut |v| r.level = normalize(&v)),
-        (set.service, fields::SERVICE, &mut |v| r.service = v),
-        (set.host, fields::HOST, &mut |v| r.host = v),
-        (set.trace, fields::TRACE, &mut |v| r.trace_id = Some(v)),
+    // Each column takes the value when it fits (a `priority` must be syslog's 0–7).
+    let columns: [(bool, &[&str], &mut dyn FnMut(&str, String) -> bool); 4] = [
+        (set.level, fields::LEVEL, &mut |k, v| {
+            fields::level_value(k, &v).map(|l| r.level = l).is_some()
+        }),
+        (set.service, fields::SERVICE, &mut |_, v| {
+            r.service = v;
+            true
+        }),
+        (set.host, fields::HOST, &mut |_, v| {
+            r.host = v;
+            true
+        }),
+        (set.trace, fields::TRACE, &mut |_, v| {
+            r.trace_id = Some(v);
+            true
+        }),
     ];
     for (named, names, put) in columns {
         if named {
@@ -501,8 +513,9 @@ fn other_shippers_keys(
             continue;
         };
         if let Some(v) = attrs.get(k).and_then(label_text) {
-            put(v);
-            attrs.remove(k);
+            if put(k, v) {
+                attrs.remove(k);
+            }
         }
     }
 }

@@ -8,7 +8,7 @@
 use serde_json::{Map, Value};
 
 use super::format::parse_ts;
-use super::level::normalize;
+use super::level::normalize_field;
 use super::{LogRecord, Micros, DEFAULT_TENANT};
 
 /// Names that fill a column, best first (matched without regard to case).
@@ -23,6 +23,8 @@ pub const SERVICE: &[&str] = &[
     "job",
     "container_name",
     "container",
+    // journald's JSON export (`journalctl -o json`).
+    "syslog_identifier",
 ];
 pub const HOST: &[&str] = &[
     "host.name",
@@ -33,6 +35,7 @@ pub const HOST: &[&str] = &[
     "instance",
     "node",
     "nodename",
+    "_hostname",
 ];
 pub const LEVEL: &[&str] = &[
     "level",
@@ -45,6 +48,7 @@ pub const LEVEL: &[&str] = &[
     "loglevel",
     "log_level",
     "lvl",
+    "priority",
 ];
 pub const TRACE: &[&str] = &["trace_id", "trace.id", "traceid"];
 
@@ -85,6 +89,14 @@ pub fn best_key<'a>(
         .map(|(_, k)| k)
 }
 
+/// A level field's value as a level; a `priority` counts only as journald writes it, `PRIORITY`
+/// with syslog's 0–7 (a job queue's `"priority": 1` or a ticket's `"high"` is no level).
+pub fn level_value(key: &str, value: &str) -> Option<String> {
+    let numeric = matches!(value.trim(), "0" | "1" | "2" | "3" | "4" | "5" | "6" | "7");
+    let journald = key == "PRIORITY" && numeric;
+    (!key.eq_ignore_ascii_case("priority") || journald).then(|| normalize_field(key, value))
+}
+
 /// Routes `fields` (in order; a later duplicate key replaces an earlier one in `attrs`).
 pub fn route(fields: impl IntoIterator<Item = (String, Value)>) -> Routed {
     let mut attrs = Map::new();
@@ -94,8 +106,11 @@ pub fn route(fields: impl IntoIterator<Item = (String, Value)>) -> Routed {
         if value.is_null() {
             continue;
         }
-        if label_text(&value).is_some() {
+        if let Some(text) = label_text(&value) {
             for (slot, names) in [SERVICE, HOST, LEVEL, TRACE].iter().enumerate() {
+                if slot == 2 && level_value(&key, &text).is_none() {
+                    continue;
+                }
                 if let Some(r) = rank(names, &key) {
                     if best[slot].as_ref().is_none_or(|(b, _)| r < *b) {
                         best[slot] = Some((r, key.clone()));
@@ -105,13 +120,14 @@ pub fn route(fields: impl IntoIterator<Item = (String, Value)>) -> Routed {
         }
         attrs.insert(key, value);
     }
+    let level_key = best[2].as_ref().map(|(_, k)| k.clone()).unwrap_or_default();
     let mut take = |slot: usize| {
         let (_, key) = best[slot].take()?;
         attrs.remove(&key).as_ref().and_then(label_text)
     };
     let service = take(0);
     let host = take(1);
-    let level = take(2).map(|l| normalize(&l));
+    let level = take(2).map(|l| normalize_field(&level_key, &l));
     let trace_id = take(3);
     Routed {
         service,
@@ -152,6 +168,8 @@ pub const TIME_KEYS: &[&str] = &[
     "t",
     "date",
     "datetime",
+    // journald's JSON export: µs since the epoch, as text.
+    "__realtime_timestamp",
 ];
 /// Keys that hold an event's message in JSON documents, best first.
 pub const MESSAGE_KEYS: &[&str] = &["message", "msg", "log", "body", "text", "event.original"];
@@ -251,6 +269,14 @@ pub fn lift_nested(doc: &mut Map<String, Value>) {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn only_journald_priority_is_a_level() {
+        assert_eq!(level_value("PRIORITY", "3").as_deref(), Some("ERROR"));
+        assert_eq!(level_value("priority", "1"), None);
+        assert_eq!(level_value("PRIORITY", "high"), None);
+        assert_eq!(level_value("level", "warning").as_deref(), Some("WARN"));
+    }
+
     use super::*;
     use serde_json::json;
 

@@ -16,6 +16,25 @@ pub fn normalize(level: &str) -> String {
     canon.to_string()
 }
 
+/// A level field's value as a level: journald's and syslog's numeric `PRIORITY` (0 emerg … 7
+/// debug) by its severity, any other field's by [`normalize`].
+pub fn normalize_field(key: &str, value: &str) -> String {
+    if key.eq_ignore_ascii_case("priority") {
+        let level = match value.trim() {
+            "0" | "1" | "2" => Some("FATAL"),
+            "3" => Some("ERROR"),
+            "4" => Some("WARN"),
+            "5" | "6" => Some("INFO"),
+            "7" => Some("DEBUG"),
+            _ => None,
+        };
+        if let Some(l) = level {
+            return l.to_string();
+        }
+    }
+    normalize(value)
+}
+
 /// Whether `level` is a level's name (any spelling [`normalize`] knows), not some other word
 /// that landed where a level stands.
 pub fn is_level(level: &str) -> bool {
@@ -149,6 +168,13 @@ mod tests {
         ] {
             assert_eq!(find_level(line), want, "{line}");
         }
+    }
+
+    #[test]
+    fn journald_priorities() {
+        assert_eq!(normalize_field("PRIORITY", "3"), "ERROR");
+        assert_eq!(normalize_field("priority", "6"), "INFO");
+        assert_eq!(normalize_field("level", "3"), "3");
     }
 
     #[test]

@@ -3,11 +3,12 @@
 //! [`FOLLOW_POLL`] where inotify is unavailable or `--poll` asks for it (network filesystems,
 //! whose remote writes raise no local events).
 
+use std::ffi::OsString;
 use std::path::Path;
-use std::sync::mpsc::{channel, Receiver};
+use std::sync::mpsc::{channel, Receiver, RecvTimeoutError};
 use std::time::Duration;
 
-use notify::{RecommendedWatcher, RecursiveMode, Watcher};
+use notify::{EventKind, RecommendedWatcher, RecursiveMode, Watcher};
 
 /// How often a polled file is checked for new lines, rotation and truncation.
 pub const FOLLOW_POLL: Duration = Duration::from_millis(100);
@@ -24,29 +25,58 @@ pub struct Waker {
 }
 
 impl Waker {
-    /// Watches `path`'s directory (where a rotated file's successor appears); polls when that
-    /// cannot be done or `poll` is set.
+    /// Watches the directory of `path` and, for a symlink, of the file it points to (where a
+    /// rotated file's successor appears); polls when that cannot be done or `poll` is set.
     pub fn new(path: Option<&Path>, poll: bool) -> Waker {
         let Some(path) = path.filter(|_| !poll) else {
             return Waker { events: None };
         };
-        let dir = match path.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d,
-            _ => Path::new("."),
-        };
+        let mut paths = vec![path.to_path_buf()];
+        if let Ok(real) = std::fs::canonicalize(path) {
+            if real != path {
+                paths.push(real);
+            }
+        }
+        let names: Vec<OsString> = paths
+            .iter()
+            .filter_map(|p| p.file_name().map(|n| n.to_os_string()))
+            .collect();
         let (tx, rx) = channel();
-        let watched = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-            if event.is_ok() {
+        // Changes to the followed file (or a file taking its name) wake the reader; reads and
+        // opens, the reader's own among them, do not. An error wakes it too, to look.
+        let handler = move |event: notify::Result<notify::Event>| {
+            let wake = match event {
+                Ok(e) => {
+                    matches!(
+                        e.kind,
+                        EventKind::Modify(_) | EventKind::Create(_) | EventKind::Remove(_)
+                    ) && e.paths.iter().any(|p| {
+                        p.file_name()
+                            .is_some_and(|n| names.iter().any(|m| m.as_os_str() == n))
+                    })
+                }
+                Err(_) => true,
+            };
+            if wake {
                 let _ = tx.send(());
             }
-        })
-        .and_then(|mut w| w.watch(dir, RecursiveMode::NonRecursive).map(|_| w));
+        };
+        let watched = notify::recommended_watcher(handler).and_then(|mut w| {
+            for p in &paths {
+                let dir = match p.parent() {
+                    Some(d) if !d.as_os_str().is_empty() => d,
+                    _ => Path::new("."),
+                };
+                w.watch(dir, RecursiveMode::NonRecursive)?;
+            }
+            Ok(w)
+        });
         match watched {
             Ok(watcher) => Waker {
                 events: Some((watcher, rx)),
             },
             Err(e) => {
-                tracing::warn!(dir = %dir.display(), error = %e, "no file events; polling every 100 ms");
+                tracing::warn!(file = %path.display(), error = %e, "no file events; polling every 100 ms");
                 Waker { events: None }
             }
         }
@@ -58,9 +88,12 @@ impl Waker {
         match &self.events {
             Some((_, rx)) => {
                 let timeout = if record_waiting { QUIET } else { SAFETY_POLL };
-                if rx.recv_timeout(timeout).is_ok() {
+                match rx.recv_timeout(timeout) {
                     // One read covers every event already queued.
-                    while rx.try_recv().is_ok() {}
+                    Ok(()) => while rx.try_recv().is_ok() {},
+                    Err(RecvTimeoutError::Timeout) => {}
+                    // The watcher is gone: poll.
+                    Err(RecvTimeoutError::Disconnected) => std::thread::sleep(FOLLOW_POLL),
                 }
             }
             None => std::thread::sleep(FOLLOW_POLL),

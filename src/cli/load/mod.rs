@@ -516,3 +516,21 @@ fn unreachable_reason(e: &reqwest::Error) -> String {
         deepest.unwrap_or_else(|| e.to_string())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_file_s_name_without_its_extensions() {
+        for (path, want) in [
+            ("/var/log/app.log.1.gz", "app"),
+            ("prometheus.logfmt", "prometheus"),
+            ("prometheus.json", "prometheus"),
+            ("api-2024-01-15.log", "api-2024-01-15"),
+            ("/x/.hidden.log", "hidden"),
+            ("syslog", "syslog"),
+        ] {
+            let got = super::file_stem(std::path::Path::new(path));
+            assert_eq!(got.as_deref(), Some(want), "{path}");
+        }
+    }
+}

@@ -17,7 +17,7 @@ use serde_json::{json, Map, Value};
 use super::checkpoint::FileId;
 use super::follow::Waker;
 use super::LoadError;
-use crate::model::format::{is_continuation, Clock, LineFormat, ParsedLine};
+use crate::model::format::{begins_with_time, Clock, LineFormat, ParsedLine};
 use crate::model::{Micros, MAX_MSG_BYTES};
 
 /// One request body, ready to send, and what it covers.
@@ -87,7 +87,8 @@ pub fn sample(reader: &mut dyn BufRead, n: usize) -> Vec<String> {
     let mut out = Vec::new();
     let mut non_empty = 0;
     let mut buf = Vec::new();
-    while non_empty < n {
+    // A file of blank lines ends the sample too.
+    while non_empty < n && out.len() < n * 10 {
         buf.clear();
         match reader.read_until(b'\n', &mut buf) {
             Ok(0) | Err(_) => break,
@@ -145,6 +146,8 @@ struct Packer<'a> {
     events: Vec<Value>,
     /// JSON lines passed through whole (the server maps their keys), as JSON texts.
     raw_json: Vec<String>,
+    /// The last JSON line of the chunks already taken.
+    last_json: Option<String>,
     chunk: Chunk,
 }
 
@@ -179,6 +182,12 @@ impl Packer<'_> {
     /// A line that is no record's and joins none: flagged, at the time of the record before it
     /// (`last_ts`), or the receive time when no earlier line had one.
     fn push_raw(&mut self, line: &str, line_no: u64, last_ts: Option<Micros>) {
+        let ev = self.raw_event(line, line_no, last_ts);
+        self.events.push(ev);
+    }
+
+    /// The event of a line stored flagged, counted and sampled for the summary.
+    fn raw_event(&mut self, line: &str, line_no: u64, last_ts: Option<Micros>) -> Value {
         let mut ev = json!({ "msg": line, "parse_failed": true });
         if let Some(ts) = last_ts {
             ev["ts"] = Value::String(rfc3339(ts));
@@ -189,40 +198,47 @@ impl Packer<'_> {
         if let Some(h) = &self.plan.host {
             ev["host"] = Value::String(h.clone());
         }
-        self.events.push(ev);
         self.chunk.records += 1;
         self.chunk.parse_failed += 1;
         if self.chunk.samples.len() < 3 {
             let shown: String = line.chars().take(120).collect();
             self.chunk.samples.push((line_no, shown));
         }
+        ev
     }
 
     /// A JSON line sent as it is (the server's decoder maps the same keys, with its zero-copy
     /// path for Timberline's own shape); a line that is not a JSON object is stored flagged,
-    /// at the time of the JSON line before it.
-    fn push_json_line(&mut self, line: &str, line_no: u64, last: &mut Option<String>) {
+    /// at the time of the JSON line before it, in its place among them.
+    fn push_json_line(&mut self, line: &str, line_no: u64) {
         let trimmed = line.trim();
         let object = trimmed.starts_with('{')
             && serde_json::from_str::<serde::de::IgnoredAny>(trimmed).is_ok();
         if object {
             self.raw_json.push(trimmed.to_string());
             self.chunk.records += 1;
-            *last = Some(trimmed.to_string());
         } else {
             let clock = &self.plan.clock;
-            let last_ts = last
-                .as_deref()
-                .and_then(|l| LineFormat::Json.parse(l, clock))
+            let last_ts = self
+                .raw_json
+                .iter()
+                .rev()
+                .chain(self.last_json.as_ref())
+                .find_map(|l| LineFormat::Json.parse(l, clock))
                 .filter(|p| !p.failed)
                 .map(|p| p.ts);
-            self.push_raw(line, line_no, last_ts);
+            let ev = self.raw_event(line, line_no, last_ts);
+            self.raw_json.push(ev.to_string());
         }
     }
 
     fn take(&mut self, end_offset: u64, file: &Option<Arc<(PathBuf, FileId)>>) -> Chunk {
         let events = std::mem::take(&mut self.events);
         let raw = std::mem::take(&mut self.raw_json);
+        // Where a non-JSON line at the start of the next chunk takes its time from.
+        if let Some(last) = raw.last() {
+            self.last_json = Some(last.clone());
+        }
         let mut chunk = std::mem::take(&mut self.chunk);
         chunk.body = if raw.is_empty() {
             serde_json::to_vec(&json!({ "source": self.plan.source, "logs": events }))
@@ -297,9 +313,6 @@ struct Assembly<'a> {
     chunk_bytes: usize,
     /// The time of the latest record, for lines that join none.
     last_ts: Option<Micros>,
-    /// The latest JSON object line (JSON files: its time is read only when a line after it is
-    /// not JSON).
-    last_json: Option<String>,
 }
 
 impl Assembly<'_> {
@@ -316,6 +329,19 @@ impl Assembly<'_> {
         }
     }
 
+    fn start_record(&mut self, parsed: ParsedLine, start: u64) {
+        self.emit_pending();
+        if !parsed.failed {
+            self.last_ts = Some(parsed.ts);
+        }
+        self.pending = Some(Pending {
+            parsed,
+            start,
+            joined: 0,
+            blanks: 0,
+        });
+    }
+
     /// A blank line: part of the record being assembled if another of its lines follows.
     fn blank(&mut self) {
         if let Some(p) = self.pending.as_mut() {
@@ -326,7 +352,7 @@ impl Assembly<'_> {
     /// A line that starts no record: joined to the one being assembled when the format lets
     /// it, else stored on its own, flagged.
     fn unstarted(&mut self, line: &str, line_no: u64) {
-        let joins = self.plan.format.joins_lines() || is_continuation(line);
+        let joins = self.plan.format.joins_lines();
         if joins && self.pending.as_mut().is_some_and(|p| p.join(line)) {
             return;
         }
@@ -358,27 +384,24 @@ impl Assembly<'_> {
             && self.plan.service.is_none()
             && self.plan.host.is_none()
         {
-            self.packer
-                .push_json_line(&line, line_no, &mut self.last_json);
+            self.packer.push_json_line(&line, line_no);
             return;
         }
         match format.parse(&line, &self.plan.clock) {
             Some(parsed) if parsed.continues && self.pending.is_some() => {
                 self.unstarted(&parsed.msg, line_no)
             }
-            Some(parsed) => {
-                self.emit_pending();
-                if !parsed.failed {
-                    self.last_ts = Some(parsed.ts);
-                }
-                self.pending = Some(Pending {
-                    parsed,
-                    start,
-                    joined: 0,
-                    blanks: 0,
-                });
-            }
-            None => self.unstarted(&line, line_no),
+            Some(parsed) => self.start_record(parsed, start),
+            // A line that begins with a time the format cannot read starts a record of its
+            // own, read as text; any other line continues the record before it.
+            None => match format
+                .joins_lines()
+                .then(|| begins_with_time(&line, &self.plan.clock))
+                .flatten()
+            {
+                Some(parsed) => self.start_record(parsed, start),
+                None => self.unstarted(&line, line_no),
+            },
         }
     }
 
@@ -438,13 +461,13 @@ pub fn run(
             plan,
             events: Vec::new(),
             raw_json: Vec::new(),
+            last_json: None,
             chunk: Chunk::default(),
         },
         pending: None,
         partial: None,
         chunk_bytes: 0,
         last_ts: None,
-        last_json: None,
     };
     let mut buf = Vec::new();
     // Bytes of the line in `buf` consumed so far (it may be longer than what `buf` keeps).
@@ -506,7 +529,7 @@ pub fn run(
             if !plan.follow {
                 break;
             }
-            idle_polls += 1;
+            idle_polls = idle_polls.saturating_add(1);
             if idle_polls >= 2 {
                 asm.finish_records(line_no);
             }

@@ -180,8 +180,12 @@ impl LineFormat {
             .copied()
             .filter(|l| !l.trim().is_empty())
             .collect();
-        let reads =
-            |f: &LineFormat, l: &str| f.parse(l, clock).is_some_and(|p| plausible(&p, clock));
+        // Judged on what the format read, before a non-level is moved out of `level`.
+        let reads = |f: &LineFormat, l: &str| {
+            let l = l.trim_end_matches(['\r', '\n']);
+            f.parse_fields(l, clock)
+                .is_some_and(|p| plausible(&p, clock))
+        };
         let hits = |f: &LineFormat| lines.iter().filter(|l| reads(f, l)).count();
         let mut specific = vec![
             LineFormat::Json,
@@ -346,20 +350,34 @@ fn stamped_shape(lines: &[&str], clock: &Clock) -> Stamped {
         .filter(|(_, f)| f.kind == kind)
         .map(|(l, f)| l[..f.start].trim())
         .collect();
+    // `Start-Date:`, `Log started:`; not a level (`INFO: 2009/11/10 …` is Go's log prefix).
     let is_label = |l: &&str| {
-        l.ends_with(':')
-            && l[..l.len() - 1]
-                .bytes()
+        l.strip_suffix(':').is_some_and(|w| {
+            w.bytes()
                 .all(|b| b.is_ascii_alphabetic() || b == b'-' || b == b' ')
+                && !crate::model::level::is_level(w)
+        })
     };
-    let opener = (labels.len() >= 2
-        && labels.iter().all(is_label)
-        && labels.iter().any(|l| *l != labels[0]))
-    .then(|| Arc::from(labels[0]));
+    let mut distinct = labels.clone();
+    distinct.sort_unstable();
+    distinct.dedup();
+    let opener = (labels.len() >= 2 && distinct.len() == 2 && labels.iter().all(is_label))
+        .then(|| Arc::from(labels[0]));
     Stamped {
         kind: Some(kind),
         opener,
     }
+}
+
+/// A line that begins with a time, read as text: a record of its own in a file whose format
+/// cannot read it (a syslog line with an odd tag), rather than part of the record before it.
+pub fn begins_with_time(line: &str, clock: &Clock) -> Option<ParsedLine> {
+    let found = stamp::at_first_token(line, clock)?;
+    let shape = Stamped {
+        kind: Some(found.kind),
+        opener: None,
+    };
+    stamped(line, clock, &shape)
 }
 
 /// A line with a timestamp near its start: the message is the line without the stamp, the
@@ -431,6 +449,30 @@ mod tests {
             detect(&["2024/01/15 10:30:45 [error] 7#7: *1 open() failed"]),
             "text (Slashed timestamps at token 0)"
         );
+    }
+
+    #[test]
+    fn labels_open_records_only_in_pairs_that_are_not_levels() {
+        let clock = Clock::new(NOW);
+        let apt = [
+            "Start-Date: 2024-01-15  10:30:45",
+            "Commandline: apt-get install curl",
+            "End-Date: 2024-01-15  10:30:50",
+        ];
+        let opener = stamped_shape(&apt, &clock).opener;
+        assert_eq!(opener.as_deref(), Some("Start-Date:"));
+        // Go's log.New(w, "INFO: ", LstdFlags): each line is a record.
+        let go = [
+            "INFO: 2024/01/15 10:30:45 started",
+            "ERROR: 2024/01/15 10:30:46 failed",
+        ];
+        assert_eq!(stamped_shape(&go, &clock).opener, None);
+        let p = begins_with_time("Jan 15 10:30:45 web-1 ERROR boom", &clock).unwrap_or_default();
+        assert_eq!(
+            (p.ts, p.level.as_deref()),
+            (1_705_314_645_000_000, Some("ERROR"))
+        );
+        assert!(begins_with_time("\tat com.x.Y(Y.java:1)", &clock).is_none());
     }
 
     #[test]

@@ -16,7 +16,8 @@ use super::ParsedLine;
 /// What follows the stamp: the pid, optional prefix fields, the severity and two spaces.
 static AFTER_STAMP: LazyLock<Option<Regex>> = LazyLock::new(|| {
     Regex::new(concat!(
-        r"^ \[(?P<pid>\d+)\](?:: \[\d+(?:-\d+)?\])? (?P<mid>(?:\S+ )*?)",
+        // A zone the stamp did not take (`CST`, `+0530`…): the time is read in `--tz`.
+        r"^(?: [A-Za-z]{2,5}| [+-]\d{2,4})? \[(?P<pid>\d+)\](?:: \[\d+(?:-\d+)?\])? (?P<mid>(?:\S+ )*?)",
         r"(?P<sev>DEBUG[1-5]?|LOG|INFO|NOTICE|WARNING|ERROR|FATAL|PANIC|",
         r"DETAIL|HINT|QUERY|CONTEXT|STATEMENT|LOCATION):  (?P<msg>.*)$"
     ))

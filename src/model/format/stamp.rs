@@ -118,20 +118,19 @@ pub struct Found {
 
 const MONTHS: &str = "Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec";
 
-/// Zone abbreviations logs print (PostgreSQL's `%m`, `date`), with their offsets in minutes; an
-/// abbreviation not listed is not read as a zone.
-const ZONES: [(&str, i32); 27] = [
+/// Zone abbreviations logs print (PostgreSQL's `%m`, `date`), with their offsets in minutes.
+/// One that names several zones (`CST`: US Central or China; `IST`; `BST`) or is not listed is
+/// not read as a zone: the stamp is read in `--tz`.
+const ZONES: [(&str, i32); 26] = [
     ("UTC", 0),
     ("GMT", 0),
     ("WET", 0),
     ("WEST", 60),
-    ("BST", 60),
     ("CET", 60),
     ("CEST", 120),
     ("EET", 120),
     ("EEST", 180),
     ("MSK", 180),
-    ("IST", 330),
     ("SGT", 480),
     ("HKT", 480),
     ("JST", 540),
@@ -139,18 +138,19 @@ const ZONES: [(&str, i32); 27] = [
     ("AEST", 600),
     ("AEDT", 660),
     ("NZST", 720),
+    ("NZDT", 780),
     ("EST", -300),
     ("EDT", -240),
-    ("CST", -360),
     ("CDT", -300),
     ("MST", -420),
     ("MDT", -360),
     ("PST", -480),
     ("PDT", -420),
+    ("AKST", -540),
     ("HST", -600),
 ];
 const ZONE_NAMES: &str =
-    "UTC|GMT|WES?T|BST|CES?T|EES?T|MSK|IST|SGT|HKT|JST|KST|AE[SD]T|NZST|[ECMP][SD]T|HST";
+    "UTC|GMT|WES?T|CES?T|EES?T|MSK|SGT|HKT|JST|KST|AE[SD]T|NZ[SD]T|[EMP][SD]T|CDT|AKST|HST";
 
 struct ShapeRe {
     shape: Shape,
@@ -231,6 +231,18 @@ pub fn find(line: &str, clock: &Clock, hint: Option<StampKind>) -> Option<Found>
         }
     }
     None
+}
+
+/// A stamp of any shape at a line's first token (after a leading `[`, `(` or spaces).
+pub fn at_first_token(line: &str, clock: &Clock) -> Option<Found> {
+    let (pos, _) = starts(line).next()?;
+    SHAPES.iter().find_map(|s| {
+        let kind = StampKind {
+            shape: s.shape,
+            token: 0,
+        };
+        try_shape(line, pos, kind, clock)
+    })
 }
 
 /// A stamp of one of `shapes` at the very start of `line`.
@@ -326,11 +338,9 @@ fn micros_of(shape: Shape, c: &Captures, clock: &Clock) -> Option<Micros> {
     };
     let day: u32 = num(c, "d")?;
     let mut hour: u32 = num(c, "h")?;
-    if let Some(ampm) = c.name("ampm") {
+    // AM/PM moves a 12-hour clock; after a 24-hour one (`14:00:00 PM`) it says nothing more.
+    if let Some(ampm) = c.name("ampm").filter(|_| (1..=12).contains(&hour)) {
         let pm = ampm.as_str().eq_ignore_ascii_case("pm");
-        if hour == 0 || hour > 12 {
-            return None;
-        }
         hour = hour % 12 + if pm { 12 } else { 0 };
     }
     let min: u32 = num(c, "mi")?;
@@ -469,6 +479,31 @@ mod tests {
                 "2024-01-15T10:30:45.123456Z",
                 Shape::Glog,
             ),
+            (
+                "I0115 10:30:45.123456       1 controller.go:123] klog",
+                "2024-01-15T10:30:45.123456Z",
+                Shape::Glog,
+            ),
+            (
+                "Jan 15, 2024 7:30:45 PM com.shop.Pay charge",
+                "2024-01-15T19:30:45Z",
+                Shape::Syslog,
+            ),
+            (
+                "Start-Date: 2024-01-15  10:30:45",
+                "2024-01-15T10:30:45Z",
+                Shape::Iso,
+            ),
+            (
+                "2024-01-15 11:30:45.207 CET [7] LOG:  x",
+                "2024-01-15T10:30:45.207Z",
+                Shape::Iso,
+            ),
+            (
+                "2024-01-15 13:30:45 +03 x",
+                "2024-01-15T10:30:45Z",
+                Shape::Iso,
+            ),
             ("- 1705314645 R02 x", "2024-01-15T10:30:45Z", Shape::Epoch),
             (
                 "seq=7 ts=1705314645123 x",
@@ -494,6 +529,12 @@ mod tests {
         let clock = Clock::new(NOW);
         let f = find("Dec 31 23:59:59 host x", &clock, None).map(|f| f.ts);
         assert_eq!(f, Some(at("2023-12-31T23:59:59Z")));
+        // A zone abbreviation that names several zones is read in the file's zone; AM/PM after
+        // a 24-hour clock changes nothing.
+        let f = find("2024-01-15 10:30:45 CST x", &clock, None).map(|f| f.ts);
+        assert_eq!(f, Some(at("2024-01-15T10:30:45Z")));
+        let f = find("2024-01-15 14:30:45 PM x", &clock, None).map(|f| f.ts);
+        assert_eq!(f, Some(at("2024-01-15T14:30:45Z")));
         let f = find("Feb 29 10:00:00 host x", &clock, None).map(|f| f.ts);
         assert_eq!(f, Some(at("2024-02-29T10:00:00Z")));
         let fixed = Clock {

@@ -27,7 +27,7 @@ static AFTER_STAMP: LazyLock<Option<Regex>> = LazyLock::new(|| {
     // The tag, best first: `prog[pid]:` or `prog:`; two words and a pid (`-- root[2421]:`,
     // from login); a bare `prog[pid]` or `prog`.
     Regex::new(concat!(
-        r"^\s+(?P<host>[A-Za-z0-9][\w.:-]*)\s+",
+        r"^\s+(?P<host>[A-Za-z0-9](?:[\w.:-]*[\w.-])?)\s+",
         r"(?:(?P<tag>[^\s\[\]:]+)(?:\[(?P<pid>\d+)\])?(?P<colon>:)",
         r"|(?P<spaced>[^\s\[\]:]+ [^\s\[\]:]+)\[(?P<spid>\d+)\]:?",
         r"|(?P<bare>[A-Za-z_][\w./()@-]*)(?:\[(?P<bpid>\d+)\])?)",
@@ -60,8 +60,13 @@ pub(super) fn parse(line: &str, clock: &Clock) -> Option<ParsedLine> {
             // Past `YYYY-MM-DDTHH:MM:SS` and the fraction: `Z`, an offset or a zone name.
             let zoned = stamp_text
                 .get(19..)
-                .map(|t| t.trim_start_matches(|c: char| c == '.' || c.is_ascii_digit()))
-                .is_some_and(|z| !z.trim().is_empty());
+                .map(|t| {
+                    t.trim_start_matches(|c: char| c == '.' || c.is_ascii_digit())
+                        .trim()
+                })
+                .is_some_and(|z| {
+                    !z.is_empty() && !["AM", "PM"].contains(&z.to_ascii_uppercase().as_str())
+                });
             if !(weekday || stamp_text.as_bytes().get(10) == Some(&b'T')) || !zoned {
                 return None;
             }
@@ -79,7 +84,9 @@ pub(super) fn parse(line: &str, clock: &Clock) -> Option<ParsedLine> {
     let tag = first(["tag", "spaced", "bare"])?;
     let pid = first(["pid", "spid", "bpid"]);
     let colon = caps.name("colon").is_some();
-    if crate::model::level::is_level(tag) || (!bare_tag && pid.is_none() && !colon) {
+    // A level in capitals is no program (`Jan 15 10:30:45 web-1 ERROR x`).
+    let level_tag = crate::model::level::leading_level(tag).is_some();
+    if level_tag || (!bare_tag && pid.is_none() && !colon) {
         return None;
     }
     let msg = caps.name("msg").map_or("", |m| m.as_str());
@@ -153,6 +160,10 @@ mod tests {
         assert_eq!(one("2024-01-15T10:30:45Z main ERROR x"), None);
         assert_eq!(one("Jan 15 10:30:45 ERROR app: x"), None);
         assert_eq!(one("Dec 06, 2026 7:20:06 PM Jul main"), None);
+        assert_eq!(
+            one("2024-01-15T10:30:45.123+00:00 myapp.db: connected to primary"),
+            None
+        );
         assert_eq!(
             one("Jul  7 08:06:15 combo  -- root[2421]: ROOT LOGIN ON tty2"),
             Some((
