@@ -12,6 +12,7 @@
 #   (appends a section to benches/RESULTS.md)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+ARGS="$*"
 SECONDS_LOAD=20
 LINES=1000000
 FILES_ONLY=
@@ -54,7 +55,7 @@ out="$work/report.md"
   echo
   echo "## Shippers and file ingest — $(date -u +%Y-%m-%dT%H:%MZ), commit $(git rev-parse --short HEAD)"
   echo
-  echo "Machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB. Command: \`bash benches/shippers.sh --seconds $SECONDS_LOAD --lines $LINES\`"
+  echo "Machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB. Command: \`${TIMBERLINE_BIN_BEFORE:+TIMBERLINE_BIN_BEFORE=$TIMBERLINE_BIN_BEFORE }bash benches/shippers.sh $ARGS\`"
   echo "Each protocol on a fresh release server; generated events (~500 B as JSON), 1,000 per request,"
   echo "16 requests in flight; the load generator runs on the same 2 cores as the server."
   echo

@@ -3,6 +3,8 @@ then polls over pgwire until the row is queryable; prints percentiles of N sampl
 
     python3 follow_latency.py FILE PG_PORT SAMPLES
 """
+import random
+import string
 import sys
 import time
 
@@ -14,7 +16,8 @@ def main():
     conn = psycopg.connect(f"host=127.0.0.1 port={port} user=timberline password=timberline", autocommit=True)
     lat = []
     for i in range(n):
-        token = f"follow-probe-{time.time_ns()}-{i}"
+        # Letters only: a long run of digits can pass for a card number and be redacted.
+        token = f"follow-probe-{i}-" + "".join(random.choice(string.ascii_lowercase) for _ in range(16))
         started = time.perf_counter()
         with open(path, "a") as f:
             f.write(f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} INFO {token}\n")

@@ -488,7 +488,8 @@ fn other_shippers_keys(
         }
     }
     // Each column takes the value when it fits (a `priority` must be syslog's 0–7).
-    let columns: [(bool, &[&str], &mut dyn FnMut(&str, String) -> bool); 4] = [
+    type Put<'a> = &'a mut dyn FnMut(&str, String) -> bool;
+    let columns: [(bool, &[&str], Put); 4] = [
         (set.level, fields::LEVEL, &mut |k, v| {
             fields::level_value(k, &v).map(|l| r.level = l).is_some()
         }),

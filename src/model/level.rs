@@ -38,10 +38,43 @@ pub fn normalize_field(key: &str, value: &str) -> String {
 /// Whether `level` is a level's name (any spelling [`normalize`] knows), not some other word
 /// that landed where a level stands.
 pub fn is_level(level: &str) -> bool {
-    matches!(
-        normalize(level).as_str(),
-        "TRACE" | "DEBUG" | "INFO" | "WARN" | "ERROR" | "FATAL"
-    )
+    // Every spelling `normalize` knows, compared without allocating (this runs per line).
+    const NAMES: [&str; 32] = [
+        "TRACE",
+        "T",
+        "FINEST",
+        "FINER",
+        "DEBUG",
+        "D",
+        "DBG",
+        "FINE",
+        "VERBOSE",
+        "V",
+        "INFO",
+        "I",
+        "INF",
+        "INFORMATION",
+        "NOTICE",
+        "LOG",
+        "WARN",
+        "W",
+        "WARNING",
+        "WRN",
+        "ERROR",
+        "E",
+        "ERR",
+        "SEVERE",
+        "ALERT",
+        "FATAL",
+        "F",
+        "CRITICAL",
+        "CRIT",
+        "EMERG",
+        "EMERGENCY",
+        "PANIC",
+    ];
+    let t = level.trim();
+    NAMES.iter().any(|n| n.eq_ignore_ascii_case(t))
 }
 
 /// The level of a line that starts with a level in capitals and a colon, as the second line of
@@ -183,6 +216,12 @@ mod tests {
         assert_eq!(level_label("CONFIG: loaded"), Some("DEBUG"));
         assert_eq!(level_label("Caused by: x"), None);
         assert!(is_level("Info") && is_level("V") && !is_level("UTC") && !is_level("14754"));
+        for name in [
+            "trace", "Debug", "NOTICE", "warning", "err", "crit", "panic", " info ",
+        ] {
+            let canonical = ["TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"];
+            assert!(is_level(name) && canonical.contains(&normalize(name).as_str()));
+        }
     }
 
     #[test]

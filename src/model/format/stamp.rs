@@ -236,6 +236,23 @@ pub fn find(line: &str, clock: &Clock, hint: Option<StampKind>) -> Option<Found>
 /// A stamp of any shape at a line's first token (after a leading `[`, `(` or spaces).
 pub fn at_first_token(line: &str, clock: &Clock) -> Option<Found> {
     let (pos, _) = starts(line).next()?;
+    // Every shape opens with a digit, a month or weekday name, or glog's level and a digit: a
+    // stack frame or a sentence is turned away before any regex runs.
+    let token = &line.as_bytes()[pos..];
+    let opens = match token {
+        [d, ..] if d.is_ascii_digit() => true,
+        [b'I' | b'W' | b'E' | b'F', d, ..] if d.is_ascii_digit() => true,
+        [a, b, c, ..] => {
+            let word = [*a, *b, *c];
+            const NAMES: &str =
+                "Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec|Mon|Tue|Wed|Thu|Fri|Sat|Sun";
+            NAMES.split('|').any(|n| n.as_bytes() == word)
+        }
+        _ => false,
+    };
+    if !opens {
+        return None;
+    }
     SHAPES.iter().find_map(|s| {
         let kind = StampKind {
             shape: s.shape,
