@@ -151,7 +151,16 @@ pub fn find_level(line: &str) -> Option<&'static str> {
             continue;
         };
         let before = head[..s].trim_end_matches(['"', '\\', ' ']);
-        let marked = before.ends_with(['[', '<', '(', '|', '='])
+        // Apache 2.4's `[core:error]`: a bracketed module, a colon, the level.
+        let module = head[i..].starts_with(']')
+            && before
+                .strip_suffix(':')
+                .and_then(|b| b.rsplit_once('['))
+                .is_some_and(|(_, m)| {
+                    !m.is_empty() && m.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+                });
+        let marked = module
+            || before.ends_with(['[', '<', '(', '|', '='])
             || before.strip_suffix(':').is_some_and(|k| {
                 let key = k.trim_end_matches(['"', '\\']);
                 let k = key.as_bytes();
@@ -198,6 +207,15 @@ mod tests {
                 Some("INFO"),
             ),
             ("the LOG of the day", None),
+            (
+                "[Sun Dec 06 19:18:49.207 2026] [core:error] [pid 7] AH00126: bad",
+                Some("ERROR"),
+            ),
+            (
+                "[Sun Dec 06 19:18:49.207 2026] [mpm_event:notice] [pid 7] resuming",
+                Some("INFO"),
+            ),
+            ("see [docs:warning about x]", None),
         ] {
             assert_eq!(find_level(line), want, "{line}");
         }
