@@ -117,6 +117,7 @@ pub struct Found {
 }
 
 const MONTHS: &str = "Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec";
+pub(super) const WEEKDAYS: &str = "Mon|Tue|Wed|Thu|Fri|Sat|Sun";
 
 /// Zone abbreviations logs print (PostgreSQL's `%m`, `date`), with their offsets in minutes.
 /// One that names several zones (`CST`: US Central or China; `IST`; `BST`) or is not listed is
@@ -172,7 +173,7 @@ static SHAPES: LazyLock<Vec<ShapeRe>> = LazyLock::new(|| {
         (Shape::DashDotted, r"^(?P<y>\d{4})-(?P<m>\d{2})-(?P<d>\d{2})-(?P<h>\d{2})\.(?P<mi>\d{2})\.(?P<s>\d{2})(?:\.(?P<frac>\d{1,9}))?".to_string()),
         (Shape::Compact, r"^(?P<y>(?:19|20)\d{2})(?P<m>[01]\d)(?P<d>[0-3]\d)[T -]?(?P<h>[0-2]\d):?(?P<mi>[0-5]\d):?(?P<s>[0-6]\d)(?:[.,:](?P<frac>\d{1,9}))?(?P<zone>Z)?\b".to_string()),
         (Shape::Clf, format!(r"^(?P<d>\d{{2}})/(?P<mon>{MONTHS})/(?P<y>\d{{4}}):{hms}{frac}(?:\s(?P<zone>[+-]\d{{4}}))?")),
-        (Shape::Syslog, format!(r"^(?:(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun)[a-z]*,?\s+)?(?P<mon>{MONTHS})[a-z]*\.?\s+(?P<d>\d{{1,2}})(?:,?\s+(?P<y>\d{{4}}))?,?\s+{hms}{frac}{ampm}(?:\s+(?P<y2>\d{{4}})\b)?{zone}")),
+        (Shape::Syslog, format!(r"^(?:(?:{WEEKDAYS})[a-z]*,?\s+)?(?P<mon>{MONTHS})[a-z]*\.?\s+(?P<d>\d{{1,2}})(?:,?\s+(?P<y>\d{{4}}))?,?\s+{hms}{frac}{ampm}(?:\s+(?P<y2>\d{{4}})\b)?{zone}")),
         (Shape::DayMonth, format!(r"^(?P<d>\d{{1,2}})[ -](?P<mon>{MONTHS})[a-z]*[ -](?P<y>\d{{4}})[ :T]+{hms}{frac}{ampm}{zone}")),
         (Shape::UsDate, format!(r"^(?P<m>\d{{1,2}})/(?P<d>\d{{1,2}})/(?P<y>\d{{4}}),?\s+{hms}{frac}{ampm}{zone}")),
         (Shape::YyMmDd, format!(r"^(?P<yy>\d{{2}})/(?P<m>\d{{2}})/(?P<d>\d{{2}})\s+{hms}{frac}")),
@@ -244,9 +245,10 @@ pub fn at_first_token(line: &str, clock: &Clock) -> Option<Found> {
         [b'I' | b'W' | b'E' | b'F', d, ..] if d.is_ascii_digit() => true,
         [a, b, c, ..] => {
             let word = [*a, *b, *c];
-            const NAMES: &str =
-                "Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec|Mon|Tue|Wed|Thu|Fri|Sat|Sun";
-            NAMES.split('|').any(|n| n.as_bytes() == word)
+            MONTHS
+                .split('|')
+                .chain(WEEKDAYS.split('|'))
+                .any(|n| n.as_bytes() == word)
         }
         _ => false,
     };

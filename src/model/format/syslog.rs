@@ -36,8 +36,6 @@ static AFTER_STAMP: LazyLock<Option<Regex>> = LazyLock::new(|| {
     .ok()
 });
 
-const WEEKDAYS: [&str; 7] = ["Mon ", "Tue ", "Wed ", "Thu ", "Fri ", "Sat ", "Sun "];
-
 /// Parses one syslog line as a file holds it.
 pub(super) fn parse(line: &str, clock: &Clock) -> Option<ParsedLine> {
     let traditional_stamp = stamp::at_start(line, clock, &[Shape::Syslog]).filter(|f| {
@@ -51,8 +49,11 @@ pub(super) fn parse(line: &str, clock: &Clock) -> Option<ParsedLine> {
         Some(f) => (f, &line[f.end..], true),
         None => {
             // `short-full` puts a weekday before an ISO date; rsyslog and `short-iso` do not.
-            let (weekday, text) = match WEEKDAYS.iter().find(|w| line.starts_with(*w)) {
-                Some(w) => (true, &line[w.len()..]),
+            let weekday = line
+                .split_once(' ')
+                .filter(|(w, _)| stamp::WEEKDAYS.split('|').any(|d| d == *w));
+            let (weekday, text) = match weekday {
+                Some((_, rest)) => (true, rest),
                 None => (false, line),
             };
             let f = stamp::at_start(text, clock, &[Shape::Iso])?;
