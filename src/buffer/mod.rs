@@ -175,6 +175,12 @@ impl HotBuffer {
             .unzip()
     }
 
+    /// Every buffered batch with its sequence number and the tenant all its rows share (if
+    /// they do), and the highest sequence number among them: what a live tail reads to resume.
+    pub fn hot_batches(&self) -> Vec<HotBatch> {
+        self.read().batches.clone()
+    }
+
     /// The batches a flush takes now, with the highest sequence number among them.
     pub fn freeze(&self) -> Option<(u64, Vec<RecordBatch>)> {
         let g = self.read();
@@ -237,7 +243,7 @@ impl WalSink for HotBuffer {
 }
 
 /// The tenant every row of `batch` has, if they share one.
-fn one_tenant(batch: &RecordBatch) -> Option<Arc<str>> {
+pub fn one_tenant(batch: &RecordBatch) -> Option<Arc<str>> {
     use datafusion::arrow::array::{Array, AsArray};
     let column = batch.column_by_name("tenant")?.as_string_opt::<i32>()?;
     if column.null_count() > 0 || column.is_empty() {

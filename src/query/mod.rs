@@ -15,6 +15,7 @@ mod pg_roles;
 mod pg_semantics;
 mod pg_settings;
 pub mod pg_types;
+pub mod pinned;
 mod prune;
 pub mod result_cache;
 pub mod rollup;

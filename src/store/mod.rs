@@ -103,6 +103,18 @@ impl Snapshot {
     }
 }
 
+/// A view that knows where it stands in the WAL: everything published up to `through` is in
+/// it (in a segment, or hot with its sequence number) and nothing after; `flushed` is the
+/// highest sequence number in a segment. A live tail answers from such a view, then
+/// continues with what is published after `through`.
+#[derive(Debug, Clone)]
+pub struct Pinned {
+    pub segments: Arc<Vec<Arc<SegmentMeta>>>,
+    pub hot: Vec<crate::buffer::HotBatch>,
+    pub through: u64,
+    pub flushed: u64,
+}
+
 /// Segments, hot buffer and the lock that keeps them consistent for readers.
 #[derive(Debug)]
 pub struct Store {
@@ -193,6 +205,20 @@ impl Store {
             segments: self.catalog.segments(),
             hot,
             hot_tenants,
+        }
+    }
+
+    /// A consistent view with the hot batches' sequence numbers (see [`Pinned`]).
+    pub fn pinned(&self) -> Pinned {
+        let _g = self.view.read().unwrap_or_else(|p| p.into_inner());
+        let hot = self.buffer.hot_batches();
+        let state = self.catalog.current();
+        let flushed = state.flushed_through;
+        Pinned {
+            through: hot.last().map_or(flushed, |b| b.seq.max(flushed)),
+            segments: state.segments.clone(),
+            hot,
+            flushed,
         }
     }
 
