@@ -118,6 +118,13 @@ pub struct Config {
     /// `long_scan_concurrency` run at once, server-wide, so small queries keep their places.
     pub long_scan_bytes: u64,
     pub long_scan_concurrency: usize,
+    /// Live-tail streams one tenant may hold open at once, and all tenants together.
+    pub tail_max_per_tenant: usize,
+    pub tail_max_streams: usize,
+    /// Events one tail stream may have waiting for its client before it drops (and says so).
+    pub tail_queue: usize,
+    /// Time between heartbeats of an idle tail stream.
+    pub tail_heartbeat: Duration,
     /// Bytes of aggregate states the result cache keeps in memory (0: no cache).
     pub result_cache_bytes: u64,
     /// The cold tier's object store (`s3://BUCKET[/PREFIX]` or `file:///DIR`; none: local only).
@@ -300,6 +307,10 @@ impl Default for Config {
             long_scan_bytes: 1 << 30,
             result_cache_bytes: 256 << 20,
             long_scan_concurrency: (num_cpus::get() / 2).max(1),
+            tail_max_per_tenant: 64,
+            tail_max_streams: 1024,
+            tail_queue: 4096,
+            tail_heartbeat: Duration::from_secs(15),
             object_store: None,
             compact_after: Duration::from_secs(3600),
             cold_after: Some(Duration::from_secs(7 * 86_400)),
@@ -459,6 +470,18 @@ pub struct Overrides {
     /// Long scans running at once, server-wide; one more waits up to 2 s, then gets 53300 [default: half the cores].
     #[arg(long, env = "TIMBERLINE_LONG_SCAN_CONCURRENCY")]
     pub long_scan_concurrency: Option<usize>,
+    /// Live-tail streams one tenant may hold open at once (past it: 429) [default: 64].
+    #[arg(long, env = "TIMBERLINE_TAIL_MAX_PER_TENANT")]
+    pub tail_max_per_tenant: Option<usize>,
+    /// Live-tail streams of all tenants together (past it: 429) [default: 1024].
+    #[arg(long, env = "TIMBERLINE_TAIL_MAX_STREAMS")]
+    pub tail_max_streams: Option<usize>,
+    /// Events a tail stream holds for a slow client before it drops them with a `dropped` event [default: 4096].
+    #[arg(long, env = "TIMBERLINE_TAIL_QUEUE")]
+    pub tail_queue: Option<usize>,
+    /// Heartbeat interval of an idle tail stream, e.g. 15s [default: 15s].
+    #[arg(long, env = "TIMBERLINE_TAIL_HEARTBEAT")]
+    pub tail_heartbeat: Option<Span>,
     /// Memory the result cache keeps repeated aggregates' states in; 0 turns it off [default: 256MiB].
     #[arg(long, env = "TIMBERLINE_RESULT_CACHE_BYTES")]
     pub result_cache_bytes: Option<Size>,
@@ -582,6 +605,12 @@ impl Config {
             long_scan_bytes: pick_with!(long_scan_bytes, |s: Size| s.0.max(1)),
             result_cache_bytes: pick_with!(result_cache_bytes, |s: Size| s.0),
             long_scan_concurrency: pick!(long_scan_concurrency).clamp(1, 4096),
+            tail_max_per_tenant: pick!(tail_max_per_tenant).clamp(1, 1 << 16),
+            tail_max_streams: pick!(tail_max_streams).clamp(1, 1 << 16),
+            tail_queue: pick!(tail_queue).clamp(16, 1 << 20),
+            tail_heartbeat: pick_with!(tail_heartbeat, |s: Span| s
+                .0
+                .max(Duration::from_millis(100))),
             object_store: cli.object_store.clone().or(from_file.object_store.clone()),
             compact_after: pick_with!(compact_after, |s: Span| s.0),
             cold_after: pick_with!(cold_after, |a: Age| a.0),

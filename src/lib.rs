@@ -32,6 +32,7 @@ pub mod segment;
 pub mod server;
 pub mod storage;
 pub mod store;
+pub mod tail;
 pub mod telemetry;
 pub mod tenants;
 pub mod wal;

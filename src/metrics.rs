@@ -101,6 +101,11 @@ pub struct ListenerLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TenantLabels {
+    pub tenant: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct CacheOutcome {
     pub outcome: String,
 }
@@ -143,6 +148,9 @@ pub struct Metrics {
     pub rows_counted: Counter,
     pub rollup_rewrites: Counter,
     pub result_cache_segments: Family<CacheOutcome, Counter>,
+    pub tail_streams: Family<TenantLabels, Gauge>,
+    pub tail_rows: Counter,
+    pub tail_dropped: Counter,
     /// Held while counters kept elsewhere are brought up to their totals.
     synced: Mutex<()>,
 }
@@ -182,6 +190,9 @@ impl Metrics {
             rows_counted: Counter::default(),
             rollup_rewrites: Counter::default(),
             result_cache_segments: Family::default(),
+            tail_streams: Family::default(),
+            tail_rows: Counter::default(),
+            tail_dropped: Counter::default(),
             synced: Mutex::new(()),
         };
         let r = &mut registry;
@@ -330,6 +341,21 @@ impl Metrics {
             "Segments whose aggregate states the result cache had (hit) or a query computed (miss)",
             m.result_cache_segments.clone(),
         );
+        r.register(
+            "tail_streams",
+            "Live-tail streams open, by tenant",
+            m.tail_streams.clone(),
+        );
+        r.register(
+            "tail_rows",
+            "Rows sent to live-tail streams as they were ingested",
+            m.tail_rows.clone(),
+        );
+        r.register(
+            "tail_dropped_rows",
+            "Matching rows live-tail streams dropped because their client read too slowly",
+            m.tail_dropped.clone(),
+        );
         for outcome in ["hit", "miss"] {
             let _ = m.result_cache_segments.get_or_create(&CacheOutcome {
                 outcome: outcome.into(),
@@ -391,6 +417,14 @@ impl Metrics {
             return tenant.to_string();
         }
         "other".to_string()
+    }
+
+    /// A live-tail stream of `tenant` opened (`1`) or closed (`-1`).
+    pub fn tail_stream(&self, tenant: &str, delta: i64) {
+        let labels = TenantLabels {
+            tenant: self.tenant_label(tenant),
+        };
+        self.tail_streams.get_or_create(&labels).inc_by(delta);
     }
 
     /// Counts a batch made durable.

@@ -1,6 +1,7 @@
 //! The HTTP API: `POST /v1/ingest` (JSON batch or NDJSON, zstd/gzip), the shipper endpoints
 //! (OTLP `POST /v1/logs`, Loki `POST /loki/api/v1/push`, Elasticsearch `/_bulk` and `GET /`),
-//! `POST /v1/flush`, `GET /health`, `GET /ready`, and the seed tool's `POST /query`. Refusals
+//! `POST /v1/flush`, `GET /v1/tail` (live tail, Server-Sent Events), `GET /health`, `GET /ready`,
+//! and the seed tool's `POST /query`. Refusals
 //! are a 4xx/5xx with `{"error": reason}`, or the shipper protocol's own error shape.
 //!
 //! - [`serve`]: the listener (connection caps, header timeout); [`guard`]: the API key, checked
@@ -14,6 +15,7 @@ pub mod metrics;
 mod otlp;
 pub mod otlp_grpc;
 pub mod serve;
+mod tail;
 
 use std::sync::Arc;
 
@@ -58,6 +60,9 @@ pub struct HttpState {
     pub admin_key: Arc<String>,
     /// Every listener's connection caps, for their figures in `/ready`.
     pub listeners: Arc<Vec<Arc<crate::admission::Admission>>>,
+    /// The live-tail streams, and the heartbeat of an idle one.
+    pub tail: Arc<crate::tail::Hub>,
+    pub tail_heartbeat: std::time::Duration,
 }
 
 /// An HTTP refusal with a JSON reason.
@@ -118,6 +123,7 @@ pub fn router(state: HttpState) -> Router {
             post(elastic::index_bulk).put(elastic::index_bulk),
         )
         .route("/query", post(seed_query))
+        .route("/v1/tail", get(tail::tail))
         .route_layer(from_fn_with_state(state.clone(), guard::admit));
     Router::new()
         .merge(data)

@@ -152,12 +152,18 @@ impl Server {
             "WAL replayed"
         );
         let next_seq = replayed.max_seq.max(flushed) + 1;
+        // Live tail follows each durable batch right after the hot buffer has it.
+        let tail = crate::tail::Hub::new(crate::tail::TailLimits {
+            per_tenant: config.tail_max_per_tenant,
+            streams: config.tail_max_streams,
+            queue: config.tail_queue,
+        });
         let wal = Wal::start(
             &wal_dir,
             next_seq,
             config.wal_file_bytes,
             replayed.files,
-            vec![buffer.clone()],
+            vec![buffer.clone(), tail.clone()],
         )?;
         wal.remove_through(flushed)?;
         let rules = TenantRules::new(Some(&config.data_dir), &config.redact)?;
@@ -232,6 +238,8 @@ impl Server {
             tiers,
             admin_key: Arc::new(config.admin_key.clone().unwrap_or_else(|| api_key.clone())),
             listeners: Arc::new(listeners),
+            tail,
+            tail_heartbeat: config.tail_heartbeat,
         };
         let otlp_grpc_addr = match config.otlp_grpc_addr {
             Some(addr) => {
