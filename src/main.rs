@@ -18,7 +18,10 @@ use timberline::server::{run_demo, Server};
 #[command(
     name = "timberline",
     version,
-    about = "A log store that speaks PostgreSQL"
+    about = "A log store that speaks PostgreSQL",
+    // A flag given twice takes its last value, as in most Unix tools (and scripts that add
+    // to a base command line).
+    args_override_self = true
 )]
 struct Cli {
     #[command(subcommand)]
@@ -61,6 +64,8 @@ enum Command {
     },
     /// Load log files (or `-` for stdin) into a running server.
     Ingest(LoadOptions),
+    /// Follow a running server's live tail: `timberline tail --service checkout --level ERROR+ --since 10m`.
+    Tail(timberline::cli::tail::TailOptions),
     /// Write generated logs (deterministic for a seed).
     Generate {
         #[arg(long, default_value_t = 10_000)]
@@ -272,10 +277,16 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                 tokio::spawn(run_demo(server.ingestor.clone(), empty));
             }
             shutdown_signal().await;
-            tracing::info!("shutting down: flushing the hot buffer");
-            server.store.flush(&server.wal).await?;
+            // The hot buffer stays in the WAL (durable since each batch was acknowledged) and is
+            // replayed at the next start with its sequence numbers, so a live tail resumes
+            // exactly across a restart.
+            tracing::info!(
+                "shutting down: the hot buffer's rows are in the WAL, replayed at the next start"
+            );
+            drop(server);
             Ok(())
         }
+        Command::Tail(opts) => Ok(timberline::cli::tail::run(opts).await?),
         Command::Ingest(opts) => {
             let started = std::time::Instant::now();
             let report = load(opts).await?;

@@ -30,6 +30,7 @@ mod seaweed;
 mod shippers;
 mod slt;
 mod support;
+mod tail;
 mod text;
 mod tiers;
 mod tools;

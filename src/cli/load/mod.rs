@@ -498,7 +498,7 @@ fn halves(body: &[u8]) -> Option<(Vec<u8>, Vec<u8>)> {
 }
 
 /// Why a request got no answer, in words (reqwest's own say only "error sending request").
-fn unreachable_reason(e: &reqwest::Error) -> String {
+pub(crate) fn unreachable_reason(e: &reqwest::Error) -> String {
     let mut source: Option<&dyn std::error::Error> = std::error::Error::source(e);
     let mut deepest = None;
     while let Some(s) = source {
