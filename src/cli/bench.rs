@@ -4,6 +4,8 @@
 //!   concurrent clients for a fixed time; prints events/s and request latency percentiles.
 //! - `visibility`: posts one uniquely tagged event, then queries it over pgwire until it is seen;
 //!   prints the ingest → visible latency percentiles.
+//! - `tail`: a steady ingest rate while many live-tail streams listen; prints the latency from
+//!   each request's 202 to each stream's receipt of its probe row (see [`super::tail_bench`]).
 //! - `sql`: one query template run for many targets over pgwire (Timberline or PostgreSQL alike);
 //!   prints latency percentiles. Targets are `from + (to - from) · frac(i · φ⁻¹)`, a sequence any
 //!   other driver (the DuckDB side of `benches/nearest.sh`) reproduces exactly.
@@ -59,6 +61,24 @@ pub enum BenchCommand {
         pg: String,
         #[arg(long, default_value_t = 50)]
         samples: usize,
+    },
+    /// Latency from an ingest 202 to many live-tail streams, under a steady ingest rate.
+    Tail {
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        server: String,
+        /// Events a second to ingest.
+        #[arg(long, default_value_t = 100_000)]
+        rate: u64,
+        /// Live-tail streams open at once.
+        #[arg(long, default_value_t = 20)]
+        tailers: usize,
+        #[arg(long, default_value_t = 20)]
+        seconds: u64,
+        #[arg(long, default_value_t = 1000)]
+        batch: usize,
+        /// Ingest requests in flight.
+        #[arg(long, default_value_t = 8)]
+        concurrency: usize,
     },
     /// Latency of one query template over many target timestamps.
     Sql {
@@ -194,6 +214,25 @@ pub async fn run(cmd: BenchCommand) -> Result<(), Box<dyn std::error::Error>> {
                 percentile(&lat, 0.99)
             );
             Ok(())
+        }
+        BenchCommand::Tail {
+            server,
+            rate,
+            tailers,
+            seconds,
+            batch,
+            concurrency,
+        } => {
+            super::tail_bench::run(
+                &server,
+                &bench_api_key(),
+                rate,
+                tailers,
+                seconds,
+                batch,
+                concurrency,
+            )
+            .await
         }
         BenchCommand::Sql {
             pg,

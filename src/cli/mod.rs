@@ -6,3 +6,4 @@ pub mod bench;
 pub mod load;
 mod shipper_bodies;
 pub mod tail;
+mod tail_bench;

@@ -71,7 +71,9 @@ pub async fn serve(
             let conn = http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(header_timeout)
-                .serve_connection(TokioIo::new(tcp), service);
+                .serve_connection(TokioIo::new(tcp), service)
+                // A live tail may ask for a WebSocket.
+                .with_upgrades();
             tokio::pin!(conn);
             let ended = tokio::select! {
                 ended = conn.as_mut() => ended,

@@ -3,13 +3,17 @@
 //! `event: dropped` when the client reads too slowly, and a heartbeat comment when idle.
 
 use std::convert::Infallible;
+use std::time::Duration;
 
-use axum::extract::{Query, State};
-use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{FromRequestParts, Query, Request, State};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
+use futures::{SinkExt, StreamExt};
 use serde_json::json;
+use tokio::sync::mpsc;
 
 use super::guard::KeyTenant;
 use super::{ApiError, HttpState};
@@ -25,23 +29,24 @@ const RETRY_SECS: u64 = 5;
 pub(super) async fn tail(
     State(s): State<HttpState>,
     Extension(KeyTenant(tenant)): Extension<KeyTenant>,
-    headers: HeaderMap,
-    uri: Uri,
+    req: Request,
 ) -> Result<Response, ApiError> {
     let bad = |e: String| ApiError::new(StatusCode::BAD_REQUEST, e);
-    let Query(params) = Query::<TailParams>::try_from_uri(&uri).map_err(|e| bad(e.body_text()))?;
+    let (mut parts, _) = req.into_parts();
+    let Query(params) =
+        Query::<TailParams>::try_from_uri(&parts.uri).map_err(|e| bad(e.body_text()))?;
     let spec = params
         .spec(&tenant, now_micros())
         .map_err(|e| bad(e.to_string()))?;
-    let resume = headers
-        .get("last-event-id")
-        .map(|v| {
-            let text = v
-                .to_str()
-                .map_err(|_| bad("Last-Event-ID is not text".into()))?;
-            Cursor::parse(text).map_err(|e| bad(e.to_string()))
-        })
-        .transpose()?;
+    let resume = resume_from(&parts.headers, params.last_event_id.as_deref()).map_err(bad)?;
+    let upgrade = if wants_websocket(&parts.headers) {
+        let ws = WebSocketUpgrade::from_request_parts(&mut parts, &())
+            .await
+            .map_err(|e| bad(e.body_text()))?;
+        Some(ws)
+    } else {
+        None
+    };
     let place = s.tail.open(&tenant).map_err(|e| ApiError {
         status: StatusCode::TOO_MANY_REQUESTS,
         retry_after: Some(match e {
@@ -58,6 +63,10 @@ pub(super) async fn tail(
                 format!("reading the backfill: {e}"),
             )
         })?;
+    if let Some(ws) = upgrade {
+        let heartbeat = s.tail_heartbeat;
+        return Ok(ws.on_upgrade(move |socket| websocket(socket, rx, heartbeat)));
+    }
     let events = futures::stream::unfold(rx, |mut rx| async move {
         let e = rx.recv().await?;
         Some((Ok::<Event, Infallible>(sse(e)), rx))
@@ -66,6 +75,69 @@ pub(super) async fn tail(
         .interval(s.tail_heartbeat)
         .text("heartbeat");
     Ok(Sse::new(events).keep_alive(keep_alive).into_response())
+}
+
+/// Where the client stood: `Last-Event-ID`, or the `last_event_id` parameter (which a browser's
+/// WebSocket, unable to set headers, sends instead).
+fn resume_from(headers: &HeaderMap, param: Option<&str>) -> Result<Option<Cursor>, String> {
+    let header = match headers.get("last-event-id") {
+        Some(v) => Some(
+            v.to_str()
+                .map_err(|_| "Last-Event-ID is not text".to_string())?,
+        ),
+        None => None,
+    };
+    header
+        .or(param)
+        .map(|text| Cursor::parse(text).map_err(|e| e.to_string()))
+        .transpose()
+}
+
+fn wants_websocket(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
+}
+
+/// Sends the stream's events as text messages, a ping every `heartbeat` of silence; ends when
+/// the client closes (which ends the stream and frees its place).
+async fn websocket(socket: WebSocket, mut rx: mpsc::Receiver<TailEvent>, heartbeat: Duration) {
+    let (mut tx, mut incoming) = socket.split();
+    loop {
+        tokio::select! {
+            event = rx.recv() => {
+                let Some(event) = event else { break };
+                if tx.send(Message::Text(message(event).into())).await.is_err() {
+                    break;
+                }
+            }
+            _ = tokio::time::sleep(heartbeat) => {
+                if tx.send(Message::Ping(Default::default())).await.is_err() {
+                    break;
+                }
+            }
+            got = incoming.next() => match got {
+                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => break,
+                Some(Ok(_)) => {}
+            },
+        }
+    }
+    let _ = tx.close().await;
+}
+
+/// One event as a WebSocket message: `{"id","row"}` for a row, `{"event",…}` otherwise.
+fn message(e: TailEvent) -> String {
+    match e {
+        TailEvent::Row { id, json } => format!(r#"{{"id":"{id}","row":{json}}}"#),
+        TailEvent::Dropped { count, reason } => {
+            json!({ "event": "dropped", "count": count, "reason": reason }).to_string()
+        }
+        TailEvent::Truncated { sent, from } => {
+            json!({ "event": "truncated", "sent": sent, "from": from }).to_string()
+        }
+        TailEvent::Live => json!({ "event": "live" }).to_string(),
+    }
 }
 
 /// One event as SSE writes it.

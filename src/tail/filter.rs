@@ -33,6 +33,8 @@ pub struct TailParams {
     pub since: Option<String>,
     /// Most rows the backfill sends (the newest), at most [`MAX_BACKFILL`].
     pub limit: Option<usize>,
+    /// Where to resume, for a client that cannot send `Last-Event-ID` (a browser WebSocket).
+    pub last_event_id: Option<String>,
 }
 
 /// Why a tail request is refused (400).

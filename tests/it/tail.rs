@@ -678,3 +678,93 @@ async fn the_cli_prints_one_line_per_row_and_reconnects_after_a_restart() {
     let _ = child.wait();
     drop(server);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_websocket_at_the_same_path_gets_the_same_rows_and_resumes_by_parameter() {
+    use futures::StreamExt;
+    use tokio_tungstenite::tungstenite::{client::IntoClientRequest, Message};
+    let server = TestServer::start_with(&["--tail-heartbeat", "200ms"]);
+    let ws_url = server.http.replace("http://", "ws://");
+    let connect = |query: String| {
+        let ws_url = ws_url.clone();
+        async move {
+            let mut req = format!("{ws_url}/v1/tail?{query}")
+                .into_client_request()
+                .expect("request");
+            req.headers_mut().insert(
+                "authorization",
+                "Bearer timberline".parse().expect("header"),
+            );
+            tokio_tungstenite::connect_async(req).await
+        }
+    };
+    // Reads text messages as JSON (pings are answered by the client) until `stop` says so.
+    async fn read_until(
+        ws: &mut (impl futures::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>>
+                  + Unpin),
+        stop: impl Fn(&Value) -> bool,
+    ) -> Vec<Value> {
+        let mut got = Vec::new();
+        loop {
+            let msg = tokio::time::timeout(EVENT_WAIT, ws.next())
+                .await
+                .expect("a message within the wait")
+                .expect("open")
+                .expect("readable");
+            match msg {
+                Message::Text(t) => {
+                    let v: Value = serde_json::from_str(t.as_str()).expect("json");
+                    let done = stop(&v);
+                    got.push(v);
+                    if done {
+                        return got;
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    let (mut ws, _) = connect("level=ERROR%2B".into()).await.expect("upgrade");
+    let first = read_until(&mut ws, |v| v["event"] == "live").await;
+    assert_eq!(first, vec![json!({"event": "live"})]);
+    post(&server, &[
+        json!({"ts": now_text(), "level": "INFO", "msg": "quiet"}),
+        json!({"ts": now_text(), "level": "ERROR", "msg": "loud 1"}),
+        json!({"ts": now_text(), "level": "FATAL", "msg": "loud 2"}),
+    ])
+    .await;
+    let rows = read_until(&mut ws, |v| v["row"]["msg"] == "loud 2").await;
+    let msgs: Vec<&str> = rows.iter().filter_map(|v| v["row"]["msg"].as_str()).collect();
+    assert_eq!(msgs, ["loud 1", "loud 2"]);
+    let cut = rows[0]["id"].as_str().expect("id").to_string();
+    // A row this stream does not want, then silence: only the server's pings arrive.
+    post(&server, &[json!({"ts": now_text(), "level": "INFO", "msg": "still quiet"})]).await;
+    let mut pings = 0;
+    while pings < 2 {
+        let msg = tokio::time::timeout(EVENT_WAIT, ws.next())
+            .await
+            .expect("a ping within the wait")
+            .expect("open")
+            .expect("readable");
+        match msg {
+            Message::Ping(_) => pings += 1,
+            Message::Text(t) => panic!("no row matches this stream: {t}"),
+            _ => {}
+        }
+    }
+    ws.close(None).await.expect("close");
+    // A browser cannot set Last-Event-ID: the parameter resumes instead.
+    let (mut again, _) = connect(format!("level=ERROR%2B&last_event_id={cut}"))
+        .await
+        .expect("upgrade");
+    let resumed = read_until(&mut again, |v| v["event"] == "live").await;
+    let msgs: Vec<&str> = resumed.iter().filter_map(|v| v["row"]["msg"].as_str()).collect();
+    assert_eq!(msgs, ["loud 2"]);
+    // Without a key, no upgrade.
+    let plain = format!("{ws_url}/v1/tail").into_client_request().expect("request");
+    let refused = tokio_tungstenite::connect_async(plain).await;
+    match refused {
+        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => assert_eq!(resp.status(), 401),
+        other => panic!("expected 401, got {other:?}"),
+    }
+}
