@@ -176,9 +176,16 @@ impl HotBuffer {
     }
 
     /// Every buffered batch with its sequence number and the tenant all its rows share (if
-    /// they do), and the highest sequence number among them: what a live tail reads to resume.
+    /// they do), in sequence order: what a live tail reads to resume or catch up.
     pub fn hot_batches(&self) -> Vec<HotBatch> {
         self.read().batches.clone()
+    }
+
+    /// Batch `seq`, while it is buffered (not yet flushed).
+    pub fn batch(&self, seq: u64) -> Option<HotBatch> {
+        let g = self.read();
+        let at = g.batches.partition_point(|b| b.seq < seq);
+        g.batches.get(at).filter(|b| b.seq == seq).cloned()
     }
 
     /// The batches a flush takes now, with the highest sequence number among them.

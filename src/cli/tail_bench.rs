@@ -153,14 +153,21 @@ pub async fn run(
     let ingest_secs = started.elapsed().as_secs_f64();
     let mut requests: Vec<Duration> = sent_at
         .lock()
-        .map(|s| s.iter().map(|(_, t, a)| a.saturating_duration_since(*t)).collect())
+        .map(|s| {
+            s.iter()
+                .map(|(_, t, a)| a.saturating_duration_since(*t))
+                .collect()
+        })
         .unwrap_or_default();
     requests.sort();
     // Let the streams catch up with the last probes (bounded).
     let sent: Vec<(u64, Instant, Instant)> = sent_at.lock().map(|s| s.clone()).unwrap_or_default();
     let wait_until = Instant::now() + Duration::from_secs(10);
     while Instant::now() < wait_until {
-        let got: usize = seen.iter().map(|s| s.lock().map(|v| v.len()).unwrap_or(0)).sum();
+        let got: usize = seen
+            .iter()
+            .map(|s| s.lock().map(|v| v.len()).unwrap_or(0))
+            .sum();
         if got >= sent.len() * tailers {
             break;
         }
@@ -227,7 +234,10 @@ fn figures(
 /// The probe number of a row's JSON, if it is a probe.
 fn probe_number(json: &str) -> Option<u64> {
     let at = json.find("\"msg\":\"probe-")? + "\"msg\":\"probe-".len();
-    let digits: String = json[at..].chars().take_while(char::is_ascii_digit).collect();
+    let digits: String = json[at..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
     digits.parse().ok()
 }
 

@@ -1,6 +1,6 @@
 //! The HTTP API: `POST /v1/ingest` (JSON batch or NDJSON, zstd/gzip), the shipper endpoints
 //! (OTLP `POST /v1/logs`, Loki `POST /loki/api/v1/push`, Elasticsearch `/_bulk` and `GET /`),
-//! `POST /v1/flush`, `GET /v1/tail` (live tail, Server-Sent Events), `GET /health`, `GET /ready`,
+//! `POST /v1/flush`, `GET /v1/tail` (live tail: Server-Sent Events or a WebSocket), `GET /health`, `GET /ready`,
 //! and the seed tool's `POST /query`. Refusals
 //! are a 4xx/5xx with `{"error": reason}`, or the shipper protocol's own error shape.
 //!

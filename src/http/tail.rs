@@ -25,6 +25,8 @@ use crate::tail::TailRefused;
 
 /// Seconds a client refused for the stream limits is told to wait.
 const RETRY_SECS: u64 = 5;
+/// Largest WebSocket message (or frame) a tail client may send.
+const CLIENT_MESSAGE_BYTES: usize = 4096;
 
 pub(super) async fn tail(
     State(s): State<HttpState>,
@@ -65,6 +67,10 @@ pub(super) async fn tail(
         })?;
     if let Some(ws) = upgrade {
         let heartbeat = s.tail_heartbeat;
+        // A tail client has nothing to say but a close: its messages are kept small.
+        let ws = ws
+            .max_message_size(CLIENT_MESSAGE_BYTES)
+            .max_frame_size(CLIENT_MESSAGE_BYTES);
         return Ok(ws.on_upgrade(move |socket| websocket(socket, rx, heartbeat)));
     }
     let events = futures::stream::unfold(rx, |mut rx| async move {
@@ -100,10 +106,11 @@ fn wants_websocket(headers: &HeaderMap) -> bool {
         .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
 }
 
-/// Sends the stream's events as text messages, a ping every `heartbeat` of silence; ends when
-/// the client closes (which ends the stream and frees its place).
+/// Sends the stream's events as text messages and a ping every `heartbeat`; ends when the
+/// client closes (which ends the stream and frees its place).
 async fn websocket(socket: WebSocket, mut rx: mpsc::Receiver<TailEvent>, heartbeat: Duration) {
     let (mut tx, mut incoming) = socket.split();
+    let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + heartbeat, heartbeat);
     loop {
         tokio::select! {
             event = rx.recv() => {
@@ -112,7 +119,7 @@ async fn websocket(socket: WebSocket, mut rx: mpsc::Receiver<TailEvent>, heartbe
                     break;
                 }
             }
-            _ = tokio::time::sleep(heartbeat) => {
+            _ = ping.tick() => {
                 if tx.send(Message::Ping(Default::default())).await.is_err() {
                     break;
                 }

@@ -13,13 +13,14 @@ use datafusion::catalog::{Session, TableProvider};
 use datafusion::common::DFSchema;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::context::ExecutionProps;
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext;
 use datafusion::logical_expr::simplify::SimplifyContext;
 use datafusion::logical_expr::{Expr, SortExpr, TableProviderFilterPushDown, TableType};
 use datafusion::optimizer::simplify_expressions::ExprSimplifier;
 use datafusion::physical_expr::create_physical_expr;
 use datafusion::physical_plan::{ExecutionPlan, PhysicalExpr};
-use datafusion::prelude::SessionContext;
+use datafusion::prelude::{SessionConfig, SessionContext};
 
 use super::scan::LogScanExec;
 use super::table::{hold_of, scan_rows};
@@ -76,7 +77,8 @@ impl TableProvider for PinnedLogs {
 }
 
 /// The rows of `segments` and `hot` (already one tenant's) passing `filter`, sorted by
-/// `order`, at most `limit` of them.
+/// `order`, at most `limit` of them, using at most `memory` bytes (past it: resources
+/// exhausted).
 pub async fn read_pinned(
     store: Arc<Store>,
     segments: Vec<Arc<SegmentMeta>>,
@@ -84,8 +86,12 @@ pub async fn read_pinned(
     filter: Expr,
     order: Vec<SortExpr>,
     limit: usize,
+    memory: usize,
 ) -> Result<Vec<RecordBatch>> {
-    let mut ctx = SessionContext::new();
+    let runtime = RuntimeEnvBuilder::new()
+        .with_memory_limit(memory, 1.0)
+        .build_arc()?;
+    let mut ctx = SessionContext::new_with_config_rt(SessionConfig::new(), runtime);
     timberline_udfs::register(&mut ctx)?;
     super::source::register_segments_store(&ctx.runtime_env(), &store.files);
     ctx.register_table(

@@ -7,7 +7,9 @@
 //!   expression over `logs`; [`event`]: a row as JSON and the event ids a client resumes from.
 //! - A slow client never slows ingest: publishing never waits, and a stream's queue is bounded;
 //!   what does not fit is counted and told to the client in a `dropped` event.
+//! - [`backfill`]: the rows a stream sends before it goes live, bounded in rows and bytes.
 
+mod backfill;
 pub mod event;
 pub mod filter;
 pub mod stream;
@@ -24,11 +26,11 @@ use crate::wal::WalSink;
 /// Batches a lagging stream may fall behind before it catches up from the hot buffer.
 const RING: usize = 1024;
 
-/// One durable batch as published to the streams.
-#[derive(Debug)]
+/// One durable batch as announced to the streams: they read it from the hot buffer, so the
+/// ring holds no rows of its own (memory stays within the buffer's cap).
+#[derive(Debug, Clone)]
 pub struct Published {
     pub seq: u64,
-    pub batch: RecordBatch,
     /// The tenant of every row, when they share one: other tenants' streams skip the batch.
     pub tenant: Option<Arc<str>>,
 }
@@ -56,7 +58,7 @@ pub struct TailLimits {
 /// The fan-out of durable batches to the open tail streams, and their count per tenant.
 #[derive(Debug)]
 pub struct Hub {
-    tx: broadcast::Sender<Arc<Published>>,
+    tx: broadcast::Sender<Published>,
     open: Mutex<HashMap<String, usize>>,
     pub limits: TailLimits,
 }
@@ -120,7 +122,7 @@ impl Hub {
     }
 
     /// Every batch published from now on.
-    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Published>> {
+    pub fn subscribe(&self) -> broadcast::Receiver<Published> {
         self.tx.subscribe()
     }
 }
@@ -132,6 +134,6 @@ impl WalSink for Hub {
             return;
         }
         let tenant = one_tenant(&batch);
-        let _ = self.tx.send(Arc::new(Published { seq, batch, tenant }));
+        let _ = self.tx.send(Published { seq, tenant });
     }
 }

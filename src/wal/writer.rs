@@ -15,7 +15,7 @@ use super::{file_name, WalError};
 use crate::storage::sync_dir;
 
 /// Receives each batch once it is durable, in sequence order, before the request is acked: the
-/// hot buffer, and later whatever else follows accepted logs as they arrive (live tail, alerts).
+/// hot buffer, then the live tail's hub (and whatever else follows accepted logs as they arrive).
 pub trait WalSink: Send + Sync + 'static {
     fn publish(&self, seq: u64, batch: RecordBatch);
 }

@@ -397,8 +397,9 @@ async fn a_small_limit_sends_the_newest_rows_and_says_so() {
 #[tokio::test(flavor = "multi_thread")]
 async fn last_event_id_resumes_after_a_restart_with_no_gap_and_no_repeat() {
     // Rows a client has not read when its connection drops, then a restart: killed, stopped
-    // (SIGTERM), or with the unread rows flushed into segments while the client was away.
-    for how in ["kill", "term", "flushed"] {
+    // (SIGTERM), or with the unread rows flushed into segments while the client was away (the
+    // flush ending at the client's last batch, or past it).
+    for how in ["kill", "term", "flushed at the cut", "flushed"] {
         let server = TestServer::start();
         let mut tail = Tail::ok(&server, "service=api", None).await;
         tail.until_live().await;
@@ -416,6 +417,9 @@ async fn last_event_id_resumes_after_a_restart_with_no_gap_and_no_repeat() {
         let (got, _) = tail.until_marker("a49").await;
         let cut = got[24].0.clone();
         drop(tail);
+        if how == "flushed at the cut" {
+            server.flush().await;
+        }
         post(&server, &rows("b", 30)).await;
         if how == "flushed" {
             server.flush().await;
@@ -475,22 +479,61 @@ async fn a_stalled_client_is_told_how_many_rows_it_lost_and_ingest_goes_on() {
         post(&server, &rows).await;
         total += rows.len();
     }
-    // Reading again, it gets what was queued, a count of what was not, then live rows.
+    // Reading again, it gets what was queued, a count of what was not, then live rows. An end
+    // marker sent while the queue is still full is dropped (and counted) like any row, so
+    // markers are sent until one arrives.
+    let (done_tx, mut done_rx) = tokio::sync::oneshot::channel();
     let reader = tokio::spawn(async move {
-        let got = stalled.until_marker("end").await;
-        (got, stalled)
+        let (mut rows, mut dropped) = (Vec::new(), Vec::new());
+        loop {
+            let e = stalled.next().await;
+            match e.event.as_deref() {
+                None => {
+                    let r = row(&e).1;
+                    let end = r["msg"].as_str().is_some_and(|m| m.starts_with("end-"));
+                    rows.push(r);
+                    if end {
+                        let _ = done_tx.send(());
+                        return (rows, dropped);
+                    }
+                }
+                Some("dropped") => {
+                    dropped.push(serde_json::from_str::<Value>(&e.data).expect("json"))
+                }
+                _ => {}
+            }
+        }
     });
-    post(&server, &[json!({"ts": now_text(), "msg": "end"})]).await;
-    let ((rows, dropped), _) = reader.await.expect("reader");
+    let mut ends = 0u64;
+    loop {
+        post(
+            &server,
+            &[json!({"ts": now_text(), "msg": format!("end-{ends}")})],
+        )
+        .await;
+        ends += 1;
+        let wait = tokio::time::timeout(Duration::from_millis(200), &mut done_rx).await;
+        if wait.is_ok() {
+            break;
+        }
+        assert!(ends < 300, "no end marker arrived");
+    }
+    let (rows, dropped) = reader.await.expect("reader");
     let lost: u64 = dropped.iter().filter_map(|d| d["count"].as_u64()).sum();
     assert!(lost > 0, "the stall dropped rows and said so");
     assert!(dropped
         .iter()
         .all(|d| d["reason"].as_str().is_some_and(|r| !r.is_empty())));
-    let data = rows.len() - 1;
+    // The first end marker received is end-j: the j before it were dropped, counted in `lost`.
+    let last = rows
+        .last()
+        .and_then(|r| r["msg"].as_str())
+        .unwrap_or_default();
+    let j: u64 = last.trim_start_matches("end-").parse().expect("end number");
+    let data = (rows.len() - 1) as u64;
     assert_eq!(
-        data as u64 + lost,
-        total as u64,
+        data + lost,
+        total as u64 + j,
         "every row is either sent or counted as dropped"
     );
     let scrape = crate::support::scrape(&server).await;
@@ -727,18 +770,28 @@ async fn a_websocket_at_the_same_path_gets_the_same_rows_and_resumes_by_paramete
     let (mut ws, _) = connect("level=ERROR%2B".into()).await.expect("upgrade");
     let first = read_until(&mut ws, |v| v["event"] == "live").await;
     assert_eq!(first, vec![json!({"event": "live"})]);
-    post(&server, &[
-        json!({"ts": now_text(), "level": "INFO", "msg": "quiet"}),
-        json!({"ts": now_text(), "level": "ERROR", "msg": "loud 1"}),
-        json!({"ts": now_text(), "level": "FATAL", "msg": "loud 2"}),
-    ])
+    post(
+        &server,
+        &[
+            json!({"ts": now_text(), "level": "INFO", "msg": "quiet"}),
+            json!({"ts": now_text(), "level": "ERROR", "msg": "loud 1"}),
+            json!({"ts": now_text(), "level": "FATAL", "msg": "loud 2"}),
+        ],
+    )
     .await;
     let rows = read_until(&mut ws, |v| v["row"]["msg"] == "loud 2").await;
-    let msgs: Vec<&str> = rows.iter().filter_map(|v| v["row"]["msg"].as_str()).collect();
+    let msgs: Vec<&str> = rows
+        .iter()
+        .filter_map(|v| v["row"]["msg"].as_str())
+        .collect();
     assert_eq!(msgs, ["loud 1", "loud 2"]);
     let cut = rows[0]["id"].as_str().expect("id").to_string();
     // A row this stream does not want, then silence: only the server's pings arrive.
-    post(&server, &[json!({"ts": now_text(), "level": "INFO", "msg": "still quiet"})]).await;
+    post(
+        &server,
+        &[json!({"ts": now_text(), "level": "INFO", "msg": "still quiet"})],
+    )
+    .await;
     let mut pings = 0;
     while pings < 2 {
         let msg = tokio::time::timeout(EVENT_WAIT, ws.next())
@@ -758,10 +811,15 @@ async fn a_websocket_at_the_same_path_gets_the_same_rows_and_resumes_by_paramete
         .await
         .expect("upgrade");
     let resumed = read_until(&mut again, |v| v["event"] == "live").await;
-    let msgs: Vec<&str> = resumed.iter().filter_map(|v| v["row"]["msg"].as_str()).collect();
+    let msgs: Vec<&str> = resumed
+        .iter()
+        .filter_map(|v| v["row"]["msg"].as_str())
+        .collect();
     assert_eq!(msgs, ["loud 2"]);
     // Without a key, no upgrade.
-    let plain = format!("{ws_url}/v1/tail").into_client_request().expect("request");
+    let plain = format!("{ws_url}/v1/tail")
+        .into_client_request()
+        .expect("request");
     let refused = tokio_tungstenite::connect_async(plain).await;
     match refused {
         Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => assert_eq!(resp.status(), 401),
