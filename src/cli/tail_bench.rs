@@ -28,6 +28,9 @@ const FILTERS: [&str; 10] = [
     "service=probe&host=probe-host&level=ERROR",
 ];
 
+/// One stream's receipts: (probe number, when it arrived).
+type Receipts = Mutex<Vec<(u64, Instant)>>;
+
 /// What one run measured.
 struct Figures {
     from_ack: Vec<Duration>,
@@ -56,9 +59,7 @@ pub async fn run(
 ) -> Result<(), Box<dyn std::error::Error>> {
     let base = server.trim_end_matches('/').to_string();
     let client = crate::cli::load::http_client(api_key)?;
-    // Each stream: (probe number, when it arrived).
-    let seen: Arc<Vec<Mutex<Vec<(u64, Instant)>>>> =
-        Arc::new((0..tailers).map(|_| Mutex::new(Vec::new())).collect());
+    let seen: Arc<Vec<Receipts>> = Arc::new((0..tailers).map(|_| Mutex::new(Vec::new())).collect());
     let rows = Arc::new(AtomicU64::new(0));
     let dropped = Arc::new(AtomicU64::new(0));
     let mut readers = Vec::new();
@@ -198,7 +199,7 @@ pub async fn run(
 
 fn figures(
     sent: &[(u64, Instant, Instant)],
-    seen: &[Mutex<Vec<(u64, Instant)>>],
+    seen: &[Receipts],
     rows: &AtomicU64,
     dropped: &AtomicU64,
 ) -> Figures {

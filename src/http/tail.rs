@@ -18,9 +18,9 @@ use tokio::sync::mpsc;
 use super::guard::KeyTenant;
 use super::{ApiError, HttpState};
 use crate::model::now_micros;
-use crate::tail::event::Cursor;
+use crate::tail::event::{Cursor, TailEvent};
 use crate::tail::filter::TailParams;
-use crate::tail::stream::{self, TailEvent};
+use crate::tail::stream;
 use crate::tail::TailRefused;
 
 /// Seconds a client refused for the stream limits is told to wait.

@@ -11,9 +11,8 @@ use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::error::DataFusionError;
 use datafusion::logical_expr::{col, Expr, SortExpr};
 
-use super::event::{time_text, Columns, Cursor};
+use super::event::{matching, time_text, Columns, Cursor, TailEvent};
 use super::filter::{ts_lit, TailSpec};
-use super::stream::TailEvent;
 use crate::catalog::SegmentMeta;
 use crate::query::pinned::{read_pinned, RowFilter};
 use crate::store::{Pinned, Store};
@@ -240,7 +239,7 @@ fn live_rows(
     skip: usize,
     out: &mut Collector,
 ) -> Result<(), DataFusionError> {
-    super::stream::matching(filter, seq, batch, skip, &mut |ts, id, json| {
+    matching(filter, seq, batch, skip, &mut |ts, id, json| {
         out.push(ts, id, json)
     })
 }

@@ -1,5 +1,5 @@
-//! What a tail stream sends: each row as one JSON object, and the event id a client resumes
-//! from (`Last-Event-ID`).
+//! What a tail stream sends ([`TailEvent`]): each row as one JSON object, and the event id a
+//! client resumes from (`Last-Event-ID`).
 //!
 //! A live row's id is `SEQ.ROW.INGEST.TS`: the WAL sequence number of its batch, its place in
 //! the batch, its `ingest_ts` and its `ts` (µs). A backfilled row's is `bTHROUGH.TS.K`: the sequence number
@@ -9,8 +9,11 @@
 use datafusion::arrow::array::{Array, AsArray, BooleanArray, StringArray};
 use datafusion::arrow::datatypes::TimestampMicrosecondType;
 use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::error::DataFusionError;
 use serde::Serialize;
 use serde_json::value::RawValue;
+
+use crate::query::pinned::RowFilter;
 
 /// Where a stream stood when its client last heard from it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -164,6 +167,55 @@ impl<'a> Columns<'a> {
         };
         serde_json::to_string(&row).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
     }
+}
+
+/// What a stream sends its client.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TailEvent {
+    /// A row: its id and its JSON.
+    Row { id: String, json: String },
+    /// Rows that matched but were not sent: `count` of them (`None` when they left the hot
+    /// buffer before the stream read them, uncounted), and why.
+    Dropped {
+        count: Option<u64>,
+        reason: &'static str,
+    },
+    /// The backfill held more rows than its limit: only the newest `sent` are sent, the
+    /// oldest of them at `from`.
+    Truncated { sent: usize, from: String },
+    /// The backfill is over: from here on rows arrive as they are ingested.
+    Live,
+}
+
+/// Calls `emit` with the time, id and JSON of each row of batch `seq` (from row `skip` on)
+/// that passes `filter`.
+pub fn matching(
+    filter: &RowFilter,
+    seq: u64,
+    batch: &RecordBatch,
+    skip: usize,
+    emit: &mut dyn FnMut(i64, Cursor, String),
+) -> Result<(), DataFusionError> {
+    if skip >= batch.num_rows() {
+        return Ok(());
+    }
+    let mask = filter.mask(batch)?;
+    let Some(c) = Columns::of(batch) else {
+        return Ok(());
+    };
+    for i in skip..batch.num_rows() {
+        if !mask.value(i) {
+            continue;
+        }
+        let id = Cursor::Live {
+            seq,
+            row: i as u32,
+            ingest: c.ingest(i),
+            ts: c.ts(i),
+        };
+        emit(c.ts(i), id, c.json(i));
+    }
+    Ok(())
 }
 
 /// A time as RFC 3339 in UTC with microseconds.

@@ -13,34 +13,15 @@ use datafusion::error::DataFusionError;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::mpsc;
 
-use super::event::{Columns, Cursor};
+use super::event::{matching, Cursor, TailEvent};
 use super::filter::TailSpec;
 use super::{Hub, Place, Published};
 use crate::buffer::HotBuffer;
 use crate::metrics::metrics;
-use crate::query::pinned::RowFilter;
 use crate::store::Store;
 
 /// How often a stream retries telling its client what it dropped, when no row comes to carry it.
 const RETELL: Duration = Duration::from_secs(1);
-
-/// What a stream sends its client.
-#[derive(Debug, Clone, PartialEq)]
-pub enum TailEvent {
-    /// A row: its id and its JSON.
-    Row { id: String, json: String },
-    /// Rows that matched but were not sent: `count` of them (`None` when they left the hot
-    /// buffer before the stream read them, uncounted), and why.
-    Dropped {
-        count: Option<u64>,
-        reason: &'static str,
-    },
-    /// The backfill held more rows than its limit: only the newest `sent` are sent, the
-    /// oldest of them at `from`.
-    Truncated { sent: usize, from: String },
-    /// The backfill is over: from here on rows arrive as they are ingested.
-    Live,
-}
 
 /// Opens a stream for `tenant`: its backfill (per `spec` and `resume`) is read before this
 /// returns, so a bad filter is an error here, not a closed stream.
@@ -69,37 +50,6 @@ pub async fn open(
     };
     tokio::spawn(stream.run(backfill, live));
     Ok(rx)
-}
-
-/// Calls `emit` with the time, id and JSON of each row of batch `seq` (from row `skip` on)
-/// that passes `filter`.
-pub(super) fn matching(
-    filter: &RowFilter,
-    seq: u64,
-    batch: &RecordBatch,
-    skip: usize,
-    emit: &mut dyn FnMut(i64, Cursor, String),
-) -> Result<(), DataFusionError> {
-    if skip >= batch.num_rows() {
-        return Ok(());
-    }
-    let mask = filter.mask(batch)?;
-    let Some(c) = Columns::of(batch) else {
-        return Ok(());
-    };
-    for i in skip..batch.num_rows() {
-        if !mask.value(i) {
-            continue;
-        }
-        let id = Cursor::Live {
-            seq,
-            row: i as u32,
-            ingest: c.ingest(i),
-            ts: c.ts(i),
-        };
-        emit(c.ts(i), id, c.json(i));
-    }
-    Ok(())
 }
 
 /// The task feeding one stream's queue.

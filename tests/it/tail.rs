@@ -580,13 +580,8 @@ async fn the_stream_limits_answer_429_with_a_reason_and_free_up_when_a_stream_cl
 
 /// A client with a new API key of `tenant`.
 fn key_for(server: &TestServer, tenant: &str) -> reqwest::Client {
-    let out = Command::new(bin())
-        .args(["key", "add", "--tenant", tenant, "--data-dir"])
-        .arg(server.dir.path())
-        .output()
-        .expect("key add");
-    assert!(out.status.success());
-    timberline::cli::load::http_client(String::from_utf8_lossy(&out.stdout).trim()).expect("client")
+    let header = crate::quotas::key_of(server, tenant);
+    timberline::cli::load::http_client(header.trim_start_matches("Bearer ")).expect("client")
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -754,16 +749,13 @@ async fn a_websocket_at_the_same_path_gets_the_same_rows_and_resumes_by_paramete
                 .expect("a message within the wait")
                 .expect("open")
                 .expect("readable");
-            match msg {
-                Message::Text(t) => {
-                    let v: Value = serde_json::from_str(t.as_str()).expect("json");
-                    let done = stop(&v);
-                    got.push(v);
-                    if done {
-                        return got;
-                    }
+            if let Message::Text(t) = msg {
+                let v: Value = serde_json::from_str(t.as_str()).expect("json");
+                let done = stop(&v);
+                got.push(v);
+                if done {
+                    return got;
                 }
-                _ => {}
             }
         }
     }
