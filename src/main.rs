@@ -161,6 +161,10 @@ enum TenantCommand {
         /// session may lower its own with SET timberline.max_scan_bytes.
         #[arg(long)]
         max_scan_bytes: Option<String>,
+        /// Most live-tail streams the tenant may hold open at once (default: the server's
+        /// --tail-max-per-tenant).
+        #[arg(long)]
+        max_tail_streams: Option<String>,
         /// Data directory of the server.
         #[arg(long, env = "TIMBERLINE_DATA_DIR", default_value = "./timberline-data")]
         data_dir: PathBuf,
@@ -385,6 +389,7 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                     redact,
                     redact_custom,
                     max_scan_bytes,
+                    max_tail_streams,
                     data_dir,
                 },
         } => {
@@ -403,6 +408,7 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                 redact,
                 redact_custom,
                 max_scan_bytes,
+                max_tail_streams,
             };
             let now = timberline::tenants::update(
                 &data_dir,
@@ -412,6 +418,7 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                     timberline::store::policy::apply(now, Default::default())?;
                     timberline::ingest::tenant_rules::check(now, "default")?;
                     timberline::query::budget::tenant_limit(now)?;
+                    timberline::tail::tenant_limit(now)?;
                     Ok(())
                 },
             )?;

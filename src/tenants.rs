@@ -1,6 +1,6 @@
-//! Each tenant's settings — tier overrides, ingest quotas, redaction rules, scan limit — kept in
-//! `tenants.json` in the data directory: written whole by `timberline tenant set`, checked
-//! before anything is written, and re-read by a running server when the file changes.
+//! Each tenant's settings — tier overrides, ingest quotas, redaction rules, scan limit, live-tail
+//! streams — kept in `tenants.json` in the data directory: written whole by `timberline tenant
+//! set`, checked before anything is written, and re-read by a running server when it changes.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -42,6 +42,9 @@ pub struct TenantSettings {
     /// Most bytes one query of the tenant may scan (`10GiB`; `unlimited`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_scan_bytes: Option<String>,
+    /// Most live-tail streams the tenant may hold open at once (`16`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_tail_streams: Option<String>,
 }
 
 impl TenantSettings {
@@ -60,6 +63,7 @@ impl TenantSettings {
             redact: pick(&change.redact, &self.redact),
             redact_custom: pick(&change.redact_custom, &self.redact_custom),
             max_scan_bytes: pick(&change.max_scan_bytes, &self.max_scan_bytes),
+            max_tail_streams: pick(&change.max_tail_streams, &self.max_tail_streams),
         }
     }
 }

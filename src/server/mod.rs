@@ -153,11 +153,14 @@ impl Server {
         );
         let next_seq = replayed.max_seq.max(flushed) + 1;
         // Live tail follows each durable batch right after the hot buffer has it.
-        let tail = crate::tail::Hub::new(crate::tail::TailLimits {
-            per_tenant: config.tail_max_per_tenant,
-            streams: config.tail_max_streams,
-            queue: config.tail_queue,
-        });
+        let tail = crate::tail::Hub::new(
+            crate::tail::TailLimits {
+                per_tenant: config.tail_max_per_tenant,
+                streams: config.tail_max_streams,
+                queue: config.tail_queue,
+            },
+            Some(&data_dir),
+        );
         let wal = Wal::start(
             &wal_dir,
             next_seq,

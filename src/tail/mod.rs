@@ -15,12 +15,14 @@ pub mod filter;
 pub mod stream;
 
 use std::collections::HashMap;
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use datafusion::arrow::record_batch::RecordBatch;
 use tokio::sync::broadcast;
 
 use crate::buffer::one_tenant;
+use crate::tenants::{TenantSettings, WatchedSettings};
 use crate::wal::WalSink;
 
 /// Batches a lagging stream may fall behind before it catches up from the hot buffer.
@@ -38,8 +40,12 @@ pub struct Published {
 /// Why a stream cannot be opened.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TailRefused {
-    #[error("tenant {tenant} has {open} live-tail streams open, its limit; close one or raise --tail-max-per-tenant")]
-    TenantLimit { tenant: String, open: usize },
+    #[error("tenant {tenant} has {open} live-tail streams open, its limit ({set_by}); close one or raise the limit")]
+    TenantLimit {
+        tenant: String,
+        open: usize,
+        set_by: &'static str,
+    },
     #[error(
         "the server has {open} live-tail streams open, its limit (--tail-max-streams); retry later"
     )]
@@ -61,6 +67,21 @@ pub struct Hub {
     tx: broadcast::Sender<Published>,
     open: Mutex<HashMap<String, usize>>,
     pub limits: TailLimits,
+    /// The tenants' own stream limits (`timberline tenant set … --max-tail-streams`).
+    settings: Option<WatchedSettings>,
+}
+
+/// A tenant's stream limit as its settings give it (`None`: the server's).
+pub fn tenant_limit(settings: &TenantSettings) -> Result<Option<usize>, String> {
+    match settings.max_tail_streams.as_deref().map(str::trim) {
+        None => Ok(None),
+        Some(v) => v
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=1 << 16).contains(n))
+            .map(Some)
+            .ok_or_else(|| format!("max_tail_streams {v:?}: use a count from 1 to 65536")),
+    }
 }
 
 /// A stream's place among the open ones, given back when it drops.
@@ -84,27 +105,48 @@ impl Drop for Place {
 }
 
 impl Hub {
-    pub fn new(limits: TailLimits) -> Arc<Hub> {
+    /// `data_dir`: where the tenants' settings are (none: the server's limits for all).
+    pub fn new(limits: TailLimits, data_dir: Option<&Path>) -> Arc<Hub> {
         let (tx, _) = broadcast::channel(RING);
         Arc::new(Hub {
             tx,
             open: Mutex::new(HashMap::new()),
             limits,
+            settings: data_dir.map(WatchedSettings::new),
         })
+    }
+
+    /// `tenant`'s stream limit and where it comes from.
+    fn limit_of(&self, tenant: &str) -> (usize, &'static str) {
+        let server = (self.limits.per_tenant, "--tail-max-per-tenant");
+        let Some(watched) = &self.settings else {
+            return server;
+        };
+        let (snapshot, _) = watched.current();
+        let own = match snapshot.as_ref() {
+            Ok(all) => all.get(tenant).map(tenant_limit),
+            Err(_) => None,
+        };
+        match own {
+            Some(Ok(Some(n))) => (n, "the tenant's max_tail_streams"),
+            _ => server,
+        }
     }
 
     /// Takes a place for a stream of `tenant`, within the limits.
     pub fn open(self: &Arc<Self>, tenant: &str) -> Result<Place, TailRefused> {
+        let (limit, source) = self.limit_of(tenant);
         let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
         let total: usize = open.values().sum();
         if total >= self.limits.streams {
             return Err(TailRefused::ServerLimit { open: total });
         }
         let mine = open.entry(tenant.to_string()).or_default();
-        if *mine >= self.limits.per_tenant {
+        if *mine >= limit {
             return Err(TailRefused::TenantLimit {
                 tenant: tenant.to_string(),
                 open: *mine,
+                set_by: source,
             });
         }
         *mine += 1;

@@ -563,6 +563,30 @@ async fn the_stream_limits_answer_429_with_a_reason_and_free_up_when_a_stream_cl
     let acme = key_for(&server, "acme");
     let other = Tail::open(&server, "", None, &acme).await;
     assert!(other.is_ok(), "another tenant is not refused");
+    // A tenant's own limit, set while the server runs, counts its streams.
+    let bad = crate::quotas::tenant_set(&server, "acme", &["--max-tail-streams", "0"]);
+    assert!(
+        !bad.status.success(),
+        "a limit of 0 is refused before it is written"
+    );
+    let set = crate::quotas::tenant_set(&server, "acme", &["--max-tail-streams", "1"]);
+    assert!(
+        set.status.success(),
+        "{}",
+        String::from_utf8_lossy(&set.stderr)
+    );
+    let (status, body) = Tail::open(&server, "", None, &acme)
+        .await
+        .err()
+        .expect("acme's second stream refused");
+    assert_eq!(status, 429);
+    assert!(
+        body["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("max_tail_streams")),
+        "{body}"
+    );
+    drop(other);
     drop(one);
     // The server notices the closed stream on its next write or heartbeat; retry briefly.
     let mut reopened = None;
