@@ -11,6 +11,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
+use datafusion::error::DataFusionError;
 use futures::{SinkExt, StreamExt};
 use serde_json::json;
 use tokio::sync::mpsc;
@@ -49,21 +50,29 @@ pub(super) async fn tail(
     } else {
         None
     };
-    let place = s.tail.open(&tenant).map_err(|e| ApiError {
+    let place = s.tail.open(&tenant).map_err(|e: TailRefused| ApiError {
         status: StatusCode::TOO_MANY_REQUESTS,
-        retry_after: Some(match e {
-            TailRefused::TenantLimit { .. } | TailRefused::ServerLimit { .. } => RETRY_SECS,
-        }),
+        retry_after: Some(RETRY_SECS),
         reason: e.to_string(),
     })?;
     let rx = stream::open(&s.tail, &s.store, place, &tenant, spec, resume)
         .await
-        .map_err(|e| {
-            tracing::warn!(error = %e, "opening a tail stream");
-            ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                format!("reading the backfill: {e}"),
-            )
+        .map_err(|e| match e.find_root() {
+            // The backfill asked for more time or memory than a tail may use: the client's
+            // `since`, `limit` or filters, not the server, are to change.
+            DataFusionError::ResourcesExhausted(why) => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!(
+                    "the backfill is too large to read: {why}; narrow since, limit or the filters"
+                ),
+            ),
+            _ => {
+                tracing::warn!(error = %e, "opening a tail stream");
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!("reading the backfill: {e}"),
+                )
+            }
         })?;
     if let Some(ws) = upgrade {
         let heartbeat = s.tail_heartbeat;
