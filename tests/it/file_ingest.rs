@@ -27,6 +27,10 @@ async fn hdfs_sample_and_a_garbage_line_all_arrive() {
             "--server",
             &server.http,
         ])
+        // Its own checkpoints: a checkpoint of an earlier run, in the working directory, of a
+        // file with the same content and a reused inode would say it was loaded already.
+        .arg("--data-dir")
+        .arg(dir.path())
         .arg(&file)
         .output()
         .unwrap();

@@ -406,16 +406,44 @@ pub async fn load(opts: LoadOptions) -> Result<LoadReport, LoadError> {
     Ok(report)
 }
 
-/// A file's name without its extensions: `app.log.1.gz`, `app.logfmt` and `app.json` are all
-/// `app`, `api-2024-01-15.log` is `api-2024-01-15`.
+/// A file's name without its extensions: `app.log.1.gz`, `app.log-20240115`, `app.logfmt` and
+/// `app.json` are all `app`, `syslog.2.gz` is `syslog`, `api-2024-01-15.log` is
+/// `api-2024-01-15`, `nginx-1.25.3.log` is `nginx-1.25.3`. From the end, known extensions and
+/// rotation numbers go; the dots of the name itself (a version) stay.
 fn file_stem(path: &std::path::Path) -> Option<String> {
+    const EXTENSIONS: [&str; 16] = [
+        "log", "logs", "txt", "out", "err", "json", "ndjson", "jsonl", "logfmt", "csv", "gz",
+        "zst", "zstd", "bz2", "xz", "lz4",
+    ];
+    let known = |part: &str| {
+        let part = part.to_ascii_lowercase();
+        // `log-20240115`: logrotate's dateext.
+        let base = match part.split_once('-') {
+            Some((b, date)) if !date.is_empty() && date.bytes().all(|c| c.is_ascii_digit()) => {
+                b.to_string()
+            }
+            _ => part,
+        };
+        EXTENSIONS.contains(&base.as_str())
+    };
+    let number = |part: &str| !part.is_empty() && part.bytes().all(|c| c.is_ascii_digit());
     let name = path.file_name()?.to_string_lossy().to_string();
-    let stem = name.trim_start_matches('.').split('.').next().unwrap_or("");
-    Some(if stem.is_empty() {
-        name
-    } else {
-        stem.to_string()
-    })
+    let trimmed = name.trim_start_matches('.');
+    let mut parts: Vec<&str> = trimmed.split('.').collect();
+    while parts.len() > 1 {
+        let last = parts[parts.len() - 1];
+        let before = parts[parts.len() - 2];
+        // A rotation number follows an extension (`kern.log.10`) or a name (`syslog.1`), but
+        // not another number (`1.25.3` is a version).
+        let rotation = number(last) && (known(before) || !number(before));
+        if known(last) || rotation {
+            parts.pop();
+        } else {
+            break;
+        }
+    }
+    let stem = parts.join(".");
+    Some(if stem.is_empty() { name } else { stem })
 }
 
 /// Reads past the first `offset` bytes of a reader; (bytes skipped, lines skipped).
@@ -528,6 +556,14 @@ mod tests {
             ("api-2024-01-15.log", "api-2024-01-15"),
             ("/x/.hidden.log", "hidden"),
             ("syslog", "syslog"),
+            ("nginx-1.25.3.log", "nginx-1.25.3"),
+            ("app.log-20240115", "app"),
+            ("app.log-20240115.gz", "app"),
+            ("/var/log/syslog.2.gz", "syslog"),
+            ("messages.1", "messages"),
+            ("kern.log.10", "kern"),
+            ("events.NDJSON", "events"),
+            ("api.v2.log", "api.v2"),
         ] {
             let got = super::file_stem(std::path::Path::new(path));
             assert_eq!(got.as_deref(), Some(want), "{path}");
