@@ -1,6 +1,8 @@
 //! `GET /v1/tail`: a live tail as Server-Sent Events — the backfill, an `event: live` marker,
 //! then each matching row as it is ingested (`id:` to resume from with `Last-Event-ID`),
-//! `event: dropped` when the client reads too slowly, and a heartbeat comment when idle.
+//! `event: dropped` when the client reads too slowly, and a heartbeat comment when idle — or,
+//! when the request asks to upgrade, the same events as WebSocket text messages (one JSON
+//! object each) with pings as heartbeats.
 
 use std::convert::Infallible;
 use std::time::Duration;

@@ -6,7 +6,6 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use datafusion::arrow::array::{Array, AsArray, BooleanArray};
-use datafusion::arrow::compute::filter_record_batch;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::catalog::{Session, TableProvider};
@@ -151,11 +150,5 @@ impl RowFilter {
         } else {
             mask.clone()
         })
-    }
-
-    /// The rows of `batch` that pass.
-    pub fn apply(&self, batch: &RecordBatch) -> Result<RecordBatch> {
-        let mask = self.mask(batch)?;
-        filter_record_batch(batch, &mask).map_err(DataFusionError::from)
     }
 }

@@ -102,6 +102,12 @@ impl QueryRuntime {
         })
     }
 
+    /// The query threads, for other work that must not run beside `/health` and logins (a
+    /// live tail's backfill and filtering).
+    pub fn handle(&self) -> Handle {
+        self.handle.clone()
+    }
+
     /// Runs `df` for `tenant` on the query threads: planned now (errors are returned here),
     /// executed once one of the tenant's places is free; dropping the stream stops it. Also
     /// returns the bytes its scans planned to read. `session_budget`: the session's own

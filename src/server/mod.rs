@@ -152,6 +152,13 @@ impl Server {
             "WAL replayed"
         );
         let next_seq = replayed.max_seq.max(flushed) + 1;
+        // The query threads: queries, and a live tail's backfill and filtering.
+        let query_runtime = Arc::new(QueryRuntime::new(
+            config.query_threads,
+            config.tenant_query_concurrency,
+            ScanBudgets::new(Some(&config.data_dir), config.max_scan_bytes),
+            LongScans::new(config.long_scan_bytes, config.long_scan_concurrency),
+        )?);
         // Live tail follows each durable batch right after the hot buffer has it.
         let tail = crate::tail::Hub::new(
             crate::tail::TailLimits {
@@ -160,6 +167,7 @@ impl Server {
                 queue: config.tail_queue,
             },
             Some(&data_dir),
+            query_runtime.handle(),
         );
         let wal = Wal::start(
             &wal_dir,
@@ -319,17 +327,7 @@ impl Server {
             _ => return Err(StartError::TlsMissing),
         };
         let users = Users::new(&data_dir, &password);
-        let engine = QueryEngine::new(
-            ctx,
-            store.clone(),
-            Arc::new(QueryRuntime::new(
-                config.query_threads,
-                config.tenant_query_concurrency,
-                ScanBudgets::new(Some(&config.data_dir), config.max_scan_bytes),
-                LongScans::new(config.long_scan_bytes, config.long_scan_concurrency),
-            )?),
-            config.pg_max_query_bytes,
-        );
+        let engine = QueryEngine::new(ctx, store.clone(), query_runtime, config.pg_max_query_bytes);
         let handlers = PgHandlers::new(
             engine,
             config.pg_auth,

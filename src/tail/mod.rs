@@ -19,6 +19,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use datafusion::arrow::record_batch::RecordBatch;
+use tokio::runtime::Handle;
 use tokio::sync::broadcast;
 
 use crate::buffer::one_tenant;
@@ -69,6 +70,9 @@ pub struct Hub {
     pub limits: TailLimits,
     /// The tenants' own stream limits (`timberline tenant set … --max-tail-streams`).
     settings: Option<WatchedSettings>,
+    /// Where streams read their backfill and filter live batches: the query threads, not the
+    /// runtime serving `/health`, logins and ingest.
+    pub work: Handle,
 }
 
 /// A tenant's stream limit as its settings give it (`None`: the server's).
@@ -105,14 +109,16 @@ impl Drop for Place {
 }
 
 impl Hub {
-    /// `data_dir`: where the tenants' settings are (none: the server's limits for all).
-    pub fn new(limits: TailLimits, data_dir: Option<&Path>) -> Arc<Hub> {
+    /// `data_dir`: where the tenants' settings are (none: the server's limits for all);
+    /// `work`: the runtime streams run on.
+    pub fn new(limits: TailLimits, data_dir: Option<&Path>, work: Handle) -> Arc<Hub> {
         let (tx, _) = broadcast::channel(RING);
         Arc::new(Hub {
             tx,
             open: Mutex::new(HashMap::new()),
             limits,
             settings: data_dir.map(WatchedSettings::new),
+            work,
         })
     }
 

@@ -24,7 +24,8 @@ use crate::store::Store;
 const RETELL: Duration = Duration::from_secs(1);
 
 /// Opens a stream for `tenant`: its backfill (per `spec` and `resume`) is read before this
-/// returns, so a bad filter is an error here, not a closed stream.
+/// returns, so a bad filter is an error here, not a closed stream. Both the backfill and the
+/// stream's filtering run on the hub's `work` runtime (the query threads).
 pub async fn open(
     hub: &Arc<Hub>,
     store: &Arc<Store>,
@@ -35,7 +36,20 @@ pub async fn open(
 ) -> Result<mpsc::Receiver<TailEvent>, DataFusionError> {
     let live = hub.subscribe();
     let pinned = store.pinned();
-    let backfill = super::backfill::read(store, &pinned, tenant, &spec, resume).await?;
+    let backfill = {
+        let (store, pinned, tenant, spec) = (
+            store.clone(),
+            pinned.clone(),
+            tenant.to_string(),
+            spec.clone(),
+        );
+        hub.work
+            .spawn(
+                async move { super::backfill::read(&store, &pinned, &tenant, &spec, resume).await },
+            )
+            .await
+            .map_err(|e| DataFusionError::External(Box::new(e)))??
+    };
     let (tx, rx) = mpsc::channel(hub.limits.queue);
     let stream = Producer {
         tx,
@@ -48,7 +62,7 @@ pub async fn open(
         lost: false,
         _place: place,
     };
-    tokio::spawn(stream.run(backfill, live));
+    hub.work.spawn(stream.run(backfill, live));
     Ok(rx)
 }
 
