@@ -13,6 +13,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::DEFAULT_TENANT;
 
+/// The tenant a request's API key proves (a request extension the HTTP guard sets).
+#[derive(Debug, Clone)]
+pub struct KeyTenant(pub String);
+
 /// How pg clients prove who they are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]

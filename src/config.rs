@@ -127,6 +127,13 @@ pub struct Config {
     pub tail_heartbeat: Duration,
     /// Bytes of aggregate states the result cache keeps in memory (0: no cache).
     pub result_cache_bytes: u64,
+    /// Where alert notifications go: an Alertmanager (its base URL) and/or a webhook, whose
+    /// bodies are signed with the secret.
+    pub alertmanager_url: Option<String>,
+    pub alert_webhook_url: Option<String>,
+    pub alert_webhook_secret: Option<String>,
+    /// Alert rules one tenant may keep.
+    pub alert_max_rules: usize,
     /// The cold tier's object store (`s3://BUCKET[/PREFIX]` or `file:///DIR`; none: local only).
     pub object_store: Option<String>,
     /// The tier policy: ages of a segment's newest event (see `store::policy`).
@@ -311,6 +318,10 @@ impl Default for Config {
             tail_max_streams: 1024,
             tail_queue: 4096,
             tail_heartbeat: Duration::from_secs(15),
+            alertmanager_url: None,
+            alert_webhook_url: None,
+            alert_webhook_secret: None,
+            alert_max_rules: 100,
             object_store: None,
             compact_after: Duration::from_secs(3600),
             cold_after: Some(Duration::from_secs(7 * 86_400)),
@@ -482,6 +493,18 @@ pub struct Overrides {
     /// Heartbeat interval of an idle tail stream, e.g. 15s [default: 15s].
     #[arg(long, env = "TIMBERLINE_TAIL_HEARTBEAT")]
     pub tail_heartbeat: Option<Span>,
+    /// Alertmanager to send alerts to (its base URL, e.g. http://127.0.0.1:9093); its silences mute alerts here.
+    #[arg(long, env = "TIMBERLINE_ALERTMANAGER_URL")]
+    pub alertmanager_url: Option<String>,
+    /// A webhook alert notifications are POSTed to (JSON).
+    #[arg(long, env = "TIMBERLINE_ALERT_WEBHOOK_URL")]
+    pub alert_webhook_url: Option<String>,
+    /// Secret the webhook bodies are signed with (HMAC-SHA256, header X-Timberline-Signature).
+    #[arg(long, env = "TIMBERLINE_ALERT_WEBHOOK_SECRET", hide_env_values = true)]
+    pub alert_webhook_secret: Option<String>,
+    /// Alert rules one tenant may keep (a tenant's own max_alert_rules overrides it) [default: 100].
+    #[arg(long, env = "TIMBERLINE_ALERT_MAX_RULES")]
+    pub alert_max_rules: Option<usize>,
     /// Memory the result cache keeps repeated aggregates' states in; 0 turns it off [default: 256MiB].
     #[arg(long, env = "TIMBERLINE_RESULT_CACHE_BYTES")]
     pub result_cache_bytes: Option<Size>,
@@ -611,6 +634,19 @@ impl Config {
             tail_heartbeat: pick_with!(tail_heartbeat, |s: Span| s
                 .0
                 .max(Duration::from_millis(100))),
+            alertmanager_url: cli
+                .alertmanager_url
+                .clone()
+                .or(from_file.alertmanager_url.clone()),
+            alert_webhook_url: cli
+                .alert_webhook_url
+                .clone()
+                .or(from_file.alert_webhook_url.clone()),
+            alert_webhook_secret: cli
+                .alert_webhook_secret
+                .clone()
+                .or(from_file.alert_webhook_secret.clone()),
+            alert_max_rules: pick!(alert_max_rules).clamp(1, 100_000),
             object_store: cli.object_store.clone().or(from_file.object_store.clone()),
             compact_after: pick_with!(compact_after, |s: Span| s.0),
             cold_after: pick_with!(cold_after, |a: Age| a.0),

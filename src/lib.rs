@@ -12,6 +12,7 @@
 //! [`server::Server`] wires them together; [`config::Config`] is the one configuration.
 
 pub mod admission;
+pub mod alerts;
 pub mod audit;
 pub mod auth;
 pub mod buffer;

@@ -66,6 +66,11 @@ enum Command {
     Ingest(LoadOptions),
     /// Follow a running server's live tail: `timberline tail --service checkout --level ERROR+ --since 10m`.
     Tail(timberline::cli::tail::TailOptions),
+    /// A running server's alert rules: `timberline alert add|list|mute|unmute|rm`.
+    Alert {
+        #[command(subcommand)]
+        what: timberline::cli::alert::AlertCommand,
+    },
     /// Write generated logs (deterministic for a seed).
     Generate {
         #[arg(long, default_value_t = 10_000)]
@@ -165,6 +170,9 @@ enum TenantCommand {
         /// --tail-max-per-tenant).
         #[arg(long)]
         max_tail_streams: Option<String>,
+        /// Most alert rules the tenant may keep (default: the server's --alert-max-rules).
+        #[arg(long)]
+        max_alert_rules: Option<String>,
         /// Data directory of the server.
         #[arg(long, env = "TIMBERLINE_DATA_DIR", default_value = "./timberline-data")]
         data_dir: PathBuf,
@@ -291,6 +299,7 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             Ok(())
         }
         Command::Tail(opts) => Ok(timberline::cli::tail::run(opts).await?),
+        Command::Alert { what } => Ok(timberline::cli::alert::run(what).await?),
         Command::Ingest(opts) => {
             let started = std::time::Instant::now();
             let report = load(opts).await?;
@@ -390,6 +399,7 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                     redact_custom,
                     max_scan_bytes,
                     max_tail_streams,
+                    max_alert_rules,
                     data_dir,
                 },
         } => {
@@ -409,6 +419,7 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                 redact_custom,
                 max_scan_bytes,
                 max_tail_streams,
+                max_alert_rules,
             };
             let now = timberline::tenants::update(
                 &data_dir,
@@ -419,6 +430,7 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                     timberline::ingest::tenant_rules::check(now, "default")?;
                     timberline::query::budget::tenant_limit(now)?;
                     timberline::tail::tenant_limit(now)?;
+                    timberline::alerts::tenant_limit(now)?;
                     Ok(())
                 },
             )?;

@@ -75,6 +75,12 @@ pub struct Outcome {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct NotificationLabels {
+    pub receiver: String,
+    pub outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct QueryLabels {
     pub kind: String,
     pub outcome: String,
@@ -151,6 +157,8 @@ pub struct Metrics {
     pub tail_streams: Family<TenantLabels, Gauge>,
     pub tail_rows: Counter,
     pub tail_dropped: Counter,
+    pub alert_evaluations: Family<Outcome, Counter>,
+    pub alert_notifications: Family<NotificationLabels, Counter>,
     /// Held while counters kept elsewhere are brought up to their totals.
     synced: Mutex<()>,
 }
@@ -193,6 +201,8 @@ impl Metrics {
             tail_streams: Family::default(),
             tail_rows: Counter::default(),
             tail_dropped: Counter::default(),
+            alert_evaluations: Family::default(),
+            alert_notifications: Family::default(),
             synced: Mutex::new(()),
         };
         let r = &mut registry;
@@ -356,6 +366,16 @@ impl Metrics {
             "Matching rows live-tail streams dropped because their client read too slowly",
             m.tail_dropped.clone(),
         );
+        r.register(
+            "alert_evaluations",
+            "Alert rule evaluations, by outcome (ok, error)",
+            m.alert_evaluations.clone(),
+        );
+        r.register(
+            "alert_notifications",
+            "Alert notification attempts, by receiver and outcome (delivered, failed)",
+            m.alert_notifications.clone(),
+        );
         for outcome in ["hit", "miss"] {
             let _ = m.result_cache_segments.get_or_create(&CacheOutcome {
                 outcome: outcome.into(),
@@ -417,6 +437,25 @@ impl Metrics {
             return tenant.to_string();
         }
         "other".to_string()
+    }
+
+    /// Counts an alert rule's evaluation.
+    pub fn alert_evaluation(&self, outcome: &str) {
+        self.alert_evaluations
+            .get_or_create(&Outcome {
+                outcome: outcome.to_string(),
+            })
+            .inc();
+    }
+
+    /// Counts an attempt at delivering an alert notification.
+    pub fn alert_notification(&self, receiver: &str, outcome: &str) {
+        self.alert_notifications
+            .get_or_create(&NotificationLabels {
+                receiver: receiver.to_string(),
+                outcome: outcome.to_string(),
+            })
+            .inc();
     }
 
     /// A live-tail stream of `tenant` opened (`1`) or closed (`-1`).

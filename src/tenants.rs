@@ -45,6 +45,9 @@ pub struct TenantSettings {
     /// Most live-tail streams the tenant may hold open at once (`16`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_tail_streams: Option<String>,
+    /// Most alert rules the tenant may keep (`20`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_alert_rules: Option<String>,
 }
 
 impl TenantSettings {
@@ -64,6 +67,7 @@ impl TenantSettings {
             redact_custom: pick(&change.redact_custom, &self.redact_custom),
             max_scan_bytes: pick(&change.max_scan_bytes, &self.max_scan_bytes),
             max_tail_streams: pick(&change.max_tail_streams, &self.max_tail_streams),
+            max_alert_rules: pick(&change.max_alert_rules, &self.max_alert_rules),
         }
     }
 }

@@ -14,16 +14,8 @@ const MAX_EVENT_BYTES: usize = 16 << 20;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct TailOptions {
-    /// The server's HTTP address (`http://` may be left out).
-    #[arg(
-        long,
-        default_value = "http://127.0.0.1:8080",
-        env = "TIMBERLINE_SERVER"
-    )]
-    pub server: String,
-    /// The API key (its tenant's rows are the ones tailed).
-    #[arg(long, env = "TIMBERLINE_API_KEY", default_value = crate::auth::DEMO_API_KEY, hide_env_values = true)]
-    pub api_key: String,
+    #[command(flatten)]
+    pub remote: super::Remote,
     /// Only these services (comma-separated).
     #[arg(long)]
     pub service: Option<String>,
@@ -165,13 +157,8 @@ impl Printer {
 
 /// Follows the tail until interrupted, or until the server refuses it.
 pub async fn run(opts: TailOptions) -> Result<(), TailError> {
-    let client = crate::cli::load::http_client(&opts.api_key)?;
-    let base = if opts.server.contains("://") {
-        opts.server.trim_end_matches('/').to_string()
-    } else {
-        format!("http://{}", opts.server.trim_end_matches('/'))
-    };
-    let url = format!("{base}/v1/tail");
+    let client = crate::cli::load::http_client(&opts.remote.api_key)?;
+    let url = opts.remote.url("/v1/tail");
     let mut query: Vec<(&str, String)> = Vec::new();
     for (k, v) in [
         ("service", &opts.service),
@@ -206,7 +193,7 @@ pub async fn run(opts: TailOptions) -> Result<(), TailError> {
             Ok(r) => r,
             Err(e) if !connected_once => {
                 return Err(TailError::Unreachable {
-                    url: base,
+                    url: opts.remote.url(""),
                     reason: crate::cli::load::unreachable_reason(&e),
                 })
             }

@@ -16,9 +16,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::{ApiError, HttpState};
 
-/// The tenant a request's API key proves (a request extension set by [`admit`]).
-#[derive(Debug, Clone)]
-pub struct KeyTenant(pub String);
+pub use crate::auth::KeyTenant;
 
 /// Who made an API call, as the audit log names it: the key's tenant and the key's id (the
 /// start of its SHA-256). Put in the response's extensions by [`admit`].

@@ -1,12 +1,14 @@
 //! The HTTP API: `POST /v1/ingest` (JSON batch or NDJSON, zstd/gzip), the shipper endpoints
 //! (OTLP `POST /v1/logs`, Loki `POST /loki/api/v1/push`, Elasticsearch `/_bulk` and `GET /`),
-//! `POST /v1/flush`, `GET /v1/tail` (live tail: Server-Sent Events or a WebSocket), `GET /health`, `GET /ready`,
+//! `POST /v1/flush`, `GET /v1/tail` (live tail: Server-Sent Events or a WebSocket), `/v1/alerts`
+//! (alert rules), `GET /health`, `GET /ready`,
 //! and the seed tool's `POST /query`. Refusals
 //! are a 4xx/5xx with `{"error": reason}`, or the shipper protocol's own error shape.
 //!
 //! - [`serve`]: the listener (connection caps, header timeout); [`guard`]: the API key, checked
 //!   before the body is read, and the body's size, time and in-flight limits.
 
+mod alerts;
 mod elastic;
 pub mod guard;
 mod loki;
@@ -63,6 +65,8 @@ pub struct HttpState {
     /// The live-tail streams, and the heartbeat of an idle one.
     pub tail: Arc<crate::tail::Hub>,
     pub tail_heartbeat: std::time::Duration,
+    /// The alert rules (`/v1/alerts`).
+    pub alerts: Arc<crate::alerts::Alerts>,
 }
 
 /// An HTTP refusal with a JSON reason.
@@ -124,6 +128,10 @@ pub fn router(state: HttpState) -> Router {
         )
         .route("/query", post(seed_query))
         .route("/v1/tail", get(tail::tail))
+        .route("/v1/alerts", get(alerts::list).post(alerts::add))
+        .route("/v1/alerts/{name}", get(alerts::one).delete(alerts::remove))
+        .route("/v1/alerts/{name}/mute", post(alerts::mute))
+        .route("/v1/alerts/{name}/unmute", post(alerts::unmute))
         .route_layer(from_fn_with_state(state.clone(), guard::admit));
     Router::new()
         .merge(data)

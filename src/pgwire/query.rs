@@ -44,6 +44,7 @@ use super::text_out::TextOutput;
 use crate::metrics::metrics;
 use crate::query::pg_types::PG_TYPE_KEY;
 use crate::query::runtime::QueryRuntime;
+use crate::query::statement::{Rows, SqlError, SqlRunner};
 
 /// A parsed statement, ready to bind and run, with its text for the audit trail.
 #[derive(Debug, Clone)]
@@ -527,6 +528,11 @@ pub struct QueryEngine {
 }
 
 impl QueryEngine {
+    /// The planner as the server's own clients use it (alert rules, MCP tools).
+    pub fn runner(&self) -> Arc<dyn SqlRunner> {
+        self.planner.clone()
+    }
+
     pub fn new(
         ctx: SessionContext,
         store: Arc<crate::store::Store>,
@@ -841,5 +847,79 @@ fn bind(portal: &Portal<Prepared>) -> PgWireResult<Option<LogicalPlan>> {
             _ => None,
         };
         Ok(bound)
+    }
+}
+
+#[async_trait]
+impl SqlRunner for Planner {
+    async fn run(
+        &self,
+        user: &str,
+        tenant: &str,
+        sql: &str,
+        max_rows: usize,
+        max_bytes: usize,
+    ) -> Result<Rows, SqlError> {
+        let session = PgSession::new(
+            user,
+            timberline_udfs::pg_compat::Tenant::One(tenant.to_string()),
+        );
+        let mut statements = self.parse(sql).map_err(sql_error)?;
+        let (Some(stmt), None) = (statements.pop(), statements.pop()) else {
+            return Err(SqlError {
+                sqlstate: sqlstate::SYNTAX_ERROR.into(),
+                message: "give exactly one SQL statement".into(),
+            });
+        };
+        let Step::Plan(plan, ..) = self.plan_step(stmt, &session).await.map_err(sql_error)? else {
+            return Err(SqlError {
+                sqlstate: sqlstate::FEATURE_NOT_SUPPORTED.into(),
+                message: "only a query (SELECT, WITH, VALUES, EXPLAIN) can be run here".into(),
+            });
+        };
+        let state = crate::query::memory::scoped(self.state_for(&session))
+            .map_err(|e| sql_error(df_error(e)))?;
+        let df = DataFrame::new(state, *plan);
+        let schema = Arc::new(df.schema().as_arrow().clone());
+        let (_, batches) = self
+            .runtime
+            .execute(tenant, df, None)
+            .await
+            .map_err(|e| sql_error(df_error(e)))?;
+        let mut batches = std::pin::pin!(batches);
+        let mut rows = Rows {
+            schema,
+            batches: Vec::new(),
+            truncated: false,
+        };
+        let (mut kept, mut bytes) = (0usize, 0usize);
+        while let Some(batch) = batches.next().await {
+            let batch = batch.map_err(|e| sql_error(df_error(e)))?;
+            let room = max_rows.saturating_sub(kept);
+            bytes += batch.get_array_memory_size();
+            if batch.num_rows() > room || bytes > max_bytes {
+                rows.batches
+                    .push(batch.slice(0, room.min(batch.num_rows())));
+                rows.truncated = true;
+                break;
+            }
+            kept += batch.num_rows();
+            rows.batches.push(batch);
+        }
+        Ok(rows)
+    }
+}
+
+/// A front-end error as the server's own clients see it.
+fn sql_error(e: PgWireError) -> SqlError {
+    match e {
+        PgWireError::UserError(info) => SqlError {
+            sqlstate: info.code.clone(),
+            message: info.message.clone(),
+        },
+        other => SqlError {
+            sqlstate: sqlstate::INTERNAL_ERROR.into(),
+            message: other.to_string(),
+        },
     }
 }

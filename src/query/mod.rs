@@ -24,8 +24,9 @@ mod scan;
 mod scope;
 pub mod seed_api;
 mod segments_table;
-mod session_table;
+pub mod session_table;
 mod source;
+pub mod statement;
 mod table;
 
 use std::sync::Arc;

@@ -13,6 +13,9 @@ use tokio::net::TcpListener;
 pub use demo::run_demo;
 
 use crate::admission::{Admission, Full};
+use crate::alerts::outbox::Receivers;
+use crate::alerts::tables::{AlertEventsTable, AlertsTable};
+use crate::alerts::Alerts;
 use crate::auth::{ApiKeys, Users};
 use crate::buffer::HotBuffer;
 use crate::catalog::{Catalog, CatalogError, FileCatalog};
@@ -27,6 +30,7 @@ use crate::pgwire::{
 };
 use crate::query::budget::ScanBudgets;
 use crate::query::runtime::{LongScans, QueryRuntime, RuntimeError};
+use crate::query::session_table::SessionTable;
 use crate::query::{new_context, QueryMemory};
 use crate::storage::{open_cold_store, SegmentFiles};
 use crate::store::policy::{Policies, TierPolicy};
@@ -70,6 +74,8 @@ pub enum StartError {
     QueryThreads(#[from] RuntimeError),
     #[error("API keys: {0}")]
     Keys(crate::auth::AuthError),
+    #[error("alert rules: {0}")]
+    Alerts(#[from] crate::alerts::AlertError),
     #[error("rebuilding replayed batches: {0}")]
     Arrow(#[from] datafusion::arrow::error::ArrowError),
 }
@@ -200,6 +206,32 @@ impl Server {
         )?;
         // Saved rollup views answer queries from now on; partials they lack are backfilled.
         crate::query::rollup::ddl::install_saved(&ctx, &store).await?;
+        let engine = QueryEngine::new(
+            ctx.clone(),
+            store.clone(),
+            query_runtime.clone(),
+            config.pg_max_query_bytes,
+        );
+        // Alert rules run their SQL as a pg client's would, on the query threads.
+        let alerts = Alerts::open(
+            &data_dir,
+            engine.runner(),
+            Receivers {
+                alertmanager: config.alertmanager_url.clone(),
+                webhook: config.alert_webhook_url.clone(),
+                webhook_secret: config.alert_webhook_secret.clone(),
+            },
+            config.alert_max_rules,
+        )?;
+        ctx.register_table(
+            "alerts",
+            Arc::new(SessionTable(AlertsTable(alerts.clone()))),
+        )?;
+        ctx.register_table(
+            "alert_events",
+            Arc::new(SessionTable(AlertEventsTable(alerts.clone()))),
+        )?;
+        alerts.start(&query_runtime.handle());
         store.spawn_backfill();
         let (http, http_addr) = bind(config.http_addr).await?;
         let (pg, pg_addr) = bind(config.pg_addr).await?;
@@ -251,6 +283,7 @@ impl Server {
             listeners: Arc::new(listeners),
             tail,
             tail_heartbeat: config.tail_heartbeat,
+            alerts,
         };
         let otlp_grpc_addr = match config.otlp_grpc_addr {
             Some(addr) => {
@@ -327,7 +360,6 @@ impl Server {
             _ => return Err(StartError::TlsMissing),
         };
         let users = Users::new(&data_dir, &password);
-        let engine = QueryEngine::new(ctx, store.clone(), query_runtime, config.pg_max_query_bytes);
         let handlers = PgHandlers::new(
             engine,
             config.pg_auth,

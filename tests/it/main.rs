@@ -2,6 +2,7 @@
 //! `timberline` binary on ephemeral ports with its own data directory.
 
 mod abuse;
+mod alerts;
 mod audit;
 mod bad_input;
 mod budgets;
