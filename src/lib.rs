@@ -25,6 +25,7 @@ pub mod generate;
 pub mod http;
 pub mod index;
 pub mod ingest;
+pub mod mcp;
 pub mod metrics;
 pub mod model;
 pub mod pgwire;

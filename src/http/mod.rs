@@ -1,7 +1,7 @@
 //! The HTTP API: `POST /v1/ingest` (JSON batch or NDJSON, zstd/gzip), the shipper endpoints
 //! (OTLP `POST /v1/logs`, Loki `POST /loki/api/v1/push`, Elasticsearch `/_bulk` and `GET /`),
 //! `POST /v1/flush`, `GET /v1/tail` (live tail: Server-Sent Events or a WebSocket), `/v1/alerts`
-//! (alert rules), `GET /health`, `GET /ready`,
+//! (alert rules), `/mcp` (the MCP endpoint), `GET /health`, `GET /ready`,
 //! and the seed tool's `POST /query`. Refusals
 //! are a 4xx/5xx with `{"error": reason}`, or the shipper protocol's own error shape.
 //!
@@ -67,6 +67,8 @@ pub struct HttpState {
     pub tail_heartbeat: std::time::Duration,
     /// The alert rules (`/v1/alerts`).
     pub alerts: Arc<crate::alerts::Alerts>,
+    /// The MCP endpoint (`/mcp`).
+    pub mcp: crate::mcp::McpService,
 }
 
 /// An HTTP refusal with a JSON reason.
@@ -115,6 +117,7 @@ impl IntoResponse for ApiError {
 /// The router: the data endpoints behind [`guard::admit`], the probes open.
 pub fn router(state: HttpState) -> Router {
     let limit = state.body.max_bytes;
+    let mcp = state.mcp.clone();
     let data = Router::new()
         .route("/v1/ingest", post(ingest))
         .route("/v1/flush", post(flush))
@@ -132,6 +135,7 @@ pub fn router(state: HttpState) -> Router {
         .route("/v1/alerts/{name}", get(alerts::one).delete(alerts::remove))
         .route("/v1/alerts/{name}/mute", post(alerts::mute))
         .route("/v1/alerts/{name}/unmute", post(alerts::unmute))
+        .nest_service("/mcp", mcp)
         .route_layer(from_fn_with_state(state.clone(), guard::admit));
     Router::new()
         .merge(data)

@@ -284,6 +284,7 @@ impl Server {
             tail,
             tail_heartbeat: config.tail_heartbeat,
             alerts,
+            mcp: crate::mcp::service(engine.runner()),
         };
         let otlp_grpc_addr = match config.otlp_grpc_addr {
             Some(addr) => {

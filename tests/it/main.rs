@@ -16,6 +16,7 @@ mod flaky_store;
 mod fuzz;
 mod grafana;
 mod index;
+mod mcp;
 mod metrics;
 mod nearest;
 mod parsers;
