@@ -301,7 +301,7 @@ mod tests {
             r.attrs,
             pairs(json!({"job": "ns/api", "env": "prod"}))
                 .into_iter()
-                .collect()
+                .collect::<serde_json::Map<String, serde_json::Value>>()
         );
     }
 
