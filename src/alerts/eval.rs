@@ -141,7 +141,7 @@ impl Alerts {
     }
 
     /// Steps each label set of the rule with its value in this answer.
-    fn apply(&self, entry: &Entry, values: Vec<(Labels, Option<f64>)>, silences: &[Silence]) {
+    fn apply(&self, entry: &Entry, values: state::Values, silences: &[Silence]) {
         let now = now_ms();
         let mut events = Vec::new();
         let mut notices = Vec::new();

@@ -18,6 +18,9 @@ pub const MAX_SERIES: usize = 1000;
 /// A label set: the values of the query's non-number columns, by column name.
 pub type Labels = BTreeMap<String, String>;
 
+/// An answer read as label sets and their values.
+pub type Values = Vec<(Labels, Option<f64>)>;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Phase {
@@ -145,7 +148,7 @@ pub fn step(s: &mut Series, value: Option<f64>, rule: &Rule, now: i64, quiet: bo
 /// The label sets and values of a rule query's answer: the value is its last number column,
 /// the labels are its other columns (as text). At most [`MAX_SERIES`]; the second part says how
 /// many more there were.
-pub fn series_of(rows: &Rows) -> Result<(Vec<(Labels, Option<f64>)>, usize), String> {
+pub fn series_of(rows: &Rows) -> Result<(Values, usize), String> {
     let fields = rows.schema.fields();
     let Some(value_at) = fields.iter().rposition(|f| is_number(f.data_type())) else {
         return Err(format!(

@@ -1,7 +1,7 @@
 """A scripted triage agent on the official MCP Python SDK: finds a seeded incident through
 Timberline's /mcp tools and prints what it found as one JSON object (tests/it/mcp.rs checks it).
 
-usage: mcp_triage.py URL API_KEY [--calls N]   (--calls: also time N calls of each tool)
+usage: mcp_triage.py URL API_KEY [--calls N]   (--calls: instead, time N calls of each tool)
 """
 
 import asyncio
@@ -38,6 +38,9 @@ async def main():
             await session.initialize()
             tools = await session.list_tools()
             found["tools"] = sorted(t.name for t in tools.tools)
+            if calls:
+                print(json.dumps(await timings(session, calls)))
+                return
 
             async def call(name, args):
                 result = await session.call_tool(name, args)
@@ -89,23 +92,22 @@ async def main():
             # The session still works after the errors.
             again, _ = await call("describe_logs", {"since": "2h"})
             found["after_errors"] = again["totals"]["n"]
-            if calls:
-                found["latency_ms"] = await timings(session, calls, found)
     print(json.dumps(found))
 
 
-async def timings(session, calls, found):
-    """p50/p95 of each tool over `calls` calls, in ms."""
-    svc = found["worst_service"]
+async def timings(session, calls):
+    """p50/p95 of each tool over `calls` calls, in ms, on whatever logs the server holds."""
+    one = json.loads((await session.call_tool("run_sql", {"sql": "SELECT ts, service, host, coalesce(trace_id, '') AS trace_id FROM logs WHERE level = 'ERROR' ORDER BY ts DESC LIMIT 1"})).content[0].text)["rows"][0]
+    at, svc = one["ts"].replace(" ", "T"), one["service"]
     cases = {
-        "describe_logs": {},
-        "log_volume": {"service": svc, "since": "2h"},
-        "search_logs": {"query": "declined", "since": "2h", "limit": 50},
-        "nearest": {"ts": found["first_error"].replace(" ", "T"), "count": 10},
-        "log_context": {"ts": found["first_error"].replace(" ", "T"), "host": "pay-1", "service": svc},
-        "trace": {"trace_id": "trace-7", "since": "2h"},
-        "top_patterns": {"service": svc, "since": "2h"},
-        "run_sql": {"sql": "SELECT level, count(*) FROM logs GROUP BY level"},
+        "describe_logs": {"since": "1h"},
+        "log_volume": {"service": svc, "since": "1h"},
+        "search_logs": {"query": "error", "since": "1h", "limit": 50},
+        "nearest": {"ts": at, "count": 10},
+        "log_context": {"ts": at, "host": one["host"], "service": svc},
+        "trace": {"trace_id": one["trace_id"] or "none", "since": "1h"},
+        "top_patterns": {"service": svc, "since": "15m"},
+        "run_sql": {"sql": "SELECT level, count(*) FROM logs WHERE ts > now() - interval '1 hour' GROUP BY level"},
     }
     out = {}
     for name, args in cases.items():
