@@ -139,6 +139,20 @@ impl WatchedSettings {
         }
     }
 
+    /// `tenant`'s own value of a limit, as `read` takes it from its settings (none: unset, not
+    /// readable, or the settings file does not read — the server's limit then applies).
+    pub fn own_limit<T>(
+        &self,
+        tenant: &str,
+        read: impl Fn(&TenantSettings) -> Result<Option<T>, String>,
+    ) -> Option<T> {
+        let (snapshot, _) = self.current();
+        match snapshot.as_ref() {
+            Ok(all) => all.get(tenant).and_then(|s| read(s).ok().flatten()),
+            Err(_) => None,
+        }
+    }
+
     /// The current settings and whether they changed since the last call that saw them.
     pub fn current(&self) -> (Snapshot, bool) {
         let stamp = std::fs::metadata(self.data_dir.join(TENANTS_FILE))

@@ -39,20 +39,15 @@ impl Alerts {
                 "started_at": series.last_fired.map(rfc3339),
                 "at": rfc3339(now),
             });
-            self.put(Delivery {
+            self.put(delivery(
+                entry,
+                series,
+                Target::Webhook,
                 id,
-                target: Target::Webhook,
                 body,
-                series: series_key(entry, series),
-                tenant: entry.tenant.clone(),
-                rule: entry.rule.name.clone(),
-                labels: series.labels.clone(),
-                status: status.into(),
-                created_ms: now,
-                attempts: 0,
-                next_ms: 0,
-                last_error: None,
-            });
+                status,
+                now,
+            ));
         }
         self.to_alertmanager(entry, series, status, now);
     }
@@ -79,26 +74,18 @@ impl Alerts {
         if let Some(s) = &entry.rule.summary {
             annotations["summary"] = json!(s);
         }
-        let key = series_key(entry, series);
-        self.put(Delivery {
-            id: format!("am-{:x}", md5::compute(key.as_bytes())),
-            target: Target::Alertmanager,
-            body: json!({
-                "labels": alert_labels(&entry.tenant, &entry.rule.name, &series.labels),
-                "annotations": annotations,
-                "startsAt": rfc3339(series.last_fired.unwrap_or(now)),
-                "endsAt": rfc3339(ends),
-            }),
-            series: key,
-            tenant: entry.tenant.clone(),
-            rule: entry.rule.name.clone(),
-            labels: series.labels.clone(),
-            status: status.into(),
-            created_ms: now,
-            attempts: 0,
-            next_ms: 0,
-            last_error: None,
+        let id = format!(
+            "am-{:x}",
+            md5::compute(series_key(entry, series).as_bytes())
+        );
+        let body = json!({
+            "labels": alert_labels(&entry.tenant, &entry.rule.name, &series.labels),
+            "annotations": annotations,
+            "startsAt": rfc3339(series.last_fired.unwrap_or(now)),
+            "endsAt": rfc3339(ends),
         });
+        let d = delivery(entry, series, Target::Alertmanager, id, body, status, now);
+        self.put(d);
     }
 
     fn put(&self, d: Delivery) {
@@ -111,6 +98,32 @@ impl Alerts {
             return;
         }
         self.wake_delivery.notify_one();
+    }
+}
+
+/// A new delivery of `series`'s notification.
+fn delivery(
+    entry: &Entry,
+    series: &Series,
+    target: Target,
+    id: String,
+    body: serde_json::Value,
+    status: &str,
+    now: i64,
+) -> Delivery {
+    Delivery {
+        id,
+        target,
+        body,
+        series: series_key(entry, series),
+        tenant: entry.tenant.clone(),
+        rule: entry.rule.name.clone(),
+        labels: series.labels.clone(),
+        status: status.into(),
+        created_ms: now,
+        attempts: 0,
+        next_ms: 0,
+        last_error: None,
     }
 }
 

@@ -1,10 +1,13 @@
-//! The evaluator: each rule's query run every `every` on the query threads, one rule at a time
-//! (so rules never take more than one of a tenant's query places), its answer stepped through
-//! each label set's state, and the notifications due put in the outbox.
+//! The evaluator: each rule's query run every `every` on the query threads — one rule at a time
+//! per tenant (so a tenant's rules never take more than one of its query places, and its slow
+//! rules delay only its own), a few tenants at once — its answer stepped through each label
+//! set's state, and the notifications due put in the outbox.
 
+use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::Duration;
 
-use std::sync::Arc;
+use tokio::sync::Semaphore;
 
 use super::silences::{self, Silence};
 use super::state::{self, Labels, Phase, Series};
@@ -13,32 +16,50 @@ use crate::metrics::metrics;
 
 /// Longest sleep between two looks at the rules (a changed rule wakes the evaluator at once).
 const IDLE: Duration = Duration::from_secs(1);
+/// Rules evaluated at once (of different tenants).
+const AT_ONCE: usize = 4;
 
 /// Evaluates the rules as they come due, for as long as the server runs.
 pub async fn run(alerts: Arc<Alerts>) {
+    let slots = Arc::new(Semaphore::new(AT_ONCE));
+    let busy: Arc<std::sync::Mutex<HashSet<String>>> = Arc::default();
     loop {
         let now = now_ms();
+        // The first due rule of each tenant not already evaluating one.
         let due: Vec<Entry> = {
             let mut book = alerts.book();
-            book.values_mut()
-                .filter(|e| e.next_due <= now)
-                .map(|e| {
-                    // Behind by more than a period (a slow query, a restart): the next is a
-                    // period from now, not a burst to catch up.
-                    let every = e.rule.every.as_millis() as i64;
-                    e.next_due = if e.next_due + every > now {
-                        e.next_due.max(now - every) + every
-                    } else {
-                        now + every
-                    };
-                    e.clone()
-                })
-                .collect()
+            let mut busy = busy.lock().unwrap_or_else(|p| p.into_inner());
+            let mut picked = Vec::new();
+            for e in book.values_mut() {
+                if e.next_due > now || busy.contains(&e.tenant) {
+                    continue;
+                }
+                busy.insert(e.tenant.clone());
+                // Behind by more than a period (a slow query, a restart): the next is a period
+                // from now, not a burst to catch up.
+                let every = i64::try_from(e.rule.every.as_millis()).unwrap_or(i64::MAX);
+                e.next_due = if e.next_due.saturating_add(every) > now {
+                    e.next_due.max(now - every).saturating_add(every)
+                } else {
+                    now.saturating_add(every)
+                };
+                picked.push(e.clone());
+            }
+            picked
         };
-        // Alertmanager's silences, read at most once a pass and only when some rule breaches.
-        let mut silences: Option<Vec<Silence>> = None;
         for entry in due {
-            alerts.evaluate(&entry, &mut silences).await;
+            let Ok(slot) = slots.clone().acquire_owned().await else {
+                return;
+            };
+            let (alerts, busy) = (alerts.clone(), busy.clone());
+            tokio::spawn(async move {
+                alerts.evaluate(&entry).await;
+                busy.lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&entry.tenant);
+                drop(slot);
+                alerts.wake_eval.notify_one();
+            });
         }
         let next = alerts
             .book()
@@ -56,7 +77,7 @@ pub async fn run(alerts: Arc<Alerts>) {
 
 impl Alerts {
     /// One evaluation of `entry`'s rule.
-    async fn evaluate(&self, entry: &Entry, silences: &mut Option<Vec<Silence>>) {
+    async fn evaluate(&self, entry: &Entry) {
         let rule = &entry.rule;
         let timeout = rule
             .every
@@ -80,13 +101,13 @@ impl Alerts {
             Ok(Err(e)) => Err(e.to_string()),
             Ok(Ok(rows)) => state::series_of(&rows),
         };
-        let values = match answer {
+        let (values, complete) = match answer {
             Ok((values, more)) => {
                 metrics().alert_evaluation("ok");
                 if more > 0 {
                     tracing::warn!(rule = %rule.name, more, "an alert rule's answer has more label sets than are followed");
                 }
-                values
+                (values, more == 0)
             }
             Err(reason) => {
                 metrics().alert_evaluation("error");
@@ -98,19 +119,19 @@ impl Alerts {
         let breaching = values
             .iter()
             .any(|(_, v)| v.is_some_and(|v| rule.breached(v)));
-        if breaching && !quiet_all && silences.is_none() {
+        // Alertmanager's silences, read only when some label set breaches.
+        let mut silences: Vec<Silence> = Vec::new();
+        if breaching && !quiet_all {
             if let Some(url) = &self.receivers.alertmanager {
-                *silences = Some(
-                    silences::fetch(&self.client, url)
-                        .await
-                        .unwrap_or_else(|e| {
-                            tracing::warn!(%e, "Alertmanager's silences could not be read");
-                            Vec::new()
-                        }),
-                );
+                silences = silences::fetch(&self.client, url)
+                    .await
+                    .unwrap_or_else(|e| {
+                        tracing::warn!(%e, "Alertmanager's silences could not be read");
+                        Vec::new()
+                    });
             }
         }
-        self.apply(entry, values, silences.as_deref().unwrap_or(&[]));
+        self.apply(entry, values, complete, &silences);
     }
 
     /// Records a failed evaluation (once per distinct reason in the history).
@@ -140,8 +161,11 @@ impl Alerts {
         }
     }
 
-    /// Steps each label set of the rule with its value in this answer.
-    fn apply(&self, entry: &Entry, values: state::Values, silences: &[Silence]) {
+    /// Steps each label set of the rule with its value in this answer (`complete`: the answer
+    /// holds every label set, so one it lacks has fallen back). The notifications due are put in
+    /// the outbox before the new state is saved, so a crash between them repeats a notification
+    /// rather than losing it.
+    fn apply(&self, entry: &Entry, values: state::Values, complete: bool, silences: &[Silence]) {
         let now = now_ms();
         let mut events = Vec::new();
         let mut notices = Vec::new();
@@ -196,23 +220,34 @@ impl Alerts {
             let gone: Vec<Labels> = e
                 .series
                 .iter()
-                .filter(|(k, _)| !seen.contains(*k))
+                .filter(|(k, _)| complete && !seen.contains(*k))
                 .map(|(_, s)| s.labels.clone())
                 .collect();
             for labels in gone {
                 step_one(e, labels, None);
             }
-            // A label set at rest and gone from the answer is forgotten.
-            e.series
-                .retain(|_, s| s.phase != Phase::Ok || s.value.is_some());
+            // A label set at rest and gone from the answer is forgotten once its cooldown is
+            // over (so a burst right after it went quiet is not told twice).
+            let cooldown = i64::try_from(e.rule.cooldown.as_millis()).unwrap_or(i64::MAX);
+            e.series.retain(|_, s| {
+                s.phase != Phase::Ok
+                    || s.value.is_some()
+                    || s.last_notified
+                        .is_some_and(|t| now.saturating_sub(t) < cooldown)
+            });
             e.silenced_by = silenced_by;
+            let snapshot = e.clone();
+            for (series, notice) in &notices {
+                self.notify(&snapshot, series, *notice, now);
+            }
+            for series in &refresh {
+                self.refresh(&snapshot, series, now);
+            }
             if had_error || !events.is_empty() {
                 let _ = self.save(&book);
             }
-            book.get(&(entry.tenant.clone(), entry.rule.name.clone()))
-                .cloned()
+            snapshot
         };
-        let Some(snapshot) = snapshot else { return };
         for (labels, what, value, detail) in events {
             self.record(
                 &snapshot.tenant,
@@ -222,12 +257,6 @@ impl Alerts {
                 value,
                 detail,
             );
-        }
-        for (series, notice) in notices {
-            self.notify(&snapshot, &series, notice, now);
-        }
-        for series in refresh {
-            self.refresh(&snapshot, &series, now);
         }
     }
 }

@@ -35,7 +35,7 @@ use outbox::{Outbox, Receivers};
 use rule::{Rule, RuleError, RuleSpec};
 use state::{Labels, Series};
 
-/// Events the history keeps (in memory and, about as many, on disk).
+/// Events the history keeps, of all tenants (in memory and, about as many, on disk).
 pub const HISTORY: usize = 10_000;
 /// The pg user rule queries run as.
 pub const RULE_USER: &str = "_alerts";
@@ -290,14 +290,9 @@ impl Alerts {
         let Some(watched) = &self.settings else {
             return server;
         };
-        let (snapshot, _) = watched.current();
-        let own = match snapshot.as_ref() {
-            Ok(all) => all.get(tenant).map(tenant_limit),
-            Err(_) => None,
-        };
-        match own {
-            Some(Ok(Some(n))) => (n, "the tenant's max_alert_rules"),
-            _ => server,
+        match watched.own_limit(tenant, tenant_limit) {
+            Some(n) => (n, "the tenant's max_alert_rules"),
+            None => server,
         }
     }
 
@@ -351,13 +346,14 @@ impl Alerts {
             let entry = book
                 .remove(&(tenant.to_string(), name.to_string()))
                 .ok_or_else(|| AlertError::NotFound(name.to_string()))?;
+            // Under the book's lock, so no evaluation of the rule can notify after these.
+            let now = now_ms();
+            for s in entry.series.values().filter(|s| s.notified) {
+                self.notify(&entry, s, state::Notice::Resolved, now);
+            }
             self.save(&book)?;
             entry
         };
-        let now = now_ms();
-        for s in entry.series.values().filter(|s| s.notified) {
-            self.notify(&entry, s, state::Notice::Resolved, now);
-        }
         self.record(
             &entry.tenant,
             &entry.rule.name,
@@ -445,7 +441,11 @@ impl Alerts {
 
     /// A fresh delivery id.
     fn next_id(&self, now: i64) -> String {
-        format!("wh-{now}-{}", self.ids.fetch_add(1, Ordering::Relaxed))
+        // Zero-padded, so the outbox's order (by time, then id) is the order they were made.
+        format!(
+            "wh-{now:013}-{:010}",
+            self.ids.fetch_add(1, Ordering::Relaxed)
+        )
     }
 }
 

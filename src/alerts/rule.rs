@@ -54,7 +54,7 @@ pub struct Rule {
 /// Why a rule was refused (HTTP 400).
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum RuleError {
-    #[error("rule name {0:?}: use 1 to 64 letters, digits, '-', '_' or '.'")]
+    #[error("rule name {0:?}: use 1 to 64 letters, digits, '-', '_' or '.' (not first)")]
     Name(String),
     #[error("the rule's sql is empty")]
     EmptySql,
@@ -77,7 +77,8 @@ impl RuleSpec {
     pub fn check(&self) -> Result<Rule, RuleError> {
         let name = self.name.trim();
         let good = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.');
-        if name.is_empty() || name.len() > 64 || !name.chars().all(good) {
+        // Not starting with a dot: `.` and `..` would not survive in a URL path.
+        if name.is_empty() || name.len() > 64 || name.starts_with('.') || !name.chars().all(good) {
             return Err(RuleError::Name(self.name.clone()));
         }
         let sql = self.sql.trim();
@@ -211,6 +212,7 @@ mod tests {
     fn bad_rules_say_why() {
         assert!(matches!(spec("a b").check(), Err(RuleError::Name(_))));
         assert!(matches!(spec("").check(), Err(RuleError::Name(_))));
+        assert!(matches!(spec("..").check(), Err(RuleError::Name(_))));
         let mut s = spec("x");
         s.above = None;
         assert_eq!(s.check(), Err(RuleError::NoThreshold));

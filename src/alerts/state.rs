@@ -146,8 +146,8 @@ pub fn step(s: &mut Series, value: Option<f64>, rule: &Rule, now: i64, quiet: bo
 }
 
 /// The label sets and values of a rule query's answer: the value is its last number column,
-/// the labels are its other columns (as text). At most [`MAX_SERIES`]; the second part says how
-/// many more there were.
+/// the labels are its other columns (as text); a label set answered twice takes its last row's
+/// value. At most [`MAX_SERIES`]; the second part says how many more there were.
 pub fn series_of(rows: &Rows) -> Result<(Values, usize), String> {
     let fields = rows.schema.fields();
     let Some(value_at) = fields.iter().rposition(|f| is_number(f.data_type())) else {
@@ -190,7 +190,12 @@ pub fn series_of(rows: &Rows) -> Result<(Values, usize), String> {
                 })
                 .collect();
             let value = (!values.is_null(row)).then(|| values.value(row));
-            out.push((set, value));
+            // A label set answered twice (no label columns and many rows, say) is one alert:
+            // its last row's value counts.
+            match out.iter_mut().find(|(l, _)| *l == set) {
+                Some(existing) => existing.1 = value,
+                None => out.push((set, value)),
+            }
         }
     }
     Ok((out, more))
@@ -332,6 +337,21 @@ mod tests {
         assert_eq!(series[0].1, Some(0.5));
         assert_eq!(series[1].0.get("service").map(String::as_str), Some(""));
         assert_eq!(series[1].1, None);
+    }
+
+    #[test]
+    fn a_label_set_answered_twice_is_one_alert() {
+        let schema = Arc::new(Schema::new(vec![Field::new("n", DataType::Int64, false)]));
+        let batch =
+            RecordBatch::try_new(schema.clone(), vec![Arc::new(Int64Array::from(vec![3, 9]))])
+                .unwrap();
+        let rows = Rows {
+            schema,
+            batches: vec![batch],
+            truncated: false,
+        };
+        let (series, _) = series_of(&rows).unwrap();
+        assert_eq!(series, vec![(Labels::new(), Some(9.0))]);
     }
 
     #[test]

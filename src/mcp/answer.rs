@@ -13,6 +13,8 @@ use serde_json::{json, Map, Value};
 
 /// About the most bytes of JSON one answer carries.
 pub const MAX_ANSWER_BYTES: usize = 100 * 1024;
+/// Most characters of one text value; a longer one is cut and ends with `…`.
+pub const MAX_CELL_CHARS: usize = 4096;
 
 /// Rows cut to fit: at most `max_rows`, and about [`MAX_ANSWER_BYTES`] in all.
 #[derive(Debug, Default)]
@@ -61,7 +63,7 @@ pub fn page(batches: &[RecordBatch], skip: usize, max_rows: usize, more: bool) -
 pub fn paged(page: Page, offset: usize) -> Value {
     let mut v = json!({ "rows": page.rows, "truncated": page.truncated });
     if page.truncated {
-        v["next_offset"] = json!(offset + page.rows.len());
+        v["next_offset"] = json!(offset.saturating_add(page.rows.len()));
     }
     v
 }
@@ -89,7 +91,13 @@ impl Column {
             Column::Text(a) => {
                 let options = FormatOptions::default();
                 match ArrayFormatter::try_new(a.as_ref(), &options) {
-                    Ok(f) => json!(f.value(row).to_string()),
+                    Ok(f) => {
+                        let text = f.value(row).to_string();
+                        match text.char_indices().nth(MAX_CELL_CHARS) {
+                            Some((cut, _)) => json!(format!("{}…", &text[..cut])),
+                            None => json!(text),
+                        }
+                    }
                     Err(_) => Value::Null,
                 }
             }

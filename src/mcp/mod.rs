@@ -37,6 +37,12 @@ const MAX_PAGE: usize = 1000;
 const PATTERN_SAMPLE: usize = 20_000;
 /// Most Arrow bytes a tool's statement may hold before it is cut.
 const STATEMENT_BYTES: usize = 64 << 20;
+/// Longest a tool's statement may run; past it the call is a tool error.
+const STATEMENT_TIME: std::time::Duration = std::time::Duration::from_secs(30);
+/// Tool calls running at once, of all clients; more wait for a place.
+const CALLS_AT_ONCE: usize = 16;
+/// Largest `offset` a page may start at.
+const MAX_OFFSET: usize = 1_000_000;
 /// The columns a row of `logs` is shown with.
 const ROW_COLUMNS: &str = "ts, service, host, level, msg, trace_id";
 
@@ -45,6 +51,7 @@ pub type McpService = StreamableHttpService<Triage, NeverSessionManager>;
 
 /// The service: stateless (no session to keep per client), JSON answers.
 pub fn service(runner: Arc<dyn SqlRunner>) -> McpService {
+    let places = Arc::new(tokio::sync::Semaphore::new(CALLS_AT_ONCE));
     // Any Host: every request carries an API key, which a rebinding page cannot add.
     let config = StreamableHttpServerConfig::default()
         .disable_allowed_hosts()
@@ -53,7 +60,7 @@ pub fn service(runner: Arc<dyn SqlRunner>) -> McpService {
         .with_json_response(true)
         .with_max_request_body_bytes(1 << 20);
     StreamableHttpService::new(
-        move || Ok(Triage::new(runner.clone())),
+        move || Ok(Triage::new(runner.clone(), places.clone())),
         Arc::new(NeverSessionManager::default()),
         config,
     )
@@ -63,6 +70,8 @@ pub fn service(runner: Arc<dyn SqlRunner>) -> McpService {
 #[derive(Clone)]
 pub struct Triage {
     runner: Arc<dyn SqlRunner>,
+    /// Places of the tool calls running at once (each may hold [`STATEMENT_BYTES`]).
+    places: Arc<tokio::sync::Semaphore>,
     tool_router: ToolRouter<Self>,
 }
 
@@ -200,9 +209,10 @@ fn tenant_of(parts: &axum::http::request::Parts) -> Result<String, String> {
 
 #[tool_router]
 impl Triage {
-    pub fn new(runner: Arc<dyn SqlRunner>) -> Triage {
+    pub fn new(runner: Arc<dyn SqlRunner>, places: Arc<tokio::sync::Semaphore>) -> Triage {
         Triage {
             runner,
+            places,
             tool_router: Self::tool_router(),
         }
     }
@@ -215,10 +225,21 @@ impl Triage {
         max_rows: usize,
     ) -> Result<Rows, String> {
         let tenant = tenant_of(parts)?;
-        self.runner
-            .run(MCP_USER, &tenant, sql, max_rows, STATEMENT_BYTES)
+        let _place = self
+            .places
+            .acquire()
             .await
-            .map_err(|e| e.to_string())
+            .map_err(|_| "the server is shutting down".to_string())?;
+        let run = self
+            .runner
+            .run(MCP_USER, &tenant, sql, max_rows, STATEMENT_BYTES);
+        match tokio::time::timeout(STATEMENT_TIME, run).await {
+            Ok(answer) => answer.map_err(|e| e.to_string()),
+            Err(_) => Err(format!(
+                "the statement ran longer than {}s and was stopped; narrow its time range or filters",
+                STATEMENT_TIME.as_secs()
+            )),
+        }
     }
 
     /// A page of `sql`'s rows from `offset` (the statement reads one more to know if more exist).
@@ -425,8 +446,12 @@ impl Triage {
         let mut counts: HashMap<String, (u64, String)> = HashMap::new();
         let mut read = 0usize;
         for batch in &rows.batches {
-            let Some(msgs) = batch
-                .column(0)
+            let msgs = datafusion::arrow::compute::cast(
+                batch.column(0),
+                &datafusion::arrow::datatypes::DataType::Utf8,
+            )
+            .map_err(|e| e.to_string())?;
+            let Some(msgs) = msgs
                 .as_any()
                 .downcast_ref::<datafusion::arrow::array::StringArray>()
             else {
@@ -466,9 +491,16 @@ impl Triage {
         Extension(parts): Extension<axum::http::request::Parts>,
     ) -> ToolResult {
         let limit = args.limit.unwrap_or(200).clamp(1, MAX_PAGE);
-        let offset = args.offset.unwrap_or(0).min(1_000_000);
+        let offset = args.offset.unwrap_or(0).min(MAX_OFFSET);
         let rows = self.run(&parts, &args.sql, offset + limit + 1).await?;
-        Ok(paged(page(&rows.batches, offset, limit, rows.truncated), offset).to_string())
+        let p = page(&rows.batches, offset, limit, rows.truncated);
+        if p.rows.is_empty() && rows.truncated {
+            return Err(format!(
+                "the answer was cut at {} MiB of memory before row {offset}; select fewer or narrower columns, or filter",
+                STATEMENT_BYTES >> 20
+            ));
+        }
+        Ok(paged(p, offset).to_string())
     }
 }
 

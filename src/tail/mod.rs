@@ -128,14 +128,9 @@ impl Hub {
         let Some(watched) = &self.settings else {
             return server;
         };
-        let (snapshot, _) = watched.current();
-        let own = match snapshot.as_ref() {
-            Ok(all) => all.get(tenant).map(tenant_limit),
-            Err(_) => None,
-        };
-        match own {
-            Some(Ok(Some(n))) => (n, "the tenant's max_tail_streams"),
-            _ => server,
+        match watched.own_limit(tenant, tenant_limit) {
+            Some(n) => (n, "the tenant's max_tail_streams"),
+            None => server,
         }
     }
 
