@@ -60,7 +60,7 @@ out="$work/report.md"
   echo
   echo "| tool | p50 ms | p95 ms |"
   echo "|---|---|---|"
-  echo "$tools" | python3 -c 'import json,sys; [print(f"| {k} | {v[\"p50\"]} | {v[\"p95\"]} |") for k, v in json.load(sys.stdin).items()]'
+  echo "$tools" | python3 -c 'import json,sys; [print("| %s | %s | %s |" % (k, v["p50"], v["p95"])) for k, v in json.load(sys.stdin).items()]'
   echo
   echo "Alert rule \`$rule\`, one evaluation (median of 7, through psql): ${counted} ms from the count tables; ${scanned} ms scanned (\`SET timberline.rollups = off\`)."
 } >"$out"

@@ -1,8 +1,9 @@
 """Time from an alert rule's threshold crossing to its webhook notification.
 
 Starts `timberline serve` (BIN) with a webhook pointing at a receiver in this process, adds a
-rule (`count(*)` of the last 3 s of ERROR rows above 0, `--every EVERY`, no cooldown), then
-ROUNDS times: posts one ERROR row (the crossing: its 202 is t0), waits for the `firing`
+rule (`count(*)` of the ERROR rows of the last 2 periods + 1 s above 0, `--every EVERY`, no
+cooldown), then ROUNDS times: waits a random part of a period (so crossings fall at any phase of
+the schedule), posts one ERROR row (the crossing: its 202 is t0), waits for the `firing`
 notification (t1), then for `resolved` once the row ages out. Prints p50/p95/max of t1 - t0.
 
 usage: latency.py BIN ROUNDS EVERY
@@ -11,6 +12,7 @@ usage: latency.py BIN ROUNDS EVERY
 import http.server
 import json
 import queue
+import random
 import subprocess
 import sys
 import tempfile
@@ -53,11 +55,14 @@ def post(path, body):
         return r.status
 
 
+period = float(EVERY.rstrip("s"))
+window = int(2 * period + 1)
 try:
     post("/v1/alerts", {"name": "bench", "above": 0, "every": EVERY, "cooldown": "0",
-                        "sql": "SELECT count(*) FROM logs WHERE level = 'ERROR' AND ts > now() - interval '3 seconds'"})
+                        "sql": f"SELECT count(*) FROM logs WHERE level = 'ERROR' AND ts > now() - interval '{window} seconds'"})
     seen = []
     for i in range(ROUNDS):
+        time.sleep(random.random() * period)
         ts = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + "Z"
         assert post("/v1/ingest", {"logs": [{"ts": ts, "level": "ERROR", "msg": f"crossing {i}"}]}) == 202
         t0 = time.time()
