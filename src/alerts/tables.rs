@@ -11,6 +11,7 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit}
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::catalog::Session;
 use datafusion::error::Result;
+use datafusion::logical_expr::TableType;
 
 use super::state::{Labels, Phase};
 use super::{now_ms, Alerts};
@@ -68,6 +69,11 @@ fn labels_text(labels: &Labels) -> String {
 impl SessionRows for AlertsTable {
     fn schema(&self) -> SchemaRef {
         RULES.clone()
+    }
+
+    /// A table, as `segments` and `rollups` are (PostgreSQL would keep them as tables).
+    fn table_type(&self) -> TableType {
+        TableType::Base
     }
 
     async fn rows(&self, state: &dyn Session) -> Result<RecordBatch> {
@@ -148,6 +154,10 @@ impl SessionRows for AlertsTable {
 impl SessionRows for AlertEventsTable {
     fn schema(&self) -> SchemaRef {
         EVENTS.clone()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
     }
 
     async fn rows(&self, state: &dyn Session) -> Result<RecordBatch> {

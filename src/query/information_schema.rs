@@ -260,7 +260,9 @@ impl InfoTable {
                 let mut names = schema.table_names();
                 names.sort();
                 for table_name in names {
-                    if !admin && table_name == AUDIT_TABLE {
+                    if (!admin && table_name == AUDIT_TABLE)
+                        || super::UNLISTED.contains(&table_name.as_str())
+                    {
                         continue;
                     }
                     let Some(table) = schema.table(&table_name).await? else {

@@ -47,6 +47,11 @@ pub use table::LogTable;
 
 use crate::store::Store;
 
+/// Tables the server registers beside `logs` that the catalogs do not list (queryable by name,
+/// as PostgreSQL's statistics views are): the alert rules' `alerts` and `alert_events`, so the
+/// table lists BI tools read stay those of the log store.
+pub const UNLISTED: &[&str] = &["alerts", "alert_events"];
+
 /// The database (catalog) name clients connect to.
 pub const DATABASE: &str = "timberline";
 /// The schema our tables live in.

@@ -371,11 +371,16 @@ impl PgClass {
             }
         }
         let batch = RecordBatch::try_new(schema, columns)?;
-        if admin {
-            return Ok(batch);
-        }
         let names = batch.column(name_at).as_string::<i32>();
-        let listed: BooleanArray = names.iter().map(|n| Some(n != Some(AUDIT_TABLE))).collect();
+        let listed: BooleanArray = names
+            .iter()
+            .map(|n| {
+                let hidden = n.is_some_and(|n| {
+                    crate::query::UNLISTED.contains(&n) || (!admin && n == AUDIT_TABLE)
+                });
+                Some(!hidden)
+            })
+            .collect();
         Ok(filter_record_batch(&batch, &listed)?)
     }
 }
