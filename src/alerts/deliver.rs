@@ -144,7 +144,12 @@ pub async fn run(alerts: Arc<Alerts>) {
         let mut next = now + IDLE.as_millis() as i64;
         // A webhook label set's older notification goes first, even when it waits to be retried.
         let mut blocked = HashSet::new();
-        for d in alerts.outbox.waiting() {
+        let waiting = alerts.outbox.waiting();
+        // A notification is put in the outbox under the rules' lock, before the state that
+        // caused it is saved: waiting for that lock here means nothing is sent whose state a
+        // crash could still undo (which would notify it twice, under two delivery ids).
+        drop(alerts.book());
+        for d in waiting {
             if d.target == Target::Webhook && !blocked.insert(d.series.clone()) {
                 continue;
             }

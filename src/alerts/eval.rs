@@ -170,7 +170,7 @@ impl Alerts {
         let mut events = Vec::new();
         let mut notices = Vec::new();
         let mut refresh = Vec::new();
-        let snapshot = {
+        {
             let mut book = self.book();
             let Some(e) = book.get_mut(&(entry.tenant.clone(), entry.rule.name.clone())) else {
                 return;
@@ -237,26 +237,27 @@ impl Alerts {
             });
             e.silenced_by = silenced_by;
             let snapshot = e.clone();
+            let changed = !events.is_empty();
+            // In the history before the sender can attempt (and record) a delivery of it.
+            for (labels, what, value, detail) in events {
+                self.record(
+                    &snapshot.tenant,
+                    &snapshot.rule.name,
+                    &labels,
+                    what,
+                    value,
+                    detail,
+                );
+            }
             for (series, notice) in &notices {
                 self.notify(&snapshot, series, *notice, now);
             }
             for series in &refresh {
                 self.refresh(&snapshot, series, now);
             }
-            if had_error || !events.is_empty() {
+            if had_error || changed {
                 let _ = self.save(&book);
             }
-            snapshot
-        };
-        for (labels, what, value, detail) in events {
-            self.record(
-                &snapshot.tenant,
-                &snapshot.rule.name,
-                &labels,
-                what,
-                value,
-                detail,
-            );
         }
     }
 }
