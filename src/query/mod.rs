@@ -28,6 +28,7 @@ pub mod session_table;
 mod source;
 pub mod statement;
 mod table;
+mod time_order;
 
 use std::sync::Arc;
 
@@ -117,6 +118,7 @@ pub fn new_context(
         .with_optimizer_rule(Arc::new(rollups))
         // Last, so no later rewrite can put back an unguarded function.
         .with_optimizer_rule(Arc::new(memory::GuardFunctions))
+        .with_physical_optimizer_rule(Arc::new(time_order::TopKReadOrder))
         .build();
     source::register_segments_store(state.runtime_env(), &store.files);
     let mut ctx = SessionContext::new_with_state(state);

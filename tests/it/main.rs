@@ -36,6 +36,7 @@ mod tail;
 mod text;
 mod tiers;
 mod tools;
+mod top_k;
 mod tour;
 mod traces;
 mod wal;
