@@ -148,6 +148,7 @@ if bad:
 print("bench smoke: every query answered")
 PY
 else
-  python3 benches/driver/report.py "$work/result.json" --command "$command" --png benches/ratios.png | tee -a benches/RESULTS.md
+  python3 benches/driver/report.py "$work/result.json" --command "$command" --png benches/ratios.png \
+    --previous benches/last-run.json | tee -a benches/RESULTS.md
   cp "$work/result.json" "benches/last-run.json"
 fi

@@ -1,12 +1,14 @@
 """Turns main.py's JSON into the markdown section of benches/RESULTS.md and a PNG chart of ratios.
 
-Usage: report.py RESULT_JSON --command "…" [--png FILE]   (markdown on stdout)
+Usage: report.py RESULT_JSON --command "…" [--png FILE] [--previous LAST_RUN_JSON]
+(markdown on stdout; with --previous, the queries that got slower than in that run, on stderr too)
 """
 import argparse
 import json
 import os
 import platform
 import subprocess
+import sys
 
 NAMES = {
     "timberline": "Timberline",
@@ -132,6 +134,35 @@ def markdown(data, command):
     return "\n".join(out) + "\n"
 
 
+def regressions(data, previous, threshold=1.25):
+    """Lines naming each query Timberline got slower at by more than `threshold` since `previous`
+    (the last committed run), measured against the peers both runs timed, so that a slower or
+    busier machine does not count: the new ratio Timberline ÷ peer over the old one, the median
+    over those peers. With no peer in common, Timberline's own p50s are compared."""
+    if previous.get("meta", {}).get("rows") != data["meta"].get("rows"):
+        return [f"regression guard: the previous run had {previous.get('meta', {}).get('rows')} rows, "
+                f"this one {data['meta'].get('rows')}: not compared"]
+    new, old = data["systems"], previous.get("systems", {})
+    tl_new = new.get("timberline", {}).get("results") or {}
+    tl_old = old.get("timberline", {}).get("results") or {}
+    peers = [s for s in new if s != "timberline" and s in old]
+    out = []
+    for key, _ in data["queries"]:
+        a, b = p50(tl_new.get(key)), p50(tl_old.get(key))
+        if not a or not b:
+            continue
+        changes = []
+        for s in peers:
+            pn, po = p50((new[s].get("results") or {}).get(key)), p50((old[s].get("results") or {}).get(key))
+            if pn and po:
+                changes.append((a / pn) / (b / po))
+        against = f"relative to {len(changes)} peer(s)" if changes else "absolute (no peer in both runs)"
+        change = sorted(changes)[len(changes) // 2] if changes else a / b
+        if change > threshold:
+            out.append(f"REGRESSION {key}: {ms(b)} -> {ms(a)} ms p50, {change:.2f}x slower {against}")
+    return out or [f"regression guard: no query slower by more than {threshold:.2f}x than the previous run"]
+
+
 def chart(data, path):
     import matplotlib
     matplotlib.use("Agg")
@@ -161,10 +192,17 @@ def main():
     ap.add_argument("result")
     ap.add_argument("--command", required=True)
     ap.add_argument("--png")
+    ap.add_argument("--previous", help="the last committed run's JSON: report regressions against it")
     a = ap.parse_args()
     with open(a.result) as f:
         data = json.load(f)
     print(markdown(data, a.command), end="")
+    if a.previous and os.path.exists(a.previous):
+        with open(a.previous) as f:
+            lines = regressions(data, json.load(f))
+        print("\n" + "\n".join(f"- {l}" for l in lines))
+        for l in lines:
+            print(l, file=sys.stderr)
     if a.png and "timberline" in data["systems"]:
         chart(data, a.png)
 
