@@ -8,6 +8,7 @@
 
 mod at_at;
 mod fields;
+mod prefilter;
 pub mod query;
 pub mod tokenize;
 
@@ -157,9 +158,10 @@ impl ScalarUDFImpl for MatchUdf {
             ColumnarValue::Array(a) => {
                 let a = cast(a, &DataType::Utf8)?;
                 let strings = a.as_string::<i32>();
+                let matcher = prefilter::Matcher::new(&q);
                 let out: BooleanArray = strings
                     .iter()
-                    .map(|t| t.map(|t| q.matches_text(t)))
+                    .map(|t| t.map(|t| matcher.matches_text(t)))
                     .collect();
                 Ok(ColumnarValue::Array(Arc::new(out) as Arc<dyn Array>))
             }
