@@ -148,7 +148,9 @@ pub async fn run(alerts: Arc<Alerts>) {
         // A notification is put in the outbox under the rules' lock, before the state that
         // caused it is saved: waiting for that lock here means nothing is sent whose state a
         // crash could still undo (which would notify it twice, under two delivery ids).
-        drop(alerts.book());
+        // (On a blocking thread: an evaluation may hold the lock through its fsyncs.)
+        let book = alerts.clone();
+        let _ = tokio::task::spawn_blocking(move || drop(book.book())).await;
         for d in waiting {
             if d.target == Target::Webhook && !blocked.insert(d.series.clone()) {
                 continue;

@@ -238,7 +238,9 @@ impl Alerts {
             e.silenced_by = silenced_by;
             let snapshot = e.clone();
             let changed = !events.is_empty();
-            // In the history before the sender can attempt (and record) a delivery of it.
+            // In the history before the sender can attempt (and record) a delivery of it. A crash
+            // before the save below undoes the state but not the event: the firing is then
+            // recorded again when it is evaluated again (a repeated event, never a lost one).
             for (labels, what, value, detail) in events {
                 self.record(
                     &snapshot.tenant,

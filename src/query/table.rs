@@ -9,7 +9,9 @@
 //!                                       ▼
 //!                               LogScanExec (counts)  ──► FilterExec added by DataFusion
 //! ```
-//! Every filter is `Inexact`: pruning may keep extra rows, DataFusion re-applies the filter.
+//! Every filter is `Inexact`: pruning may keep extra rows. DataFusion keeps a `FilterExec` above
+//! the scan unless every source applies the filter itself (the Parquet row filter does; for the
+//! hot buffer DataFusion adds a `FilterExec` over it), see [`LogScanExec`]'s filter pass-through.
 //! Except with `nearest(ts, T [, k])` among them: then the scan is a [`NearestExec`], which applies
 //! every filter itself and returns only the selected rows.
 
