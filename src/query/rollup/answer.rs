@@ -36,7 +36,7 @@ use datafusion::physical_plan::ExecutionPlan;
 #[allow(deprecated)]
 use datafusion::physical_planner::create_aggregate_expr_and_maybe_filter;
 
-use super::partials::Source;
+use super::partials::{Grain, Source};
 use crate::catalog::SegmentMeta;
 use crate::index::rollup::{RollupPlan, BUCKET};
 use crate::model::logs_schema;
@@ -120,8 +120,22 @@ impl TableProvider for RollupAnswer {
         fit.source.prepare(&self.store, &in_range).await;
         let (from, to) = view.bucket.whole(fit.lo, fit.hi);
 
+        // The count tables are tallied at the query's grain, over its whole buckets only.
+        let grain = match fit.source {
+            Source::CountTables => Grain::of(
+                fit.groups
+                    .iter()
+                    .chain(&fit.partial_filters)
+                    .flat_map(|e| e.column_refs())
+                    .map(|c| c.name.as_str()),
+                view.bucket,
+                (from, to),
+            ),
+            Source::Files => None,
+        };
         // The stored states of whole buckets that pass the filters.
-        let keep = keep_predicate(fit, state, (from, to))?;
+        let bounds = grain.is_none().then_some((from, to));
+        let keep = keep_predicate(fit, state, bounds)?;
         let count_measure = view.shape.measures.iter().position(super::is_count_star);
         let mut stored = Vec::new();
         // The states kept in memory count against the query's budget (53200 past it).
@@ -130,7 +144,7 @@ impl TableProvider for RollupAnswer {
         let mut counted = Counted::default();
         let (mut unrolled, mut edges) = (Vec::new(), Vec::new());
         for seg in &in_range {
-            let Some(partials) = fit.source.partials(&self.store, view, seg) else {
+            let Some(partials) = fit.source.partials(&self.store, view, seg, grain.as_ref()) else {
                 unrolled.push(seg.clone());
                 continue;
             };
@@ -233,16 +247,18 @@ pub(super) struct Pieces {
     pub scans: ScanCounts,
 }
 
-/// The predicate over a view's states keeping the whole buckets `[from, to)` that pass the
-/// query's filters on the partials.
+/// The predicate over a view's states keeping those that pass the query's filters on the
+/// partials, and with `bounds`, only the whole buckets `[from, to)` (without: the states are
+/// already of those buckets).
 pub(super) fn keep_predicate(
     fit: &Fit,
     state: &dyn Session,
-    (from, to): (i64, i64),
+    bounds: Option<(i64, i64)>,
 ) -> Result<Option<Arc<dyn datafusion::physical_plan::PhysicalExpr>>> {
     let state_df = DFSchema::try_from(fit.view.state_schema.as_ref().clone())?;
     let bucket_col = || Expr::Column(Column::new_unqualified(BUCKET));
     let mut keep = Vec::new();
+    let (from, to) = bounds.unwrap_or((i64::MIN, i64::MAX));
     if from > i64::MIN {
         keep.push(bucket_col().gt_eq(ts_literal(from)));
     }

@@ -338,7 +338,7 @@ impl TableProvider for CachedAnswer {
             .await;
         let (hits, computed) = (claimed.hits.len(), claimed.compute.len());
 
-        let keep = keep_predicate(fit, state, whole)?;
+        let keep = keep_predicate(fit, state, Some(whole))?;
         // Kept states count against the query's memory budget while it runs.
         let reserved =
             MemoryConsumer::new("cached states").register(&state.runtime_env().memory_pool);
