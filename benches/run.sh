@@ -82,7 +82,10 @@ t0=$(now)
 "$bin" generate --rows "$ROWS" --seed "$SEED" --out "$work/logs.ndjson"
 gen_s=$(since "$t0")
 
-"$bin" serve --data-dir "$work/tl" --http-addr 127.0.0.1:0 --pg-addr 127.0.0.1:0 --index "$TL_INDEX" >"$work/out" 2>"$work/err" &
+# No background maintenance: the passes below run before any peer reads the segments, and a
+# later compaction would have a peer's load read compacted files beside their sources.
+"$bin" serve --data-dir "$work/tl" --http-addr 127.0.0.1:0 --pg-addr 127.0.0.1:0 --index "$TL_INDEX" \
+  --maintenance-interval 0 >"$work/out" 2>"$work/err" &
 pid=$!
 for _ in $(seq 1 300); do
   grep -q '^timberline ready' "$work/out" && break
@@ -100,8 +103,12 @@ curl -sS --fail-with-body -XPOST -H "Authorization: Bearer ${TIMBERLINE_API_KEY:
 # The generated rows are hours old, so the server's own maintenance would compact them while the
 # peers load its Parquet files and while queries are timed: one pass now, to its end, leaves the
 # segments as they will stay (and no compacted file beside its sources for the peers to count twice).
-curl -sS --fail-with-body -XPOST -H "Authorization: Bearer ${TIMBERLINE_API_KEY:-timberline}" "http://$http/v1/maintenance" >"$work/maintenance.json" || { cat "$work/maintenance.json" "$work/err" >&2; exit 1; }
-log "maintenance: $(cat "$work/maintenance.json")"
+# Maintenance passes until one compacts nothing (a pass merges a bounded number of segments).
+for _ in $(seq 1 50); do
+  curl -sS --fail-with-body -XPOST -H "Authorization: Bearer ${TIMBERLINE_API_KEY:-timberline}" "http://$http/v1/maintenance" >"$work/maintenance.json" || { cat "$work/maintenance.json" "$work/err" >&2; exit 1; }
+  log "maintenance: $(cat "$work/maintenance.json")"
+  grep -q '"compacted_segments":0,' "$work/maintenance.json" && break
+done
 sync
 
 pg_load=
