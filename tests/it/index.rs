@@ -12,7 +12,7 @@ use serde_json::json;
 use timberline_udfs::text::Query;
 use tokio_postgres::Client;
 
-use crate::support::{explain, plan_metric, sidecars, TestServer};
+use crate::support::{explain, parsed_first, plan_metric, sidecars, TestServer};
 
 const WORDS: [&str; 14] = [
     "alpha", "beta", "gamma", "delta", "timeout", "card", "declined", "cache", "miss", "retry",
@@ -228,13 +228,7 @@ fn random_filter(rng: &mut StdRng) -> (String, Box<dyn Fn(&Event) -> bool>) {
 }
 
 async fn ns(client: &Client, sql: &str) -> BTreeSet<usize> {
-    client
-        .query(sql, &[])
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e}"))
-        .iter()
-        .map(|r| r.get::<_, String>(0).parse().unwrap())
-        .collect()
+    parsed_first(client, sql).await
 }
 
 #[tokio::test(flavor = "multi_thread")]

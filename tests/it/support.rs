@@ -392,6 +392,26 @@ pub async fn text_rows(client: &Client, sql: &str) -> Vec<String> {
         .collect()
 }
 
+/// The first column of `sql`'s rows (a text column), each parsed as a `T`, in the order sent.
+pub async fn parsed_first<T, C>(client: &Client, sql: &str) -> C
+where
+    T: std::str::FromStr,
+    T::Err: std::fmt::Debug,
+    C: FromIterator<T>,
+{
+    client
+        .query(sql, &[])
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        .iter()
+        .map(|r| {
+            let text = r.get::<_, String>(0);
+            text.parse()
+                .unwrap_or_else(|e| panic!("{sql}: {text:?}: {e:?}"))
+        })
+        .collect()
+}
+
 /// The text of `EXPLAIN ANALYZE sql`.
 pub async fn explain(client: &Client, sql: &str) -> String {
     client

@@ -8,7 +8,7 @@ use rand::{Rng, SeedableRng};
 use serde_json::json;
 use tokio_postgres::Client;
 
-use crate::support::{explain, plan_metric, TestServer};
+use crate::support::{explain, parsed_first, plan_metric, TestServer};
 
 const SEGMENTS: usize = 12;
 const PER_SEGMENT: usize = 150;
@@ -133,13 +133,7 @@ fn random_filter(rng: &mut StdRng) -> (String, Keep) {
 }
 
 async fn ns(client: &Client, sql: &str) -> Vec<i64> {
-    client
-        .query(sql, &[])
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e}"))
-        .iter()
-        .map(|r| r.get::<_, String>(0).parse().unwrap())
-        .collect()
+    parsed_first(client, sql).await
 }
 
 #[tokio::test(flavor = "multi_thread")]
