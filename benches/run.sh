@@ -100,10 +100,9 @@ ingest=$("$bin" ingest --quiet --format ndjson --server "http://$http" "$work/lo
 echo "$ingest" >&2
 tl_rate=$(echo "$ingest" | sed -E 's/.* ([0-9]+) lines\/s.*/\1/')
 curl -sS --fail-with-body -XPOST -H "Authorization: Bearer ${TIMBERLINE_API_KEY:-timberline}" "http://$http/v1/flush" >"$work/flush.json" || { cat "$work/flush.json" "$work/err" >&2; exit 1; }
-# The generated rows are hours old, so the server's own maintenance would compact them while the
-# peers load its Parquet files and while queries are timed: one pass now, to its end, leaves the
-# segments as they will stay (and no compacted file beside its sources for the peers to count twice).
-# Maintenance passes until one compacts nothing (a pass merges a bounded number of segments).
+# The generated rows are hours old, so they are compacted now, before the peers load the Parquet
+# files and queries are timed: passes until one compacts nothing (a pass merges a bounded number
+# of segments) leave the segments as they will stay, with no compacted file beside its sources.
 for _ in $(seq 1 50); do
   curl -sS --fail-with-body -XPOST -H "Authorization: Bearer ${TIMBERLINE_API_KEY:-timberline}" "http://$http/v1/maintenance" >"$work/maintenance.json" || { cat "$work/maintenance.json" "$work/err" >&2; exit 1; }
   log "maintenance: $(cat "$work/maintenance.json")"

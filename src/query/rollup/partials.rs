@@ -49,28 +49,23 @@ impl Source {
         match self {
             Source::Files => store.rollups.partials(view, key),
             Source::CountTables => {
-                if let Some(grain) = grain {
-                    let table = count_table(store, seg)?;
-                    return match count_states(&table, view, grain) {
-                        Ok(b) => Some(Arc::new(b)),
-                        Err(e) => {
-                            tracing::warn!(segment = seg.id, error = %e, "count table unusable as partials");
-                            None
-                        }
-                    };
-                }
-                if let Some(hit) = store.rollups.cached(view.id, key) {
-                    return Some(hit);
+                // The view's own grain is kept for the next query; a query's grain is not.
+                if grain.is_none() {
+                    if let Some(hit) = store.rollups.cached(view.id, key) {
+                        return Some(hit);
+                    }
                 }
                 let table = count_table(store, seg)?;
-                let batch = match count_states(&table, view, &Grain::ALL) {
+                let batch = match count_states(&table, view, grain.unwrap_or(&Grain::ALL)) {
                     Ok(b) => Arc::new(b),
                     Err(e) => {
                         tracing::warn!(segment = seg.id, error = %e, "count table unusable as partials");
                         return None;
                     }
                 };
-                store.rollups.remember(view.id, key, batch.clone());
+                if grain.is_none() {
+                    store.rollups.remember(view.id, key, batch.clone());
+                }
                 Some(batch)
             }
         }

@@ -60,18 +60,19 @@ impl<'q> Matcher<'q> {
 
     /// Exactly [`Query::matches_text`].
     pub fn matches_text(&self, text: &str) -> bool {
-        if let Some((ac, need)) = &self.prefilter {
-            if text.is_ascii() {
-                let mut found = 0u64;
-                for m in ac.find_overlapping_iter(text) {
-                    found |= 1 << m.pattern().as_usize();
-                }
-                if !need.holds(found) {
-                    return false;
-                }
-            }
-        }
-        self.query.matches_text(text)
+        !self.rules_out(text) && self.query.matches_text(text)
+    }
+
+    /// True if the prefilter alone says `text` cannot match.
+    fn rules_out(&self, text: &str) -> bool {
+        let Some((ac, need)) = &self.prefilter else {
+            return false;
+        };
+        text.is_ascii()
+            && !need.holds(
+                ac.find_overlapping_iter(text)
+                    .fold(0u64, |found, m| found | 1 << m.pattern().as_usize()),
+            )
     }
 }
 
@@ -177,14 +178,7 @@ mod tests {
                 let t = text(&mut rng);
                 let exact = q.matches_text(&t);
                 assert_eq!(m.matches_text(&t), exact, "{q:?} on {t:?}");
-                if let Some((ac, need)) = &m.prefilter {
-                    if t.is_ascii() {
-                        let found = ac
-                            .find_overlapping_iter(t.as_str())
-                            .fold(0u64, |f, m| f | 1 << m.pattern().as_usize());
-                        ruled_out += usize::from(!need.holds(found));
-                    }
-                }
+                ruled_out += usize::from(m.rules_out(&t));
             }
         }
         assert!(
