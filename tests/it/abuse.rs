@@ -1557,3 +1557,114 @@ async fn no_key_in_the_keys_file_is_ever_answered_unknown() {
         started.elapsed()
     );
 }
+
+/// A JSON-RPC `tools/call` of `tool` with `arguments` on `/mcp`: the tool's answer (`isError`,
+/// and its text).
+async fn mcp_call(server: &TestServer, tool: &str, arguments: Value) -> (bool, String) {
+    let resp = http()
+        .post(format!("{}/mcp", server.http))
+        .header("accept", "application/json, text/event-stream")
+        .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+                      "params": {"name": tool, "arguments": arguments}}))
+        .send()
+        .await
+        .expect("POST /mcp");
+    assert_eq!(resp.status(), 200, "{tool}");
+    let body: Value = resp.json().await.expect("a JSON-RPC answer");
+    let result = &body["result"];
+    let text = result["content"][0]["text"].as_str().unwrap_or_default();
+    (result["isError"] == true, text.to_string())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_triage_endpoints_read_nothing_before_the_key_and_refuse_hostile_input() {
+    let server = TestServer::start();
+    let port = http_port(&server);
+    let me: IpAddr = [127, 0, 0, 1].into();
+    // No key: 401 with a reason, before a body of any announced size is read.
+    for (method, path) in [
+        ("POST", "/mcp"),
+        ("POST", "/v1/alerts"),
+        ("GET", "/v1/alerts"),
+        ("DELETE", "/v1/alerts/x"),
+        ("POST", "/v1/alerts/x/mute"),
+        ("GET", "/v1/tail"),
+    ] {
+        let head = format!(
+            "{method} {path} HTTP/1.1\r\nhost: t\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+            59 << 20
+        );
+        let (status, text) = http_raw(port, me, head.as_bytes()).await;
+        assert!(status.contains("401"), "{method} {path}: {text}");
+        assert!(text.contains("\"error\""), "{method} {path}: {text}");
+    }
+
+    // Alert rules: every malformed or out-of-range body is a 400 with a JSON reason.
+    let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+    let long_name =
+        json!({"name": "x".repeat(100_000), "sql": "SELECT count(*) FROM logs", "above": 1})
+            .to_string();
+    for body in [
+        "{\"name\":".to_string(),
+        deep,
+        long_name,
+        r#"{"name":"a","sql":"SELECT count(*) FROM logs","above":1,"every":"99999999999999999999h"}"#.into(),
+        r#"{"name":"a","sql":"SELECT count(*) FROM logs","above":1e400}"#.into(),
+        r#"{"name":"a","sql":"DROP TABLE logs","above":1}"#.into(),
+    ] {
+        let resp = http()
+            .post(format!("{}/v1/alerts", server.http))
+            .header("content-type", "application/json")
+            .body(body.clone())
+            .send()
+            .await
+            .expect("POST /v1/alerts");
+        assert_eq!(resp.status(), 400, "{}", &body[..body.len().min(80)]);
+        let reason: Value = resp.json().await.expect("a JSON reason");
+        assert!(reason["error"].is_string(), "{reason}");
+    }
+
+    // Live tail: numbers past their type and a query nested past reason are 400s.
+    for query in [
+        "limit=99999999999999999999".to_string(),
+        format!("q={}", "(a".repeat(5000)),
+    ] {
+        let resp = http()
+            .get(format!("{}/v1/tail?{query}", server.http))
+            .send()
+            .await
+            .expect("GET /v1/tail");
+        assert_eq!(resp.status(), 400, "{}", &query[..query.len().min(80)]);
+    }
+
+    // MCP: hostile arguments are tool errors in a session that goes on; a statement of a
+    // trillion rows answers one capped page.
+    for (tool, arguments) in [
+        ("search_logs", json!({"limit": 1e18})),
+        ("search_logs", json!({"offset": u64::MAX})),
+        ("log_volume", json!({"since": "100000d"})),
+        ("nearest", json!({"ts": "yesterday-ish"})),
+        ("run_sql", json!({"sql": "DELETE FROM logs"})),
+    ] {
+        let (error, text) = mcp_call(&server, tool, arguments.clone()).await;
+        assert!(error, "{tool} {arguments}: {text}");
+    }
+    let (error, text) = mcp_call(
+        &server,
+        "run_sql",
+        json!({"sql": "SELECT * FROM generate_series(1, 1000000000000)"}),
+    )
+    .await;
+    assert!(!error, "{text}");
+    let page: Value = serde_json::from_str(&text).expect("the page");
+    let rows = page["rows"].as_array().map_or(0, Vec::len);
+    assert!((1..=1000).contains(&rows), "{rows} rows");
+    assert!(page["next_offset"].is_number(), "{page}");
+
+    still_serving(&server).await;
+    assert!(
+        peak_rss_mib(&server) < 1024,
+        "{} MiB",
+        peak_rss_mib(&server)
+    );
+}
